@@ -1,0 +1,299 @@
+#include "agent/agent.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "agent/attach.h"
+#include "agent/bpffs.h"
+#include "common/fd.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "maps/abi.h"
+#include "tendril_build_config.h"
+
+namespace tendril {
+namespace {
+
+absl::StatusOr<std::string> DeviceMac(const std::string& ifname) {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return ErrnoError(errno, "socket");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(s.get(), SIOCGIFHWADDR, &ifr) != 0)
+    return ErrnoError(errno, absl::StrCat("read MAC of device ", ifname));
+  const auto* m = reinterpret_cast<const unsigned char*>(ifr.ifr_hwaddr.sa_data);
+  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+UniqueFd Dup(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3)); }
+
+std::string NowUtc() {
+  time_t t = ::time(nullptr);
+  tm tm_utc{};
+  gmtime_r(&t, &tm_utc);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
+  return buf;
+}
+
+std::vector<std::string> Strings(const nlohmann::json& args, const char* key) {
+  std::vector<std::string> out;
+  if (!args.contains(key)) return out;
+  for (const auto& v : args.at(key)) out.push_back(v.get<std::string>());
+  return out;
+}
+
+}  // namespace
+
+const std::vector<TailCallTable>& XdpTailCalls() {
+  static const std::vector<TailCallTable> t = {
+      {TND_MAP_XDP_CALLS, {{TND_TAIL_XDP_V4, "tnd_xdp_v4"}, {TND_TAIL_XDP_V6, "tnd_xdp_v6"}}}};
+  return t;
+}
+
+Agent::Agent(AgentConfig cfg) : cfg_(std::move(cfg)), store_(cfg_.state_dir) {}
+Agent::~Agent() = default;
+
+absl::StatusOr<NodeFacts> Agent::GatherFacts() const {
+  NodeFacts f;
+  utsname u{};
+  if (::uname(&u) == 0) f.hostname = u.nodename;
+  for (const auto& dev : cfg_.devices) {
+    DeviceFacts d;
+    d.name = dev;
+    TND_ASSIGN_OR_RETURN(d.ifindex, IfIndex(dev));
+    TND_ASSIGN_OR_RETURN(d.mac, DeviceMac(dev));
+    f.devices.push_back(d);
+  }
+  return f;
+}
+
+absl::StatusOr<Agent::Loaded> Agent::LoadObject(const std::string& path,
+                                                const std::string& offload_dev) {
+  LoadOptions lo;
+  lo.object_path = path;
+  lo.pin_root = cfg_.bpffs_root;
+  lo.tail_calls = XdpTailCalls();
+  if (!offload_dev.empty()) {
+    TND_ASSIGN_OR_RETURN(lo.offload_ifindex, IfIndex(offload_dev));
+  }
+  auto obj = BpfObject::Load(lo);
+  if (!obj.ok()) {
+    if (!offload_dev.empty())
+      return Annotate(obj.status(), absl::StrCat("XDP offload on device ", offload_dev,
+                                                 ": the kernel refused to load the program "
+                                                 "bound to the device"));
+    return obj.status();
+  }
+  TND_ASSIGN_OR_RETURN(int v4, obj->MapFd(TND_MAP_PREFILTER_V4));
+  TND_ASSIGN_OR_RETURN(int v6, obj->MapFd(TND_MAP_PREFILTER_V6));
+  Loaded l{std::move(*obj), nullptr, offload_dev};
+  l.prefilter = std::make_unique<Prefilter>(PrefilterV4Map(Dup(v4), TND_MAP_PREFILTER_V4),
+                                            PrefilterV6Map(Dup(v6), TND_MAP_PREFILTER_V6));
+  return l;
+}
+
+absl::Status Agent::SyncPrefilter(const std::set<Cidr>& want) {
+  for (size_t i = 0; i < loaded_.size(); ++i) {
+    auto st = loaded_[i].prefilter->Sync(want);
+    if (!st.ok()) {
+      for (size_t j = 0; j < i; ++j) (void)loaded_[j].prefilter->Sync(desired_.prefilter);
+      return st.status();
+    }
+    if (st->added || st->removed)
+      TND_LOG_INFO("prefilter maps synced: +", st->added, " -", st->removed);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Start() {
+  started_at_ = NowUtc();
+  TND_RETURN_IF_ERROR(MakeDirs(cfg_.state_dir, 0700));
+  TND_ASSIGN_OR_RETURN(desired_, store_.Load());
+  TND_LOG_INFO("desired state from ", store_.path(), ": ", desired_.prefilter.size(),
+               " prefilter CIDRs");
+  TND_RETURN_IF_ERROR(EnsureBpffs(cfg_.bpffs_root));
+  TND_ASSIGN_OR_RETURN(NodeFacts facts, GatherFacts());
+
+  CompileRequest req;
+  req.src_dir = cfg_.bpf_dir;
+  req.cache_dir = cfg_.state_dir + "/bpf-cache";
+  req.clang = cfg_.clang;
+  req.config_header = RenderConfigHeader(
+      facts, Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true});
+  TND_ASSIGN_OR_RETURN(compiled_, CompileBpf(req));
+  const std::string& obj_path = compiled_.object_paths.at("bpf_xdp");
+
+  if (cfg_.xdp_mode == XdpMode::kOffload) {
+    for (const auto& dev : cfg_.devices) {
+      TND_ASSIGN_OR_RETURN(Loaded l, LoadObject(obj_path, dev));
+      loaded_.push_back(std::move(l));
+    }
+  } else {
+    TND_ASSIGN_OR_RETURN(Loaded l, LoadObject(obj_path, ""));
+    loaded_.push_back(std::move(l));
+  }
+  // Maps hold the desired state before any new program can see a packet.
+  TND_RETURN_IF_ERROR(SyncPrefilter(desired_.prefilter));
+
+  if (cfg_.xdp_mode == XdpMode::kDisabled) {
+    for (const auto& dev : cfg_.devices) {
+      TND_RETURN_IF_ERROR(DetachXdp(dev));
+      TND_LOG_INFO("device ", dev, ": XDP disabled");
+    }
+    return absl::OkStatus();
+  }
+  for (size_t i = 0; i < cfg_.devices.size(); ++i) {
+    const std::string& dev = cfg_.devices[i];
+    const Loaded& l = cfg_.xdp_mode == XdpMode::kOffload ? loaded_[i] : loaded_[0];
+    TND_ASSIGN_OR_RETURN(int prog_fd, l.object.ProgramFd(kXdpEntryProgram));
+    TND_ASSIGN_OR_RETURN(XdpMode used, AttachXdp(dev, prog_fd, cfg_.xdp_mode));
+    auto info = GetProgramInfo(prog_fd);
+    TND_LOG_INFO("attached ", kXdpEntryProgram, " (id ", info.ok() ? info->id : 0, ") to ", dev,
+                 " at XDP in ", XdpModeName(used), " mode");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Cleanup() {
+  absl::Status first;
+  for (const auto& dev : cfg_.devices) {
+    if (auto s = DetachXdp(dev); !s.ok()) {
+      TND_LOG_WARN("cleanup: ", s.message());
+      if (first.ok()) first = s;
+    } else {
+      TND_LOG_INFO("cleanup: detached XDP from ", dev);
+    }
+  }
+  for (auto& l : loaded_) l.object.UnpinMaps();
+  std::error_code ec;
+  std::filesystem::remove(cfg_.bpffs_root, ec);  // only if empty: foreign pins stay
+  TND_LOG_INFO("cleanup: removed pins under ", cfg_.bpffs_root);
+  return first;
+}
+
+nlohmann::json Agent::StatusJson() const {
+  nlohmann::json j;
+  j["agent"] = {{"pid", ::getpid()},
+                {"version", TENDRIL_VERSION},
+                {"started_at", started_at_},
+                {"bpffs_root", cfg_.bpffs_root},
+                {"state_dir", cfg_.state_dir},
+                {"api_socket", cfg_.api_socket},
+                {"xdp_mode", std::string(XdpModeName(cfg_.xdp_mode))}};
+  utsname u{};
+  ::uname(&u);
+  j["kernel"] = {{"release", u.release}, {"tcx", KernelHasTcx()}};
+  j["bpf_object"] = {{"cache_key", compiled_.key}, {"cache_hit", compiled_.cache_hit}};
+  j["devices"] = nlohmann::json::array();
+  for (const auto& dev : cfg_.devices) {
+    nlohmann::json d = {{"name", dev}};
+    auto idx = IfIndex(dev);
+    d["ifindex"] = idx.ok() ? *idx : 0;
+    auto x = QueryXdp(dev);
+    if (!x.ok()) {
+      d["error"] = std::string(x.status().message());
+    } else if (*x) {
+      d["xdp"] = {{"mode", std::string(XdpModeName((*x)->mode))},
+                  {"prog_id", (*x)->prog_id},
+                  {"prog_name", (*x)->prog_name},
+                  {"owned", IsOwnedProgram((*x)->prog_name)}};
+    } else {
+      d["xdp"] = nullptr;
+    }
+    j["devices"].push_back(d);
+  }
+  j["programs"] = nlohmann::json::array();
+  if (!loaded_.empty()) {
+    for (const auto& name : loaded_[0].object.ProgramNames()) {
+      auto fd = loaded_[0].object.ProgramFd(name);
+      if (!fd.ok()) continue;
+      auto info = GetProgramInfo(*fd);
+      if (!info.ok()) continue;
+      j["programs"].push_back({{"name", name},
+                               {"id", info->id},
+                               {"verified_insns", info->verified_insns}});
+    }
+  }
+  j["prefilter_desired"] = desired_.prefilter.size();
+  return j;
+}
+
+absl::StatusOr<nlohmann::json> Agent::PrefilterAdd(const std::vector<std::string>& texts) {
+  TND_ASSIGN_OR_RETURN(std::vector<Cidr> cidrs, ParseCidrList(texts));
+  std::set<Cidr> want = desired_.prefilter;
+  nlohmann::json added = nlohmann::json::array(), present = nlohmann::json::array();
+  for (const Cidr& c : cidrs) {
+    if (want.insert(c).second)
+      added.push_back(c.ToString());
+    else
+      present.push_back(c.ToString());
+  }
+  TND_RETURN_IF_ERROR(CheckPrefilterCapacity(want));
+  TND_RETURN_IF_ERROR(SyncPrefilter(want));
+  if (auto s = store_.Save(DesiredState{want}); !s.ok()) {
+    (void)SyncPrefilter(desired_.prefilter);
+    return Annotate(s, "persist desired state (maps rolled back)");
+  }
+  desired_.prefilter = std::move(want);
+  return nlohmann::json{{"added", added}, {"already_present", present}};
+}
+
+absl::StatusOr<nlohmann::json> Agent::PrefilterDelete(const std::vector<std::string>& texts) {
+  TND_ASSIGN_OR_RETURN(std::vector<Cidr> cidrs, ParseCidrList(texts));
+  std::set<Cidr> want = desired_.prefilter;
+  std::vector<std::string> missing;
+  nlohmann::json deleted = nlohmann::json::array();
+  for (const Cidr& c : cidrs) {
+    if (want.erase(c))
+      deleted.push_back(c.ToString());
+    else if (!desired_.prefilter.count(c))
+      missing.push_back(c.ToString());
+  }
+  if (!missing.empty())
+    return absl::NotFoundError(absl::StrCat("not in the prefilter: ", absl::StrJoin(missing, ", "),
+                                            " (nothing deleted)"));
+  TND_RETURN_IF_ERROR(SyncPrefilter(want));
+  if (auto s = store_.Save(DesiredState{want}); !s.ok()) {
+    (void)SyncPrefilter(desired_.prefilter);
+    return Annotate(s, "persist desired state (maps rolled back)");
+  }
+  desired_.prefilter = std::move(want);
+  return nlohmann::json{{"deleted", deleted}};
+}
+
+nlohmann::json Agent::PrefilterList() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Cidr& c : desired_.prefilter)
+    out.push_back({{"cidr", c.ToString()}, {"family", c.family == Family::kV4 ? "ipv4" : "ipv6"}});
+  return out;
+}
+
+void Agent::RegisterApi(ApiServer& api) {
+  api.Register("status", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
+    return StatusJson();
+  });
+  api.Register("prefilter.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
+    return PrefilterList();
+  });
+  api.Register("prefilter.add", [this](const nlohmann::json& a) {
+    return PrefilterAdd(Strings(a, "cidrs"));
+  });
+  api.Register("prefilter.delete", [this](const nlohmann::json& a) {
+    return PrefilterDelete(Strings(a, "cidrs"));
+  });
+}
+
+}  // namespace tendril

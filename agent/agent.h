@@ -1,0 +1,63 @@
+// The agent: compiles and loads the datapath, attaches it to the configured
+// devices, keeps the maps equal to the desired state, and answers the API.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "agent/api_server.h"
+#include "agent/compiler.h"
+#include "agent/config.h"
+#include "agent/loader.h"
+#include "agent/prefilter.h"
+#include "agent/state.h"
+
+namespace tendril {
+
+// The tail calls of bpf_xdp.o: every slot the entry program jumps through.
+const std::vector<TailCallTable>& XdpTailCalls();
+
+inline constexpr const char* kXdpEntryProgram = "tnd_xdp_entry";
+
+class Agent {
+ public:
+  explicit Agent(AgentConfig cfg);
+  ~Agent();
+
+  // Restores desired state, compiles, loads, syncs maps, attaches. On error
+  // nothing that was attached before has been detached.
+  absl::Status Start();
+  void RegisterApi(ApiServer& api);
+  // --cleanup-on-exit: detach from devices, remove pins.
+  absl::Status Cleanup();
+
+  nlohmann::json StatusJson() const;
+
+  absl::StatusOr<nlohmann::json> PrefilterAdd(const std::vector<std::string>& texts);
+  absl::StatusOr<nlohmann::json> PrefilterDelete(const std::vector<std::string>& texts);
+  nlohmann::json PrefilterList() const;
+
+ private:
+  struct Loaded {
+    BpfObject object;
+    std::unique_ptr<Prefilter> prefilter;
+    std::string device;  // offload only: the device the object is bound to
+  };
+  absl::StatusOr<NodeFacts> GatherFacts() const;
+  absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
+  absl::Status SyncPrefilter(const std::set<Cidr>& want);
+
+  AgentConfig cfg_;
+  StateStore store_;
+  DesiredState desired_;
+  std::vector<Loaded> loaded_;
+  CompileResult compiled_;
+  std::string started_at_;
+};
+
+}  // namespace tendril

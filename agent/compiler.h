@@ -1,0 +1,63 @@
+// Run-time compilation of bpf/ with clang against a generated config header,
+// cached by a hash of the sources, the header and the compiler's version.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tendril {
+
+struct DeviceFacts {
+  std::string name;
+  int ifindex = 0;
+  std::string mac;  // "aa:bb:cc:dd:ee:ff"
+};
+
+struct NodeFacts {
+  std::string hostname;
+  std::vector<DeviceFacts> devices;
+};
+
+struct Features {
+  bool ipv4 = true;
+  bool ipv6 = true;
+  bool prefilter = true;
+};
+
+// The tendril_config.h the agent compiles with. Deterministic in its inputs.
+std::string RenderConfigHeader(const NodeFacts& node, const Features& features);
+
+// 16 hex digits of FNV-1a 64 over every input, each prefixed by its length so
+// that no two different input lists hash the same stream. A cache key, not a
+// security boundary.
+std::string CacheKey(const std::map<std::string, std::string>& sources,
+                     const std::string& config_header, const std::string& compiler_version);
+
+struct CompileRequest {
+  std::string src_dir;    // holds bpf/ and maps/
+  std::string cache_dir;  // objects land in cache_dir/<key>/
+  std::string clang = "clang";
+  std::string config_header;  // contents of tendril_config.h
+  std::vector<std::string> objects = {"bpf_xdp"};
+};
+
+struct CompileResult {
+  std::string key;
+  std::map<std::string, std::string> object_paths;  // name -> .o path
+  bool cache_hit = false;
+};
+
+absl::StatusOr<std::string> CompilerVersion(const std::string& clang);
+
+// Reads bpf/*.c, bpf/lib/*.h and maps/tendril_maps.h under src_dir.
+absl::StatusOr<std::map<std::string, std::string>> ReadBpfSources(const std::string& src_dir);
+
+absl::StatusOr<CompileResult> CompileBpf(const CompileRequest& req);
+
+// Runs argv, returns its exit status; stdout+stderr go to *output.
+absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv, std::string* output);
+
+}  // namespace tendril

@@ -1,0 +1,224 @@
+#include "agent/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "common/status.h"
+#include "tendril_build_config.h"
+
+namespace tendril {
+namespace {
+
+std::vector<std::string> SplitList(const std::string& s) {
+  return absl::StrSplit(s, ',', absl::SkipWhitespace());
+}
+
+absl::StatusOr<bool> ParseBool(const std::string& key, const std::string& v) {
+  if (v == "true" || v == "yes" || v == "1") return true;
+  if (v == "false" || v == "no" || v == "0") return false;
+  return absl::InvalidArgumentError(
+      absl::StrCat("setting ", key, ": \"", v, "\" is not a boolean (true or false)"));
+}
+
+// One table: name, how to set it from a string. Used by YAML and flags alike.
+struct Setting {
+  const char* name;
+  const char* help;
+  bool is_flag;  // boolean switch on the command line
+  absl::Status (*apply)(AgentConfig*, const std::string& key, const std::string& value);
+};
+
+absl::Status SetString(std::string* dst, const std::string& v) {
+  *dst = v;
+  return absl::OkStatus();
+}
+
+const Setting kSettings[] = {
+    {"devices", "comma-separated devices to attach to (eth0,eth1)", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) {
+       c->devices = SplitList(v);
+       return absl::OkStatus();
+     }},
+    {"xdp-mode", "native|generic|offload|auto|disabled", false,
+     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+       auto m = ParseXdpMode(v);
+       if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": ", m.status().message()));
+       c->xdp_mode = *m;
+       return absl::OkStatus();
+     }},
+    {"bpffs-root", "bpffs directory for pins (default /sys/fs/bpf/tendril)", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->bpffs_root, v); }},
+    {"state-dir", "desired state and object cache (default /var/lib/tendril)", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->state_dir, v); }},
+    {"api-socket", "Unix socket of the API (default /run/tendril/tendril.sock)", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->api_socket, v); }},
+    {"cgroup-root", "cgroup v2 path for socket programs (default: the cgroup2 mount)", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->cgroup_root, v); }},
+    {"bpf-dir", "directory holding bpf/ and maps/ sources", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->bpf_dir, v); }},
+    {"clang", "clang binary used to compile bpf/", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->clang, v); }},
+    {"netns", "network namespace (path, e.g. /run/netns/node) to run in", false,
+     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->netns, v); }},
+    {"enable-ipv4", "IPv4 datapath (default true)", false,
+     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+       auto b = ParseBool(k, v);
+       if (!b.ok()) return b.status();
+       c->enable_ipv4 = *b;
+       return absl::OkStatus();
+     }},
+    {"enable-ipv6", "IPv6 datapath (default true)", false,
+     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+       auto b = ParseBool(k, v);
+       if (!b.ok()) return b.status();
+       c->enable_ipv6 = *b;
+       return absl::OkStatus();
+     }},
+    {"cleanup-on-exit", "remove programs and pins on SIGTERM (default: leave the datapath)", true,
+     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+       auto b = ParseBool(k, v);
+       if (!b.ok()) return b.status();
+       c->cleanup_on_exit = *b;
+       return absl::OkStatus();
+     }},
+    {"log-level", "debug|info|warning|error", false,
+     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+       if (v != "debug" && v != "info" && v != "warning" && v != "error")
+         return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": \"", v,
+                                                        "\" is not one of debug, info, warning, error"));
+       c->log_level = v;
+       return absl::OkStatus();
+     }},
+};
+
+const Setting* FindSetting(const std::string& name) {
+  for (const Setting& s : kSettings)
+    if (name == s.name) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string DefaultBpfDir() {
+  std::error_code ec;
+  if (std::filesystem::exists(std::string(TENDRIL_SOURCE_DIR) + "/bpf/bpf_xdp.c", ec))
+    return TENDRIL_SOURCE_DIR;
+  return TENDRIL_INSTALL_DATADIR;
+}
+
+absl::Status ApplyYamlConfig(const std::string& yaml_text, AgentConfig* cfg) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config is not valid YAML: ", e.what()));
+  }
+  if (root.IsNull()) return absl::OkStatus();
+  if (!root.IsMap()) return absl::InvalidArgumentError("config must be a YAML mapping of settings");
+  for (const auto& kv : root) {
+    std::string key = kv.first.as<std::string>();
+    const Setting* s = FindSetting(key);
+    if (!s) {
+      std::vector<std::string> names;
+      for (const Setting& x : kSettings) names.push_back(x.name);
+      return absl::InvalidArgumentError(absl::StrCat("config: unknown setting \"", key,
+                                                     "\" (known: ", absl::StrJoin(names, ", "), ")"));
+    }
+    std::string value;
+    if (kv.second.IsSequence()) {
+      std::vector<std::string> items;
+      for (const auto& it : kv.second) {
+        if (!it.IsScalar())
+          return absl::InvalidArgumentError(absl::StrCat("config: setting ", key, ": list items must be scalars"));
+        items.push_back(it.as<std::string>());
+      }
+      value = absl::StrJoin(items, ",");
+    } else if (kv.second.IsScalar()) {
+      value = kv.second.as<std::string>();
+    } else if (kv.second.IsNull()) {
+      value = "";
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("config: setting ", key, " must be a scalar or a list"));
+    }
+    TND_RETURN_IF_ERROR(s->apply(cfg, absl::StrCat("config: ", key), value));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConfig(const AgentConfig& c) {
+  auto abs_path = [](const char* what, const std::string& p) -> absl::Status {
+    if (p.empty() || p[0] != '/')
+      return absl::InvalidArgumentError(absl::StrCat(what, " \"", p, "\" must be an absolute path"));
+    return absl::OkStatus();
+  };
+  TND_RETURN_IF_ERROR(abs_path("bpffs-root", c.bpffs_root));
+  TND_RETURN_IF_ERROR(abs_path("state-dir", c.state_dir));
+  TND_RETURN_IF_ERROR(abs_path("api-socket", c.api_socket));
+  if (!c.cgroup_root.empty()) TND_RETURN_IF_ERROR(abs_path("cgroup-root", c.cgroup_root));
+  for (const auto& d : c.devices) {
+    if (d.empty() || d.size() >= 16 || d.find('/') != std::string::npos ||
+        d.find(' ') != std::string::npos)
+      return absl::InvalidArgumentError(absl::StrCat("devices: \"", d, "\" is not a valid device name"));
+  }
+  if (c.xdp_mode != XdpMode::kDisabled && c.devices.empty())
+    return absl::InvalidArgumentError(
+        "no devices to attach XDP to: set devices (--devices eth0,...) or xdp-mode disabled");
+  if (!c.enable_ipv4 && !c.enable_ipv6)
+    return absl::InvalidArgumentError("enable-ipv4 and enable-ipv6 are both false");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ParsedArgs> ParseAgentArgs(int argc, const char* const* argv) {
+  CLI::App app{"tendril-agent: eBPF datapath agent (XDP prefilter, services, host routing)",
+               "tendril-agent"};
+  std::string config_file;
+  app.add_option("--config", config_file, "YAML file of settings (keys as the flags below)");
+  bool version = false;
+  app.add_flag("--version", version, "print the version and exit");
+  std::map<std::string, std::string> given;
+  std::map<std::string, bool> given_flags;
+  for (const Setting& s : kSettings) {
+    if (s.is_flag)
+      app.add_flag(absl::StrCat("--", s.name), given_flags[s.name], s.help);
+    else
+      app.add_option(absl::StrCat("--", s.name), given[s.name], s.help);
+  }
+  ParsedArgs out;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    out.exit_now = true;
+    out.message = app.help();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(absl::StrCat(e.what(), " (see --help)"));
+  }
+  if (version) {
+    out.exit_now = true;
+    out.message = absl::StrCat("tendril-agent ", TENDRIL_VERSION, "\n");
+    return out;
+  }
+  if (!config_file.empty()) {
+    auto text = ReadFile(config_file);
+    if (!text.ok()) return Annotate(text.status(), "read --config");
+    TND_RETURN_IF_ERROR(Annotate(ApplyYamlConfig(*text, &out.config), config_file));
+  }
+  for (const Setting& s : kSettings) {
+    std::string flag = absl::StrCat("--", s.name);
+    if (app.count(flag) == 0) continue;
+    std::string value = s.is_flag ? (given_flags[s.name] ? "true" : "false") : given[s.name];
+    TND_RETURN_IF_ERROR(s.apply(&out.config, flag, value));
+  }
+  if (out.config.bpf_dir.empty()) out.config.bpf_dir = DefaultBpfDir();
+  TND_RETURN_IF_ERROR(ValidateConfig(out.config));
+  return out;
+}
+
+}  // namespace tendril

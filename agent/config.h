@@ -1,0 +1,51 @@
+// tendril-agent settings: every setting is a YAML key in --config FILE and a
+// flag of the same name; a flag given on the command line wins.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/attach.h"
+
+namespace tendril {
+
+struct AgentConfig {
+  std::vector<std::string> devices;
+  XdpMode xdp_mode = XdpMode::kAuto;
+  std::string bpffs_root = "/sys/fs/bpf/tendril";
+  std::string state_dir = "/var/lib/tendril";
+  std::string api_socket = "/run/tendril/tendril.sock";
+  std::string cgroup_root;  // empty: the cgroup v2 mount from /proc/mounts
+  std::string bpf_dir;      // holds bpf/ and maps/; empty: built-in default
+  std::string clang = "clang";
+  std::string netns;        // join this network namespace (path) at start
+  bool enable_ipv4 = true;
+  bool enable_ipv6 = true;
+  bool cleanup_on_exit = false;
+  std::string log_level = "info";
+};
+
+// Result of parsing argv: either a config to run with, or a request to exit
+// (help, version) with the text to print.
+struct ParsedArgs {
+  AgentConfig config;
+  bool exit_now = false;
+  int exit_code = 0;
+  std::string message;
+};
+
+absl::StatusOr<ParsedArgs> ParseAgentArgs(int argc, const char* const* argv);
+
+// Applies YAML text to `cfg`; unknown keys and bad values are errors that
+// name the key.
+absl::Status ApplyYamlConfig(const std::string& yaml_text, AgentConfig* cfg);
+
+// Checks the whole config (paths absolute, devices named, ...).
+absl::Status ValidateConfig(const AgentConfig& cfg);
+
+// The default location of the BPF sources (the source tree at build time, or
+// the installed share directory).
+std::string DefaultBpfDir();
+
+}  // namespace tendril

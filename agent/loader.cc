@@ -1,0 +1,228 @@
+#include "agent/loader.h"
+
+#include <bpf/bpf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/string_view.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "maps/pinned_map.h"
+
+namespace tendril {
+namespace {
+
+// libbpf reports verifier logs through its print callback. While a load is
+// running on this thread, its messages are also captured so that the error
+// can carry the tail of the log.
+thread_local std::string* t_capture = nullptr;
+
+int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[8192];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  if (n <= 0) return n;
+  absl::string_view msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+  if (t_capture) t_capture->append(msg.data(), msg.size());
+  while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  if (level == LIBBPF_WARN)
+    TND_LOG_WARN("libbpf: ", msg);
+  else
+    TND_LOG_DEBUG("libbpf: ", msg);
+  return n;
+}
+
+std::string LastLines(const std::string& text, size_t max_lines) {
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  if (lines.size() > max_lines) lines.erase(lines.begin(), lines.end() - static_cast<long>(max_lines));
+  return absl::StrJoin(lines, "\n  ");
+}
+
+// A pinned map that libbpf cannot reuse is replaced: the running programs keep
+// their reference to the old map until they are swapped out.
+absl::Status ReconcilePin(bpf_map* map) {
+  const char* path = bpf_map__pin_path(map);
+  if (!path) return absl::OkStatus();
+  struct stat st;
+  if (::stat(path, &st) != 0) return absl::OkStatus();  // not pinned yet
+  auto fd = OpenPinned(path);
+  if (!fd.ok()) return Annotate(fd.status(), "check pinned map");
+  TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(fd->get()));
+  std::vector<std::string> diffs;
+  auto cmp = [&](const char* what, uint32_t pinned, uint32_t want) {
+    if (pinned != want) diffs.push_back(absl::StrCat(what, " ", pinned, " -> ", want));
+  };
+  cmp("type", info.type, static_cast<uint32_t>(bpf_map__type(map)));
+  cmp("key_size", info.key_size, bpf_map__key_size(map));
+  cmp("value_size", info.value_size, bpf_map__value_size(map));
+  cmp("max_entries", info.max_entries, bpf_map__max_entries(map));
+  cmp("map_flags", info.map_flags, bpf_map__map_flags(map));
+  if (diffs.empty()) {
+    TND_LOG_DEBUG("reusing pinned map ", path);
+    return absl::OkStatus();
+  }
+  TND_LOG_WARN("replacing pinned map ", path, ": ABI changed (", absl::StrJoin(diffs, ", "),
+               "); its entries are not carried over");
+  if (::unlink(path) != 0) return ErrnoError(errno, absl::StrCat("unpin incompatible map ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+LibbpfCapture::LibbpfCapture() : prev_(t_capture) {
+  InstallLibbpfLogger();
+  t_capture = &text_;
+}
+
+LibbpfCapture::~LibbpfCapture() {
+  t_capture = prev_;
+  if (prev_) prev_->append(text_);
+}
+
+std::string LibbpfCapture::KernelMessage() const {
+  static constexpr char kMarker[] = "Kernel error message: ";
+  size_t pos = text_.rfind(kMarker);
+  if (pos == std::string::npos) return "";
+  size_t start = pos + sizeof(kMarker) - 1;
+  size_t end = text_.find('\n', start);
+  return text_.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+std::string LibbpfCapture::Tail(size_t max_lines) const { return LastLines(text_, max_lines); }
+
+void InstallLibbpfLogger() {
+  static std::once_flag once;
+  std::call_once(once, [] { libbpf_set_print(LibbpfPrint); });
+}
+
+absl::StatusOr<ProgramInfo> GetProgramInfo(int prog_fd) {
+  bpf_prog_info info;
+  std::memset(&info, 0, sizeof(info));
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
+    return ErrnoError(errno, "read program info");
+  ProgramInfo out;
+  out.name = info.name;
+  out.id = info.id;
+  out.verified_insns = info.verified_insns;
+  out.xlated_len = info.xlated_prog_len;
+  return out;
+}
+
+absl::StatusOr<ProgramInfo> GetProgramInfoById(uint32_t id) {
+  int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) return ErrnoError(errno, absl::StrCat("open program id ", id));
+  UniqueFd owned(fd);
+  return GetProgramInfo(fd);
+}
+
+absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
+  InstallLibbpfLogger();
+  const std::string& path = opts.object_path;
+  std::string pin_root = opts.offload_ifindex ? "" : opts.pin_root;
+  if (!pin_root.empty()) TND_RETURN_IF_ERROR(MakeDirs(pin_root, 0700));
+
+  bpf_object_open_opts oo;
+  std::memset(&oo, 0, sizeof(oo));
+  oo.sz = sizeof(oo);
+  oo.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
+  bpf_object* raw = bpf_object__open_file(path.c_str(), &oo);
+  if (!raw) return ErrnoError(errno, absl::StrCat("open BPF object ", path));
+  BpfObject obj(raw);
+
+  bpf_map* map;
+  bpf_object__for_each_map(map, raw) {
+    if (opts.offload_ifindex) {
+      bpf_map__set_pin_path(map, nullptr);
+      bpf_map__set_ifindex(map, static_cast<uint32_t>(opts.offload_ifindex));
+      continue;
+    }
+    if (pin_root.empty()) {
+      bpf_map__set_pin_path(map, nullptr);
+      continue;
+    }
+    TND_RETURN_IF_ERROR(ReconcilePin(map));
+  }
+  if (opts.offload_ifindex) {
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, raw) {
+      bpf_program__set_ifindex(prog, static_cast<uint32_t>(opts.offload_ifindex));
+    }
+  }
+
+  LibbpfCapture capture;
+  int err = bpf_object__load(raw);
+  if (err) {
+    std::string tail = capture.Tail(25);
+    return Annotate(ErrnoError(-err, absl::StrCat("load BPF object ", path)),
+                    tail.empty() ? "" : absl::StrCat("libbpf/verifier said:\n  ", tail, "\n"));
+  }
+  TND_RETURN_IF_ERROR(obj.FillTailCalls(opts.tail_calls));
+  return obj;
+}
+
+absl::Status BpfObject::FillTailCalls(const std::vector<TailCallTable>& tables) {
+  for (const TailCallTable& t : tables) {
+    TND_ASSIGN_OR_RETURN(int map_fd, MapFd(t.map));
+    uint32_t max = bpf_map__max_entries(bpf_object__find_map_by_name(obj_.get(), t.map.c_str()));
+    for (const TailCallEntry& e : t.entries) {
+      if (e.index >= max)
+        return absl::InvalidArgumentError(absl::StrCat("tail call table ", t.map, ": index ",
+                                                       e.index, " is beyond the map's ", max,
+                                                       " slots"));
+      auto prog_fd = ProgramFd(e.program);
+      if (!prog_fd.ok())
+        return absl::NotFoundError(absl::StrCat("tail call table ", t.map, ": slot ", e.index,
+                                                " wants program ", e.program,
+                                                ", which the object does not have"));
+      uint32_t key = e.index;
+      uint32_t val = static_cast<uint32_t>(*prog_fd);
+      if (bpf_map_update_elem(map_fd, &key, &val, BPF_ANY) != 0)
+        return ErrnoError(errno, absl::StrCat("fill tail call ", t.map, "[", e.index, "] with ",
+                                              e.program));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> BpfObject::ProgramFd(const std::string& name) const {
+  bpf_program* p = bpf_object__find_program_by_name(obj_.get(), name.c_str());
+  if (!p) return absl::NotFoundError(absl::StrCat("program ", name, " not in BPF object"));
+  int fd = bpf_program__fd(p);
+  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat("program ", name, " not loaded"));
+  return fd;
+}
+
+absl::StatusOr<int> BpfObject::MapFd(const std::string& name) const {
+  bpf_map* m = bpf_object__find_map_by_name(obj_.get(), name.c_str());
+  if (!m) return absl::NotFoundError(absl::StrCat("map ", name, " not in BPF object"));
+  int fd = bpf_map__fd(m);
+  if (fd < 0) return absl::FailedPreconditionError(absl::StrCat("map ", name, " not created"));
+  return fd;
+}
+
+std::vector<std::string> BpfObject::ProgramNames() const {
+  std::vector<std::string> out;
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj_.get()) out.emplace_back(bpf_program__name(p));
+  return out;
+}
+
+void BpfObject::UnpinMaps() {
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj_.get()) {
+    if (bpf_map__pin_path(m) && bpf_map__is_pinned(m)) {
+      int err = bpf_map__unpin(m, nullptr);
+      if (err) TND_LOG_WARN("unpin map ", bpf_map__name(m), ": ", strerror(-err));
+    }
+  }
+}
+
+}  // namespace tendril

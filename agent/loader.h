@@ -1,0 +1,97 @@
+// Loads a BPF object into the kernel: pins shared maps under a bpffs root
+// (reusing a pinned map whose ABI matches, replacing one whose ABI changed),
+// captures the verifier's log for errors, and fills the prog arrays of tail
+// calls from a declared table.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tendril {
+
+struct TailCallEntry {
+  uint32_t index;
+  std::string program;
+};
+
+// Every slot of `map` that the programs tail-call into, and what fills it.
+struct TailCallTable {
+  std::string map;
+  std::vector<TailCallEntry> entries;
+};
+
+struct LoadOptions {
+  std::string object_path;
+  // bpffs directory for maps pinned by name; empty disables pinning.
+  std::string pin_root;
+  std::vector<TailCallTable> tail_calls;
+  // Non-zero: bind every program and map to this device (XDP offload). The
+  // maps then live on the device and are not pinned.
+  int offload_ifindex = 0;
+};
+
+struct ProgramInfo {
+  std::string name;
+  uint32_t id = 0;
+  uint32_t verified_insns = 0;
+  uint32_t xlated_len = 0;
+};
+
+absl::StatusOr<ProgramInfo> GetProgramInfo(int prog_fd);
+absl::StatusOr<ProgramInfo> GetProgramInfoById(uint32_t id);
+
+class BpfObject {
+ public:
+  static absl::StatusOr<BpfObject> Load(const LoadOptions& opts);
+
+  BpfObject(BpfObject&&) noexcept = default;
+  BpfObject& operator=(BpfObject&&) noexcept = default;
+
+  absl::StatusOr<int> ProgramFd(const std::string& name) const;
+  absl::StatusOr<int> MapFd(const std::string& name) const;
+  std::vector<std::string> ProgramNames() const;
+
+  // Removes the pins of this object's pinned maps (for --cleanup-on-exit).
+  void UnpinMaps();
+
+ private:
+  struct Closer {
+    void operator()(bpf_object* o) const { bpf_object__close(o); }
+  };
+  explicit BpfObject(bpf_object* obj) : obj_(obj) {}
+  absl::Status FillTailCalls(const std::vector<TailCallTable>& tables);
+
+  std::unique_ptr<bpf_object, Closer> obj_;
+};
+
+// While alive, collects what libbpf prints on this thread (verifier logs, the
+// kernel's netlink extack message), so errors can quote the kernel's reason.
+class LibbpfCapture {
+ public:
+  LibbpfCapture();
+  ~LibbpfCapture();
+  LibbpfCapture(const LibbpfCapture&) = delete;
+  LibbpfCapture& operator=(const LibbpfCapture&) = delete;
+
+  const std::string& text() const { return text_; }
+  // The last "Kernel error message: ..." that netlink returned, or "".
+  std::string KernelMessage() const;
+  // The last `max_lines` lines, indented, for an error message.
+  std::string Tail(size_t max_lines) const;
+
+ private:
+  std::string text_;
+  std::string* prev_;
+};
+
+// Routes libbpf's messages into tendril's log (warnings as warnings, the rest
+// at debug). Called once by Load; idempotent.
+void InstallLibbpfLogger();
+
+}  // namespace tendril

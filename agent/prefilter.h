@@ -1,0 +1,47 @@
+// Keeps the prefilter LPM maps equal to the desired set of denied CIDRs with
+// the minimum of writes.
+#pragma once
+
+#include <set>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/cidr.h"
+#include "maps/abi.h"
+#include "maps/pinned_map.h"
+
+namespace tendril {
+
+using PrefilterV4Map = Map<tnd_lpm_v4_key, tnd_prefilter_val>;
+using PrefilterV6Map = Map<tnd_lpm_v6_key, tnd_prefilter_val>;
+
+// Parses every text; the error names each one that is bad.
+absl::StatusOr<std::vector<Cidr>> ParseCidrList(const std::vector<std::string>& texts);
+
+// Checks a desired set against the maps' capacity.
+absl::Status CheckPrefilterCapacity(const std::set<Cidr>& want);
+
+class Prefilter {
+ public:
+  Prefilter(PrefilterV4Map v4, PrefilterV6Map v6) : v4_(std::move(v4)), v6_(std::move(v6)) {}
+
+  // What the kernel maps hold now.
+  absl::StatusOr<std::set<Cidr>> Current() const;
+
+  struct SyncStats {
+    int added = 0;
+    int removed = 0;
+  };
+  // Makes the maps hold exactly `want`: adds first, then removes. If a write
+  // fails, restores what the maps held before and returns the error.
+  absl::StatusOr<SyncStats> Sync(const std::set<Cidr>& want);
+
+ private:
+  absl::Status Insert(const Cidr& c);
+  absl::Status Remove(const Cidr& c);
+
+  PrefilterV4Map v4_;
+  PrefilterV6Map v6_;
+};
+
+}  // namespace tendril

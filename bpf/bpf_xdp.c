@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * XDP entry for a node device.
+ *
+ *   tnd_xdp_entry: parses Ethernet and up to two VLAN tags, records the L3
+ *                  offset in the per-CPU scratch map and tail-calls by family
+ *   tnd_xdp_v4 / tnd_xdp_v6: prefilter (LPM deny list on the source address)
+ *
+ * Frames that cannot be parsed (truncated, unknown EtherType, malformed IP
+ * header) are passed to the stack, which validates and drops them itself:
+ * the prefilter only ever drops on a source address it has actually read.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/metrics.h"
+#include "lib/prefilter.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, TND_XDP_CALLS_MAX);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} tnd_xdp_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tnd_xdp_scratch);
+} tnd_xdp_scratch SEC(".maps");
+
+#define TND_MAX_L3_OFF (ETH_HLEN + TND_MAX_VLAN_DEPTH * sizeof(struct tnd_vlan_hdr))
+
+static __always_inline __u64 frame_len(const struct xdp_md *ctx)
+{
+	return (__u64)(ctx->data_end - ctx->data);
+}
+
+static __always_inline int drop(struct xdp_md *ctx, __u8 reason)
+{
+	tnd_count(reason, TND_DIR_INGRESS, frame_len(ctx));
+	return XDP_DROP;
+}
+
+static __always_inline struct tnd_xdp_scratch *scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tnd_xdp_scratch, &zero);
+}
+
+SEC("xdp")
+int tnd_xdp_entry(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct tnd_xdp_scratch *s;
+	__u16 off = ETH_HLEN;
+	__be16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	proto = eth->h_proto;
+
+#pragma unroll
+	for (int i = 0; i < TND_MAX_VLAN_DEPTH; i++) {
+		struct tnd_vlan_hdr *vh;
+
+		if (proto != bpf_htons(TND_ETH_P_8021Q) && proto != bpf_htons(TND_ETH_P_8021AD))
+			break;
+		vh = data + off;
+		if ((void *)(vh + 1) > data_end)
+			return XDP_PASS;
+		proto = vh->encap_proto;
+		off += sizeof(*vh);
+	}
+
+	s = scratch();
+	if (!s)
+		return XDP_PASS;
+	s->l3_off = off;
+
+#if TENDRIL_ENABLE_IPV4
+	if (proto == bpf_htons(ETH_P_IP)) {
+		bpf_tail_call(ctx, &tnd_xdp_calls, TND_TAIL_XDP_V4);
+		return drop(ctx, TND_DROP_MISSED_TAIL_CALL);
+	}
+#endif
+#if TENDRIL_ENABLE_IPV6
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		bpf_tail_call(ctx, &tnd_xdp_calls, TND_TAIL_XDP_V6);
+		return drop(ctx, TND_DROP_MISSED_TAIL_CALL);
+	}
+#endif
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int tnd_xdp_v4(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct tnd_xdp_scratch *s = scratch();
+	struct iphdr *ip;
+	__u32 off;
+
+	if (!s)
+		return XDP_PASS;
+	off = s->l3_off;
+	if (off > TND_MAX_L3_OFF)
+		return XDP_PASS;
+	ip = data + off;
+	if ((void *)(ip + 1) > data_end)
+		return XDP_PASS;
+	if (ip->version != 4 || ip->ihl < 5)
+		return XDP_PASS;
+#if TENDRIL_ENABLE_PREFILTER
+	if (tnd_prefilter_denied_v4(ip->saddr))
+		return drop(ctx, TND_DROP_PREFILTER_DENIED);
+#endif
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int tnd_xdp_v6(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct tnd_xdp_scratch *s = scratch();
+	struct ipv6hdr *ip6;
+	__u32 off;
+
+	if (!s)
+		return XDP_PASS;
+	off = s->l3_off;
+	if (off > TND_MAX_L3_OFF)
+		return XDP_PASS;
+	ip6 = data + off;
+	if ((void *)(ip6 + 1) > data_end)
+		return XDP_PASS;
+	if (ip6->version != 6)
+		return XDP_PASS;
+#if TENDRIL_ENABLE_PREFILTER
+	if (tnd_prefilter_denied_v6(&ip6->saddr))
+		return drop(ctx, TND_DROP_PREFILTER_DENIED);
+#endif
+	return XDP_PASS;
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,12 @@
+/* Default build-time configuration, used by Makefile.bpf for the prebuilt
+ * objects that the tests load. The agent renders its own tendril_config.h
+ * (agent/compiler.cc) from the node's facts and configured features and puts
+ * it first on the include path. */
+#ifndef TENDRIL_CONFIG_H_
+#define TENDRIL_CONFIG_H_
+
+#define TENDRIL_ENABLE_IPV4 1
+#define TENDRIL_ENABLE_IPV6 1
+#define TENDRIL_ENABLE_PREFILTER 1
+
+#endif

@@ -1,0 +1,30 @@
+// The agent's local API: one JSON object per line over a Unix stream socket.
+//   request:  {"op": "prefilter.add", "args": {...}}
+//   response: {"ok": true, "result": ...} or {"ok": false, "error": "..."}
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace tendril {
+
+inline constexpr size_t kMaxApiMessage = 4 << 20;
+
+// Sends one request and returns the result, or the agent's error as a status.
+absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const std::string& op,
+                                         const nlohmann::json& args = nlohmann::json::object(),
+                                         int timeout_ms = 10000);
+
+// Reads one '\n'-terminated line (at most kMaxApiMessage bytes) from fd.
+absl::StatusOr<std::string> ReadLine(int fd, int timeout_ms);
+absl::Status WriteAll(int fd, const std::string& data);
+
+// Maps an absl status code to/from the wire so the CLI can tell "bad input"
+// from "agent failed".
+std::string StatusCodeName(absl::StatusCode c);
+absl::StatusCode StatusCodeFromName(const std::string& s);
+
+}  // namespace tendril

@@ -1,0 +1,34 @@
+// IP prefixes (CIDRs) for the prefilter and, later, source ranges.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+
+namespace tendril {
+
+enum class Family { kV4, kV6 };
+
+struct Cidr {
+  Family family = Family::kV4;
+  std::array<uint8_t, 16> addr{};  // network byte order; v4 uses the first 4
+  uint8_t prefix_len = 0;
+
+  int AddrLen() const { return family == Family::kV4 ? 4 : 16; }
+  int MaxPrefix() const { return family == Family::kV4 ? 32 : 128; }
+  std::string ToString() const;
+
+  auto operator<=>(const Cidr&) const = default;
+};
+
+// Parses "ADDR/LEN" or a bare address (a host prefix). Host bits below the
+// prefix are cleared ("10.1.2.3/8" becomes 10.0.0.0/8); `*had_host_bits`
+// says whether that happened. Errors name the input and what is wrong.
+absl::StatusOr<Cidr> ParseCidr(absl::string_view text, bool* had_host_bits = nullptr);
+
+}  // namespace tendril

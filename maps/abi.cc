@@ -1,0 +1,22 @@
+#include "maps/abi.h"
+
+namespace tendril::abi {
+
+const char* DropReasonName(uint8_t reason) {
+  switch (reason) {
+    case TND_DROP_NONE: return "none";
+    case TND_DROP_PREFILTER_DENIED: return "prefilter-denied";
+    case TND_DROP_MISSED_TAIL_CALL: return "missed-tail-call";
+    default: return "unknown";
+  }
+}
+
+const char* DirectionName(uint8_t dir) {
+  switch (dir) {
+    case TND_DIR_INGRESS: return "ingress";
+    case TND_DIR_EGRESS: return "egress";
+    default: return "unknown";
+  }
+}
+
+}  // namespace tendril::abi

@@ -1,0 +1,45 @@
+// C++ view of the map ABI in tendril_maps.h: layout checks, reason names,
+// and the one table of pinned maps that the CLI and the agent look up by name.
+#pragma once
+
+#include <linux/bpf.h>
+
+#include <cstdint>
+
+
+extern "C" {
+#include "tendril_maps.h"
+}
+
+namespace tendril::abi {
+
+static_assert(sizeof(tnd_lpm_v4_key) == 8);
+static_assert(sizeof(tnd_lpm_v6_key) == 20);
+static_assert(sizeof(tnd_prefilter_val) == 4);
+static_assert(sizeof(tnd_metrics_key) == 4);
+static_assert(sizeof(tnd_metrics_val) == 16);
+
+// Name of a drop reason as shown by `tendril metrics list` and `monitor`.
+const char* DropReasonName(uint8_t reason);
+const char* DirectionName(uint8_t dir);
+
+struct PinnedMapSpec {
+  const char* name;  // pin file name under the bpffs root
+  bpf_map_type type;
+  uint32_t key_size;
+  uint32_t value_size;
+  uint32_t max_entries;
+  const char* what;  // one line for `tendril status`
+};
+
+// Every map that tendril pins. Inspection iterates this table.
+inline constexpr PinnedMapSpec kPinnedMaps[] = {
+    {TND_MAP_PREFILTER_V4, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v4_key),
+     sizeof(tnd_prefilter_val), TND_PREFILTER_MAX, "prefilter deny CIDRs, IPv4"},
+    {TND_MAP_PREFILTER_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v6_key),
+     sizeof(tnd_prefilter_val), TND_PREFILTER_MAX, "prefilter deny CIDRs, IPv6"},
+    {TND_MAP_METRICS, BPF_MAP_TYPE_PERCPU_HASH, sizeof(tnd_metrics_key),
+     sizeof(tnd_metrics_val), TND_METRICS_MAX, "drop counters by reason and direction"},
+};
+
+}  // namespace tendril::abi

@@ -1,0 +1,60 @@
+#include "maps/pinned_map.h"
+
+#include <linux/bpf.h>
+
+#include <cstring>
+
+namespace tendril {
+
+absl::StatusOr<MapInfo> GetMapInfo(int fd) {
+  bpf_map_info info;
+  std::memset(&info, 0, sizeof(info));
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+    return ErrnoError(errno, "read map info");
+  MapInfo out;
+  out.id = info.id;
+  out.type = info.type;
+  out.key_size = info.key_size;
+  out.value_size = info.value_size;
+  out.max_entries = info.max_entries;
+  out.map_flags = info.map_flags;
+  out.name = info.name;
+  return out;
+}
+
+absl::StatusOr<UniqueFd> OpenPinned(const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return ErrnoError(errno, absl::StrCat("open pinned object ", path));
+  return UniqueFd(fd);
+}
+
+absl::StatusOr<UniqueFd> OpenPinnedMap(const std::string& path, uint32_t key_size,
+                                       uint32_t value_size) {
+  TND_ASSIGN_OR_RETURN(UniqueFd fd, OpenPinned(path));
+  TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(fd.get()));
+  if (info.key_size != key_size || info.value_size != value_size)
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pinned map ", path, " has key/value size ", info.key_size, "/", info.value_size,
+        ", this build expects ", key_size, "/", value_size,
+        " (map ABI changed; restart the agent to migrate it)"));
+  return fd;
+}
+
+absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size) {
+  std::vector<uint8_t> key(key_size), next(key_size);
+  const void* prev = nullptr;
+  uint32_t n = 0;
+  for (;;) {
+    if (bpf_map_get_next_key(fd, prev, next.data()) != 0) {
+      if (errno == ENOENT) return n;
+      return ErrnoError(errno, "walk map keys");
+    }
+    ++n;
+    key.swap(next);
+    prev = key.data();
+    if (n == UINT32_MAX) return n;
+  }
+}
+
+}  // namespace tendril

@@ -1,0 +1,143 @@
+// Typed access to BPF maps by fd: Map<K, V> for ordinary maps and
+// PerCpuMap<K, V> for per-CPU maps (one V per possible CPU). Both own their fd.
+#pragma once
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/fd.h"
+#include "common/status.h"
+
+namespace tendril {
+
+struct MapInfo {
+  uint32_t id = 0;
+  uint32_t type = 0;
+  uint32_t key_size = 0;
+  uint32_t value_size = 0;
+  uint32_t max_entries = 0;
+  uint32_t map_flags = 0;
+  std::string name;
+};
+
+absl::StatusOr<MapInfo> GetMapInfo(int fd);
+
+// Opens a pinned object (map, program or link) by path.
+absl::StatusOr<UniqueFd> OpenPinned(const std::string& path);
+
+// Opens a pinned map and checks its key and value sizes against K and V.
+absl::StatusOr<UniqueFd> OpenPinnedMap(const std::string& path, uint32_t key_size,
+                                       uint32_t value_size);
+
+// Number of entries, by walking the keys.
+absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size);
+
+template <typename K, typename V>
+class Map {
+ public:
+  Map(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+
+  static absl::StatusOr<Map> OpenPin(const std::string& path, std::string name) {
+    TND_ASSIGN_OR_RETURN(UniqueFd fd, OpenPinnedMap(path, sizeof(K), sizeof(V)));
+    return Map(std::move(fd), std::move(name));
+  }
+
+  int fd() const { return fd_.get(); }
+  const std::string& name() const { return name_; }
+
+  absl::StatusOr<std::optional<V>> Lookup(const K& key) const {
+    V v{};
+    if (bpf_map_lookup_elem(fd_.get(), &key, &v) != 0) {
+      if (errno == ENOENT) return std::optional<V>();
+      return ErrnoError(errno, absl::StrCat("lookup in map ", name_));
+    }
+    return std::optional<V>(v);
+  }
+
+  absl::Status Update(const K& key, const V& value, uint64_t flags = BPF_ANY) {
+    if (bpf_map_update_elem(fd_.get(), &key, &value, flags) != 0)
+      return ErrnoError(errno, absl::StrCat("update map ", name_));
+    return absl::OkStatus();
+  }
+
+  // Deleting an absent key is not an error.
+  absl::Status Delete(const K& key) {
+    if (bpf_map_delete_elem(fd_.get(), &key) != 0 && errno != ENOENT)
+      return ErrnoError(errno, absl::StrCat("delete from map ", name_));
+    return absl::OkStatus();
+  }
+
+  absl::Status ForEach(const std::function<void(const K&, const V&)>& fn) const {
+    K key{}, next{};
+    const void* prev = nullptr;
+    // Bounded: a map cannot hold more than max_entries; stop at twice that in
+    // case concurrent deletes restart the walk.
+    for (uint64_t i = 0; i < kMaxWalk; ++i) {
+      if (bpf_map_get_next_key(fd_.get(), prev, &next) != 0) {
+        if (errno == ENOENT) return absl::OkStatus();
+        return ErrnoError(errno, absl::StrCat("walk map ", name_));
+      }
+      V v{};
+      if (bpf_map_lookup_elem(fd_.get(), &next, &v) == 0) fn(next, v);
+      key = next;
+      prev = &key;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  static constexpr uint64_t kMaxWalk = 1u << 24;
+  UniqueFd fd_;
+  std::string name_;
+};
+
+// Per-CPU maps return one value per possible CPU, each padded to 8 bytes.
+template <typename K, typename V>
+class PerCpuMap {
+  static_assert(sizeof(V) % 8 == 0, "per-CPU values must be 8-byte multiples");
+
+ public:
+  PerCpuMap(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {
+    ncpus_ = libbpf_num_possible_cpus();
+    if (ncpus_ < 1) ncpus_ = 1;
+  }
+
+  static absl::StatusOr<PerCpuMap> OpenPin(const std::string& path, std::string name) {
+    TND_ASSIGN_OR_RETURN(UniqueFd fd, OpenPinnedMap(path, sizeof(K), sizeof(V)));
+    return PerCpuMap(std::move(fd), std::move(name));
+  }
+
+  int fd() const { return fd_.get(); }
+
+  absl::Status ForEach(const std::function<void(const K&, const std::vector<V>&)>& fn) const {
+    K key{}, next{};
+    const void* prev = nullptr;
+    std::vector<V> values(static_cast<size_t>(ncpus_));
+    for (uint64_t i = 0; i < (1u << 24); ++i) {
+      if (bpf_map_get_next_key(fd_.get(), prev, &next) != 0) {
+        if (errno == ENOENT) return absl::OkStatus();
+        return ErrnoError(errno, absl::StrCat("walk map ", name_));
+      }
+      if (bpf_map_lookup_elem(fd_.get(), &next, values.data()) == 0) fn(next, values);
+      key = next;
+      prev = &key;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string name_;
+  int ncpus_ = 1;
+};
+
+}  // namespace tendril

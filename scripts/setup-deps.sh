@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs tendril's build and test dependencies from Debian 12 packages.
+# A no-op when everything is already installed.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake make pkg-config git
+  clang llvm libbpf-dev bpftool linux-libc-dev
+  libmnl-dev libabsl-dev googletest libgtest-dev libgmock-dev
+  nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libsystemd-dev
+  iproute2 iputils-ping netcat-openbsd socat curl iperf3 procps psmisc
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-deps: missing packages (${missing[*]}); run as root" >&2
+  exit 1
+fi
+
+echo "setup-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || true
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

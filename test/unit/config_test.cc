@@ -1,0 +1,111 @@
+#include "agent/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <vector>
+
+namespace tendril {
+namespace {
+
+absl::StatusOr<ParsedArgs> Parse(std::vector<std::string> args) {
+  std::vector<const char*> argv = {"tendril-agent"};
+  for (auto& a : args) argv.push_back(a.c_str());
+  return ParseAgentArgs(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string WriteTemp(const std::string& text) {
+  char path[] = "/tmp/tendril-config-test-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  return path;
+}
+
+TEST(ConfigTest, DefaultsWithDevices) {
+  auto p = Parse({"--devices", "eth0,eth1"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  const AgentConfig& c = p->config;
+  EXPECT_EQ(c.devices, (std::vector<std::string>{"eth0", "eth1"}));
+  EXPECT_EQ(c.xdp_mode, XdpMode::kAuto);
+  EXPECT_EQ(c.bpffs_root, "/sys/fs/bpf/tendril");
+  EXPECT_EQ(c.state_dir, "/var/lib/tendril");
+  EXPECT_EQ(c.api_socket, "/run/tendril/tendril.sock");
+  EXPECT_FALSE(c.cleanup_on_exit);
+  EXPECT_FALSE(c.bpf_dir.empty());
+}
+
+TEST(ConfigTest, YamlKeysMatchFlagsAndFlagsWin) {
+  std::string path = WriteTemp(
+      "devices: [veth0, veth1]\n"
+      "xdp-mode: generic\n"
+      "bpffs-root: /sys/fs/bpf/t1\n"
+      "state-dir: /tmp/t1\n"
+      "api-socket: /tmp/t1.sock\n"
+      "cleanup-on-exit: true\n"
+      "enable-ipv6: false\n");
+  auto p = Parse({"--config", path, "--xdp-mode", "native", "--state-dir", "/tmp/t2"});
+  unlink(path.c_str());
+  ASSERT_TRUE(p.ok()) << p.status();
+  const AgentConfig& c = p->config;
+  EXPECT_EQ(c.devices, (std::vector<std::string>{"veth0", "veth1"}));
+  EXPECT_EQ(c.xdp_mode, XdpMode::kNative);     // flag wins
+  EXPECT_EQ(c.state_dir, "/tmp/t2");           // flag wins
+  EXPECT_EQ(c.bpffs_root, "/sys/fs/bpf/t1");   // from YAML
+  EXPECT_EQ(c.api_socket, "/tmp/t1.sock");
+  EXPECT_TRUE(c.cleanup_on_exit);
+  EXPECT_FALSE(c.enable_ipv6);
+}
+
+TEST(ConfigTest, DevicesAsCommaStringInYaml) {
+  AgentConfig c;
+  ASSERT_TRUE(ApplyYamlConfig("devices: eth0,eth1\n", &c).ok());
+  EXPECT_EQ(c.devices.size(), 2u);
+}
+
+TEST(ConfigTest, UnknownYamlKeyIsNamed) {
+  AgentConfig c;
+  auto s = ApplyYamlConfig("devcies: [eth0]\n", &c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("unknown setting \"devcies\""), std::string::npos) << s;
+}
+
+TEST(ConfigTest, BadValuesAreNamed) {
+  auto p = Parse({"--devices", "eth0", "--xdp-mode", "turbo"});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("turbo"), std::string::npos);
+
+  AgentConfig c;
+  auto s = ApplyYamlConfig("cleanup-on-exit: maybe\n", &c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("cleanup-on-exit"), std::string::npos) << s;
+
+  s = ApplyYamlConfig("- a\n- b\n", &c);
+  EXPECT_FALSE(s.ok());
+  s = ApplyYamlConfig("devices: [eth0\n", &c);
+  EXPECT_FALSE(s.ok());
+}
+
+TEST(ConfigTest, ValidationCatchesInconsistentSettings) {
+  EXPECT_FALSE(Parse({}).ok());  // no devices, XDP not disabled
+  EXPECT_TRUE(Parse({"--xdp-mode", "disabled"}).ok());
+  EXPECT_FALSE(Parse({"--devices", "eth0", "--bpffs-root", "relative/path"}).ok());
+  EXPECT_FALSE(Parse({"--devices", "averyveryverylongname0"}).ok());
+  EXPECT_FALSE(Parse({"--devices", "eth0", "--enable-ipv4", "false", "--enable-ipv6", "false"}).ok());
+  EXPECT_FALSE(Parse({"--devices", "eth0", "--no-such-flag"}).ok());
+}
+
+TEST(ConfigTest, HelpAndVersionExit) {
+  auto p = Parse({"--help"});
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->exit_now);
+  EXPECT_NE(p->message.find("--xdp-mode"), std::string::npos);
+  p = Parse({"--version"});
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->exit_now);
+}
+
+}  // namespace
+}  // namespace tendril
