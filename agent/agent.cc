@@ -92,9 +92,11 @@ absl::StatusOr<Agent::Loaded> Agent::LoadObject(const std::string& path,
   auto obj = BpfObject::Load(lo);
   if (!obj.ok()) {
     if (!offload_dev.empty())
-      return Annotate(obj.status(), absl::StrCat("XDP offload on device ", offload_dev,
-                                                 ": the kernel refused to load the program "
-                                                 "bound to the device"));
+      return Annotate(obj.status(),
+                      absl::StrCat("XDP offload on device ", offload_dev,
+                                   ": the kernel refused the program and maps bound to the "
+                                   "device (its driver most likely has no BPF offload support; "
+                                   "use --xdp-mode native or generic)"));
     return obj.status();
   }
   TND_ASSIGN_OR_RETURN(int v4, obj->MapFd(TND_MAP_PREFILTER_V4));
@@ -145,9 +147,26 @@ absl::Status Agent::Start() {
     TND_ASSIGN_OR_RETURN(Loaded l, LoadObject(obj_path, ""));
     loaded_.push_back(std::move(l));
   }
+  auto attached = AttachAll();
+  if (!attached.ok()) {
+    // Whatever ran before still runs with its own prog arrays, which stay
+    // pinned. Ours go too unless a device already runs the new program.
+    if (!AnyDeviceRunsLoaded())
+      for (auto& l : loaded_) l.object.UnpinTailCallMaps();
+    return attached;
+  }
+  PruneTailCallPins();
+  return absl::OkStatus();
+}
+
+absl::Status Agent::AttachAll() {
   // Maps hold the desired state before any new program can see a packet.
   TND_RETURN_IF_ERROR(SyncPrefilter(desired_.prefilter));
-
+  for (auto& l : loaded_) {
+    TND_ASSIGN_OR_RETURN(int entry_fd, l.object.ProgramFd(kXdpEntryProgram));
+    TND_ASSIGN_OR_RETURN(ProgramInfo info, GetProgramInfo(entry_fd));
+    TND_RETURN_IF_ERROR(l.object.PinTailCallMaps(CallsDir(), std::to_string(info.id)));
+  }
   if (cfg_.xdp_mode == XdpMode::kDisabled) {
     for (const auto& dev : cfg_.devices) {
       TND_RETURN_IF_ERROR(DetachXdp(dev));
@@ -167,6 +186,34 @@ absl::Status Agent::Start() {
   return absl::OkStatus();
 }
 
+bool Agent::AnyDeviceRunsLoaded() const {
+  std::set<uint32_t> ids;
+  for (const auto& l : loaded_) {
+    auto fd = l.object.ProgramFd(kXdpEntryProgram);
+    if (!fd.ok()) continue;
+    if (auto info = GetProgramInfo(*fd); info.ok()) ids.insert(info->id);
+  }
+  for (const auto& dev : cfg_.devices) {
+    auto x = QueryXdp(dev);
+    if (x.ok() && *x && ids.count((*x)->prog_id)) return true;
+  }
+  return false;
+}
+
+std::string Agent::CallsDir() const { return cfg_.bpffs_root + "/calls"; }
+
+void Agent::PruneTailCallPins() {
+  std::set<std::string> keep;
+  for (const auto& l : loaded_)
+    for (const auto& p : l.object.tail_call_pins()) keep.insert(p);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(CallsDir(), ec)) {
+    if (keep.count(e.path().string())) continue;
+    std::filesystem::remove(e.path(), ec);
+    TND_LOG_DEBUG("removed tail-call pin of a replaced object: ", e.path().string());
+  }
+}
+
 absl::Status Agent::Cleanup() {
   absl::Status first;
   for (const auto& dev : cfg_.devices) {
@@ -177,8 +224,12 @@ absl::Status Agent::Cleanup() {
       TND_LOG_INFO("cleanup: detached XDP from ", dev);
     }
   }
-  for (auto& l : loaded_) l.object.UnpinMaps();
+  for (auto& l : loaded_) {
+    l.object.UnpinMaps();
+    l.object.UnpinTailCallMaps();
+  }
   std::error_code ec;
+  std::filesystem::remove(CallsDir(), ec);
   std::filesystem::remove(cfg_.bpffs_root, ec);  // only if empty: foreign pins stay
   TND_LOG_INFO("cleanup: removed pins under ", cfg_.bpffs_root);
   return first;

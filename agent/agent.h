@@ -51,6 +51,11 @@ class Agent {
   absl::StatusOr<NodeFacts> GatherFacts() const;
   absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
   absl::Status SyncPrefilter(const std::set<Cidr>& want);
+  absl::Status AttachAll();
+  std::string CallsDir() const;
+  bool AnyDeviceRunsLoaded() const;
+  // Drops the tail-call pins of objects that are no longer attached.
+  void PruneTailCallPins();
 
   AgentConfig cfg_;
   StateStore store_;

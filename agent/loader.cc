@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "absl/strings/string_view.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -32,6 +33,7 @@ int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   absl::string_view msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
   if (t_capture) t_capture->append(msg.data(), msg.size());
   while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
+  if (absl::StartsWith(msg, "libbpf: ")) msg.remove_prefix(8);
   if (level == LIBBPF_WARN)
     TND_LOG_WARN("libbpf: ", msg);
   else
@@ -160,11 +162,11 @@ absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
   LibbpfCapture capture;
   int err = bpf_object__load(raw);
   if (err) {
-    std::string tail = capture.Tail(25);
-    return Annotate(ErrnoError(-err, absl::StrCat("load BPF object ", path)),
-                    tail.empty() ? "" : absl::StrCat("libbpf/verifier said:\n  ", tail, "\n"));
+    return WithDetail(ErrnoError(-err, absl::StrCat("load BPF object ", path)),
+                      absl::StrCat("libbpf and the verifier said:\n  ", capture.Tail(25)));
   }
   TND_RETURN_IF_ERROR(obj.FillTailCalls(opts.tail_calls));
+  for (const TailCallTable& t : opts.tail_calls) obj.tail_call_maps_.push_back(t.map);
   return obj;
 }
 
@@ -213,6 +215,24 @@ std::vector<std::string> BpfObject::ProgramNames() const {
   bpf_program* p;
   bpf_object__for_each_program(p, obj_.get()) out.emplace_back(bpf_program__name(p));
   return out;
+}
+
+absl::Status BpfObject::PinTailCallMaps(const std::string& dir, const std::string& tag) {
+  TND_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  for (const std::string& name : tail_call_maps_) {
+    TND_ASSIGN_OR_RETURN(int fd, MapFd(name));
+    // bpffs refuses names with a dot.
+    std::string pin = absl::StrCat(dir, "/", name, "_", tag);
+    if (bpf_obj_pin(fd, pin.c_str()) != 0)
+      return ErrnoError(errno, absl::StrCat("pin prog array ", name, " at ", pin));
+    tail_call_pins_.push_back(pin);
+  }
+  return absl::OkStatus();
+}
+
+void BpfObject::UnpinTailCallMaps() {
+  for (const std::string& pin : tail_call_pins_) ::unlink(pin.c_str());
+  tail_call_pins_.clear();
 }
 
 void BpfObject::UnpinMaps() {

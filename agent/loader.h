@@ -60,6 +60,15 @@ class BpfObject {
   // Removes the pins of this object's pinned maps (for --cleanup-on-exit).
   void UnpinMaps();
 
+  // The kernel empties a prog array when its last user-space reference goes,
+  // which would break the tail calls of a program left attached after the
+  // agent exits. So each object's prog arrays are pinned under `dir` with
+  // `tag` (unique per load) in the name: <dir>/<map>_<tag>.
+  absl::Status PinTailCallMaps(const std::string& dir, const std::string& tag);
+  // Removes this object's tail-call pins (its programs are not attached).
+  void UnpinTailCallMaps();
+  const std::vector<std::string>& tail_call_pins() const { return tail_call_pins_; }
+
  private:
   struct Closer {
     void operator()(bpf_object* o) const { bpf_object__close(o); }
@@ -68,6 +77,8 @@ class BpfObject {
   absl::Status FillTailCalls(const std::vector<TailCallTable>& tables);
 
   std::unique_ptr<bpf_object, Closer> obj_;
+  std::vector<std::string> tail_call_maps_;
+  std::vector<std::string> tail_call_pins_;
 };
 
 // While alive, collects what libbpf prints on this thread (verifier logs, the

@@ -47,4 +47,9 @@ absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
 }
 
+absl::Status WithDetail(const absl::Status& s, absl::string_view detail) {
+  if (s.ok() || detail.empty()) return s;
+  return absl::Status(s.code(), absl::StrCat(s.message(), "\n", detail));
+}
+
 }  // namespace tendril

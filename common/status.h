@@ -18,6 +18,9 @@ absl::Status ErrnoError(int err, absl::string_view what);
 // Prefixes a status's message with context, keeping its code.
 absl::Status Annotate(const absl::Status& s, absl::string_view context);
 
+// Appends detail (for example a verifier log) after a status's message.
+absl::Status WithDetail(const absl::Status& s, absl::string_view detail);
+
 }  // namespace tendril
 
 #define TND_CONCAT_INNER(a, b) a##b
