@@ -17,8 +17,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/status.h"
-
-extern char** environ;
+#include "common/subprocess.h"
 
 namespace tendril {
 namespace fs = std::filesystem;
@@ -62,37 +61,6 @@ std::string CacheKey(const std::map<std::string, std::string>& sources,
   mix(config_header);
   mix(compiler_version);
   return absl::StrFormat("%016x", h);
-}
-
-absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv, std::string* output) {
-  char tmpl[] = "/tmp/tendril-cmd-XXXXXX";
-  UniqueFd out(::mkstemp(tmpl));
-  if (!out.valid()) return ErrnoError(errno, "create temp file for command output");
-  ::unlink(tmpl);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, out.get(), 2);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return ErrnoError(rc, absl::StrCat("run ", argv[0]));
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return ErrnoError(errno, absl::StrCat("wait for ", argv[0]));
-  }
-  if (output) {
-    output->clear();
-    ::lseek(out.get(), 0, SEEK_SET);
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(out.get(), buf, sizeof(buf))) > 0) output->append(buf, static_cast<size_t>(n));
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 absl::StatusOr<std::string> CompilerVersion(const std::string& clang) {

@@ -57,7 +57,4 @@ absl::StatusOr<std::map<std::string, std::string>> ReadBpfSources(const std::str
 
 absl::StatusOr<CompileResult> CompileBpf(const CompileRequest& req);
 
-// Runs argv, returns its exit status; stdout+stderr go to *output.
-absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv, std::string* output);
-
 }  // namespace tendril

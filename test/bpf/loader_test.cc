@@ -1,0 +1,134 @@
+// Loader tests on the real kernel: pinned map reuse and ABI replacement, the
+// tail-call table, and errors that say what failed.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "agent/agent.h"
+#include "agent/loader.h"
+#include "maps/abi.h"
+#include "maps/pinned_map.h"
+#include "test/support/kernel.h"
+
+namespace tendril::test {
+namespace {
+
+class LoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override { TND_REQUIRE_ROOT(); }
+
+  LoadOptions Opts() {
+    LoadOptions lo;
+    lo.object_path = BpfObjectPath("bpf_xdp");
+    lo.pin_root = pins_.path();
+    lo.tail_calls = XdpTailCalls();
+    return lo;
+  }
+  std::string Pin(const char* name) { return pins_.path() + "/" + name; }
+
+  TempPinRoot pins_;
+};
+
+TEST_F(LoaderTest, PinsSharedMapsAndReusesThemOnReload) {
+  uint32_t first_id;
+  {
+    auto obj = BpfObject::Load(Opts());
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    auto fd = OpenPinned(Pin(TND_MAP_PREFILTER_V4));
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    first_id = GetMapInfo(fd->get())->id;
+    tnd_lpm_v4_key k{24, {10, 9, 8, 0}};
+    tnd_prefilter_val v{};
+    ASSERT_EQ(bpf_map_update_elem(fd->get(), &k, &v, BPF_ANY), 0);
+  }
+  // The object is closed; the pin keeps the map and its entry.
+  auto obj = BpfObject::Load(Opts());
+  ASSERT_TRUE(obj.ok()) << obj.status();
+  int map_fd = *obj->MapFd(TND_MAP_PREFILTER_V4);
+  EXPECT_EQ(GetMapInfo(map_fd)->id, first_id);
+  tnd_lpm_v4_key k{32, {10, 9, 8, 7}};
+  tnd_prefilter_val v;
+  EXPECT_EQ(bpf_map_lookup_elem(map_fd, &k, &v), 0) << "entry lost across reload";
+  // Per-object prog arrays and scratch maps are not pinned by name.
+  struct stat st;
+  EXPECT_NE(stat(Pin(TND_MAP_XDP_CALLS).c_str(), &st), 0);
+  EXPECT_NE(stat(Pin(TND_MAP_XDP_SCRATCH).c_str(), &st), 0);
+}
+
+TEST_F(LoaderTest, ReplacesPinnedMapWhoseAbiChanged) {
+  // A map left by an older build: same name, different value size.
+  bpf_map_create_opts o;
+  std::memset(&o, 0, sizeof(o));
+  o.sz = sizeof(o);
+  o.map_flags = BPF_F_NO_PREALLOC;
+  int old_fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, TND_MAP_PREFILTER_V4,
+                              sizeof(tnd_lpm_v4_key), 8, 128, &o);
+  ASSERT_GE(old_fd, 0) << strerror(errno);
+  UniqueFd old(old_fd);
+  ASSERT_EQ(bpf_obj_pin(old.get(), Pin(TND_MAP_PREFILTER_V4).c_str()), 0);
+  uint32_t old_id = GetMapInfo(old.get())->id;
+
+  auto obj = BpfObject::Load(Opts());
+  ASSERT_TRUE(obj.ok()) << obj.status();
+  auto fd = OpenPinned(Pin(TND_MAP_PREFILTER_V4));
+  ASSERT_TRUE(fd.ok());
+  auto info = GetMapInfo(fd->get());
+  EXPECT_NE(info->id, old_id);
+  EXPECT_EQ(info->value_size, sizeof(tnd_prefilter_val));
+  EXPECT_EQ(info->max_entries, static_cast<uint32_t>(TND_PREFILTER_MAX));
+}
+
+TEST_F(LoaderTest, TailCallTableWithMissingProgramIsAClearError) {
+  LoadOptions lo = Opts();
+  lo.tail_calls = {{TND_MAP_XDP_CALLS, {{TND_TAIL_XDP_V4, "tnd_xdp_v4"}, {5, "tnd_xdp_nope"}}}};
+  auto obj = BpfObject::Load(lo);
+  ASSERT_FALSE(obj.ok());
+  std::string msg(obj.status().message());
+  EXPECT_NE(msg.find("slot 5"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tnd_xdp_nope"), std::string::npos) << msg;
+
+  lo.tail_calls = {{TND_MAP_XDP_CALLS, {{TND_XDP_CALLS_MAX, "tnd_xdp_v4"}}}};
+  obj = BpfObject::Load(lo);
+  ASSERT_FALSE(obj.ok());
+  EXPECT_NE(obj.status().message().find("beyond"), std::string::npos) << obj.status();
+
+  lo.tail_calls = {{"tnd_no_such_map", {{0, "tnd_xdp_v4"}}}};
+  obj = BpfObject::Load(lo);
+  ASSERT_FALSE(obj.ok());
+  EXPECT_NE(obj.status().message().find("tnd_no_such_map"), std::string::npos) << obj.status();
+}
+
+TEST_F(LoaderTest, TailCallTableFillsEverySlot) {
+  auto obj = BpfObject::Load(Opts());
+  ASSERT_TRUE(obj.ok()) << obj.status();
+  int calls = *obj->MapFd(TND_MAP_XDP_CALLS);
+  for (const auto& e : XdpTailCalls()[0].entries) {
+    uint32_t key = e.index, prog_id = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(calls, &key, &prog_id), 0) << "slot " << e.index;
+    auto want = GetProgramInfo(*obj->ProgramFd(e.program));
+    EXPECT_EQ(prog_id, want->id) << "slot " << e.index;
+  }
+}
+
+TEST_F(LoaderTest, MissingObjectFileNamesIt) {
+  LoadOptions lo = Opts();
+  lo.object_path = "/nonexistent/tendril.o";
+  auto obj = BpfObject::Load(lo);
+  ASSERT_FALSE(obj.ok());
+  EXPECT_NE(obj.status().message().find("/nonexistent/tendril.o"), std::string::npos);
+}
+
+TEST_F(LoaderTest, VerifierRejectionCarriesTheLog) {
+  // The test object's cgroup program loaded as if for offload to loopback-less
+  // ifindex 1 fails; the message must include libbpf's and the kernel's words.
+  LoadOptions lo;
+  lo.object_path = BpfObjectPath("test_attach");
+  lo.pin_root = pins_.path();
+  lo.offload_ifindex = 1;
+  auto obj = BpfObject::Load(lo);
+  ASSERT_FALSE(obj.ok());
+  EXPECT_NE(obj.status().message().find("libbpf"), std::string::npos) << obj.status();
+}
+
+}  // namespace
+}  // namespace tendril::test

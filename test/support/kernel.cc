@@ -1,0 +1,193 @@
+#include "test/support/kernel.h"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/bpffs.h"
+#include "common/file_util.h"
+#include "common/status.h"
+#include "common/subprocess.h"
+#include "tendril_build_config.h"
+
+extern char** environ;
+
+namespace tendril::test {
+namespace fs = std::filesystem;
+
+std::string UniqueName(const std::string& tag) {
+  return absl::StrCat("tndt", ::getpid() % 100000, tag);
+}
+
+std::string BpfObjectPath(const std::string& name) {
+  return absl::StrCat(TENDRIL_BINARY_DIR, "/bpf/", name, ".o");
+}
+
+std::string BinaryPath(const std::string& name) { return absl::StrCat(TENDRIL_BINARY_DIR, "/", name); }
+
+namespace {
+std::atomic<int> g_counter{0};
+}
+
+TempPinRoot::TempPinRoot() {
+  path_ = absl::StrCat("/sys/fs/bpf/", UniqueName(absl::StrCat("pin", g_counter++)));
+  auto s = EnsureBpffs(path_);
+  if (!s.ok()) ADD_FAILURE() << "bpffs: " << s;
+}
+
+TempPinRoot::~TempPinRoot() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+TempDir::TempDir() {
+  std::string tmpl = absl::StrCat("/tmp/", UniqueName("XXXXXX"));
+  char* p = ::mkdtemp(tmpl.data());
+  if (!p) ADD_FAILURE() << "mkdtemp failed";
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame) {
+  ProgRun r;
+  r.out.resize(frame.size() + 512);
+  bpf_test_run_opts o;
+  std::memset(&o, 0, sizeof(o));
+  o.sz = sizeof(o);
+  o.data_in = frame.data();
+  o.data_size_in = static_cast<uint32_t>(frame.size());
+  o.data_out = r.out.data();
+  o.data_size_out = static_cast<uint32_t>(r.out.size());
+  o.repeat = 1;
+  if (bpf_prog_test_run_opts(prog_fd, &o) != 0) return ErrnoError(errno, "BPF_PROG_TEST_RUN");
+  r.retval = o.retval;
+  r.out.resize(o.data_size_out);
+  return r;
+}
+
+int Sh(const std::vector<std::string>& argv, std::string* out) {
+  auto rc = RunCommand(argv, out);
+  if (!rc.ok()) {
+    if (out) *out = std::string(rc.status().message());
+    return -1;
+  }
+  return *rc;
+}
+
+Netns::Netns(const std::string& tag) : name_(UniqueName(tag)) {
+  Sh({"ip", "netns", "del", name_});  // a leftover of a crashed run
+  std::string out;
+  if (Sh({"ip", "netns", "add", name_}, &out) != 0) ADD_FAILURE() << "ip netns add " << name_ << ": " << out;
+  Exec({"ip", "link", "set", "lo", "up"});
+}
+
+Netns::~Netns() { Sh({"ip", "netns", "del", name_}); }
+
+int Netns::Exec(const std::vector<std::string>& argv, std::string* out) const {
+  std::vector<std::string> full = {"ip", "netns", "exec", name_};
+  full.insert(full.end(), argv.begin(), argv.end());
+  return Sh(full, out);
+}
+
+void ConnectVeth(const Netns& a, const std::string& ifa, const std::string& addr_a,
+                 const Netns& b, const std::string& ifb, const std::string& addr_b) {
+  std::string out;
+  // Both ends are created directly inside the namespaces: nothing ever
+  // appears among the host's own interfaces.
+  ASSERT_EQ(Sh({"ip", "link", "add", ifa, "netns", a.name(), "type", "veth", "peer", "name", ifb,
+                "netns", b.name()},
+               &out),
+            0)
+      << out;
+  if (!addr_a.empty()) {
+    ASSERT_EQ(a.Exec({"ip", "addr", "add", addr_a, "dev", ifa}, &out), 0) << out;
+  }
+  if (!addr_b.empty()) {
+    ASSERT_EQ(b.Exec({"ip", "addr", "add", addr_b, "dev", ifb}, &out), 0) << out;
+  }
+  ASSERT_EQ(a.Exec({"ip", "link", "set", ifa, "up"}, &out), 0) << out;
+  ASSERT_EQ(b.Exec({"ip", "link", "set", ifb, "up"}, &out), 0) << out;
+}
+
+NetnsGuard::NetnsGuard(const Netns& ns) {
+  orig_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int fd = ::open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) ADD_FAILURE() << "setns " << ns.path();
+  if (fd >= 0) ::close(fd);
+}
+
+NetnsGuard::~NetnsGuard() {
+  if (orig_ >= 0) {
+    if (::setns(orig_, CLONE_NEWNET) != 0) std::abort();  // never continue in the wrong netns
+    ::close(orig_);
+  }
+}
+
+Subprocess::Subprocess(std::vector<std::string> argv) {
+  log_path_ = absl::StrCat("/tmp/", UniqueName(absl::StrCat("log", g_counter++)), ".log");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  if (posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) {
+    ADD_FAILURE() << "spawn " << absl::StrJoin(argv, " ");
+    pid_ = -1;
+  }
+  posix_spawn_file_actions_destroy(&fa);
+}
+
+bool Subprocess::Running() {
+  if (pid_ < 0) return false;
+  int st;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int Subprocess::Stop(int sig, int timeout_ms) {
+  if (!Running()) return status_;
+  ::kill(pid_, sig);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!Running()) return status_;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid_, SIGKILL);
+  int st;
+  ::waitpid(pid_, &st, 0);
+  pid_ = -1;
+  status_ = 128 + SIGKILL;
+  return status_;
+}
+
+Subprocess::~Subprocess() {
+  Stop(SIGTERM, 5000);
+  ::unlink(log_path_.c_str());
+}
+
+std::string Subprocess::Log() const { return ReadFile(log_path_).value_or(""); }
+
+}  // namespace tendril::test

@@ -1,0 +1,114 @@
+// Helpers for tests that use the real kernel: root check, bpffs pin roots,
+// network namespaces, child processes. Every resource is named with the
+// "tndt" prefix and removed by its destructor; test/cleanup-leftovers.sh
+// removes what a crashed test could not.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "absl/status/statusor.h"
+#include "test/support/packet.h"
+
+namespace tendril::test {
+
+#define TND_REQUIRE_ROOT()                                              \
+  do {                                                                  \
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF, CAP_NET_ADMIN)"; \
+  } while (0)
+
+// "tndt<pid><tag>", short enough for device and namespace names.
+std::string UniqueName(const std::string& tag);
+
+// Path of an object built by Makefile.bpf (build/bpf/<name>.o).
+std::string BpfObjectPath(const std::string& name);
+std::string BinaryPath(const std::string& name);  // tendril, tendril-agent
+
+// A fresh directory on bpffs under /sys/fs/bpf, removed with all its pins.
+class TempPinRoot {
+ public:
+  TempPinRoot();
+  ~TempPinRoot();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A temporary directory under /tmp, removed recursively.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct ProgRun {
+  uint32_t retval = 0;
+  Bytes out;
+};
+// BPF_PROG_TEST_RUN on `frame`.
+absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame);
+
+// Runs a command, returns exit code; output in *out (stdout+stderr).
+int Sh(const std::vector<std::string>& argv, std::string* out = nullptr);
+
+// A network namespace (ip netns add), deleted with everything in it.
+class Netns {
+ public:
+  explicit Netns(const std::string& tag);
+  ~Netns();
+  Netns(const Netns&) = delete;
+  const std::string& name() const { return name_; }
+  std::string path() const { return "/run/netns/" + name_; }
+  // Runs argv inside the namespace (ip netns exec).
+  int Exec(const std::vector<std::string>& argv, std::string* out = nullptr) const;
+
+ private:
+  std::string name_;
+};
+
+// Creates a veth pair with one end in each namespace, addresses (optional,
+// "10.0.0.1/24"), and sets both ends up.
+void ConnectVeth(const Netns& a, const std::string& ifa, const std::string& addr_a,
+                 const Netns& b, const std::string& ifb, const std::string& addr_b);
+
+// Moves the calling thread into a namespace and back when destroyed.
+class NetnsGuard {
+ public:
+  explicit NetnsGuard(const Netns& ns);
+  ~NetnsGuard();
+
+ private:
+  int orig_ = -1;
+};
+
+// A child process with output to a log file; SIGTERM then SIGKILL on Stop or
+// destruction, each wait bounded.
+class Subprocess {
+ public:
+  explicit Subprocess(std::vector<std::string> argv);
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  pid_t pid() const { return pid_; }
+  bool Running();
+  // Sends SIGTERM (or `sig`), waits up to `timeout_ms`, then SIGKILL. Returns
+  // the exit status (128+N for a signal).
+  int Stop(int sig = 15, int timeout_ms = 10000);
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string log_path_;
+};
+
+}  // namespace tendril::test
