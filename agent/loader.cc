@@ -34,7 +34,10 @@ int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (t_capture) t_capture->append(msg.data(), msg.size());
   while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
   if (absl::StartsWith(msg, "libbpf: ")) msg.remove_prefix(8);
-  if (level == LIBBPF_WARN)
+  // The kernel's netlink extack text is expected on some probing paths
+  // (EEXIST from an existing clsact qdisc); callers quote it in their errors
+  // when it matters, so it is logged at debug only.
+  if (level == LIBBPF_WARN && !absl::StartsWith(msg, "Kernel error message"))
     TND_LOG_WARN("libbpf: ", msg);
   else
     TND_LOG_DEBUG("libbpf: ", msg);

@@ -119,12 +119,20 @@ TEST_F(LoaderTest, MissingObjectFileNamesIt) {
 }
 
 TEST_F(LoaderTest, VerifierRejectionCarriesTheLog) {
-  // The test object's cgroup program loaded as if for offload to loopback-less
-  // ifindex 1 fails; the message must include libbpf's and the kernel's words.
   LoadOptions lo;
-  lo.object_path = BpfObjectPath("test_attach");
+  lo.object_path = BpfObjectPath("test_reject");
   lo.pin_root = pins_.path();
-  lo.offload_ifindex = 1;
+  auto obj = BpfObject::Load(lo);
+  ASSERT_FALSE(obj.ok());
+  std::string msg(obj.status().message());
+  EXPECT_NE(msg.find("test_reject"), std::string::npos) << msg;
+  // The verifier's own words about the unchecked packet read.
+  EXPECT_NE(msg.find("invalid access to packet"), std::string::npos) << msg;
+}
+
+TEST_F(LoaderTest, OffloadToADeviceWithoutSupportIsRefusedAtLoad) {
+  LoadOptions lo = Opts();
+  lo.offload_ifindex = 1;  // loopback: no BPF offload
   auto obj = BpfObject::Load(lo);
   ASSERT_FALSE(obj.ok());
   EXPECT_NE(obj.status().message().find("libbpf"), std::string::npos) << obj.status();
