@@ -48,10 +48,19 @@ std::string NowUtc() {
   return buf;
 }
 
-std::vector<std::string> Strings(const nlohmann::json& args, const char* key) {
+// args[key] as a list of strings, or an error naming the argument.
+absl::StatusOr<std::vector<std::string>> Strings(const nlohmann::json& args, const char* key) {
+  if (!args.is_object() || !args.contains(key))
+    return absl::InvalidArgumentError(absl::StrCat("missing argument \"", key, "\""));
+  const nlohmann::json& v = args.at(key);
+  if (!v.is_array())
+    return absl::InvalidArgumentError(absl::StrCat("argument \"", key, "\" must be a list"));
   std::vector<std::string> out;
-  if (!args.contains(key)) return out;
-  for (const auto& v : args.at(key)) out.push_back(v.get<std::string>());
+  for (const auto& e : v) {
+    if (!e.is_string())
+      return absl::InvalidArgumentError(absl::StrCat("argument \"", key, "\" must hold strings"));
+    out.push_back(e.get<std::string>());
+  }
   return out;
 }
 
@@ -339,11 +348,13 @@ void Agent::RegisterApi(ApiServer& api) {
   api.Register("prefilter.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return PrefilterList();
   });
-  api.Register("prefilter.add", [this](const nlohmann::json& a) {
-    return PrefilterAdd(Strings(a, "cidrs"));
+  api.Register("prefilter.add", [this](const nlohmann::json& a) -> absl::StatusOr<nlohmann::json> {
+    TND_ASSIGN_OR_RETURN(auto cidrs, Strings(a, "cidrs"));
+    return PrefilterAdd(cidrs);
   });
-  api.Register("prefilter.delete", [this](const nlohmann::json& a) {
-    return PrefilterDelete(Strings(a, "cidrs"));
+  api.Register("prefilter.delete", [this](const nlohmann::json& a) -> absl::StatusOr<nlohmann::json> {
+    TND_ASSIGN_OR_RETURN(auto cidrs, Strings(a, "cidrs"));
+    return PrefilterDelete(cidrs);
   });
 }
 
