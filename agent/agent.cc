@@ -136,6 +136,9 @@ absl::Status Agent::Start() {
   TND_LOG_INFO("desired state from ", store_.path(), ": ", desired_.prefilter.size(),
                " prefilter CIDRs");
   TND_RETURN_IF_ERROR(EnsureBpffs(cfg_.bpffs_root));
+  // Socket programs (services, next) attach here; checked now so that a bad
+  // setting fails at start, not at the first service.
+  TND_ASSIGN_OR_RETURN(cgroup_root_, ResolveCgroupRoot(cfg_.cgroup_root));
   TND_ASSIGN_OR_RETURN(NodeFacts facts, GatherFacts());
 
   CompileRequest req;
@@ -252,6 +255,7 @@ nlohmann::json Agent::StatusJson() const {
                 {"bpffs_root", cfg_.bpffs_root},
                 {"state_dir", cfg_.state_dir},
                 {"api_socket", cfg_.api_socket},
+                {"cgroup_root", cgroup_root_},
                 {"xdp_mode", std::string(XdpModeName(cfg_.xdp_mode))}};
   utsname u{};
   ::uname(&u);

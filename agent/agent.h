@@ -63,6 +63,7 @@ class Agent {
   std::vector<Loaded> loaded_;
   CompileResult compiled_;
   std::string started_at_;
+  std::string cgroup_root_;
 };
 
 }  // namespace tendril

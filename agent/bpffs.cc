@@ -17,6 +17,19 @@
 namespace tendril {
 namespace {
 constexpr long kBpfFsMagic = 0xcafe4a11;
+constexpr long kCgroup2Magic = 0x63677270;
+}  // namespace
+
+absl::StatusOr<std::string> ResolveCgroupRoot(const std::string& path) {
+  std::string p = path;
+  if (p.empty()) {
+    TND_ASSIGN_OR_RETURN(p, FindCgroup2Mount());
+  }
+  struct statfs st;
+  if (::statfs(p.c_str(), &st) != 0) return ErrnoError(errno, absl::StrCat("cgroup-root ", p));
+  if (static_cast<long>(st.f_type) != kCgroup2Magic)
+    return absl::InvalidArgumentError(absl::StrCat("cgroup-root ", p, " is not on a cgroup v2 filesystem"));
+  return p;
 }
 
 bool IsOnBpffs(const std::string& path) {

@@ -16,4 +16,7 @@ bool IsOnBpffs(const std::string& path);
 // The first cgroup v2 mount in /proc/mounts.
 absl::StatusOr<std::string> FindCgroup2Mount();
 
+// `path` if it is a directory on cgroup v2; the cgroup2 mount if empty.
+absl::StatusOr<std::string> ResolveCgroupRoot(const std::string& path);
+
 }  // namespace tendril
