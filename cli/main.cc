@@ -52,6 +52,9 @@ json MapFill(const Globals& g) {
     auto fd = OpenPinnedMap(PinPath(g, spec.name), spec.key_size, spec.value_size);
     if (!fd.ok()) {
       m["error"] = std::string(fd.status().message());
+    } else if (spec.type == BPF_MAP_TYPE_ARRAY || spec.type == BPF_MAP_TYPE_PERCPU_ARRAY) {
+      m["kind"] = "array";  // every slot always exists
+      m["entries"] = spec.max_entries;
     } else {
       auto n = CountEntries(fd->get(), spec.key_size);
       if (n.ok())
@@ -114,7 +117,9 @@ int CmdStatus(const Globals& g) {
   Table mt({"MAP", "ENTRIES", "MAX", "DESCRIPTION"});
   for (const auto& m : maps)
     mt.AddRow({m.value("name", ""),
-               m.contains("entries") ? std::to_string(m.value("entries", 0)) : "not pinned",
+               !m.contains("entries")        ? "not pinned"
+               : m.value("kind", "") == "array" ? "array"
+                                                : std::to_string(m.value("entries", 0)),
                std::to_string(m.value("max_entries", 0)), m.value("description", "")});
   std::printf("Maps (%s):\n%s", g.bpffs_root.c_str(), mt.Render(2).c_str());
   return agent.ok() ? 0 : 1;
@@ -158,16 +163,19 @@ int CmdPrefilterList(const Globals& g) {
 }
 
 int CmdMetricsList(const Globals& g) {
-  auto m = PerCpuMap<tnd_metrics_key, tnd_metrics_val>::OpenPin(PinPath(g, TND_MAP_METRICS),
+  auto m = PerCpuMap<uint32_t, tnd_metrics_val>::OpenPin(PinPath(g, TND_MAP_METRICS),
                                                                 TND_MAP_METRICS);
   if (!m.ok()) return Fail(m.status());
   std::map<std::pair<int, int>, std::pair<uint64_t, uint64_t>> sums;
-  auto s = m->ForEach([&](const tnd_metrics_key& k, const std::vector<tnd_metrics_val>& per_cpu) {
-    auto& v = sums[{k.reason, k.dir}];
+  auto s = m->ForEach([&](const uint32_t& idx, const std::vector<tnd_metrics_val>& per_cpu) {
+    uint64_t packets = 0, bytes = 0;
     for (const auto& x : per_cpu) {
-      v.first += x.packets;
-      v.second += x.bytes;
+      packets += x.packets;
+      bytes += x.bytes;
     }
+    if (packets == 0) return;  // array slots exist for every reason
+    abi::MetricsSlot k = abi::DecodeMetricsIndex(idx);
+    sums[{k.reason, k.dir}] = {packets, bytes};
   });
   if (!s.ok()) return Fail(s);
   if (g.json()) {

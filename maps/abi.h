@@ -16,8 +16,16 @@ namespace tendril::abi {
 static_assert(sizeof(tnd_lpm_v4_key) == 8);
 static_assert(sizeof(tnd_lpm_v6_key) == 20);
 static_assert(sizeof(tnd_prefilter_val) == 4);
-static_assert(sizeof(tnd_metrics_key) == 4);
 static_assert(sizeof(tnd_metrics_val) == 16);
+
+// A metrics array slot, decoded.
+struct MetricsSlot {
+  uint8_t reason;
+  uint8_t dir;
+};
+inline MetricsSlot DecodeMetricsIndex(uint32_t idx) {
+  return {static_cast<uint8_t>(idx & 0xff), static_cast<uint8_t>(idx >> 8)};
+}
 
 // Name of a drop reason as shown by `tendril metrics list` and `monitor`.
 const char* DropReasonName(uint8_t reason);
@@ -38,7 +46,7 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
      sizeof(tnd_prefilter_val), TND_PREFILTER_MAX, "prefilter deny CIDRs, IPv4"},
     {TND_MAP_PREFILTER_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v6_key),
      sizeof(tnd_prefilter_val), TND_PREFILTER_MAX, "prefilter deny CIDRs, IPv6"},
-    {TND_MAP_METRICS, BPF_MAP_TYPE_PERCPU_HASH, sizeof(tnd_metrics_key),
+    {TND_MAP_METRICS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t),
      sizeof(tnd_metrics_val), TND_METRICS_MAX, "drop counters by reason and direction"},
 };
 

@@ -25,7 +25,7 @@
 
 /* ---- sizes --------------------------------------------------------------- */
 #define TND_PREFILTER_MAX 16384 /* entries per address family */
-#define TND_METRICS_MAX 1024
+#define TND_METRICS_MAX 512 /* (dir << 8 | reason): 2 directions x 256 reasons */
 #define TND_XDP_CALLS_MAX 8
 
 /* ---- tail-call indices (tnd_xdp_calls) ----------------------------------- */
@@ -47,7 +47,7 @@ struct tnd_prefilter_val {
 	__u32 flags; /* reserved, 0 */
 };
 
-/* ---- metrics (per-CPU hash) ---------------------------------------------- */
+/* ---- metrics (per-CPU array) --------------------------------------------- */
 enum tnd_dir {
 	TND_DIR_INGRESS = 0,
 	TND_DIR_EGRESS = 1,
@@ -65,11 +65,13 @@ enum tnd_drop_reason {
 	TND_DROP_REASON_MAX = 3,
 };
 
-struct tnd_metrics_key {
-	__u8 reason; /* enum tnd_drop_reason */
-	__u8 dir;    /* enum tnd_dir */
-	__u16 pad;
-};
+/* The metrics map is a per-CPU array indexed by (dir << 8 | reason): the hot
+ * path is an array lookup the verifier inlines, with no hashing and no insert
+ * on a reason's first packet. */
+static inline __u32 tnd_metrics_index(__u8 reason, __u8 dir)
+{
+	return ((__u32)dir << 8) | reason;
+}
 
 struct tnd_metrics_val {
 	__u64 packets;

@@ -25,8 +25,8 @@ struct {
 } tnd_pf_v6 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct tnd_metrics_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct tnd_metrics_val);
 	__uint(max_entries, TND_METRICS_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
