@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -27,79 +28,78 @@ absl::StatusOr<bool> ParseBool(const std::string& key, const std::string& v) {
       absl::StrCat("setting ", key, ": \"", v, "\" is not a boolean (true or false)"));
 }
 
-// One table: name, how to set it from a string. Used by YAML and flags alike.
+// One table: name, help, and how to set it from a string. YAML keys and
+// command-line flags both go through it.
+using Apply = std::function<absl::Status(AgentConfig*, const std::string& key, const std::string& value)>;
+
 struct Setting {
   const char* name;
   const char* help;
   bool is_flag;  // boolean switch on the command line
-  absl::Status (*apply)(AgentConfig*, const std::string& key, const std::string& value);
+  Apply apply;
 };
 
-absl::Status SetString(std::string* dst, const std::string& v) {
-  *dst = v;
-  return absl::OkStatus();
+Apply StringField(std::string AgentConfig::*field) {
+  return [field](AgentConfig* c, const std::string&, const std::string& v) {
+    c->*field = v;
+    return absl::OkStatus();
+  };
 }
 
-const Setting kSettings[] = {
-    {"devices", "comma-separated devices to attach to (eth0,eth1)", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) {
-       c->devices = SplitList(v);
-       return absl::OkStatus();
-     }},
-    {"xdp-mode", "native|generic|offload|auto|disabled", false,
-     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
-       auto m = ParseXdpMode(v);
-       if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": ", m.status().message()));
-       c->xdp_mode = *m;
-       return absl::OkStatus();
-     }},
-    {"bpffs-root", "bpffs directory for pins (default /sys/fs/bpf/tendril)", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->bpffs_root, v); }},
-    {"state-dir", "desired state and object cache (default /var/lib/tendril)", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->state_dir, v); }},
-    {"api-socket", "Unix socket of the API (default /run/tendril/tendril.sock)", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->api_socket, v); }},
-    {"cgroup-root", "cgroup v2 path for socket programs (default: the cgroup2 mount)", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->cgroup_root, v); }},
-    {"bpf-dir", "directory holding bpf/ and maps/ sources", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->bpf_dir, v); }},
-    {"clang", "clang binary used to compile bpf/", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->clang, v); }},
-    {"netns", "network namespace (path, e.g. /run/netns/node) to run in", false,
-     [](AgentConfig* c, const std::string&, const std::string& v) { return SetString(&c->netns, v); }},
-    {"enable-ipv4", "IPv4 datapath (default true)", false,
-     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
-       auto b = ParseBool(k, v);
-       if (!b.ok()) return b.status();
-       c->enable_ipv4 = *b;
-       return absl::OkStatus();
-     }},
-    {"enable-ipv6", "IPv6 datapath (default true)", false,
-     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
-       auto b = ParseBool(k, v);
-       if (!b.ok()) return b.status();
-       c->enable_ipv6 = *b;
-       return absl::OkStatus();
-     }},
-    {"cleanup-on-exit", "remove programs and pins on SIGTERM (default: leave the datapath)", true,
-     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
-       auto b = ParseBool(k, v);
-       if (!b.ok()) return b.status();
-       c->cleanup_on_exit = *b;
-       return absl::OkStatus();
-     }},
-    {"log-level", "debug|info|warning|error", false,
-     [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
-       if (v != "debug" && v != "info" && v != "warning" && v != "error")
-         return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": \"", v,
-                                                        "\" is not one of debug, info, warning, error"));
-       c->log_level = v;
-       return absl::OkStatus();
-     }},
-};
+Apply BoolField(bool AgentConfig::*field) {
+  return [field](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+    auto b = ParseBool(k, v);
+    if (!b.ok()) return b.status();
+    c->*field = *b;
+    return absl::OkStatus();
+  };
+}
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> kSettings = {
+      {"devices", "comma-separated devices to attach to (eth0,eth1)", false,
+       [](AgentConfig* c, const std::string&, const std::string& v) {
+         c->devices = SplitList(v);
+         return absl::OkStatus();
+       }},
+      {"xdp-mode", "native|generic|offload|auto|disabled", false,
+       [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+         auto m = ParseXdpMode(v);
+         if (!m.ok())
+           return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": ", m.status().message()));
+         c->xdp_mode = *m;
+         return absl::OkStatus();
+       }},
+      {"bpffs-root", "bpffs directory for pins (default /sys/fs/bpf/tendril)", false,
+       StringField(&AgentConfig::bpffs_root)},
+      {"state-dir", "desired state and object cache (default /var/lib/tendril)", false,
+       StringField(&AgentConfig::state_dir)},
+      {"api-socket", "Unix socket of the API (default /run/tendril/tendril.sock)", false,
+       StringField(&AgentConfig::api_socket)},
+      {"cgroup-root", "cgroup v2 path for socket programs (default: the cgroup2 mount)", false,
+       StringField(&AgentConfig::cgroup_root)},
+      {"bpf-dir", "directory holding bpf/ and maps/ sources", false, StringField(&AgentConfig::bpf_dir)},
+      {"clang", "clang binary used to compile bpf/", false, StringField(&AgentConfig::clang)},
+      {"netns", "network namespace (path, e.g. /run/netns/node) to run in", false,
+       StringField(&AgentConfig::netns)},
+      {"enable-ipv4", "IPv4 datapath (default true)", false, BoolField(&AgentConfig::enable_ipv4)},
+      {"enable-ipv6", "IPv6 datapath (default true)", false, BoolField(&AgentConfig::enable_ipv6)},
+      {"cleanup-on-exit", "remove programs and pins on SIGTERM (default: leave the datapath)", true,
+       BoolField(&AgentConfig::cleanup_on_exit)},
+      {"log-level", "debug|info|warning|error", false,
+       [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+         if (v != "debug" && v != "info" && v != "warning" && v != "error")
+           return absl::InvalidArgumentError(
+               absl::StrCat("setting ", k, ": \"", v, "\" is not one of debug, info, warning, error"));
+         c->log_level = v;
+         return absl::OkStatus();
+       }},
+  };
+  return kSettings;
+}
 
 const Setting* FindSetting(const std::string& name) {
-  for (const Setting& s : kSettings)
+  for (const Setting& s : Settings())
     if (name == s.name) return &s;
   return nullptr;
 }
@@ -127,7 +127,7 @@ absl::Status ApplyYamlConfig(const std::string& yaml_text, AgentConfig* cfg) {
     const Setting* s = FindSetting(key);
     if (!s) {
       std::vector<std::string> names;
-      for (const Setting& x : kSettings) names.push_back(x.name);
+      for (const Setting& x : Settings()) names.push_back(x.name);
       return absl::InvalidArgumentError(absl::StrCat("config: unknown setting \"", key,
                                                      "\" (known: ", absl::StrJoin(names, ", "), ")"));
     }
@@ -184,7 +184,7 @@ absl::StatusOr<ParsedArgs> ParseAgentArgs(int argc, const char* const* argv) {
   app.add_flag("--version", version, "print the version and exit");
   std::map<std::string, std::string> given;
   std::map<std::string, bool> given_flags;
-  for (const Setting& s : kSettings) {
+  for (const Setting& s : Settings()) {
     if (s.is_flag)
       app.add_flag(absl::StrCat("--", s.name), given_flags[s.name], s.help);
     else
@@ -210,7 +210,7 @@ absl::StatusOr<ParsedArgs> ParseAgentArgs(int argc, const char* const* argv) {
     if (!text.ok()) return Annotate(text.status(), "read --config");
     TND_RETURN_IF_ERROR(Annotate(ApplyYamlConfig(*text, &out.config), config_file));
   }
-  for (const Setting& s : kSettings) {
+  for (const Setting& s : Settings()) {
     std::string flag = absl::StrCat("--", s.name);
     if (app.count(flag) == 0) continue;
     std::string value = s.is_flag ? (given_flags[s.name] ? "true" : "false") : given[s.name];

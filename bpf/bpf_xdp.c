@@ -96,24 +96,29 @@ int tnd_xdp_entry(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-SEC("xdp")
-int tnd_xdp_v4(struct xdp_md *ctx)
+/* The L3 header that the entry program found, if `len` bytes of it are in
+ * the frame; NULL otherwise. */
+static __always_inline void *l3_header(struct xdp_md *ctx, __u32 len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct tnd_xdp_scratch *s = scratch();
-	struct iphdr *ip;
 	__u32 off;
 
 	if (!s)
-		return XDP_PASS;
+		return NULL;
 	off = s->l3_off;
-	if (off > TND_MAX_L3_OFF)
-		return XDP_PASS;
-	ip = data + off;
-	if ((void *)(ip + 1) > data_end)
-		return XDP_PASS;
-	if (ip->version != 4 || ip->ihl < 5)
+	if (off > TND_MAX_L3_OFF || data + off + len > data_end)
+		return NULL;
+	return data + off;
+}
+
+SEC("xdp")
+int tnd_xdp_v4(struct xdp_md *ctx)
+{
+	struct iphdr *ip = l3_header(ctx, sizeof(*ip));
+
+	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return XDP_PASS;
 #if TENDRIL_ENABLE_PREFILTER
 	if (tnd_prefilter_denied_v4(ip->saddr))
@@ -125,21 +130,9 @@ int tnd_xdp_v4(struct xdp_md *ctx)
 SEC("xdp")
 int tnd_xdp_v6(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct tnd_xdp_scratch *s = scratch();
-	struct ipv6hdr *ip6;
-	__u32 off;
+	struct ipv6hdr *ip6 = l3_header(ctx, sizeof(*ip6));
 
-	if (!s)
-		return XDP_PASS;
-	off = s->l3_off;
-	if (off > TND_MAX_L3_OFF)
-		return XDP_PASS;
-	ip6 = data + off;
-	if ((void *)(ip6 + 1) > data_end)
-		return XDP_PASS;
-	if (ip6->version != 6)
+	if (!ip6 || ip6->version != 6)
 		return XDP_PASS;
 #if TENDRIL_ENABLE_PREFILTER
 	if (tnd_prefilter_denied_v6(&ip6->saddr))

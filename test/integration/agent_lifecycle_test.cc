@@ -1,0 +1,135 @@
+// The agent as a process: systemd readiness protocol, refusals at start, and
+// the API socket's ownership. XDP is disabled or the agent runs in a test
+// namespace, so nothing is attached to this machine's interfaces.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/api_client.h"
+#include "common/fd.h"
+#include "common/subprocess.h"
+#include "test/support/kernel.h"
+
+namespace tendril::test {
+namespace {
+
+class AgentLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override { TND_REQUIRE_ROOT(); }
+
+  std::vector<std::string> Args(std::vector<std::string> extra) {
+    std::vector<std::string> a = {BinaryPath("tendril-agent"), "--bpffs-root", pins_.path(),
+                                  "--state-dir", state_.path(), "--api-socket", Socket()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::string Socket() { return state_.path() + "/api.sock"; }
+
+  bool WaitReady(Subprocess& p) {
+    for (int i = 0; i < 300; ++i) {
+      if (!p.Running()) return false;
+      if (CallAgent(Socket(), "status").ok()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+  TempPinRoot pins_;
+  TempDir state_;
+};
+
+std::string RecvNotify(int fd, int timeout_ms) {
+  std::string all;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    char buf[512];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) {
+      all.append(buf, static_cast<size_t>(n));
+      all.push_back('\n');
+      continue;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!all.empty()) break;
+  }
+  return all;
+}
+
+TEST_F(AgentLifecycleTest, NotifiesSystemdWhenReadyAndWhenStopping) {
+  std::string path = state_.path() + "/notify.sock";
+  UniqueFd sock(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+
+  ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  Subprocess agent(Args({"--xdp-mode", "disabled"}));
+  ::unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+  std::string ready = RecvNotify(sock.get(), 5000);
+  EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
+  EXPECT_EQ(agent.Stop(), 0) << agent.Log();
+  std::string stopping = RecvNotify(sock.get(), 2000);
+  EXPECT_NE(stopping.find("STOPPING=1"), std::string::npos) << stopping;
+  struct stat st;
+  EXPECT_NE(::stat(Socket().c_str(), &st), 0) << "API socket removed on exit";
+}
+
+TEST_F(AgentLifecycleTest, ApiSocketIsRootOnlyAndNotShared) {
+  Subprocess agent(Args({"--xdp-mode", "disabled"}));
+  ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+  struct stat st;
+  ASSERT_EQ(::stat(Socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A second agent on the same socket must refuse, not steal it.
+  std::string out;
+  auto rc = RunCommand(Args({"--xdp-mode", "disabled"}), &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(*rc, 1);
+  EXPECT_NE(out.find("another agent is serving"), std::string::npos) << out;
+  EXPECT_TRUE(CallAgent(Socket(), "status").ok()) << "first agent still answers";
+  EXPECT_EQ(agent.Stop(), 0);
+}
+
+TEST_F(AgentLifecycleTest, BadSettingsAreRefusedBeforeAnythingHappens) {
+  struct Case {
+    std::vector<std::string> args;
+    int rc;
+    std::string says;
+  } cases[] = {
+      {{"--xdp-mode", "turbo"}, 2, "turbo"},
+      {{"--devices", "eth0", "--no-such-flag"}, 2, "no-such-flag"},
+      {{"--xdp-mode", "native"}, 2, "no devices"},
+      {{"--config", "/nonexistent/agent.yaml"}, 2, "/nonexistent/agent.yaml"},
+      {{"--xdp-mode", "disabled", "--cgroup-root", "/tmp"}, 1, "not on a cgroup v2"},
+  };
+  for (const Case& c : cases) {
+    std::string out;
+    auto rc = RunCommand(Args(c.args), &out);
+    ASSERT_TRUE(rc.ok());
+    EXPECT_EQ(*rc, c.rc) << out;
+    EXPECT_NE(out.find(c.says), std::string::npos) << out;
+  }
+  // Nothing was pinned by the refused starts.
+  std::string pins;
+  Sh({"ls", "-A", pins_.path()}, &pins);
+  EXPECT_EQ(pins.find("tnd_"), std::string::npos) << pins;
+}
+
+TEST_F(AgentLifecycleTest, UnknownDeviceIsNamedAndNothingIsAttached) {
+  Netns ns("lc");
+  std::string out;
+  auto rc = RunCommand(Args({"--netns", ns.path(), "--devices", "nosuch0", "--xdp-mode", "native"}), &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(*rc, 1);
+  EXPECT_NE(out.find("device nosuch0"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tendril::test
