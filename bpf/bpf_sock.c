@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Socket load balancing (ClusterIP): cgroup sock_addr programs translate a
+ * service's frontend to a backend once, when the socket connects (TCP, UDP)
+ * or sends (unconnected UDP), so no packet of the flow needs NAT and no
+ * conntrack entry exists. recvmsg and getpeername translate back, so the
+ * application only ever sees the frontend.
+ *
+ *   connect4/6     frontend -> backend; no usable backend: ECONNREFUSED
+ *   sendmsg4/6     same, per datagram
+ *   recvmsg4/6     backend source -> frontend
+ *   getpeername4/6 backend -> frontend
+ *
+ * Anything that is not a declared frontend passes through untouched.
+ */
+#include <asm-generic/errno.h>
+
+#include "lib/common.h"
+#include "lib/lb.h"
+#include "lib/metrics.h"
+
+#define SYS_REJECT 0
+#define SYS_PROCEED 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tnd_sk_revnat4_key);
+	__type(value, struct tnd_sk_revnat_val);
+	__uint(max_entries, TND_SK_REVNAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_sk_rnat_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tnd_sk_revnat6_key);
+	__type(value, struct tnd_sk_revnat_val);
+	__uint(max_entries, TND_SK_REVNAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_sk_rnat_v6 SEC(".maps");
+
+static __always_inline __u8 sock_proto(const struct bpf_sock_addr *ctx)
+{
+	/* ctx->protocol is the socket's; only TCP and UDP have services. */
+	return (__u8)ctx->protocol;
+}
+
+/* The refusal kube-proxy's REJECT rule gives: connect() fails at once. */
+static __always_inline int refuse(__u8 reason)
+{
+	tnd_count(reason, TND_DIR_EGRESS, 0);
+	bpf_set_retval(-ECONNREFUSED);
+	return SYS_REJECT;
+}
+
+/* ---- IPv4 ---------------------------------------------------------------- */
+
+static __always_inline int xlate4(struct bpf_sock_addr *ctx)
+{
+	struct tnd_svc4_key key = {
+		.addr = ctx->user_ip4,
+		.port = (__be16)ctx->user_port,
+		.proto = sock_proto(ctx),
+	};
+	struct tnd_svc_val *svc, *slot;
+	struct tnd_backend *be;
+	__u64 cookie, client;
+	__u32 id;
+
+	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
+		return SYS_PROCEED;
+	svc = bpf_map_lookup_elem(&tnd_svc_v4, &key);
+	if (!svc)
+		return SYS_PROCEED;
+	if (svc->count == 0)
+		return refuse(TND_DROP_NO_SERVICE_BACKEND);
+
+	cookie = bpf_get_socket_cookie(ctx);
+	client = bpf_get_netns_cookie(ctx);
+	id = tnd_affinity_backend(svc, client);
+	if (!id)
+		id = tnd_maglev_backend(svc, tnd_hash64(cookie));
+	if (!id) {
+		key.slot = tnd_random_slot(svc);
+		slot = bpf_map_lookup_elem(&tnd_svc_v4, &key);
+		if (slot)
+			id = slot->backend_id;
+	}
+	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	if (!be)
+		return refuse(TND_DROP_BACKEND_MISSING);
+	tnd_affinity_record(svc, client, id);
+
+	struct tnd_sk_revnat4_key rk = { .cookie = cookie, .port = be->port };
+	struct tnd_sk_revnat_val rv = { .port = (__be16)ctx->user_port, .svc_id = svc->svc_id };
+
+	__builtin_memcpy(&rk.addr, be->addr, 4);
+	__builtin_memcpy(rv.addr, &ctx->user_ip4, 4);
+	bpf_map_update_elem(&tnd_sk_rnat_v4, &rk, &rv, BPF_ANY);
+
+	ctx->user_ip4 = rk.addr;
+	ctx->user_port = be->port;
+	return SYS_PROCEED;
+}
+
+/* Backend address seen by the socket -> the frontend it asked for. */
+static __always_inline void revxlate4(struct bpf_sock_addr *ctx)
+{
+	struct tnd_sk_revnat4_key rk = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.addr = ctx->user_ip4,
+		.port = (__be16)ctx->user_port,
+	};
+	struct tnd_sk_revnat_val *rv = bpf_map_lookup_elem(&tnd_sk_rnat_v4, &rk);
+	struct tnd_svc4_key sk = { .proto = sock_proto(ctx) };
+
+	if (!rv)
+		return;
+	/* Only while the service still exists. */
+	__builtin_memcpy(&sk.addr, rv->addr, 4);
+	sk.port = rv->port;
+	if (!bpf_map_lookup_elem(&tnd_svc_v4, &sk)) {
+		bpf_map_delete_elem(&tnd_sk_rnat_v4, &rk);
+		return;
+	}
+	ctx->user_ip4 = sk.addr;
+	ctx->user_port = rv->port;
+}
+
+SEC("cgroup/connect4")
+int tnd_sock_connect4(struct bpf_sock_addr *ctx)
+{
+	return xlate4(ctx);
+}
+
+SEC("cgroup/sendmsg4")
+int tnd_sock_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return xlate4(ctx);
+}
+
+SEC("cgroup/recvmsg4")
+int tnd_sock_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	revxlate4(ctx);
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/getpeername4")
+int tnd_sock_getpeername4(struct bpf_sock_addr *ctx)
+{
+	revxlate4(ctx);
+	return SYS_PROCEED;
+}
+
+/* ---- IPv6 ---------------------------------------------------------------- */
+
+static __always_inline void load6(__u8 *dst, const struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+
+	__builtin_memcpy(dst, a, 16);
+}
+
+static __always_inline void store6(struct bpf_sock_addr *ctx, const __u8 *src)
+{
+	__u32 a[4];
+
+	__builtin_memcpy(a, src, 16);
+	ctx->user_ip6[0] = a[0];
+	ctx->user_ip6[1] = a[1];
+	ctx->user_ip6[2] = a[2];
+	ctx->user_ip6[3] = a[3];
+}
+
+static __always_inline int xlate6(struct bpf_sock_addr *ctx)
+{
+	struct tnd_svc6_key key = {
+		.port = (__be16)ctx->user_port,
+		.proto = sock_proto(ctx),
+	};
+	struct tnd_svc_val *svc, *slot;
+	struct tnd_backend *be;
+	__u64 cookie, client;
+	__u32 id;
+
+	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
+		return SYS_PROCEED;
+	load6(key.addr, ctx);
+	svc = bpf_map_lookup_elem(&tnd_svc_v6, &key);
+	if (!svc)
+		return SYS_PROCEED;
+	if (svc->count == 0)
+		return refuse(TND_DROP_NO_SERVICE_BACKEND);
+
+	cookie = bpf_get_socket_cookie(ctx);
+	client = bpf_get_netns_cookie(ctx);
+	id = tnd_affinity_backend(svc, client);
+	if (!id)
+		id = tnd_maglev_backend(svc, tnd_hash64(cookie));
+	if (!id) {
+		key.slot = tnd_random_slot(svc);
+		slot = bpf_map_lookup_elem(&tnd_svc_v6, &key);
+		if (slot)
+			id = slot->backend_id;
+	}
+	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	if (!be)
+		return refuse(TND_DROP_BACKEND_MISSING);
+	tnd_affinity_record(svc, client, id);
+
+	struct tnd_sk_revnat6_key rk = { .cookie = cookie, .port = be->port };
+	struct tnd_sk_revnat_val rv = { .port = (__be16)ctx->user_port, .svc_id = svc->svc_id };
+
+	__builtin_memcpy(rk.addr, be->addr, 16);
+	load6(rv.addr, ctx);
+	bpf_map_update_elem(&tnd_sk_rnat_v6, &rk, &rv, BPF_ANY);
+
+	store6(ctx, be->addr);
+	ctx->user_port = be->port;
+	return SYS_PROCEED;
+}
+
+static __always_inline void revxlate6(struct bpf_sock_addr *ctx)
+{
+	struct tnd_sk_revnat6_key rk = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.port = (__be16)ctx->user_port,
+	};
+	struct tnd_svc6_key sk = { .proto = sock_proto(ctx) };
+	struct tnd_sk_revnat_val *rv;
+
+	load6(rk.addr, ctx);
+	rv = bpf_map_lookup_elem(&tnd_sk_rnat_v6, &rk);
+	if (!rv)
+		return;
+	__builtin_memcpy(sk.addr, rv->addr, 16);
+	sk.port = rv->port;
+	if (!bpf_map_lookup_elem(&tnd_svc_v6, &sk)) {
+		bpf_map_delete_elem(&tnd_sk_rnat_v6, &rk);
+		return;
+	}
+	store6(ctx, sk.addr);
+	ctx->user_port = rv->port;
+}
+
+SEC("cgroup/connect6")
+int tnd_sock_connect6(struct bpf_sock_addr *ctx)
+{
+	return xlate6(ctx);
+}
+
+SEC("cgroup/sendmsg6")
+int tnd_sock_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return xlate6(ctx);
+}
+
+SEC("cgroup/recvmsg6")
+int tnd_sock_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	revxlate6(ctx);
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/getpeername6")
+int tnd_sock_getpeername6(struct bpf_sock_addr *ctx)
+{
+	revxlate6(ctx);
+	return SYS_PROCEED;
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Service load balancing: maps and backend selection shared by the socket
+ * programs (bpf_sock.c) and, later, the per-packet programs. */
+#ifndef TND_BPF_LB_H_
+#define TND_BPF_LB_H_
+
+#include "maps.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tnd_svc4_key);
+	__type(value, struct tnd_svc_val);
+	__uint(max_entries, TND_SVC_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_svc_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tnd_svc6_key);
+	__type(value, struct tnd_svc_val);
+	__uint(max_entries, TND_SVC_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_svc_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct tnd_backend);
+	__uint(max_entries, TND_BACKENDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct tnd_revnat);
+	__uint(max_entries, TND_REVNAT_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tnd_affinity_key);
+	__type(value, struct tnd_affinity_val);
+	__uint(max_entries, TND_AFFINITY_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_affinity SEC(".maps");
+
+struct tnd_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TENDRIL_MAGLEV_TABLE_SIZE);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* Service id -> that service's Maglev lookup table (backend ids). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, TND_MAGLEV_SVC_MAX);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct tnd_maglev_inner);
+} tnd_maglev SEC(".maps");
+
+static __always_inline __u32 tnd_now_sec(void)
+{
+	return (__u32)(bpf_ktime_get_ns() / 1000000000ULL);
+}
+
+/* A 64 -> 32 bit mix (the finaliser of murmur3's 64-bit variant). */
+static __always_inline __u32 tnd_hash64(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return (__u32)h;
+}
+
+/* The backend a client is bound to by session affinity, if the binding is
+ * fresh and the backend still active; 0 otherwise. */
+static __always_inline __u32 tnd_affinity_backend(const struct tnd_svc_val *svc, __u64 client)
+{
+	struct tnd_affinity_key k = { .client = client, .svc_id = svc->svc_id };
+	struct tnd_affinity_val *v;
+	struct tnd_backend *b;
+
+	if (!(svc->flags & TND_SVC_F_AFFINITY))
+		return 0;
+	v = bpf_map_lookup_elem(&tnd_affinity, &k);
+	if (!v || tnd_now_sec() - v->last_used > svc->affinity_timeout)
+		return 0;
+	b = bpf_map_lookup_elem(&tnd_backends, &v->backend_id);
+	if (!b || b->state != TND_BACKEND_ACTIVE)
+		return 0;
+	return v->backend_id;
+}
+
+static __always_inline void tnd_affinity_record(const struct tnd_svc_val *svc, __u64 client,
+						__u32 backend_id)
+{
+	struct tnd_affinity_key k = { .client = client, .svc_id = svc->svc_id };
+	struct tnd_affinity_val v = { .backend_id = backend_id, .last_used = tnd_now_sec() };
+
+	if (svc->flags & TND_SVC_F_AFFINITY)
+		bpf_map_update_elem(&tnd_affinity, &k, &v, BPF_ANY);
+}
+
+/* The backend at the flow's position in the service's Maglev table. */
+static __always_inline __u32 tnd_maglev_backend(const struct tnd_svc_val *svc, __u32 flow_hash)
+{
+	__u32 sid = svc->svc_id;
+	__u32 pos = flow_hash % TENDRIL_MAGLEV_TABLE_SIZE;
+	__u32 *id;
+	void *table;
+
+	if (!(svc->flags & TND_SVC_F_MAGLEV))
+		return 0;
+	table = bpf_map_lookup_elem(&tnd_maglev, &sid);
+	if (!table)
+		return 0;
+	id = bpf_map_lookup_elem(table, &pos);
+	return id ? *id : 0;
+}
+
+/* A uniformly random active slot, 1..count. */
+static __always_inline __u16 tnd_random_slot(const struct tnd_svc_val *svc)
+{
+	return (__u16)(bpf_get_prandom_u32() % svc->count) + 1;
+}
+
+#endif
