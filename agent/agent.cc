@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -65,6 +66,23 @@ absl::StatusOr<std::vector<std::string>> Strings(const nlohmann::json& args, con
 }
 
 }  // namespace
+
+// The socket programs and the cgroup hook each one attaches to.
+struct SockHook {
+  const char* program;
+  bpf_attach_type type;
+  bool v6;
+};
+constexpr SockHook kSockHooks[] = {
+    {"tnd_sock_connect4", BPF_CGROUP_INET4_CONNECT, false},
+    {"tnd_sock_sendmsg4", BPF_CGROUP_UDP4_SENDMSG, false},
+    {"tnd_sock_recvmsg4", BPF_CGROUP_UDP4_RECVMSG, false},
+    {"tnd_sock_getpeername4", BPF_CGROUP_INET4_GETPEERNAME, false},
+    {"tnd_sock_connect6", BPF_CGROUP_INET6_CONNECT, true},
+    {"tnd_sock_sendmsg6", BPF_CGROUP_UDP6_SENDMSG, true},
+    {"tnd_sock_recvmsg6", BPF_CGROUP_UDP6_RECVMSG, true},
+    {"tnd_sock_getpeername6", BPF_CGROUP_INET6_GETPEERNAME, true},
+};
 
 const std::vector<TailCallTable>& XdpTailCalls() {
   static const std::vector<TailCallTable> t = {
@@ -146,7 +164,8 @@ absl::Status Agent::Start() {
   req.cache_dir = cfg_.state_dir + "/bpf-cache";
   req.clang = cfg_.clang;
   req.config_header = RenderConfigHeader(
-      facts, Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true});
+      facts, Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true, cfg_.enable_socket_lb,
+                      cfg_.maglev_table_size});
   TND_ASSIGN_OR_RETURN(compiled_, CompileBpf(req));
   const std::string& obj_path = compiled_.object_paths.at("bpf_xdp");
 
@@ -168,6 +187,52 @@ absl::Status Agent::Start() {
     return attached;
   }
   PruneTailCallPins();
+  return StartSocketLb(compiled_.object_paths.at("bpf_sock"));
+}
+
+std::string Agent::LinksDir() const { return cfg_.bpffs_root + "/links"; }
+
+std::string Agent::CgroupLinkPin(const char* program) const {
+  return absl::StrCat(LinksDir(), "/cg_", program);
+}
+
+absl::Status Agent::StartSocketLb(const std::string& object_path) {
+  if (!cfg_.enable_socket_lb) {
+    for (const SockHook& h : kSockHooks) TND_RETURN_IF_ERROR(DetachCgroup(CgroupLinkPin(h.program)));
+    TND_LOG_INFO("socket LB disabled");
+    return absl::OkStatus();
+  }
+  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load({object_path, cfg_.bpffs_root, {}}));
+  sock_obj_.emplace(std::move(obj));
+  auto map_fd = [&](const char* name) -> absl::StatusOr<UniqueFd> {
+    TND_ASSIGN_OR_RETURN(int fd, sock_obj_->MapFd(name));
+    return Dup(fd);
+  };
+  TND_ASSIGN_OR_RETURN(UniqueFd svc4, map_fd(TND_MAP_SVC_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd svc6, map_fd(TND_MAP_SVC_V6));
+  TND_ASSIGN_OR_RETURN(UniqueFd backends, map_fd(TND_MAP_BACKENDS));
+  TND_ASSIGN_OR_RETURN(UniqueFd revnat, map_fd(TND_MAP_REVNAT));
+  TND_ASSIGN_OR_RETURN(UniqueFd maglev, map_fd(TND_MAP_MAGLEV));
+  LbMaps maps{{std::move(svc4), TND_MAP_SVC_V4},
+              {std::move(svc6), TND_MAP_SVC_V6},
+              {std::move(backends), TND_MAP_BACKENDS},
+              {std::move(revnat), TND_MAP_REVNAT},
+              std::move(maglev)};
+  services_ = std::make_unique<ServiceManager>(
+      std::move(maps), ServiceLimits{cfg_.max_backends_per_service, 4096}, cfg_.maglev_table_size);
+  // Maps first, then the programs that read them.
+  TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(desired_.services));
+  TND_LOG_INFO("services restored: ", desired_.services.size(), " services, ", st.writes,
+               " map writes, ", st.deletes, " stale entries removed");
+  for (const SockHook& h : kSockHooks) {
+    if (h.v6 ? !cfg_.enable_ipv6 : !cfg_.enable_ipv4) {
+      TND_RETURN_IF_ERROR(DetachCgroup(CgroupLinkPin(h.program)));
+      continue;
+    }
+    TND_ASSIGN_OR_RETURN(int fd, sock_obj_->ProgramFd(h.program));
+    TND_RETURN_IF_ERROR(AttachCgroup(cgroup_root_, h.type, fd, CgroupLinkPin(h.program)));
+  }
+  TND_LOG_INFO("attached socket LB programs to cgroup ", cgroup_root_);
   return absl::OkStatus();
 }
 
@@ -228,6 +293,7 @@ void Agent::PruneTailCallPins() {
 
 absl::Status Agent::Cleanup() {
   absl::Status first;
+  std::error_code ec0;
   for (const auto& dev : cfg_.devices) {
     if (auto s = DetachXdp(dev); !s.ok()) {
       TND_LOG_WARN("cleanup: ", s.message());
@@ -236,6 +302,12 @@ absl::Status Agent::Cleanup() {
       TND_LOG_INFO("cleanup: detached XDP from ", dev);
     }
   }
+  for (const SockHook& h : kSockHooks) {
+    if (auto st = DetachCgroup(CgroupLinkPin(h.program)); !st.ok() && first.ok()) first = st;
+  }
+  std::filesystem::remove(LinksDir(), ec0);
+  TND_LOG_INFO("cleanup: detached socket LB programs from ", cgroup_root_);
+  if (sock_obj_) sock_obj_->UnpinMaps();
   for (auto& l : loaded_) {
     l.object.UnpinMaps();
     l.object.UnpinTailCallMaps();
@@ -292,6 +364,25 @@ nlohmann::json Agent::StatusJson() const {
     }
   }
   j["prefilter_desired"] = desired_.prefilter.size();
+  nlohmann::json hooks = nlohmann::json::array();
+  for (const SockHook& h : kSockHooks) {
+    struct stat st;
+    if (::stat(CgroupLinkPin(h.program).c_str(), &st) == 0) hooks.push_back(h.program);
+  }
+  j["socket_lb"] = {{"enabled", cfg_.enable_socket_lb},
+                    {"cgroup", cgroup_root_},
+                    {"attached", hooks},
+                    {"services", services_ ? services_->List().size() : 0},
+                    {"maglev_table_size", cfg_.maglev_table_size}};
+  if (sock_obj_) {
+    for (const auto& name : sock_obj_->ProgramNames()) {
+      auto fd = sock_obj_->ProgramFd(name);
+      if (!fd.ok()) continue;
+      auto info = GetProgramInfo(*fd);
+      if (info.ok())
+        j["programs"].push_back({{"name", name}, {"id", info->id}, {"verified_insns", info->verified_insns}});
+    }
+  }
   return j;
 }
 
@@ -345,6 +436,108 @@ nlohmann::json Agent::PrefilterList() const {
   return out;
 }
 
+absl::Status Agent::PersistServices(const std::vector<Service>& before) {
+  DesiredState next = desired_;
+  next.services = services_->List();
+  if (auto s = store_.Save(next); !s.ok()) {
+    (void)services_->Restore(before);
+    return Annotate(s, "persist desired state (maps rolled back)");
+  }
+  desired_ = std::move(next);
+  return absl::OkStatus();
+}
+
+namespace {
+absl::Status NeedSocketLb(const std::unique_ptr<ServiceManager>& m) {
+  if (!m) return absl::FailedPreconditionError("socket LB is disabled (enable-socket-lb: false)");
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {
+  if (a.contains("id")) {
+    if (!a["id"].is_number_integer() || a["id"].get<int64_t>() < 1 || a["id"].get<int64_t>() > 65535)
+      return absl::InvalidArgumentError("service id must be a number in 1-65535");
+    uint16_t id = static_cast<uint16_t>(a["id"].get<int64_t>());
+    if (!services_->Get(id)) return absl::NotFoundError(absl::StrCat("no service with id ", id));
+    return id;
+  }
+  if (a.contains("frontend") && a["frontend"].is_string()) {
+    TND_ASSIGN_OR_RETURN(Frontend f, ParseFrontend(a["frontend"].get<std::string>()));
+    return services_->IdOf(f);
+  }
+  return absl::InvalidArgumentError("give a service id or a frontend");
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
+  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
+  if (!a.contains("service")) return absl::InvalidArgumentError("missing argument \"service\"");
+  TND_ASSIGN_OR_RETURN(Service s, ServiceFromJson(a["service"]));
+  auto before = services_->List();
+  TND_ASSIGN_OR_RETURN(Service added, services_->Add(s));
+  TND_RETURN_IF_ERROR(PersistServices(before));
+  TND_LOG_INFO("service ", added.id, " ", added.frontend.ToString(), " added with ",
+               added.backends.size(), " backends (", services_->last_stats().writes, " map writes)");
+  return ServiceToJson(added);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
+  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
+  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  tendril::ServiceUpdate u;
+  if (a.contains("backends")) {
+    TND_ASSIGN_OR_RETURN(auto texts, Strings(a, "backends"));
+    std::vector<Backend> bs;
+    for (const auto& t : texts) {
+      TND_ASSIGN_OR_RETURN(Backend b, ParseBackend(t));
+      bs.push_back(b);
+    }
+    u.backends = bs;
+  }
+  if (a.contains("states")) {
+    if (!a["states"].is_object()) return absl::InvalidArgumentError("states must map ADDR:PORT to a state");
+    for (const auto& [addr, st] : a["states"].items()) {
+      if (!st.is_string()) return absl::InvalidArgumentError("states must map ADDR:PORT to a state");
+      TND_ASSIGN_OR_RETURN(BackendState bs, ParseBackendState(st.get<std::string>()));
+      u.states.emplace_back(addr, bs);
+    }
+  }
+  if (a.contains("algorithm")) {
+    TND_ASSIGN_OR_RETURN(Algorithm al, ParseAlgorithm(a.value("algorithm", std::string())));
+    u.algorithm = al;
+  }
+  if (a.contains("affinity_timeout")) u.affinity_timeout = a["affinity_timeout"].get<uint32_t>();
+  auto before = services_->List();
+  TND_ASSIGN_OR_RETURN(Service updated, services_->Update(id, u));
+  TND_RETURN_IF_ERROR(PersistServices(before));
+  TND_LOG_INFO("service ", id, " updated (", services_->last_stats().writes, " map writes, ",
+               services_->last_stats().deletes, " deletes)");
+  return ServiceToJson(updated);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
+  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
+  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  auto before = services_->List();
+  TND_ASSIGN_OR_RETURN(Service gone, services_->Delete(id));
+  TND_RETURN_IF_ERROR(PersistServices(before));
+  TND_LOG_INFO("service ", id, " ", gone.frontend.ToString(), " deleted");
+  return ServiceToJson(gone);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceGet(const nlohmann::json& a) const {
+  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
+  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  return ServiceToJson(*services_->Get(id));
+}
+
+nlohmann::json Agent::ServiceList() const {
+  nlohmann::json out = nlohmann::json::array();
+  if (services_)
+    for (const Service& s : services_->List()) out.push_back(ServiceToJson(s));
+  return out;
+}
+
 void Agent::RegisterApi(ApiServer& api) {
   api.Register("status", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return StatusJson();
@@ -359,6 +552,13 @@ void Agent::RegisterApi(ApiServer& api) {
   api.Register("prefilter.delete", [this](const nlohmann::json& a) -> absl::StatusOr<nlohmann::json> {
     TND_ASSIGN_OR_RETURN(auto cidrs, Strings(a, "cidrs"));
     return PrefilterDelete(cidrs);
+  });
+  api.Register("service.add", [this](const nlohmann::json& a) { return ServiceAdd(a); });
+  api.Register("service.update", [this](const nlohmann::json& a) { return ServiceUpdate(a); });
+  api.Register("service.delete", [this](const nlohmann::json& a) { return ServiceDelete(a); });
+  api.Register("service.get", [this](const nlohmann::json& a) { return ServiceGet(a); });
+  api.Register("service.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
+    return ServiceList();
   });
 }
 

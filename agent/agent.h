@@ -15,6 +15,7 @@
 #include "agent/config.h"
 #include "agent/loader.h"
 #include "agent/prefilter.h"
+#include "agent/services.h"
 #include "agent/state.h"
 
 namespace tendril {
@@ -42,6 +43,12 @@ class Agent {
   absl::StatusOr<nlohmann::json> PrefilterDelete(const std::vector<std::string>& texts);
   nlohmann::json PrefilterList() const;
 
+  absl::StatusOr<nlohmann::json> ServiceAdd(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> ServiceUpdate(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> ServiceDelete(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> ServiceGet(const nlohmann::json& args) const;
+  nlohmann::json ServiceList() const;
+
  private:
   struct Loaded {
     BpfObject object;
@@ -51,6 +58,12 @@ class Agent {
   absl::StatusOr<NodeFacts> GatherFacts() const;
   absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
   absl::Status SyncPrefilter(const std::set<Cidr>& want);
+  absl::Status StartSocketLb(const std::string& object_path);
+  std::string LinksDir() const;
+  std::string CgroupLinkPin(const char* program) const;
+  // Persists the service manager's view; on failure restores `before`.
+  absl::Status PersistServices(const std::vector<Service>& before);
+  absl::StatusOr<uint16_t> ServiceIdFromArgs(const nlohmann::json& args) const;
   absl::Status AttachAll();
   std::string CallsDir() const;
   bool AnyDeviceRunsLoaded() const;
@@ -61,6 +74,8 @@ class Agent {
   StateStore store_;
   DesiredState desired_;
   std::vector<Loaded> loaded_;
+  std::optional<BpfObject> sock_obj_;
+  std::unique_ptr<ServiceManager> services_;
   CompileResult compiled_;
   std::string started_at_;
   std::string cgroup_root_;

@@ -25,6 +25,8 @@ struct Features {
   bool ipv4 = true;
   bool ipv6 = true;
   bool prefilter = true;
+  bool socket_lb = true;
+  uint32_t maglev_table_size = 16381;
 };
 
 // The tendril_config.h the agent compiles with. Deterministic in its inputs.
@@ -41,7 +43,7 @@ struct CompileRequest {
   std::string cache_dir;  // objects land in cache_dir/<key>/
   std::string clang = "clang";
   std::string config_header;  // contents of tendril_config.h
-  std::vector<std::string> objects = {"bpf_xdp"};
+  std::vector<std::string> objects = {"bpf_xdp", "bpf_sock"};
 };
 
 struct CompileResult {

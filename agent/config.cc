@@ -12,6 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "agent/maglev.h"
+#include "absl/strings/numbers.h"
 #include "tendril_build_config.h"
 
 namespace tendril {
@@ -55,6 +57,17 @@ Apply BoolField(bool AgentConfig::*field) {
   };
 }
 
+Apply UintField(uint32_t AgentConfig::*field, uint32_t min, uint32_t max) {
+  return [=](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+    uint32_t n = 0;
+    if (v.empty() || !absl::SimpleAtoi(v, &n) || v[0] == '-' || v[0] == '+' || n < min || n > max)
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting ", k, ": \"", v, "\" is not a number in ", min, "-", max));
+    c->*field = n;
+    return absl::OkStatus();
+  };
+}
+
 const std::vector<Setting>& Settings() {
   static const std::vector<Setting> kSettings = {
       {"devices", "comma-separated devices to attach to (eth0,eth1)", false,
@@ -86,6 +99,12 @@ const std::vector<Setting>& Settings() {
       {"enable-ipv6", "IPv6 datapath (default true)", false, BoolField(&AgentConfig::enable_ipv6)},
       {"cleanup-on-exit", "remove programs and pins on SIGTERM (default: leave the datapath)", true,
        BoolField(&AgentConfig::cleanup_on_exit)},
+      {"enable-socket-lb", "ClusterIP through cgroup socket programs (default true)", false,
+       BoolField(&AgentConfig::enable_socket_lb)},
+      {"maglev-table-size", "Maglev lookup table size, a prime (default 16381)", false,
+       UintField(&AgentConfig::maglev_table_size, 251, 1048573)},
+      {"max-backends-per-service", "most backends a service may have (default 256)", false,
+       UintField(&AgentConfig::max_backends_per_service, 1, 65535)},
       {"log-level", "debug|info|warning|error", false,
        [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
          if (v != "debug" && v != "info" && v != "warning" && v != "error")
@@ -170,6 +189,15 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   if (c.xdp_mode != XdpMode::kDisabled && c.devices.empty())
     return absl::InvalidArgumentError(
         "no devices to attach XDP to: set devices (--devices eth0,...) or xdp-mode disabled");
+  if (!IsPrime(c.maglev_table_size))
+    return absl::InvalidArgumentError(absl::StrCat("maglev-table-size ", c.maglev_table_size,
+                                                   " is not a prime (try 16381 or 65521)"));
+  // Maglev needs more positions than backends; shares are even to about
+  // 1% when there are 100 positions per backend (README).
+  if (c.maglev_table_size <= c.max_backends_per_service)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "maglev-table-size ", c.maglev_table_size, " must exceed max-backends-per-service (",
+        c.max_backends_per_service, ")"));
   if (!c.enable_ipv4 && !c.enable_ipv6)
     return absl::InvalidArgumentError("enable-ipv4 and enable-ipv6 are both false");
   return absl::OkStatus();

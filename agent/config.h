@@ -23,6 +23,9 @@ struct AgentConfig {
   bool enable_ipv4 = true;
   bool enable_ipv6 = true;
   bool cleanup_on_exit = false;
+  bool enable_socket_lb = true;
+  uint32_t maglev_table_size = 16381;
+  uint32_t max_backends_per_service = 256;
   std::string log_level = "info";
 };
 

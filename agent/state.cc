@@ -33,6 +33,15 @@ absl::StatusOr<DesiredState> StateStore::Load() const {
       s.prefilter.insert(*cidr);
     }
   }
+  if (j.contains("services")) {
+    if (!j["services"].is_array())
+      return absl::DataLossError(absl::StrCat("state file ", path(), ": services is not a list"));
+    for (const auto& sj : j["services"]) {
+      auto svc = ServiceFromJson(sj);
+      if (!svc.ok()) return Annotate(svc.status(), absl::StrCat("state file ", path()));
+      s.services.push_back(*svc);
+    }
+  }
   return s;
 }
 
@@ -42,6 +51,8 @@ absl::Status StateStore::Save(const DesiredState& s) const {
   j["version"] = 1;
   j["prefilter"] = nlohmann::json::array();
   for (const Cidr& c : s.prefilter) j["prefilter"].push_back(c.ToString());
+  j["services"] = nlohmann::json::array();
+  for (const Service& svc : s.services) j["services"].push_back(ServiceToJson(svc));
   return WriteFileAtomic(path(), j.dump(2) + "\n");
 }
 

@@ -6,12 +6,14 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "agent/service.h"
 #include "common/cidr.h"
 
 namespace tendril {
 
 struct DesiredState {
   std::set<Cidr> prefilter;
+  std::vector<Service> services;  // with their ids and backend ids
 };
 
 class StateStore {

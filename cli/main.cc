@@ -1,5 +1,8 @@
 // tendril: inspect and control a tendril-agent and its pinned BPF maps.
+#include <arpa/inet.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include "cli/output.h"
 #include "common/api_client.h"
 #include "common/cidr.h"
+#include "agent/service.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "tendril_build_config.h"
@@ -198,6 +202,208 @@ int CmdMetricsList(const Globals& g) {
   return 0;
 }
 
+// ---- services ---------------------------------------------------------------
+
+std::string BackendsCell(const json& svc) {
+  std::vector<std::string> parts;
+  for (const auto& b : svc.value("backends", json::array())) {
+    std::string p = b.value("address", "");
+    if (b.value("weight", 1) != 1) p += "@" + std::to_string(b.value("weight", 1));
+    if (b.value("state", "active") != "active") p += " (" + b.value("state", "") + ")";
+    parts.push_back(p);
+  }
+  return parts.empty() ? "(none)" : absl::StrJoin(parts, ", ");
+}
+
+void PrintServices(const json& list) {
+  Table t({"ID", "FRONTEND", "TYPE", "ALGORITHM", "AFFINITY", "BACKENDS"});
+  for (const auto& s : list)
+    t.AddRow({std::to_string(s.value("id", 0)), s.value("frontend", ""), s.value("type", ""),
+              s.value("algorithm", ""),
+              s.value("affinity_timeout", 0) ? std::to_string(s.value("affinity_timeout", 0)) + "s" : "-",
+              BackendsCell(s)});
+  std::printf("%s", t.Render().c_str());
+}
+
+int PrintResult(const Globals& g, const absl::StatusOr<json>& r) {
+  if (!r.ok()) return Fail(r.status());
+  if (g.json())
+    PrintJson(*r);
+  else if (r->is_array())
+    PrintServices(*r);
+  else
+    PrintServices(json::array({*r}));
+  return 0;
+}
+
+struct ServiceArgs {
+  std::string frontend, type = "ClusterIP", algorithm;
+  std::vector<std::string> backends, states;
+  int64_t affinity = -1;
+  int64_t id = 0;
+  bool clear_backends = false;
+};
+
+absl::Status ParseBackendList(const std::vector<std::string>& in, json* out) {
+  std::vector<std::string> errors;
+  *out = json::array();
+  for (const auto& b : in) {
+    auto p = ParseBackend(b);
+    if (!p.ok()) errors.emplace_back(p.status().message());
+    else out->push_back(b);
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "; ") + " (nothing changed)");
+  return absl::OkStatus();
+}
+
+int CmdServiceAdd(const Globals& g, const ServiceArgs& a) {
+  auto fe = ParseFrontend(a.frontend);
+  if (!fe.ok()) return Fail(fe.status());
+  json backends;
+  if (auto s = ParseBackendList(a.backends, &backends); !s.ok()) return Fail(s);
+  json svc = {{"frontend", a.frontend}, {"type", a.type},
+              {"algorithm", a.algorithm.empty() ? "random" : a.algorithm},
+              {"affinity_timeout", a.affinity < 0 ? 0 : a.affinity}};
+  if (a.id) svc["id"] = a.id;
+  svc["backends"] = json::array();
+  for (const auto& b : backends) svc["backends"].push_back({{"address", b}});
+  // Weights ("ADDR:PORT@W") are parsed by the agent from the address text.
+  for (auto& b : svc["backends"]) {
+    auto p = ParseBackend(b["address"].get<std::string>());
+    b["address"] = p->Address();
+    b["weight"] = p->weight;
+  }
+  return PrintResult(g, CallAgent(g.api_socket, "service.add", {{"service", svc}}));
+}
+
+int CmdServiceUpdate(const Globals& g, int64_t id, const ServiceArgs& a) {
+  json args = {{"id", id}};
+  if (!a.backends.empty() || a.clear_backends) {
+    json backends;
+    if (auto s = ParseBackendList(a.backends, &backends); !s.ok()) return Fail(s);
+    args["backends"] = backends;
+  }
+  if (!a.states.empty()) {
+    json states = json::object();
+    for (const auto& st : a.states) {
+      auto eq = st.rfind('=');
+      if (eq == std::string::npos)
+        return Fail(absl::InvalidArgumentError("--backend-state wants ADDR:PORT=STATE, got \"" + st + "\""));
+      states[st.substr(0, eq)] = st.substr(eq + 1);
+    }
+    args["states"] = states;
+  }
+  if (!a.algorithm.empty()) args["algorithm"] = a.algorithm;
+  if (a.affinity >= 0) args["affinity_timeout"] = a.affinity;
+  if (args.size() == 1)
+    return Fail(absl::InvalidArgumentError("nothing to update: give --backends, --backend-state, --algorithm or --affinity-timeout"));
+  return PrintResult(g, CallAgent(g.api_socket, "service.update", args));
+}
+
+int CmdServiceDelete(const Globals& g, int64_t id, const std::string& frontend) {
+  json args;
+  if (id) args["id"] = id;
+  else if (!frontend.empty()) args["frontend"] = frontend;
+  else return Fail(absl::InvalidArgumentError("give a service ID or --frontend"));
+  auto r = CallAgent(g.api_socket, "service.delete", args);
+  if (!r.ok()) return Fail(r.status());
+  if (g.json()) PrintJson(*r);
+  else std::printf("deleted service %d (%s)\n", r->value("id", 0), r->value("frontend", "").c_str());
+  return 0;
+}
+
+// `bpf lb list`: the service maps themselves, read from the pins.
+std::string HostPortText(const uint8_t* addr, bool v6, uint16_t port_be) {
+  IpAddr ip;
+  ip.family = v6 ? Family::kV6 : Family::kV4;
+  std::memcpy(ip.bytes.data(), addr, v6 ? 16 : 4);
+  uint16_t port = ntohs(port_be);
+  return v6 ? absl::StrCat("[", ip.ToString(), "]:", port) : absl::StrCat(ip.ToString(), ":", port);
+}
+
+int CmdBpfLbList(const Globals& g) {
+  auto backends = Map<uint32_t, tnd_backend>::OpenPin(PinPath(g, TND_MAP_BACKENDS), TND_MAP_BACKENDS);
+  if (!backends.ok()) return Fail(backends.status());
+  std::map<uint32_t, tnd_backend> be;
+  (void)backends->ForEach([&](const uint32_t& id, const tnd_backend& b) { be[id] = b; });
+
+  struct Row {
+    std::string frontend;
+    uint16_t slot;
+    tnd_svc_val val;
+  };
+  std::vector<Row> rows;
+  auto add_rows = [&](auto key_type, const char* name, bool v6) -> absl::Status {
+    using K = decltype(key_type);
+    auto m = Map<K, tnd_svc_val>::OpenPin(PinPath(g, name), name);
+    if (!m.ok()) return m.status();
+    return m->ForEach([&](const K& k, const tnd_svc_val& v) {
+      std::string fe = HostPortText(reinterpret_cast<const uint8_t*>(&k.addr), v6, k.port) + "/" +
+                       (k.proto == IPPROTO_UDP ? "UDP" : k.proto == IPPROTO_TCP ? "TCP" : std::to_string(k.proto));
+      rows.push_back({fe, k.slot, v});
+    });
+  };
+  if (auto s = add_rows(tnd_svc4_key{}, TND_MAP_SVC_V4, false); !s.ok()) return Fail(s);
+  if (auto s = add_rows(tnd_svc6_key{}, TND_MAP_SVC_V6, true); !s.ok()) return Fail(s);
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return std::tie(a.frontend, a.slot) < std::tie(b.frontend, b.slot);
+  });
+  auto state_name = [](uint8_t s) {
+    return s == TND_BACKEND_ACTIVE ? "active" : s == TND_BACKEND_TERMINATING ? "terminating" : "maintenance";
+  };
+  json out = json::array();
+  std::map<std::string, json*> by_fe;
+  for (const Row& r : rows) {
+    if (r.slot == 0) {
+      json svc = {{"frontend", r.frontend}, {"service_id", r.val.svc_id}, {"active_slots", r.val.count},
+                  {"algorithm", (r.val.flags & TND_SVC_F_MAGLEV) ? "maglev" : "random"},
+                  {"affinity_timeout", r.val.affinity_timeout}, {"slots", json::array()},
+                  {"inactive_backends", json::array()}};
+      for (const auto& [id, b] : be)
+        if (b.svc_id == r.val.svc_id && b.state != TND_BACKEND_ACTIVE)
+          svc["inactive_backends"].push_back({{"backend_id", id},
+                                              {"address", HostPortText(b.addr, b.family == 6, b.port)},
+                                              {"state", state_name(b.state)}});
+      out.push_back(svc);
+    }
+  }
+  for (auto& svc : out) by_fe[svc["frontend"].get<std::string>()] = &svc;
+  for (const Row& r : rows) {
+    if (r.slot == 0 || !by_fe.count(r.frontend)) continue;
+    json slot = {{"slot", r.slot}, {"backend_id", r.val.backend_id}};
+    auto it = be.find(r.val.backend_id);
+    if (it != be.end()) {
+      slot["address"] = HostPortText(it->second.addr, it->second.family == 6, it->second.port);
+      slot["state"] = state_name(it->second.state);
+    } else {
+      slot["address"] = "(missing backend)";
+      slot["state"] = "missing";
+    }
+    (*by_fe[r.frontend])["slots"].push_back(slot);
+  }
+  if (g.json()) {
+    PrintJson(out);
+    return 0;
+  }
+  Table t({"SERVICE ADDRESS", "BACKEND ADDRESS (SLOT)", "BACKEND ID", "STATE"});
+  for (const auto& svc : out) {
+    std::string fe = svc["frontend"].get<std::string>();
+    t.AddRow({fe, absl::StrCat("0.0.0.0:0 (0) [service ", svc.value("service_id", 0), ", ",
+                               svc.value("algorithm", ""), ", ", svc.value("active_slots", 0), " active slots",
+                               svc.value("affinity_timeout", 0) ? absl::StrCat(", affinity ", svc.value("affinity_timeout", 0), "s") : "",
+                               "]"),
+              "", ""});
+    for (const auto& sl : svc["slots"])
+      t.AddRow({"", absl::StrCat(sl.value("address", ""), " (", sl.value("slot", 0), ")"),
+                std::to_string(sl.value("backend_id", 0)), sl.value("state", "")});
+    for (const auto& b : svc["inactive_backends"])
+      t.AddRow({"", absl::StrCat(b.value("address", ""), " (-)"), std::to_string(b.value("backend_id", 0)),
+                b.value("state", "")});
+  }
+  std::printf("%s", t.Render().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -231,6 +437,43 @@ int Main(int argc, char** argv) {
   metrics->require_subcommand(1);
   metrics->add_subcommand("list", "drops by reason and direction (read from the pinned map)")
       ->callback([&] { rc = CmdMetricsList(g); });
+
+  ServiceArgs sa;
+  int64_t svc_id = 0;
+  auto* svc = app.add_subcommand("service", "services (ClusterIP through socket LB)");
+  svc->require_subcommand(1);
+  auto* svc_add = svc->add_subcommand("add", "declare a service");
+  svc_add->add_option("--frontend", sa.frontend, "VIP:PORT/PROTO, e.g. 10.96.0.10:80/TCP or [fd00::10]:53/UDP")->required();
+  svc_add->add_option("--backends", sa.backends, "ADDR:PORT[@WEIGHT],... ")->delimiter(',');
+  svc_add->add_option("--type", sa.type, "ClusterIP");
+  svc_add->add_option("--algorithm", sa.algorithm, "random (default) or maglev");
+  svc_add->add_option("--affinity-timeout", sa.affinity, "ClientIP session affinity, seconds (0: off)");
+  svc_add->add_option("--id", sa.id, "service id (default: the lowest free)");
+  svc_add->callback([&] { rc = CmdServiceAdd(g, sa); });
+  auto* svc_upd = svc->add_subcommand("update", "change a service's backends, their states, algorithm or affinity");
+  svc_upd->add_option("id", svc_id, "service id")->required();
+  svc_upd->add_option("--backends", sa.backends, "replace the backends: ADDR:PORT[@WEIGHT],...")->delimiter(',');
+  svc_upd->add_flag("--no-backends", sa.clear_backends, "remove every backend (connects are then refused)");
+  svc_upd->add_option("--backend-state", sa.states, "ADDR:PORT=active|terminating|maintenance (repeatable)");
+  svc_upd->add_option("--algorithm", sa.algorithm, "random or maglev");
+  svc_upd->add_option("--affinity-timeout", sa.affinity, "seconds (0: off)");
+  svc_upd->callback([&] { rc = CmdServiceUpdate(g, svc_id, sa); });
+  auto* svc_del = svc->add_subcommand("delete", "remove a service");
+  svc_del->add_option("id", svc_id, "service id");
+  svc_del->add_option("--frontend", sa.frontend, "or its frontend");
+  svc_del->callback([&] { rc = CmdServiceDelete(g, svc_id, sa.frontend); });
+  auto* svc_get = svc->add_subcommand("get", "one service");
+  svc_get->add_option("id", svc_id, "service id")->required();
+  svc_get->callback([&] { rc = PrintResult(g, CallAgent(g.api_socket, "service.get", {{"id", svc_id}})); });
+  svc->add_subcommand("list", "declared services")->callback([&] {
+    rc = PrintResult(g, CallAgent(g.api_socket, "service.list"));
+  });
+
+  auto* bpf = app.add_subcommand("bpf", "what is in the pinned maps (works with the agent down)");
+  bpf->require_subcommand(1);
+  auto* lb = bpf->add_subcommand("lb", "service maps");
+  lb->require_subcommand(1);
+  lb->add_subcommand("list", "frontends -> backends with slot and state")->callback([&] { rc = CmdBpfLbList(g); });
 
   app.add_subcommand("version", "print the version")->callback([&] {
     std::printf("tendril %s\n", TENDRIL_VERSION);

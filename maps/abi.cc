@@ -7,6 +7,8 @@ const char* DropReasonName(uint8_t reason) {
     case TND_DROP_NONE: return "none";
     case TND_DROP_PREFILTER_DENIED: return "prefilter-denied";
     case TND_DROP_MISSED_TAIL_CALL: return "missed-tail-call";
+    case TND_DROP_NO_SERVICE_BACKEND: return "no-service-backend";
+    case TND_DROP_BACKEND_MISSING: return "backend-missing";
     default: return "unknown";
   }
 }

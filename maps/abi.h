@@ -17,6 +17,16 @@ static_assert(sizeof(tnd_lpm_v4_key) == 8);
 static_assert(sizeof(tnd_lpm_v6_key) == 20);
 static_assert(sizeof(tnd_prefilter_val) == 4);
 static_assert(sizeof(tnd_metrics_val) == 16);
+static_assert(sizeof(tnd_svc4_key) == 12);
+static_assert(sizeof(tnd_svc6_key) == 24);
+static_assert(sizeof(tnd_svc_val) == 16);
+static_assert(sizeof(tnd_backend) == 24);
+static_assert(sizeof(tnd_revnat) == 20);
+static_assert(sizeof(tnd_sk_revnat4_key) == 16);
+static_assert(sizeof(tnd_sk_revnat6_key) == 32);
+static_assert(sizeof(tnd_sk_revnat_val) == 20);
+static_assert(sizeof(tnd_affinity_key) == 16);
+static_assert(sizeof(tnd_affinity_val) == 8);
 
 // A metrics array slot, decoded.
 struct MetricsSlot {
@@ -48,6 +58,22 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
      sizeof(tnd_prefilter_val), TND_PREFILTER_MAX, "prefilter deny CIDRs, IPv6"},
     {TND_MAP_METRICS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t),
      sizeof(tnd_metrics_val), TND_METRICS_MAX, "drop counters by reason and direction"},
+    {TND_MAP_SVC_V4, BPF_MAP_TYPE_HASH, sizeof(tnd_svc4_key), sizeof(tnd_svc_val), TND_SVC_MAX,
+     "services, IPv4: masters and backend slots"},
+    {TND_MAP_SVC_V6, BPF_MAP_TYPE_HASH, sizeof(tnd_svc6_key), sizeof(tnd_svc_val), TND_SVC_MAX,
+     "services, IPv6: masters and backend slots"},
+    {TND_MAP_BACKENDS, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_backend), TND_BACKENDS_MAX,
+     "backends by id"},
+    {TND_MAP_REVNAT, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_revnat), TND_REVNAT_MAX,
+     "service id -> frontend"},
+    {TND_MAP_SK_REVNAT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_sk_revnat4_key),
+     sizeof(tnd_sk_revnat_val), TND_SK_REVNAT_MAX, "socket reverse NAT, IPv4 (LRU)"},
+    {TND_MAP_SK_REVNAT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_sk_revnat6_key),
+     sizeof(tnd_sk_revnat_val), TND_SK_REVNAT_MAX, "socket reverse NAT, IPv6 (LRU)"},
+    {TND_MAP_AFFINITY, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_affinity_key),
+     sizeof(tnd_affinity_val), TND_AFFINITY_MAX, "session affinity (LRU)"},
+    {TND_MAP_MAGLEV, BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(uint32_t), sizeof(uint32_t),
+     TND_MAGLEV_SVC_MAX, "service id -> Maglev table"},
 };
 
 }  // namespace tendril::abi

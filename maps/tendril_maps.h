@@ -149,14 +149,16 @@ enum tnd_backend_state {
 	TND_BACKEND_MAINTENANCE = 2,
 };
 
-/* Backend ids start at 1: 0 is "none" (BPF arrays start zeroed). */
+/* Backend ids start at 1: 0 is "none" (BPF arrays start zeroed). A backend
+ * belongs to one service, so its state is that service's view of it. */
 struct tnd_backend {
 	__u8 addr[16]; /* IPv4 in the first 4 bytes */
 	__be16 port;
+	__u16 svc_id;
 	__u8 proto;
 	__u8 family; /* 4 or 6 */
 	__u8 state;  /* enum tnd_backend_state */
-	__u8 pad[3];
+	__u8 pad;
 };
 
 /* Service id -> frontend, for reverse translation. */

@@ -96,7 +96,7 @@ static __always_inline __u32 tnd_affinity_backend(const struct tnd_svc_val *svc,
 	if (!v || tnd_now_sec() - v->last_used > svc->affinity_timeout)
 		return 0;
 	b = bpf_map_lookup_elem(&tnd_backends, &v->backend_id);
-	if (!b || b->state != TND_BACKEND_ACTIVE)
+	if (!b || b->state != TND_BACKEND_ACTIVE || b->svc_id != svc->svc_id)
 		return 0;
 	return v->backend_id;
 }

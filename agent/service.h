@@ -1,0 +1,85 @@
+// The service model: what an operator declares (frontend, type, backends,
+// algorithm, affinity), how it is parsed from text and JSON, and how it is
+// validated. Pure C++; agent/services.cc turns it into map entries.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "common/cidr.h"
+
+namespace tendril {
+
+struct IpAddr {
+  Family family = Family::kV4;
+  std::array<uint8_t, 16> bytes{};
+  std::string ToString() const;
+  auto operator<=>(const IpAddr&) const = default;
+};
+
+absl::StatusOr<IpAddr> ParseIp(const std::string& text);
+
+enum class L4Proto : uint8_t { kTcp = 6, kUdp = 17 };
+const char* L4ProtoName(L4Proto p);
+
+struct Frontend {
+  IpAddr ip;
+  uint16_t port = 0;
+  L4Proto proto = L4Proto::kTcp;
+  std::string ToString() const;  // "10.96.0.10:80/TCP", "[fd00::1]:53/UDP"
+  auto operator<=>(const Frontend&) const = default;
+};
+
+enum class BackendState : uint8_t { kActive = 0, kTerminating = 1, kMaintenance = 2 };
+const char* BackendStateName(BackendState s);
+absl::StatusOr<BackendState> ParseBackendState(const std::string& s);
+
+struct Backend {
+  uint32_t id = 0;  // assigned by the agent, stable across restarts
+  IpAddr ip;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+  BackendState state = BackendState::kActive;
+  std::string Address() const;  // "10.0.1.2:8080", "[fd00::2]:8080"
+};
+
+enum class Algorithm { kRandom, kMaglev };
+const char* AlgorithmName(Algorithm a);
+absl::StatusOr<Algorithm> ParseAlgorithm(const std::string& s);
+
+struct Service {
+  uint16_t id = 0;  // 0: let the agent choose
+  Frontend frontend;
+  std::string type = "ClusterIP";
+  Algorithm algorithm = Algorithm::kRandom;
+  uint32_t affinity_timeout = 0;  // seconds; 0: none
+  std::vector<Backend> backends;
+};
+
+// "10.96.0.10:80/TCP", "[fd00::10]:53/udp"; protocol defaults to TCP.
+absl::StatusOr<Frontend> ParseFrontend(const std::string& text);
+// "10.0.1.2:8080" or "10.0.1.2:8080@3" (weight 3).
+absl::StatusOr<Backend> ParseBackend(const std::string& text);
+// "ADDR:PORT" -> its IP and port, for naming a backend.
+absl::StatusOr<std::pair<IpAddr, uint16_t>> ParseHostPort(const std::string& text);
+
+struct ServiceLimits {
+  uint32_t max_backends = 256;
+  uint32_t max_slots = 4096;  // active slots after weight expansion
+};
+
+// Everything about one service that can be checked on its own.
+absl::Status ValidateService(const Service& s, const ServiceLimits& limits);
+
+// The active slots: backend ids, each repeated weight/gcd(weights) times.
+std::vector<uint32_t> ActiveSlots(const Service& s);
+
+nlohmann::json ServiceToJson(const Service& s);
+absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j);
+
+}  // namespace tendril
