@@ -206,6 +206,7 @@ absl::Status ValidateConfig(const AgentConfig& c) {
 absl::StatusOr<ParsedArgs> ParseAgentArgs(int argc, const char* const* argv) {
   CLI::App app{"tendril-agent: eBPF datapath agent (XDP prefilter, services, host routing)",
                "tendril-agent"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string config_file;
   app.add_option("--config", config_file, "YAML file of settings (keys as the flags below)");
   bool version = false;

@@ -22,6 +22,7 @@ ROOT=$(pwd)
 NS_LAN=tdemo-lan NS_NODE=tdemo-node NS_CLIENT=tdemo-client NS_ATTACKER=tdemo-attacker
 RUN_DIR=/run/tendril-demo
 PINS=/sys/fs/bpf/tendril-demo
+CGROUP="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)/tendril-demo"
 XDP_MODE=${XDP_MODE:-native}
 TENDRIL="$ROOT/build/tendril --api-socket $RUN_DIR/api.sock --bpffs-root $PINS"
 
@@ -37,6 +38,7 @@ down() {
     ip netns del "$ns" 2>/dev/null || true
   done
   rm -rf "$PINS" "$RUN_DIR"
+  rmdir "$CGROUP" 2>/dev/null || true
 }
 
 if [ "${1:-}" = "--down" ]; then down; echo "demo torn down"; exit 0; fi
@@ -66,7 +68,7 @@ join() {  # ns port addr
 join $NS_NODE pnode 10.90.0.1/24
 join $NS_CLIENT pclient 10.90.0.10/24
 join $NS_ATTACKER pattacker 10.90.0.66/24
-mkdir -p "$RUN_DIR"
+mkdir -p "$RUN_DIR" "$CGROUP"
 cat > "$RUN_DIR/http.sh" <<'SH'
 #!/bin/sh
 # A one-line HTTP server body for socat: read the request line, answer.
@@ -85,6 +87,7 @@ xdp-mode: $XDP_MODE
 bpffs-root: $PINS
 state-dir: $RUN_DIR/state
 api-socket: $RUN_DIR/api.sock
+cgroup-root: $CGROUP
 YAML
 cat "$RUN_DIR/agent.yaml"
 "$ROOT/build/tendril-agent" --config "$RUN_DIR/agent.yaml" --netns /run/netns/$NS_NODE \

@@ -24,7 +24,8 @@ class AgentLifecycleTest : public ::testing::Test {
 
   std::vector<std::string> Args(std::vector<std::string> extra) {
     std::vector<std::string> a = {BinaryPath("tendril-agent"), "--bpffs-root", pins_.path(),
-                                  "--state-dir", state_.path(), "--api-socket", Socket()};
+                                  "--state-dir", state_.path(), "--api-socket", Socket(),
+                                  "--cgroup-root", cgroup_.path()};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -41,6 +42,7 @@ class AgentLifecycleTest : public ::testing::Test {
 
   TempPinRoot pins_;
   TempDir state_;
+  TempCgroup cgroup_;
 };
 
 std::string RecvNotify(int fd, int timeout_ms) {

@@ -219,27 +219,17 @@ class CgroupAttachTest : public AttachTest {
   void SetUp() override {
     AttachTest::SetUp();
     if (IsSkipped()) return;
-    auto root = FindCgroup2Mount();
-    ASSERT_TRUE(root.ok()) << root.status();
-    root_ = *root;
-    cg_ = root_ + "/" + UniqueName("cg");
-    ASSERT_EQ(::mkdir(cg_.c_str(), 0755), 0) << cg_ << ": " << strerror(errno);
+    cgroup_ = std::make_unique<TempCgroup>();
+    cg_ = cgroup_->path();
   }
-  void TearDown() override {
-    if (!cg_.empty()) ::rmdir(cg_.c_str());
-  }
+  void TearDown() override { cgroup_.reset(); }
 
-  // A process in the child cgroup connects to a loopback listener (inside
-  // the test's own namespace, so no host address is involved).
-  int ConnectFromCgroup() {
-    // nsenter, not `ip netns exec`: the latter remounts /sys and would hide
-    // the cgroup filesystem.
-    std::string script = "echo $$ > " + cg_ + "/cgroup.procs && exec nsenter --net=" +
-                         node_->path() + " nc -z -w 2 127.0.0.1 9";
-    return Sh({"sh", "-c", script});
-  }
+  // A process in the child cgroup connects to loopback inside the test's own
+  // namespace, so no host address is involved.
+  int ConnectFromCgroup() { return cgroup_->Run({"nc", "-z", "-w", "2", "127.0.0.1", "9"}, nullptr, node_->path()); }
 
-  std::string root_, cg_;
+  std::unique_ptr<TempCgroup> cgroup_;
+  std::string cg_;
 };
 
 TEST_F(CgroupAttachTest, Connect4AttachReplaceDetachWithMultiAttach) {

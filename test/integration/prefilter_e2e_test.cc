@@ -39,6 +39,7 @@ class AgentInstance {
   ~AgentInstance() { Stop(); }
 
   std::string socket() const { return state_.path() + "/api.sock"; }
+  const TempCgroup& cgroup() const { return cgroup_; }
   const std::string& pins() const { return pins_.path(); }
   const std::string& state_dir() const { return state_.path(); }
 
@@ -52,7 +53,7 @@ class AgentInstance {
                        << "state-dir: " << state_.path() << "\n";
     std::vector<std::string> argv = {BinaryPath("tendril-agent"), "--config", cfg,
                                      "--netns", ns_.path(), "--xdp-mode", mode,
-                                     "--api-socket", socket()};
+                                     "--api-socket", socket(), "--cgroup-root", cgroup_.path()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     proc_ = std::make_unique<Subprocess>(argv);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -108,6 +109,7 @@ class AgentInstance {
   std::string device_;
   TempPinRoot pins_;
   TempDir state_;
+  TempCgroup cgroup_;  // socket programs attach here, never to the root cgroup
   std::unique_ptr<Subprocess> proc_;
   std::string last_log_;
 };

@@ -8,13 +8,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <fstream>
 #include <chrono>
 #include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "agent/bpffs.h"
 #include "common/file_util.h"
 #include "common/status.h"
@@ -61,6 +65,38 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   fs::remove_all(path_, ec);
+}
+
+TempCgroup::TempCgroup() {
+  auto root = FindCgroup2Mount();
+  if (!root.ok()) {
+    ADD_FAILURE() << root.status();
+    return;
+  }
+  root_ = *root;
+  path_ = absl::StrCat(root_, "/", UniqueName(absl::StrCat("cg", g_counter++)));
+  if (::mkdir(path_.c_str(), 0755) != 0) ADD_FAILURE() << "mkdir " << path_ << ": " << strerror(errno);
+}
+
+TempCgroup::~TempCgroup() {
+  if (path_.empty()) return;
+  auto procs = ReadFile(path_ + "/cgroup.procs");
+  if (procs.ok() && !procs->empty()) {
+    std::ofstream root_procs(root_ + "/cgroup.procs");
+    for (const std::string& pid : std::vector<std::string>(absl::StrSplit(*procs, '\n', absl::SkipEmpty()))) root_procs << pid << std::endl;
+  }
+  ::rmdir(path_.c_str());
+}
+
+int TempCgroup::Run(const std::vector<std::string>& argv, std::string* out,
+                    const std::string& netns_path) const {
+  std::vector<std::string> full = {"sh", "-c", "echo $$ > \"$0\"/cgroup.procs && exec \"$@\"", path_};
+  if (!netns_path.empty()) {
+    full.push_back("nsenter");
+    full.push_back("--net=" + netns_path);
+  }
+  full.insert(full.end(), argv.begin(), argv.end());
+  return Sh(full, out);
 }
 
 absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame) {

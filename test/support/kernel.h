@@ -51,6 +51,22 @@ class TempDir {
   std::string path_;
 };
 
+// A child cgroup (v2) named tndt...; processes left in it are moved back to
+// the root before it is removed.
+class TempCgroup {
+ public:
+  TempCgroup();
+  ~TempCgroup();
+  const std::string& path() const { return path_; }
+  // Runs argv inside this cgroup and, if `ns` is given, that network namespace
+  // (through nsenter, which keeps /sys and so the cgroup mount visible).
+  int Run(const std::vector<std::string>& argv, std::string* out = nullptr,
+          const std::string& netns_path = "") const;
+
+ private:
+  std::string root_, path_;
+};
+
 struct ProgRun {
   uint32_t retval = 0;
   Bytes out;
