@@ -86,6 +86,14 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 			id = slot->backend_id;
 	}
 	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	if (!be) {
+		/* The service shrank between our read of the master and of the
+		 * slot: slot 1 exists as long as any backend is active. */
+		key.slot = 1;
+		slot = bpf_map_lookup_elem(&tnd_svc_v4, &key);
+		id = slot ? slot->backend_id : 0;
+		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	}
 	if (!be)
 		return refuse(TND_DROP_BACKEND_MISSING);
 	tnd_affinity_record(svc, client, id);
@@ -204,6 +212,14 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 			id = slot->backend_id;
 	}
 	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	if (!be) {
+		/* The service shrank between our read of the master and of the
+		 * slot: slot 1 exists as long as any backend is active. */
+		key.slot = 1;
+		slot = bpf_map_lookup_elem(&tnd_svc_v6, &key);
+		id = slot ? slot->backend_id : 0;
+		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	}
 	if (!be)
 		return refuse(TND_DROP_BACKEND_MISSING);
 	tnd_affinity_record(svc, client, id);

@@ -39,7 +39,7 @@
 #define TND_SVC_MAX 65536        /* service map entries (master + slots), per family */
 #define TND_BACKENDS_MAX 65536
 #define TND_REVNAT_MAX 65535     /* service ids are 1..65535 */
-#define TND_SK_REVNAT_MAX 262144 /* LRU: one per connected/sending socket and backend */
+#define TND_SK_REVNAT_MAX 65536  /* LRU: one per connected/sending socket and backend */
 #define TND_AFFINITY_MAX 65536   /* LRU */
 #define TND_MAGLEV_SVC_MAX 4096  /* services with Maglev tables */
 #ifndef TENDRIL_MAGLEV_TABLE_SIZE

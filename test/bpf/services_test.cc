@@ -1,0 +1,242 @@
+// The service manager against the real pinned maps of bpf_sock.o: what it
+// writes, that it writes only what changed, that restart removes stale
+// entries, and that a concurrent reader never sees an inconsistent service.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "agent/loader.h"
+#include "agent/maglev.h"
+#include "agent/services.h"
+#include "test/support/kernel.h"
+
+namespace tendril::test {
+namespace {
+
+constexpr uint32_t kMaglevM = 16381;  // the prebuilt object's table size
+
+class ServicesMapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TND_REQUIRE_ROOT();
+    pins_ = std::make_unique<TempPinRoot>();
+    auto obj = BpfObject::Load({BpfObjectPath("bpf_sock"), pins_->path(), {}});
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    obj_ = std::make_unique<BpfObject>(std::move(*obj));
+    manager_ = NewManager();
+  }
+
+  std::unique_ptr<ServiceManager> NewManager() {
+    auto open = [&](const char* name) { return *OpenPinned(pins_->path() + "/" + name); };
+    LbMaps maps{{open(TND_MAP_SVC_V4), "svc4"},
+                {open(TND_MAP_SVC_V6), "svc6"},
+                {open(TND_MAP_BACKENDS), "backends"},
+                {open(TND_MAP_REVNAT), "revnat"},
+                open(TND_MAP_MAGLEV)};
+    return std::make_unique<ServiceManager>(std::move(maps), ServiceLimits{64, 4096}, kMaglevM);
+  }
+
+  Map<tnd_svc4_key, tnd_svc_val> Svc4() {
+    return *Map<tnd_svc4_key, tnd_svc_val>::OpenPin(pins_->path() + "/" TND_MAP_SVC_V4, "svc4");
+  }
+  Map<uint32_t, tnd_backend> Backends() {
+    return *Map<uint32_t, tnd_backend>::OpenPin(pins_->path() + "/" TND_MAP_BACKENDS, "be");
+  }
+
+  static Service Make(const std::string& fe, std::vector<std::string> backends) {
+    Service s;
+    s.frontend = *ParseFrontend(fe);
+    for (const auto& b : backends) s.backends.push_back(*ParseBackend(b));
+    return s;
+  }
+
+  static tnd_svc4_key Key(const Service& s, uint16_t slot) {
+    tnd_svc4_key k{};
+    std::memcpy(&k.addr, s.frontend.ip.bytes.data(), 4);
+    k.port = htons(s.frontend.port);
+    k.proto = static_cast<uint8_t>(s.frontend.proto);
+    k.slot = slot;
+    return k;
+  }
+
+  uint32_t CountEntries4() {
+    uint32_t n = 0;
+    EXPECT_TRUE(Svc4().ForEach([&](const tnd_svc4_key&, const tnd_svc_val&) { n++; }).ok());
+    return n;
+  }
+
+  std::unique_ptr<TempPinRoot> pins_;
+  std::unique_ptr<BpfObject> obj_;
+  std::unique_ptr<ServiceManager> manager_;
+};
+
+TEST_F(ServicesMapTest, AddWritesMasterSlotsBackendsAndRevNat) {
+  auto s = manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080@2"}));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->id, 1);
+  auto svc4 = Svc4();
+  auto master = *svc4.Lookup(Key(*s, 0));
+  ASSERT_TRUE(master);
+  EXPECT_EQ(master->count, 3) << "weights 1 and 2 -> 3 slots";
+  EXPECT_EQ(master->svc_id, 1);
+  std::map<uint32_t, int> per_backend;
+  for (uint16_t slot = 1; slot <= 3; ++slot) {
+    auto v = *svc4.Lookup(Key(*s, slot));
+    ASSERT_TRUE(v) << "slot " << slot;
+    per_backend[v->backend_id]++;
+  }
+  EXPECT_EQ(per_backend[s->backends[0].id], 1);
+  EXPECT_EQ(per_backend[s->backends[1].id], 2);
+  auto be = *Backends().Lookup(s->backends[1].id);
+  ASSERT_TRUE(be);
+  EXPECT_EQ(ntohs(be->port), 8080);
+  EXPECT_EQ(be->svc_id, 1);
+  EXPECT_EQ(be->family, 4);
+  EXPECT_EQ(be->state, TND_BACKEND_ACTIVE);
+  EXPECT_EQ(CountEntries4(), 4u);
+}
+
+TEST_F(ServicesMapTest, UpdatesWriteOnlyWhatChanged) {
+  auto s = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080", "10.0.1.4:8080"}));
+  // Same backends again: nothing to write.
+  ServiceUpdate same;
+  same.backends = {*ParseBackend("10.0.1.2:8080"), *ParseBackend("10.0.1.3:8080"), *ParseBackend("10.0.1.4:8080")};
+  ASSERT_TRUE(manager_->Update(s.id, same).ok());
+  EXPECT_EQ(manager_->last_stats().writes, 0);
+  EXPECT_EQ(manager_->last_stats().deletes, 0);
+  // Terminating the middle one: its backend entry, the moved slot, the master
+  // and the dropped last slot.
+  ServiceUpdate term;
+  term.states = {{"10.0.1.3:8080", BackendState::kTerminating}};
+  auto t = manager_->Update(s.id, term);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_LE(manager_->last_stats().writes, 3);
+  EXPECT_EQ(manager_->last_stats().deletes, 1);
+  EXPECT_EQ((*Svc4().Lookup(Key(s, 0)))->count, 2);
+  auto be = *Backends().Lookup(t->backends[1].id);
+  ASSERT_TRUE(be) << "a terminating backend stays for the sockets that use it";
+  EXPECT_EQ(be->state, TND_BACKEND_TERMINATING);
+  for (uint16_t slot = 1; slot <= 2; ++slot)
+    EXPECT_NE((*Svc4().Lookup(Key(s, slot)))->backend_id, t->backends[1].id);
+  // Removing it: its entry goes; ids of the others stay.
+  ServiceUpdate drop;
+  drop.backends = {*ParseBackend("10.0.1.2:8080"), *ParseBackend("10.0.1.4:8080")};
+  auto d = manager_->Update(s.id, drop);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(*Backends().Lookup(t->backends[1].id));
+  EXPECT_EQ(d->backends[0].id, s.backends[0].id);
+  EXPECT_EQ(d->backends[1].id, s.backends[2].id);
+}
+
+TEST_F(ServicesMapTest, MaglevTableIsPublishedAndUpdatedInPlace) {
+  Service in = Make("10.96.0.11:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080", "10.0.1.4:8080"});
+  in.algorithm = Algorithm::kMaglev;
+  auto s = *manager_->Add(in);
+  auto outer_fd = *OpenPinned(pins_->path() + "/" TND_MAP_MAGLEV);
+  uint32_t key = s.id, inner_id = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(outer_fd.get(), &key, &inner_id), 0);
+  UniqueFd inner(bpf_map_get_fd_by_id(inner_id));
+  std::vector<MaglevBackend> mb;
+  for (const auto& b : s.backends) mb.push_back({b.id, b.Address() + "/TCP", 1});
+  auto want = MaglevTable(mb, kMaglevM);
+  for (uint32_t pos = 0; pos < kMaglevM; pos += 97) {
+    uint32_t id = 0;
+    ASSERT_EQ(bpf_map_lookup_elem(inner.get(), &pos, &id), 0);
+    EXPECT_EQ(id, want[pos]) << "position " << pos;
+  }
+  // Draining one backend rewrites about its third of the table, not all of it.
+  ServiceUpdate u;
+  u.states = {{"10.0.1.3:8080", BackendState::kMaintenance}};
+  ASSERT_TRUE(manager_->Update(s.id, u).ok());
+  EXPECT_GT(manager_->last_stats().writes, static_cast<int>(kMaglevM / 4));
+  EXPECT_LT(manager_->last_stats().writes, static_cast<int>(kMaglevM / 2));
+  uint32_t same_inner = 0;
+  ASSERT_EQ(bpf_map_lookup_elem(outer_fd.get(), &key, &same_inner), 0);
+  EXPECT_EQ(same_inner, inner_id) << "table updated in place";
+  // Back to random: the table is unpublished.
+  u = {};
+  u.algorithm = Algorithm::kRandom;
+  ASSERT_TRUE(manager_->Update(s.id, u).ok());
+  EXPECT_NE(bpf_map_lookup_elem(outer_fd.get(), &key, &same_inner), 0);
+}
+
+TEST_F(ServicesMapTest, RestoreRemovesStaleEntriesAndKeepsDeclaredOnes) {
+  auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
+  auto b = *manager_->Add(Make("[fd00::10]:53/UDP", {"[fd00::2]:53", "[fd00::3]:53"}));
+  // The agent restarts knowing only service a (b was deleted while it was down).
+  auto fresh = NewManager();
+  auto st = fresh->Restore({a});
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->writes, 0) << "a's entries were already right";
+  EXPECT_EQ(st->deletes, 3 /* b: master + 2 slots */ + 2 /* backends */ + 1 /* revnat */);
+  EXPECT_TRUE(*Svc4().Lookup(Key(a, 0)));
+  uint32_t n6 = 0;
+  auto svc6 = *Map<tnd_svc6_key, tnd_svc_val>::OpenPin(pins_->path() + "/" TND_MAP_SVC_V6, "svc6");
+  ASSERT_TRUE(svc6.ForEach([&](const tnd_svc6_key&, const tnd_svc_val&) { n6++; }).ok());
+  EXPECT_EQ(n6, 0u);
+  (void)b;
+}
+
+TEST_F(ServicesMapTest, ConflictsAndUnknownIdsChangeNothing) {
+  auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
+  uint32_t before = CountEntries4();
+  auto dup = manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.3:8080"}));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(dup.status())) << dup.status();
+  Service taken = Make("10.96.0.11:80/TCP", {});
+  taken.id = a.id;
+  EXPECT_TRUE(absl::IsAlreadyExists(manager_->Add(taken).status()));
+  ServiceUpdate u;
+  u.states = {{"10.9.9.9:1", BackendState::kTerminating}};
+  EXPECT_TRUE(absl::IsNotFound(manager_->Update(a.id, u).status()));
+  EXPECT_TRUE(absl::IsNotFound(manager_->Delete(99).status()));
+  EXPECT_EQ(CountEntries4(), before);
+  ASSERT_TRUE(manager_->Delete(a.id).ok());
+  EXPECT_EQ(CountEntries4(), 0u);
+  uint32_t nb = 0;
+  ASSERT_TRUE(Backends().ForEach([&](const uint32_t&, const tnd_backend&) { nb++; }).ok());
+  EXPECT_EQ(nb, 0u);
+}
+
+TEST_F(ServicesMapTest, ConcurrentReaderNeverSeesAnInconsistentService) {
+  auto s = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, bad{0};
+  // Reads exactly as bpf_sock.c does: master, then a slot below its count,
+  // then that slot's backend.
+  std::thread reader([&] {
+    auto svc4 = Svc4();
+    auto backends = Backends();
+    std::mt19937 rng(1);
+    while (!stop) {
+      auto m = *svc4.Lookup(Key(s, 0));
+      if (!m) { bad++; continue; }
+      if (m->count == 0) { bad++; continue; }
+      auto slot = *svc4.Lookup(Key(s, static_cast<uint16_t>(rng() % m->count + 1)));
+      if (!slot || !*backends.Lookup(slot->backend_id)) bad++;
+      reads++;
+    }
+  });
+  std::mt19937 rng(2);
+  for (int i = 0; i < 300; ++i) {
+    ServiceUpdate u;
+    std::vector<Backend> bs;
+    int n = 1 + static_cast<int>(rng() % 8);
+    for (int j = 0; j < n; ++j) bs.push_back(*ParseBackend("10.0.2." + std::to_string(rng() % 20 + 1) + ":80"));
+    std::sort(bs.begin(), bs.end(), [](const Backend& a, const Backend& b) { return a.ip < b.ip; });
+    bs.erase(std::unique(bs.begin(), bs.end(), [](const Backend& a, const Backend& b) { return a.ip == b.ip; }), bs.end());
+    u.backends = bs;
+    ASSERT_TRUE(manager_->Update(s.id, u).ok());
+  }
+  stop = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 100);
+  EXPECT_EQ(bad.load(), 0) << "of " << reads.load() << " reads";
+}
+
+}  // namespace
+}  // namespace tendril::test

@@ -1,0 +1,94 @@
+#include "agent/service.h"
+
+#include <gtest/gtest.h>
+
+namespace tendril {
+namespace {
+
+TEST(ServiceParseTest, Frontends) {
+  auto f = ParseFrontend("10.96.0.10:80/TCP");
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->ToString(), "10.96.0.10:80/TCP");
+  EXPECT_EQ(ParseFrontend("10.96.0.10:53/udp")->proto, L4Proto::kUdp);
+  EXPECT_EQ(ParseFrontend("10.96.0.10:80")->proto, L4Proto::kTcp);
+  EXPECT_EQ(ParseFrontend("[fd00::10]:53/UDP")->ToString(), "[fd00::10]:53/UDP");
+}
+
+void ExpectBad(const absl::Status& s, const std::string& fragment) {
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find(fragment), std::string::npos) << s.message();
+}
+
+TEST(ServiceParseTest, BadFrontendsAreNamed) {
+  ExpectBad(ParseFrontend("10.96.0.10:0/TCP").status(), "out of range");
+  ExpectBad(ParseFrontend("10.96.0.10:70000/TCP").status(), "70000");
+  ExpectBad(ParseFrontend("10.96.0.10:80/SCTP").status(), "SCTP");
+  ExpectBad(ParseFrontend("10.96.0.300:80").status(), "10.96.0.300");
+  ExpectBad(ParseFrontend("10.96.0.10").status(), "missing :PORT");
+  ExpectBad(ParseFrontend("fd00::10:80").status(), "[ADDR]:PORT");
+  ExpectBad(ParseFrontend("[fd00::10]80").status(), "missing :PORT");
+  ExpectBad(ParseFrontend("10.96.0.10:http").status(), "not a number");
+}
+
+TEST(ServiceParseTest, BackendsWithWeights) {
+  auto b = ParseBackend("10.0.1.2:8080@3");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->weight, 3u);
+  EXPECT_EQ(b->Address(), "10.0.1.2:8080");
+  EXPECT_EQ(ParseBackend("[fd00::2]:8080")->weight, 1u);
+  ExpectBad(ParseBackend("10.0.1.2:8080@-1").status(), "weight");
+  ExpectBad(ParseBackend("10.0.1.2:8080@x").status(), "weight");
+  ExpectBad(ParseBackend("10.0.1.2").status(), "missing :PORT");
+}
+
+Service Svc(const std::string& fe, std::vector<std::string> backends) {
+  Service s;
+  s.frontend = *ParseFrontend(fe);
+  uint32_t id = 1;
+  for (const auto& b : backends) {
+    s.backends.push_back(*ParseBackend(b));
+    s.backends.back().id = id++;
+  }
+  return s;
+}
+
+TEST(ServiceValidateTest, CatchesWhatCannotWork) {
+  ServiceLimits lim{3, 4096};
+  EXPECT_TRUE(ValidateService(Svc("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"}), lim).ok());
+  ExpectBad(ValidateService(Svc("10.96.0.10:80/TCP", {"[fd00::2]:8080"}), lim), "is IPv6, the frontend is IPv4");
+  ExpectBad(ValidateService(Svc("[fd00::10]:80/TCP", {"10.0.1.2:8080"}), lim), "is IPv4, the frontend is IPv6");
+  ExpectBad(ValidateService(Svc("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.2:8080"}), lim), "listed twice");
+  ExpectBad(ValidateService(Svc("10.96.0.10:80/TCP", {"10.0.1.2:1", "10.0.1.2:2", "10.0.1.2:3", "10.0.1.2:4"}), lim),
+            "more than the maximum of 3");
+  Service t = Svc("10.96.0.10:80/TCP", {});
+  t.type = "NodePort";
+  ExpectBad(ValidateService(t, lim), "NodePort");
+  EXPECT_TRUE(ValidateService(Svc("10.96.0.10:80/TCP", {}), lim).ok()) << "no backends is allowed: connects are refused";
+}
+
+TEST(ServiceSlotsTest, OnlyActiveBackendsAndWeightsByGcd) {
+  Service s = Svc("10.96.0.10:80/TCP", {"10.0.1.2:1@2", "10.0.1.2:2@4", "10.0.1.2:3", "10.0.1.2:4@0"});
+  s.backends[2].state = BackendState::kTerminating;
+  // weights 2 and 4 (gcd 2) -> 1 and 2 slots; terminating and weight 0 get none.
+  EXPECT_EQ(ActiveSlots(s), (std::vector<uint32_t>{1, 2, 2}));
+  s.backends[0].state = BackendState::kMaintenance;
+  s.backends[1].state = BackendState::kMaintenance;
+  EXPECT_TRUE(ActiveSlots(s).empty());
+}
+
+TEST(ServiceJsonTest, RoundTrips) {
+  Service s = Svc("[fd00::10]:53/UDP", {"[fd00::2]:53@5"});
+  s.id = 7;
+  s.algorithm = Algorithm::kMaglev;
+  s.affinity_timeout = 30;
+  s.backends[0].state = BackendState::kTerminating;
+  auto back = ServiceFromJson(ServiceToJson(s));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(ServiceToJson(*back), ServiceToJson(s));
+  EXPECT_FALSE(ServiceFromJson({{"frontend", "10.0.0.1:80"}, {"id", 70000}}).ok());
+  EXPECT_FALSE(ServiceFromJson({{"backends", nlohmann::json::array()}}).ok());
+}
+
+}  // namespace
+}  // namespace tendril
