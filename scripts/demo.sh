@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tendril demo: builds everything, creates a small topology in network
-# namespaces, runs tendril-agent on the "node", denies the attacker's address
-# in the XDP prefilter, and shows that the client still gets through while the
-# attacker does not.
+# namespaces, runs tendril-agent on the "node", declares a ClusterIP service
+# that the client reaches through socket load balancing, denies the
+# attacker's address in the XDP prefilter, and shows that the client still
+# gets through while the attacker does not.
 #
 #   scripts/demo.sh            run the demo, then tear it all down
 #   scripts/demo.sh --keep     leave the topology and agent running
@@ -73,12 +74,15 @@ cat > "$RUN_DIR/http.sh" <<'SH'
 #!/bin/sh
 # A one-line HTTP server body for socat: read the request line, answer.
 read -r _request
-printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from the node\n'
+printf 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n%s\n' "$1"
 SH
 chmod +x "$RUN_DIR/http.sh"
-ip netns exec $NS_NODE socat TCP-LISTEN:8080,fork,reuseaddr EXEC:"$RUN_DIR/http.sh" >/dev/null 2>&1 &
-disown
-echo "client 10.90.0.10, attacker 10.90.0.66, node 10.90.0.1 (HTTP on :8080)"
+for port in 8080 8081; do
+  ip netns exec $NS_NODE socat TCP-LISTEN:$port,fork,reuseaddr \
+    EXEC:"$RUN_DIR/http.sh backend-$port" >/dev/null 2>&1 &
+  disown
+done
+echo "client 10.90.0.10, attacker 10.90.0.66, node 10.90.0.1 (HTTP on :8080 and :8081)"
 
 say "Starting tendril-agent on the node (XDP $XDP_MODE on eth0)"
 cat > "$RUN_DIR/agent.yaml" <<YAML
@@ -98,9 +102,23 @@ for _ in $(seq 1 100); do $TENDRIL status >/dev/null 2>&1 && break; sleep 0.1; d
 if ! $TENDRIL status >/dev/null 2>&1; then cat "$RUN_DIR/agent.log"; echo "agent did not start" >&2; exit 1; fi
 sed 's/^/  agent: /' "$RUN_DIR/agent.log"
 
-fetch() {  # ns -> prints the reply or "(no answer)"
-  ip netns exec "$1" curl -s --max-time 2 http://10.90.0.1:8080/ || echo "(no answer)"
+fetch() {  # ns [url] -> prints the reply or "(no answer)"
+  ip netns exec "$1" curl -s --max-time 2 "${2:-http://10.90.0.1:8080/}" || echo "(no answer)"
 }
+# A client process in the demo's cgroup, where the socket programs are attached.
+in_cgroup() { sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CGROUP" "$@"; }
+
+say "tendril service add --frontend 10.96.0.10:80/TCP --backends 10.90.0.1:8080,10.90.0.1:8081"
+$TENDRIL service add --frontend 10.96.0.10:80/TCP --backends 10.90.0.1:8080,10.90.0.1:8081
+say "The client curls the ClusterIP 6 times (socket LB picks a backend at connect)"
+svc_answers=""
+for _ in 1 2 3 4 5 6; do
+  a=$(in_cgroup nsenter --net=/run/netns/$NS_CLIENT curl -s --max-time 2 http://10.96.0.10/ || echo "(no answer)")
+  echo "client -> 10.96.0.10:80: $a"
+  svc_answers+="$a "
+done
+say "tendril bpf lb list"
+$TENDRIL bpf lb list
 
 say "Before: both reach the node"
 echo "client:   $(fetch $NS_CLIENT)"
@@ -122,10 +140,13 @@ $TENDRIL prefilter list
 say "tendril metrics list"
 $TENDRIL metrics list
 
-if [ "$c" != "hello from the node" ] || [ "$a" != "(no answer)" ]; then
-  echo "demo: unexpected result (client: $c, attacker: $a)" >&2
+if [ "$c" != "backend-8080" ] || [ "$a" != "(no answer)" ]; then
+  echo "demo: unexpected prefilter result (client: $c, attacker: $a)" >&2
   exit 1
 fi
+case "$svc_answers" in
+  *"no answer"*) echo "demo: a connect through the ClusterIP failed: $svc_answers" >&2; exit 1 ;;
+esac
 say "Demo OK"
 if [ $KEEP -eq 1 ]; then
   echo "Left running. Try: $TENDRIL status"
