@@ -99,6 +99,13 @@ int CmdStatus(const Globals& g) {
     std::printf("BPF object:  cache key %s (%s)\n", o.value("cache_key", "").c_str(),
                 o.value("cache_hit", false) ? "from cache" : "compiled at start");
     std::printf("XDP mode:    %s (configured)\n", a.value("xdp_mode", "").c_str());
+    const json& lb = (*agent)["socket_lb"];
+    if (lb.value("enabled", false))
+      std::printf("Socket LB:   %zu/8 hooks on cgroup %s, %d services, Maglev table %d\n",
+                  lb["attached"].size(), lb.value("cgroup", "").c_str(), lb.value("services", 0),
+                  lb.value("maglev_table_size", 0));
+    else
+      std::printf("Socket LB:   disabled\n");
     Table devs({"DEVICE", "IFINDEX", "XDP", "PROGRAM", "PROG ID"});
     for (const auto& d : (*agent)["devices"]) {
       if (d.contains("error")) {
