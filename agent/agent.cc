@@ -166,7 +166,14 @@ absl::Status Agent::Start() {
   req.config_header = RenderConfigHeader(
       facts, Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true, cfg_.enable_socket_lb,
                       cfg_.maglev_table_size});
-  TND_ASSIGN_OR_RETURN(compiled_, CompileBpf(req));
+  if (cfg_.bpf_object_dir.empty()) {
+    TND_ASSIGN_OR_RETURN(compiled_, CompileBpf(req));
+  } else {
+    compiled_ = CompileResult{"prebuilt", {}, true};
+    for (const auto& name : req.objects)
+      compiled_.object_paths[name] = absl::StrCat(cfg_.bpf_object_dir, "/", name, ".o");
+    TND_LOG_INFO("using prebuilt BPF objects from ", cfg_.bpf_object_dir);
+  }
   const std::string& obj_path = compiled_.object_paths.at("bpf_xdp");
 
   if (cfg_.xdp_mode == XdpMode::kOffload) {

@@ -13,6 +13,7 @@
 #include "common/file_util.h"
 #include "common/status.h"
 #include "agent/maglev.h"
+#include "maps/abi.h"
 #include "absl/strings/numbers.h"
 #include "tendril_build_config.h"
 
@@ -93,6 +94,8 @@ const std::vector<Setting>& Settings() {
        StringField(&AgentConfig::cgroup_root)},
       {"bpf-dir", "directory holding bpf/ and maps/ sources", false, StringField(&AgentConfig::bpf_dir)},
       {"clang", "clang binary used to compile bpf/", false, StringField(&AgentConfig::clang)},
+      {"bpf-object-dir", "load prebuilt objects (make -f Makefile.bpf) instead of compiling", false,
+       StringField(&AgentConfig::bpf_object_dir)},
       {"netns", "network namespace (path, e.g. /run/netns/node) to run in", false,
        StringField(&AgentConfig::netns)},
       {"enable-ipv4", "IPv4 datapath (default true)", false, BoolField(&AgentConfig::enable_ipv4)},
@@ -198,6 +201,11 @@ absl::Status ValidateConfig(const AgentConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "maglev-table-size ", c.maglev_table_size, " must exceed max-backends-per-service (",
         c.max_backends_per_service, ")"));
+  if (!c.bpf_object_dir.empty() &&
+      (c.maglev_table_size != TENDRIL_MAGLEV_TABLE_SIZE || !c.enable_ipv4 || !c.enable_ipv6))
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bpf-object-dir: prebuilt objects are built with the default maglev-table-size (",
+        TENDRIL_MAGLEV_TABLE_SIZE, ") and both address families; compile at start to change them"));
   if (!c.enable_ipv4 && !c.enable_ipv6)
     return absl::InvalidArgumentError("enable-ipv4 and enable-ipv6 are both false");
   return absl::OkStatus();

@@ -18,6 +18,10 @@ struct AgentConfig {
   std::string api_socket = "/run/tendril/tendril.sock";
   std::string cgroup_root;  // empty: the cgroup v2 mount from /proc/mounts
   std::string bpf_dir;      // holds bpf/ and maps/; empty: built-in default
+  // Load objects built by Makefile.bpf from here instead of compiling at
+  // start (nodes without clang; the kernel-matrix VM). They carry the default
+  // config header, so node-specific settings must keep their defaults.
+  std::string bpf_object_dir;
   std::string clang = "clang";
   std::string netns;        // join this network namespace (path) at start
   bool enable_ipv4 = true;

@@ -27,6 +27,7 @@ class AgentLifecycleTest : public ::testing::Test {
                                   "--state-dir", state_.path(), "--api-socket", Socket(),
                                   "--cgroup-root", cgroup_.path()};
     a.insert(a.end(), extra.begin(), extra.end());
+    for (const auto& f : AgentTestFlags()) a.push_back(f);
     return a;
   }
   std::string Socket() { return state_.path() + "/api.sock"; }
@@ -122,6 +123,20 @@ TEST_F(AgentLifecycleTest, BadSettingsAreRefusedBeforeAnythingHappens) {
   std::string pins;
   Sh({"ls", "-A", pins_.path()}, &pins);
   EXPECT_EQ(pins.find("tnd_"), std::string::npos) << pins;
+}
+
+TEST_F(AgentLifecycleTest, PrebuiltObjectsInsteadOfARunTimeBuild) {
+  Subprocess agent(Args({"--xdp-mode", "disabled", "--bpf-object-dir", BpfObjectPath("x").substr(0, BpfObjectPath("x").rfind('/'))}));
+  ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+  auto st = CallAgent(Socket(), "status");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ((*st)["bpf_object"]["cache_key"], "prebuilt");
+  EXPECT_EQ((*st)["socket_lb"]["attached"].size(), 8u);
+  EXPECT_EQ(agent.Stop(), 0);
+  std::string out;
+  auto rc = RunCommand(Args({"--xdp-mode", "disabled", "--bpf-object-dir", "/tmp", "--maglev-table-size", "65521"}), &out);
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(out.find("prebuilt objects"), std::string::npos) << out;
 }
 
 TEST_F(AgentLifecycleTest, UnknownDeviceIsNamedAndNothingIsAttached) {

@@ -214,6 +214,20 @@ TEST_F(AttachTest, TcxProbeMatchesKernel) {
   ASSERT_TRUE(DetachTc("t0", TcDir::kEgress, pins_.path() + "/links").ok());
 }
 
+TEST_F(AttachTest, TcxProbeGivesWhatTheKernelMatrixExpects) {
+  // The kernel matrix sets TENDRIL_EXPECT_TCX per kernel (6.1: 0, 6.18: 1):
+  // the probe must choose the clsact fallback exactly where TCX is missing.
+  const char* want = std::getenv("TENDRIL_EXPECT_TCX");
+  if (!want) GTEST_SKIP() << "TENDRIL_EXPECT_TCX not set (only the kernel matrix sets it)";
+  EXPECT_EQ(KernelHasTcx(), std::string(want) == "1");
+  NetnsGuard in(*node_);
+  TcAttachOptions o{"t0", TcDir::kIngress, Prog("tnd_test_tc_a"), pins_.path() + "/links", false};
+  auto b = AttachTc(o);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(*b, std::string(want) == "1" ? TcBackend::kTcx : TcBackend::kClsact);
+  ASSERT_TRUE(DetachTc("t0", TcDir::kIngress, pins_.path() + "/links").ok());
+}
+
 class CgroupAttachTest : public AttachTest {
  protected:
   void SetUp() override {

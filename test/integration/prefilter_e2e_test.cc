@@ -55,6 +55,7 @@ class AgentInstance {
                                      "--netns", ns_.path(), "--xdp-mode", mode,
                                      "--api-socket", socket(), "--cgroup-root", cgroup_.path()};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    for (const auto& f : AgentTestFlags()) argv.push_back(f);
     proc_ = std::make_unique<Subprocess>(argv);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {

@@ -51,6 +51,7 @@ class ServiceE2ETest : public ::testing::Test {
                                      "--xdp-mode", "disabled", "--bpffs-root", pins_.path(),
                                      "--state-dir", state_.path(), "--api-socket", Socket(),
                                      "--cgroup-root", cgroup_.path(), "--max-backends-per-service", "8"};
+    for (const auto& f : AgentTestFlags()) argv.push_back(f);
     agent_argv_ = argv;
     StartAgent();
     // Servers answer directly before any test relies on them.

@@ -40,6 +40,12 @@ std::string BpfObjectPath(const std::string& name) {
 
 std::string BinaryPath(const std::string& name) { return absl::StrCat(TENDRIL_BINARY_DIR, "/", name); }
 
+std::vector<std::string> AgentTestFlags() {
+  const char* e = std::getenv("TENDRIL_TEST_PREBUILT_BPF");
+  if (e && std::string(e) == "1") return {"--bpf-object-dir", absl::StrCat(TENDRIL_BINARY_DIR, "/bpf")};
+  return {};
+}
+
 namespace {
 std::atomic<int> g_counter{0};
 }

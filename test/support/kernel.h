@@ -29,6 +29,10 @@ std::string UniqueName(const std::string& tag);
 std::string BpfObjectPath(const std::string& name);
 std::string BinaryPath(const std::string& name);  // tendril, tendril-agent
 
+// Flags every test agent gets: with TENDRIL_TEST_PREBUILT_BPF=1 (the kernel
+// matrix VM has no clang) the prebuilt objects instead of a run-time build.
+std::vector<std::string> AgentTestFlags();
+
 // A fresh directory on bpffs under /sys/fs/bpf, removed with all its pins.
 class TempPinRoot {
  public:

@@ -1,0 +1,99 @@
+// Loads every program of every BPF object through the running kernel's
+// verifier, one program at a time (so one failure does not hide the others),
+// and reports whether it loaded and its verified instruction count.
+//   bpf_verify_report DIR [--json]
+#include <bpf/libbpf.h>
+#include <dirent.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/loader.h"
+#include "common/log.h"
+
+#include <algorithm>
+
+namespace {
+
+struct Row {
+  std::string object, program;
+  bool loaded = false;
+  uint32_t insns = 0;
+  std::string error;
+};
+
+std::vector<std::string> ProgramsOf(const std::string& path) {
+  std::vector<std::string> out;
+  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  if (!obj) return out;
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) out.emplace_back(bpf_program__name(p));
+  bpf_object__close(obj);
+  return out;
+}
+
+Row LoadOne(const std::string& path, const std::string& object, const std::string& program) {
+  Row r{object, program};
+  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  if (!obj) {
+    r.error = "open failed";
+    return r;
+  }
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj) bpf_map__set_pin_path(m, nullptr);
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) bpf_program__set_autoload(p, program == bpf_program__name(p));
+  tendril::LibbpfCapture cap;
+  int err = bpf_object__load(obj);
+  if (err) {
+    r.error = cap.Tail(3);
+  } else {
+    auto info = tendril::GetProgramInfo(bpf_program__fd(bpf_object__find_program_by_name(obj, program.c_str())));
+    r.loaded = true;
+    r.insns = info.ok() ? info->verified_insns : 0;
+  }
+  bpf_object__close(obj);
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s DIR [--json]\n", argv[0]);
+    return 2;
+  }
+  tendril::SetLogLevel(tendril::LogLevel::kError);  // expected refusals are reported, not logged
+  std::string dir = argv[1];
+  bool json = argc > 2 && std::string(argv[2]) == "--json";
+  std::vector<std::string> objects;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() > 2 && n.substr(n.size() - 2) == ".o") objects.push_back(n.substr(0, n.size() - 2));
+    }
+    closedir(d);
+  }
+  std::sort(objects.begin(), objects.end());
+  std::vector<Row> rows;
+  for (const auto& o : objects)
+    for (const auto& p : ProgramsOf(dir + "/" + o + ".o")) rows.push_back(LoadOne(dir + "/" + o + ".o", o, p));
+  int unexpected = 0;
+  for (const auto& r : rows)
+    if (r.loaded == (r.object == "test_reject")) unexpected++;  // test_reject must be refused
+  if (json) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : rows)
+      j.push_back({{"object", r.object}, {"program", r.program}, {"loaded", r.loaded},
+                   {"verified_insns", r.insns}, {"error", r.error}});
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%-14s %-24s %-8s %s\n", "OBJECT", "PROGRAM", "LOADED", "VERIFIED INSNS");
+    for (const auto& r : rows)
+      std::printf("%-14s %-24s %-8s %u%s\n", r.object.c_str(), r.program.c_str(), r.loaded ? "yes" : "no",
+                  r.insns, r.object == "test_reject" ? "   (must be refused)" : "");
+  }
+  return unexpected ? 1 : 0;
+}
