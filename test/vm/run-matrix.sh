@@ -64,13 +64,17 @@ copy_with_libs /usr/sbin/ip /usr/sbin/tc /usr/bin/ping /usr/bin/nc.openbsd /usr/
 # /bin/sh is dash: busybox's sh would run its own applets (nc, ping) in place
 # of the real tools.
 ln -sf dash "$IR/bin/sh"
+mkdir -p "$IR/usr/bin" && ln -sf /bin/busybox "$IR/usr/bin/env"  # for #!/usr/bin/env bash
 ln -sf /usr/bin/nc.openbsd "$IR/usr/bin/nc"
 for b in ip tc; do ln -sf /usr/sbin/$b "$IR/sbin/$b"; done
 rm -f "$IR/bin/ip" "$IR/bin/tc" "$IR/bin/ping" "$IR/bin/nc" "$IR/bin/nsenter"
 copy_with_libs "$BUILD/tendril-agent" "$BUILD/tendril" "$BUILD/test/unit_tests" "$BUILD/test/bpf_tests" \
   "$BUILD/test/integration_tests" "$BUILD/test/bpf_verify_report"
 mkdir -p "$IR$BUILD/bpf" && cp "$BUILD"/bpf/*.o "$IR$BUILD/bpf/"
-mkdir -p "$IR$ROOT/test/vm" && cp "$ROOT/test/vm/suites.sh" "$IR$ROOT/test/vm/"
+mkdir -p "$IR$ROOT/test/vm" "$IR$ROOT/vagrant" "$IR$ROOT/systemd"
+cp "$ROOT/test/vm/suites.sh" "$IR$ROOT/test/vm/"
+cp "$ROOT/vagrant/provision.sh" "$IR$ROOT/vagrant/"
+cp "$ROOT/systemd/tendril-agent.service" "$IR$ROOT/systemd/"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$IR/etc/passwd"
 printf 'root:x:0:\n' > "$IR/etc/group"
 printf '127.0.0.1 localhost\n::1 localhost\n' > "$IR/etc/hosts"
@@ -80,7 +84,7 @@ for m in $MODS; do
   cp "$VM/kernel/lib/modules/$KVER/kernel/$m" "$IR/lib/modules/$KVER/kernel/$m"
 done
 cat > "$IR/init" <<INIT
-#!/bin/busybox sh
+#!/bin/sh
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -98,6 +102,19 @@ BUILD=$BUILD
 . $ROOT/test/vm/suites.sh
 run_suites guest /tmp
 echo "TND-VERIFIER-BEGIN"; cat /tmp/verifier.txt; echo "TND-VERIFIER-END"
+# The Vagrant provisioning script, as on a real node: this VM is the node
+# (its root namespace and cgroup are the guest's, not this machine's); a
+# namespace plays the peer node on the private network.
+ip netns add peer
+ip link add eth1 type veth peer name eth0 netns peer
+ip addr add 192.168.56.11/24 dev eth1 && ip link set eth1 up
+ip -n peer addr add 192.168.56.12/24 dev eth0 && ip -n peer link set eth0 up && ip -n peer link set lo up
+printf '#!/bin/sh\nread -r r\nprintf "HTTP/1.0 200 OK\\r\\n\\r\\nnode 192.168.56.12\\n"\n' > /tmp/peer-http.sh
+chmod +x /tmp/peer-http.sh
+ip netns exec peer socat TCP-LISTEN:8080,fork,reuseaddr EXEC:/tmp/peer-http.sh &
+$ROOT/vagrant/provision.sh --node-ip 192.168.56.11 --peer-ip 192.168.56.12 --device eth1 \
+  --xdp-mode generic --prebuilt $BUILD --no-systemd
+echo "TND-RESULT guest provision \$?"
 echo "TND-DONE"
 poweroff -f
 INIT
@@ -137,6 +154,9 @@ for s in unit bpf integration verifier; do
   printf '| %s | %s | %s |\n' "$s" "$h" "$g"
   [ "$h" = pass ] && [ "$g" = pass ] || overall=1
 done
+g=$(result "$VM/guest.log" guest provision)
+printf '| vagrant/provision.sh | not run (it would configure this machine) | %s |\n' "$g"
+[ "$g" = pass ] || overall=1
 echo
 echo "Verified instructions per program"
 printf '| object | program | host %s | guest %s |\n| --- | --- | --- | --- |\n' "$HOST_KERNEL" "$KVER"
