@@ -163,5 +163,15 @@ printf '| object | program | host %s | guest %s |\n| --- | --- | --- | --- |\n' 
 join -j1 <(awk 'NR>1 {print $1"/"$2, ($3=="yes" ? $4 : "refused")}' "$VM/host/verifier.txt" | sort) \
          <(awk 'NR>1 {print $1"/"$2, ($3=="yes" ? $4 : "refused")}' "$VM/guest-verifier.txt" | sort) |
   awk '{split($1,a,"/"); printf "| %s | %s | %s | %s |\n", a[1], a[2], $2, $3}'
+echo
+if command -v vagrant >/dev/null 2>&1; then
+  if (cd "$ROOT/vagrant" && vagrant validate --ignore-provider >/dev/null 2>&1); then
+    echo "vagrant validate (--ignore-provider): Vagrantfile valid"
+  else
+    echo "vagrant validate: FAILED"; overall=1
+  fi
+else
+  echo "vagrant validate: skipped (vagrant not installed; no VM provider works here anyway)"
+fi
 [ "${KEEP_VM_DIR:-0}" = 1 ] || rm -rf "$IR"
 exit $overall
