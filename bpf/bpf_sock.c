@@ -52,6 +52,40 @@ static __always_inline int refuse(__u8 reason)
 	return SYS_REJECT;
 }
 
+/*
+ * Picks the backend for a new connection to the service whose master entry is
+ * `svc`. `svc_map`/`key` are that service's map and key (its `slot` field is
+ * rewritten to read slots). Affinity first, then Maglev, then a random slot;
+ * if the service shrank between the master and the slot read, slot 1.
+ */
+static __always_inline struct tnd_backend *select_backend(void *svc_map, void *key, __u16 *slot,
+							  const struct tnd_svc_val *svc,
+							  __u64 cookie, __u64 client)
+{
+	struct tnd_svc_val *sv;
+	struct tnd_backend *be;
+	__u32 id;
+
+	id = tnd_affinity_backend(svc, client);
+	if (!id)
+		id = tnd_maglev_backend(svc, tnd_hash64(cookie));
+	if (!id) {
+		*slot = tnd_random_slot(svc);
+		sv = bpf_map_lookup_elem(svc_map, key);
+		id = sv ? sv->backend_id : 0;
+	}
+	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	if (!be) {
+		*slot = 1;
+		sv = bpf_map_lookup_elem(svc_map, key);
+		id = sv ? sv->backend_id : 0;
+		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	}
+	if (be)
+		tnd_affinity_record(svc, client, id);
+	return be;
+}
+
 /* ---- IPv4 ---------------------------------------------------------------- */
 
 static __always_inline int xlate4(struct bpf_sock_addr *ctx)
@@ -61,10 +95,9 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 		.port = (__be16)ctx->user_port,
 		.proto = sock_proto(ctx),
 	};
-	struct tnd_svc_val *svc, *slot;
+	struct tnd_svc_val *svc;
 	struct tnd_backend *be;
-	__u64 cookie, client;
-	__u32 id;
+	__u64 cookie;
 
 	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
 		return SYS_PROCEED;
@@ -73,30 +106,10 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 		return SYS_PROCEED;
 	if (svc->count == 0)
 		return refuse(TND_DROP_NO_SERVICE_BACKEND);
-
 	cookie = bpf_get_socket_cookie(ctx);
-	client = bpf_get_netns_cookie(ctx);
-	id = tnd_affinity_backend(svc, client);
-	if (!id)
-		id = tnd_maglev_backend(svc, tnd_hash64(cookie));
-	if (!id) {
-		key.slot = tnd_random_slot(svc);
-		slot = bpf_map_lookup_elem(&tnd_svc_v4, &key);
-		if (slot)
-			id = slot->backend_id;
-	}
-	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
-	if (!be) {
-		/* The service shrank between our read of the master and of the
-		 * slot: slot 1 exists as long as any backend is active. */
-		key.slot = 1;
-		slot = bpf_map_lookup_elem(&tnd_svc_v4, &key);
-		id = slot ? slot->backend_id : 0;
-		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
-	}
+	be = select_backend(&tnd_svc_v4, &key, &key.slot, svc, cookie, bpf_get_netns_cookie(ctx));
 	if (!be)
 		return refuse(TND_DROP_BACKEND_MISSING);
-	tnd_affinity_record(svc, client, id);
 
 	struct tnd_sk_revnat4_key rk = { .cookie = cookie, .port = be->port };
 	struct tnd_sk_revnat_val rv = { .port = (__be16)ctx->user_port, .svc_id = svc->svc_id };
@@ -160,7 +173,7 @@ int tnd_sock_getpeername4(struct bpf_sock_addr *ctx)
 	return SYS_PROCEED;
 }
 
-/* ---- IPv6 ---------------------------------------------------------------- */
+/* ---- IPv6 (and IPv4 services through IPv4-mapped IPv6 sockets) ------------ */
 
 static __always_inline void load6(__u8 *dst, const struct bpf_sock_addr *ctx)
 {
@@ -180,58 +193,65 @@ static __always_inline void store6(struct bpf_sock_addr *ctx, const __u8 *src)
 	ctx->user_ip6[3] = a[3];
 }
 
+/* ::ffff:a.b.c.d, how a dual-stack (AF_INET6) socket names an IPv4 peer. */
+static __always_inline bool v4_mapped(const __u8 *a)
+{
+	__u32 w[3];
+
+	__builtin_memcpy(w, a, 12);
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
+}
+
 static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 {
 	struct tnd_svc6_key key = {
 		.port = (__be16)ctx->user_port,
 		.proto = sock_proto(ctx),
 	};
-	struct tnd_svc_val *svc, *slot;
+	struct tnd_sk_revnat6_key rk = {};
+	struct tnd_sk_revnat_val rv = {};
+	struct tnd_svc_val *svc;
 	struct tnd_backend *be;
 	__u64 cookie, client;
-	__u32 id;
 
 	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
 		return SYS_PROCEED;
 	load6(key.addr, ctx);
-	svc = bpf_map_lookup_elem(&tnd_svc_v6, &key);
-	if (!svc)
-		return SYS_PROCEED;
-	if (svc->count == 0)
-		return refuse(TND_DROP_NO_SERVICE_BACKEND);
-
 	cookie = bpf_get_socket_cookie(ctx);
 	client = bpf_get_netns_cookie(ctx);
-	id = tnd_affinity_backend(svc, client);
-	if (!id)
-		id = tnd_maglev_backend(svc, tnd_hash64(cookie));
-	if (!id) {
-		key.slot = tnd_random_slot(svc);
-		slot = bpf_map_lookup_elem(&tnd_svc_v6, &key);
-		if (slot)
-			id = slot->backend_id;
-	}
-	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
-	if (!be) {
-		/* The service shrank between our read of the master and of the
-		 * slot: slot 1 exists as long as any backend is active. */
-		key.slot = 1;
-		slot = bpf_map_lookup_elem(&tnd_svc_v6, &key);
-		id = slot ? slot->backend_id : 0;
-		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
-	}
-	if (!be)
-		return refuse(TND_DROP_BACKEND_MISSING);
-	tnd_affinity_record(svc, client, id);
+	__builtin_memcpy(rk.addr, key.addr, 16); /* ::ffff:0:0/96 prefix kept below */
+	if (v4_mapped(key.addr)) {
+		struct tnd_svc4_key k4 = { .port = key.port, .proto = key.proto };
 
-	struct tnd_sk_revnat6_key rk = { .cookie = cookie, .port = be->port };
-	struct tnd_sk_revnat_val rv = { .port = (__be16)ctx->user_port, .svc_id = svc->svc_id };
-
-	__builtin_memcpy(rk.addr, be->addr, 16);
+		__builtin_memcpy(&k4.addr, &key.addr[12], 4);
+		svc = bpf_map_lookup_elem(&tnd_svc_v4, &k4);
+		if (!svc)
+			return SYS_PROCEED;
+		if (svc->count == 0)
+			return refuse(TND_DROP_NO_SERVICE_BACKEND);
+		be = select_backend(&tnd_svc_v4, &k4, &k4.slot, svc, cookie, client);
+		if (!be)
+			return refuse(TND_DROP_BACKEND_MISSING);
+		__builtin_memcpy(&rk.addr[12], be->addr, 4);
+	} else {
+		svc = bpf_map_lookup_elem(&tnd_svc_v6, &key);
+		if (!svc)
+			return SYS_PROCEED;
+		if (svc->count == 0)
+			return refuse(TND_DROP_NO_SERVICE_BACKEND);
+		be = select_backend(&tnd_svc_v6, &key, &key.slot, svc, cookie, client);
+		if (!be)
+			return refuse(TND_DROP_BACKEND_MISSING);
+		__builtin_memcpy(rk.addr, be->addr, 16);
+	}
+	rk.cookie = cookie;
+	rk.port = be->port;
 	load6(rv.addr, ctx);
+	rv.port = (__be16)ctx->user_port;
+	rv.svc_id = svc->svc_id;
 	bpf_map_update_elem(&tnd_sk_rnat_v6, &rk, &rv, BPF_ANY);
 
-	store6(ctx, be->addr);
+	store6(ctx, rk.addr);
 	ctx->user_port = be->port;
 	return SYS_PROCEED;
 }
@@ -242,20 +262,51 @@ static __always_inline void revxlate6(struct bpf_sock_addr *ctx)
 		.cookie = bpf_get_socket_cookie(ctx),
 		.port = (__be16)ctx->user_port,
 	};
-	struct tnd_svc6_key sk = { .proto = sock_proto(ctx) };
 	struct tnd_sk_revnat_val *rv;
+	bool present;
 
 	load6(rk.addr, ctx);
 	rv = bpf_map_lookup_elem(&tnd_sk_rnat_v6, &rk);
+	if (!rv && v4_mapped(rk.addr)) {
+		/* A dual-stack UDP socket sending to ::ffff:VIP goes through the
+		 * IPv4 path, so sendmsg4 translated it and wrote the v4 entry. */
+		struct tnd_sk_revnat4_key rk4 = { .cookie = rk.cookie, .port = rk.port };
+		struct tnd_svc4_key k4 = { .proto = sock_proto(ctx) };
+		__u8 mapped[16] = {};
+
+		__builtin_memcpy(&rk4.addr, &rk.addr[12], 4);
+		rv = bpf_map_lookup_elem(&tnd_sk_rnat_v4, &rk4);
+		if (!rv)
+			return;
+		__builtin_memcpy(&k4.addr, rv->addr, 4);
+		k4.port = rv->port;
+		if (!bpf_map_lookup_elem(&tnd_svc_v4, &k4))
+			return;
+		__builtin_memcpy(mapped, rk.addr, 12);
+		__builtin_memcpy(&mapped[12], rv->addr, 4);
+		store6(ctx, mapped);
+		ctx->user_port = rv->port;
+		return;
+	}
 	if (!rv)
 		return;
-	__builtin_memcpy(sk.addr, rv->addr, 16);
-	sk.port = rv->port;
-	if (!bpf_map_lookup_elem(&tnd_svc_v6, &sk)) {
+	/* Only while the service still exists. */
+	if (v4_mapped(rv->addr)) {
+		struct tnd_svc4_key k4 = { .port = rv->port, .proto = sock_proto(ctx) };
+
+		__builtin_memcpy(&k4.addr, &rv->addr[12], 4);
+		present = bpf_map_lookup_elem(&tnd_svc_v4, &k4) != NULL;
+	} else {
+		struct tnd_svc6_key k6 = { .port = rv->port, .proto = sock_proto(ctx) };
+
+		__builtin_memcpy(k6.addr, rv->addr, 16);
+		present = bpf_map_lookup_elem(&tnd_svc_v6, &k6) != NULL;
+	}
+	if (!present) {
 		bpf_map_delete_elem(&tnd_sk_rnat_v6, &rk);
 		return;
 	}
-	store6(ctx, sk.addr);
+	store6(ctx, rv->addr);
 	ctx->user_port = rv->port;
 }
 

@@ -214,6 +214,19 @@ TEST_F(ServiceE2ETest, GetpeernameAndUdpReplySourceShowTheVip) {
             "('10.96.0.53', 53)");
 }
 
+TEST_F(ServiceE2ETest, Ipv4ServiceThroughADualStackSocket) {
+  // Many runtimes open AF_INET6 sockets and name IPv4 peers as ::ffff:a.b.c.d.
+  Add({"--frontend", "10.96.0.10:80/TCP", "--backends", "10.0.1.12:8080"});
+  Add({"--frontend", "10.96.0.53:53/UDP", "--backends", "10.0.1.13:5353"});
+  EXPECT_EQ(Python("import socket; s=socket.socket(socket.AF_INET6); s.settimeout(2); s.connect(('::ffff:10.96.0.10',80)); "
+                   "s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); d=s.recv(256).decode(); print(d.split()[-1], s.getpeername()[:2])"),
+            "b2 ('::ffff:10.96.0.10', 80)");
+  EXPECT_EQ(Python("import socket; s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); s.settimeout(2); "
+                   "s.sendto(b'x',('::ffff:10.96.0.53',53)); d,a=s.recvfrom(64); print(d.strip().decode(),a[:2])"),
+            "b3 ('::ffff:10.96.0.53', 53)");
+  EXPECT_EQ(Curl("[::ffff:10.96.0.10]:80"), "b2");
+}
+
 TEST_F(ServiceE2ETest, AffinityHoldsFollowsBackendStateAndLapses) {
   Add({"--frontend", "10.96.0.10:80/TCP", "--backends", "10.0.1.11:8080,10.0.1.12:8080,10.0.1.13:8080",
        "--affinity-timeout", "60"});
