@@ -341,7 +341,11 @@ TEST_P(PrefilterE2ETest, CleanupOnExitRemovesTheDatapath) {
   EXPECT_EQ(link.find("xdp"), std::string::npos) << link;
   std::string pins;
   Sh({"ls", "-A", agent_->pins()}, &pins);
-  EXPECT_EQ(pins.find("tnd_"), std::string::npos) << pins;
+  EXPECT_NE(pins.find("No such file"), std::string::npos)
+      << "the pin root should be gone; it holds: " << pins;
+  std::string cg;
+  Sh({"bpftool", "cgroup", "show", agent_->cgroup().path()}, &cg);
+  EXPECT_EQ(cg.find("tnd_sock"), std::string::npos) << cg;
   EXPECT_TRUE(Tcp(*attacker_, kNodeIp));
 }
 
