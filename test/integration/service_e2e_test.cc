@@ -369,6 +369,10 @@ TEST_F(ServiceE2ETest, AgentRestartUnderSteadyConnectionsFailsNone) {
   std::thread stream([&] { Client({"sh", "-c", loop}, &out); });
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(agent_->Stop(), 0) << agent_->Log();
+  // Down: the maps are still there to read.
+  CliResult lb = Cli({"bpf", "lb", "list", "-o", "json"});
+  EXPECT_EQ(lb.rc, 0) << lb.err;
+  EXPECT_NE(lb.out.find("10.96.0.10:80/TCP"), std::string::npos) << lb.out;
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // down for a while
   StartAgent();
   stream.join();
