@@ -454,8 +454,9 @@ int Main(int argc, char** argv) {
   svc_add->add_option("--backends", sa.backends, "ADDR:PORT[@WEIGHT],... ")->delimiter(',');
   svc_add->add_option("--type", sa.type, "ClusterIP");
   svc_add->add_option("--algorithm", sa.algorithm, "random (default) or maglev");
-  svc_add->add_option("--affinity-timeout", sa.affinity, "ClientIP session affinity, seconds (0: off)");
-  svc_add->add_option("--id", sa.id, "service id (default: the lowest free)");
+  svc_add->add_option("--affinity-timeout", sa.affinity, "ClientIP session affinity, seconds (0: off)")
+      ->check(CLI::Range(0, 604800));
+  svc_add->add_option("--id", sa.id, "service id (default: the lowest free)")->check(CLI::Range(1, 65535));
   svc_add->callback([&] { rc = CmdServiceAdd(g, sa); });
   auto* svc_upd = svc->add_subcommand("update", "change a service's backends, their states, algorithm or affinity");
   svc_upd->add_option("id", svc_id, "service id")->required();
@@ -463,7 +464,7 @@ int Main(int argc, char** argv) {
   svc_upd->add_flag("--no-backends", sa.clear_backends, "remove every backend (connects are then refused)");
   svc_upd->add_option("--backend-state", sa.states, "ADDR:PORT=active|terminating|maintenance (repeatable)");
   svc_upd->add_option("--algorithm", sa.algorithm, "random or maglev");
-  svc_upd->add_option("--affinity-timeout", sa.affinity, "seconds (0: off)");
+  svc_upd->add_option("--affinity-timeout", sa.affinity, "seconds (0: off)")->check(CLI::Range(0, 604800));
   svc_upd->callback([&] { rc = CmdServiceUpdate(g, svc_id, sa); });
   auto* svc_del = svc->add_subcommand("delete", "remove a service");
   svc_del->add_option("id", svc_id, "service id");
@@ -489,7 +490,8 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int rc = app.exit(e);  // prints help or the error
+    return rc == 0 ? 0 : 2;  // bad input: nothing was changed
   }
   return rc;
 }
