@@ -165,6 +165,7 @@ absl::Status Agent::Start() {
   req.clang = cfg_.clang;
   req.config_header = RenderConfigHeader(
       facts, Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true, cfg_.enable_socket_lb,
+                      /*nodeport=*/true,
                       cfg_.maglev_table_size});
   if (cfg_.bpf_object_dir.empty()) {
     TND_ASSIGN_OR_RETURN(compiled_, CompileBpf(req));

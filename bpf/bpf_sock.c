@@ -52,40 +52,6 @@ static __always_inline int refuse(__u8 reason)
 	return SYS_REJECT;
 }
 
-/*
- * Picks the backend for a new connection to the service whose master entry is
- * `svc`. `svc_map`/`key` are that service's map and key (its `slot` field is
- * rewritten to read slots). Affinity first, then Maglev, then a random slot;
- * if the service shrank between the master and the slot read, slot 1.
- */
-static __always_inline struct tnd_backend *select_backend(void *svc_map, void *key, __u16 *slot,
-							  const struct tnd_svc_val *svc,
-							  __u64 cookie, __u64 client)
-{
-	struct tnd_svc_val *sv;
-	struct tnd_backend *be;
-	__u32 id;
-
-	id = tnd_affinity_backend(svc, client);
-	if (!id)
-		id = tnd_maglev_backend(svc, tnd_hash64(cookie));
-	if (!id) {
-		*slot = tnd_random_slot(svc);
-		sv = bpf_map_lookup_elem(svc_map, key);
-		id = sv ? sv->backend_id : 0;
-	}
-	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
-	if (!be) {
-		*slot = 1;
-		sv = bpf_map_lookup_elem(svc_map, key);
-		id = sv ? sv->backend_id : 0;
-		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
-	}
-	if (be)
-		tnd_affinity_record(svc, client, id);
-	return be;
-}
-
 /* ---- IPv4 ---------------------------------------------------------------- */
 
 static __always_inline int xlate4(struct bpf_sock_addr *ctx)
@@ -98,6 +64,7 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 	struct tnd_svc_val *svc;
 	struct tnd_backend *be;
 	__u64 cookie;
+	__u32 bid;
 
 	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
 		return SYS_PROCEED;
@@ -107,7 +74,7 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 	if (svc->count == 0)
 		return refuse(TND_DROP_NO_SERVICE_BACKEND);
 	cookie = bpf_get_socket_cookie(ctx);
-	be = select_backend(&tnd_svc_v4, &key, &key.slot, svc, cookie, bpf_get_netns_cookie(ctx));
+	be = tnd_select_backend(&tnd_svc_v4, &key, &key.slot, svc, cookie, bpf_get_netns_cookie(ctx), &bid);
 	if (!be)
 		return refuse(TND_DROP_BACKEND_MISSING);
 
@@ -213,6 +180,7 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 	struct tnd_svc_val *svc;
 	struct tnd_backend *be;
 	__u64 cookie, client;
+	__u32 bid;
 
 	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
 		return SYS_PROCEED;
@@ -229,7 +197,7 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 			return SYS_PROCEED;
 		if (svc->count == 0)
 			return refuse(TND_DROP_NO_SERVICE_BACKEND);
-		be = select_backend(&tnd_svc_v4, &k4, &k4.slot, svc, cookie, client);
+		be = tnd_select_backend(&tnd_svc_v4, &k4, &k4.slot, svc, cookie, client, &bid);
 		if (!be)
 			return refuse(TND_DROP_BACKEND_MISSING);
 		__builtin_memcpy(&rk.addr[12], be->addr, 4);
@@ -239,7 +207,7 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 			return SYS_PROCEED;
 		if (svc->count == 0)
 			return refuse(TND_DROP_NO_SERVICE_BACKEND);
-		be = select_backend(&tnd_svc_v6, &key, &key.slot, svc, cookie, client);
+		be = tnd_select_backend(&tnd_svc_v6, &key, &key.slot, svc, cookie, client, &bid);
 		if (!be)
 			return refuse(TND_DROP_BACKEND_MISSING);
 		__builtin_memcpy(rk.addr, be->addr, 16);

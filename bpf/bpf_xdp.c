@@ -4,16 +4,24 @@
  *
  *   tnd_xdp_entry: parses Ethernet and up to two VLAN tags, records the L3
  *                  offset in the per-CPU scratch map and tail-calls by family
- *   tnd_xdp_v4 / tnd_xdp_v6: prefilter (LPM deny list on the source address)
+ *   tnd_xdp_v4 / tnd_xdp_v6: prefilter (LPM deny list on the source address),
+ *                  then the NodePort fast path (lib/nodeport.h) for flows to
+ *                  remote backends: rewritten and sent with XDP_TX or
+ *                  bpf_redirect without an skb; everything else passes to tc
  *
  * Frames that cannot be parsed (truncated, unknown EtherType, malformed IP
  * header) are passed to the stack, which validates and drops them itself:
  * the prefilter only ever drops on a source address it has actually read.
  */
+#define TND_CTX_XDP 1
+
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/prefilter.h"
+#if TENDRIL_ENABLE_NODEPORT
+#include "lib/nodeport.h"
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -113,6 +121,25 @@ static __always_inline void *l3_header(struct xdp_md *ctx, __u32 len)
 	return data + off;
 }
 
+#if TENDRIL_ENABLE_NODEPORT
+static __always_inline int xdp_lb(struct xdp_md *ctx, const int fam)
+{
+	struct tnd_xdp_scratch *s = scratch();
+	struct tnd_fwd fwd = {};
+	int v;
+
+	/* VLAN-tagged frames are left to tc, which sees them untagged. */
+	if (!s || s->l3_off != ETH_HLEN)
+		return XDP_PASS;
+	v = tnd_lb_ingress(ctx, ETH_HLEN, fam, &fwd);
+	if (v == TND_DROP)
+		return XDP_DROP;
+	if (v == TND_REDIRECT)
+		return fwd.ifindex == ctx->ingress_ifindex ? XDP_TX : bpf_redirect(fwd.ifindex, 0);
+	return XDP_PASS;
+}
+#endif
+
 SEC("xdp")
 int tnd_xdp_v4(struct xdp_md *ctx)
 {
@@ -124,7 +151,11 @@ int tnd_xdp_v4(struct xdp_md *ctx)
 	if (tnd_prefilter_denied_v4(ip->saddr))
 		return drop(ctx, TND_DROP_PREFILTER_DENIED);
 #endif
+#if TENDRIL_ENABLE_NODEPORT
+	return xdp_lb(ctx, 4);
+#else
 	return XDP_PASS;
+#endif
 }
 
 SEC("xdp")
@@ -138,7 +169,11 @@ int tnd_xdp_v6(struct xdp_md *ctx)
 	if (tnd_prefilter_denied_v6(&ip6->saddr))
 		return drop(ctx, TND_DROP_PREFILTER_DENIED);
 #endif
+#if TENDRIL_ENABLE_NODEPORT
+	return xdp_lb(ctx, 6);
+#else
 	return XDP_PASS;
+#endif
 }
 
 char _license[] SEC("license") = "GPL";

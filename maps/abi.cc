@@ -9,6 +9,12 @@ const char* DropReasonName(uint8_t reason) {
     case TND_DROP_MISSED_TAIL_CALL: return "missed-tail-call";
     case TND_DROP_NO_SERVICE_BACKEND: return "no-service-backend";
     case TND_DROP_BACKEND_MISSING: return "backend-missing";
+    case TND_DROP_SOURCE_RANGE: return "source-range-denied";
+    case TND_DROP_NO_LOCAL_BACKEND: return "no-local-backend";
+    case TND_DROP_NAT_EXHAUSTED: return "nat-ports-exhausted";
+    case TND_DROP_NO_ROUTE: return "no-route";
+    case TND_DROP_NO_NODE_ADDR: return "no-node-address";
+    case TND_DROP_REWRITE: return "rewrite-failed";
     default: return "unknown";
   }
 }

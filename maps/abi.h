@@ -27,6 +27,16 @@ static_assert(sizeof(tnd_sk_revnat6_key) == 32);
 static_assert(sizeof(tnd_sk_revnat_val) == 20);
 static_assert(sizeof(tnd_affinity_key) == 16);
 static_assert(sizeof(tnd_affinity_val) == 8);
+static_assert(sizeof(tnd_device) == 28);
+static_assert(sizeof(tnd_ct_key) == 40);
+static_assert(sizeof(tnd_ct_val) == 56);
+static_assert(sizeof(tnd_nat_key) == 40);
+static_assert(sizeof(tnd_nat_val) == 32);
+static_assert(sizeof(tnd_srange_v4_key) == 12);
+static_assert(sizeof(tnd_srange_v6_key) == 24);
+static_assert(sizeof(tnd_event) == 64);
+static_assert(sizeof(tnd_frag_key) == 12);
+static_assert(sizeof(tnd_dsr_opt) == TND_DSR_OPT_LEN);
 
 // A metrics array slot, decoded.
 struct MetricsSlot {
@@ -74,6 +84,23 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
      sizeof(tnd_affinity_val), TND_AFFINITY_MAX, "session affinity (LRU)"},
     {TND_MAP_MAGLEV, BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(uint32_t), sizeof(uint32_t),
      TND_MAGLEV_SVC_MAX, "service id -> Maglev table"},
+    {TND_MAP_CT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_ct_key), sizeof(tnd_ct_val), TND_CT_MAX,
+     "conntrack, IPv4 (LRU)"},
+    {TND_MAP_CT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_ct_key), sizeof(tnd_ct_val), TND_CT_MAX,
+     "conntrack, IPv6 (LRU)"},
+    {TND_MAP_NAT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_nat_key), sizeof(tnd_nat_val), TND_NAT_MAX,
+     "SNAT port mappings, IPv4 (LRU)"},
+    {TND_MAP_NAT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_nat_key), sizeof(tnd_nat_val), TND_NAT_MAX,
+     "SNAT port mappings, IPv6 (LRU)"},
+    {TND_MAP_DEVICES, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_device), TND_DEVICES_MAX,
+     "native devices: ifindex -> addresses"},
+    {TND_MAP_SRCRANGE_V4, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_srange_v4_key), sizeof(uint32_t),
+     TND_SRCRANGE_MAX, "loadBalancerSourceRanges, IPv4"},
+    {TND_MAP_SRCRANGE_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_srange_v6_key), sizeof(uint32_t),
+     TND_SRCRANGE_MAX, "loadBalancerSourceRanges, IPv6"},
+    {TND_MAP_FRAG_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_frag_key), sizeof(tnd_frag_val),
+     TND_FRAG_MAX, "IPv4 fragments -> ports of their datagram (LRU)"},
+    {TND_MAP_EVENTS, BPF_MAP_TYPE_RINGBUF, 0, 0, TND_EVENTS_BYTES, "drop events (ring buffer)"},
 };
 
 }  // namespace tendril::abi

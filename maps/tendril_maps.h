@@ -32,6 +32,17 @@
 #define TND_MAP_AFFINITY "tnd_affinity"
 #define TND_MAP_MAGLEV "tnd_maglev"
 
+#define TND_MAP_CT_V4 "tnd_ct_v4"
+#define TND_MAP_CT_V6 "tnd_ct_v6"
+#define TND_MAP_NAT_V4 "tnd_nat_v4"
+#define TND_MAP_NAT_V6 "tnd_nat_v6"
+#define TND_MAP_DEVICES "tnd_devices"
+#define TND_MAP_SRCRANGE_V4 "tnd_srng_v4"
+#define TND_MAP_SRCRANGE_V6 "tnd_srng_v6"
+#define TND_MAP_EVENTS "tnd_events"
+#define TND_MAP_FRAG_V4 "tnd_frag_v4"
+#define TND_MAP_HOST_CALLS "tnd_host_calls" /* prog array, per object, pinned under calls/ */
+
 /* ---- sizes --------------------------------------------------------------- */
 #define TND_PREFILTER_MAX 16384 /* entries per address family */
 #define TND_METRICS_MAX 512 /* (dir << 8 | reason): 2 directions x 256 reasons */
@@ -42,6 +53,12 @@
 #define TND_SK_REVNAT_MAX 65536  /* LRU: one per connected/sending socket and backend */
 #define TND_AFFINITY_MAX 65536   /* LRU */
 #define TND_MAGLEV_SVC_MAX 4096  /* services with Maglev tables */
+#define TND_CT_MAX 262144        /* LRU, per family: two entries per service flow */
+#define TND_NAT_MAX 262144       /* LRU, per family: two entries per SNATed flow */
+#define TND_DEVICES_MAX 64
+#define TND_FRAG_MAX 8192         /* LRU */
+#define TND_SRCRANGE_MAX 16384   /* per family, all services together */
+#define TND_EVENTS_BYTES (256 * 1024)
 #ifndef TENDRIL_MAGLEV_TABLE_SIZE
 #define TENDRIL_MAGLEV_TABLE_SIZE 16381 /* prime; set by the agent's config header */
 #endif
@@ -49,6 +66,10 @@
 /* ---- tail-call indices (tnd_xdp_calls) ----------------------------------- */
 #define TND_TAIL_XDP_V4 0
 #define TND_TAIL_XDP_V6 1
+
+/* ---- tail-call indices (tnd_host_calls, tc programs of bpf_host.o) ------- */
+#define TND_TAIL_HOST_V4 0
+#define TND_TAIL_HOST_V6 1
 
 /* ---- prefilter (LPM tries, BPF_F_NO_PREALLOC) ---------------------------- */
 struct tnd_lpm_v4_key {
@@ -82,7 +103,13 @@ enum tnd_drop_reason {
 	TND_DROP_MISSED_TAIL_CALL = 2, /* prog array slot empty */
 	TND_DROP_NO_SERVICE_BACKEND = 3, /* service has no usable backend: connect refused */
 	TND_DROP_BACKEND_MISSING = 4,   /* slot names a backend id not in tnd_backends */
-	TND_DROP_REASON_MAX = 5,
+	TND_DROP_SOURCE_RANGE = 5,      /* client outside the service's loadBalancerSourceRanges */
+	TND_DROP_NO_LOCAL_BACKEND = 6,  /* externalTrafficPolicy Local, no backend on this node */
+	TND_DROP_NAT_EXHAUSTED = 7,     /* no free SNAT port for the flow */
+	TND_DROP_NO_ROUTE = 8,          /* FIB lookup found no route to the backend or client */
+	TND_DROP_NO_NODE_ADDR = 9,      /* SNAT needed but the device has no address of the family */
+	TND_DROP_REWRITE = 10,          /* a header or checksum rewrite failed */
+	TND_DROP_REASON_MAX = 11,
 };
 
 /* The metrics map is a per-CPU array indexed by (dir << 8 | reason): the hot
@@ -115,6 +142,11 @@ struct tnd_metrics_val {
  */
 #define TND_SVC_F_MAGLEV (1 << 0)
 #define TND_SVC_F_AFFINITY (1 << 1)
+#define TND_SVC_F_EXTERNAL (1 << 2)  /* NodePort/ExternalIP/LoadBalancer: per-packet LB */
+#define TND_SVC_F_LOCAL (1 << 3)     /* externalTrafficPolicy Local: local backends, no SNAT */
+#define TND_SVC_F_DSR (1 << 4)       /* remote backends: direct server return, no SNAT */
+#define TND_SVC_F_SRCRANGE (1 << 5)  /* check the client against tnd_srng_v4/6 */
+#define TND_SVC_F_NODEPORT (1 << 6)  /* this frontend is a node address + node port */
 
 struct tnd_svc4_key {
 	__be32 addr;
@@ -158,8 +190,10 @@ struct tnd_backend {
 	__u8 proto;
 	__u8 family; /* 4 or 6 */
 	__u8 state;  /* enum tnd_backend_state */
-	__u8 pad;
+	__u8 flags;  /* TND_BACKEND_F_* */
 };
+
+#define TND_BACKEND_F_LOCAL (1 << 0) /* reached through a non-native device of this node */
 
 /* Service id -> frontend, for reverse translation. */
 struct tnd_revnat {
@@ -203,6 +237,175 @@ struct tnd_affinity_key {
 struct tnd_affinity_val {
 	__u32 backend_id;
 	__u32 last_used; /* seconds since boot (bpf_ktime_get_ns() / 1e9) */
+};
+
+/* ---- per-packet load balancing: devices, conntrack, NAT ------------------
+ *
+ * tnd_devices: the node's native devices (ifindex -> addresses, MAC). The
+ * agent writes one entry per configured device; the per-packet programs take
+ * the SNAT source address from the device a packet leaves through, and know
+ * from it whether a FIB result points back out of the node (remote backend)
+ * or into it (local backend).
+ */
+struct tnd_device {
+	__be32 ipv4;     /* 0: none */
+	__u8 ipv6[16];   /* all zero: none */
+	__u8 mac[6];
+	__u8 flags;      /* reserved */
+	__u8 pad;
+};
+
+/*
+ * Conntrack (LRU hash per family). Every per-packet service flow has two
+ * entries:
+ *   forward (client -> frontend, TND_CT_F_SERVICE): which backend the flow
+ *     uses, so every packet goes to the same one;
+ *   reply (backend -> client, TND_CT_F_REPLY): the frontend that replies are
+ *     rewritten to come from.
+ * IPv4 uses the first 4 bytes of each address. `expires` is refreshed by the
+ * data path; the agent deletes entries past it (GC) and the LRU evicts the
+ * oldest under pressure.
+ */
+struct tnd_ct_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad;
+	__u16 pad2;
+};
+
+#define TND_CT_F_SERVICE (1 << 0) /* forward entry of a service flow */
+#define TND_CT_F_REPLY (1 << 1)   /* reply entry: rewrite the source to nat_addr:nat_port */
+#define TND_CT_F_SNAT (1 << 2)    /* the flow is SNATed to the node (see tnd_nat_*) */
+#define TND_CT_F_DSR (1 << 3)     /* the backend's node answers the client directly */
+#define TND_CT_F_LOCAL (1 << 4)   /* the backend is on this node */
+#define TND_CT_F_XDP (1 << 5)     /* created by the XDP program (else tc) */
+
+/* TCP flags seen, in tcp_flags (either direction). */
+#define TND_TCP_SYN 0x02
+#define TND_TCP_FIN 0x01
+#define TND_TCP_RST 0x04
+#define TND_TCP_ACK 0x10
+
+/* Lifetimes, seconds (Cilium's defaults). */
+#define TND_CT_SYN_TIMEOUT 60
+#define TND_CT_TCP_TIMEOUT 21600
+#define TND_CT_CLOSE_TIMEOUT 10
+#define TND_CT_UDP_TIMEOUT 60
+
+struct tnd_ct_val {
+	__u8 nat_addr[16];  /* reply: the frontend address */
+	__be16 nat_port;    /* reply: the frontend port */
+	__u16 svc_id;
+	__u32 backend_id;   /* forward: the chosen backend */
+	__u32 created;      /* seconds since boot */
+	__u32 expires;      /* seconds since boot */
+	__u64 packets;
+	__u64 bytes;
+	__u8 flags;         /* TND_CT_F_* */
+	__u8 tcp_flags;     /* TND_TCP_* seen so far */
+	__u16 pad;
+	__u32 pad2;
+};
+
+/*
+ * NAT (LRU hash per family), shared by service SNAT and, later, masquerade:
+ *   out (dir TND_NAT_OUT): original tuple (client -> backend) -> the node
+ *     address and port it leaves with;
+ *   in (dir TND_NAT_IN): reply tuple (backend -> node:port) -> the client
+ *     address and port to restore.
+ * The node port is allocated by trying ports from a hash of the flow until an
+ * `in` entry can be created exclusively.
+ */
+#define TND_NAT_OUT 0
+#define TND_NAT_IN 1
+#define TND_NAT_PORT_MIN 32768
+#define TND_NAT_PORT_MAX 60999
+#define TND_NAT_TRIES 32
+
+struct tnd_nat_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;           /* TND_NAT_OUT or TND_NAT_IN */
+	__u16 pad;
+};
+
+struct tnd_nat_val {
+	__u8 to_addr[16];
+	__be16 to_port;
+	__u16 pad;
+	__u32 created;
+	__u32 expires;
+	__u32 pad2;
+};
+
+/* IPv4 fragments: the ports of a datagram, learnt from its first fragment,
+ * so later fragments follow the same flow. LRU. */
+struct tnd_frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct tnd_frag_val {
+	__be16 sport;
+	__be16 dport;
+};
+
+/* Direct server return: the IPv4 option the LB node adds to the first
+ * packets of a flow, naming the frontend the backend's node must answer
+ * from. Type: copied, class 0, number 30 (unassigned). */
+#define TND_DSR_OPT_TYPE 0x9e
+#define TND_DSR_OPT_LEN 8
+struct tnd_dsr_opt {
+	__u8 type;
+	__u8 len;
+	__be16 port;
+	__be32 addr;
+};
+
+/* loadBalancerSourceRanges: (service id, client prefix) allowed. */
+struct tnd_srange_v4_key {
+	__u32 prefixlen; /* 32 (svc id and pad) + prefix length */
+	__u16 svc_id;    /* network byte order, part of the prefix */
+	__u16 pad;
+	__u8 addr[4];
+};
+
+struct tnd_srange_v6_key {
+	__u32 prefixlen;
+	__u16 svc_id;
+	__u16 pad;
+	__u8 addr[16];
+};
+
+/* Events on the tnd_events ring buffer (drops for now). */
+enum tnd_event_type {
+	TND_EVENT_DROP = 1,
+};
+
+struct tnd_event {
+	__u8 type;       /* enum tnd_event_type */
+	__u8 reason;     /* enum tnd_drop_reason */
+	__u8 dir;        /* enum tnd_dir */
+	__u8 family;     /* 4 or 6 */
+	__u32 ifindex;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+	__u32 len;       /* packet length */
+	__u32 pad2;
+	__u64 ts_ns;     /* bpf_ktime_get_ns() */
 };
 
 /* ---- XDP per-CPU scratch, carried across tail calls ---------------------- */

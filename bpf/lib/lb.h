@@ -134,4 +134,41 @@ static __always_inline __u16 tnd_random_slot(const struct tnd_svc_val *svc)
 	return (__u16)(bpf_get_prandom_u32() % svc->count) + 1;
 }
 
+/*
+ * Picks the backend for a new connection or flow of the service whose master
+ * entry is `svc`. `svc_map`/`key` are that service's map and key (its `slot`
+ * field is rewritten to read slots). Affinity first, then Maglev (on
+ * `flow_hash`), then a random slot; if the service shrank between the master
+ * and the slot read, slot 1.
+ */
+static __always_inline struct tnd_backend *tnd_select_backend(void *svc_map, void *key, __u16 *slot,
+							      const struct tnd_svc_val *svc,
+							      __u64 flow_hash, __u64 client,
+							      __u32 *backend_id)
+{
+	struct tnd_svc_val *sv;
+	struct tnd_backend *be;
+	__u32 id;
+
+	id = tnd_affinity_backend(svc, client);
+	if (!id)
+		id = tnd_maglev_backend(svc, tnd_hash64(flow_hash));
+	if (!id) {
+		*slot = tnd_random_slot(svc);
+		sv = bpf_map_lookup_elem(svc_map, key);
+		id = sv ? sv->backend_id : 0;
+	}
+	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	if (!be) {
+		*slot = 1;
+		sv = bpf_map_lookup_elem(svc_map, key);
+		id = sv ? sv->backend_id : 0;
+		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	}
+	if (be)
+		tnd_affinity_record(svc, client, id);
+	*backend_id = id;
+	return be;
+}
+
 #endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tc programs for a node's native devices.
+ *
+ *   tnd_host_ingress: by family, tail-calls tnd_host_in_v4 / tnd_host_in_v6:
+ *                     per-packet service LB (NodePort, ExternalIP,
+ *                     LoadBalancer): reverse SNAT of replies, DSR learning,
+ *                     DNAT (+SNAT or DSR) and forwarding through the FIB
+ *                     (bpf_redirect, or bpf_redirect_neigh when the
+ *                     neighbour is not resolved yet), without the upper stack
+ *   tnd_host_egress:  replies of local backends get the frontend as source
+ *
+ * The decisions live in lib/nodeport.h, shared with the XDP fast path.
+ */
+#define TND_CTX_XDP 0
+
+#include <linux/pkt_cls.h>
+
+#include "lib/common.h"
+#include "lib/nodeport.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, TND_XDP_CALLS_MAX);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} tnd_host_calls SEC(".maps");
+
+static __always_inline int tc_verdict(int v, const struct tnd_fwd *fwd)
+{
+	if (v == TND_DROP)
+		return TC_ACT_SHOT;
+	if (v == TND_REDIRECT) {
+		if (fwd->have_mac)
+			return bpf_redirect(fwd->ifindex, 0);
+		return bpf_redirect_neigh(fwd->ifindex, NULL, 0, 0);
+	}
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tnd_host_ingress(struct __sk_buff *ctx)
+{
+#if TENDRIL_ENABLE_IPV4
+	if (ctx->protocol == bpf_htons(ETH_P_IP)) {
+		bpf_tail_call(ctx, &tnd_host_calls, TND_TAIL_HOST_V4);
+		tnd_count(TND_DROP_MISSED_TAIL_CALL, TND_DIR_INGRESS, ctx->len);
+		return TC_ACT_SHOT;
+	}
+#endif
+#if TENDRIL_ENABLE_IPV6
+	if (ctx->protocol == bpf_htons(ETH_P_IPV6)) {
+		bpf_tail_call(ctx, &tnd_host_calls, TND_TAIL_HOST_V6);
+		tnd_count(TND_DROP_MISSED_TAIL_CALL, TND_DIR_INGRESS, ctx->len);
+		return TC_ACT_SHOT;
+	}
+#endif
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tnd_host_in_v4(struct __sk_buff *ctx)
+{
+	struct tnd_fwd fwd = {};
+
+	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 4, &fwd), &fwd);
+}
+
+SEC("tc")
+int tnd_host_in_v6(struct __sk_buff *ctx)
+{
+	struct tnd_fwd fwd = {};
+
+	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 6, &fwd), &fwd);
+}
+
+SEC("tc")
+int tnd_host_egress(struct __sk_buff *ctx)
+{
+	struct tnd_fwd fwd = {};
+
+#if TENDRIL_ENABLE_IPV4
+	if (ctx->protocol == bpf_htons(ETH_P_IP))
+		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 4, &fwd), &fwd);
+#endif
+#if TENDRIL_ENABLE_IPV6
+	if (ctx->protocol == bpf_htons(ETH_P_IPV6))
+		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 6, &fwd), &fwd);
+#endif
+	return TC_ACT_OK;
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,823 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Per-packet service load balancing (NodePort, ExternalIP, LoadBalancer),
+ * written once for both hooks: the including file defines TND_CTX_XDP to 1
+ * (struct xdp_md, bpf_xdp.c) or 0 (struct __sk_buff, bpf_host.c). Only the
+ * byte and checksum primitives below differ; the decisions are the same code,
+ * so a flow gets the same result through XDP or through tc.
+ *
+ * Ingress, in order:
+ *   1. reply to a flow this node SNATed (tnd_nat_* "in" entry): restore the
+ *      client as destination and the frontend as source, forward to it;
+ *   2. first packets of a DSR flow from another node (IPv4 option): learn the
+ *      frontend the local backend's replies must come from;
+ *   3. packet to an external frontend: source ranges, then the flow's backend
+ *      from conntrack or a new choice (affinity, Maglev, random slot); DNAT,
+ *      and for a remote backend SNAT to the node (default) or DSR; forward
+ *      through the FIB without the upper stack.
+ * Egress (tc only): replies of local backends (and DSR backends) leave with
+ * the frontend as source.
+ *
+ * Every decision is taken (lookups, FIB) before anything is written, so a
+ * packet that XDP hands on to tc arrives unmodified and tc repeats the work.
+ */
+#ifndef TND_BPF_NODEPORT_H_
+#define TND_BPF_NODEPORT_H_
+
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include "conntrack.h"
+#include "metrics.h"
+
+#ifndef TND_CTX_XDP
+#error "define TND_CTX_XDP to 1 (XDP) or 0 (tc) before including nodeport.h"
+#endif
+
+#if TND_CTX_XDP
+#define TND_CTX struct xdp_md
+#else
+#define TND_CTX struct __sk_buff
+#endif
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define TND_IP_MF 0x2000
+#define TND_IP_OFFMASK 0x1fff
+
+enum tnd_verdict {
+	TND_PASS = 0,     /* not ours, or handed on (XDP -> tc) unmodified */
+	TND_DROP = 1,     /* fwd->reason says why */
+	TND_REDIRECT = 2, /* out of fwd->ifindex (MACs written when have_mac) */
+};
+
+struct tnd_fwd {
+	__u32 ifindex;
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u8 have_mac;
+	__u8 reason;
+};
+
+/* A parsed packet: the tuple as on the wire and where its headers are. */
+struct tnd_pkt {
+	struct tnd_ct_key t;
+	__u32 l3_off;
+	__u32 l4_off;
+	__u32 len;
+	__u8 tcp_flags;
+	__u8 has_l4;   /* the L4 header is in this packet (not a later fragment) */
+	__u8 dsr;      /* an IPv4 DSR option was found (dsr_* valid) */
+	__u8 pad;
+	__be32 dsr_addr;
+	__be16 dsr_port;
+};
+
+/* ---- context primitives ---------------------------------------------------- */
+
+static __always_inline __u32 ctx_len(TND_CTX *ctx)
+{
+#if TND_CTX_XDP
+	return (__u32)(ctx->data_end - ctx->data);
+#else
+	return ctx->len;
+#endif
+}
+
+static __always_inline __u32 ctx_in_ifindex(TND_CTX *ctx)
+{
+#if TND_CTX_XDP
+	return ctx->ingress_ifindex;
+#else
+	return ctx->ingress_ifindex ? ctx->ingress_ifindex : ctx->ifindex;
+#endif
+}
+
+static __always_inline int ctx_load(TND_CTX *ctx, __u32 off, void *to, __u32 len)
+{
+#if TND_CTX_XDP
+	return bpf_xdp_load_bytes(ctx, off, to, len);
+#else
+	return bpf_skb_load_bytes(ctx, off, to, len);
+#endif
+}
+
+static __always_inline int ctx_store(TND_CTX *ctx, __u32 off, const void *from, __u32 len)
+{
+#if TND_CTX_XDP
+	return bpf_xdp_store_bytes(ctx, off, (void *)from, len);
+#else
+	return bpf_skb_store_bytes(ctx, off, from, len, 0);
+#endif
+}
+
+static __always_inline __u16 tnd_csum_fold(__u64 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* RFC 1624 incremental update of the checksum at `off` by a one's complement
+ * difference `diff` (sum of the old words complemented and the new words).
+ * `udp`: a zero checksum means "none" and stays zero; a result of zero is
+ * sent as 0xffff. */
+static __always_inline int tnd_csum_update(TND_CTX *ctx, __u32 off, __u64 diff, bool udp)
+{
+	__u16 check;
+
+	if (ctx_load(ctx, off, &check, 2) < 0)
+		return -1;
+	if (udp && check == 0)
+		return 0;
+	check = ~tnd_csum_fold((__u64)(__u16)~check + diff);
+	if (udp && check == 0)
+		check = 0xffff;
+	return ctx_store(ctx, off, &check, 2);
+}
+
+static __always_inline __u64 tnd_diff32(__be32 from, __be32 to)
+{
+	__u32 nf = ~from;
+
+	return (__u64)(nf & 0xffff) + (nf >> 16) + (to & 0xffff) + (to >> 16);
+}
+
+static __always_inline __u64 tnd_diff16(__be16 from, __be16 to)
+{
+	return (__u64)(__u16)~from + to;
+}
+
+static __always_inline __u32 tnd_l4_csum_off(const struct tnd_pkt *p)
+{
+	return p->l4_off + (p->t.proto == IPPROTO_TCP ? 16 : 6);
+}
+
+/* Replaces the IPv4 address at `addr_off` (saddr or daddr), fixing the IP
+ * header checksum and, where this packet carries it, the L4 checksum. */
+static __always_inline int tnd_rw_addr4(TND_CTX *ctx, const struct tnd_pkt *p, __u32 addr_off,
+					__be32 from, __be32 to)
+{
+	bool udp = p->t.proto == IPPROTO_UDP;
+
+	if (from == to)
+		return 0;
+#if TND_CTX_XDP
+	if (p->has_l4 && tnd_csum_update(ctx, tnd_l4_csum_off(p), tnd_diff32(from, to), udp) < 0)
+		return -1;
+	if (tnd_csum_update(ctx, p->l3_off + 10, tnd_diff32(from, to), false) < 0)
+		return -1;
+#else
+	if (p->has_l4 && bpf_l4_csum_replace(ctx, tnd_l4_csum_off(p), from, to,
+					     BPF_F_PSEUDO_HDR | 4 | (udp ? BPF_F_MARK_MANGLED_0 : 0)) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(ctx, p->l3_off + 10, from, to, 4) < 0)
+		return -1;
+#endif
+	return ctx_store(ctx, addr_off, &to, 4);
+}
+
+static __always_inline int tnd_rw_addr6(TND_CTX *ctx, const struct tnd_pkt *p, __u32 addr_off,
+					const __u8 *from_p, const __u8 *to_p)
+{
+	__u32 from[4], to[4];
+	__s64 diff;
+
+	__builtin_memcpy(from, from_p, 16);
+	__builtin_memcpy(to, to_p, 16);
+	if (from[0] == to[0] && from[1] == to[1] && from[2] == to[2] && from[3] == to[3])
+		return 0;
+	diff = bpf_csum_diff(from, 16, to, 16, 0);
+	if (diff < 0)
+		return -1;
+#if TND_CTX_XDP
+	if (p->has_l4 && tnd_csum_update(ctx, tnd_l4_csum_off(p), (__u32)diff, true) < 0)
+		return -1;
+#else
+	if (p->has_l4 && bpf_l4_csum_replace(ctx, tnd_l4_csum_off(p), 0, (__u32)diff,
+					     BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0) < 0)
+		return -1;
+#endif
+	return ctx_store(ctx, addr_off, to, 16);
+}
+
+/* Replaces the L4 port at `port_off` (source or destination). */
+static __always_inline int tnd_rw_port(TND_CTX *ctx, const struct tnd_pkt *p, __u32 port_off,
+				       __be16 from, __be16 to)
+{
+	bool udp = p->t.proto == IPPROTO_UDP;
+
+	if (from == to || !p->has_l4)
+		return 0;
+#if TND_CTX_XDP
+	if (tnd_csum_update(ctx, tnd_l4_csum_off(p), tnd_diff16(from, to), udp) < 0)
+		return -1;
+#else
+	if (bpf_l4_csum_replace(ctx, tnd_l4_csum_off(p), from, to,
+				2 | (udp ? BPF_F_MARK_MANGLED_0 : 0)) < 0)
+		return -1;
+#endif
+	return ctx_store(ctx, port_off, &to, 2);
+}
+
+/* Rewrites the source (src=true) or destination address and port. */
+static __always_inline int tnd_rw(TND_CTX *ctx, const struct tnd_pkt *p, const int fam, bool src,
+				  const __u8 *from_addr, const __u8 *to_addr, __be16 from_port,
+				  __be16 to_port)
+{
+	__u32 port_off = p->l4_off + (src ? 0 : 2);
+	int r;
+
+	if (fam == 4) {
+		__be32 f, t;
+
+		__builtin_memcpy(&f, from_addr, 4);
+		__builtin_memcpy(&t, to_addr, 4);
+		r = tnd_rw_addr4(ctx, p, p->l3_off + (src ? 12 : 16), f, t);
+	} else {
+		r = tnd_rw_addr6(ctx, p, p->l3_off + (src ? 8 : 24), from_addr, to_addr);
+	}
+	if (r < 0)
+		return r;
+	return tnd_rw_port(ctx, p, port_off, from_port, to_port);
+}
+
+/* ---- parsing --------------------------------------------------------------- */
+
+/* Fills `p` for a TCP or UDP packet; < 0 for anything else (passed on). */
+static __always_inline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struct tnd_pkt *p)
+{
+	__be16 ports[2];
+	__u8 proto;
+
+	p->l3_off = l3_off;
+	p->len = ctx_len(ctx);
+	p->has_l4 = 1;
+	if (fam == 4) {
+		struct iphdr ip;
+		__u16 frag;
+
+		if (ctx_load(ctx, l3_off, &ip, sizeof(ip)) < 0)
+			return -1;
+		if (ip.version != 4 || ip.ihl < 5)
+			return -1;
+		proto = ip.protocol;
+		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+			return -1;
+		__builtin_memcpy(p->t.saddr, &ip.saddr, 4);
+		__builtin_memcpy(p->t.daddr, &ip.daddr, 4);
+		p->l4_off = l3_off + ip.ihl * 4;
+		if (ip.ihl == 5 + TND_DSR_OPT_LEN / 4) {
+			struct tnd_dsr_opt o;
+
+			if (ctx_load(ctx, l3_off + sizeof(ip), &o, sizeof(o)) == 0 &&
+			    o.type == TND_DSR_OPT_TYPE && o.len == TND_DSR_OPT_LEN) {
+				p->dsr = 1;
+				p->dsr_addr = o.addr;
+				p->dsr_port = o.port;
+			}
+		}
+		frag = bpf_ntohs(ip.frag_off);
+		if (frag & (TND_IP_MF | TND_IP_OFFMASK)) {
+			struct tnd_frag_key fk = {
+				.saddr = ip.saddr, .daddr = ip.daddr, .id = ip.id, .proto = proto,
+			};
+
+			if (frag & TND_IP_OFFMASK) {
+				/* A later fragment: no L4 header; the ports are its first's. */
+				struct tnd_frag_val *fv = bpf_map_lookup_elem(&tnd_frag_v4, &fk);
+
+				if (!fv)
+					return -1;
+				p->has_l4 = 0;
+				p->t.sport = fv->sport;
+				p->t.dport = fv->dport;
+				p->t.proto = proto;
+				return 0;
+			}
+			if (ctx_load(ctx, p->l4_off, ports, sizeof(ports)) < 0)
+				return -1;
+			struct tnd_frag_val fv = { .sport = ports[0], .dport = ports[1] };
+
+			bpf_map_update_elem(&tnd_frag_v4, &fk, &fv, BPF_ANY);
+		}
+	} else {
+		struct ipv6hdr ip6;
+
+		if (ctx_load(ctx, l3_off, &ip6, sizeof(ip6)) < 0)
+			return -1;
+		if (ip6.version != 6)
+			return -1;
+		proto = ip6.nexthdr; /* extension headers (and so fragments): passed on */
+		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+			return -1;
+		__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
+		p->l4_off = l3_off + sizeof(ip6);
+	}
+	p->t.proto = proto;
+	if (ctx_load(ctx, p->l4_off, ports, sizeof(ports)) < 0)
+		return -1;
+	p->t.sport = ports[0];
+	p->t.dport = ports[1];
+	if (proto == IPPROTO_TCP) {
+		__u8 flags;
+
+		if (ctx_load(ctx, p->l4_off + 13, &flags, 1) < 0)
+			return -1;
+		p->tcp_flags = flags;
+	}
+	return 0;
+}
+
+/* ---- drops ----------------------------------------------------------------- */
+
+static __always_inline int tnd_drop_pkt(struct tnd_fwd *fwd, const struct tnd_pkt *p, const int fam,
+					__u8 reason, __u8 dir, __u32 ifindex)
+{
+	struct tnd_event *e;
+
+	fwd->reason = reason;
+	tnd_count(reason, dir, p->len);
+	e = bpf_ringbuf_reserve(&tnd_events, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->type = TND_EVENT_DROP;
+		e->reason = reason;
+		e->dir = dir;
+		e->family = fam;
+		e->ifindex = ifindex;
+		__builtin_memcpy(e->saddr, p->t.saddr, 16);
+		__builtin_memcpy(e->daddr, p->t.daddr, 16);
+		e->sport = p->t.sport;
+		e->dport = p->t.dport;
+		e->proto = p->t.proto;
+		e->len = p->len;
+		e->ts_ns = bpf_ktime_get_ns();
+		bpf_ringbuf_submit(e, 0);
+	}
+	return TND_DROP;
+}
+
+/* ---- lookups --------------------------------------------------------------- */
+
+static __always_inline void *tnd_ct_map(const int fam)
+{
+	return fam == 4 ? (void *)&tnd_ct_v4 : (void *)&tnd_ct_v6;
+}
+
+static __always_inline void *tnd_nat_map(const int fam)
+{
+	return fam == 4 ? (void *)&tnd_nat_v4 : (void *)&tnd_nat_v6;
+}
+
+static __always_inline bool tnd_addr_eq(const __u8 *a, const __u8 *b, const int fam)
+{
+	__u32 x[4] = {}, y[4] = {};
+
+	__builtin_memcpy(x, a, 16);
+	__builtin_memcpy(y, b, 16);
+	if (fam == 4)
+		return x[0] == y[0];
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* The client, for session affinity: its address (bit 63 keeps these apart
+ * from the netns cookies that socket LB uses). */
+static __always_inline __u64 tnd_client_id(const __u8 *addr, const int fam)
+{
+	__u32 w[4];
+
+	__builtin_memcpy(w, addr, 16);
+	if (fam == 4)
+		return (1ULL << 63) | w[0];
+	return (1ULL << 63) | ((((__u64)(w[0] ^ w[1]) << 32) | (w[2] ^ w[3])) & ~(1ULL << 63));
+}
+
+static __always_inline __u64 tnd_flow_hash(const struct tnd_ct_key *t)
+{
+	__u32 s[4], d[4];
+
+	__builtin_memcpy(s, t->saddr, 16);
+	__builtin_memcpy(d, t->daddr, 16);
+	__u64 a = ((__u64)(s[0] ^ s[1] ^ s[2] ^ s[3]) << 32) | (d[0] ^ d[1] ^ d[2] ^ d[3]);
+	__u64 b = ((__u64)t->sport << 24) | ((__u64)t->dport << 8) | t->proto;
+
+	return a ^ tnd_hash64(b);
+}
+
+static __always_inline bool tnd_srcrange_ok(const int fam, __u16 svc_id, const __u8 *saddr)
+{
+	if (fam == 4) {
+		struct tnd_srange_v4_key k = { .prefixlen = 64, .svc_id = bpf_htons(svc_id) };
+
+		__builtin_memcpy(k.addr, saddr, 4);
+		return bpf_map_lookup_elem(&tnd_srng_v4, &k) != NULL;
+	}
+	struct tnd_srange_v6_key k = { .prefixlen = 160, .svc_id = bpf_htons(svc_id) };
+
+	__builtin_memcpy(k.addr, saddr, 16);
+	return bpf_map_lookup_elem(&tnd_srng_v6, &k) != NULL;
+}
+
+/* Route to `dst` as the kernel would forward it. 0: found, MACs in fwd;
+ * 1: found but the neighbour is not resolved (tc resolves it); < 0: none. */
+static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src, const __u8 *dst,
+				   const struct tnd_pkt *p, __be16 sport, __be16 dport,
+				   struct tnd_fwd *fwd)
+{
+	struct bpf_fib_lookup f = {};
+	long rc;
+
+	f.ifindex = ctx_in_ifindex(ctx);
+	f.l4_protocol = p->t.proto;
+	f.sport = sport;
+	f.dport = dport;
+	if (fam == 4) {
+		f.family = AF_INET;
+		f.tot_len = (__u16)(p->len - p->l3_off);
+		__builtin_memcpy(&f.ipv4_src, src, 4);
+		__builtin_memcpy(&f.ipv4_dst, dst, 4);
+	} else {
+		f.family = AF_INET6;
+		f.tot_len = (__u16)(p->len - p->l3_off);
+		__builtin_memcpy(f.ipv6_src, src, 16);
+		__builtin_memcpy(f.ipv6_dst, dst, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	fwd->ifindex = f.ifindex;
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(fwd->smac, f.smac, 6);
+		__builtin_memcpy(fwd->dmac, f.dmac, 6);
+		fwd->have_mac = 1;
+		return 0;
+	}
+	fwd->have_mac = 0;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 1;
+	return -1;
+}
+
+static __always_inline int tnd_write_macs(TND_CTX *ctx, const struct tnd_fwd *fwd)
+{
+	__u8 macs[12];
+
+	if (!fwd->have_mac)
+		return 0;
+	__builtin_memcpy(macs, fwd->dmac, 6);
+	__builtin_memcpy(macs + 6, fwd->smac, 6);
+	return ctx_store(ctx, 0, macs, 12);
+}
+
+/* ---- SNAT port allocation -------------------------------------------------- */
+
+/* The node port the flow (client -> backend) leaves with: the existing
+ * mapping, or a new one from a hash of the flow, trying further ports until
+ * the reply tuple is free. 0 if none is. */
+static __always_inline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t,
+					    const __u8 *be_addr, __be16 be_port,
+					    const __u8 *node_addr, __u64 hash)
+{
+	struct tnd_nat_key out = { .proto = t->proto, .dir = TND_NAT_OUT };
+	struct tnd_nat_key in = { .proto = t->proto, .dir = TND_NAT_IN };
+	struct tnd_nat_val v = {};
+	struct tnd_nat_val *cur;
+	__u32 now = tnd_now_sec();
+	__u32 range = TND_NAT_PORT_MAX - TND_NAT_PORT_MIN + 1;
+	__u32 start = (__u32)hash;
+
+	__builtin_memcpy(out.saddr, t->saddr, 16);
+	__builtin_memcpy(out.daddr, be_addr, 16);
+	out.sport = t->sport;
+	out.dport = be_port;
+	cur = bpf_map_lookup_elem(tnd_nat_map(fam), &out);
+	if (cur && tnd_addr_eq(cur->to_addr, node_addr, fam)) {
+		cur->expires = now + tnd_ct_lifetime(t->proto, TND_TCP_ACK);
+		return cur->to_port;
+	}
+
+	__builtin_memcpy(in.saddr, be_addr, 16);
+	__builtin_memcpy(in.daddr, node_addr, 16);
+	in.sport = be_port;
+	__builtin_memcpy(v.to_addr, t->saddr, 16);
+	v.to_port = t->sport;
+	v.created = now;
+	v.expires = now + tnd_ct_lifetime(t->proto, TND_TCP_ACK);
+	for (int i = 0; i < TND_NAT_TRIES; i++) {
+		__be16 port = bpf_htons((__u16)(TND_NAT_PORT_MIN + (start + i * 7919) % range));
+
+		in.dport = port;
+		if (bpf_map_update_elem(tnd_nat_map(fam), &in, &v, BPF_NOEXIST) == 0) {
+			struct tnd_nat_val o = { .to_port = port, .created = now, .expires = v.expires };
+
+			__builtin_memcpy(o.to_addr, node_addr, 16);
+			if (bpf_map_update_elem(tnd_nat_map(fam), &out, &o, BPF_ANY) != 0) {
+				bpf_map_delete_elem(tnd_nat_map(fam), &in);
+				return 0;
+			}
+			return port;
+		}
+	}
+	return 0;
+}
+
+/* ---- DSR option (IPv4, tc) ------------------------------------------------- */
+
+#if !TND_CTX_XDP
+/* Inserts the DSR option after the fixed IPv4 header (which must have no
+ * options), naming the frontend. */
+static __always_inline int tnd_dsr_insert4(struct __sk_buff *ctx, struct tnd_pkt *p,
+					   const __u8 *fe_addr, __be16 fe_port)
+{
+	struct tnd_dsr_opt o = { .type = TND_DSR_OPT_TYPE, .len = TND_DSR_OPT_LEN, .port = fe_port };
+	struct iphdr ip;
+	__be16 old_w, new_w, old_len, new_len;
+
+	__builtin_memcpy(&o.addr, fe_addr, 4);
+	if (ctx_load(ctx, p->l3_off, &ip, sizeof(ip)) < 0 || ip.ihl != 5)
+		return -1;
+	if (bpf_skb_adjust_room(ctx, TND_DSR_OPT_LEN, BPF_ADJ_ROOM_NET, 0) < 0)
+		return -1;
+	if (ctx_store(ctx, p->l3_off + sizeof(ip), &o, sizeof(o)) < 0)
+		return -1;
+	/* version/ihl share a 16-bit word with tos. */
+	__builtin_memcpy(&old_w, &ip, 2);
+	ip.ihl = 5 + TND_DSR_OPT_LEN / 4;
+	__builtin_memcpy(&new_w, &ip, 2);
+	old_len = ip.tot_len;
+	new_len = bpf_htons(bpf_ntohs(ip.tot_len) + TND_DSR_OPT_LEN);
+	if (ctx_store(ctx, p->l3_off, &new_w, 2) < 0 || ctx_store(ctx, p->l3_off + 2, &new_len, 2) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(ctx, p->l3_off + 10, old_w, new_w, 2) < 0 ||
+	    bpf_l3_csum_replace(ctx, p->l3_off + 10, old_len, new_len, 2) < 0)
+		return -1;
+	/* The option (two 32-bit words) is part of the header checksum too. */
+	__u32 ow[2];
+
+	__builtin_memcpy(ow, &o, 8);
+	if (bpf_l3_csum_replace(ctx, p->l3_off + 10, 0, ow[0], 4) < 0 ||
+	    bpf_l3_csum_replace(ctx, p->l3_off + 10, 0, ow[1], 4) < 0)
+		return -1;
+	p->l4_off += TND_DSR_OPT_LEN;
+	p->len += TND_DSR_OPT_LEN;
+	return 0;
+}
+#endif
+
+/* ---- the ingress path ---------------------------------------------------- */
+
+/* 1. A reply to a flow that this node SNATed: backend -> node:port. */
+static __always_inline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
+					   struct tnd_fwd *fwd)
+{
+	struct tnd_nat_key in = { .proto = p->t.proto, .dir = TND_NAT_IN };
+	struct tnd_nat_val *nv;
+	struct tnd_ct_key ck;
+	struct tnd_ct_val *ct;
+	__u8 client[16], fe[16] = {};
+	__be16 client_port, fe_port = 0;
+	int r;
+
+	__builtin_memcpy(in.saddr, p->t.saddr, 16);
+	__builtin_memcpy(in.daddr, p->t.daddr, 16);
+	in.sport = p->t.sport;
+	in.dport = p->t.dport;
+	nv = bpf_map_lookup_elem(tnd_nat_map(fam), &in);
+	if (!nv)
+		return -1;
+	__builtin_memcpy(client, nv->to_addr, 16);
+	client_port = nv->to_port;
+
+	/* After restoring the client, the reply conntrack entry names the
+	 * frontend to answer from. */
+	ck = p->t;
+	__builtin_memcpy(ck.daddr, client, 16);
+	ck.dport = client_port;
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &ck);
+	if (ct && (ct->flags & TND_CT_F_REPLY)) {
+		__builtin_memcpy(fe, ct->nat_addr, 16);
+		fe_port = ct->nat_port;
+	}
+	r = tnd_fib(ctx, fam, ct ? fe : p->t.daddr, client, p, ct ? fe_port : p->t.dport, client_port, fwd);
+	if (r < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+#if TND_CTX_XDP
+	if (r > 0)
+		return TND_PASS;
+#endif
+	nv->expires = tnd_now_sec() + tnd_ct_lifetime(p->t.proto, TND_TCP_ACK);
+	if (tnd_rw(ctx, p, fam, false, p->t.daddr, client, p->t.dport, client_port) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+	if (ct && (ct->flags & TND_CT_F_REPLY)) {
+		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+		if (tnd_rw(ctx, p, fam, true, p->t.saddr, fe, p->t.sport, fe_port) < 0)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+	}
+	if (tnd_write_macs(ctx, fwd) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+	return TND_REDIRECT;
+}
+
+/* 2. DSR from another node: remember the frontend for the replies. */
+static __always_inline void tnd_lb_dsr_learn(const struct tnd_pkt *p)
+{
+	struct tnd_ct_key rk = { .proto = p->t.proto };
+	struct tnd_ct_val v = {};
+	struct tnd_ct_val *cur;
+	__u32 now = tnd_now_sec();
+
+	__builtin_memcpy(rk.saddr, p->t.daddr, 4);
+	__builtin_memcpy(rk.daddr, p->t.saddr, 4);
+	rk.sport = p->t.dport;
+	rk.dport = p->t.sport;
+	cur = bpf_map_lookup_elem(&tnd_ct_v4, &rk);
+	if (cur && (cur->flags & TND_CT_F_DSR))
+		return;
+	__builtin_memcpy(v.nat_addr, &p->dsr_addr, 4);
+	v.nat_port = p->dsr_port;
+	v.flags = TND_CT_F_REPLY | TND_CT_F_DSR | TND_CT_F_LOCAL;
+	v.created = now;
+	v.expires = now + tnd_ct_lifetime(p->t.proto, p->tcp_flags);
+	bpf_map_update_elem(&tnd_ct_v4, &rk, &v, BPF_ANY);
+}
+
+/* 3. A packet to a service frontend (or nothing of ours: TND_PASS). */
+static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
+					  struct tnd_fwd *fwd)
+{
+	struct tnd_svc4_key k4 = {};
+	struct tnd_svc6_key k6 = {};
+	void *svc_map = fam == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6;
+	void *skey = fam == 4 ? (void *)&k4 : (void *)&k6;
+	__u16 *slot = fam == 4 ? &k4.slot : &k6.slot;
+	struct tnd_svc_val *svcp, svc;
+	struct tnd_ct_val *ct;
+	struct tnd_backend *be = NULL;
+	struct tnd_device *dev;
+	__u8 be_addr[16] = {}, node[16] = {};
+	__be16 be_port;
+	__u32 bid = 0, in_if = ctx_in_ifindex(ctx);
+	bool new_flow = false, remote, snat, dsr;
+	__be16 nport = 0;
+	__u64 hash;
+	int r;
+
+	if (fam == 4) {
+		__builtin_memcpy(&k4.addr, p->t.daddr, 4);
+		k4.port = p->t.dport;
+		k4.proto = p->t.proto;
+	} else {
+		__builtin_memcpy(k6.addr, p->t.daddr, 16);
+		k6.port = p->t.dport;
+		k6.proto = p->t.proto;
+	}
+	svcp = bpf_map_lookup_elem(svc_map, skey);
+	if (!svcp || !(svcp->flags & TND_SVC_F_EXTERNAL))
+		return TND_PASS;
+	svc = *svcp;
+	if ((svc.flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svc.svc_id, p->t.saddr))
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, in_if);
+
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id) {
+		bid = ct->backend_id;
+		be = bpf_map_lookup_elem(&tnd_backends, &bid);
+		if (be && be->svc_id != svc.svc_id)
+			be = NULL;
+	}
+	hash = tnd_flow_hash(&p->t);
+	if (!be) {
+		if (svc.count == 0)
+			return tnd_drop_pkt(fwd, p, fam,
+					    (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
+									 : TND_DROP_NO_SERVICE_BACKEND,
+					    TND_DIR_INGRESS, in_if);
+		be = tnd_select_backend(svc_map, skey, slot, &svc, hash,
+					tnd_client_id(p->t.saddr, fam), &bid);
+		if (!be)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, in_if);
+		new_flow = true;
+	}
+	__builtin_memcpy(be_addr, be->addr, 16);
+	be_port = be->port;
+
+	r = tnd_fib(ctx, fam, p->t.saddr, be_addr, p, p->t.sport, be_port, fwd);
+	if (r < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
+	dev = bpf_map_lookup_elem(&tnd_devices, &fwd->ifindex);
+	remote = dev != NULL;
+	dsr = remote && (svc.flags & TND_SVC_F_DSR) && !(svc.flags & TND_SVC_F_LOCAL);
+	snat = remote && !(svc.flags & (TND_SVC_F_LOCAL | TND_SVC_F_DSR));
+#if TND_CTX_XDP
+	/* XDP does the remote SNAT case; local delivery, DSR (adds an option)
+	 * and unresolved neighbours are tc's, on the unmodified packet. */
+	if (r > 0 || !snat)
+		return TND_PASS;
+#endif
+	if (snat) {
+		if (fam == 4)
+			__builtin_memcpy(node, &dev->ipv4, 4);
+		else
+			__builtin_memcpy(node, dev->ipv6, 16);
+		__u32 nz[4];
+
+		__builtin_memcpy(nz, node, 16);
+		if (!(nz[0] | nz[1] | nz[2] | nz[3]))
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_NODE_ADDR, TND_DIR_INGRESS, in_if);
+		nport = tnd_snat_port(fam, &p->t, be_addr, be_port, node, hash);
+		if (!nport)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_INGRESS, in_if);
+	}
+
+	/* Conntrack: the forward entry pins the backend, the reply entry names
+	 * the frontend for the way back. */
+	if (new_flow || !ct) {
+		__u32 now = tnd_now_sec();
+		__u8 fl = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
+			  (remote ? 0 : TND_CT_F_LOCAL) | (TND_CTX_XDP ? TND_CT_F_XDP : 0);
+		struct tnd_ct_val fv = { .svc_id = svc.svc_id, .backend_id = bid, .created = now,
+					 .flags = TND_CT_F_SERVICE | fl };
+		struct tnd_ct_val rv = { .svc_id = svc.svc_id, .backend_id = bid, .created = now,
+					 .flags = TND_CT_F_REPLY | fl, .nat_port = p->t.dport };
+		struct tnd_ct_key rk = { .proto = p->t.proto, .sport = be_port, .dport = p->t.sport };
+
+		tnd_ct_touch(&fv, p->t.proto, p->tcp_flags, p->len);
+		rv.expires = fv.expires;
+		__builtin_memcpy(rv.nat_addr, p->t.daddr, 16);
+		__builtin_memcpy(rk.saddr, be_addr, 16);
+		__builtin_memcpy(rk.daddr, p->t.saddr, 16);
+		bpf_map_update_elem(tnd_ct_map(fam), &rk, &rv, BPF_ANY);
+		bpf_map_update_elem(tnd_ct_map(fam), &p->t, &fv, BPF_ANY);
+	} else {
+		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	}
+
+	{
+		struct tnd_ct_key orig = p->t;
+
+		if (tnd_rw(ctx, p, fam, false, orig.daddr, be_addr, orig.dport, be_port) < 0)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+		if (snat && tnd_rw(ctx, p, fam, true, orig.saddr, node, orig.sport, nport) < 0)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+#if !TND_CTX_XDP
+		if (dsr && fam == 4 && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
+		    tnd_dsr_insert4(ctx, p, orig.daddr, orig.dport) < 0)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+#endif
+	}
+	if (tnd_write_macs(ctx, fwd) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+	return TND_REDIRECT;
+}
+
+#if !TND_CTX_XDP
+/* Egress: replies of local (and DSR) backends leave with the frontend as
+ * their source. */
+static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, const int fam,
+					 struct tnd_fwd *fwd)
+{
+	struct tnd_pkt p = {};
+	struct tnd_ct_val *ct;
+	__u8 fe[16];
+	__be16 fe_port;
+
+	if (tnd_parse(ctx, l3_off, fam, &p) < 0)
+		return TND_PASS;
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p.t);
+	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & (TND_CT_F_LOCAL | TND_CT_F_DSR)))
+		return TND_PASS;
+	__builtin_memcpy(fe, ct->nat_addr, 16);
+	fe_port = ct->nat_port;
+	tnd_ct_touch(ct, p.t.proto, p.tcp_flags, p.len);
+	if (tnd_rw(ctx, &p, fam, true, p.t.saddr, fe, p.t.sport, fe_port) < 0)
+		return tnd_drop_pkt(fwd, &p, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ctx->ifindex);
+	return TND_PASS;
+}
+#endif
+
+/* Per-packet LB at ingress. Returns a verdict; fwd says where or why. */
+static __always_inline int tnd_lb_ingress(TND_CTX *ctx, __u32 l3_off, const int fam,
+					  struct tnd_fwd *fwd)
+{
+	struct tnd_pkt p = {};
+	int v;
+
+	if (tnd_parse(ctx, l3_off, fam, &p) < 0)
+		return TND_PASS;
+	v = tnd_lb_rev_snat(ctx, &p, fam, fwd);
+	if (v >= 0)
+		return v;
+	if (fam == 4 && p.dsr) {
+		tnd_lb_dsr_learn(&p);
+		return TND_PASS;
+	}
+	return tnd_lb_service(ctx, &p, fam, fwd);
+}
+
+#endif
