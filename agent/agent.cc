@@ -90,6 +90,12 @@ const std::vector<TailCallTable>& XdpTailCalls() {
   return t;
 }
 
+const std::vector<TailCallTable>& HostTailCalls() {
+  static const std::vector<TailCallTable> t = {
+      {TND_MAP_HOST_CALLS, {{TND_TAIL_HOST_V4, "tnd_host_in_v4"}, {TND_TAIL_HOST_V6, "tnd_host_in_v6"}}}};
+  return t;
+}
+
 Agent::Agent(AgentConfig cfg) : cfg_(std::move(cfg)), store_(cfg_.state_dir) {}
 Agent::~Agent() = default;
 

@@ -25,6 +25,11 @@ const std::vector<TailCallTable>& XdpTailCalls();
 
 inline constexpr const char* kXdpEntryProgram = "tnd_xdp_entry";
 
+// The tail calls of bpf_host.o (tc on native devices).
+const std::vector<TailCallTable>& HostTailCalls();
+inline constexpr const char* kHostIngressProgram = "tnd_host_ingress";
+inline constexpr const char* kHostEgressProgram = "tnd_host_egress";
+
 class Agent {
  public:
   explicit Agent(AgentConfig cfg);

@@ -123,6 +123,22 @@ Frame& Frame::IcmpEcho(uint16_t id, uint16_t seq) {
   return *this;
 }
 
+Frame& Frame::Frag(uint16_t id, uint16_t flags_offset) {
+  Set16(bytes_, l3_off_ + 4, id);
+  Set16(bytes_, l3_off_ + 6, flags_offset);
+  return *this;
+}
+
+Frame& Frame::Proto(uint8_t proto) {
+  l4_proto_ = proto;
+  return *this;
+}
+
+Frame& Frame::NoUdpChecksum() {
+  no_udp_csum_ = true;
+  return *this;
+}
+
 Frame& Frame::Payload(const std::string& data) {
   bytes_.insert(bytes_.end(), data.begin(), data.end());
   return *this;
@@ -146,6 +162,8 @@ Bytes Frame::Build() const {
     for (size_t i = 0; i < 32; i += 2) pseudo += static_cast<uint32_t>(b[l3_off_ + 8 + i] << 8 | b[l3_off_ + 9 + i]);
   }
   if (!l4_off_) return b;
+  if (l4_proto_ == IPPROTO_UDP) Set16(b, l4_off_ + 4, static_cast<uint16_t>(l4_len));
+  if (l4_proto_ == IPPROTO_UDP && no_udp_csum_) return b;
   bool with_pseudo = !(l3_ == L3::kV4 && l4_proto_ == IPPROTO_ICMP);
   if (with_pseudo) pseudo += l4_proto_ + static_cast<uint32_t>(l4_len);
   else pseudo = 0;

@@ -31,6 +31,13 @@ class Frame {
   Frame& Udp(uint16_t sport, uint16_t dport);
   Frame& IcmpEcho(uint16_t id = 1, uint16_t seq = 1);
   Frame& Payload(const std::string& data);
+  // IPv4 fragment fields: identification and the flags/offset word
+  // (0x2000 = more fragments, low 13 bits = offset in 8-byte units).
+  Frame& Frag(uint16_t id, uint16_t flags_offset);
+  // The IP protocol number when no L4 header follows (a later fragment).
+  Frame& Proto(uint8_t proto);
+  // A UDP header with checksum 0 ("none", IPv4 only).
+  Frame& NoUdpChecksum();
   // A raw EtherType after the MAC addresses (for ARP or unknown protocols).
   Frame& EtherType(uint16_t type);
 
@@ -45,6 +52,7 @@ class Frame {
   size_t l4_off_ = 0;
   L3 l3_ = L3::kNone;
   uint8_t l4_proto_ = 0;
+  bool no_udp_csum_ = false;
 };
 
 uint16_t InetChecksum(const uint8_t* data, size_t len, uint32_t sum = 0);
