@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/attach.h"
 #include "agent/bpffs.h"
+#include "agent/netlink.h"
 #include "common/fd.h"
 #include "common/file_util.h"
 #include "common/log.h"
@@ -108,6 +109,7 @@ absl::StatusOr<NodeFacts> Agent::GatherFacts() const {
     d.name = dev;
     TND_ASSIGN_OR_RETURN(d.ifindex, IfIndex(dev));
     TND_ASSIGN_OR_RETURN(d.mac, DeviceMac(dev));
+    TND_ASSIGN_OR_RETURN(d.addresses, DeviceAddresses(d.ifindex));
     f.devices.push_back(d);
   }
   return f;
@@ -182,6 +184,7 @@ absl::Status Agent::Start() {
     TND_LOG_INFO("using prebuilt BPF objects from ", cfg_.bpf_object_dir);
   }
   const std::string& obj_path = compiled_.object_paths.at("bpf_xdp");
+  TND_RETURN_IF_ERROR(StartServices(compiled_.object_paths.at("bpf_host"), facts));
 
   if (cfg_.xdp_mode == XdpMode::kOffload) {
     for (const auto& dev : cfg_.devices) {
@@ -200,8 +203,191 @@ absl::Status Agent::Start() {
       for (auto& l : loaded_) l.object.UnpinTailCallMaps();
     return attached;
   }
+  TND_RETURN_IF_ERROR(AttachTcAll());
   PruneTailCallPins();
-  return StartSocketLb(compiled_.object_paths.at("bpf_sock"));
+  TND_RETURN_IF_ERROR(StartSocketLb(compiled_.object_paths.at("bpf_sock")));
+  SyncHealth();
+  next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
+  return absl::OkStatus();
+}
+
+BackendPlace Agent::PlaceOf(const IpAddr& ip) const {
+  auto route = LookupRoute(ip);
+  if (!route.ok()) {
+    TND_LOG_WARN("backend ", ip.ToString(), ": ", route.status().message(), " (taken as remote)");
+    return BackendPlace::kRemote;
+  }
+  if (!*route) return BackendPlace::kRemote;
+  if ((*route)->local_address) return BackendPlace::kHost;
+  for (int idx : device_ifindexes_)
+    if (idx == (*route)->oif) return BackendPlace::kRemote;
+  return BackendPlace::kLocal;
+}
+
+absl::Status Agent::SyncDevices(const NodeFacts& facts) {
+  TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(TND_MAP_DEVICES));
+  Map<uint32_t, tnd_device> devices(Dup(fd), TND_MAP_DEVICES);
+  std::set<uint32_t> want;
+  for (const DeviceFacts& d : facts.devices) {
+    tnd_device v{};
+    for (const IpAddr& a : d.addresses) {
+      if (a.family == Family::kV4 && !v.ipv4 && cfg_.enable_ipv4) std::memcpy(&v.ipv4, a.bytes.data(), 4);
+      bool v6_empty = std::all_of(std::begin(v.ipv6), std::end(v.ipv6), [](uint8_t b) { return b == 0; });
+      if (a.family == Family::kV6 && v6_empty && cfg_.enable_ipv6) std::memcpy(v.ipv6, a.bytes.data(), 16);
+    }
+    unsigned m[6] = {};
+    if (std::sscanf(d.mac.c_str(), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6)
+      for (int i = 0; i < 6; ++i) v.mac[i] = static_cast<uint8_t>(m[i]);
+    TND_RETURN_IF_ERROR(devices.Update(static_cast<uint32_t>(d.ifindex), v));
+    want.insert(static_cast<uint32_t>(d.ifindex));
+  }
+  std::vector<uint32_t> stale;
+  TND_RETURN_IF_ERROR(devices.ForEach([&](const uint32_t& k, const tnd_device&) {
+    if (!want.count(k)) stale.push_back(k);
+  }));
+  for (uint32_t k : stale) TND_RETURN_IF_ERROR(devices.Delete(k));
+  return absl::OkStatus();
+}
+
+absl::Status Agent::StartServices(const std::string& object_path, const NodeFacts& facts) {
+  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load({object_path, cfg_.bpffs_root, HostTailCalls()}));
+  host_obj_.emplace(std::move(obj));
+  auto map_fd = [&](const char* name) -> absl::StatusOr<UniqueFd> {
+    TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(name));
+    return Dup(fd);
+  };
+  TND_ASSIGN_OR_RETURN(UniqueFd svc4, map_fd(TND_MAP_SVC_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd svc6, map_fd(TND_MAP_SVC_V6));
+  TND_ASSIGN_OR_RETURN(UniqueFd backends, map_fd(TND_MAP_BACKENDS));
+  TND_ASSIGN_OR_RETURN(UniqueFd revnat, map_fd(TND_MAP_REVNAT));
+  TND_ASSIGN_OR_RETURN(UniqueFd maglev, map_fd(TND_MAP_MAGLEV));
+  TND_ASSIGN_OR_RETURN(UniqueFd srng4, map_fd(TND_MAP_SRCRANGE_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd srng6, map_fd(TND_MAP_SRCRANGE_V6));
+  TND_ASSIGN_OR_RETURN(UniqueFd ct4, map_fd(TND_MAP_CT_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd ct6, map_fd(TND_MAP_CT_V6));
+  TND_ASSIGN_OR_RETURN(UniqueFd nat4, map_fd(TND_MAP_NAT_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd nat6, map_fd(TND_MAP_NAT_V6));
+  ct4_ = std::make_unique<CtMap>(std::move(ct4), TND_MAP_CT_V4);
+  ct6_ = std::make_unique<CtMap>(std::move(ct6), TND_MAP_CT_V6);
+  nat4_ = std::make_unique<NatMap>(std::move(nat4), TND_MAP_NAT_V4);
+  nat6_ = std::make_unique<NatMap>(std::move(nat6), TND_MAP_NAT_V6);
+  LbMaps maps{{std::move(svc4), TND_MAP_SVC_V4},
+              {std::move(svc6), TND_MAP_SVC_V6},
+              {std::move(backends), TND_MAP_BACKENDS},
+              {std::move(revnat), TND_MAP_REVNAT},
+              std::move(maglev),
+              {std::move(srng4), TND_MAP_SRCRANGE_V4},
+              {std::move(srng6), TND_MAP_SRCRANGE_V6}};
+  NodeView node;
+  device_ifindexes_.clear();
+  for (const DeviceFacts& d : facts.devices) {
+    device_ifindexes_.push_back(d.ifindex);
+    for (const IpAddr& a : d.addresses)
+      if (a.family == Family::kV4 ? cfg_.enable_ipv4 : cfg_.enable_ipv6) node.addresses.push_back(a);
+  }
+  node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
+  ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max};
+  services_ = std::make_unique<ServiceManager>(std::move(maps), limits, cfg_.maglev_table_size, std::move(node));
+  // Devices and services are in the maps before any program sees a packet.
+  TND_RETURN_IF_ERROR(SyncDevices(facts));
+  TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(desired_.services));
+  TND_LOG_INFO("services restored: ", desired_.services.size(), " services, ", st.writes,
+               " map writes, ", st.deletes, " stale entries removed");
+  return absl::OkStatus();
+}
+
+absl::Status Agent::AttachTcAll() {
+  TND_ASSIGN_OR_RETURN(int in_fd, host_obj_->ProgramFd(kHostIngressProgram));
+  TND_ASSIGN_OR_RETURN(int out_fd, host_obj_->ProgramFd(kHostEgressProgram));
+  TND_ASSIGN_OR_RETURN(ProgramInfo info, GetProgramInfo(in_fd));
+  TND_RETURN_IF_ERROR(host_obj_->PinTailCallMaps(CallsDir(), std::to_string(info.id)));
+  for (const auto& dev : cfg_.devices) {
+    if (!cfg_.enable_nodeport) {
+      TND_RETURN_IF_ERROR(DetachTc(dev, TcDir::kIngress, LinksDir()));
+      TND_RETURN_IF_ERROR(DetachTc(dev, TcDir::kEgress, LinksDir()));
+      continue;
+    }
+    TND_ASSIGN_OR_RETURN(TcBackend b, AttachTc({dev, TcDir::kIngress, in_fd, LinksDir(), false}));
+    TND_RETURN_IF_ERROR(AttachTc({dev, TcDir::kEgress, out_fd, LinksDir(), false}).status());
+    TND_LOG_INFO("attached ", kHostIngressProgram, "/", kHostEgressProgram, " to ", dev, " at tc (",
+                 TcBackendName(b), ")");
+  }
+  if (!cfg_.enable_nodeport) TND_LOG_INFO("per-packet LB (NodePort) disabled");
+  return absl::OkStatus();
+}
+
+void Agent::SyncHealth() {
+  std::set<uint16_t> want;
+  for (const Service& s : services_->List()) {
+    if (!s.health_check_port) continue;
+    want.insert(s.id);
+    auto it = health_.find(s.id);
+    if (it != health_.end() && it->second->port() == s.health_check_port) continue;
+    health_.erase(s.id);
+    auto h = HealthServer::Listen(s.health_check_port, s.frontend.ToString());
+    if (!h.ok()) {
+      TND_LOG_WARN("service ", s.id, ": ", h.status().message());
+      continue;
+    }
+    TND_LOG_INFO("service ", s.id, ": health check on port ", s.health_check_port);
+    health_[s.id] = std::move(*h);
+  }
+  for (auto it = health_.begin(); it != health_.end();)
+    it = want.count(it->first) ? std::next(it) : health_.erase(it);
+}
+
+std::vector<int> Agent::PollFds() const {
+  std::vector<int> fds;
+  for (const auto& [id, h] : health_) fds.push_back(h->fd());
+  return fds;
+}
+
+void Agent::OnReadable(int fd) {
+  for (const auto& [id, h] : health_) {
+    if (h->fd() != fd) continue;
+    const Service* s = services_->Get(id);
+    h->ServeOne(s ? services_->LocalBackends(*s) : 0);
+  }
+}
+
+int Agent::NextTimeoutMs() const {
+  uint32_t now = BpfClockSeconds();
+  if (static_cast<int32_t>(next_gc_ - now) <= 0) return 0;
+  return static_cast<int>(next_gc_ - now) * 1000;
+}
+
+void Agent::OnTimer() {
+  if (static_cast<int32_t>(next_gc_ - BpfClockSeconds()) > 0) return;
+  nlohmann::json r = ConntrackGc();
+  int removed = r.value("removed", 0);
+  if (removed > 0)
+    TND_LOG_INFO("conntrack GC: removed ", removed, " expired entries (", r.dump(), ")");
+  else
+    TND_LOG_DEBUG("conntrack GC: nothing expired (", r.dump(), ")");
+  next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
+}
+
+nlohmann::json Agent::ConntrackGc() {
+  uint32_t now = BpfClockSeconds();
+  nlohmann::json out = {{"at", NowUtc()}};
+  int removed = 0;
+  auto one = [&](const char* name, auto& map, auto gc) {
+    if (!map) return;
+    auto r = gc(*map, now);
+    if (!r.ok()) {
+      out[name] = {{"error", std::string(r.status().message())}};
+      return;
+    }
+    out[name] = {{"scanned", r->scanned}, {"removed", r->removed}};
+    removed += static_cast<int>(r->removed);
+  };
+  one("ct_v4", ct4_, GcConntrack);
+  one("ct_v6", ct6_, GcConntrack);
+  one("nat_v4", nat4_, GcNat);
+  one("nat_v6", nat6_, GcNat);
+  out["removed"] = removed;
+  last_gc_ = out;
+  return out;
 }
 
 std::string Agent::LinksDir() const { return cfg_.bpffs_root + "/links"; }
@@ -218,26 +404,6 @@ absl::Status Agent::StartSocketLb(const std::string& object_path) {
   }
   TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load({object_path, cfg_.bpffs_root, {}}));
   sock_obj_.emplace(std::move(obj));
-  auto map_fd = [&](const char* name) -> absl::StatusOr<UniqueFd> {
-    TND_ASSIGN_OR_RETURN(int fd, sock_obj_->MapFd(name));
-    return Dup(fd);
-  };
-  TND_ASSIGN_OR_RETURN(UniqueFd svc4, map_fd(TND_MAP_SVC_V4));
-  TND_ASSIGN_OR_RETURN(UniqueFd svc6, map_fd(TND_MAP_SVC_V6));
-  TND_ASSIGN_OR_RETURN(UniqueFd backends, map_fd(TND_MAP_BACKENDS));
-  TND_ASSIGN_OR_RETURN(UniqueFd revnat, map_fd(TND_MAP_REVNAT));
-  TND_ASSIGN_OR_RETURN(UniqueFd maglev, map_fd(TND_MAP_MAGLEV));
-  LbMaps maps{{std::move(svc4), TND_MAP_SVC_V4},
-              {std::move(svc6), TND_MAP_SVC_V6},
-              {std::move(backends), TND_MAP_BACKENDS},
-              {std::move(revnat), TND_MAP_REVNAT},
-              std::move(maglev)};
-  services_ = std::make_unique<ServiceManager>(
-      std::move(maps), ServiceLimits{cfg_.max_backends_per_service, 4096}, cfg_.maglev_table_size);
-  // Maps first, then the programs that read them.
-  TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(desired_.services));
-  TND_LOG_INFO("services restored: ", desired_.services.size(), " services, ", st.writes,
-               " map writes, ", st.deletes, " stale entries removed");
   for (const SockHook& h : kSockHooks) {
     if (h.v6 ? !cfg_.enable_ipv6 : !cfg_.enable_ipv4) {
       TND_RETURN_IF_ERROR(DetachCgroup(CgroupLinkPin(h.program)));
@@ -297,6 +463,8 @@ void Agent::PruneTailCallPins() {
   std::set<std::string> keep;
   for (const auto& l : loaded_)
     for (const auto& p : l.object.tail_call_pins()) keep.insert(p);
+  if (host_obj_)
+    for (const auto& p : host_obj_->tail_call_pins()) keep.insert(p);
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(CallsDir(), ec)) {
     if (keep.count(e.path().string())) continue;
@@ -316,12 +484,22 @@ absl::Status Agent::Cleanup() {
       TND_LOG_INFO("cleanup: detached XDP from ", dev);
     }
   }
+  for (const auto& dev : cfg_.devices)
+    for (TcDir d : {TcDir::kIngress, TcDir::kEgress})
+      if (auto st = DetachTc(dev, d, LinksDir()); !st.ok()) {
+        TND_LOG_WARN("cleanup: ", st.message());
+        if (first.ok()) first = st;
+      }
   for (const SockHook& h : kSockHooks) {
     if (auto st = DetachCgroup(CgroupLinkPin(h.program)); !st.ok() && first.ok()) first = st;
   }
   std::filesystem::remove(LinksDir(), ec0);
   TND_LOG_INFO("cleanup: detached socket LB programs from ", cgroup_root_);
   if (sock_obj_) sock_obj_->UnpinMaps();
+  if (host_obj_) {
+    host_obj_->UnpinMaps();
+    host_obj_->UnpinTailCallMaps();
+  }
   for (auto& l : loaded_) {
     l.object.UnpinMaps();
     l.object.UnpinTailCallMaps();
@@ -461,12 +639,6 @@ absl::Status Agent::PersistServices(const std::vector<Service>& before) {
   return absl::OkStatus();
 }
 
-namespace {
-absl::Status NeedSocketLb(const std::unique_ptr<ServiceManager>& m) {
-  if (!m) return absl::FailedPreconditionError("socket LB is disabled (enable-socket-lb: false)");
-  return absl::OkStatus();
-}
-}  // namespace
 
 absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {
   if (a.contains("id")) {
@@ -484,19 +656,18 @@ absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
-  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
   if (!a.contains("service")) return absl::InvalidArgumentError("missing argument \"service\"");
   TND_ASSIGN_OR_RETURN(Service s, ServiceFromJson(a["service"]));
   auto before = services_->List();
   TND_ASSIGN_OR_RETURN(Service added, services_->Add(s));
   TND_RETURN_IF_ERROR(PersistServices(before));
+  SyncHealth();
   TND_LOG_INFO("service ", added.id, " ", added.frontend.ToString(), " added with ",
                added.backends.size(), " backends (", services_->last_stats().writes, " map writes)");
   return ServiceToJson(added);
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
-  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
   TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
   tendril::ServiceUpdate u;
   if (a.contains("backends")) {
@@ -521,26 +692,48 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
     u.algorithm = al;
   }
   if (a.contains("affinity_timeout")) u.affinity_timeout = a["affinity_timeout"].get<uint32_t>();
+  if (a.contains("traffic_policy")) {
+    TND_ASSIGN_OR_RETURN(TrafficPolicy tp, ParseTrafficPolicy(a.value("traffic_policy", std::string())));
+    u.traffic_policy = tp;
+  }
+  if (a.contains("source_ranges")) {
+    TND_ASSIGN_OR_RETURN(auto texts, Strings(a, "source_ranges"));
+    TND_ASSIGN_OR_RETURN(std::vector<Cidr> cidrs, ParseCidrList(texts));
+    u.source_ranges = cidrs;
+  }
+  if (a.contains("external_ips")) {
+    TND_ASSIGN_OR_RETURN(auto texts, Strings(a, "external_ips"));
+    std::vector<IpAddr> ips;
+    for (const auto& t : texts) {
+      TND_ASSIGN_OR_RETURN(IpAddr ip, ParseIp(t));
+      ips.push_back(ip);
+    }
+    u.external_ips = ips;
+  }
+  if (a.contains("dsr")) {
+    if (!a["dsr"].is_boolean()) return absl::InvalidArgumentError("dsr must be true or false");
+    u.dsr = a["dsr"].get<bool>();
+  }
   auto before = services_->List();
   TND_ASSIGN_OR_RETURN(Service updated, services_->Update(id, u));
   TND_RETURN_IF_ERROR(PersistServices(before));
+  SyncHealth();
   TND_LOG_INFO("service ", id, " updated (", services_->last_stats().writes, " map writes, ",
                services_->last_stats().deletes, " deletes)");
   return ServiceToJson(updated);
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
-  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
   TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
   auto before = services_->List();
   TND_ASSIGN_OR_RETURN(Service gone, services_->Delete(id));
   TND_RETURN_IF_ERROR(PersistServices(before));
+  SyncHealth();
   TND_LOG_INFO("service ", id, " ", gone.frontend.ToString(), " deleted");
   return ServiceToJson(gone);
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceGet(const nlohmann::json& a) const {
-  TND_RETURN_IF_ERROR(NeedSocketLb(services_));
   TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
   return ServiceToJson(*services_->Get(id));
 }
@@ -573,6 +766,9 @@ void Agent::RegisterApi(ApiServer& api) {
   api.Register("service.get", [this](const nlohmann::json& a) { return ServiceGet(a); });
   api.Register("service.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return ServiceList();
+  });
+  api.Register("conntrack.gc", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
+    return ConntrackGc();
   });
 }
 

@@ -13,10 +13,12 @@
 #include "agent/api_server.h"
 #include "agent/compiler.h"
 #include "agent/config.h"
+#include "agent/health.h"
 #include "agent/loader.h"
 #include "agent/prefilter.h"
 #include "agent/services.h"
 #include "agent/state.h"
+#include "maps/conntrack.h"
 
 namespace tendril {
 
@@ -53,6 +55,16 @@ class Agent {
   absl::StatusOr<nlohmann::json> ServiceDelete(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceGet(const nlohmann::json& args) const;
   nlohmann::json ServiceList() const;
+  // Removes expired conntrack and NAT entries now.
+  nlohmann::json ConntrackGc();
+
+  // For the main loop: file descriptors to poll besides the API and signals
+  // (health check ports), what to do when one is readable, and the timer
+  // (conntrack GC).
+  std::vector<int> PollFds() const;
+  void OnReadable(int fd);
+  int NextTimeoutMs() const;
+  void OnTimer();
 
  private:
   struct Loaded {
@@ -64,6 +76,14 @@ class Agent {
   absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
   absl::Status SyncPrefilter(const std::set<Cidr>& want);
   absl::Status StartSocketLb(const std::string& object_path);
+  // Loads bpf_host.o (it holds every LB map), restores the services into the
+  // maps and fills the device table.
+  absl::Status StartServices(const std::string& object_path, const NodeFacts& facts);
+  absl::Status AttachTcAll();
+  absl::Status SyncDevices(const NodeFacts& facts);
+  // Opens, keeps and closes the health check ports of Local services.
+  void SyncHealth();
+  BackendPlace PlaceOf(const IpAddr& ip) const;
   std::string LinksDir() const;
   std::string CgroupLinkPin(const char* program) const;
   // Persists the service manager's view; on failure restores `before`.
@@ -80,6 +100,13 @@ class Agent {
   DesiredState desired_;
   std::vector<Loaded> loaded_;
   std::optional<BpfObject> sock_obj_;
+  std::optional<BpfObject> host_obj_;
+  std::unique_ptr<CtMap> ct4_, ct6_;
+  std::unique_ptr<NatMap> nat4_, nat6_;
+  std::vector<int> device_ifindexes_;
+  std::map<uint16_t, std::unique_ptr<HealthServer>> health_;  // by service id
+  uint32_t next_gc_ = 0;
+  nlohmann::json last_gc_;
   std::unique_ptr<ServiceManager> services_;
   CompileResult compiled_;
   std::string started_at_;

@@ -7,10 +7,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/service.h"
 
 namespace tendril {
 
 struct DeviceFacts {
+  std::vector<IpAddr> addresses;
   std::string name;
   int ifindex = 0;
   std::string mac;  // "aa:bb:cc:dd:ee:ff"

@@ -71,9 +71,24 @@ Apply UintField(uint32_t AgentConfig::*field, uint32_t min, uint32_t max) {
 
 const std::vector<Setting>& Settings() {
   static const std::vector<Setting> kSettings = {
-      {"devices", "comma-separated devices to attach to (eth0,eth1)", false,
-       [](AgentConfig* c, const std::string&, const std::string& v) {
-         c->devices = SplitList(v);
+      {"devices", "comma-separated devices to attach to, each NAME or NAME:XDPMODE (eth0,eth1:generic)", false,
+       [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+         c->devices.clear();
+         c->device_xdp_mode.clear();
+         for (const std::string& item : SplitList(v)) {
+           size_t colon = item.find(':');
+           std::string name = item.substr(0, colon);
+           if (colon != std::string::npos) {
+             auto m = ParseXdpMode(item.substr(colon + 1));
+             if (!m.ok())
+               return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": device ", name, ": ", m.status().message()));
+             if (*m == XdpMode::kOffload)
+               return absl::InvalidArgumentError(absl::StrCat(
+                   "setting ", k, ": device ", name, ": offload is set for all devices (xdp-mode offload), not per device"));
+             c->device_xdp_mode[name] = *m;
+           }
+           c->devices.push_back(name);
+         }
          return absl::OkStatus();
        }},
       {"xdp-mode", "native|generic|offload|auto|disabled", false,
@@ -108,6 +123,22 @@ const std::vector<Setting>& Settings() {
        UintField(&AgentConfig::maglev_table_size, 251, 1048573)},
       {"max-backends-per-service", "most backends a service may have (default 256)", false,
        UintField(&AgentConfig::max_backends_per_service, 1, 65535)},
+      {"enable-nodeport", "NodePort/ExternalIP/LoadBalancer per packet at tc on the devices (default true)", false,
+       BoolField(&AgentConfig::enable_nodeport)},
+      {"node-port-range", "node ports the agent allocates from, MIN-MAX (default 30000-32767)", false,
+       [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+         std::vector<std::string> parts = absl::StrSplit(v, '-');
+         uint32_t lo = 0, hi = 0;
+         if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &lo) || !absl::SimpleAtoi(parts[1], &hi) ||
+             lo < 1 || hi > 65535 || lo > hi)
+           return absl::InvalidArgumentError(
+               absl::StrCat("setting ", k, ": \"", v, "\" is not a port range MIN-MAX within 1-65535"));
+         c->node_port_min = static_cast<uint16_t>(lo);
+         c->node_port_max = static_cast<uint16_t>(hi);
+         return absl::OkStatus();
+       }},
+      {"ct-gc-interval", "seconds between conntrack/NAT garbage collections (default 30)", false,
+       UintField(&AgentConfig::ct_gc_interval, 1, 3600)},
       {"log-level", "debug|info|warning|error", false,
        [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
          if (v != "debug" && v != "info" && v != "warning" && v != "error")
@@ -189,6 +220,9 @@ absl::Status ValidateConfig(const AgentConfig& c) {
         d.find(' ') != std::string::npos)
       return absl::InvalidArgumentError(absl::StrCat("devices: \"", d, "\" is not a valid device name"));
   }
+  for (const auto& [d, m] : c.device_xdp_mode)
+    if (c.xdp_mode == XdpMode::kOffload)
+      return absl::InvalidArgumentError(absl::StrCat("devices: ", d, ": per-device XDP modes do not mix with xdp-mode offload"));
   if (c.xdp_mode != XdpMode::kDisabled && c.devices.empty())
     return absl::InvalidArgumentError(
         "no devices to attach XDP to: set devices (--devices eth0,...) or xdp-mode disabled");

@@ -2,6 +2,7 @@
 // flag of the same name; a flag given on the command line wins.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@ namespace tendril {
 struct AgentConfig {
   std::vector<std::string> devices;
   XdpMode xdp_mode = XdpMode::kAuto;
+  // Per-device XDP mode ("eth1:generic" in devices), over xdp-mode.
+  std::map<std::string, XdpMode> device_xdp_mode;
   std::string bpffs_root = "/sys/fs/bpf/tendril";
   std::string state_dir = "/var/lib/tendril";
   std::string api_socket = "/run/tendril/tendril.sock";
@@ -30,7 +33,17 @@ struct AgentConfig {
   bool enable_socket_lb = true;
   uint32_t maglev_table_size = 16381;
   uint32_t max_backends_per_service = 256;
+  // Per-packet LB (NodePort/ExternalIP/LoadBalancer) at tc on the devices.
+  bool enable_nodeport = true;
+  uint16_t node_port_min = 30000;
+  uint16_t node_port_max = 32767;
+  uint32_t ct_gc_interval = 30;  // seconds between conntrack/NAT GC runs
   std::string log_level = "info";
+
+  XdpMode XdpModeFor(const std::string& dev) const {
+    auto it = device_xdp_mode.find(dev);
+    return it == device_xdp_mode.end() ? xdp_mode : it->second;
+  }
 };
 
 // Result of parsing argv: either a config to run with, or a request to exit

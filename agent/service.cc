@@ -63,6 +63,36 @@ absl::StatusOr<BackendState> ParseBackendState(const std::string& s) {
       absl::StrCat("unknown backend state \"", s, "\": expected active, terminating or maintenance"));
 }
 
+const char* ServiceTypeName(ServiceType t) {
+  switch (t) {
+    case ServiceType::kClusterIP: return "ClusterIP";
+    case ServiceType::kNodePort: return "NodePort";
+    case ServiceType::kExternalIP: return "ExternalIP";
+    case ServiceType::kLoadBalancer: return "LoadBalancer";
+  }
+  return "?";
+}
+
+absl::StatusOr<ServiceType> ParseServiceType(const std::string& s) {
+  std::string l = absl::AsciiStrToLower(s);
+  if (l == "clusterip") return ServiceType::kClusterIP;
+  if (l == "nodeport") return ServiceType::kNodePort;
+  if (l == "externalip") return ServiceType::kExternalIP;
+  if (l == "loadbalancer") return ServiceType::kLoadBalancer;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown service type \"", s, "\": expected ClusterIP, NodePort, ExternalIP or LoadBalancer"));
+}
+
+const char* TrafficPolicyName(TrafficPolicy p) { return p == TrafficPolicy::kLocal ? "Local" : "Cluster"; }
+
+absl::StatusOr<TrafficPolicy> ParseTrafficPolicy(const std::string& s) {
+  std::string l = absl::AsciiStrToLower(s);
+  if (l == "cluster") return TrafficPolicy::kCluster;
+  if (l == "local") return TrafficPolicy::kLocal;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown traffic policy \"", s, "\": expected Cluster or Local"));
+}
+
 const char* AlgorithmName(Algorithm a) { return a == Algorithm::kMaglev ? "maglev" : "random"; }
 
 absl::StatusOr<Algorithm> ParseAlgorithm(const std::string& s) {
@@ -141,46 +171,82 @@ absl::StatusOr<Backend> ParseBackend(const std::string& text) {
 
 absl::Status ValidateService(const Service& s, const ServiceLimits& limits) {
   std::string name = s.frontend.ToString();
-  if (s.type != "ClusterIP")
-    return absl::InvalidArgumentError(absl::StrCat(
-        "service ", name, ": type \"", s.type, "\" is not supported yet (ClusterIP only)"));
-  if (s.frontend.port == 0) return absl::InvalidArgumentError(absl::StrCat("service ", name, ": port 0"));
+  auto bad = [&](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": ", parts...));
+  };
+  const char* fam = s.frontend.ip.family == Family::kV4 ? "IPv4" : "IPv6";
+  if (s.frontend.port == 0) return bad("port 0");
   if (s.backends.size() > limits.max_backends)
-    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": ", s.backends.size(),
-                                                   " backends, more than the maximum of ",
-                                                   limits.max_backends, " (max-backends-per-service)"));
+    return bad(s.backends.size(), " backends, more than the maximum of ", limits.max_backends,
+               " (max-backends-per-service)");
   std::set<std::pair<IpAddr, uint16_t>> seen;
   for (const Backend& b : s.backends) {
     if (b.ip.family != s.frontend.ip.family)
-      return absl::InvalidArgumentError(absl::StrCat(
-          "service ", name, ": backend ", b.Address(), " is ",
-          b.ip.family == Family::kV4 ? "IPv4" : "IPv6", ", the frontend is ",
-          s.frontend.ip.family == Family::kV4 ? "IPv4" : "IPv6"));
-    if (b.port == 0) return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend port 0"));
-    if (!seen.insert({b.ip, b.port}).second)
-      return absl::InvalidArgumentError(absl::StrCat("service ", name, ": backend ", b.Address(), " listed twice"));
+      return bad("backend ", b.Address(), " is ", b.ip.family == Family::kV4 ? "IPv4" : "IPv6",
+                 ", the frontend is ", fam);
+    if (b.port == 0) return bad("backend port 0");
+    if (!seen.insert({b.ip, b.port}).second) return bad("backend ", b.Address(), " listed twice");
   }
-  if (s.affinity_timeout > 86400 * 7)
-    return absl::InvalidArgumentError(
-        absl::StrCat("service ", name, ": affinity timeout ", s.affinity_timeout, "s is over a week"));
+  if (s.affinity_timeout > 86400 * 7) return bad("affinity timeout ", s.affinity_timeout, "s is over a week");
   if (ActiveSlots(s).size() > limits.max_slots)
-    return absl::InvalidArgumentError(absl::StrCat("service ", name, ": weights expand to more than ",
-                                                   limits.max_slots, " slots; use smaller weights"));
+    return bad("weights expand to more than ", limits.max_slots, " slots; use smaller weights");
+
+  const char* type = ServiceTypeName(s.type);
+  bool needs_ips = s.type == ServiceType::kExternalIP || s.type == ServiceType::kLoadBalancer;
+  if (!needs_ips && !s.external_ips.empty())
+    return bad("external IPs are for ExternalIP and LoadBalancer services, not ", type);
+  if (needs_ips && s.external_ips.empty())
+    return bad(type, " needs at least one external IP (--external-ips)");
+  std::set<IpAddr> ips;
+  for (const IpAddr& ip : s.external_ips) {
+    if (ip.family != s.frontend.ip.family)
+      return bad("external IP ", ip.ToString(), " is ", ip.family == Family::kV4 ? "IPv4" : "IPv6",
+                 ", the frontend is ", fam);
+    if (ip == s.frontend.ip) return bad("external IP ", ip.ToString(), " is the ClusterIP itself");
+    if (!ips.insert(ip).second) return bad("external IP ", ip.ToString(), " listed twice");
+  }
+  if (!s.HasNodePort() && s.node_port)
+    return bad("a node port is for NodePort and LoadBalancer services, not ", type);
+  if (s.HasNodePort() && s.node_port &&
+      (s.node_port < limits.node_port_min || s.node_port > limits.node_port_max))
+    return bad("node port ", s.node_port, " is outside the node port range ", limits.node_port_min, "-",
+               limits.node_port_max, " (node-port-range)");
+  if (!s.HasExternal()) {
+    if (s.traffic_policy == TrafficPolicy::kLocal)
+      return bad("traffic policy Local needs external frontends; ClusterIP has none");
+    if (!s.source_ranges.empty()) return bad("source ranges need external frontends; ClusterIP has none");
+    if (s.dsr) return bad("DSR needs external frontends; ClusterIP has none");
+  }
+  for (const Cidr& c : s.source_ranges)
+    if (c.family != s.frontend.ip.family)
+      return bad("source range ", c.ToString(), " is ", c.family == Family::kV4 ? "IPv4" : "IPv6",
+                 ", the frontend is ", fam);
+  if (s.source_ranges.size() > 64) return bad(s.source_ranges.size(), " source ranges, more than 64");
+  if (s.dsr && s.frontend.ip.family == Family::kV6)
+    return bad("DSR is IPv4 only (the frontend travels in an IPv4 option); use SNAT for IPv6");
+  if (s.dsr && s.traffic_policy == TrafficPolicy::kLocal)
+    return bad("DSR and traffic policy Local exclude each other (Local never leaves the node)");
   return absl::OkStatus();
 }
 
-std::vector<uint32_t> ActiveSlots(const Service& s) {
+std::vector<uint32_t> ActiveSlots(const Service& s, const std::vector<bool>& include) {
+  auto in = [&](size_t i) { return include.empty() || (i < include.size() && include[i]); };
   uint32_t g = 0;
-  for (const Backend& b : s.backends)
-    if (b.state == BackendState::kActive && b.weight > 0) g = std::gcd(g, b.weight);
+  for (size_t i = 0; i < s.backends.size(); ++i) {
+    const Backend& b = s.backends[i];
+    if (in(i) && b.state == BackendState::kActive && b.weight > 0) g = std::gcd(g, b.weight);
+  }
   std::vector<uint32_t> slots;
   if (g == 0) return slots;
-  for (const Backend& b : s.backends) {
-    if (b.state != BackendState::kActive || b.weight == 0) continue;
-    for (uint32_t i = 0; i < b.weight / g; ++i) slots.push_back(b.id);
+  for (size_t i = 0; i < s.backends.size(); ++i) {
+    const Backend& b = s.backends[i];
+    if (!in(i) || b.state != BackendState::kActive || b.weight == 0) continue;
+    for (uint32_t k = 0; k < b.weight / g; ++k) slots.push_back(b.id);
   }
   return slots;
 }
+
+std::vector<uint32_t> ActiveSlots(const Service& s) { return ActiveSlots(s, {}); }
 
 nlohmann::json ServiceToJson(const Service& s) {
   nlohmann::json bs = nlohmann::json::array();
@@ -189,12 +255,25 @@ nlohmann::json ServiceToJson(const Service& s) {
                   {"address", b.Address()},
                   {"weight", b.weight},
                   {"state", BackendStateName(b.state)}});
-  return {{"id", s.id},
-          {"frontend", s.frontend.ToString()},
-          {"type", s.type},
-          {"algorithm", AlgorithmName(s.algorithm)},
-          {"affinity_timeout", s.affinity_timeout},
-          {"backends", bs}};
+  nlohmann::json j = {{"id", s.id},
+                      {"frontend", s.frontend.ToString()},
+                      {"type", ServiceTypeName(s.type)},
+                      {"algorithm", AlgorithmName(s.algorithm)},
+                      {"affinity_timeout", s.affinity_timeout},
+                      {"backends", bs}};
+  if (s.HasExternal()) {
+    if (s.HasNodePort()) j["node_port"] = s.node_port;
+    nlohmann::json ips = nlohmann::json::array();
+    for (const IpAddr& ip : s.external_ips) ips.push_back(ip.ToString());
+    if (!s.external_ips.empty()) j["external_ips"] = ips;
+    j["traffic_policy"] = TrafficPolicyName(s.traffic_policy);
+    nlohmann::json rs = nlohmann::json::array();
+    for (const Cidr& c : s.source_ranges) rs.push_back(c.ToString());
+    if (!s.source_ranges.empty()) j["source_ranges"] = rs;
+    if (s.dsr) j["dsr"] = true;
+    if (s.health_check_port) j["health_check_port"] = s.health_check_port;
+  }
+  return j;
 }
 
 absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) {
@@ -203,7 +282,7 @@ absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) {
   try {
     s.id = j.value("id", 0);
     TND_ASSIGN_OR_RETURN(s.frontend, ParseFrontend(j.at("frontend").get<std::string>()));
-    s.type = j.value("type", std::string("ClusterIP"));
+    TND_ASSIGN_OR_RETURN(s.type, ParseServiceType(j.value("type", std::string("ClusterIP"))));
     TND_ASSIGN_OR_RETURN(s.algorithm, ParseAlgorithm(j.value("algorithm", std::string("random"))));
     s.affinity_timeout = j.value("affinity_timeout", 0u);
     for (const auto& bj : j.value("backends", nlohmann::json::array())) {
@@ -213,6 +292,24 @@ absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) {
       TND_ASSIGN_OR_RETURN(b.state, ParseBackendState(bj.value("state", std::string("active"))));
       s.backends.push_back(b);
     }
+    if (j.contains("node_port")) {
+      int64_t np = j.at("node_port").get<int64_t>();
+      if (np < 0 || np > 65535) return absl::InvalidArgumentError("node port must be 1-65535");
+      s.node_port = static_cast<uint16_t>(np);
+    }
+    for (const auto& ip : j.value("external_ips", nlohmann::json::array())) {
+      TND_ASSIGN_OR_RETURN(IpAddr a, ParseIp(ip.get<std::string>()));
+      s.external_ips.push_back(a);
+    }
+    TND_ASSIGN_OR_RETURN(s.traffic_policy, ParseTrafficPolicy(j.value("traffic_policy", std::string("Cluster"))));
+    for (const auto& r : j.value("source_ranges", nlohmann::json::array())) {
+      std::string text = r.get<std::string>();
+      auto c = ParseCidr(text);
+      if (!c.ok()) return absl::InvalidArgumentError(absl::StrCat("source range: ", c.status().message()));
+      s.source_ranges.push_back(*c);
+    }
+    s.dsr = j.value("dsr", false);
+    s.health_check_port = j.value("health_check_port", 0);
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("service: ", e.what()));
   }

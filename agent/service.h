@@ -52,13 +52,37 @@ enum class Algorithm { kRandom, kMaglev };
 const char* AlgorithmName(Algorithm a);
 absl::StatusOr<Algorithm> ParseAlgorithm(const std::string& s);
 
+// Service types, as Kubernetes names them. Every type has its ClusterIP
+// frontend (served by socket LB); the others add external frontends served
+// per packet at tc/XDP on the node's devices:
+//   NodePort:     every node address : node_port
+//   ExternalIP:   every external IP : frontend port
+//   LoadBalancer: both of the above (external IPs are the LB addresses)
+enum class ServiceType { kClusterIP, kNodePort, kExternalIP, kLoadBalancer };
+const char* ServiceTypeName(ServiceType t);
+absl::StatusOr<ServiceType> ParseServiceType(const std::string& s);
+
+enum class TrafficPolicy { kCluster, kLocal };
+const char* TrafficPolicyName(TrafficPolicy p);
+absl::StatusOr<TrafficPolicy> ParseTrafficPolicy(const std::string& s);
+
 struct Service {
   uint16_t id = 0;  // 0: let the agent choose
-  Frontend frontend;
-  std::string type = "ClusterIP";
+  Frontend frontend;  // the ClusterIP frontend
+  ServiceType type = ServiceType::kClusterIP;
   Algorithm algorithm = Algorithm::kRandom;
   uint32_t affinity_timeout = 0;  // seconds; 0: none
   std::vector<Backend> backends;
+  // External frontends (types other than ClusterIP).
+  uint16_t node_port = 0;            // NodePort/LoadBalancer; 0: allocate
+  std::vector<IpAddr> external_ips;  // ExternalIP/LoadBalancer
+  TrafficPolicy traffic_policy = TrafficPolicy::kCluster;  // externalTrafficPolicy
+  std::vector<Cidr> source_ranges;   // loadBalancerSourceRanges; empty: all
+  bool dsr = false;                  // remote backends answer the client directly
+  uint16_t health_check_port = 0;    // Local policy: allocated by the agent
+
+  bool HasExternal() const { return type != ServiceType::kClusterIP; }
+  bool HasNodePort() const { return type == ServiceType::kNodePort || type == ServiceType::kLoadBalancer; }
 };
 
 // "10.96.0.10:80/TCP", "[fd00::10]:53/udp"; protocol defaults to TCP.
@@ -71,11 +95,16 @@ absl::StatusOr<std::pair<IpAddr, uint16_t>> ParseHostPort(const std::string& tex
 struct ServiceLimits {
   uint32_t max_backends = 256;
   uint32_t max_slots = 4096;  // active slots after weight expansion
+  uint16_t node_port_min = 30000;
+  uint16_t node_port_max = 32767;
 };
 
 // Everything about one service that can be checked on its own.
 absl::Status ValidateService(const Service& s, const ServiceLimits& limits);
 
+// The active slots of the backends for which `include` is true (all when
+// it is empty): backend ids, each repeated weight/gcd(weights) times.
+std::vector<uint32_t> ActiveSlots(const Service& s, const std::vector<bool>& include);
 // The active slots: backend ids, each repeated weight/gcd(weights) times.
 std::vector<uint32_t> ActiveSlots(const Service& s);
 

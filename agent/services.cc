@@ -33,7 +33,7 @@ tnd_svc6_key Key6(const Frontend& f, uint16_t slot) {
   return k;
 }
 
-tnd_backend BackendValue(const Service& s, const Backend& b) {
+tnd_backend BackendValue(const Service& s, const Backend& b, BackendPlace place) {
   tnd_backend v{};
   std::memcpy(v.addr, b.ip.bytes.data(), 16);
   v.port = htons(b.port);
@@ -41,6 +41,9 @@ tnd_backend BackendValue(const Service& s, const Backend& b) {
   v.proto = static_cast<uint8_t>(s.frontend.proto);
   v.family = b.ip.family == Family::kV4 ? 4 : 6;
   v.state = static_cast<uint8_t>(b.state);
+  v.flags = place == BackendPlace::kRemote ? 0
+            : place == BackendPlace::kLocal ? TND_BACKEND_F_LOCAL
+                                            : TND_BACKEND_F_LOCAL | TND_BACKEND_F_HOST;
   return v;
 }
 
@@ -53,15 +56,32 @@ tnd_revnat RevnatValue(const Service& s) {
   return v;
 }
 
-tnd_svc_val MasterValue(const Service& s, size_t count) {
+tnd_svc_val MasterValue(const Service& s, size_t count, uint8_t flags) {
   tnd_svc_val v{};
   v.count = static_cast<uint16_t>(count);
   v.svc_id = s.id;
   v.affinity_timeout = s.affinity_timeout;
-  v.flags = static_cast<uint8_t>((s.algorithm == Algorithm::kMaglev ? TND_SVC_F_MAGLEV : 0) |
-                                 (s.affinity_timeout ? TND_SVC_F_AFFINITY : 0));
+  v.flags = flags;
   return v;
 }
+
+tnd_srange_v4_key Range4(uint16_t svc_id, const Cidr& c) {
+  tnd_srange_v4_key k{};
+  k.prefixlen = 32u + c.prefix_len;
+  k.svc_id = htons(svc_id);
+  std::memcpy(k.addr, c.addr.data(), 4);
+  return k;
+}
+
+tnd_srange_v6_key Range6(uint16_t svc_id, const Cidr& c) {
+  tnd_srange_v6_key k{};
+  k.prefixlen = 32u + c.prefix_len;
+  k.svc_id = htons(svc_id);
+  std::memcpy(k.addr, c.addr.data(), 16);
+  return k;
+}
+
+std::string KeyBytes(const void* p, size_t n) { return std::string(static_cast<const char*>(p), n); }
 
 tnd_svc_val SlotValue(const Service& s, uint32_t backend_id) {
   tnd_svc_val v{};
@@ -93,6 +113,21 @@ std::string MaglevName(const Service& s, const Backend& b) {
 }
 
 }  // namespace
+
+absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root) {
+  auto open = [&](const char* name) { return OpenPinned(pin_root + "/" + name); };
+  TND_ASSIGN_OR_RETURN(UniqueFd svc4, open(TND_MAP_SVC_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd svc6, open(TND_MAP_SVC_V6));
+  TND_ASSIGN_OR_RETURN(UniqueFd backends, open(TND_MAP_BACKENDS));
+  TND_ASSIGN_OR_RETURN(UniqueFd revnat, open(TND_MAP_REVNAT));
+  TND_ASSIGN_OR_RETURN(UniqueFd maglev, open(TND_MAP_MAGLEV));
+  TND_ASSIGN_OR_RETURN(UniqueFd srng4, open(TND_MAP_SRCRANGE_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd srng6, open(TND_MAP_SRCRANGE_V6));
+  return LbMaps{{std::move(svc4), TND_MAP_SVC_V4},         {std::move(svc6), TND_MAP_SVC_V6},
+                {std::move(backends), TND_MAP_BACKENDS},   {std::move(revnat), TND_MAP_REVNAT},
+                std::move(maglev),                         {std::move(srng4), TND_MAP_SRCRANGE_V4},
+                {std::move(srng6), TND_MAP_SRCRANGE_V6}};
+}
 
 absl::Status ServiceManager::WriteMaglev(const Service& s) {
   std::vector<MaglevBackend> mb;
@@ -140,44 +175,115 @@ absl::Status ServiceManager::WriteMaglev(const Service& s) {
   return absl::OkStatus();
 }
 
+std::vector<FrontendEntry> ServiceManager::Entries(const Service& s) const {
+  std::vector<FrontendEntry> out;
+  const uint8_t affinity = s.affinity_timeout ? TND_SVC_F_AFFINITY : 0;
+  const uint8_t maglev = s.algorithm == Algorithm::kMaglev ? TND_SVC_F_MAGLEV : 0;
+  std::vector<uint32_t> all = ActiveSlots(s);
+  FrontendEntry cip{s.frontend, MasterValue(s, all.size(), maglev | affinity), all, false};
+  out.push_back(cip);
+  if (!s.HasExternal()) return out;
+
+  const bool local = s.traffic_policy == TrafficPolicy::kLocal;
+  std::vector<uint32_t> slots = all;
+  if (local) {
+    std::vector<bool> include;
+    for (const Backend& b : s.backends) include.push_back(node_.IsLocal(b.ip));
+    slots = ActiveSlots(s, include);
+  }
+  // Local: a Maglev table holds every backend, so Local frontends choose
+  // among their (local) slots instead.
+  uint8_t flags = TND_SVC_F_EXTERNAL | affinity | (local ? TND_SVC_F_LOCAL : maglev) |
+                  (s.dsr ? TND_SVC_F_DSR : 0) | (s.source_ranges.empty() ? 0 : TND_SVC_F_SRCRANGE);
+  auto add = [&](const IpAddr& ip, uint16_t port, uint8_t extra) {
+    Frontend f{ip, port, s.frontend.proto};
+    for (const auto& e : out)
+      if (e.frontend == f) return;  // a node address that is also an external IP
+    out.push_back({f, MasterValue(s, slots.size(), flags | extra), slots, true});
+  };
+  if (s.HasNodePort())
+    for (const IpAddr& ip : node_.addresses)
+      if (ip.family == s.frontend.ip.family) add(ip, s.node_port, TND_SVC_F_NODEPORT);
+  for (const IpAddr& ip : s.external_ips) add(ip, s.frontend.port, 0);
+  return out;
+}
+
+size_t ServiceManager::LocalBackends(const Service& s) const {
+  size_t n = 0;
+  for (const Backend& b : s.backends)
+    if (b.state == BackendState::kActive && b.weight > 0 && node_.IsLocal(b.ip)) n++;
+  return n;
+}
+
+absl::Status ServiceManager::SyncSourceRanges(const Service* old, const Service* neu) {
+  std::set<Cidr> want, had;
+  if (neu)
+    for (const Cidr& c : neu->source_ranges) want.insert(c);
+  if (old)
+    for (const Cidr& c : old->source_ranges) had.insert(c);
+  uint16_t nid = neu ? neu->id : 0, oid = old ? old->id : 0;
+  for (const Cidr& c : want) {
+    auto st = c.family == Family::kV4 ? Upsert(maps_.srng4, Range4(nid, c), 1u, stats_)
+                                      : Upsert(maps_.srng6, Range6(nid, c), 1u, stats_);
+    TND_RETURN_IF_ERROR(st);
+  }
+  for (const Cidr& c : had) {
+    if (want.count(c) && nid == oid) continue;
+    auto st = c.family == Family::kV4 ? Remove(maps_.srng4, Range4(oid, c), stats_)
+                                      : Remove(maps_.srng6, Range6(oid, c), stats_);
+    TND_RETURN_IF_ERROR(st);
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+absl::Status PutSvc(LbMaps& m, const Frontend& f, uint16_t slot, const tnd_svc_val& v, SyncStats& st) {
+  return f.ip.family == Family::kV4 ? Upsert(m.svc4, Key4(f, slot), v, st) : Upsert(m.svc6, Key6(f, slot), v, st);
+}
+absl::Status DropSvc(LbMaps& m, const Frontend& f, uint16_t slot, SyncStats& st) {
+  return f.ip.family == Family::kV4 ? Remove(m.svc4, Key4(f, slot), st) : Remove(m.svc6, Key6(f, slot), st);
+}
+}  // namespace
+
 absl::Status ServiceManager::Apply(const Service* old, const Service* neu) {
-  const bool v4_old = old && old->frontend.ip.family == Family::kV4;
-  const bool v4_new = neu && neu->frontend.ip.family == Family::kV4;
-  size_t old_count = old ? ActiveSlots(*old).size() : 0;
-  size_t new_count = 0;
-  bool same_frontend = old && neu && old->frontend == neu->frontend;
+  std::vector<FrontendEntry> old_entries = old ? Entries(*old) : std::vector<FrontendEntry>{};
+  std::vector<FrontendEntry> new_entries = neu ? Entries(*neu) : std::vector<FrontendEntry>{};
 
   if (neu) {
-    // 1. backends, 2. reverse NAT, 3. Maglev table, 4. slots, 5. master.
+    // 1. backends, 2. reverse NAT, 3. Maglev table, 4. source ranges,
+    // 5. per frontend: slots, then the master that publishes them.
     for (const Backend& b : neu->backends)
-      TND_RETURN_IF_ERROR(Upsert(maps_.backends, b.id, BackendValue(*neu, b), stats_));
+      TND_RETURN_IF_ERROR(Upsert(maps_.backends, b.id, BackendValue(*neu, b, node_.place(b.ip)), stats_));
     TND_RETURN_IF_ERROR(Upsert(maps_.revnat, static_cast<uint32_t>(neu->id), RevnatValue(*neu), stats_));
     if (neu->algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(WriteMaglev(*neu));
-    std::vector<uint32_t> slots = ActiveSlots(*neu);
-    new_count = slots.size();
-    for (size_t i = 0; i < slots.size(); ++i) {
-      uint16_t slot = static_cast<uint16_t>(i + 1);
-      absl::Status s = v4_new ? Upsert(maps_.svc4, Key4(neu->frontend, slot), SlotValue(*neu, slots[i]), stats_)
-                              : Upsert(maps_.svc6, Key6(neu->frontend, slot), SlotValue(*neu, slots[i]), stats_);
-      TND_RETURN_IF_ERROR(s);
+    TND_RETURN_IF_ERROR(SyncSourceRanges(nullptr, neu));
+    for (const FrontendEntry& e : new_entries) {
+      for (size_t i = 0; i < e.slots.size(); ++i)
+        TND_RETURN_IF_ERROR(PutSvc(maps_, e.frontend, static_cast<uint16_t>(i + 1), SlotValue(*neu, e.slots[i]), stats_));
+      TND_RETURN_IF_ERROR(PutSvc(maps_, e.frontend, 0, e.master, stats_));
     }
-    TND_RETURN_IF_ERROR(v4_new ? Upsert(maps_.svc4, Key4(neu->frontend, 0), MasterValue(*neu, new_count), stats_)
-                               : Upsert(maps_.svc6, Key6(neu->frontend, 0), MasterValue(*neu, new_count), stats_));
   }
   if (!old) return absl::OkStatus();
 
-  // Removal, the other way round: master (if the service goes), slots past
-  // the new count, Maglev table, reverse NAT, backends.
-  size_t keep = same_frontend ? new_count : 0;
-  for (size_t slot = same_frontend ? keep + 1 : 0; slot <= old_count; ++slot) {
-    auto s = v4_old ? Remove(maps_.svc4, Key4(old->frontend, static_cast<uint16_t>(slot)), stats_)
-                    : Remove(maps_.svc6, Key6(old->frontend, static_cast<uint16_t>(slot)), stats_);
-    TND_RETURN_IF_ERROR(s);
+  // Removal, the other way round: masters of frontends that go, slots past
+  // the new count, Maglev table, source ranges, reverse NAT, backends.
+  for (const FrontendEntry& oe : old_entries) {
+    size_t keep = 0;
+    bool stays = false;
+    for (const FrontendEntry& ne : new_entries)
+      if (ne.frontend == oe.frontend) {
+        stays = true;
+        keep = ne.slots.size();
+      }
+    if (!stays) TND_RETURN_IF_ERROR(DropSvc(maps_, oe.frontend, 0, stats_));
+    for (size_t slot = keep + 1; slot <= oe.slots.size(); ++slot)
+      TND_RETURN_IF_ERROR(DropSvc(maps_, oe.frontend, static_cast<uint16_t>(slot), stats_));
   }
   if (old->algorithm == Algorithm::kMaglev && (!neu || neu->algorithm != Algorithm::kMaglev)) {
     uint32_t key = old->id;
     if (bpf_map_delete_elem(maps_.maglev.get(), &key) == 0) stats_.deletes++;
   }
+  TND_RETURN_IF_ERROR(SyncSourceRanges(old, neu));
   if (!neu || neu->id != old->id)
     TND_RETURN_IF_ERROR(Remove(maps_.revnat, static_cast<uint32_t>(old->id), stats_));
   std::set<uint32_t> still;
@@ -189,11 +295,64 @@ absl::Status ServiceManager::Apply(const Service* old, const Service* neu) {
 }
 
 absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id) const {
+  std::vector<FrontendEntry> mine = Entries(s);
   for (const auto& [id, other] : services_) {
     if (id == ignore_id) continue;
-    if (other.frontend == s.frontend)
-      return absl::AlreadyExistsError(
-          absl::StrCat("frontend ", s.frontend.ToString(), " is already service ", id));
+    if (s.HasNodePort() && other.HasNodePort() && s.node_port && s.node_port == other.node_port &&
+        s.frontend.proto == other.frontend.proto)
+      return absl::AlreadyExistsError(absl::StrCat("node port ", s.node_port, "/", L4ProtoName(s.frontend.proto),
+                                                   " is already used by service ", id, " (",
+                                                   other.frontend.ToString(), ")"));
+    for (const FrontendEntry& theirs : Entries(other))
+      for (const FrontendEntry& e : mine)
+        if (e.frontend == theirs.frontend)
+          return absl::AlreadyExistsError(
+              absl::StrCat("frontend ", e.frontend.ToString(), " is already service ", id,
+                           e.frontend == s.frontend ? "" : absl::StrCat(" (", other.frontend.ToString(), ")")));
+  }
+  return absl::OkStatus();
+}
+
+std::set<uint16_t> ServiceManager::PortsInUse(uint16_t ignore, L4Proto proto) const {
+  std::set<uint16_t> used;
+  for (const auto& [id, o] : services_) {
+    if (id == ignore) continue;
+    if (o.node_port && o.frontend.proto == proto) used.insert(o.node_port);
+    if (o.health_check_port) used.insert(o.health_check_port);
+  }
+  return used;
+}
+
+absl::Status ServiceManager::AllocatePorts(Service& s, const Service* previous) const {
+  std::set<uint16_t> used = PortsInUse(s.id, s.frontend.proto);
+  std::set<uint16_t> used_any = PortsInUse(s.id, s.frontend.proto == L4Proto::kTcp ? L4Proto::kUdp : L4Proto::kTcp);
+  used.insert(used_any.begin(), used_any.end());
+  auto pick = [&](const char* what) -> absl::StatusOr<uint16_t> {
+    for (uint32_t p = limits_.node_port_min; p <= limits_.node_port_max; ++p)
+      if (!used.count(static_cast<uint16_t>(p))) {
+        used.insert(static_cast<uint16_t>(p));
+        return static_cast<uint16_t>(p);
+      }
+    return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits_.node_port_min,
+                                                     "-", limits_.node_port_max, " for the ", what));
+  };
+  if (s.HasNodePort() && !s.node_port) {
+    if (previous && previous->HasNodePort() && previous->node_port) {
+      s.node_port = previous->node_port;
+    } else {
+      TND_ASSIGN_OR_RETURN(s.node_port, pick("node port"));
+    }
+  }
+  used.insert(s.node_port);
+  bool wants_hc = s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal;
+  if (!wants_hc) {
+    s.health_check_port = 0;
+  } else if (!s.health_check_port) {
+    if (previous && previous->health_check_port) {
+      s.health_check_port = previous->health_check_port;
+    } else {
+      TND_ASSIGN_OR_RETURN(s.health_check_port, pick("health check port"));
+    }
   }
   return absl::OkStatus();
 }
@@ -237,6 +396,7 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
     TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));
     if (s.id == 0 || services_.count(s.id))
       return absl::DataLossError(absl::StrCat("state: service ", s.frontend.ToString(), " has a bad or duplicate id"));
+    TND_RETURN_IF_ERROR(AllocatePorts(s, &s));
     services_[s.id] = s;
   }
   for (auto& [id, s] : services_) {
@@ -246,20 +406,39 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
   // Garbage: entries of services that are no longer declared.
   std::set<std::string> want4, want6;
   std::set<uint32_t> want_backends, want_ids;
+  std::set<std::string> want_ranges;
   for (const auto& [id, s] : services_) {
-    size_t n = ActiveSlots(s).size();
-    for (size_t slot = 0; slot <= n; ++slot) {
-      if (s.frontend.ip.family == Family::kV4) {
-        auto k = Key4(s.frontend, static_cast<uint16_t>(slot));
-        want4.insert(std::string(reinterpret_cast<const char*>(&k), sizeof(k)));
+    for (const FrontendEntry& e : Entries(s)) {
+      for (size_t slot = 0; slot <= e.slots.size(); ++slot) {
+        if (e.frontend.ip.family == Family::kV4) {
+          auto k = Key4(e.frontend, static_cast<uint16_t>(slot));
+          want4.insert(KeyBytes(&k, sizeof(k)));
+        } else {
+          auto k = Key6(e.frontend, static_cast<uint16_t>(slot));
+          want6.insert(KeyBytes(&k, sizeof(k)));
+        }
+      }
+    }
+    for (const Cidr& c : s.source_ranges) {
+      if (c.family == Family::kV4) {
+        auto k = Range4(id, c);
+        want_ranges.insert(KeyBytes(&k, sizeof(k)));
       } else {
-        auto k = Key6(s.frontend, static_cast<uint16_t>(slot));
-        want6.insert(std::string(reinterpret_cast<const char*>(&k), sizeof(k)));
+        auto k = Range6(id, c);
+        want_ranges.insert(KeyBytes(&k, sizeof(k)));
       }
     }
     for (const Backend& b : s.backends) want_backends.insert(b.id);
     want_ids.insert(id);
   }
+  std::vector<tnd_srange_v4_key> stale_r4;
+  std::vector<tnd_srange_v6_key> stale_r6;
+  TND_RETURN_IF_ERROR(maps_.srng4.ForEach([&](const tnd_srange_v4_key& k, const uint32_t&) {
+    if (!want_ranges.count(KeyBytes(&k, sizeof(k)))) stale_r4.push_back(k);
+  }));
+  TND_RETURN_IF_ERROR(maps_.srng6.ForEach([&](const tnd_srange_v6_key& k, const uint32_t&) {
+    if (!want_ranges.count(KeyBytes(&k, sizeof(k)))) stale_r6.push_back(k);
+  }));
   std::vector<tnd_svc4_key> stale4;
   std::vector<tnd_svc6_key> stale6;
   std::vector<uint32_t> stale_backends, stale_revnat;
@@ -274,6 +453,8 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
   std::stable_partition(stale6.begin(), stale6.end(), [](const auto& k) { return k.slot == 0; });
   for (const auto& k : stale4) TND_RETURN_IF_ERROR(Remove(maps_.svc4, k, stats_));
   for (const auto& k : stale6) TND_RETURN_IF_ERROR(Remove(maps_.svc6, k, stats_));
+  for (const auto& k : stale_r4) TND_RETURN_IF_ERROR(Remove(maps_.srng4, k, stats_));
+  for (const auto& k : stale_r6) TND_RETURN_IF_ERROR(Remove(maps_.srng6, k, stats_));
   std::vector<uint32_t> maglev_keys;
   {
     uint32_t k, next;
@@ -310,6 +491,9 @@ absl::StatusOr<Service> ServiceManager::Add(Service s) {
   for (Backend& b : s.backends) b.id = 0;  // ids are the agent's to give
   if (s.id == 0) s.id = FreeServiceId();
   if (s.id == 0) return absl::ResourceExhaustedError("all 65535 service ids are in use");
+  s.health_check_port = 0;  // the agent's to give
+  TND_RETURN_IF_ERROR(AllocatePorts(s, nullptr));
+  TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));
   AssignBackendIds(s, nullptr);
   if (auto st = Apply(nullptr, &s); !st.ok()) {
     (void)Apply(&s, nullptr);
@@ -348,7 +532,13 @@ absl::StatusOr<Service> ServiceManager::Update(uint16_t id, const ServiceUpdate&
   }
   if (u.algorithm) neu.algorithm = *u.algorithm;
   if (u.affinity_timeout) neu.affinity_timeout = *u.affinity_timeout;
+  if (u.traffic_policy) neu.traffic_policy = *u.traffic_policy;
+  if (u.source_ranges) neu.source_ranges = *u.source_ranges;
+  if (u.external_ips) neu.external_ips = *u.external_ips;
+  if (u.dsr) neu.dsr = *u.dsr;
   TND_RETURN_IF_ERROR(ValidateService(neu, limits_));
+  TND_RETURN_IF_ERROR(AllocatePorts(neu, &old));
+  TND_RETURN_IF_ERROR(CheckConflicts(neu, id));
   AssignBackendIds(neu, &old);
   if (auto st = Apply(&old, &neu); !st.ok()) {
     (void)Apply(&neu, &old);
@@ -373,7 +563,8 @@ absl::StatusOr<Service> ServiceManager::Delete(uint16_t id) {
 
 absl::StatusOr<uint16_t> ServiceManager::IdOf(const Frontend& f) const {
   for (const auto& [id, s] : services_)
-    if (s.frontend == f) return id;
+    for (const FrontendEntry& e : Entries(s))
+      if (e.frontend == f) return id;
   return absl::NotFoundError(absl::StrCat("no service with frontend ", f.ToString()));
 }
 

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,35 @@ struct LbMaps {
   Map<uint32_t, tnd_backend> backends;
   Map<uint32_t, tnd_revnat> revnat;
   UniqueFd maglev;  // hash of maps: service id -> array of backend ids
+  Map<tnd_srange_v4_key, uint32_t> srng4;
+  Map<tnd_srange_v6_key, uint32_t> srng6;
+};
+
+// Opens the LB maps pinned under `pin_root` (by bpf_host.o, which has them all).
+absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root);
+
+// Where a backend is, seen from this node.
+enum class BackendPlace {
+  kRemote,  // reached through one of the native devices: another node
+  kLocal,   // reached through another device of this node (a pod's veth)
+  kHost,    // one of this node's own addresses (host network)
+};
+
+// What the service manager needs to know about this node: its addresses
+// (NodePort frontends) and where each backend is (externalTrafficPolicy
+// Local keeps to local and host backends).
+struct NodeView {
+  std::vector<IpAddr> addresses;
+  std::function<BackendPlace(const IpAddr&)> place = [](const IpAddr&) { return BackendPlace::kRemote; };
+  bool IsLocal(const IpAddr& ip) const { return place(ip) != BackendPlace::kRemote; }
+};
+
+// One frontend of a service as the maps hold it.
+struct FrontendEntry {
+  Frontend frontend;
+  tnd_svc_val master{};
+  std::vector<uint32_t> slots;
+  bool external = false;
 };
 
 // What `service update` may change.
@@ -32,6 +63,10 @@ struct ServiceUpdate {
   std::vector<std::pair<std::string, BackendState>> states;  // "ADDR:PORT" -> state
   std::optional<Algorithm> algorithm;
   std::optional<uint32_t> affinity_timeout;
+  std::optional<TrafficPolicy> traffic_policy;
+  std::optional<std::vector<Cidr>> source_ranges;
+  std::optional<std::vector<IpAddr>> external_ips;
+  std::optional<bool> dsr;
 };
 
 struct SyncStats {
@@ -41,8 +76,8 @@ struct SyncStats {
 
 class ServiceManager {
  public:
-  ServiceManager(LbMaps maps, ServiceLimits limits, uint32_t maglev_size)
-      : maps_(std::move(maps)), limits_(limits), maglev_size_(maglev_size) {}
+  ServiceManager(LbMaps maps, ServiceLimits limits, uint32_t maglev_size, NodeView node = {})
+      : maps_(std::move(maps)), limits_(limits), maglev_size_(maglev_size), node_(std::move(node)) {}
 
   // Makes the maps hold exactly `services` (restart), removing entries that
   // belong to no declared service.
@@ -56,6 +91,11 @@ class ServiceManager {
   const Service* Get(uint16_t id) const;
   std::vector<Service> List() const;
   const SyncStats& last_stats() const { return stats_; }
+  // Every frontend of the service, with the slots and master entry written
+  // for it (external frontends: per-packet LB; Local policy: local backends).
+  std::vector<FrontendEntry> Entries(const Service& s) const;
+  // How many active backends of the service are on this node.
+  size_t LocalBackends(const Service& s) const;
 
  private:
   // Writes what `neu` needs and removes what only `old` had, in safe order.
@@ -64,10 +104,15 @@ class ServiceManager {
   absl::Status CheckConflicts(const Service& s, uint16_t ignore_id) const;
   void AssignBackendIds(Service& s, const Service* previous) const;
   uint16_t FreeServiceId() const;
+  // Node ports and health check ports in use by services other than `ignore`.
+  std::set<uint16_t> PortsInUse(uint16_t ignore, L4Proto proto) const;
+  absl::Status AllocatePorts(Service& s, const Service* previous) const;
+  absl::Status SyncSourceRanges(const Service* old, const Service* neu);
 
   LbMaps maps_;
   ServiceLimits limits_;
   uint32_t maglev_size_;
+  NodeView node_;
   std::map<uint16_t, Service> services_;
   SyncStats stats_;
 };

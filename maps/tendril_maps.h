@@ -193,7 +193,8 @@ struct tnd_backend {
 	__u8 flags;  /* TND_BACKEND_F_* */
 };
 
-#define TND_BACKEND_F_LOCAL (1 << 0) /* reached through a non-native device of this node */
+#define TND_BACKEND_F_LOCAL (1 << 0) /* on this node: reached through a non-native device */
+#define TND_BACKEND_F_HOST (1 << 1)  /* one of this node's own addresses (host network) */
 
 /* Service id -> frontend, for reverse translation. */
 struct tnd_revnat {

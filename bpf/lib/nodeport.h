@@ -427,7 +427,9 @@ static __always_inline bool tnd_srcrange_ok(const int fam, __u16 svc_id, const _
 }
 
 /* Route to `dst` as the kernel would forward it. 0: found, MACs in fwd;
- * 1: found but the neighbour is not resolved (tc resolves it); < 0: none. */
+ * 1: found but the neighbour is not resolved (tc resolves it); 2: not
+ * forwarded (a local address of this node: the stack delivers it); < 0:
+ * no route. */
 static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src, const __u8 *dst,
 				   const struct tnd_pkt *p, __be16 sport, __be16 dport,
 				   struct tnd_fwd *fwd)
@@ -461,6 +463,8 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 	fwd->have_mac = 0;
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return 1;
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
+		return 2;
 	return -1;
 }
 
@@ -605,7 +609,7 @@ static __always_inline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, cons
 		fe_port = ct->nat_port;
 	}
 	r = tnd_fib(ctx, fam, ct ? fe : p->t.daddr, client, p, ct ? fe_port : p->t.dport, client_port, fwd);
-	if (r < 0)
+	if (r < 0 || r == 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 #if TND_CTX_XDP
 	if (r > 0)
@@ -662,6 +666,7 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 	struct tnd_device *dev;
 	__u8 be_addr[16] = {}, node[16] = {};
 	__be16 be_port;
+	__u8 be_flags;
 	__u32 bid = 0, in_if = ctx_in_ifindex(ctx);
 	bool new_flow = false, remote, snat, dsr;
 	__be16 nport = 0;
@@ -706,11 +711,17 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 	}
 	__builtin_memcpy(be_addr, be->addr, 16);
 	be_port = be->port;
+	be_flags = be->flags;
 
 	r = tnd_fib(ctx, fam, p->t.saddr, be_addr, p, p->t.sport, be_port, fwd);
 	if (r < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
-	dev = bpf_map_lookup_elem(&tnd_devices, &fwd->ifindex);
+	/* r == 2: not forwarded. For a backend on this node's own address
+	 * (host network): DNAT and hand the packet to the stack; anything else
+	 * has no route. */
+	if (r == 2 && !(be_flags & TND_BACKEND_F_HOST))
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
+	dev = r == 2 ? NULL : bpf_map_lookup_elem(&tnd_devices, &fwd->ifindex);
 	remote = dev != NULL;
 	dsr = remote && (svc.flags & TND_SVC_F_DSR) && !(svc.flags & TND_SVC_F_LOCAL);
 	snat = remote && !(svc.flags & (TND_SVC_F_LOCAL | TND_SVC_F_DSR));
@@ -771,6 +782,8 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 #endif
 	}
+	if (r == 2)
+		return TND_PASS;
 	if (tnd_write_macs(ctx, fwd) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 	return TND_REDIRECT;

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/agent.h"
 #include "agent/attach.h"
 #include "agent/bpffs.h"
 #include "agent/loader.h"
@@ -82,10 +83,13 @@ int Main(bool json_out) {
     std::fprintf(stderr, "%s\n", std::string(obj.status().message()).c_str());
     return 1;
   }
-  auto open = [&](const char* name) { return *OpenPinned(pins.path() + "/" + name); };
-  ServiceManager mgr({{open(TND_MAP_SVC_V4), "svc4"}, {open(TND_MAP_SVC_V6), "svc6"},
-                      {open(TND_MAP_BACKENDS), "be"}, {open(TND_MAP_REVNAT), "rn"}, open(TND_MAP_MAGLEV)},
-                     ServiceLimits{}, 16381);
+  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path(), HostTailCalls()});
+  auto maps = host.ok() ? OpenLbMaps(pins.path()) : host.status();
+  if (!maps.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(maps.status().message()).c_str());
+    return 1;
+  }
+  ServiceManager mgr(std::move(*maps), ServiceLimits{}, 16381);
   Service s;
   s.frontend = *ParseFrontend("10.96.9.9:80/TCP");
   s.backends.push_back(*ParseBackend("10.0.9.2:8080"));

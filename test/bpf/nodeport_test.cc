@@ -107,7 +107,8 @@ class NodePortTest : public ::testing::Test {
   // A service frontend with one backend per entry of `backends` (ids from
   // `first_id`), written as the agent writes them: backends, slots, master.
   void AddService(const char* addr, uint16_t port, uint8_t proto, uint16_t svc_id, uint8_t flags,
-                  std::vector<std::pair<const char*, uint16_t>> backends, uint32_t first_id) {
+                  std::vector<std::pair<const char*, uint16_t>> backends, uint32_t first_id,
+                  uint8_t backend_flags = 0) {
     bool v6 = std::string(addr).find(':') != std::string::npos;
     uint16_t slot = 0;
     for (auto& [baddr, bport] : backends) {
@@ -118,6 +119,7 @@ class NodePortTest : public ::testing::Test {
       b.svc_id = svc_id;
       b.proto = proto;
       b.family = v6 ? 6 : 4;
+      b.flags = backend_flags;
       uint32_t id = first_id + slot;
       ASSERT_TRUE(backends_->Update(id, b).ok());
       ++slot;
@@ -279,6 +281,21 @@ TEST_F(NodePortTest, LocalBackendIsDnatedOnlyAndRepliesLeaveFromTheFrontend) {
   ProgRun e = Run(tc_out_, reply);
   EXPECT_EQ(e.retval, static_cast<uint32_t>(TC_ACT_OK));
   EXPECT_EQ(e.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30081, 40000, 0x12).Payload("ok").Build());
+}
+
+TEST_F(NodePortTest, HostNetworkBackendIsDnatedAndHandedToTheStack) {
+  AddService("10.0.0.1", 30088, kTcp, 21, kExt, {{"10.1.1.1", 8080}}, 120,  // lx0's own address
+             TND_BACKEND_F_LOCAL | TND_BACKEND_F_HOST);
+  Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30088).Build();
+  ProgRun x = Run(xdp_in_, in);
+  EXPECT_EQ(x.retval, static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(x.out, in);
+  ProgRun r = Run(tc_in_, in);
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(r.out, Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.1.1.1").Tcp(40000, 8080).Build());
+  Bytes reply = Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.1", "10.0.0.100").Tcp(8080, 40000, 0x12).Build();
+  EXPECT_EQ(Run(tc_out_, reply).out,
+            Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30088, 40000, 0x12).Build());
 }
 
 TEST_F(NodePortTest, UdpChecksumsAreUpdatedAndAZeroChecksumStaysZero) {

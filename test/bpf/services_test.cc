@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "agent/agent.h"
 #include "agent/loader.h"
 #include "agent/maglev.h"
 #include "agent/services.h"
@@ -24,19 +25,14 @@ class ServicesMapTest : public ::testing::Test {
   void SetUp() override {
     TND_REQUIRE_ROOT();
     pins_ = std::make_unique<TempPinRoot>();
-    auto obj = BpfObject::Load({BpfObjectPath("bpf_sock"), pins_->path(), {}});
+    auto obj = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path(), HostTailCalls()});
     ASSERT_TRUE(obj.ok()) << obj.status();
     obj_ = std::make_unique<BpfObject>(std::move(*obj));
     manager_ = NewManager();
   }
 
   std::unique_ptr<ServiceManager> NewManager() {
-    auto open = [&](const char* name) { return *OpenPinned(pins_->path() + "/" + name); };
-    LbMaps maps{{open(TND_MAP_SVC_V4), "svc4"},
-                {open(TND_MAP_SVC_V6), "svc6"},
-                {open(TND_MAP_BACKENDS), "backends"},
-                {open(TND_MAP_REVNAT), "revnat"},
-                open(TND_MAP_MAGLEV)};
+    LbMaps maps = *OpenLbMaps(pins_->path());
     return std::make_unique<ServiceManager>(std::move(maps), ServiceLimits{64, 4096}, kMaglevM);
   }
 

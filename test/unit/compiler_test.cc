@@ -32,7 +32,7 @@ TEST(CacheKeyTest, BoundariesBetweenInputsMatter) {
 }
 
 TEST(ConfigHeaderTest, RendersFeaturesAndDevices) {
-  NodeFacts n{"node1", {{"eth0", 3, "02:00:00:00:00:01"}}};
+  NodeFacts n{"node1", {{{}, "eth0", 3, "02:00:00:00:00:01"}}};
   std::string h = RenderConfigHeader(n, Features{true, false, true});
   EXPECT_NE(h.find("#define TENDRIL_ENABLE_IPV4 1"), std::string::npos);
   EXPECT_NE(h.find("#define TENDRIL_ENABLE_IPV6 0"), std::string::npos);

@@ -61,10 +61,52 @@ TEST(ServiceValidateTest, CatchesWhatCannotWork) {
   ExpectBad(ValidateService(Svc("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.2:8080"}), lim), "listed twice");
   ExpectBad(ValidateService(Svc("10.96.0.10:80/TCP", {"10.0.1.2:1", "10.0.1.2:2", "10.0.1.2:3", "10.0.1.2:4"}), lim),
             "more than the maximum of 3");
-  Service t = Svc("10.96.0.10:80/TCP", {});
-  t.type = "NodePort";
-  ExpectBad(ValidateService(t, lim), "NodePort");
   EXPECT_TRUE(ValidateService(Svc("10.96.0.10:80/TCP", {}), lim).ok()) << "no backends is allowed: connects are refused";
+}
+
+TEST(ServiceValidateTest, ExternalFrontendsAreChecked) {
+  ServiceLimits lim{8, 4096, 30000, 32767};
+  Service np = Svc("10.96.0.10:80/TCP", {"10.0.1.2:8080"});
+  np.type = ServiceType::kNodePort;
+  EXPECT_TRUE(ValidateService(np, lim).ok()) << "node port 0: the agent allocates";
+  np.node_port = 30080;
+  EXPECT_TRUE(ValidateService(np, lim).ok());
+  np.node_port = 8080;
+  ExpectBad(ValidateService(np, lim), "outside the node port range 30000-32767");
+  np.node_port = 30080;
+  np.external_ips = {*ParseIp("192.0.2.10")};
+  ExpectBad(ValidateService(np, lim), "external IPs are for ExternalIP and LoadBalancer");
+
+  Service ext = Svc("10.96.0.10:80/TCP", {"10.0.1.2:8080"});
+  ext.type = ServiceType::kExternalIP;
+  ExpectBad(ValidateService(ext, lim), "needs at least one external IP");
+  ext.external_ips = {*ParseIp("fd00::10")};
+  ExpectBad(ValidateService(ext, lim), "external IP fd00::10 is IPv6");
+  ext.external_ips = {*ParseIp("192.0.2.10"), *ParseIp("192.0.2.10")};
+  ExpectBad(ValidateService(ext, lim), "listed twice");
+  ext.external_ips = {*ParseIp("192.0.2.10")};
+  ext.node_port = 30001;
+  ExpectBad(ValidateService(ext, lim), "a node port is for NodePort and LoadBalancer");
+  ext.node_port = 0;
+  ext.source_ranges = {*ParseCidr("fd00::/64")};
+  ExpectBad(ValidateService(ext, lim), "source range fd00::/64 is IPv6");
+  ext.source_ranges = {*ParseCidr("198.51.100.0/24")};
+  EXPECT_TRUE(ValidateService(ext, lim).ok());
+  ext.dsr = true;
+  ext.traffic_policy = TrafficPolicy::kLocal;
+  ExpectBad(ValidateService(ext, lim), "exclude each other");
+
+  Service cip = Svc("10.96.0.10:80/TCP", {});
+  cip.traffic_policy = TrafficPolicy::kLocal;
+  ExpectBad(ValidateService(cip, lim), "ClusterIP has none");
+  Service v6 = Svc("[fd00::10]:80/TCP", {});
+  v6.type = ServiceType::kNodePort;
+  v6.dsr = true;
+  ExpectBad(ValidateService(v6, lim), "DSR is IPv4 only");
+
+  EXPECT_EQ(*ParseServiceType("loadbalancer"), ServiceType::kLoadBalancer);
+  ExpectBad(ParseServiceType("Headless").status(), "unknown service type \"Headless\"");
+  ExpectBad(ParseTrafficPolicy("Nearest").status(), "Cluster or Local");
 }
 
 TEST(ServiceSlotsTest, OnlyActiveBackendsAndWeightsByGcd) {
