@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
@@ -87,12 +88,17 @@ int Run(int argc, char** argv) {
   sd_notify(0, "READY=1\nSTATUS=datapath attached, serving API");
 
   for (;;) {
-    pollfd fds[2] = {{sfd.get(), POLLIN, 0}, {api->fd(), POLLIN, 0}};
-    int r = ::poll(fds, 2, -1);
+    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0}, {api->fd(), POLLIN, 0}};
+    for (int fd : agent.PollFds()) fds.push_back({fd, POLLIN, 0});
+    int r = ::poll(fds.data(), fds.size(), agent.NextTimeoutMs());
     if (r < 0) {
       if (errno == EINTR) continue;
       TND_LOG_ERROR("poll: ", std::strerror(errno));
       return 1;
+    }
+    if (r == 0) {
+      agent.OnTimer();
+      continue;
     }
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
@@ -102,6 +108,9 @@ int Run(int argc, char** argv) {
       }
     }
     if (fds[1].revents & POLLIN) api->ServeOne();
+    for (size_t i = 2; i < fds.size(); ++i)
+      if (fds[i].revents & POLLIN) agent.OnReadable(fds[i].fd);
+    agent.OnTimer();
   }
   sd_notify(0, "STOPPING=1");
   if (cfg.cleanup_on_exit) {

@@ -19,6 +19,7 @@
 #include "common/cidr.h"
 #include "agent/service.h"
 #include "maps/abi.h"
+#include "maps/conntrack.h"
 #include "maps/pinned_map.h"
 #include "tendril_build_config.h"
 
@@ -56,6 +57,8 @@ json MapFill(const Globals& g) {
     auto fd = OpenPinnedMap(PinPath(g, spec.name), spec.key_size, spec.value_size);
     if (!fd.ok()) {
       m["error"] = std::string(fd.status().message());
+    } else if (spec.type == BPF_MAP_TYPE_RINGBUF) {
+      m["kind"] = "ring buffer";  // bytes, not entries
     } else if (spec.type == BPF_MAP_TYPE_ARRAY || spec.type == BPF_MAP_TYPE_PERCPU_ARRAY) {
       m["kind"] = "array";  // every slot always exists
       m["entries"] = spec.max_entries;
@@ -222,10 +225,30 @@ std::string BackendsCell(const json& svc) {
   return parts.empty() ? "(none)" : absl::StrJoin(parts, ", ");
 }
 
+// "NodePort :30080, 192.0.2.10:80, Local, DSR, from 198.51.100.0/24"
+std::string ExternalCell(const json& s) {
+  if (s.value("type", "ClusterIP") == "ClusterIP") return "-";
+  std::vector<std::string> parts;
+  if (s.contains("node_port")) parts.push_back(absl::StrCat("nodeport :", s.value("node_port", 0)));
+  for (const auto& ip : s.value("external_ips", json::array())) {
+    std::string a = ip.get<std::string>();
+    std::string port = s.value("frontend", "");
+    port = port.substr(port.rfind(':') + 1);
+    port = port.substr(0, port.find('/'));
+    parts.push_back(a.find(':') != std::string::npos ? absl::StrCat("[", a, "]:", port) : absl::StrCat(a, ":", port));
+  }
+  parts.push_back(s.value("traffic_policy", "Cluster"));
+  if (s.value("dsr", false)) parts.push_back("DSR");
+  if (s.contains("source_ranges"))
+    parts.push_back("from " + absl::StrJoin(s["source_ranges"].get<std::vector<std::string>>(), " "));
+  if (s.value("health_check_port", 0)) parts.push_back(absl::StrCat("health :", s.value("health_check_port", 0)));
+  return absl::StrJoin(parts, ", ");
+}
+
 void PrintServices(const json& list) {
-  Table t({"ID", "FRONTEND", "TYPE", "ALGORITHM", "AFFINITY", "BACKENDS"});
+  Table t({"ID", "FRONTEND", "TYPE", "EXTERNAL", "ALGORITHM", "AFFINITY", "BACKENDS"});
   for (const auto& s : list)
-    t.AddRow({std::to_string(s.value("id", 0)), s.value("frontend", ""), s.value("type", ""),
+    t.AddRow({std::to_string(s.value("id", 0)), s.value("frontend", ""), s.value("type", ""), ExternalCell(s),
               s.value("algorithm", ""),
               s.value("affinity_timeout", 0) ? std::to_string(s.value("affinity_timeout", 0)) + "s" : "-",
               BackendsCell(s)});
@@ -244,12 +267,44 @@ int PrintResult(const Globals& g, const absl::StatusOr<json>& r) {
 }
 
 struct ServiceArgs {
-  std::string frontend, type = "ClusterIP", algorithm;
-  std::vector<std::string> backends, states;
+  std::string frontend, type = "ClusterIP", algorithm, traffic_policy;
+  std::vector<std::string> backends, states, external_ips, source_ranges;
   int64_t affinity = -1;
   int64_t id = 0;
+  int64_t node_port = 0;
   bool clear_backends = false;
+  bool clear_source_ranges = false;
+  std::string dsr;  // "", "true", "false"
 };
+
+// Checks the external-frontend options here, so that bad input is named
+// before the agent is asked (exit 2), and adds them to `out`.
+absl::Status ExternalArgs(const ServiceArgs& a, json* out) {
+  std::vector<std::string> errors;
+  if (!a.traffic_policy.empty()) {
+    if (auto p = ParseTrafficPolicy(a.traffic_policy); !p.ok()) errors.emplace_back(p.status().message());
+    else (*out)["traffic_policy"] = TrafficPolicyName(*p);
+  }
+  if (!a.external_ips.empty()) {
+    json ips = json::array();
+    for (const auto& t : a.external_ips) {
+      if (auto ip = ParseIp(t); !ip.ok()) errors.push_back("external IP: " + std::string(ip.status().message()));
+      else ips.push_back(ip->ToString());
+    }
+    (*out)["external_ips"] = ips;
+  }
+  if (!a.source_ranges.empty() || a.clear_source_ranges) {
+    json rs = json::array();
+    for (const auto& t : a.source_ranges) {
+      if (auto c = ParseCidr(t); !c.ok()) errors.push_back("source range: " + std::string(c.status().message()));
+      else rs.push_back(c->ToString());
+    }
+    (*out)["source_ranges"] = rs;
+  }
+  if (!a.dsr.empty()) (*out)["dsr"] = a.dsr == "true";
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "; ") + " (nothing changed)");
+  return absl::OkStatus();
+}
 
 absl::Status ParseBackendList(const std::vector<std::string>& in, json* out) {
   std::vector<std::string> errors;
@@ -268,10 +323,14 @@ int CmdServiceAdd(const Globals& g, const ServiceArgs& a) {
   if (!fe.ok()) return Fail(fe.status());
   json backends;
   if (auto s = ParseBackendList(a.backends, &backends); !s.ok()) return Fail(s);
-  json svc = {{"frontend", a.frontend}, {"type", a.type},
+  auto type = ParseServiceType(a.type);
+  if (!type.ok()) return Fail(type.status());
+  json svc = {{"frontend", a.frontend}, {"type", ServiceTypeName(*type)},
               {"algorithm", a.algorithm.empty() ? "random" : a.algorithm},
               {"affinity_timeout", a.affinity < 0 ? 0 : a.affinity}};
   if (a.id) svc["id"] = a.id;
+  if (a.node_port) svc["node_port"] = a.node_port;
+  if (auto s = ExternalArgs(a, &svc); !s.ok()) return Fail(s);
   svc["backends"] = json::array();
   for (const auto& b : backends) svc["backends"].push_back({{"address", b}});
   // Weights ("ADDR:PORT@W") are parsed by the agent from the address text.
@@ -302,8 +361,11 @@ int CmdServiceUpdate(const Globals& g, int64_t id, const ServiceArgs& a) {
   }
   if (!a.algorithm.empty()) args["algorithm"] = a.algorithm;
   if (a.affinity >= 0) args["affinity_timeout"] = a.affinity;
+  if (auto s = ExternalArgs(a, &args); !s.ok()) return Fail(s);
   if (args.size() == 1)
-    return Fail(absl::InvalidArgumentError("nothing to update: give --backends, --backend-state, --algorithm or --affinity-timeout"));
+    return Fail(absl::InvalidArgumentError(
+        "nothing to update: give --backends, --backend-state, --algorithm, --affinity-timeout, "
+        "--traffic-policy, --external-ips, --source-ranges or --dsr"));
   return PrintResult(g, CallAgent(g.api_socket, "service.update", args));
 }
 
@@ -326,6 +388,17 @@ std::string HostPortText(const uint8_t* addr, bool v6, uint16_t port_be) {
   std::memcpy(ip.bytes.data(), addr, v6 ? 16 : 4);
   uint16_t port = ntohs(port_be);
   return v6 ? absl::StrCat("[", ip.ToString(), "]:", port) : absl::StrCat(ip.ToString(), ":", port);
+}
+
+// "cluster" (socket LB only) or "external[,nodeport][,local][,dsr][,source-ranges]".
+std::string SvcScope(uint8_t f) {
+  if (!(f & TND_SVC_F_EXTERNAL)) return "cluster";
+  std::string s = "external";
+  if (f & TND_SVC_F_NODEPORT) s += ",nodeport";
+  if (f & TND_SVC_F_LOCAL) s += ",local";
+  if (f & TND_SVC_F_DSR) s += ",dsr";
+  if (f & TND_SVC_F_SRCRANGE) s += ",source-ranges";
+  return s;
 }
 
 int CmdBpfLbList(const Globals& g) {
@@ -364,7 +437,8 @@ int CmdBpfLbList(const Globals& g) {
     if (r.slot == 0) {
       json svc = {{"frontend", r.frontend}, {"service_id", r.val.svc_id}, {"active_slots", r.val.count},
                   {"algorithm", (r.val.flags & TND_SVC_F_MAGLEV) ? "maglev" : "random"},
-                  {"affinity_timeout", r.val.affinity_timeout}, {"slots", json::array()},
+                  {"affinity_timeout", r.val.affinity_timeout}, {"scope", SvcScope(r.val.flags)},
+                  {"slots", json::array()},
                   {"inactive_backends", json::array()}};
       for (const auto& [id, b] : be)
         if (b.svc_id == r.val.svc_id && b.state != TND_BACKEND_ACTIVE)
@@ -395,7 +469,7 @@ int CmdBpfLbList(const Globals& g) {
   Table t({"SERVICE ADDRESS", "BACKEND ADDRESS (SLOT)", "BACKEND ID", "STATE"});
   for (const auto& svc : out) {
     std::string fe = svc["frontend"].get<std::string>();
-    t.AddRow({fe, absl::StrCat("0.0.0.0:0 (0) [service ", svc.value("service_id", 0), ", ",
+    t.AddRow({fe, absl::StrCat("0.0.0.0:0 (0) [service ", svc.value("service_id", 0), ", ", svc.value("scope", ""), ", ",
                                svc.value("algorithm", ""), ", ", svc.value("active_slots", 0), " active slots",
                                svc.value("affinity_timeout", 0) ? absl::StrCat(", affinity ", svc.value("affinity_timeout", 0), "s") : "",
                                "]"),
@@ -408,6 +482,133 @@ int CmdBpfLbList(const Globals& g) {
                 b.value("state", "")});
   }
   std::printf("%s", t.Render().c_str());
+  return 0;
+}
+
+// ---- conntrack and NAT ------------------------------------------------------
+
+std::string Age(uint32_t now, uint32_t then) {
+  int32_t d = static_cast<int32_t>(now - then);
+  if (d < 0) d = 0;
+  if (d < 120) return absl::StrCat(d, "s");
+  if (d < 7200) return absl::StrCat(d / 60, "m");
+  return absl::StrCat(d / 3600, "h");
+}
+
+std::string Remaining(uint32_t now, uint32_t expires) {
+  int32_t d = static_cast<int32_t>(expires - now);
+  return d <= 0 ? "expired" : absl::StrCat(d, "s");
+}
+
+int CmdBpfCtList(const Globals& g, bool v6) {
+  const char* name = v6 ? TND_MAP_CT_V6 : TND_MAP_CT_V4;
+  auto ct = CtMap::OpenPin(PinPath(g, name), name);
+  if (!ct.ok()) return Fail(ct.status());
+  auto backends = Map<uint32_t, tnd_backend>::OpenPin(PinPath(g, TND_MAP_BACKENDS), TND_MAP_BACKENDS);
+  int fam = v6 ? 6 : 4;
+  uint32_t now = BpfClockSeconds();
+  json out = json::array();
+  auto st = ct->ForEach([&](const tnd_ct_key& k, const tnd_ct_val& v) {
+    json e = {{"proto", ProtoName(k.proto)},
+              {"source", Endpoint(k.saddr, k.sport, fam)},
+              {"destination", Endpoint(k.daddr, k.dport, fam)},
+              {"flags", CtFlagsText(v.flags)},
+              {"service_id", v.svc_id},
+              {"tcp_flags_seen", TcpStateName(k.proto, v.tcp_flags)},
+              {"age_seconds", static_cast<int32_t>(now - v.created)},
+              {"expires_in_seconds", static_cast<int32_t>(v.expires - now)},
+              {"packets", v.packets},
+              {"bytes", v.bytes}};
+    if (v.flags & TND_CT_F_SERVICE) {
+      e["backend_id"] = v.backend_id;
+      if (backends.ok()) {
+        auto b = backends->Lookup(v.backend_id);
+        if (b.ok() && *b) e["backend"] = Endpoint((*b)->addr, (*b)->port, fam);
+      }
+    }
+    if (v.flags & TND_CT_F_REPLY) e["reply_source"] = Endpoint(v.nat_addr, v.nat_port, fam);
+    out.push_back(e);
+  });
+  if (!st.ok()) return Fail(st);
+  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
+    return std::tie(a["source"], a["destination"]) < std::tie(b["source"], b["destination"]);
+  });
+  if (g.json()) {
+    PrintJson(out);
+    return 0;
+  }
+  Table t({"PROTO", "SOURCE", "DESTINATION", "TRANSLATION", "FLAGS", "TCP", "AGE", "EXPIRES", "PACKETS", "BYTES"});
+  for (const auto& e : out) {
+    std::string xl = e.contains("backend") ? "-> " + e.value("backend", "")
+                     : e.contains("reply_source") ? "as " + e.value("reply_source", "")
+                                                  : "-";
+    t.AddRow({e.value("proto", ""), e.value("source", ""), e.value("destination", ""), xl, e.value("flags", ""),
+              e.value("tcp_flags_seen", ""), Age(now, now - e.value("age_seconds", 0)),
+              Remaining(now, now + e.value("expires_in_seconds", 0)), std::to_string(e.value("packets", 0ull)),
+              std::to_string(e.value("bytes", 0ull))});
+  }
+  std::printf("%s", t.Render().c_str());
+  return 0;
+}
+
+int CmdBpfNatList(const Globals& g, bool v6) {
+  const char* name = v6 ? TND_MAP_NAT_V6 : TND_MAP_NAT_V4;
+  auto nat = NatMap::OpenPin(PinPath(g, name), name);
+  if (!nat.ok()) return Fail(nat.status());
+  int fam = v6 ? 6 : 4;
+  uint32_t now = BpfClockSeconds();
+  json out = json::array();
+  auto st = nat->ForEach([&](const tnd_nat_key& k, const tnd_nat_val& v) {
+    bool in = k.dir == TND_NAT_IN;
+    out.push_back({{"direction", in ? "in" : "out"},
+                   {"proto", ProtoName(k.proto)},
+                   {"source", Endpoint(k.saddr, k.sport, fam)},
+                   {"destination", Endpoint(k.daddr, k.dport, fam)},
+                   // out: the source becomes to; in: the destination becomes to
+                   {"translated_to", Endpoint(v.to_addr, v.to_port, fam)},
+                   {"age_seconds", static_cast<int32_t>(now - v.created)},
+                   {"expires_in_seconds", static_cast<int32_t>(v.expires - now)}});
+  });
+  if (!st.ok()) return Fail(st);
+  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
+    return std::tie(a["direction"], a["source"], a["destination"]) < std::tie(b["direction"], b["source"], b["destination"]);
+  });
+  if (g.json()) {
+    PrintJson(out);
+    return 0;
+  }
+  Table t({"DIR", "PROTO", "SOURCE", "DESTINATION", "REWRITTEN", "AGE", "EXPIRES"});
+  for (const auto& e : out) {
+    bool in = e.value("direction", "") == "in";
+    t.AddRow({e.value("direction", ""), e.value("proto", ""), e.value("source", ""), e.value("destination", ""),
+              (in ? "dst -> " : "src -> ") + e.value("translated_to", ""),
+              Age(now, now - e.value("age_seconds", 0)), Remaining(now, now + e.value("expires_in_seconds", 0))});
+  }
+  std::printf("%s", t.Render().c_str());
+  return 0;
+}
+
+int CmdBpfCtFlush(const Globals& g) {
+  json out = json::object();
+  for (const char* name : {TND_MAP_CT_V4, TND_MAP_CT_V6}) {
+    auto ct = CtMap::OpenPin(PinPath(g, name), name);
+    if (!ct.ok()) return Fail(ct.status());
+    auto n = FlushConntrack(*ct);
+    if (!n.ok()) return Fail(n.status());
+    out[name] = *n;
+  }
+  for (const char* name : {TND_MAP_NAT_V4, TND_MAP_NAT_V6}) {
+    auto nat = NatMap::OpenPin(PinPath(g, name), name);
+    if (!nat.ok()) return Fail(nat.status());
+    auto n = FlushNat(*nat);
+    if (!n.ok()) return Fail(n.status());
+    out[name] = *n;
+  }
+  if (g.json()) PrintJson(out);
+  else
+    std::printf("flushed %d IPv4 and %d IPv6 conntrack entries, %d IPv4 and %d IPv6 NAT entries\n",
+                out.value(TND_MAP_CT_V4, 0), out.value(TND_MAP_CT_V6, 0), out.value(TND_MAP_NAT_V4, 0),
+                out.value(TND_MAP_NAT_V6, 0));
   return 0;
 }
 
@@ -447,12 +648,19 @@ int Main(int argc, char** argv) {
 
   ServiceArgs sa;
   int64_t svc_id = 0;
-  auto* svc = app.add_subcommand("service", "services (ClusterIP through socket LB)");
+  auto* svc = app.add_subcommand("service", "services: ClusterIP (socket LB), NodePort, ExternalIP, LoadBalancer (per packet)");
   svc->require_subcommand(1);
   auto* svc_add = svc->add_subcommand("add", "declare a service");
   svc_add->add_option("--frontend", sa.frontend, "VIP:PORT/PROTO, e.g. 10.96.0.10:80/TCP or [fd00::10]:53/UDP")->required();
   svc_add->add_option("--backends", sa.backends, "ADDR:PORT[@WEIGHT],... ")->delimiter(',');
-  svc_add->add_option("--type", sa.type, "ClusterIP");
+  svc_add->add_option("--type", sa.type, "ClusterIP (default), NodePort, ExternalIP or LoadBalancer");
+  svc_add->add_option("--node-port", sa.node_port, "NodePort/LoadBalancer: the node port (default: allocated)")
+      ->check(CLI::Range(1, 65535));
+  svc_add->add_option("--external-ips", sa.external_ips, "ExternalIP/LoadBalancer: addresses,...")->delimiter(',');
+  svc_add->add_option("--traffic-policy", sa.traffic_policy, "externalTrafficPolicy: Cluster (default) or Local");
+  svc_add->add_option("--source-ranges", sa.source_ranges, "clients allowed on external frontends: CIDR,...")
+      ->delimiter(',');
+  svc_add->add_flag("--dsr{true}", sa.dsr, "remote backends answer clients directly (IPv4)");
   svc_add->add_option("--algorithm", sa.algorithm, "random (default) or maglev");
   svc_add->add_option("--affinity-timeout", sa.affinity, "ClientIP session affinity, seconds (0: off)")
       ->check(CLI::Range(0, 604800));
@@ -465,6 +673,11 @@ int Main(int argc, char** argv) {
   svc_upd->add_option("--backend-state", sa.states, "ADDR:PORT=active|terminating|maintenance (repeatable)");
   svc_upd->add_option("--algorithm", sa.algorithm, "random or maglev");
   svc_upd->add_option("--affinity-timeout", sa.affinity, "seconds (0: off)")->check(CLI::Range(0, 604800));
+  svc_upd->add_option("--traffic-policy", sa.traffic_policy, "Cluster or Local");
+  svc_upd->add_option("--external-ips", sa.external_ips, "replace the external IPs: ADDR,...")->delimiter(',');
+  svc_upd->add_option("--source-ranges", sa.source_ranges, "replace the source ranges: CIDR,...")->delimiter(',');
+  svc_upd->add_flag("--no-source-ranges", sa.clear_source_ranges, "allow every client again");
+  svc_upd->add_option("--dsr", sa.dsr, "true or false")->check(CLI::IsMember({"true", "false"}));
   svc_upd->callback([&] { rc = CmdServiceUpdate(g, svc_id, sa); });
   auto* svc_del = svc->add_subcommand("delete", "remove a service");
   svc_del->add_option("id", svc_id, "service id");
@@ -482,6 +695,19 @@ int Main(int argc, char** argv) {
   auto* lb = bpf->add_subcommand("lb", "service maps");
   lb->require_subcommand(1);
   lb->add_subcommand("list", "frontends -> backends with slot and state")->callback([&] { rc = CmdBpfLbList(g); });
+  bool v6 = false;
+  auto* ct = bpf->add_subcommand("ct", "conntrack of per-packet service flows");
+  ct->require_subcommand(1);
+  auto* ct_list = ct->add_subcommand("list", "flows: addresses, translation, TCP flags seen, age, expiry");
+  ct_list->add_flag("--v6", v6, "the IPv6 table");
+  ct_list->callback([&] { rc = CmdBpfCtList(g, v6); });
+  ct->add_subcommand("flush", "delete every conntrack and NAT entry (flows re-choose backends)")
+      ->callback([&] { rc = CmdBpfCtFlush(g); });
+  auto* nat = bpf->add_subcommand("nat", "SNAT port mappings");
+  nat->require_subcommand(1);
+  auto* nat_list = nat->add_subcommand("list", "out: original -> node address:port; in: reply -> client");
+  nat_list->add_flag("--v6", v6, "the IPv6 table");
+  nat_list->callback([&] { rc = CmdBpfNatList(g, v6); });
 
   app.add_subcommand("version", "print the version")->callback([&] {
     std::printf("tendril %s\n", TENDRIL_VERSION);
