@@ -15,6 +15,7 @@ const char* DropReasonName(uint8_t reason) {
     case TND_DROP_NO_ROUTE: return "no-route";
     case TND_DROP_NO_NODE_ADDR: return "no-node-address";
     case TND_DROP_REWRITE: return "rewrite-failed";
+    case TND_DROP_TOO_BIG: return "packet-too-big";
     default: return "unknown";
   }
 }

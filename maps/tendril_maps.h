@@ -109,7 +109,8 @@ enum tnd_drop_reason {
 	TND_DROP_NO_ROUTE = 8,          /* FIB lookup found no route to the backend or client */
 	TND_DROP_NO_NODE_ADDR = 9,      /* SNAT needed but the device has no address of the family */
 	TND_DROP_REWRITE = 10,          /* a header or checksum rewrite failed */
-	TND_DROP_REASON_MAX = 11,
+	TND_DROP_TOO_BIG = 11,          /* larger than the MTU toward the backend or client */
+	TND_DROP_REASON_MAX = 12,
 };
 
 /* The metrics map is a per-CPU array indexed by (dir << 8 | reason): the hot

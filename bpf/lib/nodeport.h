@@ -428,8 +428,8 @@ static __always_inline bool tnd_srcrange_ok(const int fam, __u16 svc_id, const _
 
 /* Route to `dst` as the kernel would forward it. 0: found, MACs in fwd;
  * 1: found but the neighbour is not resolved (tc resolves it); 2: not
- * forwarded (a local address of this node: the stack delivers it); < 0:
- * no route. */
+ * forwarded (a local address of this node: the stack delivers it); -2:
+ * larger than the route's MTU; -1: no route. */
 static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src, const __u8 *dst,
 				   const struct tnd_pkt *p, __be16 sport, __be16 dport,
 				   struct tnd_fwd *fwd)
@@ -441,14 +441,17 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 	f.l4_protocol = p->t.proto;
 	f.sport = sport;
 	f.dport = dport;
+	/* XDP frames fit the MTU or not; at tc a GSO packet is longer than the
+	 * MTU, so tot_len stays 0 there and the kernel checks the skb (GSO
+	 * aware) against the egress device instead. */
 	if (fam == 4) {
 		f.family = AF_INET;
-		f.tot_len = (__u16)(p->len - p->l3_off);
+		f.tot_len = TND_CTX_XDP ? (__u16)(p->len - p->l3_off) : 0;
 		__builtin_memcpy(&f.ipv4_src, src, 4);
 		__builtin_memcpy(&f.ipv4_dst, dst, 4);
 	} else {
 		f.family = AF_INET6;
-		f.tot_len = (__u16)(p->len - p->l3_off);
+		f.tot_len = TND_CTX_XDP ? (__u16)(p->len - p->l3_off) : 0;
 		__builtin_memcpy(f.ipv6_src, src, 16);
 		__builtin_memcpy(f.ipv6_dst, dst, 16);
 	}
@@ -465,6 +468,8 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 		return 1;
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
 		return 2;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return -2;
 	return -1;
 }
 
@@ -609,12 +614,14 @@ static __always_inline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, cons
 		fe_port = ct->nat_port;
 	}
 	r = tnd_fib(ctx, fam, ct ? fe : p->t.daddr, client, p, ct ? fe_port : p->t.dport, client_port, fwd);
+#if TND_CTX_XDP
+	if (r == 1 || r == -2)
+		return TND_PASS; /* tc resolves the neighbour / answers too big */
+#endif
+	if (r == -2)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (r < 0 || r == 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
-#if TND_CTX_XDP
-	if (r > 0)
-		return TND_PASS;
-#endif
 	nv->expires = tnd_now_sec() + tnd_ct_lifetime(p->t.proto, TND_TCP_ACK);
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, client, p->t.dport, client_port) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
@@ -714,6 +721,12 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 	be_flags = be->flags;
 
 	r = tnd_fib(ctx, fam, p->t.saddr, be_addr, p, p->t.sport, be_port, fwd);
+#if TND_CTX_XDP
+	if (r == -2)
+		return TND_PASS;
+#endif
+	if (r == -2)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, in_if);
 	if (r < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
 	/* r == 2: not forwarded. For a backend on this node's own address

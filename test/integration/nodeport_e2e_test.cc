@@ -1,0 +1,441 @@
+// Services II end to end: NodePort, ExternalIP and LoadBalancer from outside
+// the nodes. A LAN namespace (bridge) joins an external client and two node
+// namespaces; each node runs its own tendril-agent (own pins, API socket,
+// cgroup) and routes to a backend namespace behind it. Backends answer with
+// their name and the client address they see, so a test can tell where a
+// request went and whether it was SNATed. Run with XDP native, XDP generic
+// and tc only: every mode must give the same answers.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "agent/attach.h"
+#include "agent/loader.h"
+#include "agent/service.h"
+#include "common/api_client.h"
+#include "common/subprocess.h"
+#include "maps/conntrack.h"
+#include "test/support/kernel.h"
+
+namespace tendril::test {
+namespace {
+
+using nlohmann::json;
+
+struct CliResult {
+  int rc = -1;
+  std::string out, err;
+};
+
+struct Node {
+  std::unique_ptr<Netns> ns, backend;
+  TempPinRoot pins;
+  TempDir state;
+  TempCgroup cgroup;
+  std::vector<std::string> argv;
+  std::unique_ptr<Subprocess> agent;
+  std::string Socket() const { return state.path() + "/api.sock"; }
+};
+
+class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    TND_REQUIRE_ROOT();
+    lan_ = std::make_unique<Netns>("lan");
+    client_ = std::make_unique<Netns>("ncl");
+    ASSERT_EQ(lan_->Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
+    ASSERT_EQ(lan_->Exec({"ip", "link", "set", "br0", "up"}), 0);
+    Join(*client_, "pcl", "10.0.0.100/24", "fd00::100/64");
+    ASSERT_EQ(client_->Exec({"ip", "addr", "add", "10.0.0.101/24", "dev", "eth0"}), 0);
+    // An upstream router would send external IPs to a node; the client
+    // routes them to node 1 itself.
+    ASSERT_EQ(client_->Exec({"ip", "route", "add", "192.0.2.0/24", "via", "10.0.0.1"}), 0);
+    for (int i = 1; i <= 2; ++i) {
+      auto n = std::make_unique<Node>();
+      n->ns = std::make_unique<Netns>(absl::StrCat("nn", i));
+      n->backend = std::make_unique<Netns>(absl::StrCat("nb", i));
+      Join(*n->ns, absl::StrCat("pn", i), absl::StrCat("10.0.0.", i, "/24"), absl::StrCat("fd00::", i, "/64"));
+      ConnectVeth(*n->ns, "lx0", absl::StrCat("10.1.", i, ".1/24"), *n->backend, "eth0", absl::StrCat("10.1.", i, ".2/24"));
+      Netns& b = *n->backend;
+      ASSERT_EQ(n->ns->Exec({"ip", "-6", "addr", "add", absl::StrCat("fd0", i, "::1/64"), "dev", "lx0", "nodad"}), 0);
+      ASSERT_EQ(b.Exec({"ip", "-6", "addr", "add", absl::StrCat("fd0", i, "::2/64"), "dev", "eth0", "nodad"}), 0);
+      ASSERT_EQ(b.Exec({"ip", "route", "add", "default", "via", absl::StrCat("10.1.", i, ".1")}), 0);
+      ASSERT_EQ(b.Exec({"ip", "-6", "route", "add", "default", "via", absl::StrCat("fd0", i, "::1")}), 0);
+      int peer = 3 - i;
+      ASSERT_EQ(n->ns->Exec({"ip", "route", "add", absl::StrCat("10.1.", peer, ".0/24"), "via",
+                             absl::StrCat("10.0.0.", peer)}), 0);
+      ASSERT_EQ(n->ns->Exec({"ip", "-6", "route", "add", absl::StrCat("fd0", peer, "::/64"), "via",
+                             absl::StrCat("fd00::", peer)}), 0);
+      ASSERT_EQ(n->ns->Exec({"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"}), 0);
+      StartServers(b, absl::StrCat("be", i));
+      nodes_.push_back(std::move(n));
+    }
+    if (GetParam() == "native") {
+      // XDP_TX out of a veth needs NAPI on its peer: an XDP program there.
+      for (const char* port : {"pcl", "pn1", "pn2"}) AttachPass(port);
+      // Between namespaces a veth hands packets over with the checksum still
+      // to be done (CHECKSUM_PARTIAL); native XDP sees only bytes, and a frame
+      // it sends on with XDP_TX carries that partial checksum to the peer.
+      // A NIC delivers full checksums: make every sender here do the same.
+      std::vector<std::pair<const Netns*, const char*>> ends = {{client_.get(), "eth0"}};
+      for (auto& n : nodes_) {
+        ends.push_back({n->ns.get(), "eth0"});
+        ends.push_back({n->ns.get(), "lx0"});
+        ends.push_back({n->backend.get(), "eth0"});
+      }
+      for (auto& [ns, dev] : ends) {
+        std::string out;
+        ASSERT_EQ(ns->Exec({"ethtool", "-K", dev, "tx", "off"}, &out), 0) << out;
+      }
+    }
+    for (int i = 0; i < 2; ++i) StartAgent(i);
+    for (int i = 0; i < 100 && !absl::StartsWith(Direct(1, "10.1.1.2"), "be1"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+
+  void TearDown() override {
+    for (auto& n : nodes_) n->agent.reset();
+    servers_.clear();
+  }
+
+  // A veth from `ns` (eth0) to the LAN bridge (port `port`).
+  void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) {
+    ConnectVeth(ns, "eth0", v4, *lan_, port, "");
+    ASSERT_EQ(ns.Exec({"ip", "-6", "addr", "add", v6, "dev", "eth0", "nodad"}), 0);
+    ASSERT_EQ(lan_->Exec({"ip", "link", "set", port, "master", "br0"}), 0);
+  }
+
+  void AttachPass(const std::string& port) {
+    auto obj = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    NetnsGuard g(*lan_);
+    auto r = AttachXdp(port, *obj->ProgramFd("bench_xdp_pass"), XdpMode::kNative);
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  void StartAgent(int i) {
+    Node& n = *nodes_[i];
+    if (n.argv.empty()) {
+      n.argv = {BinaryPath("tendril-agent"), "--netns", n.ns->path(), "--devices", "eth0",
+                "--xdp-mode", GetParam() == "tc" ? "disabled" : GetParam(), "--bpffs-root", n.pins.path(),
+                "--state-dir", n.state.path(), "--api-socket", n.Socket(), "--cgroup-root", n.cgroup.path(),
+                "--ct-gc-interval", "1"};
+      for (const auto& f : AgentTestFlags()) n.argv.push_back(f);
+    }
+    n.agent = std::make_unique<Subprocess>(n.argv);
+    for (int k = 0; k < 300; ++k) {
+      if (CallAgent(n.Socket(), "status").ok()) return;
+      ASSERT_TRUE(n.agent->Running()) << n.agent->Log();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "agent not ready: " << n.agent->Log();
+  }
+
+  // HTTP on 8080 answers "<name> <client address it sees>"; iperf3 on 5201.
+  void StartServers(const Netns& ns, const std::string& name) {
+    std::string http = absl::StrCat(scripts_.path(), "/http-", name, ".sh");
+    std::ofstream(http) << "#!/bin/sh\nread -r _req\nprintf 'HTTP/1.0 200 OK\\r\\n\\r\\n%s %s' " << name
+                        << " \"$SOCAT_PEERADDR\"\n";
+    Sh({"chmod", "+x", http});
+    auto run = [&](std::vector<std::string> args) {
+      std::vector<std::string> full = {"ip", "netns", "exec", ns.name()};
+      full.insert(full.end(), args.begin(), args.end());
+      servers_.push_back(std::make_unique<Subprocess>(full));
+    };
+    run({"socat", "TCP4-LISTEN:8080,fork,reuseaddr", "EXEC:" + http});
+    run({"socat", "TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=1", "EXEC:" + http});
+    run({"socat", "UDP4-RECVFROM:5353,fork", "SYSTEM:echo " + name});
+    run({"iperf3", "-s", "-p", "5201"});
+  }
+
+  CliResult Cli(int node, std::vector<std::string> args) {
+    Node& n = *nodes_[node];
+    std::vector<std::string> argv = {BinaryPath("tendril"), "--api-socket", n.Socket(), "--bpffs-root", n.pins.path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CliResult r;
+    auto rc = RunCommandSplit(argv, &r.out, &r.err);
+    r.rc = rc.ok() ? *rc : -1;
+    return r;
+  }
+
+  // The same service declared on both nodes, as a control plane would.
+  void AddEverywhere(std::vector<std::string> args) {
+    std::vector<std::string> full = {"service", "add"};
+    full.insert(full.end(), args.begin(), args.end());
+    for (int i = 0; i < 2; ++i) {
+      CliResult r = Cli(i, full);
+      ASSERT_EQ(r.rc, 0) << "node " << i + 1 << ": " << r.out << r.err;
+    }
+  }
+
+  // curl from the external client; the body or "" on failure.
+  std::string Curl(const std::string& hostport, const std::string& from = "") {
+    std::vector<std::string> argv = {"curl", "-s", "-g", "--max-time", "2"};
+    if (!from.empty()) argv.insert(argv.end(), {"--interface", from});
+    argv.push_back("http://" + hostport + "/");
+    std::string out;
+    if (client_->Exec(argv, &out) != 0) return "";
+    return out;
+  }
+
+  // From node i's namespace straight to a backend (no service).
+  std::string Direct(int node, const std::string& addr) {
+    std::string out;
+    if (nodes_[node - 1]->ns->Exec({"curl", "-s", "--max-time", "2", "http://" + addr + ":8080/"}, &out) != 0) return "";
+    return out;
+  }
+
+  // "be1 [fd00:0000:...:0100]" (socat's spelling) -> "be1 fd00::100".
+  static std::string Canonical(const std::string& answer) {
+    size_t open = answer.find('['), close = answer.find(']');
+    if (open == std::string::npos || close == std::string::npos) return answer;
+    auto ip = ParseIp(answer.substr(open + 1, close - open - 1));
+    return ip.ok() ? answer.substr(0, open) + ip->ToString() : answer;
+  }
+
+  std::set<std::string> Spread(const std::string& hostport, int n) {
+    std::set<std::string> seen;
+    for (int i = 0; i < n; ++i) seen.insert(Canonical(Curl(hostport)));
+    return seen;
+  }
+
+  uint64_t DropCount(int node, const std::string& reason) {
+    CliResult r = Cli(node, {"-o", "json", "metrics", "list"});
+    uint64_t n = 0;
+    for (const auto& e : json::parse(r.out, nullptr, false))
+      if (e.value("reason", "") == reason) n += e.value("packets", 0ull);
+    return n;
+  }
+
+  std::unique_ptr<Netns> lan_, client_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::vector<std::unique_ptr<Subprocess>> servers_;
+  TempDir scripts_;
+};
+
+TEST_P(NodePortE2ETest, NodePortReachesLocalAndRemoteBackends) {
+  AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
+                 "10.1.1.2:8080,10.1.2.2:8080"});
+  // Through node 1: be1 is local (DNAT only, sees the client), be2 remote
+  // (SNAT: sees node 1).
+  std::set<std::string> seen = Spread("10.0.0.1:30080", 24);
+  EXPECT_EQ(seen, (std::set<std::string>{"be1 10.0.0.100", "be2 10.0.0.1"}));
+  // Through node 2, the other way round.
+  EXPECT_EQ(Spread("10.0.0.2:30080", 24), (std::set<std::string>{"be2 10.0.0.100", "be1 10.0.0.2"}));
+
+  // What node 1 tracked: service flows with their backends, NAT mappings.
+  CliResult ct = Cli(0, {"-o", "json", "bpf", "ct", "list"});
+  ASSERT_EQ(ct.rc, 0) << ct.err;
+  json flows = json::parse(ct.out);
+  int service = 0, reply = 0;
+  for (const auto& f : flows) {
+    if (absl::StrContains(f.value("flags", ""), "service")) {
+      service++;
+      EXPECT_EQ(f.value("destination", ""), "10.0.0.1:30080");
+      EXPECT_TRUE(f.contains("backend"));
+    }
+    if (absl::StrContains(f.value("flags", ""), "reply")) reply++;
+  }
+  EXPECT_GE(service, 2);
+  EXPECT_EQ(service, reply);
+  CliResult nat = Cli(0, {"-o", "json", "bpf", "nat", "list"});
+  ASSERT_EQ(nat.rc, 0) << nat.err;
+  json mappings = json::parse(nat.out);
+  ASSERT_FALSE(mappings.empty());
+  for (const auto& m : mappings)
+    if (m.value("direction", "") == "in")
+      EXPECT_TRUE(absl::StartsWith(m.value("translated_to", ""), "10.0.0.100:")) << m.dump();
+  CliResult table = Cli(0, {"bpf", "ct", "list"});
+  EXPECT_NE(table.out.find("-> 10.1.2.2:8080"), std::string::npos) << table.out;
+
+  // Flush: state goes, service keeps working.
+  CliResult fl = Cli(0, {"bpf", "ct", "flush"});
+  EXPECT_EQ(fl.rc, 0) << fl.err;
+  EXPECT_EQ(json::parse(Cli(0, {"-o", "json", "bpf", "ct", "list"}).out).size(), 0u);
+  EXPECT_FALSE(Curl("10.0.0.1:30080").empty());
+}
+
+TEST_P(NodePortE2ETest, Ipv6NodePortAndUdp) {
+  AddEverywhere({"--frontend", "[fd96::10]:80/TCP", "--type", "NodePort", "--node-port", "30081", "--backends",
+                 "[fd01::2]:8080,[fd02::2]:8080"});
+  std::set<std::string> seen = Spread("[fd00::1]:30081", 24);
+  EXPECT_EQ(seen, (std::set<std::string>{"be1 fd00::100", "be2 fd00::1"}));
+  AddEverywhere({"--frontend", "10.96.0.53:53/UDP", "--type", "NodePort", "--node-port", "30053", "--backends",
+                 "10.1.2.2:5353"});
+  std::string out;
+  client_->Exec({"python3", "-c",
+                 "import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2); "
+                 "s.sendto(b'hi',('10.0.0.1',30053)); d,a=s.recvfrom(64); print(d.decode().strip(), a[0], a[1])"},
+                &out);
+  EXPECT_EQ(std::string(absl::StripAsciiWhitespace(out)), "be2 10.0.0.1 30053");
+}
+
+TEST_P(NodePortE2ETest, ExternalIpAndLoadBalancerWithSourceRanges) {
+  AddEverywhere({"--frontend", "10.96.0.11:80/TCP", "--type", "ExternalIP", "--external-ips", "192.0.2.10",
+                 "--backends", "10.1.2.2:8080"});
+  EXPECT_EQ(Curl("192.0.2.10:80"), "be2 10.0.0.1");
+  AddEverywhere({"--frontend", "10.96.0.12:80/TCP", "--type", "LoadBalancer", "--external-ips", "192.0.2.20",
+                 "--node-port", "30090", "--source-ranges", "10.0.0.100/32", "--backends", "10.1.2.2:8080"});
+  EXPECT_EQ(Curl("192.0.2.20:80", "10.0.0.100"), "be2 10.0.0.1");
+  EXPECT_EQ(Curl("10.0.0.1:30090", "10.0.0.100"), "be2 10.0.0.1");
+  uint64_t before = DropCount(0, "source-range-denied");
+  EXPECT_EQ(Curl("192.0.2.20:80", "10.0.0.101"), "");
+  EXPECT_GT(DropCount(0, "source-range-denied"), before);
+  // Widening the range lets the second address in.
+  CliResult u = Cli(0, {"service", "update", "2", "--source-ranges", "10.0.0.100/31"});
+  ASSERT_EQ(u.rc, 0) << u.out << u.err;
+  EXPECT_EQ(Curl("192.0.2.20:80", "10.0.0.101"), "be2 10.0.0.1");
+}
+
+TEST_P(NodePortE2ETest, LocalPolicyKeepsTheClientAndDropsWithoutLocalBackends) {
+  AddEverywhere({"--frontend", "10.96.0.13:80/TCP", "--type", "NodePort", "--node-port", "30082",
+                 "--traffic-policy", "Local", "--backends", "10.1.1.2:8080,10.1.2.2:8080"});
+  EXPECT_EQ(Spread("10.0.0.1:30082", 12), (std::set<std::string>{"be1 10.0.0.100"}));
+  EXPECT_EQ(Spread("10.0.0.2:30082", 12), (std::set<std::string>{"be2 10.0.0.100"}));
+  // Only a backend on node 2: node 1 drops, with its reason.
+  AddEverywhere({"--frontend", "10.96.0.14:80/TCP", "--type", "NodePort", "--node-port", "30083",
+                 "--traffic-policy", "Local", "--backends", "10.1.2.2:8080"});
+  uint64_t before = DropCount(0, "no-local-backend");
+  EXPECT_EQ(Curl("10.0.0.1:30083"), "");
+  EXPECT_GT(DropCount(0, "no-local-backend"), before);
+  EXPECT_EQ(Curl("10.0.0.2:30083"), "be2 10.0.0.100");
+  // Health check ports: node 1 has no local backend (503), node 2 one (200).
+  json svc = json::parse(Cli(0, {"-o", "json", "service", "get", "2"}).out);
+  int hc = svc.value("health_check_port", 0);
+  ASSERT_GT(hc, 0) << svc.dump();
+  std::string out;
+  client_->Exec({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2",
+                 absl::StrCat("http://10.0.0.1:", hc, "/")}, &out);
+  EXPECT_EQ(out, "503");
+  int hc2 = json::parse(Cli(1, {"-o", "json", "service", "get", "2"}).out).value("health_check_port", 0);
+  client_->Exec({"curl", "-s", "--max-time", "2", absl::StrCat("http://10.0.0.2:", hc2, "/")}, &out);
+  EXPECT_EQ(json::parse(out, nullptr, false).value("localEndpoints", -1), 1) << out;
+}
+
+TEST_P(NodePortE2ETest, DsrRepliesComeFromTheBackendsNode) {
+  AddEverywhere({"--frontend", "10.96.0.15:80/TCP", "--type", "NodePort", "--node-port", "30084", "--dsr",
+                 "--backends", "10.1.2.2:8080"});
+  // be2 sees the client itself (no SNAT) and the client sees the frontend.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Curl("10.0.0.1:30084"), "be2 10.0.0.100");
+  EXPECT_EQ(json::parse(Cli(0, {"-o", "json", "bpf", "nat", "list"}).out).size(), 0u);
+  // Node 2 learnt the frontend from the option.
+  json flows = json::parse(Cli(1, {"-o", "json", "bpf", "ct", "list"}).out);
+  bool learnt = false;
+  for (const auto& f : flows)
+    if (absl::StrContains(f.value("flags", ""), "dsr") && f.value("reply_source", "") == "10.0.0.1:30084") learnt = true;
+  EXPECT_TRUE(learnt) << flows.dump();
+}
+
+TEST_P(NodePortE2ETest, IperfThroughNodePort) {
+  AddEverywhere({"--frontend", "10.96.0.16:5201/TCP", "--type", "NodePort", "--node-port", "30201", "--backends",
+                 "10.1.2.2:5201"});
+  std::string out;
+  ASSERT_EQ(client_->Exec({"timeout", "20", "iperf3", "-c", "10.0.0.1", "-p", "30201", "-t", "2", "-J"}, &out), 0) << out;
+  json r = json::parse(out, nullptr, false);
+  double bps = r["end"]["sum_received"].value("bits_per_second", 0.0);
+  EXPECT_GT(bps, 1e6) << out.substr(0, 400);
+  std::printf("[ iperf3 ] client -> node 1 NodePort -> backend on node 2 (%s): %.2f Gbit/s\n", GetParam().c_str(),
+              bps / 1e9);
+}
+
+TEST_P(NodePortE2ETest, DatapathCarriesOnWhileTheAgentIsDownAndRestarts) {
+  AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
+                 "10.1.2.2:8080"});
+  EXPECT_EQ(Curl("10.0.0.1:30080"), "be2 10.0.0.1");
+  EXPECT_EQ(nodes_[0]->agent->Stop(), 0);
+  EXPECT_EQ(Curl("10.0.0.1:30080"), "be2 10.0.0.1");
+  CliResult ct = Cli(0, {"-o", "json", "bpf", "ct", "list"});
+  EXPECT_EQ(ct.rc, 0) << ct.err;
+  EXPECT_FALSE(json::parse(ct.out).empty());
+  StartAgent(0);
+  EXPECT_EQ(Curl("10.0.0.1:30080"), "be2 10.0.0.1");
+  CliResult list = Cli(0, {"-o", "json", "service", "list"});
+  EXPECT_EQ(json::parse(list.out)[0].value("node_port", 0), 30080);
+}
+
+TEST_P(NodePortE2ETest, BadInputIsNamedAndChangesNothing) {
+  AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
+                 "10.1.2.2:8080"});
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  } cases[] = {
+      {{"--frontend", "10.96.0.20:80/TCP", "--type", "NodePort", "--node-port", "8080"}, "outside the node port range"},
+      {{"--frontend", "10.96.0.20:80/TCP", "--type", "NodePort", "--node-port", "30080"}, "node port 30080/TCP is already used by service 1"},
+      {{"--frontend", "10.96.0.20:80/TCP", "--type", "Headless"}, "unknown service type \"Headless\""},
+      {{"--frontend", "10.96.0.20:80/TCP", "--external-ips", "192.0.2.1"}, "external IPs are for ExternalIP and LoadBalancer"},
+      {{"--frontend", "10.96.0.20:80/TCP", "--type", "ExternalIP"}, "needs at least one external IP"},
+      {{"--frontend", "10.96.0.20:80/TCP", "--type", "NodePort", "--traffic-policy", "Nearest"}, "unknown traffic policy"},
+      {{"--frontend", "10.96.0.20:80/TCP", "--type", "LoadBalancer", "--external-ips", "192.0.2.1", "--source-ranges", "10.0.0.0/33"}, "10.0.0.0/33"},
+      {{"--frontend", "10.96.0.20:80/TCP", "--type", "ExternalIP", "--external-ips", "10.0.0.1"}, ""},  // fine: becomes a frontend
+      {{"--frontend", "10.96.0.21:80/TCP", "--type", "ExternalIP", "--external-ips", "10.0.0.1"}, "frontend 10.0.0.1:80/TCP is already service"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> full = {"service", "add"};
+    full.insert(full.end(), c.args.begin(), c.args.end());
+    CliResult r = Cli(0, full);
+    if (c.says.empty()) {
+      EXPECT_EQ(r.rc, 0) << r.err;
+      continue;
+    }
+    EXPECT_EQ(r.rc, 2) << absl::StrJoin(c.args, " ") << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  // The service that was there still works; nothing else was added.
+  EXPECT_EQ(Curl("10.0.0.1:30080"), "be2 10.0.0.1");
+  EXPECT_EQ(json::parse(Cli(0, {"-o", "json", "service", "list"}).out).size(), 2u);
+  // Node ports are allocated when not given, from the range, not twice.
+  CliResult a = Cli(0, {"-o", "json", "service", "add", "--frontend", "10.96.0.30:80/TCP", "--type", "NodePort"});
+  CliResult b = Cli(0, {"-o", "json", "service", "add", "--frontend", "10.96.0.31:80/TCP", "--type", "NodePort"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  int pa = json::parse(a.out).value("node_port", 0), pb = json::parse(b.out).value("node_port", 0);
+  EXPECT_GE(pa, 30000);
+  EXPECT_LE(pb, 32767);
+  EXPECT_NE(pa, pb);
+  EXPECT_NE(pa, 30080);
+}
+
+TEST_P(NodePortE2ETest, GarbageCollectionRemovesOnlyExpiredEntries) {
+  AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
+                 "10.1.2.2:8080"});
+  EXPECT_FALSE(Curl("10.0.0.1:30080").empty());
+  auto ct = CtMap::OpenPin(nodes_[0]->pins.path() + "/" TND_MAP_CT_V4, "ct");
+  ASSERT_TRUE(ct.ok()) << ct.status();
+  size_t live = 0;
+  ASSERT_TRUE(ct->ForEach([&](const tnd_ct_key&, const tnd_ct_val&) { live++; }).ok());
+  ASSERT_GT(live, 0u);
+  // An entry that expired a minute ago, next to the live flow.
+  tnd_ct_key k{};
+  k.saddr[0] = 198, k.saddr[1] = 51, k.saddr[2] = 100, k.saddr[3] = 7;
+  k.proto = IPPROTO_TCP;
+  tnd_ct_val v{};
+  v.expires = BpfClockSeconds() - 60;
+  v.flags = TND_CT_F_SERVICE;
+  ASSERT_TRUE(ct->Update(k, v).ok());
+  auto r = CallAgent(nodes_[0]->Socket(), "conntrack.gc");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GE((*r)["ct_v4"].value("removed", 0), 1) << r->dump();
+  auto gone = ct->Lookup(k);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+  size_t after = 0;
+  ASSERT_TRUE(ct->ForEach([&](const tnd_ct_key&, const tnd_ct_val&) { after++; }).ok());
+  EXPECT_EQ(after, live);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, NodePortE2ETest, ::testing::Values("native", "generic", "tc"),
+                         [](const auto& info) { return info.param == "tc" ? std::string("TcOnly") : "Xdp" + std::string(1, static_cast<char>(std::toupper(info.param[0]))) + info.param.substr(1); });
+
+}  // namespace
+}  // namespace tendril::test
