@@ -61,31 +61,40 @@ int tnd_host_ingress(struct __sk_buff *ctx)
 SEC("tc")
 int tnd_host_in_v4(struct __sk_buff *ctx)
 {
-	struct tnd_fwd fwd = {};
+	struct tnd_lb_scratch *s = tnd_scratch(0);
 
-	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 4, &fwd), &fwd);
+	if (!s)
+		return TC_ACT_OK;
+	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 4, s), &s->fwd);
 }
 
 SEC("tc")
 int tnd_host_in_v6(struct __sk_buff *ctx)
 {
-	struct tnd_fwd fwd = {};
+	struct tnd_lb_scratch *s = tnd_scratch(0);
 
-	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 6, &fwd), &fwd);
+	if (!s)
+		return TC_ACT_OK;
+	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 6, s), &s->fwd);
 }
 
 SEC("tc")
 int tnd_host_egress(struct __sk_buff *ctx)
 {
-	struct tnd_fwd fwd = {};
+	struct tnd_lb_scratch *s;
 
+	if (ctx->protocol != bpf_htons(ETH_P_IP) && ctx->protocol != bpf_htons(ETH_P_IPV6))
+		return TC_ACT_OK;
+	s = tnd_scratch(1);
+	if (!s)
+		return TC_ACT_OK;
 #if TENDRIL_ENABLE_IPV4
 	if (ctx->protocol == bpf_htons(ETH_P_IP))
-		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 4, &fwd), &fwd);
+		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 4, s), &s->fwd);
 #endif
 #if TENDRIL_ENABLE_IPV6
 	if (ctx->protocol == bpf_htons(ETH_P_IPV6))
-		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 6, &fwd), &fwd);
+		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 6, s), &s->fwd);
 #endif
 	return TC_ACT_OK;
 }

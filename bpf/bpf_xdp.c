@@ -125,17 +125,20 @@ static __always_inline void *l3_header(struct xdp_md *ctx, __u32 len)
 static __always_inline int xdp_lb(struct xdp_md *ctx, const int fam)
 {
 	struct tnd_xdp_scratch *s = scratch();
-	struct tnd_fwd fwd = {};
+	struct tnd_lb_scratch *lb;
 	int v;
 
 	/* VLAN-tagged frames are left to tc, which sees them untagged. */
 	if (!s || s->l3_off != ETH_HLEN)
 		return XDP_PASS;
-	v = tnd_lb_ingress(ctx, ETH_HLEN, fam, &fwd);
+	lb = tnd_scratch(0);
+	if (!lb)
+		return XDP_PASS;
+	v = tnd_lb_ingress(ctx, ETH_HLEN, fam, lb);
 	if (v == TND_DROP)
 		return XDP_DROP;
 	if (v == TND_REDIRECT)
-		return fwd.ifindex == ctx->ingress_ifindex ? XDP_TX : bpf_redirect(fwd.ifindex, 0);
+		return lb->fwd.ifindex == ctx->ingress_ifindex ? XDP_TX : bpf_redirect(lb->fwd.ifindex, 0);
 	return XDP_PASS;
 }
 #endif

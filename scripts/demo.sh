@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tendril demo: builds everything, creates a small topology in network
-# namespaces, runs tendril-agent on the "node", declares a ClusterIP service
-# that the client reaches through socket load balancing, denies the
+# namespaces, runs tendril-agent on the "node", declares a NodePort service
+# that the client reaches through socket load balancing (its ClusterIP) and
+# through the per-packet path at tc/XDP (its node port), denies the
 # attacker's address in the XDP prefilter, and shows that the client still
 # gets through while the attacker does not.
 #
@@ -108,8 +109,9 @@ fetch() {  # ns [url] -> prints the reply or "(no answer)"
 # A client process in the demo's cgroup, where the socket programs are attached.
 in_cgroup() { sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CGROUP" "$@"; }
 
-say "tendril service add --frontend 10.96.0.10:80/TCP --backends 10.90.0.1:8080,10.90.0.1:8081"
-$TENDRIL service add --frontend 10.96.0.10:80/TCP --backends 10.90.0.1:8080,10.90.0.1:8081
+say "tendril service add --frontend 10.96.0.10:80/TCP --type NodePort --node-port 30080 --backends 10.90.0.1:8080,10.90.0.1:8081"
+$TENDRIL service add --frontend 10.96.0.10:80/TCP --type NodePort --node-port 30080 \
+  --backends 10.90.0.1:8080,10.90.0.1:8081
 say "The client curls the ClusterIP 6 times (socket LB picks a backend at connect)"
 svc_answers=""
 for _ in 1 2 3 4 5 6; do
@@ -117,8 +119,17 @@ for _ in 1 2 3 4 5 6; do
   echo "client -> 10.96.0.10:80: $a"
   svc_answers+="$a "
 done
+say "The client curls the node port 10.90.0.1:30080 6 times (per packet: tc/XDP DNAT, conntrack)"
+np_answers=""
+for _ in 1 2 3 4 5 6; do
+  a=$(ip netns exec $NS_CLIENT curl -s --max-time 2 http://10.90.0.1:30080/ || echo "(no answer)")
+  echo "client -> 10.90.0.1:30080: $a"
+  np_answers+="$a "
+done
 say "tendril bpf lb list"
 $TENDRIL bpf lb list
+say "tendril bpf ct list"
+$TENDRIL bpf ct list
 
 say "Before: both reach the node"
 echo "client:   $(fetch $NS_CLIENT)"
@@ -146,6 +157,9 @@ if [ "$c" != "backend-8080" ] || [ "$a" != "(no answer)" ]; then
 fi
 case "$svc_answers" in
   *"no answer"*) echo "demo: a connect through the ClusterIP failed: $svc_answers" >&2; exit 1 ;;
+esac
+case "$np_answers" in
+  *"no answer"*) echo "demo: a connect through the node port failed: $np_answers" >&2; exit 1 ;;
 esac
 say "Demo OK"
 if [ $KEEP -eq 1 ]; then

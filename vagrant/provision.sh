@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Provisions one tendril node: dependencies, build, install, the systemd unit,
-# the agent, a ClusterIP service with a backend on every node, and a check
-# through it. Used by the Vagrantfile on real VMs, and by the kernel matrix
+# the agent, a NodePort service (ClusterIP 10.96.0.10:80, node port 30080)
+# with a backend on every node, and a check of its ClusterIP from the node.
+# The node port is checked from outside the nodes by the Vagrantfile (from
+# the Vagrant host) and by the kernel matrix (from its peer namespace). Used by the Vagrantfile on real VMs, and by the kernel matrix
 # (test/vm/run-matrix.sh) inside its qemu guest with --prebuilt --no-systemd.
 #
 #   provision.sh --node-ip IP [--peer-ip IP]... [--device DEV] [--xdp-mode MODE]
@@ -63,7 +65,7 @@ fi
 for _ in $(seq 1 100); do tendril status >/dev/null 2>&1 && break; sleep 0.2; done
 tendril status
 
-step "a backend on this node and a ClusterIP with a backend on every node"
+step "a backend on this node and a NodePort service with a backend on every node"
 mkdir -p /run/tendril
 cat > /run/tendril/http.sh <<SH
 #!/bin/sh
@@ -75,7 +77,7 @@ socat TCP-LISTEN:8080,fork,reuseaddr EXEC:/run/tendril/http.sh >/dev/null 2>&1 &
 backends="$NODE_IP:8080"
 for p in "${PEERS[@]}"; do backends="$backends,$p:8080"; done
 tendril service delete --frontend 10.96.0.10:80/TCP >/dev/null 2>&1 || true
-tendril service add --frontend 10.96.0.10:80/TCP --backends "$backends"
+tendril service add --frontend 10.96.0.10:80/TCP --type NodePort --node-port 30080 --backends "$backends"
 
 step "check: curl the ClusterIP from this node"
 ok=0
@@ -87,4 +89,4 @@ for _ in $(seq 1 20); do
 done
 tendril bpf lb list
 if [ $ok -lt 4 ]; then echo "provision: the ClusterIP did not answer" >&2; exit 1; fi
-echo "provision $NODE_IP: OK"
+echo "provision $NODE_IP: OK (check the node port from outside: curl http://$NODE_IP:30080/)"

@@ -47,6 +47,9 @@
 #define AF_INET6 10
 #endif
 
+#define TND_ICMP_INNER_V4 24 /* inner IPv4 header (no options) + ports */
+#define TND_ICMP_INNER_V6 44 /* inner IPv6 header + ports */
+
 #define TND_IP_MF 0x2000
 #define TND_IP_OFFMASK 0x1fff
 
@@ -64,6 +67,18 @@ struct tnd_fwd {
 	__u8 reason;
 };
 
+/* A service flow being set up: its backend, SNAT address and flags. */
+struct tnd_lb_work {
+	__u8 be_addr[16];
+	__u8 node[16];
+	__u64 hash;
+	__be16 be_port;
+	__u16 svc_id;
+	__u32 bid;
+	__u8 flags; /* TND_CT_F_* of a new flow */
+	__u8 pad[7];
+};
+
 /* A parsed packet: the tuple as on the wire and where its headers are. */
 struct tnd_pkt {
 	struct tnd_ct_key t;
@@ -73,10 +88,38 @@ struct tnd_pkt {
 	__u8 tcp_flags;
 	__u8 has_l4;   /* the L4 header is in this packet (not a later fragment) */
 	__u8 dsr;      /* an IPv4 DSR option was found (dsr_* valid) */
-	__u8 pad;
+	__u8 icmp_err; /* an ICMP(v6) error: `inner` is the packet it is about */
 	__be32 dsr_addr;
 	__be16 dsr_port;
+	__u32 inner_off;
+	struct tnd_ct_key inner;
 };
+
+/* The packet being worked on and the forwarding result live in a per-CPU
+ * scratch map rather than on the stack, so the stages below (separate BPF
+ * functions) each have the 512-byte stack to themselves. Slot 0: ingress,
+ * slot 1: egress. XDP and tc run to completion on their CPU, and each object
+ * has its own (unpinned) scratch map. */
+struct tnd_lb_scratch {
+	struct tnd_pkt p;
+	struct tnd_fwd fwd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct tnd_lb_scratch);
+} tnd_lb_scratch SEC(".maps");
+
+static __always_inline struct tnd_lb_scratch *tnd_scratch(__u32 slot)
+{
+	struct tnd_lb_scratch *s = bpf_map_lookup_elem(&tnd_lb_scratch, &slot);
+
+	if (s)
+		__builtin_memset(s, 0, sizeof(*s));
+	return s;
+}
 
 /* ---- context primitives ---------------------------------------------------- */
 
@@ -156,7 +199,7 @@ static __always_inline __u64 tnd_diff16(__be16 from, __be16 to)
 
 static __always_inline __u32 tnd_l4_csum_off(const struct tnd_pkt *p)
 {
-	return p->l4_off + (p->t.proto == IPPROTO_TCP ? 16 : 6);
+	return p->l4_off + (p->t.proto == IPPROTO_TCP ? 16 : p->t.proto == IPPROTO_UDP ? 6 : 2);
 }
 
 /* Replaces the IPv4 address at `addr_off` (saddr or daddr), fixing the IP
@@ -248,10 +291,122 @@ static __always_inline int tnd_rw(TND_CTX *ctx, const struct tnd_pkt *p, const i
 	return tnd_rw_port(ctx, p, port_off, from_port, to_port);
 }
 
+/* Rewrites the packet inside an ICMP error: its source to nsrc:nsport and its
+ * destination to ndst:ndport, fixing the inner IPv4 header checksum and the
+ * ICMP checksum (which covers the inner bytes). The inner L4 checksum is left
+ * alone: it is usually cut off, and nobody verifies it. */
+static __always_inline int tnd_icmp_rw_inner(TND_CTX *ctx, const struct tnd_pkt *p, const int fam,
+					     const __u8 *nsrc, __be16 nsport, const __u8 *ndst,
+					     __be16 ndport)
+{
+	__u32 old[TND_ICMP_INNER_V6 / 4], neu[TND_ICMP_INNER_V6 / 4];
+	__u32 len = fam == 4 ? TND_ICMP_INNER_V4 : TND_ICMP_INNER_V6;
+	__be16 ports[2] = { nsport, ndport };
+	__s64 diff;
+
+	if (fam == 4) {
+		struct iphdr ip;
+		__be32 ns, nd;
+
+		if (ctx_load(ctx, p->inner_off, old, TND_ICMP_INNER_V4) < 0)
+			return -1;
+		__builtin_memcpy(&ip, old, sizeof(ip));
+		__builtin_memcpy(&ns, nsrc, 4);
+		__builtin_memcpy(&nd, ndst, 4);
+		ip.check = ~tnd_csum_fold((__u64)(__u16)~ip.check + tnd_diff32(ip.saddr, ns) +
+					  tnd_diff32(ip.daddr, nd));
+		ip.saddr = ns;
+		ip.daddr = nd;
+		__builtin_memcpy(neu, &ip, sizeof(ip));
+		__builtin_memcpy(&neu[5], ports, 4);
+		diff = bpf_csum_diff(old, TND_ICMP_INNER_V4, neu, TND_ICMP_INNER_V4, 0);
+	} else {
+		if (ctx_load(ctx, p->inner_off, old, TND_ICMP_INNER_V6) < 0)
+			return -1;
+		__builtin_memcpy(neu, old, 8);
+		__builtin_memcpy(&neu[2], nsrc, 16);
+		__builtin_memcpy(&neu[6], ndst, 16);
+		__builtin_memcpy(&neu[10], ports, 4);
+		diff = bpf_csum_diff(old, TND_ICMP_INNER_V6, neu, TND_ICMP_INNER_V6, 0);
+	}
+	if (diff < 0)
+		return -1;
+#if TND_CTX_XDP
+	if (tnd_csum_update(ctx, p->l4_off + 2, (__u32)diff, false) < 0)
+		return -1;
+#else
+	if (bpf_l4_csum_replace(ctx, p->l4_off + 2, 0, (__u32)diff, 0) < 0)
+		return -1;
+#endif
+	return ctx_store(ctx, p->inner_off, neu, len);
+}
+
+/* Rewrites the outer source (src=true) or destination address only. */
+static __always_inline int tnd_rw_addr(TND_CTX *ctx, const struct tnd_pkt *p, const int fam, bool src,
+				       const __u8 *from_addr, const __u8 *to_addr)
+{
+	if (fam == 4) {
+		__be32 f, t;
+
+		__builtin_memcpy(&f, from_addr, 4);
+		__builtin_memcpy(&t, to_addr, 4);
+		return tnd_rw_addr4(ctx, p, p->l3_off + (src ? 12 : 16), f, t);
+	}
+	return tnd_rw_addr6(ctx, p, p->l3_off + (src ? 8 : 24), from_addr, to_addr);
+}
+
 /* ---- parsing --------------------------------------------------------------- */
 
-/* Fills `p` for a TCP or UDP packet; < 0 for anything else (passed on). */
-static __always_inline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struct tnd_pkt *p)
+/* An ICMP error (destination unreachable, time exceeded, parameter problem;
+ * ICMPv6 also packet too big) carrying a TCP or UDP packet: fills p->inner
+ * with that packet's tuple. < 0 for any other ICMP message. */
+static __always_inline int tnd_parse_icmp(TND_CTX *ctx, const int fam, struct tnd_pkt *p)
+{
+	__be16 ports[2];
+	__u8 type;
+
+	if (ctx_load(ctx, p->l4_off, &type, 1) < 0)
+		return -1;
+	if (fam == 4 ? (type != 3 && type != 11 && type != 12) : (type < 1 || type > 4))
+		return -1;
+	p->icmp_err = 1;
+	/* The ICMPv6 checksum covers a pseudo header (outer addresses); the
+	 * ICMPv4 one does not. */
+	p->has_l4 = fam == 6;
+	p->inner_off = p->l4_off + 8;
+	if (fam == 4) {
+		struct iphdr ip;
+
+		if (ctx_load(ctx, p->inner_off, &ip, sizeof(ip)) < 0 || ip.version != 4 || ip.ihl != 5)
+			return -1;
+		if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
+			return -1;
+		p->inner.proto = ip.protocol;
+		__builtin_memcpy(p->inner.saddr, &ip.saddr, 4);
+		__builtin_memcpy(p->inner.daddr, &ip.daddr, 4);
+		if (ctx_load(ctx, p->inner_off + sizeof(ip), ports, sizeof(ports)) < 0)
+			return -1;
+	} else {
+		struct ipv6hdr ip6;
+
+		if (ctx_load(ctx, p->inner_off, &ip6, sizeof(ip6)) < 0 || ip6.version != 6)
+			return -1;
+		if (ip6.nexthdr != IPPROTO_TCP && ip6.nexthdr != IPPROTO_UDP)
+			return -1;
+		p->inner.proto = ip6.nexthdr;
+		__builtin_memcpy(p->inner.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(p->inner.daddr, &ip6.daddr, 16);
+		if (ctx_load(ctx, p->inner_off + sizeof(ip6), ports, sizeof(ports)) < 0)
+			return -1;
+	}
+	p->inner.sport = ports[0];
+	p->inner.dport = ports[1];
+	return 0;
+}
+
+/* Fills `p` for a TCP or UDP packet, or an ICMP error about one; < 0 for
+ * anything else (passed on). */
+static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struct tnd_pkt *p)
 {
 	__be16 ports[2];
 	__u8 proto;
@@ -268,11 +423,15 @@ static __always_inline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, 
 		if (ip.version != 4 || ip.ihl < 5)
 			return -1;
 		proto = ip.protocol;
-		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP)
 			return -1;
 		__builtin_memcpy(p->t.saddr, &ip.saddr, 4);
 		__builtin_memcpy(p->t.daddr, &ip.daddr, 4);
 		p->l4_off = l3_off + ip.ihl * 4;
+		p->t.proto = proto;
+		if (proto == IPPROTO_ICMP)
+			return (bpf_ntohs(ip.frag_off) & (TND_IP_MF | TND_IP_OFFMASK)) ? -1
+											: tnd_parse_icmp(ctx, fam, p);
 		if (ip.ihl == 5 + TND_DSR_OPT_LEN / 4) {
 			struct tnd_dsr_opt o;
 
@@ -315,11 +474,14 @@ static __always_inline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, 
 		if (ip6.version != 6)
 			return -1;
 		proto = ip6.nexthdr; /* extension headers (and so fragments): passed on */
-		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
 			return -1;
 		__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
 		__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
 		p->l4_off = l3_off + sizeof(ip6);
+		p->t.proto = proto;
+		if (proto == IPPROTO_ICMPV6)
+			return tnd_parse_icmp(ctx, fam, p);
 	}
 	p->t.proto = proto;
 	if (ctx_load(ctx, p->l4_off, ports, sizeof(ports)) < 0)
@@ -489,51 +651,67 @@ static __always_inline int tnd_write_macs(TND_CTX *ctx, const struct tnd_fwd *fw
 /* The node port the flow (client -> backend) leaves with: the existing
  * mapping, or a new one from a hash of the flow, trying further ports until
  * the reply tuple is free. 0 if none is. */
-static __always_inline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t,
-					    const __u8 *be_addr, __be16 be_port,
-					    const __u8 *node_addr, __u64 hash)
+static __noinline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t,
+				       const struct tnd_lb_work *w)
 {
-	struct tnd_nat_key out = { .proto = t->proto, .dir = TND_NAT_OUT };
-	struct tnd_nat_key in = { .proto = t->proto, .dir = TND_NAT_IN };
+	/* One key and one value, reused: this runs two calls deep. */
+	struct tnd_nat_key k = { .proto = t->proto, .dir = TND_NAT_OUT };
 	struct tnd_nat_val v = {};
 	struct tnd_nat_val *cur;
 	__u32 now = tnd_now_sec();
 	__u32 range = TND_NAT_PORT_MAX - TND_NAT_PORT_MIN + 1;
-	__u32 start = (__u32)hash;
+	__u32 start = (__u32)w->hash;
+	__be16 port = 0;
 
-	__builtin_memcpy(out.saddr, t->saddr, 16);
-	__builtin_memcpy(out.daddr, be_addr, 16);
-	out.sport = t->sport;
-	out.dport = be_port;
-	cur = bpf_map_lookup_elem(tnd_nat_map(fam), &out);
-	if (cur && tnd_addr_eq(cur->to_addr, node_addr, fam)) {
+	__builtin_memcpy(k.saddr, t->saddr, 16);
+	__builtin_memcpy(k.daddr, w->be_addr, 16);
+	k.sport = t->sport;
+	k.dport = w->be_port;
+	cur = bpf_map_lookup_elem(tnd_nat_map(fam), &k);
+	if (cur && tnd_addr_eq(cur->to_addr, w->node, fam)) {
 		cur->expires = now + tnd_ct_lifetime(t->proto, TND_TCP_ACK);
 		return cur->to_port;
 	}
 
-	__builtin_memcpy(in.saddr, be_addr, 16);
-	__builtin_memcpy(in.daddr, node_addr, 16);
-	in.sport = be_port;
+	/* in: backend -> node:port, restoring the client. */
+	k.dir = TND_NAT_IN;
+	__builtin_memcpy(k.saddr, w->be_addr, 16);
+	__builtin_memcpy(k.daddr, w->node, 16);
+	k.sport = w->be_port;
 	__builtin_memcpy(v.to_addr, t->saddr, 16);
 	v.to_port = t->sport;
 	v.created = now;
 	v.expires = now + tnd_ct_lifetime(t->proto, TND_TCP_ACK);
 	for (int i = 0; i < TND_NAT_TRIES; i++) {
-		__be16 port = bpf_htons((__u16)(TND_NAT_PORT_MIN + (start + i * 7919) % range));
+		__be16 cand = bpf_htons((__u16)(TND_NAT_PORT_MIN + (start + i * 7919) % range));
 
-		in.dport = port;
-		if (bpf_map_update_elem(tnd_nat_map(fam), &in, &v, BPF_NOEXIST) == 0) {
-			struct tnd_nat_val o = { .to_port = port, .created = now, .expires = v.expires };
-
-			__builtin_memcpy(o.to_addr, node_addr, 16);
-			if (bpf_map_update_elem(tnd_nat_map(fam), &out, &o, BPF_ANY) != 0) {
-				bpf_map_delete_elem(tnd_nat_map(fam), &in);
-				return 0;
-			}
-			return port;
+		k.dport = cand;
+		if (bpf_map_update_elem(tnd_nat_map(fam), &k, &v, BPF_NOEXIST) == 0) {
+			port = cand;
+			break;
 		}
 	}
-	return 0;
+	if (!port)
+		return 0;
+
+	/* out: client -> backend leaves as node:port. */
+	k.dir = TND_NAT_OUT;
+	__builtin_memcpy(k.saddr, t->saddr, 16);
+	__builtin_memcpy(k.daddr, w->be_addr, 16);
+	k.sport = t->sport;
+	k.dport = w->be_port;
+	__builtin_memcpy(v.to_addr, w->node, 16);
+	v.to_port = port;
+	if (bpf_map_update_elem(tnd_nat_map(fam), &k, &v, BPF_ANY) != 0) {
+		k.dir = TND_NAT_IN;
+		__builtin_memcpy(k.saddr, w->be_addr, 16);
+		__builtin_memcpy(k.daddr, w->node, 16);
+		k.sport = w->be_port;
+		k.dport = port;
+		bpf_map_delete_elem(tnd_nat_map(fam), &k);
+		return 0;
+	}
+	return port;
 }
 
 /* ---- DSR option (IPv4, tc) ------------------------------------------------- */
@@ -579,11 +757,15 @@ static __always_inline int tnd_dsr_insert4(struct __sk_buff *ctx, struct tnd_pkt
 }
 #endif
 
-/* ---- the ingress path ---------------------------------------------------- */
+/* ---- the ingress path ----------------------------------------------------
+ *
+ * The stages are separate BPF functions (__noinline): each has its own stack
+ * frame, so the deepest chain (entry + one stage) stays under the 512-byte
+ * limit. */
 
 /* 1. A reply to a flow that this node SNATed: backend -> node:port. */
-static __always_inline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
-					   struct tnd_fwd *fwd)
+static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
+				      struct tnd_fwd *fwd)
 {
 	struct tnd_nat_key in = { .proto = p->t.proto, .dir = TND_NAT_IN };
 	struct tnd_nat_val *nv;
@@ -635,8 +817,65 @@ static __always_inline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, cons
 	return TND_REDIRECT;
 }
 
+/* 1b. An ICMP error about a packet this node SNATed toward a backend (a
+ * router's "fragmentation needed", the backend's "port unreachable"): the
+ * client gets it about the packet it sent, client -> frontend. A separate
+ * BPF function (its own stack frame): errors are rare and their inner
+ * headers are large. */
+static __noinline int tnd_lb_icmp_ingress(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
+					  struct tnd_fwd *fwd)
+{
+	/* The inner packet is node:port -> backend; its reply tuple keys the
+	 * NAT "in" entry. */
+	struct tnd_nat_key in = { .proto = p->inner.proto, .dir = TND_NAT_IN };
+	struct tnd_nat_val *nv;
+	struct tnd_ct_key ck = { .proto = p->inner.proto };
+	struct tnd_ct_val *ct;
+	__u8 client[16], fe[16], outer_src[16], outer_dst[16];
+	__be16 client_port, fe_port;
+	int r;
+
+	__builtin_memcpy(in.saddr, p->inner.daddr, 16);
+	__builtin_memcpy(in.daddr, p->inner.saddr, 16);
+	in.sport = p->inner.dport;
+	in.dport = p->inner.sport;
+	nv = bpf_map_lookup_elem(tnd_nat_map(fam), &in);
+	if (!nv)
+		return TND_PASS;
+	__builtin_memcpy(client, nv->to_addr, 16);
+	client_port = nv->to_port;
+	__builtin_memcpy(ck.saddr, p->inner.daddr, 16);
+	__builtin_memcpy(ck.daddr, client, 16);
+	ck.sport = p->inner.dport;
+	ck.dport = client_port;
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &ck);
+	if (!ct || !(ct->flags & TND_CT_F_REPLY))
+		return TND_PASS;
+	__builtin_memcpy(fe, ct->nat_addr, 16);
+	fe_port = ct->nat_port;
+	__builtin_memcpy(outer_src, p->t.saddr, 16);
+	__builtin_memcpy(outer_dst, p->t.daddr, 16);
+
+	r = tnd_fib(ctx, fam, fe, client, p, 0, 0, fwd);
+#if TND_CTX_XDP
+	if (r == 1 || r == -2)
+		return TND_PASS;
+#endif
+	if (r < 0 || r == 2)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+	if (tnd_icmp_rw_inner(ctx, p, fam, client, client_port, fe, fe_port) < 0 ||
+	    tnd_rw_addr(ctx, p, fam, false, outer_dst, client) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+	/* Sent by the backend itself: it comes from the frontend. */
+	if (tnd_addr_eq(outer_src, p->inner.daddr, fam) && tnd_rw_addr(ctx, p, fam, true, outer_src, fe) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+	if (tnd_write_macs(ctx, fwd) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
+	return TND_REDIRECT;
+}
+
 /* 2. DSR from another node: remember the frontend for the replies. */
-static __always_inline void tnd_lb_dsr_learn(const struct tnd_pkt *p)
+static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p)
 {
 	struct tnd_ct_key rk = { .proto = p->t.proto };
 	struct tnd_ct_val v = {};
@@ -658,9 +897,29 @@ static __always_inline void tnd_lb_dsr_learn(const struct tnd_pkt *p)
 	bpf_map_update_elem(&tnd_ct_v4, &rk, &v, BPF_ANY);
 }
 
+/* The forward and reply conntrack entries of a new service flow. */
+static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, const struct tnd_lb_work *w)
+{
+	/* One value, reused: this runs two calls deep. */
+	struct tnd_ct_val v = { .svc_id = w->svc_id, .backend_id = w->bid, .created = tnd_now_sec(),
+				.flags = TND_CT_F_REPLY | w->flags, .nat_port = p->t.dport };
+	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = w->be_port, .dport = p->t.sport };
+
+	tnd_ct_touch(&v, p->t.proto, p->tcp_flags, p->len);
+	__builtin_memcpy(v.nat_addr, p->t.daddr, 16);
+	__builtin_memcpy(rk.saddr, w->be_addr, 16);
+	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
+	bpf_map_update_elem(tnd_ct_map(fam), &rk, &v, BPF_ANY);
+	/* The forward entry counts this packet; the reply entry starts at 0. */
+	__builtin_memset(v.nat_addr, 0, 16);
+	v.nat_port = 0;
+	v.flags = TND_CT_F_SERVICE | w->flags;
+	bpf_map_update_elem(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
+}
+
 /* 3. A packet to a service frontend (or nothing of ours: TND_PASS). */
-static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
-					  struct tnd_fwd *fwd)
+static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
+				     struct tnd_fwd *fwd)
 {
 	struct tnd_svc4_key k4 = {};
 	struct tnd_svc6_key k6 = {};
@@ -671,13 +930,11 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 	struct tnd_ct_val *ct;
 	struct tnd_backend *be = NULL;
 	struct tnd_device *dev;
-	__u8 be_addr[16] = {}, node[16] = {};
-	__be16 be_port;
+	struct tnd_lb_work w = {};
 	__u8 be_flags;
 	__u32 bid = 0, in_if = ctx_in_ifindex(ctx);
 	bool new_flow = false, remote, snat, dsr;
 	__be16 nport = 0;
-	__u64 hash;
 	int r;
 
 	if (fam == 4) {
@@ -703,24 +960,26 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 		if (be && be->svc_id != svc.svc_id)
 			be = NULL;
 	}
-	hash = tnd_flow_hash(&p->t);
+	w.hash = tnd_flow_hash(&p->t);
 	if (!be) {
 		if (svc.count == 0)
 			return tnd_drop_pkt(fwd, p, fam,
 					    (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
 									 : TND_DROP_NO_SERVICE_BACKEND,
 					    TND_DIR_INGRESS, in_if);
-		be = tnd_select_backend(svc_map, skey, slot, &svc, hash,
+		be = tnd_select_backend(svc_map, skey, slot, &svc, w.hash,
 					tnd_client_id(p->t.saddr, fam), &bid);
 		if (!be)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, in_if);
 		new_flow = true;
 	}
-	__builtin_memcpy(be_addr, be->addr, 16);
-	be_port = be->port;
+	__builtin_memcpy(w.be_addr, be->addr, 16);
+	w.be_port = be->port;
+	w.bid = bid;
+	w.svc_id = svc.svc_id;
 	be_flags = be->flags;
 
-	r = tnd_fib(ctx, fam, p->t.saddr, be_addr, p, p->t.sport, be_port, fwd);
+	r = tnd_fib(ctx, fam, p->t.saddr, w.be_addr, p, p->t.sport, w.be_port, fwd);
 #if TND_CTX_XDP
 	if (r == -2)
 		return TND_PASS;
@@ -746,15 +1005,12 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 #endif
 	if (snat) {
 		if (fam == 4)
-			__builtin_memcpy(node, &dev->ipv4, 4);
+			__builtin_memcpy(w.node, &dev->ipv4, 4);
 		else
-			__builtin_memcpy(node, dev->ipv6, 16);
-		__u32 nz[4];
-
-		__builtin_memcpy(nz, node, 16);
-		if (!(nz[0] | nz[1] | nz[2] | nz[3]))
+			__builtin_memcpy(w.node, dev->ipv6, 16);
+		if (!(*(__u64 *)w.node | *(__u64 *)&w.node[8]))
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_NODE_ADDR, TND_DIR_INGRESS, in_if);
-		nport = tnd_snat_port(fam, &p->t, be_addr, be_port, node, hash);
+		nport = tnd_snat_port(fam, &p->t, &w);
 		if (!nport)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_INGRESS, in_if);
 	}
@@ -762,39 +1018,23 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 	/* Conntrack: the forward entry pins the backend, the reply entry names
 	 * the frontend for the way back. */
 	if (new_flow || !ct) {
-		__u32 now = tnd_now_sec();
-		__u8 fl = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
+		w.flags = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
 			  (remote ? 0 : TND_CT_F_LOCAL) | (TND_CTX_XDP ? TND_CT_F_XDP : 0);
-		struct tnd_ct_val fv = { .svc_id = svc.svc_id, .backend_id = bid, .created = now,
-					 .flags = TND_CT_F_SERVICE | fl };
-		struct tnd_ct_val rv = { .svc_id = svc.svc_id, .backend_id = bid, .created = now,
-					 .flags = TND_CT_F_REPLY | fl, .nat_port = p->t.dport };
-		struct tnd_ct_key rk = { .proto = p->t.proto, .sport = be_port, .dport = p->t.sport };
-
-		tnd_ct_touch(&fv, p->t.proto, p->tcp_flags, p->len);
-		rv.expires = fv.expires;
-		__builtin_memcpy(rv.nat_addr, p->t.daddr, 16);
-		__builtin_memcpy(rk.saddr, be_addr, 16);
-		__builtin_memcpy(rk.daddr, p->t.saddr, 16);
-		bpf_map_update_elem(tnd_ct_map(fam), &rk, &rv, BPF_ANY);
-		bpf_map_update_elem(tnd_ct_map(fam), &p->t, &fv, BPF_ANY);
+		tnd_ct_create(fam, p, &w);
 	} else {
 		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 	}
 
-	{
-		struct tnd_ct_key orig = p->t;
-
-		if (tnd_rw(ctx, p, fam, false, orig.daddr, be_addr, orig.dport, be_port) < 0)
-			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
-		if (snat && tnd_rw(ctx, p, fam, true, orig.saddr, node, orig.sport, nport) < 0)
-			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
+	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w.be_addr, p->t.dport, w.be_port) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+	if (snat && tnd_rw(ctx, p, fam, true, p->t.saddr, w.node, p->t.sport, nport) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 #if !TND_CTX_XDP
-		if (dsr && fam == 4 && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
-		    tnd_dsr_insert4(ctx, p, orig.daddr, orig.dport) < 0)
-			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+	if (dsr && fam == 4 && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
+	    tnd_dsr_insert4(ctx, p, p->t.daddr, p->t.dport) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 #endif
-	}
 	if (r == 2)
 		return TND_PASS;
 	if (tnd_write_macs(ctx, fwd) < 0)
@@ -803,18 +1043,47 @@ static __always_inline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const
 }
 
 #if !TND_CTX_XDP
+/* An error a local backend sends about a packet it received (client ->
+ * backend) is made about client -> frontend. */
+static __noinline int tnd_lb_icmp_egress(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam,
+					 struct tnd_fwd *fwd)
+{
+	struct tnd_ct_key rk = { .proto = p->inner.proto, .sport = p->inner.dport, .dport = p->inner.sport };
+	struct tnd_ct_val *ct;
+	__u8 outer_src[16], fe[16];
+	__be16 fe_port;
+
+	__builtin_memcpy(rk.saddr, p->inner.daddr, 16);
+	__builtin_memcpy(rk.daddr, p->inner.saddr, 16);
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & (TND_CT_F_LOCAL | TND_CT_F_DSR)))
+		return TND_PASS;
+	__builtin_memcpy(fe, ct->nat_addr, 16);
+	fe_port = ct->nat_port;
+	__builtin_memcpy(outer_src, p->t.saddr, 16);
+	if (tnd_icmp_rw_inner(ctx, p, fam, p->inner.saddr, p->inner.sport, fe, fe_port) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ctx->ifindex);
+	if (tnd_addr_eq(outer_src, p->inner.daddr, fam) && tnd_rw_addr(ctx, p, fam, true, outer_src, fe) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ctx->ifindex);
+	return TND_PASS;
+}
+
 /* Egress: replies of local (and DSR) backends leave with the frontend as
  * their source. */
 static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, const int fam,
-					 struct tnd_fwd *fwd)
+					 struct tnd_lb_scratch *s)
 {
-	struct tnd_pkt p = {};
+	struct tnd_pkt *pp = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
 	struct tnd_ct_val *ct;
 	__u8 fe[16];
 	__be16 fe_port;
 
-	if (tnd_parse(ctx, l3_off, fam, &p) < 0)
+	if (tnd_parse(ctx, l3_off, fam, pp) < 0)
 		return TND_PASS;
+	if (pp->icmp_err)
+		return tnd_lb_icmp_egress(ctx, pp, fam, fwd);
+	struct tnd_pkt p = *pp;
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p.t);
 	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & (TND_CT_F_LOCAL | TND_CT_F_DSR)))
 		return TND_PASS;
@@ -827,23 +1096,26 @@ static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, co
 }
 #endif
 
-/* Per-packet LB at ingress. Returns a verdict; fwd says where or why. */
+/* Per-packet LB at ingress. Returns a verdict; s->fwd says where or why. */
 static __always_inline int tnd_lb_ingress(TND_CTX *ctx, __u32 l3_off, const int fam,
-					  struct tnd_fwd *fwd)
+					  struct tnd_lb_scratch *s)
 {
-	struct tnd_pkt p = {};
+	struct tnd_pkt *p = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
 	int v;
 
-	if (tnd_parse(ctx, l3_off, fam, &p) < 0)
+	if (tnd_parse(ctx, l3_off, fam, p) < 0)
 		return TND_PASS;
-	v = tnd_lb_rev_snat(ctx, &p, fam, fwd);
+	if (p->icmp_err)
+		return tnd_lb_icmp_ingress(ctx, p, fam, fwd);
+	v = tnd_lb_rev_snat(ctx, p, fam, fwd);
 	if (v >= 0)
 		return v;
-	if (fam == 4 && p.dsr) {
-		tnd_lb_dsr_learn(&p);
+	if (fam == 4 && p->dsr) {
+		tnd_lb_dsr_learn(p);
 		return TND_PASS;
 	}
-	return tnd_lb_service(ctx, &p, fam, fwd);
+	return tnd_lb_service(ctx, p, fam, fwd);
 }
 
 #endif

@@ -20,16 +20,11 @@
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"
+#include "test/support/lb_node.h"
 #include "test/support/packet.h"
 
 namespace tendril::test {
 namespace {
-
-constexpr Mac kMacNode{{0x02, 0, 0, 0, 0x01, 0x01}};    // tn0: the node's native device
-constexpr Mac kMacPeer{{0x02, 0, 0, 0, 0x01, 0x02}};    // 10.0.0.2: the other node
-constexpr Mac kMacClient{{0x02, 0, 0, 0, 0x01, 0x64}};  // 10.0.0.100: the client
-constexpr Mac kMacLx{{0x02, 0, 0, 0, 0x02, 0x01}};      // lx0: toward local backends
-constexpr Mac kMacLocal{{0x02, 0, 0, 0, 0x02, 0x02}};   // 10.1.1.2: a local backend
 
 std::array<uint8_t, 16> Addr(const char* text) {
   std::array<uint8_t, 16> a{};
@@ -44,25 +39,8 @@ class NodePortTest : public ::testing::Test {
   void SetUp() override {
     TND_REQUIRE_ROOT();
     ns_ = std::make_unique<Netns>("np");
-    auto sh = [&](std::vector<std::string> argv) {
-      std::string out;
-      ASSERT_EQ(ns_->Exec(argv, &out), 0) << absl::StrJoin(argv, " ") << ": " << out;
-    };
-    sh({"ip", "link", "add", "tn0", "address", "02:00:00:00:01:01", "type", "veth", "peer", "name", "tn1"});
-    sh({"ip", "link", "add", "lx0", "address", "02:00:00:00:02:01", "type", "veth", "peer", "name", "lx1"});
-    for (const char* d : {"tn0", "tn1", "lx0", "lx1"}) sh({"ip", "link", "set", d, "up"});
-    sh({"ip", "addr", "add", "10.0.0.1/24", "dev", "tn0"});
-    sh({"ip", "addr", "add", "fd00::1/64", "dev", "tn0", "nodad"});
-    sh({"ip", "addr", "add", "10.1.1.1/24", "dev", "lx0"});
-    sh({"ip", "addr", "add", "fd01::1/64", "dev", "lx0", "nodad"});
-    sh({"ip", "route", "add", "10.1.2.0/24", "via", "10.0.0.2"});
-    sh({"ip", "route", "add", "fd02::/64", "via", "fd00::2"});
-    sh({"ip", "neigh", "add", "10.0.0.2", "lladdr", "02:00:00:00:01:02", "dev", "tn0", "nud", "permanent"});
-    sh({"ip", "neigh", "add", "10.0.0.100", "lladdr", "02:00:00:00:01:64", "dev", "tn0", "nud", "permanent"});
-    sh({"ip", "neigh", "add", "fd00::2", "lladdr", "02:00:00:00:01:02", "dev", "tn0", "nud", "permanent"});
-    sh({"ip", "neigh", "add", "fd00::100", "lladdr", "02:00:00:00:01:64", "dev", "tn0", "nud", "permanent"});
-    sh({"ip", "neigh", "add", "10.1.1.2", "lladdr", "02:00:00:00:02:02", "dev", "lx0", "nud", "permanent"});
-    sh({"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"});
+    tn0_ = BuildLbNode(*ns_);
+    ASSERT_NE(tn0_, 0u);
 
     pins_ = std::make_unique<TempPinRoot>();
     auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path(), HostTailCalls()});
@@ -85,9 +63,6 @@ class NodePortTest : public ::testing::Test {
     nat6_ = Open<tnd_nat_key, tnd_nat_val>(TND_MAP_NAT_V6);
     srng4_ = Open<tnd_srange_v4_key, uint32_t>(TND_MAP_SRCRANGE_V4);
 
-    std::string idx;
-    ASSERT_EQ(ns_->Exec({"cat", "/sys/class/net/tn0/ifindex"}, &idx), 0);
-    tn0_ = static_cast<uint32_t>(std::stoul(idx));
     tnd_device d{};
     auto a4 = Addr("10.0.0.1");
     std::memcpy(&d.ipv4, a4.data(), 4);
@@ -296,6 +271,75 @@ TEST_F(NodePortTest, HostNetworkBackendIsDnatedAndHandedToTheStack) {
   Bytes reply = Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.1", "10.0.0.100").Tcp(8080, 40000, 0x12).Build();
   EXPECT_EQ(Run(tc_out_, reply).out,
             Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30088, 40000, 0x12).Build());
+}
+
+// The IP header and the first 8 bytes of L4 of a frame: what an ICMP error
+// quotes (RFC 792).
+std::string Quote(const Bytes& frame, bool v6) {
+  size_t n = (v6 ? 40 : 20) + 8;
+  return std::string(frame.begin() + 14, frame.begin() + 14 + n);
+}
+
+TEST_F(NodePortTest, IcmpErrorAboutAnSnatedFlowReachesTheClientAboutItsOwnPacket) {
+  AddService("10.0.0.1", 30053, kUdp, 22, kExt, {{"10.1.2.2", 53}}, 130);
+  Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Udp(5353, 30053).Payload("q").Build();
+  for (int fd : {tc_in_, xdp_in_}) {
+    ClearFlows();
+    ProgRun r = Run(fd, in);
+    uint16_t nport = PortAt(r.out, kL4);
+    // The backend's node answers "port unreachable" about what it got:
+    // node:nport -> backend.
+    Bytes sent = Frame().Eth().Ipv4("10.0.0.1", "10.1.2.2").Udp(nport, 53).Payload("q").Build();
+    Bytes err = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.2", "10.0.0.1").IcmpError(3, 3).Payload(Quote(sent, false)).Build();
+    ProgRun e = Run(fd, err);
+    EXPECT_EQ(e.retval, fd == tc_in_ ? static_cast<uint32_t>(TC_ACT_REDIRECT) : static_cast<uint32_t>(XDP_REDIRECT));
+    // The client gets it from the frontend, about client -> frontend. (The
+    // quoted UDP checksum is not rewritten: copy it from what went out.)
+    Bytes about = Frame().Eth().Ipv4("10.0.0.100", "10.0.0.1").Udp(5353, 30053).Payload("q").Build();
+    std::string q = Quote(about, false);
+    std::string sq = Quote(sent, false);
+    q[20 + 6] = sq[20 + 6];
+    q[20 + 7] = sq[20 + 7];
+    EXPECT_EQ(e.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").IcmpError(3, 3).Payload(q).Build());
+  }
+  // An error about a flow that was never translated passes untouched.
+  Bytes other = Frame().Eth().Ipv4("10.0.0.1", "10.1.2.2").Udp(40000, 53).Build();
+  Bytes stray = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.2", "10.0.0.1").IcmpError(3, 3).Payload(Quote(other, false)).Build();
+  ProgRun s2 = Run(tc_in_, stray);
+  EXPECT_EQ(s2.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(s2.out, stray);
+}
+
+TEST_F(NodePortTest, Ipv6PacketTooBigFromARouterIsTranslated) {
+  AddService("fd00::1", 30080, kTcp, 23, kExt, {{"fd02::2", 80}}, 140);
+  Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv6("fd00::100", "fd00::1").Tcp(40000, 30080).Build();
+  ProgRun r = Run(tc_in_, in);
+  uint16_t nport = PortAt(r.out, 14 + 40);
+  Bytes sent = Frame().Eth().Ipv6("fd00::1", "fd02::2").Tcp(nport, 80).Build();
+  // From a router on the way (not the backend): the outer source stays.
+  Bytes err = Frame().Eth(kMacNode, kMacPeer).Ipv6("fd00::2", "fd00::1").IcmpError(2, 0, 1280).Payload(Quote(sent, true)).Build();
+  ProgRun e = Run(tc_in_, err);
+  EXPECT_EQ(e.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  Bytes about = Frame().Eth().Ipv6("fd00::100", "fd00::1").Tcp(40000, 30080).Build();
+  EXPECT_EQ(e.out, Frame().Eth(kMacClient, kMacNode).Ipv6("fd00::2", "fd00::100").IcmpError(2, 0, 1280)
+                       .Payload(Quote(about, true)).Build());
+}
+
+TEST_F(NodePortTest, IcmpErrorFromALocalBackendLeavesAboutTheFrontend) {
+  AddService("10.0.0.1", 30054, kUdp, 24, kExt, {{"10.1.1.2", 53}}, 150);
+  Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Udp(5353, 30054).Payload("q").Build();
+  ProgRun r = Run(tc_in_, in);
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  // What the backend got, quoted in its port unreachable.
+  Bytes got(r.out.begin(), r.out.end());
+  Bytes err = Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.2", "10.0.0.100").IcmpError(3, 3).Payload(Quote(got, false)).Build();
+  ProgRun e = Run(tc_out_, err);
+  EXPECT_EQ(e.retval, static_cast<uint32_t>(TC_ACT_OK));
+  std::string q = Quote(in, false);
+  std::string gq = Quote(got, false);
+  q[20 + 6] = gq[20 + 6];  // the quoted UDP checksum is the one the backend got
+  q[20 + 7] = gq[20 + 7];
+  EXPECT_EQ(e.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").IcmpError(3, 3).Payload(q).Build());
 }
 
 TEST_F(NodePortTest, UdpChecksumsAreUpdatedAndAZeroChecksumStaysZero) {

@@ -336,6 +336,27 @@ TEST_P(NodePortE2ETest, DsrRepliesComeFromTheBackendsNode) {
   EXPECT_TRUE(learnt) << flows.dump();
 }
 
+TEST_P(NodePortE2ETest, PortUnreachableReachesTheClientTranslated) {
+  // Nothing listens on 9999: the backend answers ICMP port unreachable about
+  // the packet it got; the client's connected UDP socket only sees it (as
+  // ECONNREFUSED) if the error is about client -> frontend.
+  AddEverywhere({"--frontend", "10.96.0.17:53/UDP", "--type", "NodePort", "--node-port", "30055", "--backends",
+                 "10.1.2.2:9999"});  // remote from node 1: SNAT, error arrives at node 1's ingress
+  AddEverywhere({"--frontend", "10.96.0.18:53/UDP", "--type", "NodePort", "--node-port", "30056", "--backends",
+                 "10.1.1.2:9999"});  // local to node 1: error leaves through node 1's egress
+  for (const char* port : {"30055", "30056"}) {
+    std::string out;
+    client_->Exec({"python3", "-c",
+                   std::string("import socket; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2); "
+                               "s.connect(('10.0.0.1',") + port + "))\n"
+                   "try:\n s.send(b'x'); s.recv(64); print('answer')\n"
+                   "except ConnectionRefusedError: print('refused')\n"
+                   "except socket.timeout: print('timeout')"},
+                  &out);
+    EXPECT_EQ(std::string(absl::StripAsciiWhitespace(out)), "refused") << "node port " << port;
+  }
+}
+
 TEST_P(NodePortE2ETest, IperfThroughNodePort) {
   AddEverywhere({"--frontend", "10.96.0.16:5201/TCP", "--type", "NodePort", "--node-port", "30201", "--backends",
                  "10.1.2.2:5201"});

@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "common/api_client.h"
 #include "common/file_util.h"
 #include "common/subprocess.h"
@@ -304,10 +306,14 @@ TEST_P(PrefilterE2ETest, RestartKeepsTrafficFlowingAndRestoresState) {
   EXPECT_TRUE(Tcp(*client_, kNodeIp));
   EXPECT_EQ(agent_->Drops("missed-tail-call"), 0u);
   EXPECT_GE(agent_->Drops("prefilter-denied"), 2u);
-  // Only the attached object's prog array stays pinned.
+  // Only the attached objects' prog arrays stay pinned: one for XDP, one
+  // for tc.
   std::string calls;
   Sh({"ls", agent_->pins() + "/calls"}, &calls);
-  EXPECT_EQ(std::count(calls.begin(), calls.end(), '\n'), 1) << calls;
+  std::vector<std::string> pins = absl::StrSplit(calls, '\n', absl::SkipEmpty());
+  ASSERT_EQ(pins.size(), 2u) << calls;
+  EXPECT_TRUE(absl::StartsWith(pins[0], "tnd_host_calls_")) << calls;
+  EXPECT_TRUE(absl::StartsWith(pins[1], "tnd_xdp_calls_")) << calls;
 }
 
 TEST_P(PrefilterE2ETest, OffloadRequestFailsClearlyAndLeavesPreviousProgram) {

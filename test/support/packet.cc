@@ -139,6 +139,17 @@ Frame& Frame::NoUdpChecksum() {
   return *this;
 }
 
+Frame& Frame::IcmpError(uint8_t type, uint8_t code, uint32_t rest) {
+  l4_off_ = bytes_.size();
+  l4_proto_ = static_cast<uint8_t>(l3_ == L3::kV6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP});
+  bytes_.push_back(type);
+  bytes_.push_back(code);
+  Put16(bytes_, 0);
+  Put16(bytes_, static_cast<uint16_t>(rest >> 16));
+  Put16(bytes_, static_cast<uint16_t>(rest));
+  return *this;
+}
+
 Frame& Frame::Payload(const std::string& data) {
   bytes_.insert(bytes_.end(), data.begin(), data.end());
   return *this;

@@ -30,6 +30,9 @@ class Frame {
   Frame& Tcp(uint16_t sport, uint16_t dport, uint8_t flags = 0x02 /* SYN */);
   Frame& Udp(uint16_t sport, uint16_t dport);
   Frame& IcmpEcho(uint16_t id = 1, uint16_t seq = 1);
+  // An ICMP (ICMPv6 after Ipv6) error header: type, code, 4 bytes of
+  // `rest` (unused, or the MTU); the packet it is about follows as Payload.
+  Frame& IcmpError(uint8_t type, uint8_t code, uint32_t rest = 0);
   Frame& Payload(const std::string& data);
   // IPv4 fragment fields: identification and the flags/offset word
   // (0x2000 = more fragments, low 13 bits = offset in 8-byte units).

@@ -60,7 +60,7 @@ copy_with_libs() {  # copies each file to the same path inside, with its librari
 }
 # Real tools the tests call; busybox's versions differ in flags and output.
 copy_with_libs /usr/sbin/ip /usr/sbin/tc /usr/bin/ping /usr/bin/nc.openbsd /usr/bin/socat \
-  /usr/bin/curl /usr/bin/nsenter /bin/bash /bin/dash
+  /usr/bin/curl /usr/bin/nsenter /usr/sbin/ethtool /bin/bash /bin/dash
 # /bin/sh is dash: busybox's sh would run its own applets (nc, ping) in place
 # of the real tools.
 ln -sf dash "$IR/bin/sh"
@@ -73,7 +73,7 @@ copy_with_libs "$BUILD/tendril-agent" "$BUILD/tendril" "$BUILD/test/unit_tests" 
 mkdir -p "$IR$BUILD/bpf" && cp "$BUILD"/bpf/*.o "$IR$BUILD/bpf/"
 mkdir -p "$IR$ROOT/test/vm" "$IR$ROOT/vagrant" "$IR$ROOT/systemd"
 cp "$ROOT/test/vm/suites.sh" "$IR$ROOT/test/vm/"
-cp "$ROOT/vagrant/provision.sh" "$IR$ROOT/vagrant/"
+cp "$ROOT/vagrant/provision.sh" "$ROOT/vagrant/check-nodeport.sh" "$IR$ROOT/vagrant/"
 cp "$ROOT/systemd/tendril-agent.service" "$IR$ROOT/systemd/"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$IR/etc/passwd"
 printf 'root:x:0:\n' > "$IR/etc/group"
@@ -116,6 +116,11 @@ ip netns exec peer socat TCP-LISTEN:8080,fork,reuseaddr EXEC:/tmp/peer-http.sh &
 $ROOT/vagrant/provision.sh --node-ip 192.168.56.11 --peer-ip 192.168.56.12 --device eth1 \
   --xdp-mode generic --prebuilt $BUILD --no-systemd
 echo "TND-RESULT guest provision \$?"
+# The node port from outside the node, as the Vagrant host checks it: from
+# the peer namespace (the peer's own backend answers through SNAT, the node's
+# host-network backend through DNAT).
+ip netns exec peer $ROOT/vagrant/check-nodeport.sh 192.168.56.11
+echo "TND-RESULT guest nodeport \$?"
 echo "TND-DONE"
 poweroff -f
 INIT
@@ -157,6 +162,9 @@ for s in unit bpf integration verifier; do
 done
 g=$(result "$VM/guest.log" guest provision)
 printf '| vagrant/provision.sh | not run (it would configure this machine) | %s |\n' "$g"
+[ "$g" = pass ] || overall=1
+g=$(result "$VM/guest.log" guest nodeport)
+printf '| vagrant/check-nodeport.sh (from the peer) | not run | %s |\n' "$g"
 [ "$g" = pass ] || overall=1
 echo
 echo "Verified instructions per program"

@@ -1,0 +1,181 @@
+// Per-packet cost of the NodePort paths (XDP in bpf_xdp.o, tc in
+// bpf_host.o), next to bare XDP_PASS / TC_ACT_OK programs in the same run.
+//
+// BPF_PROG_TEST_RUN with `repeat` reruns a program on one buffer, and a NAT
+// program rewrites that buffer; so every run goes through a wrapper
+// (test/progs/bench_pass.c) that restores the frame's headers and then
+// tail-calls either the program under test or the bare pass program. The
+// NodePort cost is wrapped(NodePort) - wrapped(pass) + bare; the ratio is
+// that over bare. Runs inside a test namespace whose routes and neighbours
+// the FIB lookups use (test/support/lb_node.h).
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/loader.h"
+#include "agent/services.h"
+#include "maps/abi.h"
+#include "maps/pinned_map.h"
+#include "test/support/kernel.h"
+#include "test/support/lb_node.h"
+#include "test/support/packet.h"
+
+namespace tendril::test {
+namespace {
+
+constexpr uint32_t kRepeat = 200000;
+constexpr int kRounds = 5;
+constexpr size_t kHead = 64;
+
+struct BenchFrame {
+  uint8_t head[kHead];
+  uint32_t vary_sport;
+  uint32_t sport_off;
+};
+
+double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t* verdict) {
+  std::vector<double> rounds;
+  for (int r = -1; r < kRounds; ++r) {  // round -1 warms up
+    bpf_test_run_opts o;
+    std::memset(&o, 0, sizeof(o));
+    o.sz = sizeof(o);
+    o.data_in = frame.data();
+    o.data_size_in = static_cast<uint32_t>(frame.size());
+    o.repeat = kRepeat;
+    auto t0 = std::chrono::steady_clock::now();
+    if (bpf_prog_test_run_opts(prog_fd, &o) != 0) {
+      std::perror("BPF_PROG_TEST_RUN");
+      std::exit(1);
+    }
+    auto t1 = std::chrono::steady_clock::now();
+    *verdict = o.retval;
+    if (r >= 0) rounds.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / kRepeat);
+  }
+  std::sort(rounds.begin(), rounds.end());
+  return rounds[rounds.size() / 2];
+}
+
+int Main(bool json_out) {
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "bench: needs root\n");
+    return 1;
+  }
+  Netns ns("npbench");
+  uint32_t tn0 = BuildLbNode(ns);
+  if (!tn0) return 1;
+  NetnsGuard in_ns(ns);
+  TempPinRoot pins;
+  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path(), HostTailCalls()});
+  auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins.path(), XdpTailCalls()});
+  auto bench = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
+  if (!host.ok() || !xdp.ok() || !bench.ok()) {
+    std::fprintf(stderr, "load failed\n");
+    return 1;
+  }
+  // The node's device and one NodePort service with a backend on the other
+  // node (DNAT + SNAT, the XDP fast path's case).
+  auto maps = OpenLbMaps(pins.path());
+  auto devices = Map<uint32_t, tnd_device>::OpenPin(pins.path() + "/" TND_MAP_DEVICES, "devices");
+  if (!maps.ok() || !devices.ok()) return 1;
+  tnd_device d{};
+  inet_pton(AF_INET, "10.0.0.1", &d.ipv4);
+  if (!devices->Update(tn0, d).ok()) return 1;
+  NodeView node;
+  node.addresses = {*ParseIp("10.0.0.1")};
+  ServiceManager mgr(std::move(*maps), ServiceLimits{}, 16381, node);
+  Service s;
+  s.frontend = *ParseFrontend("10.96.0.10:80/TCP");
+  s.type = ServiceType::kNodePort;
+  s.node_port = 30080;
+  for (const char* b : {"10.1.2.2:8080", "10.1.2.3:8080", "10.1.2.4:8080"}) s.backends.push_back(*ParseBackend(b));
+  if (auto st = mgr.Add(s); !st.ok()) {
+    std::fprintf(stderr, "service: %s\n", std::string(st.status().message()).c_str());
+    return 1;
+  }
+
+  int xdp_wrap = *bench->ProgramFd("bench_xdp_wrap"), tc_wrap = *bench->ProgramFd("bench_tc_wrap");
+  int xdp_pass = *bench->ProgramFd("bench_xdp_pass"), tc_pass = *bench->ProgramFd("bench_tc_pass");
+  int xdp_np = *xdp->ProgramFd(kXdpEntryProgram), tc_np = *host->ProgramFd(kHostIngressProgram);
+  int frame_map = *bench->MapFd("bench_frame");
+  int xdp_calls = *bench->MapFd("bench_xdp_calls"), tc_calls = *bench->MapFd("bench_tc_calls");
+
+  const std::string pay(64, 'x');
+  Bytes fwd = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30080, 0x10).Payload(pay).Build();
+  Bytes other = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 22, 0x10).Payload(pay).Build();
+  // The reply of the flow: its node port comes from a first real run.
+  auto first = RunProgram(tc_np, fwd);
+  if (!first.ok()) return 1;
+  uint16_t nport = static_cast<uint16_t>(first->out[34] << 8 | first->out[35]);
+  std::string backend = absl::StrCat(static_cast<int>(first->out[30]), ".", static_cast<int>(first->out[31]), ".",
+                                     static_cast<int>(first->out[32]), ".", static_cast<int>(first->out[33]));
+  Bytes reply = Frame().Eth(kMacNode, kMacPeer).Ipv4(backend, "10.0.0.1").Tcp(8080, nport, 0x10).Payload(pay).Build();
+
+  struct Row {
+    std::string hook, name;
+    double bare, wrapped_pass, wrapped_np, net;
+    uint32_t verdict;
+  };
+  std::vector<Row> rows;
+  auto measure = [&](const std::string& hook, const std::string& name, const Bytes& frame, bool vary) {
+    BenchFrame bf{};
+    std::memcpy(bf.head, frame.data(), kHead);
+    bf.vary_sport = vary;
+    bf.sport_off = 34;
+    uint32_t zero = 0;
+    bpf_map_update_elem(frame_map, &zero, &bf, BPF_ANY);
+    bool is_xdp = hook == "XDP";
+    int calls = is_xdp ? xdp_calls : tc_calls, wrap = is_xdp ? xdp_wrap : tc_wrap;
+    int pass = is_xdp ? xdp_pass : tc_pass, np = is_xdp ? xdp_np : tc_np;
+    uint32_t v = 0, vb = 0, vp = 0;
+    Row r{hook, name, 0, 0, 0, 0, 0};
+    r.bare = NsPerPacket(pass, frame, &vb);
+    bpf_map_update_elem(calls, &zero, &pass, BPF_ANY);
+    r.wrapped_pass = NsPerPacket(wrap, frame, &vp);
+    bpf_map_update_elem(calls, &zero, &np, BPF_ANY);
+    r.wrapped_np = NsPerPacket(wrap, frame, &v);
+    r.net = r.wrapped_np - r.wrapped_pass + r.bare;
+    r.verdict = v;
+    rows.push_back(r);
+  };
+  for (const char* hook : {"XDP", "tc"}) {
+    measure(hook, "NodePort, established flow (DNAT+SNAT)", fwd, false);
+    measure(hook, "NodePort, new flow every packet", fwd, true);
+    measure(hook, "reply of a NodePort flow (revSNAT+revDNAT)", reply, false);
+    measure(hook, "not a service (passes)", other, false);
+  }
+
+  if (json_out) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : rows)
+      j.push_back({{"hook", r.hook}, {"case", r.name}, {"ns_per_packet", r.net}, {"baseline_ns", r.bare},
+                   {"ratio", r.net / r.bare}, {"wrapped_ns", r.wrapped_np}, {"wrapped_baseline_ns", r.wrapped_pass},
+                   {"verdict", r.verdict}});
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("BPF_PROG_TEST_RUN, repeat %u, median of %d; baseline = bare XDP_PASS / TC_ACT_OK\n", kRepeat,
+              kRounds);
+  std::printf("%-5s %-44s %9s %9s %7s %8s\n", "HOOK", "CASE", "NS/PKT", "BASELINE", "RATIO", "VERDICT");
+  for (const auto& r : rows)
+    std::printf("%-5s %-44s %9.1f %9.1f %6.2fx %8u\n", r.hook.c_str(), r.name.c_str(), r.net, r.bare, r.net / r.bare,
+                r.verdict);
+  return 0;
+}
+
+}  // namespace
+}  // namespace tendril::test
+
+int main(int argc, char** argv) {
+  bool json = argc > 1 && std::string(argv[1]) == "--json";
+  return tendril::test::Main(json);
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# From outside the nodes (the Vagrant host, or the kernel matrix's peer
+# namespace): curl the NodePort service on every node; each node must answer,
+# and together the answers must come from every node's backend (local
+# backends by DNAT, remote ones by SNAT through the node).
+#   check-nodeport.sh NODE_IP... [--port 30080]
+set -uo pipefail
+PORT=30080
+NODES=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port) PORT=$2; shift 2 ;;
+    *) NODES+=("$1"); shift ;;
+  esac
+done
+declare -A seen
+fail=0
+for n in "${NODES[@]}"; do
+  got=0
+  for _ in $(seq 1 16); do
+    a=$(curl -s --max-time 2 "http://$n:$PORT/" || true)
+    case "$a" in "node "*) got=$((got + 1)); seen["$a"]=1 ;; esac
+  done
+  echo "$n:$PORT answered $got of 16"
+  [ $got -ge 12 ] || fail=1
+done
+echo "backends seen: ${!seen[*]}"
+[ "${#seen[@]}" -eq "${#NODES[@]}" ] || { echo "check-nodeport: not every node's backend answered" >&2; fail=1; }
+[ $fail -eq 0 ] && echo "check-nodeport: OK"
+exit $fail
