@@ -541,6 +541,15 @@ nlohmann::json Agent::StatusJson() const {
     } else {
       d["xdp"] = nullptr;
     }
+    for (TcDir dir : {TcDir::kIngress, TcDir::kEgress}) {
+      auto t = QueryTc(dev, dir, LinksDir());
+      std::string key = std::string("tc_") + std::string(TcDirName(dir));
+      if (t.ok() && *t)
+        d[key] = {{"via", std::string(TcBackendName((*t)->backend))}, {"prog_id", (*t)->prog_id}};
+      else
+        d[key] = nullptr;
+    }
+    d["xdp_mode_configured"] = std::string(XdpModeName(cfg_.XdpModeFor(dev)));
     j["devices"].push_back(d);
   }
   j["programs"] = nlohmann::json::array();
@@ -566,6 +575,25 @@ nlohmann::json Agent::StatusJson() const {
                     {"attached", hooks},
                     {"services", services_ ? services_->List().size() : 0},
                     {"maglev_table_size", cfg_.maglev_table_size}};
+  nlohmann::json addrs = nlohmann::json::array();
+  if (services_)
+    for (const Service& sv : services_->List())
+      for (const FrontendEntry& e : services_->Entries(sv))
+        if (e.external) addrs.push_back(e.frontend.ToString());
+  j["nodeport"] = {{"enabled", cfg_.enable_nodeport},
+                   {"node_port_range", absl::StrCat(cfg_.node_port_min, "-", cfg_.node_port_max)},
+                   {"external_frontends", addrs},
+                   {"ct_gc_interval", cfg_.ct_gc_interval},
+                   {"last_gc", last_gc_}};
+  if (host_obj_) {
+    for (const auto& name : host_obj_->ProgramNames()) {
+      auto fd = host_obj_->ProgramFd(name);
+      if (!fd.ok()) continue;
+      auto info = GetProgramInfo(*fd);
+      if (info.ok())
+        j["programs"].push_back({{"name", name}, {"id", info->id}, {"verified_insns", info->verified_insns}});
+    }
+  }
   if (sock_obj_) {
     for (const auto& name : sock_obj_->ProgramNames()) {
       auto fd = sock_obj_->ProgramFd(name);

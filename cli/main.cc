@@ -109,16 +109,29 @@ int CmdStatus(const Globals& g) {
                   lb.value("maglev_table_size", 0));
     else
       std::printf("Socket LB:   disabled\n");
-    Table devs({"DEVICE", "IFINDEX", "XDP", "PROGRAM", "PROG ID"});
+    const json& np = (*agent)["nodeport"];
+    if (np.value("enabled", false))
+      std::printf("NodePort:    per packet at tc (and XDP), node ports %s, %zu external frontends, conntrack GC every %ds\n",
+                  np.value("node_port_range", "").c_str(), np["external_frontends"].size(),
+                  np.value("ct_gc_interval", 0));
+    else
+      std::printf("NodePort:    disabled\n");
+    auto tc_cell = [](const json& d, const char* key) -> std::string {
+      if (!d.contains(key) || d[key].is_null()) return "none";
+      return absl::StrCat(d[key].value("via", ""), " #", d[key].value("prog_id", 0));
+    };
+    Table devs({"DEVICE", "IFINDEX", "XDP", "PROGRAM", "PROG ID", "TC INGRESS", "TC EGRESS"});
     for (const auto& d : (*agent)["devices"]) {
       if (d.contains("error")) {
-        devs.AddRow({d.value("name", ""), "-", "error: " + d.value("error", ""), "", ""});
+        devs.AddRow({d.value("name", ""), "-", "error: " + d.value("error", ""), "", "", "", ""});
       } else if (d["xdp"].is_null()) {
-        devs.AddRow({d.value("name", ""), std::to_string(d.value("ifindex", 0)), "none", "", ""});
+        devs.AddRow({d.value("name", ""), std::to_string(d.value("ifindex", 0)), "none", "", "",
+                     tc_cell(d, "tc_ingress"), tc_cell(d, "tc_egress")});
       } else {
         devs.AddRow({d.value("name", ""), std::to_string(d.value("ifindex", 0)),
                      d["xdp"].value("mode", ""), d["xdp"].value("prog_name", ""),
-                     std::to_string(d["xdp"].value("prog_id", 0))});
+                     std::to_string(d["xdp"].value("prog_id", 0)), tc_cell(d, "tc_ingress"),
+                     tc_cell(d, "tc_egress")});
       }
     }
     std::printf("Devices:\n%s", devs.empty() ? "  (none)\n" : devs.Render(2).c_str());
@@ -131,7 +144,8 @@ int CmdStatus(const Globals& g) {
   Table mt({"MAP", "ENTRIES", "MAX", "DESCRIPTION"});
   for (const auto& m : maps)
     mt.AddRow({m.value("name", ""),
-               !m.contains("entries")        ? "not pinned"
+               m.value("kind", "") == "ring buffer" ? "ring"
+               : !m.contains("entries")        ? "not pinned"
                : m.value("kind", "") == "array" ? "array"
                                                 : std::to_string(m.value("entries", 0)),
                std::to_string(m.value("max_entries", 0)), m.value("description", "")});

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -355,6 +356,41 @@ TEST_P(NodePortE2ETest, PortUnreachableReachesTheClientTranslated) {
                   &out);
     EXPECT_EQ(std::string(absl::StripAsciiWhitespace(out)), "refused") << "node port " << port;
   }
+}
+
+TEST_P(NodePortE2ETest, MaglevPicksTheSameBackendOnEveryNode) {
+  // An external IP routed to either node (as ECMP in front of the nodes
+  // would): with Maglev, a flow (same client address and port) gets the same
+  // backend whichever node it reaches, so it can move between nodes.
+  AddEverywhere({"--frontend", "10.96.0.19:53/UDP", "--type", "ExternalIP", "--external-ips", "192.0.2.30",
+                 "--algorithm", "maglev", "--backends", "10.1.1.2:5353,10.1.2.2:5353"});
+  // One datagram from each of 12 source ports; "port name" per line.
+  auto ask = [&]() {
+    std::string out;
+    client_->Exec({"python3", "-c",
+                   "import socket\n"
+                   "for p in range(41000, 41012):\n"
+                   " s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2)\n"
+                   " s.bind(('10.0.0.100',p)); s.sendto(b'hi',('192.0.2.30',53))\n"
+                   " try: print(p, s.recv(64).decode().strip())\n"
+                   " except socket.timeout: print(p, 'timeout')\n"
+                   " s.close()"},
+                  &out);
+    std::map<int, std::string> m;
+    for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+      std::vector<std::string> f = absl::StrSplit(line, ' ');
+      if (f.size() == 2) m[std::stoi(f[0])] = f[1];
+    }
+    return m;
+  };
+  std::map<int, std::string> via1 = ask();
+  ASSERT_EQ(client_->Exec({"ip", "route", "replace", "192.0.2.0/24", "via", "10.0.0.2"}), 0);
+  std::map<int, std::string> via2 = ask();
+  ASSERT_EQ(via1.size(), 12u);
+  std::set<std::string> names;
+  for (const auto& [sport, name] : via1) names.insert(name);
+  EXPECT_EQ(names, (std::set<std::string>{"be1", "be2"})) << "12 flows should use both backends";
+  EXPECT_EQ(via1, via2);
 }
 
 TEST_P(NodePortE2ETest, IperfThroughNodePort) {
