@@ -222,8 +222,6 @@ absl::Status ValidateService(const Service& s, const ServiceLimits& limits) {
       return bad("source range ", c.ToString(), " is ", c.family == Family::kV4 ? "IPv4" : "IPv6",
                  ", the frontend is ", fam);
   if (s.source_ranges.size() > 64) return bad(s.source_ranges.size(), " source ranges, more than 64");
-  if (s.dsr && s.frontend.ip.family == Family::kV6)
-    return bad("DSR is IPv4 only (the frontend travels in an IPv4 option); use SNAT for IPv6");
   if (s.dsr && s.traffic_policy == TrafficPolicy::kLocal)
     return bad("DSR and traffic policy Local exclude each other (Local never leaves the node)");
   return absl::OkStatus();

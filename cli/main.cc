@@ -674,7 +674,7 @@ int Main(int argc, char** argv) {
   svc_add->add_option("--traffic-policy", sa.traffic_policy, "externalTrafficPolicy: Cluster (default) or Local");
   svc_add->add_option("--source-ranges", sa.source_ranges, "clients allowed on external frontends: CIDR,...")
       ->delimiter(',');
-  svc_add->add_flag("--dsr{true}", sa.dsr, "remote backends answer clients directly (IPv4)");
+  svc_add->add_flag("--dsr{true}", sa.dsr, "remote backends answer clients directly");
   svc_add->add_option("--algorithm", sa.algorithm, "random (default) or maglev");
   svc_add->add_option("--affinity-timeout", sa.affinity, "ClientIP session affinity, seconds (0: off)")
       ->check(CLI::Range(0, 604800));

@@ -37,6 +37,7 @@ static_assert(sizeof(tnd_srange_v6_key) == 24);
 static_assert(sizeof(tnd_event) == 64);
 static_assert(sizeof(tnd_frag_key) == 12);
 static_assert(sizeof(tnd_dsr_opt) == TND_DSR_OPT_LEN);
+static_assert(sizeof(tnd_dsr_opt6) == TND_DSR_OPT6_LEN);
 
 // A metrics array slot, decoded.
 struct MetricsSlot {

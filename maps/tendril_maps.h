@@ -373,6 +373,22 @@ struct tnd_dsr_opt {
 	__be32 addr;
 };
 
+/* Direct server return over IPv6: a Destination Options extension header
+ * with one option naming the frontend, padded to 24 bytes. The option type's
+ * top bits are 00: a node that does not know it skips it. */
+#define TND_DSR_OPT6_TYPE 0x1e
+#define TND_DSR_OPT6_LEN 24
+struct tnd_dsr_opt6 {
+	__u8 nexthdr;
+	__u8 hdrlen;     /* in 8-byte units, not counting the first 8: 2 */
+	__u8 opt_type;   /* TND_DSR_OPT6_TYPE */
+	__u8 opt_len;    /* 18: port and address */
+	__be16 port;
+	__u8 addr[16];
+	__u8 pad_type;   /* PadN */
+	__u8 pad_len;    /* 0 */
+};
+
 /* loadBalancerSourceRanges: (service id, client prefix) allowed. */
 struct tnd_srange_v4_key {
 	__u32 prefixlen; /* 32 (svc id and pad) + prefix length */

@@ -87,9 +87,9 @@ struct tnd_pkt {
 	__u32 len;
 	__u8 tcp_flags;
 	__u8 has_l4;   /* the L4 header is in this packet (not a later fragment) */
-	__u8 dsr;      /* an IPv4 DSR option was found (dsr_* valid) */
+	__u8 dsr;      /* a DSR option (IPv4) or header (IPv6) was found (dsr_* valid) */
 	__u8 icmp_err; /* an ICMP(v6) error: `inner` is the packet it is about */
-	__be32 dsr_addr;
+	__u8 dsr_addr[16];
 	__be16 dsr_port;
 	__u32 inner_off;
 	struct tnd_ct_key inner;
@@ -438,7 +438,7 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 			if (ctx_load(ctx, l3_off + sizeof(ip), &o, sizeof(o)) == 0 &&
 			    o.type == TND_DSR_OPT_TYPE && o.len == TND_DSR_OPT_LEN) {
 				p->dsr = 1;
-				p->dsr_addr = o.addr;
+				__builtin_memcpy(p->dsr_addr, &o.addr, 4);
 				p->dsr_port = o.port;
 			}
 		}
@@ -473,12 +473,26 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 			return -1;
 		if (ip6.version != 6)
 			return -1;
-		proto = ip6.nexthdr; /* extension headers (and so fragments): passed on */
+		proto = ip6.nexthdr;
+		p->l4_off = l3_off + sizeof(ip6);
+		if (proto == IPPROTO_DSTOPTS) {
+			/* Only tendril's DSR header; other extension headers (and
+			 * so fragments) are passed on. */
+			struct tnd_dsr_opt6 o;
+
+			if (ctx_load(ctx, p->l4_off, &o, sizeof(o)) < 0 || o.hdrlen != 2 ||
+			    o.opt_type != TND_DSR_OPT6_TYPE || o.opt_len != 18)
+				return -1;
+			p->dsr = 1;
+			__builtin_memcpy(p->dsr_addr, o.addr, 16);
+			p->dsr_port = o.port;
+			proto = o.nexthdr;
+			p->l4_off += sizeof(o);
+		}
 		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
 			return -1;
 		__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
 		__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
-		p->l4_off = l3_off + sizeof(ip6);
 		p->t.proto = proto;
 		if (proto == IPPROTO_ICMPV6)
 			return tnd_parse_icmp(ctx, fam, p);
@@ -755,6 +769,33 @@ static __always_inline int tnd_dsr_insert4(struct __sk_buff *ctx, struct tnd_pkt
 	p->len += TND_DSR_OPT_LEN;
 	return 0;
 }
+
+/* Inserts the DSR destination-options header after the fixed IPv6 header,
+ * naming the frontend. The L4 checksum stays: its pseudo header counts the
+ * upper-layer length, without extension headers. */
+static __always_inline int tnd_dsr_insert6(struct __sk_buff *ctx, struct tnd_pkt *p,
+					   const __u8 *fe_addr, __be16 fe_port)
+{
+	struct tnd_dsr_opt6 o = { .hdrlen = 2, .opt_type = TND_DSR_OPT6_TYPE, .opt_len = 18,
+				  .port = fe_port, .pad_type = 1 };
+	struct ipv6hdr ip6;
+	__u8 dstopts = IPPROTO_DSTOPTS;
+	__be16 plen;
+
+	if (ctx_load(ctx, p->l3_off, &ip6, sizeof(ip6)) < 0)
+		return -1;
+	o.nexthdr = ip6.nexthdr;
+	__builtin_memcpy(o.addr, fe_addr, 16);
+	if (bpf_skb_adjust_room(ctx, TND_DSR_OPT6_LEN, BPF_ADJ_ROOM_NET, 0) < 0)
+		return -1;
+	plen = bpf_htons(bpf_ntohs(ip6.payload_len) + TND_DSR_OPT6_LEN);
+	if (ctx_store(ctx, p->l3_off + sizeof(ip6), &o, sizeof(o)) < 0 ||
+	    ctx_store(ctx, p->l3_off + 4, &plen, 2) < 0 || ctx_store(ctx, p->l3_off + 6, &dstopts, 1) < 0)
+		return -1;
+	p->l4_off += TND_DSR_OPT6_LEN;
+	p->len += TND_DSR_OPT6_LEN;
+	return 0;
+}
 #endif
 
 /* ---- the ingress path ----------------------------------------------------
@@ -875,26 +916,26 @@ static __noinline int tnd_lb_icmp_ingress(TND_CTX *ctx, struct tnd_pkt *p, const
 }
 
 /* 2. DSR from another node: remember the frontend for the replies. */
-static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p)
+static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p, const int fam)
 {
 	struct tnd_ct_key rk = { .proto = p->t.proto };
 	struct tnd_ct_val v = {};
 	struct tnd_ct_val *cur;
 	__u32 now = tnd_now_sec();
 
-	__builtin_memcpy(rk.saddr, p->t.daddr, 4);
-	__builtin_memcpy(rk.daddr, p->t.saddr, 4);
+	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
+	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
 	rk.sport = p->t.dport;
 	rk.dport = p->t.sport;
-	cur = bpf_map_lookup_elem(&tnd_ct_v4, &rk);
+	cur = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
 	if (cur && (cur->flags & TND_CT_F_DSR))
 		return;
-	__builtin_memcpy(v.nat_addr, &p->dsr_addr, 4);
+	__builtin_memcpy(v.nat_addr, p->dsr_addr, 16);
 	v.nat_port = p->dsr_port;
 	v.flags = TND_CT_F_REPLY | TND_CT_F_DSR | TND_CT_F_LOCAL;
 	v.created = now;
 	v.expires = now + tnd_ct_lifetime(p->t.proto, p->tcp_flags);
-	bpf_map_update_elem(&tnd_ct_v4, &rk, &v, BPF_ANY);
+	bpf_map_update_elem(tnd_ct_map(fam), &rk, &v, BPF_ANY);
 }
 
 /* The forward and reply conntrack entries of a new service flow. */
@@ -1031,8 +1072,9 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 	if (snat && tnd_rw(ctx, p, fam, true, p->t.saddr, w.node, p->t.sport, nport) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 #if !TND_CTX_XDP
-	if (dsr && fam == 4 && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
-	    tnd_dsr_insert4(ctx, p, p->t.daddr, p->t.dport) < 0)
+	if (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
+	    (fam == 4 ? tnd_dsr_insert4(ctx, p, p->t.daddr, p->t.dport)
+		      : tnd_dsr_insert6(ctx, p, p->t.daddr, p->t.dport)) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 #endif
 	if (r == 2)
@@ -1111,8 +1153,8 @@ static __always_inline int tnd_lb_ingress(TND_CTX *ctx, __u32 l3_off, const int 
 	v = tnd_lb_rev_snat(ctx, p, fam, fwd);
 	if (v >= 0)
 		return v;
-	if (fam == 4 && p->dsr) {
-		tnd_lb_dsr_learn(p);
+	if (p->dsr) {
+		tnd_lb_dsr_learn(p, fam);
 		return TND_PASS;
 	}
 	return tnd_lb_service(ctx, p, fam, fwd);

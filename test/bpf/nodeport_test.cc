@@ -460,6 +460,28 @@ TEST_F(NodePortTest, DsrAddsTheFrontendOptionAndTheBackendNodeAnswersFromIt) {
   EXPECT_EQ(e.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30086, 40000, 0x12).Build());
 }
 
+TEST_F(NodePortTest, Ipv6DsrAddsTheDestinationOptionsHeaderAndIsLearnt) {
+  AddService("fd00::1", 30086, kTcp, 25, kExt | TND_SVC_F_DSR, {{"fd02::2", 80}}, 160);
+  Bytes syn = Frame().Eth(kMacNode, kMacClient).Ipv6("fd00::100", "fd00::1").Tcp(40000, 30086).Build();
+  ProgRun r = Run(tc_in_, syn);
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  auto fe = Addr("fd00::1");
+  Bytes opt = {TND_DSR_OPT6_TYPE, 18, 0x75, 0x86 /* 30086 */};
+  opt.insert(opt.end(), fe.begin(), fe.end());
+  opt.insert(opt.end(), {1, 0});  // PadN
+  Bytes want = Frame().Eth(kMacPeer, kMacNode).Ipv6("fd00::100", "fd02::2").Ipv6DestOpts(opt).Tcp(40000, 80).Build();
+  EXPECT_EQ(r.out, want);
+  // The backend's node learns the frontend; the reply leaves from it.
+  ClearFlows();
+  Bytes arriving = Frame().Eth(kMacNode, kMacPeer).Ipv6("fd00::100", "fd01::2").Ipv6DestOpts(opt).Tcp(40000, 80).Build();
+  ProgRun a = Run(tc_in_, arriving);
+  EXPECT_EQ(a.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(a.out, arriving);
+  Bytes reply = Frame().Eth(kMacClient, kMacNode).Ipv6("fd01::2", "fd00::100").Tcp(80, 40000, 0x12).Build();
+  EXPECT_EQ(Run(tc_out_, reply).out,
+            Frame().Eth(kMacClient, kMacNode).Ipv6("fd00::1", "fd00::100").Tcp(30086, 40000, 0x12).Build());
+}
+
 TEST_F(NodePortTest, MalformedAndForeignFramesPassUntouched) {
   AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
   // ClusterIP-only frontend (no external flag): socket LB's, not ours.

@@ -129,8 +129,7 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     if (n.argv.empty()) {
       n.argv = {BinaryPath("tendril-agent"), "--netns", n.ns->path(), "--devices", "eth0",
                 "--xdp-mode", GetParam() == "tc" ? "disabled" : GetParam(), "--bpffs-root", n.pins.path(),
-                "--state-dir", n.state.path(), "--api-socket", n.Socket(), "--cgroup-root", n.cgroup.path(),
-                "--ct-gc-interval", "1"};
+                "--state-dir", n.state.path(), "--api-socket", n.Socket(), "--cgroup-root", n.cgroup.path()};
       for (const auto& f : AgentTestFlags()) n.argv.push_back(f);
     }
     n.agent = std::make_unique<Subprocess>(n.argv);
@@ -335,6 +334,11 @@ TEST_P(NodePortE2ETest, DsrRepliesComeFromTheBackendsNode) {
   for (const auto& f : flows)
     if (absl::StrContains(f.value("flags", ""), "dsr") && f.value("reply_source", "") == "10.0.0.1:30084") learnt = true;
   EXPECT_TRUE(learnt) << flows.dump();
+  // IPv6: a destination-options header carries the frontend.
+  AddEverywhere({"--frontend", "[fd96::15]:80/TCP", "--type", "NodePort", "--node-port", "30085", "--dsr",
+                 "--backends", "[fd02::2]:8080"});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Canonical(Curl("[fd00::1]:30085")), "be2 fd00::100");
+  EXPECT_EQ(json::parse(Cli(0, {"-o", "json", "bpf", "nat", "list", "--v6"}).out).size(), 0u);
 }
 
 TEST_P(NodePortE2ETest, PortUnreachableReachesTheClientTranslated) {

@@ -341,7 +341,7 @@ TEST_F(ServiceE2ETest, BadInputIsRefusedByNameAndChangesNothing) {
         "10.0.2.1:1,10.0.2.1:2,10.0.2.1:3,10.0.2.1:4,10.0.2.1:5,10.0.2.1:6,10.0.2.1:7,10.0.2.1:8,10.0.2.1:9"},
        "more than the maximum of 8"},
       {{"service", "add", "--frontend", "10.96.0.11:80/TCP", "--algorithm", "roundrobin"}, "roundrobin"},
-      {{"service", "add", "--frontend", "10.96.0.11:80/TCP", "--type", "NodePort"}, "NodePort"},
+      {{"service", "add", "--frontend", "10.96.0.11:80/TCP", "--type", "Headless"}, "unknown service type \"Headless\""},
       {{"service", "add", "--frontend", "10.96.0.11:80/TCP", "--id", "1"}, "taken"},
       {{"service", "update", "7", "--backends", "10.0.1.12:8080"}, "no service with id 7"},
       {{"service", "update", "1", "--backend-state", "10.0.1.99:8080=terminating"}, "no backend 10.0.1.99:8080"},

@@ -88,6 +88,15 @@ Frame& Frame::Ipv6(const std::string& src, const std::string& dst) {
   return *this;
 }
 
+Frame& Frame::Ipv6DestOpts(Bytes options) {
+  if ((2 + options.size()) % 8) throw std::invalid_argument("destination options must fill 8-byte units");
+  ext_off_ = bytes_.size();
+  bytes_.push_back(0);  // next header, later
+  bytes_.push_back(static_cast<uint8_t>((2 + options.size()) / 8 - 1));
+  bytes_.insert(bytes_.end(), options.begin(), options.end());
+  return *this;
+}
+
 Frame& Frame::Tcp(uint16_t sport, uint16_t dport, uint8_t flags) {
   l4_off_ = bytes_.size();
   l4_proto_ = IPPROTO_TCP;
@@ -170,6 +179,10 @@ Bytes Frame::Build() const {
   } else {
     Set16(b, l3_off_ + 4, static_cast<uint16_t>(b.size() - l3_off_ - 40));
     b[l3_off_ + 6] = l4_proto_;
+    if (ext_off_) {
+      b[l3_off_ + 6] = 60;  // destination options
+      b[ext_off_] = l4_proto_;
+    }
     for (size_t i = 0; i < 32; i += 2) pseudo += static_cast<uint32_t>(b[l3_off_ + 8 + i] << 8 | b[l3_off_ + 9 + i]);
   }
   if (!l4_off_) return b;

@@ -27,6 +27,9 @@ class Frame {
   // IPv4 header; `options` (a multiple of 4 bytes) makes IHL > 5.
   Frame& Ipv4(const std::string& src, const std::string& dst, Bytes options = {});
   Frame& Ipv6(const std::string& src, const std::string& dst);
+  // A Destination Options extension header after Ipv6(): `options` (the
+  // option TLVs, so that 2 + options.size() is a multiple of 8).
+  Frame& Ipv6DestOpts(Bytes options);
   Frame& Tcp(uint16_t sport, uint16_t dport, uint8_t flags = 0x02 /* SYN */);
   Frame& Udp(uint16_t sport, uint16_t dport);
   Frame& IcmpEcho(uint16_t id = 1, uint16_t seq = 1);
@@ -56,6 +59,7 @@ class Frame {
   L3 l3_ = L3::kNone;
   uint8_t l4_proto_ = 0;
   bool no_udp_csum_ = false;
+  size_t ext_off_ = 0;  // IPv6 destination options header, if any
 };
 
 uint16_t InetChecksum(const uint8_t* data, size_t len, uint32_t sum = 0);

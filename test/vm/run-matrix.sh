@@ -119,7 +119,7 @@ echo "TND-RESULT guest provision \$?"
 # The node port from outside the node, as the Vagrant host checks it: from
 # the peer namespace (the peer's own backend answers through SNAT, the node's
 # host-network backend through DNAT).
-ip netns exec peer $ROOT/vagrant/check-nodeport.sh 192.168.56.11
+ip netns exec peer $ROOT/vagrant/check-nodeport.sh 192.168.56.11 --backends 2
 echo "TND-RESULT guest nodeport \$?"
 echo "TND-DONE"
 poweroff -f
