@@ -424,7 +424,10 @@ TEST_P(NodePortE2ETest, DatapathCarriesOnWhileTheAgentIsDownAndRestarts) {
   EXPECT_EQ(json::parse(list.out)[0].value("node_port", 0), 30080);
 }
 
-TEST_P(NodePortE2ETest, BadInputIsNamedAndChangesNothing) {
+// Control-plane behaviour that does not depend on the XDP mode: one mode.
+class NodePortControlTest : public NodePortE2ETest {};
+
+TEST_P(NodePortControlTest, BadInputIsNamedAndChangesNothing) {
   AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
                  "10.1.2.2:8080"});
   struct Case {
@@ -467,7 +470,7 @@ TEST_P(NodePortE2ETest, BadInputIsNamedAndChangesNothing) {
   EXPECT_NE(pa, 30080);
 }
 
-TEST_P(NodePortE2ETest, GarbageCollectionRemovesOnlyExpiredEntries) {
+TEST_P(NodePortControlTest, GarbageCollectionRemovesOnlyExpiredEntries) {
   AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
                  "10.1.2.2:8080"});
   EXPECT_FALSE(Curl("10.0.0.1:30080").empty());
@@ -495,6 +498,7 @@ TEST_P(NodePortE2ETest, GarbageCollectionRemovesOnlyExpiredEntries) {
   EXPECT_EQ(after, live);
 }
 
+INSTANTIATE_TEST_SUITE_P(Generic, NodePortControlTest, ::testing::Values("generic"));
 INSTANTIATE_TEST_SUITE_P(Modes, NodePortE2ETest, ::testing::Values("native", "generic", "tc"),
                          [](const auto& info) { return info.param == "tc" ? std::string("TcOnly") : "Xdp" + std::string(1, static_cast<char>(std::toupper(info.param[0]))) + info.param.substr(1); });
 
