@@ -352,11 +352,23 @@ void Agent::OnReadable(int fd) {
 
 int Agent::NextTimeoutMs() const {
   uint32_t now = BpfClockSeconds();
-  if (static_cast<int32_t>(next_gc_ - now) <= 0) return 0;
-  return static_cast<int>(next_gc_ - now) * 1000;
+  int ms = static_cast<int32_t>(next_gc_ - now) <= 0 ? 0 : static_cast<int>(next_gc_ - now) * 1000;
+  if (services_) {
+    if (auto due = services_->NextRetiredDeadlineMs()) {
+      timespec ts{};
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      int64_t now_ms = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+      ms = std::min<int64_t>(ms, std::max<int64_t>(0, *due - now_ms + 1));
+    }
+  }
+  return ms;
 }
 
 void Agent::OnTimer() {
+  if (services_) {
+    int n = services_->FlushRetiredBackends();
+    if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");
+  }
   if (static_cast<int32_t>(next_gc_ - BpfClockSeconds()) > 0) return;
   nlohmann::json r = ConntrackGc();
   int removed = r.value("removed", 0);

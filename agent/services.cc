@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
+#include <time.h>
+
 #include <cstring>
 #include <algorithm>
 #include <set>
@@ -106,6 +108,12 @@ absl::Status Remove(Map<K, V>& m, const K& k, SyncStats& st) {
   TND_RETURN_IF_ERROR(m.Delete(k));
   st.deletes++;
   return absl::OkStatus();
+}
+
+int64_t MonotonicMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 std::string MaglevName(const Service& s, const Backend& b) {
@@ -290,8 +298,35 @@ absl::Status ServiceManager::Apply(const Service* old, const Service* neu) {
   if (neu)
     for (const Backend& b : neu->backends) still.insert(b.id);
   for (const Backend& b : old->backends)
-    if (!still.count(b.id)) TND_RETURN_IF_ERROR(Remove(maps_.backends, b.id, stats_));
+    if (!still.count(b.id)) retired_.emplace(b.id, MonotonicMs());
   return absl::OkStatus();
+}
+
+int ServiceManager::FlushRetiredBackends(bool all) {
+  int64_t now = MonotonicMs();
+  int n = 0;
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    if (!all && it->second + kBackendGraceMs > now) {
+      ++it;
+      continue;
+    }
+    SyncStats st;
+    if (auto r = Remove(maps_.backends, it->first, st); !r.ok()) {
+      TND_LOG_WARN("removing backend ", it->first, ": ", r.message());
+      ++it;
+      continue;
+    }
+    n += st.deletes;
+    it = retired_.erase(it);
+  }
+  return n;
+}
+
+std::optional<int64_t> ServiceManager::NextRetiredDeadlineMs() const {
+  std::optional<int64_t> next;
+  for (const auto& [id, t] : retired_)
+    if (!next || t + kBackendGraceMs < *next) next = t + kBackendGraceMs;
+  return next;
 }
 
 absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id) const {
@@ -365,6 +400,7 @@ uint16_t ServiceManager::FreeServiceId() const {
 
 void ServiceManager::AssignBackendIds(Service& s, const Service* previous) const {
   std::set<uint32_t> used;
+  for (const auto& [id, t] : retired_) used.insert(id);  // still in the map
   for (const auto& [id, svc] : services_)
     if (id != s.id)
       for (const Backend& b : svc.backends) used.insert(b.id);
@@ -391,6 +427,7 @@ void ServiceManager::AssignBackendIds(Service& s, const Service* previous) const
 absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
   stats_ = {};
   services_.clear();
+  retired_.clear();  // what no declared service names is removed below
   for (Service& s : services) {
     TND_RETURN_IF_ERROR(ValidateService(s, limits_));
     TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));

@@ -97,6 +97,14 @@ class ServiceManager {
   // How many active backends of the service are on this node.
   size_t LocalBackends(const Service& s) const;
 
+  // A removed backend's map entry stays for a grace period: a datapath
+  // reader that took its id from a slot just before the slot changed still
+  // finds it. These delete the entries whose grace period is over (all with
+  // `all`), and tell when the next one is due (monotonic ms), if any.
+  static constexpr int64_t kBackendGraceMs = 2000;
+  int FlushRetiredBackends(bool all = false);
+  std::optional<int64_t> NextRetiredDeadlineMs() const;
+
  private:
   // Writes what `neu` needs and removes what only `old` had, in safe order.
   absl::Status Apply(const Service* old, const Service* neu);
@@ -113,6 +121,7 @@ class ServiceManager {
   ServiceLimits limits_;
   uint32_t maglev_size_;
   NodeView node_;
+  std::map<uint32_t, int64_t> retired_;  // backend id -> when it was removed (ms)
   std::map<uint16_t, Service> services_;
   SyncStats stats_;
 };

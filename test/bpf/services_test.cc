@@ -118,12 +118,18 @@ TEST_F(ServicesMapTest, UpdatesWriteOnlyWhatChanged) {
   EXPECT_EQ(be->state, TND_BACKEND_TERMINATING);
   for (uint16_t slot = 1; slot <= 2; ++slot)
     EXPECT_NE((*Svc4().Lookup(Key(s, slot)))->backend_id, t->backends[1].id);
-  // Removing it: its entry goes; ids of the others stay.
+  // Removing it: its entry stays for the grace period (a reader may have
+  // read its id from a slot a moment ago), then goes; ids of the others stay.
   ServiceUpdate drop;
   drop.backends = {*ParseBackend("10.0.1.2:8080"), *ParseBackend("10.0.1.4:8080")};
   auto d = manager_->Update(s.id, drop);
   ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(*Backends().Lookup(t->backends[1].id));
+  EXPECT_EQ(manager_->FlushRetiredBackends(), 0) << "not yet due";
+  ASSERT_TRUE(manager_->NextRetiredDeadlineMs().has_value());
+  EXPECT_EQ(manager_->FlushRetiredBackends(/*all=*/true), 1);
   EXPECT_FALSE(*Backends().Lookup(t->backends[1].id));
+  EXPECT_FALSE(manager_->NextRetiredDeadlineMs().has_value());
   EXPECT_EQ(d->backends[0].id, s.backends[0].id);
   EXPECT_EQ(d->backends[1].id, s.backends[2].id);
 }
@@ -193,6 +199,7 @@ TEST_F(ServicesMapTest, ConflictsAndUnknownIdsChangeNothing) {
   EXPECT_EQ(CountEntries4(), before);
   ASSERT_TRUE(manager_->Delete(a.id).ok());
   EXPECT_EQ(CountEntries4(), 0u);
+  manager_->FlushRetiredBackends(/*all=*/true);
   uint32_t nb = 0;
   ASSERT_TRUE(Backends().ForEach([&](const uint32_t&, const tnd_backend&) { nb++; }).ok());
   EXPECT_EQ(nb, 0u);
