@@ -436,18 +436,17 @@ absl::Status Agent::AttachAll() {
     TND_ASSIGN_OR_RETURN(ProgramInfo info, GetProgramInfo(entry_fd));
     TND_RETURN_IF_ERROR(l.object.PinTailCallMaps(CallsDir(), std::to_string(info.id)));
   }
-  if (cfg_.xdp_mode == XdpMode::kDisabled) {
-    for (const auto& dev : cfg_.devices) {
-      TND_RETURN_IF_ERROR(DetachXdp(dev));
-      TND_LOG_INFO("device ", dev, ": XDP disabled");
-    }
-    return absl::OkStatus();
-  }
   for (size_t i = 0; i < cfg_.devices.size(); ++i) {
     const std::string& dev = cfg_.devices[i];
+    XdpMode mode = cfg_.XdpModeFor(dev);
+    if (mode == XdpMode::kDisabled) {
+      TND_RETURN_IF_ERROR(DetachXdp(dev));
+      TND_LOG_INFO("device ", dev, ": XDP disabled (tc only)");
+      continue;
+    }
     const Loaded& l = cfg_.xdp_mode == XdpMode::kOffload ? loaded_[i] : loaded_[0];
     TND_ASSIGN_OR_RETURN(int prog_fd, l.object.ProgramFd(kXdpEntryProgram));
-    TND_ASSIGN_OR_RETURN(XdpMode used, AttachXdp(dev, prog_fd, cfg_.xdp_mode));
+    TND_ASSIGN_OR_RETURN(XdpMode used, AttachXdp(dev, prog_fd, mode));
     auto info = GetProgramInfo(prog_fd);
     TND_LOG_INFO("attached ", kXdpEntryProgram, " (id ", info.ok() ? info->id : 0, ") to ", dev,
                  " at XDP in ", XdpModeName(used), " mode");

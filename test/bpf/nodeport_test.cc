@@ -6,6 +6,7 @@
 // whole header and payload), never derived from the program's output.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <net/if.h>
@@ -372,6 +373,12 @@ TEST_F(NodePortTest, Ipv6RemoteBackendExactly) {
   }
 }
 
+int CollectEvent(void* ctx, void* data, size_t size) {
+  auto* out = static_cast<std::vector<tnd_event>*>(ctx);
+  if (size >= sizeof(tnd_event)) out->push_back(*static_cast<tnd_event*>(data));
+  return 0;
+}
+
 TEST_F(NodePortTest, LocalPolicyWithoutLocalBackendsDropsWithItsReason) {
   AddService("10.0.0.1", 30082, kTcp, 13, kExt | TND_SVC_F_LOCAL, {}, 50);
   Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30082).Build();
@@ -379,6 +386,26 @@ TEST_F(NodePortTest, LocalPolicyWithoutLocalBackendsDropsWithItsReason) {
   EXPECT_EQ(Run(xdp_in_, in).retval, static_cast<uint32_t>(XDP_DROP));
   EXPECT_EQ(Drops()[TND_DROP_NO_LOCAL_BACKEND], 2u);
   EXPECT_EQ(CountEntries4(), 0);
+  // Both drops are on the event ring buffer, decoded as sent.
+  auto rb_fd = OpenPinned(pins_->path() + "/" TND_MAP_EVENTS);
+  ASSERT_TRUE(rb_fd.ok()) << rb_fd.status();
+  std::vector<tnd_event> events;
+  ring_buffer* rb = ring_buffer__new(rb_fd->get(), CollectEvent, &events, nullptr);
+  ASSERT_NE(rb, nullptr);
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  ASSERT_EQ(events.size(), 2u);
+  for (const tnd_event& e : events) {
+    EXPECT_EQ(e.type, TND_EVENT_DROP);
+    EXPECT_EQ(e.reason, TND_DROP_NO_LOCAL_BACKEND);
+    EXPECT_EQ(e.family, 4);
+    EXPECT_EQ(std::memcmp(e.saddr, Addr("10.0.0.100").data(), 4), 0);
+    EXPECT_EQ(std::memcmp(e.daddr, Addr("10.0.0.1").data(), 4), 0);
+    EXPECT_EQ(ntohs(e.sport), 40000);
+    EXPECT_EQ(ntohs(e.dport), 30082);
+    EXPECT_EQ(e.proto, kTcp);
+    EXPECT_EQ(e.len, in.size());
+  }
 }
 
 TEST_F(NodePortTest, LocalPolicyKeepsTheClientAddress) {

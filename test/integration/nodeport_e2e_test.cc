@@ -470,6 +470,22 @@ TEST_P(NodePortControlTest, BadInputIsNamedAndChangesNothing) {
   EXPECT_NE(pa, 30080);
 }
 
+TEST_P(NodePortControlTest, PerDeviceXdpModeDisabledLeavesTheDeviceToTc) {
+  AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
+                 "10.1.2.2:8080"});
+  Node& n = *nodes_[0];
+  EXPECT_EQ(n.agent->Stop(), 0);
+  for (auto& a : n.argv)
+    if (a == "eth0") a = "eth0:disabled";
+  StartAgent(0);
+  json st = json::parse(Cli(0, {"-o", "json", "status"}).out);
+  const json& dev = st["devices"][0];
+  EXPECT_TRUE(dev["xdp"].is_null()) << dev.dump();
+  EXPECT_EQ(dev.value("xdp_mode_configured", ""), "disabled");
+  EXPECT_FALSE(dev["tc_ingress"].is_null()) << dev.dump();
+  EXPECT_EQ(Curl("10.0.0.1:30080"), "be2 10.0.0.1");
+}
+
 TEST_P(NodePortControlTest, GarbageCollectionRemovesOnlyExpiredEntries) {
   AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
                  "10.1.2.2:8080"});

@@ -109,3 +109,35 @@ TEST(ConfigTest, HelpAndVersionExit) {
 
 }  // namespace
 }  // namespace tendril
+
+namespace tendril {
+namespace {
+
+TEST(ConfigTest, PerDeviceXdpModesAndNodePortSettings) {
+  auto p = Parse({"--devices", "eth0,eth1:generic,eth2:disabled", "--xdp-mode", "native", "--node-port-range",
+                  "31000-31999", "--ct-gc-interval", "5"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  const AgentConfig& c = p->config;
+  EXPECT_EQ(c.devices, (std::vector<std::string>{"eth0", "eth1", "eth2"}));
+  EXPECT_EQ(c.XdpModeFor("eth0"), XdpMode::kNative);
+  EXPECT_EQ(c.XdpModeFor("eth1"), XdpMode::kGeneric);
+  EXPECT_EQ(c.XdpModeFor("eth2"), XdpMode::kDisabled);
+  EXPECT_EQ(c.node_port_min, 31000);
+  EXPECT_EQ(c.node_port_max, 31999);
+  EXPECT_EQ(c.ct_gc_interval, 5u);
+
+  auto bad = Parse({"--devices", "eth0:turbo"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("device eth0"), absl::string_view::npos) << bad.status();
+  auto off = Parse({"--devices", "eth0:offload"});
+  ASSERT_FALSE(off.ok());
+  EXPECT_NE(off.status().message().find("not per device"), absl::string_view::npos) << off.status();
+  for (const char* r : {"32000-31000", "0-100", "30000", "a-b", "30000-70000"}) {
+    auto pr = Parse({"--devices", "eth0", "--node-port-range", r});
+    ASSERT_FALSE(pr.ok()) << r;
+    EXPECT_NE(pr.status().message().find("node-port-range"), absl::string_view::npos) << pr.status();
+  }
+}
+
+}  // namespace
+}  // namespace tendril
