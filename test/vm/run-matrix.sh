@@ -133,7 +133,12 @@ HOST_TCX=0
 [ "$(printf '%s\n6.6\n' "$(uname -r | cut -d- -f1)" | sort -V | head -1)" = "6.6" ] && HOST_TCX=1
 echo "== host kernel $HOST_KERNEL"
 mkdir -p "$VM/host"
-(set +e; export TENDRIL_EXPECT_TCX=$HOST_TCX; run_suites host "$VM/host") > "$VM/host.log" 2>&1 || true
+# Under CTest (TENDRIL_MATRIX_IN_CTEST=1) the bpf and integration suites have
+# just run on this kernel as CTest tests of their own; only unit and the
+# verifier report run again here, for the table.
+HOST_SUITES="unit bpf integration verifier"
+[ "${TENDRIL_MATRIX_IN_CTEST:-0}" = 1 ] && HOST_SUITES="unit verifier"
+(set +e; export TENDRIL_EXPECT_TCX=$HOST_TCX; run_suites host "$VM/host" $HOST_SUITES) > "$VM/host.log" 2>&1 || true
 grep -E 'TND-RESULT|FAILED' "$VM/host.log" || true
 
 echo "== guest kernel $KVER under qemu (tcg)"
@@ -149,6 +154,9 @@ sed -n '/TND-VERIFIER-BEGIN/,/TND-VERIFIER-END/p' "$VM/guest.log" | tr -d '\r' |
 result() {  # log label suite
   local rc
   rc=$(tr -d '\r' < "$1" | awk -v l="$2" -v s="$3" '$1=="TND-RESULT" && $2==l && $3==s {print $4}')
+  if [ -z "$rc" ] && [ "$2" = host ] && [ "${TENDRIL_MATRIX_IN_CTEST:-0}" = 1 ]; then
+    echo "in this CTest run"; return
+  fi
   case "$rc" in 0) echo pass ;; "") echo "did not run" ;; *) echo "FAIL" ;; esac
 }
 echo
@@ -158,7 +166,7 @@ overall=0
 for s in unit bpf integration verifier; do
   h=$(result "$VM/host.log" host $s); g=$(result "$VM/guest.log" guest $s)
   printf '| %s | %s | %s |\n' "$s" "$h" "$g"
-  [ "$h" = pass ] && [ "$g" = pass ] || overall=1
+  { [ "$h" = pass ] || [ "$h" = "in this CTest run" ]; } && [ "$g" = pass ] || overall=1
 done
 g=$(result "$VM/guest.log" guest provision)
 printf '| vagrant/provision.sh | not run (it would configure this machine) | %s |\n' "$g"

@@ -6,15 +6,19 @@
 # and tc only) and DSR.
 GTEST_INTEGRATION='AttachTest.*:CgroupAttachTest.*:AgentLifecycleTest.*:XdpModes/PrefilterE2ETest.DeniedSourceIsDroppedEverythingElsePasses/*:XdpModes/PrefilterE2ETest.RestartKeepsTrafficFlowingAndRestoresState/native:ServiceE2ETest.MaglevSpreadsAndAnswersFromBackends:ServiceE2ETest.NoBackendsRefusesAtOnce:ServiceE2ETest.AgentRestartUnderSteadyConnectionsFailsNone:Modes/NodePortE2ETest.NodePortReachesLocalAndRemoteBackends/XdpNative:Modes/NodePortE2ETest.NodePortReachesLocalAndRemoteBackends/TcOnly:Modes/NodePortE2ETest.DsrRepliesComeFromTheBackendsNode/TcOnly'
 
-# run_suites LABEL OUTDIR: prints "TND-RESULT LABEL SUITE RC" per suite.
+# run_suites LABEL OUTDIR [SUITE...]: prints "TND-RESULT LABEL SUITE RC" per
+# suite (all four by default).
 run_suites() {
-  for suite in unit bpf integration verifier; do
+  local label=$1 out=$2
+  shift 2
+  local suites=${*:-unit bpf integration verifier}
+  for suite in $suites; do
     case $suite in
       unit) "$BUILD/test/unit_tests" --gtest_brief=1 ;;
       bpf) "$BUILD/test/bpf_tests" --gtest_brief=1 ;;
       integration) "$BUILD/test/integration_tests" --gtest_brief=1 --gtest_filter="$GTEST_INTEGRATION" ;;
-      verifier) "$BUILD/test/bpf_verify_report" "$BUILD/bpf" > "$2/verifier.txt" ;;
+      verifier) "$BUILD/test/bpf_verify_report" "$BUILD/bpf" > "$out/verifier.txt" ;;
     esac
-    echo "TND-RESULT $1 $suite $?"
+    echo "TND-RESULT $label $suite $?"
   done
 }
