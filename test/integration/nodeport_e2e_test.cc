@@ -223,6 +223,13 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
   TempDir scripts_;
 };
 
+// Cases by the modes they need, to keep the run short: the core paths in all
+// three; where XDP does work of its own (SNAT, source ranges, ICMP, Maglev,
+// restart) native XDP and tc; where XDP only passes packets on to tc (Local
+// policy, DSR: covered frame by frame in the packet tests) tc.
+class NodePortXdpE2ETest : public NodePortE2ETest {};
+class NodePortTcE2ETest : public NodePortE2ETest {};
+
 TEST_P(NodePortE2ETest, NodePortReachesLocalAndRemoteBackends) {
   AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
                  "10.1.1.2:8080,10.1.2.2:8080"});
@@ -280,7 +287,7 @@ TEST_P(NodePortE2ETest, Ipv6NodePortAndUdp) {
   EXPECT_EQ(std::string(absl::StripAsciiWhitespace(out)), "be2 10.0.0.1 30053");
 }
 
-TEST_P(NodePortE2ETest, ExternalIpAndLoadBalancerWithSourceRanges) {
+TEST_P(NodePortXdpE2ETest, ExternalIpAndLoadBalancerWithSourceRanges) {
   AddEverywhere({"--frontend", "10.96.0.11:80/TCP", "--type", "ExternalIP", "--external-ips", "192.0.2.10",
                  "--backends", "10.1.2.2:8080"});
   EXPECT_EQ(Curl("192.0.2.10:80"), "be2 10.0.0.1");
@@ -297,7 +304,7 @@ TEST_P(NodePortE2ETest, ExternalIpAndLoadBalancerWithSourceRanges) {
   EXPECT_EQ(Curl("192.0.2.20:80", "10.0.0.101"), "be2 10.0.0.1");
 }
 
-TEST_P(NodePortE2ETest, LocalPolicyKeepsTheClientAndDropsWithoutLocalBackends) {
+TEST_P(NodePortTcE2ETest, LocalPolicyKeepsTheClientAndDropsWithoutLocalBackends) {
   AddEverywhere({"--frontend", "10.96.0.13:80/TCP", "--type", "NodePort", "--node-port", "30082",
                  "--traffic-policy", "Local", "--backends", "10.1.1.2:8080,10.1.2.2:8080"});
   EXPECT_EQ(Spread("10.0.0.1:30082", 12), (std::set<std::string>{"be1 10.0.0.100"}));
@@ -322,7 +329,7 @@ TEST_P(NodePortE2ETest, LocalPolicyKeepsTheClientAndDropsWithoutLocalBackends) {
   EXPECT_EQ(json::parse(out, nullptr, false).value("localEndpoints", -1), 1) << out;
 }
 
-TEST_P(NodePortE2ETest, DsrRepliesComeFromTheBackendsNode) {
+TEST_P(NodePortTcE2ETest, DsrRepliesComeFromTheBackendsNode) {
   AddEverywhere({"--frontend", "10.96.0.15:80/TCP", "--type", "NodePort", "--node-port", "30084", "--dsr",
                  "--backends", "10.1.2.2:8080"});
   // be2 sees the client itself (no SNAT) and the client sees the frontend.
@@ -341,7 +348,7 @@ TEST_P(NodePortE2ETest, DsrRepliesComeFromTheBackendsNode) {
   EXPECT_EQ(json::parse(Cli(0, {"-o", "json", "bpf", "nat", "list", "--v6"}).out).size(), 0u);
 }
 
-TEST_P(NodePortE2ETest, PortUnreachableReachesTheClientTranslated) {
+TEST_P(NodePortXdpE2ETest, PortUnreachableReachesTheClientTranslated) {
   // Nothing listens on 9999: the backend answers ICMP port unreachable about
   // the packet it got; the client's connected UDP socket only sees it (as
   // ECONNREFUSED) if the error is about client -> frontend.
@@ -362,7 +369,7 @@ TEST_P(NodePortE2ETest, PortUnreachableReachesTheClientTranslated) {
   }
 }
 
-TEST_P(NodePortE2ETest, MaglevPicksTheSameBackendOnEveryNode) {
+TEST_P(NodePortXdpE2ETest, MaglevPicksTheSameBackendOnEveryNode) {
   // An external IP routed to either node (as ECMP in front of the nodes
   // would): with Maglev, a flow (same client address and port) gets the same
   // backend whichever node it reaches, so it can move between nodes.
@@ -397,7 +404,7 @@ TEST_P(NodePortE2ETest, MaglevPicksTheSameBackendOnEveryNode) {
   EXPECT_EQ(via1, via2);
 }
 
-TEST_P(NodePortE2ETest, IperfThroughNodePort) {
+TEST_P(NodePortXdpE2ETest, IperfThroughNodePort) {
   AddEverywhere({"--frontend", "10.96.0.16:5201/TCP", "--type", "NodePort", "--node-port", "30201", "--backends",
                  "10.1.2.2:5201"});
   std::string out;
@@ -409,7 +416,7 @@ TEST_P(NodePortE2ETest, IperfThroughNodePort) {
               bps / 1e9);
 }
 
-TEST_P(NodePortE2ETest, DatapathCarriesOnWhileTheAgentIsDownAndRestarts) {
+TEST_P(NodePortXdpE2ETest, DatapathCarriesOnWhileTheAgentIsDownAndRestarts) {
   AddEverywhere({"--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port", "30080", "--backends",
                  "10.1.2.2:8080"});
   EXPECT_EQ(Curl("10.0.0.1:30080"), "be2 10.0.0.1");
@@ -515,6 +522,10 @@ TEST_P(NodePortControlTest, GarbageCollectionRemovesOnlyExpiredEntries) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Generic, NodePortControlTest, ::testing::Values("generic"));
+INSTANTIATE_TEST_SUITE_P(Modes, NodePortXdpE2ETest, ::testing::Values("native", "tc"),
+                         [](const auto& info) { return info.param == "tc" ? std::string("TcOnly") : std::string("XdpNative"); });
+INSTANTIATE_TEST_SUITE_P(Tc, NodePortTcE2ETest, ::testing::Values("tc"),
+                         [](const auto&) { return std::string("TcOnly"); });
 INSTANTIATE_TEST_SUITE_P(Modes, NodePortE2ETest, ::testing::Values("native", "generic", "tc"),
                          [](const auto& info) { return info.param == "tc" ? std::string("TcOnly") : "Xdp" + std::string(1, static_cast<char>(std::toupper(info.param[0]))) + info.param.substr(1); });
 

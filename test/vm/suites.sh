@@ -3,8 +3,8 @@
 # Integration: attach tests (XDP, tc, cgroup), agent lifecycle, and a short
 # end to end: the prefilter in both XDP modes and across a restart, and one
 # service with real TCP through it; NodePort across two nodes (XDP native
-# and tc only) and DSR.
-GTEST_INTEGRATION='AttachTest.*:CgroupAttachTest.*:AgentLifecycleTest.*:XdpModes/PrefilterE2ETest.DeniedSourceIsDroppedEverythingElsePasses/*:XdpModes/PrefilterE2ETest.RestartKeepsTrafficFlowingAndRestoresState/native:ServiceE2ETest.MaglevSpreadsAndAnswersFromBackends:ServiceE2ETest.NoBackendsRefusesAtOnce:ServiceE2ETest.AgentRestartUnderSteadyConnectionsFailsNone:Modes/NodePortE2ETest.NodePortReachesLocalAndRemoteBackends/XdpNative:Modes/NodePortE2ETest.NodePortReachesLocalAndRemoteBackends/TcOnly:Modes/NodePortE2ETest.DsrRepliesComeFromTheBackendsNode/TcOnly'
+# and tc only).
+GTEST_INTEGRATION='AttachTest.*:CgroupAttachTest.*:AgentLifecycleTest.*:XdpModes/PrefilterE2ETest.DeniedSourceIsDroppedEverythingElsePasses/*:XdpModes/PrefilterE2ETest.RestartKeepsTrafficFlowingAndRestoresState/native:ServiceE2ETest.MaglevSpreadsAndAnswersFromBackends:ServiceE2ETest.NoBackendsRefusesAtOnce:ServiceE2ETest.AgentRestartUnderSteadyConnectionsFailsNone:Modes/NodePortE2ETest.NodePortReachesLocalAndRemoteBackends/XdpNative:Modes/NodePortE2ETest.NodePortReachesLocalAndRemoteBackends/TcOnly'
 
 # run_suites LABEL OUTDIR [SUITE...]: prints "TND-RESULT LABEL SUITE RC" per
 # suite (all four by default).
