@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "agent/attach.h"
 #include "agent/bpffs.h"
 #include "agent/netlink.h"
@@ -312,7 +313,17 @@ absl::Status Agent::AttachTcAll() {
     TND_LOG_INFO("attached ", kHostIngressProgram, "/", kHostEgressProgram, " to ", dev, " at tc (",
                  TcBackendName(b), ")");
   }
-  if (!cfg_.enable_nodeport) TND_LOG_INFO("per-packet LB (NodePort) disabled");
+  if (!cfg_.enable_nodeport) {
+    TND_LOG_INFO("per-packet LB (NodePort) disabled");
+    return absl::OkStatus();
+  }
+  for (const auto& dev : cfg_.devices) {
+    auto fwd = ReadFile(absl::StrCat("/proc/sys/net/ipv4/conf/", dev, "/forwarding"));
+    if (fwd.ok() && absl::StripAsciiWhitespace(*fwd) == "0")
+      TND_LOG_WARN("device ", dev, ": IPv4 forwarding is off; NodePort traffic to backends on other hosts or "
+                   "pods is dropped (no-route) until it is on (sysctl net.ipv4.ip_forward=1); host-network "
+                   "backends work either way");
+  }
   return absl::OkStatus();
 }
 

@@ -604,8 +604,9 @@ static __always_inline bool tnd_srcrange_ok(const int fam, __u16 svc_id, const _
 
 /* Route to `dst` as the kernel would forward it. 0: found, MACs in fwd;
  * 1: found but the neighbour is not resolved (tc resolves it); 2: not
- * forwarded (a local address of this node: the stack delivers it); -2:
- * larger than the route's MTU; -1: no route. */
+ * forwarded (a local address of this node: the stack delivers it); 3:
+ * forwarding is off on the ingress device; -2: larger than the route's MTU;
+ * -1: no route. */
 static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src, const __u8 *dst,
 				   const struct tnd_pkt *p, __be16 sport, __be16 dport,
 				   struct tnd_fwd *fwd)
@@ -644,6 +645,8 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 		return 1;
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
 		return 2;
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return 3;
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return -2;
 	return -1;
@@ -843,7 +846,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 #endif
 	if (r == -2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
-	if (r < 0 || r == 2)
+	if (r < 0 || r >= 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	nv->expires = tnd_now_sec() + tnd_ct_lifetime(p->t.proto, TND_TCP_ACK);
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, client, p->t.dport, client_port) < 0)
@@ -902,7 +905,7 @@ static __noinline int tnd_lb_icmp_ingress(TND_CTX *ctx, struct tnd_pkt *p, const
 	if (r == 1 || r == -2)
 		return TND_PASS;
 #endif
-	if (r < 0 || r == 2)
+	if (r < 0 || r >= 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (tnd_icmp_rw_inner(ctx, p, fam, client, client_port, fe, fe_port) < 0 ||
 	    tnd_rw_addr(ctx, p, fam, false, outer_dst, client) < 0)
@@ -1029,9 +1032,13 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, in_if);
 	if (r < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
-	/* r == 2: not forwarded. For a backend on this node's own address
-	 * (host network): DNAT and hand the packet to the stack; anything else
-	 * has no route. */
+	/* r == 2: not forwarded; r == 3: forwarding is off here. For a backend
+	 * on this node's own address (host network) neither matters: DNAT and
+	 * hand the packet to the stack. Anything else has no route. */
+	if (r == 3)
+		r = (be_flags & TND_BACKEND_F_HOST) ? 2 : -1;
+	if (r < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
 	if (r == 2 && !(be_flags & TND_BACKEND_F_HOST))
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
 	dev = r == 2 ? NULL : bpf_map_lookup_elem(&tnd_devices, &fwd->ifindex);

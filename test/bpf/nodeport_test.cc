@@ -281,6 +281,20 @@ std::string Quote(const Bytes& frame, bool v6) {
   return std::string(frame.begin() + 14, frame.begin() + 14 + n);
 }
 
+TEST_F(NodePortTest, WithForwardingOffHostBackendsWorkAndOthersAreDroppedAsNoRoute) {
+  std::string out;
+  ASSERT_EQ(ns_->Exec({"sysctl", "-qw", "net.ipv4.ip_forward=0"}, &out), 0) << out;
+  AddService("10.0.0.1", 30088, kTcp, 21, kExt, {{"10.1.1.1", 8080}}, 120, TND_BACKEND_F_LOCAL | TND_BACKEND_F_HOST);
+  AddService("10.0.0.1", 30089, kTcp, 26, kExt, {{"10.1.2.2", 80}}, 170);
+  Bytes host = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30088).Build();
+  ProgRun r = Run(tc_in_, host);
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(r.out, Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.1.1.1").Tcp(40000, 8080).Build());
+  Bytes remote = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30089).Build();
+  EXPECT_EQ(Run(tc_in_, remote).retval, static_cast<uint32_t>(TC_ACT_SHOT));
+  EXPECT_EQ(Drops()[TND_DROP_NO_ROUTE], 1u);
+}
+
 TEST_F(NodePortTest, IcmpErrorAboutAnSnatedFlowReachesTheClientAboutItsOwnPacket) {
   AddService("10.0.0.1", 30053, kUdp, 22, kExt, {{"10.1.2.2", 53}}, 130);
   Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Udp(5353, 30053).Payload("q").Build();
