@@ -257,13 +257,6 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
     TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(name));
     return Dup(fd);
   };
-  TND_ASSIGN_OR_RETURN(UniqueFd svc4, map_fd(TND_MAP_SVC_V4));
-  TND_ASSIGN_OR_RETURN(UniqueFd svc6, map_fd(TND_MAP_SVC_V6));
-  TND_ASSIGN_OR_RETURN(UniqueFd backends, map_fd(TND_MAP_BACKENDS));
-  TND_ASSIGN_OR_RETURN(UniqueFd revnat, map_fd(TND_MAP_REVNAT));
-  TND_ASSIGN_OR_RETURN(UniqueFd maglev, map_fd(TND_MAP_MAGLEV));
-  TND_ASSIGN_OR_RETURN(UniqueFd srng4, map_fd(TND_MAP_SRCRANGE_V4));
-  TND_ASSIGN_OR_RETURN(UniqueFd srng6, map_fd(TND_MAP_SRCRANGE_V6));
   TND_ASSIGN_OR_RETURN(UniqueFd ct4, map_fd(TND_MAP_CT_V4));
   TND_ASSIGN_OR_RETURN(UniqueFd ct6, map_fd(TND_MAP_CT_V6));
   TND_ASSIGN_OR_RETURN(UniqueFd nat4, map_fd(TND_MAP_NAT_V4));
@@ -272,13 +265,8 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   ct6_ = std::make_unique<CtMap>(std::move(ct6), TND_MAP_CT_V6);
   nat4_ = std::make_unique<NatMap>(std::move(nat4), TND_MAP_NAT_V4);
   nat6_ = std::make_unique<NatMap>(std::move(nat6), TND_MAP_NAT_V6);
-  LbMaps maps{{std::move(svc4), TND_MAP_SVC_V4},
-              {std::move(svc6), TND_MAP_SVC_V6},
-              {std::move(backends), TND_MAP_BACKENDS},
-              {std::move(revnat), TND_MAP_REVNAT},
-              std::move(maglev),
-              {std::move(srng4), TND_MAP_SRCRANGE_V4},
-              {std::move(srng6), TND_MAP_SRCRANGE_V6}};
+  // The object has just pinned (or reused) every LB map under the root.
+  TND_ASSIGN_OR_RETURN(LbMaps maps, OpenLbMaps(cfg_.bpffs_root));
   NodeView node;
   device_ifindexes_.clear();
   for (const DeviceFacts& d : facts.devices) {

@@ -44,25 +44,7 @@ struct BenchFrame {
 };
 
 double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t* verdict) {
-  std::vector<double> rounds;
-  for (int r = -1; r < kRounds; ++r) {  // round -1 warms up
-    bpf_test_run_opts o;
-    std::memset(&o, 0, sizeof(o));
-    o.sz = sizeof(o);
-    o.data_in = frame.data();
-    o.data_size_in = static_cast<uint32_t>(frame.size());
-    o.repeat = kRepeat;
-    auto t0 = std::chrono::steady_clock::now();
-    if (bpf_prog_test_run_opts(prog_fd, &o) != 0) {
-      std::perror("BPF_PROG_TEST_RUN");
-      std::exit(1);
-    }
-    auto t1 = std::chrono::steady_clock::now();
-    *verdict = o.retval;
-    if (r >= 0) rounds.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / kRepeat);
-  }
-  std::sort(rounds.begin(), rounds.end());
-  return rounds[rounds.size() / 2];
+  return test::NsPerPacket(prog_fd, frame, kRepeat, kRounds, verdict);
 }
 
 int Main(bool json_out) {

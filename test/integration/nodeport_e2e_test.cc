@@ -33,11 +33,6 @@ namespace {
 
 using nlohmann::json;
 
-struct CliResult {
-  int rc = -1;
-  std::string out, err;
-};
-
 struct Node {
   std::unique_ptr<Netns> ns, backend;
   TempPinRoot pins;
@@ -158,14 +153,8 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     run({"iperf3", "-s", "-p", "5201"});
   }
 
-  CliResult Cli(int node, std::vector<std::string> args) {
-    Node& n = *nodes_[node];
-    std::vector<std::string> argv = {BinaryPath("tendril"), "--api-socket", n.Socket(), "--bpffs-root", n.pins.path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    CliResult r;
-    auto rc = RunCommandSplit(argv, &r.out, &r.err);
-    r.rc = rc.ok() ? *rc : -1;
-    return r;
+  CliResult Cli(int node, const std::vector<std::string>& args) {
+    return RunCli(nodes_[node]->Socket(), nodes_[node]->pins.path(), args);
   }
 
   // The same service declared on both nodes, as a control plane would.
@@ -259,9 +248,11 @@ TEST_P(NodePortE2ETest, NodePortReachesLocalAndRemoteBackends) {
   ASSERT_EQ(nat.rc, 0) << nat.err;
   json mappings = json::parse(nat.out);
   ASSERT_FALSE(mappings.empty());
-  for (const auto& m : mappings)
-    if (m.value("direction", "") == "in")
+  for (const auto& m : mappings) {
+    if (m.value("direction", "") == "in") {
       EXPECT_TRUE(absl::StartsWith(m.value("translated_to", ""), "10.0.0.100:")) << m.dump();
+    }
+  }
   CliResult table = Cli(0, {"bpf", "ct", "list"});
   EXPECT_NE(table.out.find("-> 10.1.2.2:8080"), std::string::npos) << table.out;
 

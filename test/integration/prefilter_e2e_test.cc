@@ -29,11 +29,6 @@ constexpr char kClientIp[] = "10.80.0.10";
 constexpr char kAttackerIp[] = "10.80.0.66";
 constexpr char kAttackerIp6[] = "fd80::66";
 
-struct CliResult {
-  int rc = -1;
-  std::string out, err;
-};
-
 // One tendril-agent instance with its own pins, state and socket.
 class AgentInstance {
  public:
@@ -78,15 +73,7 @@ class AgentInstance {
 
   std::string Log() const { return proc_ ? proc_->Log() : last_log_; }
 
-  CliResult Cli(std::vector<std::string> args) const {
-    std::vector<std::string> argv = {BinaryPath("tendril"), "--api-socket", socket(),
-                                     "--bpffs-root", pins_.path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    CliResult r;
-    auto rc = RunCommandSplit(argv, &r.out, &r.err);
-    r.rc = rc.ok() ? *rc : -1;
-    return r;
-  }
+  CliResult Cli(const std::vector<std::string>& args) const { return RunCli(socket(), pins_.path(), args); }
 
   json CliJson(std::vector<std::string> args) const {
     args.push_back("-o");

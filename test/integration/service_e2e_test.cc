@@ -22,11 +22,6 @@ namespace {
 
 using nlohmann::json;
 
-struct CliResult {
-  int rc = -1;
-  std::string out, err;
-};
-
 class ServiceE2ETest : public ::testing::Test {
  protected:
   static constexpr int kBackends = 3;
@@ -93,14 +88,7 @@ class ServiceE2ETest : public ::testing::Test {
 
   std::string Socket() const { return state_.path() + "/api.sock"; }
 
-  CliResult Cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {BinaryPath("tendril"), "--api-socket", Socket(), "--bpffs-root", pins_.path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    CliResult r;
-    auto rc = RunCommandSplit(argv, &r.out, &r.err);
-    r.rc = rc.ok() ? *rc : -1;
-    return r;
-  }
+  CliResult Cli(const std::vector<std::string>& args) { return RunCli(Socket(), pins_.path(), args); }
 
   void Add(std::vector<std::string> args) {
     std::vector<std::string> full = {"service", "add"};

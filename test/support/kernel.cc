@@ -10,7 +10,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <chrono>
 #include <filesystem>
@@ -119,6 +121,37 @@ absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame) {
   if (bpf_prog_test_run_opts(prog_fd, &o) != 0) return ErrnoError(errno, "BPF_PROG_TEST_RUN");
   r.retval = o.retval;
   r.out.resize(o.data_size_out);
+  return r;
+}
+
+double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds, uint32_t* verdict) {
+  std::vector<double> times;
+  for (int r = -1; r < rounds; ++r) {  // round -1 warms up
+    bpf_test_run_opts o;
+    std::memset(&o, 0, sizeof(o));
+    o.sz = sizeof(o);
+    o.data_in = frame.data();
+    o.data_size_in = static_cast<uint32_t>(frame.size());
+    o.repeat = repeat;
+    auto t0 = std::chrono::steady_clock::now();
+    if (bpf_prog_test_run_opts(prog_fd, &o) != 0) {
+      std::perror("BPF_PROG_TEST_RUN");
+      std::exit(1);
+    }
+    auto t1 = std::chrono::steady_clock::now();
+    *verdict = o.retval;
+    if (r >= 0) times.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / repeat);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+CliResult RunCli(const std::string& api_socket, const std::string& pins, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BinaryPath("tendril"), "--api-socket", api_socket, "--bpffs-root", pins};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CliResult r;
+  auto rc = RunCommandSplit(argv, &r.out, &r.err);
+  r.rc = rc.ok() ? *rc : -1;
   return r;
 }
 

@@ -78,6 +78,19 @@ struct ProgRun {
 // BPF_PROG_TEST_RUN on `frame`.
 absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame);
 
+// Benchmarks: ns per run of the program on `frame`, BPF_PROG_TEST_RUN with
+// `repeat`, wall time of the call over the repeats (finer than the kernel's
+// whole-nanosecond average), median of `rounds` after one warm-up. Exits the
+// process if the kernel refuses the run.
+double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds, uint32_t* verdict);
+
+// The `tendril` CLI against an agent's socket and pins.
+struct CliResult {
+  int rc = -1;
+  std::string out, err;
+};
+CliResult RunCli(const std::string& api_socket, const std::string& pins, const std::vector<std::string>& args);
+
 // Runs a command, returns exit code; output in *out (stdout+stderr).
 int Sh(const std::vector<std::string>& argv, std::string* out = nullptr);
 
