@@ -98,6 +98,12 @@ const std::vector<TailCallTable>& HostTailCalls() {
   return t;
 }
 
+const std::vector<TailCallTable>& LxcTailCalls() {
+  static const std::vector<TailCallTable> t = {
+      {TND_MAP_LXC_CALLS, {{TND_TAIL_LXC_V4, "tnd_lxc_in_v4"}, {TND_TAIL_LXC_V6, "tnd_lxc_in_v6"}}}};
+  return t;
+}
+
 Agent::Agent(AgentConfig cfg) : cfg_(std::move(cfg)), store_(cfg_.state_dir) {}
 Agent::~Agent() = default;
 
@@ -174,7 +180,7 @@ absl::Status Agent::Start() {
   req.clang = cfg_.clang;
   req.config_header = RenderConfigHeader(
       facts, Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true, cfg_.enable_socket_lb,
-                      /*nodeport=*/true,
+                      /*nodeport=*/true, cfg_.enable_masquerade,
                       cfg_.maglev_table_size});
   if (cfg_.bpf_object_dir.empty()) {
     TND_ASSIGN_OR_RETURN(compiled_, CompileBpf(req));
@@ -205,6 +211,7 @@ absl::Status Agent::Start() {
     return attached;
   }
   TND_RETURN_IF_ERROR(AttachTcAll());
+  TND_RETURN_IF_ERROR(StartEndpoints(compiled_.object_paths.at("bpf_lxc")));
   PruneTailCallPins();
   TND_RETURN_IF_ERROR(StartSocketLb(compiled_.object_paths.at("bpf_sock")));
   SyncHealth();
@@ -285,6 +292,192 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   return absl::OkStatus();
 }
 
+absl::Status Agent::StartEndpoints(const std::string& object_path) {
+  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load({object_path, cfg_.bpffs_root, LxcTailCalls()}));
+  lxc_obj_.emplace(std::move(obj));
+  TND_ASSIGN_OR_RETURN(int in_fd, lxc_obj_->ProgramFd(kLxcIngressProgram));
+  TND_ASSIGN_OR_RETURN(ProgramInfo info, GetProgramInfo(in_fd));
+  TND_RETURN_IF_ERROR(lxc_obj_->PinTailCallMaps(CallsDir(), std::to_string(info.id)));
+  TND_RETURN_IF_ERROR(SyncNoMasquerade());
+  TND_ASSIGN_OR_RETURN(int map_fd, lxc_obj_->MapFd(TND_MAP_ENDPOINTS));
+  EndpointManager::Hooks hooks{[this](const Endpoint& e) { return AttachEndpoint(e); },
+                               [this](const Endpoint& e) { return DetachEndpoint(e); }};
+  endpoints_ = std::make_unique<EndpointManager>(Dup(map_fd), std::move(hooks), cfg_.devices, cfg_.enable_ipv4,
+                                                 cfg_.enable_ipv6);
+  TND_ASSIGN_OR_RETURN(auto dropped, endpoints_->Restore(desired_.endpoints));
+  for (const auto& d : dropped) TND_LOG_WARN("dropped ", d);
+  size_t ready = 0;
+  for (const Endpoint& e : endpoints_->List()) ready += e.ready ? 1 : 0;
+  TND_LOG_INFO("endpoints restored: ", ready, " ready, ", endpoints_->List().size() - ready, " waiting for their device");
+  if (!dropped.empty()) TND_RETURN_IF_ERROR(PersistEndpoints());
+  auto w = LinkWatcher::Open();
+  if (w.ok()) {
+    links_ = std::move(*w);
+  } else {
+    TND_LOG_WARN("link events: ", w.status().message(), " (recreated devices are not re-attached)");
+  }
+  for (const auto& dev : cfg_.devices)
+    if (auto idx = IfIndex(dev); idx.ok()) device_index_[dev] = *idx;
+  return absl::OkStatus();
+}
+
+absl::Status Agent::SyncNoMasquerade() {
+  TND_ASSIGN_OR_RETURN(int fd4, lxc_obj_->MapFd(TND_MAP_NOMASQ_V4));
+  TND_ASSIGN_OR_RETURN(int fd6, lxc_obj_->MapFd(TND_MAP_NOMASQ_V6));
+  Map<tnd_lpm_v4_key, tnd_nomasq_val> m4(Dup(fd4), TND_MAP_NOMASQ_V4);
+  Map<tnd_lpm_v6_key, tnd_nomasq_val> m6(Dup(fd6), TND_MAP_NOMASQ_V6);
+  std::map<Cidr, uint32_t> want;
+  TND_ASSIGN_OR_RETURN(auto pods, ParseCidrList(cfg_.pod_cidrs));
+  TND_ASSIGN_OR_RETURN(auto exempt, ParseCidrList(cfg_.masquerade_exempt));
+  for (const Cidr& c : pods) want[c] |= 1;
+  for (const Cidr& c : exempt) want[c] |= 2;
+  std::vector<tnd_lpm_v4_key> stale4;
+  std::vector<tnd_lpm_v6_key> stale6;
+  for (const auto& [c, flags] : want) {
+    if (c.family == Family::kV4) {
+      tnd_lpm_v4_key k{c.prefix_len, {}};
+      std::memcpy(k.addr, c.addr.data(), 4);
+      TND_RETURN_IF_ERROR(m4.Update(k, tnd_nomasq_val{flags}));
+    } else {
+      tnd_lpm_v6_key k{c.prefix_len, {}};
+      std::memcpy(k.addr, c.addr.data(), 16);
+      TND_RETURN_IF_ERROR(m6.Update(k, tnd_nomasq_val{flags}));
+    }
+  }
+  TND_RETURN_IF_ERROR(m4.ForEach([&](const tnd_lpm_v4_key& k, const tnd_nomasq_val&) {
+    Cidr c{Family::kV4, {}, static_cast<uint8_t>(k.prefixlen)};
+    std::memcpy(c.addr.data(), k.addr, 4);
+    if (!want.count(c)) stale4.push_back(k);
+  }));
+  TND_RETURN_IF_ERROR(m6.ForEach([&](const tnd_lpm_v6_key& k, const tnd_nomasq_val&) {
+    Cidr c{Family::kV6, {}, static_cast<uint8_t>(k.prefixlen)};
+    std::memcpy(c.addr.data(), k.addr, 16);
+    if (!want.count(c)) stale6.push_back(k);
+  }));
+  for (const auto& k : stale4) TND_RETURN_IF_ERROR(m4.Delete(k));
+  for (const auto& k : stale6) TND_RETURN_IF_ERROR(m6.Delete(k));
+  if (cfg_.enable_masquerade && cfg_.pod_cidrs.empty() && !desired_.endpoints.empty())
+    TND_LOG_WARN("masquerade is on but pod-cidrs is empty: traffic between endpoints of different nodes "
+                 "is masqueraded too");
+  return absl::OkStatus();
+}
+
+absl::Status Agent::AttachEndpoint(const Endpoint& e) {
+  TND_ASSIGN_OR_RETURN(int in_fd, lxc_obj_->ProgramFd(kLxcIngressProgram));
+  TND_ASSIGN_OR_RETURN(int out_fd, lxc_obj_->ProgramFd(kLxcEgressProgram));
+  auto attach = [&]() -> absl::Status {
+    TND_RETURN_IF_ERROR(AttachTc({e.ifname, TcDir::kIngress, in_fd, LinksDir(), false}).status());
+    return AttachTc({e.ifname, TcDir::kEgress, out_fd, LinksDir(), false}).status();
+  };
+  if (auto st = attach(); !st.ok()) {
+    // A link pinned for an earlier device of the same name points at a
+    // device that is gone and cannot be updated: drop it, attach afresh.
+    TND_RETURN_IF_ERROR(DetachEndpoint(e));
+    TND_RETURN_IF_ERROR(attach());
+  }
+  TND_LOG_INFO("endpoint ", e.id, ": attached ", kLxcIngressProgram, "/", kLxcEgressProgram, " to ", e.ifname,
+               " (ifindex ", e.ifindex, ")");
+  return absl::OkStatus();
+}
+
+absl::Status Agent::DetachEndpoint(const Endpoint& e) {
+  TND_RETURN_IF_ERROR(DetachTc(e.ifname, TcDir::kIngress, LinksDir()));
+  return DetachTc(e.ifname, TcDir::kEgress, LinksDir());
+}
+
+absl::Status Agent::PersistEndpoints() {
+  DesiredState next = desired_;
+  next.endpoints = endpoints_->List();
+  TND_RETURN_IF_ERROR(store_.Save(next));
+  desired_ = std::move(next);
+  return absl::OkStatus();
+}
+
+void Agent::OnLinkEvents() {
+  for (const LinkEvent& ev : links_->Read()) {
+    if (endpoints_ && endpoints_->OnLinkEvent(ev)) {
+      if (auto s = PersistEndpoints(); !s.ok()) TND_LOG_WARN("persist endpoints: ", s.message());
+    }
+    auto it = device_index_.find(ev.name);
+    if (ev.deleted) {
+      for (auto& [name, idx] : device_index_)
+        if (idx == ev.ifindex) {
+          TND_LOG_WARN("native device ", name, " (ifindex ", idx, ") disappeared; removed from the device table");
+          idx = 0;
+          auto facts = GatherFacts();
+          if (host_obj_) {
+            NodeFacts present;
+            if (facts.ok()) present = *facts;
+            (void)SyncDevices(present);
+          }
+        }
+      continue;
+    }
+    if (it != device_index_.end() && it->second != ev.ifindex) ReattachDevice(ev.name);
+  }
+}
+
+void Agent::ReattachDevice(const std::string& name) {
+  auto idx = IfIndex(name);
+  if (!idx.ok()) return;
+  int old = device_index_[name];
+  device_index_[name] = *idx;
+  auto st = [&]() -> absl::Status {
+    XdpMode mode = cfg_.XdpModeFor(name);
+    if (mode != XdpMode::kDisabled && cfg_.xdp_mode != XdpMode::kOffload && !loaded_.empty()) {
+      TND_ASSIGN_OR_RETURN(int prog_fd, loaded_[0].object.ProgramFd(kXdpEntryProgram));
+      TND_RETURN_IF_ERROR(AttachXdp(name, prog_fd, mode).status());
+    }
+    if (cfg_.enable_nodeport) {
+      TND_ASSIGN_OR_RETURN(int in_fd, host_obj_->ProgramFd(kHostIngressProgram));
+      TND_ASSIGN_OR_RETURN(int out_fd, host_obj_->ProgramFd(kHostEgressProgram));
+      (void)DetachTc(name, TcDir::kIngress, LinksDir());
+      (void)DetachTc(name, TcDir::kEgress, LinksDir());
+      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kIngress, in_fd, LinksDir(), false}).status());
+      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kEgress, out_fd, LinksDir(), false}).status());
+    }
+    // The device table is keyed by ifindex; addresses may have changed too
+    // (an address not there yet is picked up by the next recreate/restart).
+    TND_ASSIGN_OR_RETURN(NodeFacts facts, GatherFacts());
+    return SyncDevices(facts);
+  }();
+  if (st.ok())
+    TND_LOG_INFO("native device ", name, " recreated (ifindex ", old, " -> ", *idx, "); programs re-attached");
+  else
+    TND_LOG_WARN("native device ", name, " recreated (ifindex ", *idx, "): re-attach failed: ", st.message());
+}
+
+absl::StatusOr<nlohmann::json> Agent::EndpointAdd(const nlohmann::json& a) {
+  if (!a.contains("endpoint")) return absl::InvalidArgumentError("missing argument \"endpoint\"");
+  TND_ASSIGN_OR_RETURN(Endpoint e, EndpointFromJson(a["endpoint"]));
+  TND_ASSIGN_OR_RETURN(Endpoint added, endpoints_->Add(e));
+  if (auto s = PersistEndpoints(); !s.ok()) {
+    (void)endpoints_->Delete(added.id);
+    return Annotate(s, "persist desired state (endpoint removed again)");
+  }
+  TND_LOG_INFO("endpoint ", added.id, " added: ", added.ifname, added.adopted() ? " (adopted)" : "",
+               " ifindex ", added.ifindex);
+  return EndpointToJson(added);
+}
+
+absl::StatusOr<nlohmann::json> Agent::EndpointDelete(const nlohmann::json& a) {
+  if (!a.contains("id") || !a["id"].is_number_integer())
+    return absl::InvalidArgumentError("give the endpoint id");
+  int64_t id = a["id"].get<int64_t>();
+  if (id < 1 || id > 65535) return absl::InvalidArgumentError("endpoint id must be in 1-65535");
+  TND_ASSIGN_OR_RETURN(Endpoint gone, endpoints_->Delete(static_cast<uint32_t>(id)));
+  TND_RETURN_IF_ERROR(PersistEndpoints());
+  TND_LOG_INFO("endpoint ", gone.id, " deleted (", gone.ifname, ")");
+  return EndpointToJson(gone);
+}
+
+nlohmann::json Agent::EndpointList() const {
+  nlohmann::json out = nlohmann::json::array();
+  if (endpoints_)
+    for (const Endpoint& e : endpoints_->List()) out.push_back(EndpointToJson(e));
+  return out;
+}
+
 absl::Status Agent::AttachTcAll() {
   TND_ASSIGN_OR_RETURN(int in_fd, host_obj_->ProgramFd(kHostIngressProgram));
   TND_ASSIGN_OR_RETURN(int out_fd, host_obj_->ProgramFd(kHostEgressProgram));
@@ -338,10 +531,15 @@ void Agent::SyncHealth() {
 std::vector<int> Agent::PollFds() const {
   std::vector<int> fds;
   for (const auto& [id, h] : health_) fds.push_back(h->fd());
+  if (links_) fds.push_back(links_->fd());
   return fds;
 }
 
 void Agent::OnReadable(int fd) {
+  if (links_ && fd == links_->fd()) {
+    OnLinkEvents();
+    return;
+  }
   for (const auto& [id, h] : health_) {
     if (h->fd() != fd) continue;
     const Service* s = services_->Get(id);
@@ -475,6 +673,8 @@ void Agent::PruneTailCallPins() {
     for (const auto& p : l.object.tail_call_pins()) keep.insert(p);
   if (host_obj_)
     for (const auto& p : host_obj_->tail_call_pins()) keep.insert(p);
+  if (lxc_obj_)
+    for (const auto& p : lxc_obj_->tail_call_pins()) keep.insert(p);
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(CallsDir(), ec)) {
     if (keep.count(e.path().string())) continue;
@@ -500,6 +700,12 @@ absl::Status Agent::Cleanup() {
         TND_LOG_WARN("cleanup: ", st.message());
         if (first.ok()) first = st;
       }
+  if (endpoints_)
+    for (const Endpoint& e : endpoints_->List())
+      if (auto st = DetachEndpoint(e); !st.ok()) {
+        TND_LOG_WARN("cleanup: ", st.message());
+        if (first.ok()) first = st;
+      }
   for (const SockHook& h : kSockHooks) {
     if (auto st = DetachCgroup(CgroupLinkPin(h.program)); !st.ok() && first.ok()) first = st;
   }
@@ -509,6 +715,10 @@ absl::Status Agent::Cleanup() {
   if (host_obj_) {
     host_obj_->UnpinMaps();
     host_obj_->UnpinTailCallMaps();
+  }
+  if (lxc_obj_) {
+    lxc_obj_->UnpinMaps();
+    lxc_obj_->UnpinTailCallMaps();
   }
   for (auto& l : loaded_) {
     l.object.UnpinMaps();
@@ -604,6 +814,27 @@ nlohmann::json Agent::StatusJson() const {
         j["programs"].push_back({{"name", name}, {"id", info->id}, {"verified_insns", info->verified_insns}});
     }
   }
+  if (lxc_obj_) {
+    for (const auto& name : lxc_obj_->ProgramNames()) {
+      auto fd = lxc_obj_->ProgramFd(name);
+      if (!fd.ok()) continue;
+      auto info = GetProgramInfo(*fd);
+      if (info.ok())
+        j["programs"].push_back({{"name", name}, {"id", info->id}, {"verified_insns", info->verified_insns}});
+    }
+  }
+  {
+    size_t ready = 0, total = endpoints_ ? endpoints_->List().size() : 0;
+    if (endpoints_)
+      for (const Endpoint& e : endpoints_->List()) ready += e.ready ? 1 : 0;
+    j["endpoints"] = {{"declared", total},
+                      {"ready", ready},
+                      {"host_routing", "ebpf"},
+                      {"masquerade", cfg_.enable_masquerade},
+                      {"pod_cidrs", cfg_.pod_cidrs},
+                      {"masquerade_exempt", cfg_.masquerade_exempt},
+                      {"link_watch", links_ != nullptr}};
+  }
   if (sock_obj_) {
     for (const auto& name : sock_obj_->ProgramNames()) {
       auto fd = sock_obj_->ProgramFd(name);
@@ -628,7 +859,9 @@ absl::StatusOr<nlohmann::json> Agent::PrefilterAdd(const std::vector<std::string
   }
   TND_RETURN_IF_ERROR(CheckPrefilterCapacity(want));
   TND_RETURN_IF_ERROR(SyncPrefilter(want));
-  if (auto s = store_.Save(DesiredState{want}); !s.ok()) {
+  DesiredState next = desired_;
+  next.prefilter = want;
+  if (auto s = store_.Save(next); !s.ok()) {
     (void)SyncPrefilter(desired_.prefilter);
     return Annotate(s, "persist desired state (maps rolled back)");
   }
@@ -651,7 +884,9 @@ absl::StatusOr<nlohmann::json> Agent::PrefilterDelete(const std::vector<std::str
     return absl::NotFoundError(absl::StrCat("not in the prefilter: ", absl::StrJoin(missing, ", "),
                                             " (nothing deleted)"));
   TND_RETURN_IF_ERROR(SyncPrefilter(want));
-  if (auto s = store_.Save(DesiredState{want}); !s.ok()) {
+  DesiredState next = desired_;
+  next.prefilter = want;
+  if (auto s = store_.Save(next); !s.ok()) {
     (void)SyncPrefilter(desired_.prefilter);
     return Annotate(s, "persist desired state (maps rolled back)");
   }
@@ -804,6 +1039,11 @@ void Agent::RegisterApi(ApiServer& api) {
   api.Register("service.get", [this](const nlohmann::json& a) { return ServiceGet(a); });
   api.Register("service.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return ServiceList();
+  });
+  api.Register("endpoint.add", [this](const nlohmann::json& a) { return EndpointAdd(a); });
+  api.Register("endpoint.delete", [this](const nlohmann::json& a) { return EndpointDelete(a); });
+  api.Register("endpoint.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
+    return EndpointList();
   });
   api.Register("conntrack.gc", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return ConntrackGc();

@@ -13,6 +13,8 @@
 #include "agent/api_server.h"
 #include "agent/compiler.h"
 #include "agent/config.h"
+#include "agent/endpoints.h"
+#include "agent/netlink.h"
 #include "agent/health.h"
 #include "agent/loader.h"
 #include "agent/prefilter.h"
@@ -31,6 +33,10 @@ inline constexpr const char* kXdpEntryProgram = "tnd_xdp_entry";
 const std::vector<TailCallTable>& HostTailCalls();
 inline constexpr const char* kHostIngressProgram = "tnd_host_ingress";
 inline constexpr const char* kHostEgressProgram = "tnd_host_egress";
+// The tail calls of bpf_lxc.o (tc on endpoints' veths).
+const std::vector<TailCallTable>& LxcTailCalls();
+inline constexpr const char* kLxcIngressProgram = "tnd_lxc_ingress";
+inline constexpr const char* kLxcEgressProgram = "tnd_lxc_egress";
 
 class Agent {
  public:
@@ -55,6 +61,9 @@ class Agent {
   absl::StatusOr<nlohmann::json> ServiceDelete(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceGet(const nlohmann::json& args) const;
   nlohmann::json ServiceList() const;
+  absl::StatusOr<nlohmann::json> EndpointAdd(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> EndpointDelete(const nlohmann::json& args);
+  nlohmann::json EndpointList() const;
   // Removes expired conntrack and NAT entries now.
   nlohmann::json ConntrackGc();
 
@@ -80,6 +89,16 @@ class Agent {
   // maps and fills the device table.
   absl::Status StartServices(const std::string& object_path, const NodeFacts& facts);
   absl::Status AttachTcAll();
+  // Loads bpf_lxc.o, writes the masquerade exemptions and brings the
+  // declared endpoints back.
+  absl::Status StartEndpoints(const std::string& object_path);
+  absl::Status SyncNoMasquerade();
+  absl::Status AttachEndpoint(const Endpoint& e);
+  absl::Status DetachEndpoint(const Endpoint& e);
+  absl::Status PersistEndpoints();
+  void OnLinkEvents();
+  // A native device that was recreated: XDP, tc and the device table again.
+  void ReattachDevice(const std::string& name);
   absl::Status SyncDevices(const NodeFacts& facts);
   // Opens, keeps and closes the health check ports of Local services.
   void SyncHealth();
@@ -101,6 +120,10 @@ class Agent {
   std::vector<Loaded> loaded_;
   std::optional<BpfObject> sock_obj_;
   std::optional<BpfObject> host_obj_;
+  std::optional<BpfObject> lxc_obj_;
+  std::unique_ptr<EndpointManager> endpoints_;
+  std::unique_ptr<LinkWatcher> links_;
+  std::map<std::string, int> device_index_;  // native devices as attached
   std::unique_ptr<CtMap> ct4_, ct6_;
   std::unique_ptr<NatMap> nat4_, nat6_;
   std::vector<int> device_ifindexes_;

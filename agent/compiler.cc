@@ -32,6 +32,7 @@ std::string RenderConfigHeader(const NodeFacts& node, const Features& f) {
   absl::StrAppend(&h, "#define TENDRIL_ENABLE_PREFILTER ", f.prefilter ? 1 : 0, "\n");
   absl::StrAppend(&h, "#define TENDRIL_ENABLE_SOCKET_LB ", f.socket_lb ? 1 : 0, "\n");
   absl::StrAppend(&h, "#define TENDRIL_ENABLE_NODEPORT ", f.nodeport ? 1 : 0, "\n");
+  absl::StrAppend(&h, "#define TENDRIL_ENABLE_MASQUERADE ", f.masquerade ? 1 : 0, "\n");
   absl::StrAppend(&h, "#define TENDRIL_MAGLEV_TABLE_SIZE ", f.maglev_table_size, "\n\n");
   absl::StrAppend(&h, "#define TENDRIL_NUM_DEVICES ", node.devices.size(), "\n");
   for (size_t i = 0; i < node.devices.size(); ++i) {

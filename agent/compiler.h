@@ -29,6 +29,7 @@ struct Features {
   bool prefilter = true;
   bool socket_lb = true;
   bool nodeport = true;  // per-packet LB in XDP (bpf_host.o has it always)
+  bool masquerade = true;  // endpoints' traffic leaving a native device
   uint32_t maglev_table_size = 16381;
 };
 
@@ -46,7 +47,7 @@ struct CompileRequest {
   std::string cache_dir;  // objects land in cache_dir/<key>/
   std::string clang = "clang";
   std::string config_header;  // contents of tendril_config.h
-  std::vector<std::string> objects = {"bpf_xdp", "bpf_sock", "bpf_host"};
+  std::vector<std::string> objects = {"bpf_xdp", "bpf_sock", "bpf_host", "bpf_lxc"};
 };
 
 struct CompileResult {

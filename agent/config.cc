@@ -1,5 +1,7 @@
 #include "agent/config.h"
 
+#include "agent/prefilter.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
@@ -65,6 +67,16 @@ Apply UintField(uint32_t AgentConfig::*field, uint32_t min, uint32_t max) {
       return absl::InvalidArgumentError(
           absl::StrCat("setting ", k, ": \"", v, "\" is not a number in ", min, "-", max));
     c->*field = n;
+    return absl::OkStatus();
+  };
+}
+
+Apply CidrListField(std::vector<std::string> AgentConfig::*field) {
+  return [=](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+    std::vector<std::string> items = SplitList(v);
+    auto parsed = ParseCidrList(items);
+    if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": ", parsed.status().message()));
+    c->*field = items;
     return absl::OkStatus();
   };
 }
@@ -139,6 +151,12 @@ const std::vector<Setting>& Settings() {
        }},
       {"ct-gc-interval", "seconds between conntrack/NAT garbage collections (default 30)", false,
        UintField(&AgentConfig::ct_gc_interval, 1, 3600)},
+      {"enable-masquerade", "SNAT endpoints' traffic leaving the devices to the device address (default true)",
+       false, BoolField(&AgentConfig::enable_masquerade)},
+      {"pod-cidrs", "comma-separated CIDRs of the cluster's endpoints: not masqueraded", false,
+       CidrListField(&AgentConfig::pod_cidrs)},
+      {"masquerade-exempt", "comma-separated CIDRs endpoints reach with their own address", false,
+       CidrListField(&AgentConfig::masquerade_exempt)},
       {"log-level", "debug|info|warning|error", false,
        [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
          if (v != "debug" && v != "info" && v != "warning" && v != "error")

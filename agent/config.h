@@ -38,6 +38,11 @@ struct AgentConfig {
   uint16_t node_port_min = 30000;
   uint16_t node_port_max = 32767;
   uint32_t ct_gc_interval = 30;  // seconds between conntrack/NAT GC runs
+  // Endpoints (pods): their traffic leaving a native device for anything
+  // outside pod-cidrs and masquerade-exempt gets the device's address.
+  bool enable_masquerade = true;
+  std::vector<std::string> pod_cidrs;          // CIDR texts, validated
+  std::vector<std::string> masquerade_exempt;  // CIDR texts, validated
   std::string log_level = "info";
 
   XdpMode XdpModeFor(const std::string& dev) const {

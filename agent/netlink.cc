@@ -1,15 +1,24 @@
 #include "agent/netlink.h"
 
+#include <fcntl.h>
 #include <libmnl/libmnl.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <net/if.h>
+#include <sched.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/fd.h"
 #include "common/status.h"
 
 namespace tendril {
@@ -131,6 +140,270 @@ absl::StatusOr<std::vector<IpAddr>> DeviceAddresses(int ifindex) {
   AddrQuery q{ifindex, {}};
   TND_RETURN_IF_ERROR(Transact(nl.get(), nlh, AddrCb, &q, absl::StrCat("list addresses of ifindex ", ifindex)));
   return q.out;
+}
+
+}  // namespace tendril
+
+// ---- links, addresses, routes, neighbours ---------------------------------
+
+namespace tendril {
+namespace {
+
+int LinkCb(const nlmsghdr* nlh, void* data) {
+  auto* out = static_cast<std::optional<LinkInfo>*>(data);
+  if (nlh->nlmsg_type != RTM_NEWLINK) return MNL_CB_OK;
+  const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  LinkInfo l;
+  l.ifindex = ifi->ifi_index;
+  l.up = (ifi->ifi_flags & IFF_UP) != 0;
+  ForEachAttr(nlh, sizeof(ifinfomsg), [&](const nlattr* a) {
+    switch (mnl_attr_get_type(a)) {
+      case IFLA_IFNAME:
+        if (mnl_attr_validate(a, MNL_TYPE_STRING) >= 0) l.name = mnl_attr_get_str(a);
+        break;
+      case IFLA_ADDRESS:
+        if (mnl_attr_get_payload_len(a) == 6) std::memcpy(l.mac.data(), mnl_attr_get_payload(a), 6);
+        break;
+      case IFLA_LINK:
+        if (mnl_attr_validate(a, MNL_TYPE_U32) >= 0) l.peer_ifindex = static_cast<int>(mnl_attr_get_u32(a));
+        break;
+      case IFLA_LINK_NETNSID:
+        if (mnl_attr_validate(a, MNL_TYPE_U32) >= 0) l.link_netnsid = static_cast<int>(mnl_attr_get_u32(a));
+        break;
+      case IFLA_LINKINFO: {
+        const auto* n = static_cast<const nlattr*>(mnl_attr_get_payload(a));
+        int left = static_cast<int>(mnl_attr_get_payload_len(a));
+        while (mnl_attr_ok(n, left)) {
+          if (mnl_attr_get_type(n) == IFLA_INFO_KIND && mnl_attr_validate(n, MNL_TYPE_STRING) >= 0)
+            l.kind = mnl_attr_get_str(n);
+          left -= static_cast<int>(MNL_ALIGN(n->nla_len));
+          n = mnl_attr_next(n);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  });
+  *out = l;
+  return MNL_CB_OK;
+}
+
+nlmsghdr* Header(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_t seq) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+  nlh->nlmsg_seq = seq;
+  return nlh;
+}
+
+}  // namespace
+
+std::string MacToString(const std::array<uint8_t, 6>& m) {
+  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+absl::StatusOr<Rtnl> Rtnl::Open() {
+  TND_ASSIGN_OR_RETURN(MnlSocket nl, OpenRoute());
+  return Rtnl(nl.release());
+}
+
+absl::StatusOr<Rtnl> Rtnl::OpenIn(const std::string& netns_path) {
+  // setns() moves only the calling thread: a short-lived thread joins the
+  // namespace and opens the socket, which stays there.
+  absl::StatusOr<Rtnl> out = absl::InternalError("netlink thread did not run");
+  std::thread t([&] {
+    UniqueFd fd(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      out = ErrnoError(errno, absl::StrCat("open network namespace ", netns_path));
+      return;
+    }
+    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
+      out = ErrnoError(errno, absl::StrCat("join network namespace ", netns_path));
+      return;
+    }
+    out = Open();
+  });
+  t.join();
+  return out;
+}
+
+Rtnl::Rtnl(Rtnl&& o) noexcept : nl_(o.nl_), seq_(o.seq_) { o.nl_ = nullptr; }
+Rtnl& Rtnl::operator=(Rtnl&& o) noexcept {
+  if (this != &o) {
+    if (nl_) mnl_socket_close(nl_);
+    nl_ = o.nl_;
+    seq_ = o.seq_;
+    o.nl_ = nullptr;
+  }
+  return *this;
+}
+Rtnl::~Rtnl() {
+  if (nl_) mnl_socket_close(nl_);
+}
+
+absl::Status Rtnl::Ack(nlmsghdr* nlh, const std::string& what) {
+  return Transact(nl_, nlh, nullptr, nullptr, what);
+}
+
+absl::StatusOr<std::optional<LinkInfo>> Rtnl::GetLink(const std::string& name) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_GETLINK, 0, ++seq_);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  std::optional<LinkInfo> out;
+  int err = 0;
+  auto st = Transact(nl_, nlh, LinkCb, &out, absl::StrCat("look up device ", name), &err);
+  if (!st.ok() && err == ENODEV) return std::optional<LinkInfo>{};
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<std::optional<LinkInfo>> Rtnl::GetLinkByIndex(int ifindex, int target_netnsid) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_GETLINK, 0, ++seq_);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  if (target_netnsid >= 0) mnl_attr_put_u32(nlh, IFLA_TARGET_NETNSID, static_cast<uint32_t>(target_netnsid));
+  std::optional<LinkInfo> out;
+  int err = 0;
+  auto st = Transact(nl_, nlh, LinkCb, &out,
+                     absl::StrCat("look up device ", ifindex,
+                                  target_netnsid >= 0 ? absl::StrCat(" in netns id ", target_netnsid) : ""),
+                     &err);
+  if (!st.ok() && err == ENODEV) return std::optional<LinkInfo>{};
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::Status Rtnl::CreateVeth(const std::string& name, const std::string& peer_name, int peer_netns_fd) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, ++seq_);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  nlattr* linkinfo = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+  nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+  nlattr* peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+  auto* pifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  pifi->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_name.c_str());
+  mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(peer_netns_fd));
+  mnl_attr_nest_end(nlh, peer);
+  mnl_attr_nest_end(nlh, data);
+  mnl_attr_nest_end(nlh, linkinfo);
+  return Ack(nlh, absl::StrCat("create veth pair ", name, " / ", peer_name));
+}
+
+absl::Status Rtnl::SetUp(int ifindex, const std::string& what) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_NEWLINK, NLM_F_ACK, ++seq_);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  ifi->ifi_flags = IFF_UP;
+  ifi->ifi_change = IFF_UP;
+  return Ack(nlh, absl::StrCat("set ", what, " up"));
+}
+
+absl::Status Rtnl::AddAddress(int ifindex, const IpAddr& addr, int prefix_len, const std::string& what) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, ++seq_);
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  bool v4 = addr.family == Family::kV4;
+  ifa->ifa_family = v4 ? AF_INET : AF_INET6;
+  ifa->ifa_prefixlen = static_cast<uint8_t>(prefix_len);
+  ifa->ifa_index = static_cast<uint32_t>(ifindex);
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  if (!v4) ifa->ifa_flags = IFA_F_NODAD;
+  mnl_attr_put(nlh, IFA_LOCAL, v4 ? 4 : 16, addr.bytes.data());
+  mnl_attr_put(nlh, IFA_ADDRESS, v4 ? 4 : 16, addr.bytes.data());
+  return Ack(nlh, absl::StrCat("add address ", addr.ToString(), "/", prefix_len, " to ", what));
+}
+
+absl::Status Rtnl::AddRoute(const IpAddr& dst, int prefix_len, int ifindex, const IpAddr* gateway,
+                            const std::string& what) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, ++seq_);
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  bool v4 = dst.family == Family::kV4;
+  rtm->rtm_family = v4 ? AF_INET : AF_INET6;
+  rtm->rtm_dst_len = static_cast<uint8_t>(prefix_len);
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_type = RTN_UNICAST;
+  rtm->rtm_scope = gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  if (gateway) rtm->rtm_flags = RTNH_F_ONLINK;
+  if (prefix_len > 0) mnl_attr_put(nlh, RTA_DST, v4 ? 4 : 16, dst.bytes.data());
+  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(ifindex));
+  if (gateway) mnl_attr_put(nlh, RTA_GATEWAY, v4 ? 4 : 16, gateway->bytes.data());
+  return Ack(nlh, absl::StrCat("add route ", dst.ToString(), "/", prefix_len,
+                               gateway ? absl::StrCat(" via ", gateway->ToString()) : "", " dev ", what));
+}
+
+absl::Status Rtnl::AddNeighbour(int ifindex, const IpAddr& addr, const std::array<uint8_t, 6>& mac,
+                                const std::string& what) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, ++seq_);
+  auto* nd = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ndmsg)));
+  bool v4 = addr.family == Family::kV4;
+  nd->ndm_family = v4 ? AF_INET : AF_INET6;
+  nd->ndm_ifindex = ifindex;
+  nd->ndm_state = NUD_PERMANENT;
+  mnl_attr_put(nlh, NDA_DST, v4 ? 4 : 16, addr.bytes.data());
+  mnl_attr_put(nlh, NDA_LLADDR, 6, mac.data());
+  return Ack(nlh, absl::StrCat("add neighbour ", addr.ToString(), " lladdr ", MacToString(mac), " on ", what));
+}
+
+absl::Status Rtnl::DeleteLink(int ifindex, const std::string& what) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = Header(buf, RTM_DELLINK, NLM_F_ACK, ++seq_);
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  ifi->ifi_index = ifindex;
+  return Ack(nlh, absl::StrCat("delete device ", what));
+}
+
+absl::StatusOr<std::unique_ptr<LinkWatcher>> LinkWatcher::Open() {
+  mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (!nl) return ErrnoError(errno, "open rtnetlink socket for link events");
+  if (mnl_socket_bind(nl, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0) {
+    int e = errno;
+    mnl_socket_close(nl);
+    return ErrnoError(e, "subscribe to link events (RTMGRP_LINK)");
+  }
+  return std::unique_ptr<LinkWatcher>(new LinkWatcher(nl));
+}
+
+LinkWatcher::~LinkWatcher() { mnl_socket_close(nl_); }
+int LinkWatcher::fd() const { return mnl_socket_get_fd(nl_); }
+
+std::vector<LinkEvent> LinkWatcher::Read() {
+  std::vector<LinkEvent> out;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl_, buf.data(), buf.size());
+    if (n <= 0) break;  // EAGAIN: drained (ENOBUFS: overrun; the agent resyncs on the next event)
+    auto cb = [](const nlmsghdr* nlh, void* data) -> int {
+      auto* events = static_cast<std::vector<LinkEvent>*>(data);
+      if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) return MNL_CB_OK;
+      const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+      LinkEvent e;
+      e.deleted = nlh->nlmsg_type == RTM_DELLINK;
+      e.ifindex = ifi->ifi_index;
+      ForEachAttr(nlh, sizeof(ifinfomsg), [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) == IFLA_IFNAME && mnl_attr_validate(a, MNL_TYPE_STRING) >= 0)
+          e.name = mnl_attr_get_str(a);
+      });
+      events->push_back(e);
+      return MNL_CB_OK;
+    };
+    mnl_cb_run(buf.data(), static_cast<size_t>(n), 0, 0, cb, &out);
+  }
+  return out;
 }
 
 }  // namespace tendril

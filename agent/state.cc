@@ -42,6 +42,15 @@ absl::StatusOr<DesiredState> StateStore::Load() const {
       s.services.push_back(*svc);
     }
   }
+  if (j.contains("endpoints")) {
+    if (!j["endpoints"].is_array())
+      return absl::DataLossError(absl::StrCat("state file ", path(), ": endpoints is not a list"));
+    for (const auto& ej : j["endpoints"]) {
+      auto ep = EndpointFromJson(ej);
+      if (!ep.ok()) return Annotate(ep.status(), absl::StrCat("state file ", path()));
+      s.endpoints.push_back(*ep);
+    }
+  }
   return s;
 }
 
@@ -53,6 +62,13 @@ absl::Status StateStore::Save(const DesiredState& s) const {
   for (const Cidr& c : s.prefilter) j["prefilter"].push_back(c.ToString());
   j["services"] = nlohmann::json::array();
   for (const Service& svc : s.services) j["services"].push_back(ServiceToJson(svc));
+  j["endpoints"] = nlohmann::json::array();
+  for (const Endpoint& e : s.endpoints) {
+    nlohmann::json ej = EndpointToJson(e);
+    // Facts are read from the kernel again at start.
+    for (const char* k : {"ifindex", "mac", "node_mac", "state", "adopted"}) ej.erase(k);
+    j["endpoints"].push_back(ej);
+  }
   return WriteFileAtomic(path(), j.dump(2) + "\n");
 }
 

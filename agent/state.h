@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "agent/endpoints.h"
 #include "agent/service.h"
 #include "common/cidr.h"
 
@@ -14,6 +15,7 @@ namespace tendril {
 struct DesiredState {
   std::set<Cidr> prefilter;
   std::vector<Service> services;  // with their ids and backend ids
+  std::vector<Endpoint> endpoints;
 };
 
 class StateStore {

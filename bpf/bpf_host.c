@@ -8,7 +8,10 @@
  *                     DNAT (+SNAT or DSR) and forwarding through the FIB
  *                     (bpf_redirect, or bpf_redirect_neigh when the
  *                     neighbour is not resolved yet), without the upper stack
- *   tnd_host_egress:  replies of local backends get the frontend as source
+ *                     then packets for a local endpoint go straight into its
+ *                     namespace (bpf_redirect_peer; lib/hostrouting.h)
+ *   tnd_host_egress:  replies of local backends get the frontend as source;
+ *                     endpoints' own flows leaving the node are masqueraded
  *
  * The decisions live in lib/nodeport.h, shared with the XDP fast path.
  */
@@ -17,7 +20,7 @@
 #include <linux/pkt_cls.h>
 
 #include "lib/common.h"
-#include "lib/nodeport.h"
+#include "lib/hostrouting.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -31,6 +34,8 @@ static __always_inline int tc_verdict(int v, const struct tnd_fwd *fwd)
 	if (v == TND_DROP)
 		return TC_ACT_SHOT;
 	if (v == TND_REDIRECT) {
+		if (fwd->peer)
+			return bpf_redirect_peer(fwd->ifindex, 0);
 		if (fwd->have_mac)
 			return bpf_redirect(fwd->ifindex, 0);
 		return bpf_redirect_neigh(fwd->ifindex, NULL, 0, 0);
@@ -63,9 +68,15 @@ int tnd_host_in_v4(struct __sk_buff *ctx)
 {
 	struct tnd_lb_scratch *s = tnd_scratch(0);
 
+	int v;
+
 	if (!s)
 		return TC_ACT_OK;
-	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 4, s), &s->fwd);
+	s->fwd.point = TND_OBS_FROM_NETWORK;
+	v = tnd_lb_ingress(ctx, ETH_HLEN, 4, s);
+	if (v == TND_PASS)
+		v = tnd_host_to_endpoint(ctx, 4, s);
+	return tc_verdict(v, &s->fwd);
 }
 
 SEC("tc")
@@ -73,9 +84,15 @@ int tnd_host_in_v6(struct __sk_buff *ctx)
 {
 	struct tnd_lb_scratch *s = tnd_scratch(0);
 
+	int v;
+
 	if (!s)
 		return TC_ACT_OK;
-	return tc_verdict(tnd_lb_ingress(ctx, ETH_HLEN, 6, s), &s->fwd);
+	s->fwd.point = TND_OBS_FROM_NETWORK;
+	v = tnd_lb_ingress(ctx, ETH_HLEN, 6, s);
+	if (v == TND_PASS)
+		v = tnd_host_to_endpoint(ctx, 6, s);
+	return tc_verdict(v, &s->fwd);
 }
 
 SEC("tc")
@@ -90,11 +107,27 @@ int tnd_host_egress(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 #if TENDRIL_ENABLE_IPV4
 	if (ctx->protocol == bpf_htons(ETH_P_IP))
-		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 4, s), &s->fwd);
+	{
+		int v = tnd_lb_egress(ctx, ETH_HLEN, 4, s);
+
+#if TENDRIL_ENABLE_MASQUERADE
+		if (v < 0)
+			v = tnd_masquerade(ctx, 4, s);
+#endif
+		return tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
+	}
 #endif
 #if TENDRIL_ENABLE_IPV6
 	if (ctx->protocol == bpf_htons(ETH_P_IPV6))
-		return tc_verdict(tnd_lb_egress(ctx, ETH_HLEN, 6, s), &s->fwd);
+	{
+		int v = tnd_lb_egress(ctx, ETH_HLEN, 6, s);
+
+#if TENDRIL_ENABLE_MASQUERADE
+		if (v < 0)
+			v = tnd_masquerade(ctx, 6, s);
+#endif
+		return tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
+	}
 #endif
 	return TC_ACT_OK;
 }

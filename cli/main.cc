@@ -1,5 +1,9 @@
 // tendril: inspect and control a tendril-agent and its pinned BPF maps.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <csignal>
+#include <ctime>
 #include <unistd.h>
 
 #include <cstring>
@@ -13,7 +17,10 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/fd.h"
+#include "common/status.h"
 #include "cli/output.h"
 #include "common/api_client.h"
 #include "common/cidr.h"
@@ -524,8 +531,8 @@ int CmdBpfCtList(const Globals& g, bool v6) {
   json out = json::array();
   auto st = ct->ForEach([&](const tnd_ct_key& k, const tnd_ct_val& v) {
     json e = {{"proto", ProtoName(k.proto)},
-              {"source", Endpoint(k.saddr, k.sport, fam)},
-              {"destination", Endpoint(k.daddr, k.dport, fam)},
+              {"source", AddrPortText(k.saddr, k.sport, fam)},
+              {"destination", AddrPortText(k.daddr, k.dport, fam)},
               {"flags", CtFlagsText(v.flags)},
               {"service_id", v.svc_id},
               {"tcp_flags_seen", TcpStateName(k.proto, v.tcp_flags)},
@@ -537,10 +544,10 @@ int CmdBpfCtList(const Globals& g, bool v6) {
       e["backend_id"] = v.backend_id;
       if (backends.ok()) {
         auto b = backends->Lookup(v.backend_id);
-        if (b.ok() && *b) e["backend"] = Endpoint((*b)->addr, (*b)->port, fam);
+        if (b.ok() && *b) e["backend"] = AddrPortText((*b)->addr, (*b)->port, fam);
       }
     }
-    if (v.flags & TND_CT_F_REPLY) e["reply_source"] = Endpoint(v.nat_addr, v.nat_port, fam);
+    if (v.flags & TND_CT_F_REPLY) e["reply_source"] = AddrPortText(v.nat_addr, v.nat_port, fam);
     out.push_back(e);
   });
   if (!st.ok()) return Fail(st);
@@ -576,10 +583,10 @@ int CmdBpfNatList(const Globals& g, bool v6) {
     bool in = k.dir == TND_NAT_IN;
     out.push_back({{"direction", in ? "in" : "out"},
                    {"proto", ProtoName(k.proto)},
-                   {"source", Endpoint(k.saddr, k.sport, fam)},
-                   {"destination", Endpoint(k.daddr, k.dport, fam)},
+                   {"source", AddrPortText(k.saddr, k.sport, fam)},
+                   {"destination", AddrPortText(k.daddr, k.dport, fam)},
                    // out: the source becomes to; in: the destination becomes to
-                   {"translated_to", Endpoint(v.to_addr, v.to_port, fam)},
+                   {"translated_to", AddrPortText(v.to_addr, v.to_port, fam)},
                    {"age_seconds", static_cast<int32_t>(now - v.created)},
                    {"expires_in_seconds", static_cast<int32_t>(v.expires - now)}});
   });
@@ -627,6 +634,224 @@ int CmdBpfCtFlush(const Globals& g) {
 }
 
 }  // namespace
+
+
+// ---- endpoints --------------------------------------------------------------
+
+struct EndpointArgs {
+  int64_t id = 0;
+  std::string netns, ifname, container_ifname = "eth0";
+  std::vector<std::string> ips;
+};
+
+void PrintEndpoints(const json& list) {
+  Table t({"ID", "IFNAME", "IFINDEX", "ADDRESSES", "MODE", "NAMESPACE", "STATE"});
+  for (const auto& e : list) {
+    std::vector<std::string> ips;
+    for (const auto& ip : e.value("ips", json::array())) ips.push_back(ip.get<std::string>());
+    t.AddRow({std::to_string(e.value("id", 0)), e.value("ifname", ""), std::to_string(e.value("ifindex", 0)),
+              absl::StrJoin(ips, ","), e.value("adopted", false) ? "adopted" : "created",
+              e.value("netns", "").empty() ? "-" : e.value("netns", ""), e.value("state", "")});
+  }
+  std::printf("%s", t.Render().c_str());
+}
+
+int CmdEndpointAdd(const Globals& g, const EndpointArgs& a) {
+  if (a.id < 1 || a.id > 65535) return Fail(absl::InvalidArgumentError("--id must be in 1-65535"));
+  if (a.ips.empty()) return Fail(absl::InvalidArgumentError("give --ip ADDR[,ADDR6]"));
+  for (const auto& ip : a.ips)
+    if (auto p = ParseIp(ip); !p.ok()) return Fail(p.status());
+  json ep = {{"id", a.id}, {"ifname", a.ifname}, {"ips", a.ips}, {"container_ifname", a.container_ifname}};
+  if (!a.netns.empty()) ep["netns"] = a.netns;
+  auto r = CallAgent(g.api_socket, "endpoint.add", {{"endpoint", ep}});
+  if (!r.ok()) return Fail(r.status());
+  if (g.json())
+    PrintJson(*r);
+  else
+    PrintEndpoints(json::array({*r}));
+  return 0;
+}
+
+int CmdEndpointList(const Globals& g) {
+  auto r = CallAgent(g.api_socket, "endpoint.list", json::object());
+  if (!r.ok()) return Fail(r.status());
+  if (g.json())
+    PrintJson(*r);
+  else
+    PrintEndpoints(*r);
+  return 0;
+}
+
+int CmdBpfEndpointList(const Globals& g) {
+  auto m = Map<tnd_ep_key, tnd_endpoint>::OpenPin(PinPath(g, TND_MAP_ENDPOINTS), TND_MAP_ENDPOINTS);
+  if (!m.ok()) return Fail(m.status());
+  json out = json::array();
+  auto mac = [](const uint8_t* b) {
+    char buf[18];
+    std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+    return std::string(buf);
+  };
+  auto st = m->ForEach([&](const tnd_ep_key& k, const tnd_endpoint& v) {
+    char addr[INET6_ADDRSTRLEN] = {};
+    inet_ntop(k.family == 4 ? AF_INET : AF_INET6, k.addr, addr, sizeof(addr));
+    out.push_back({{"address", addr},
+                   {"id", v.id},
+                   {"ifindex", v.ifindex},
+                   {"mac", mac(v.mac)},
+                   {"node_mac", mac(v.node_mac)},
+                   {"flags", (v.flags & TND_EP_F_ADOPTED) ? "adopted" : "-"}});
+  });
+  if (!st.ok()) return Fail(st);
+  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
+    return std::tie(a["id"], a["address"]) < std::tie(b["id"], b["address"]);
+  });
+  if (g.json()) {
+    PrintJson(out);
+    return 0;
+  }
+  Table t({"ADDRESS", "ENDPOINT", "IFINDEX", "MAC", "NODE MAC", "FLAGS"});
+  for (const auto& e : out)
+    t.AddRow({e.value("address", ""), std::to_string(e.value("id", 0)), std::to_string(e.value("ifindex", 0)),
+              e.value("mac", ""), e.value("node_mac", ""), e.value("flags", "")});
+  std::printf("%s", t.Render().c_str());
+  return 0;
+}
+
+// ---- monitor ----------------------------------------------------------------
+
+struct MonitorArgs {
+  std::string type;       // "", "drop", "trace"
+  int64_t from_endpoint = 0;
+  int64_t max_events = 0;  // 0: until interrupted
+  double timeout = 0;      // seconds, 0: until interrupted
+};
+
+volatile sig_atomic_t g_stop = 0;
+
+struct MonitorState {
+  const Globals* g;
+  const MonitorArgs* a;
+  int64_t shown = 0;
+  int64_t mono_to_real_ns = 0;
+};
+
+json DecodeEvent(const tnd_event& e, int64_t mono_to_real_ns) {
+  int fam = e.family == 6 ? 6 : 4;
+  bool ports = e.proto == IPPROTO_TCP || e.proto == IPPROTO_UDP;
+  auto ep = [&](const uint8_t* addr, uint16_t port) {
+    return ports ? AddrPortText(addr, port, fam) : AddrPortText(addr, 0, fam).substr(0, AddrPortText(addr, 0, fam).rfind(':'));
+  };
+  int64_t real = static_cast<int64_t>(e.ts_ns) + mono_to_real_ns;
+  time_t sec = static_cast<time_t>(real / 1000000000);
+  tm tm_utc{};
+  gmtime_r(&sec, &tm_utc);
+  char ts[64];
+  std::strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm_utc);
+  std::string time = absl::StrCat(ts, ".", absl::StrFormat("%06d", static_cast<int>((real / 1000) % 1000000)), "Z");
+  json j = {{"type", e.type == TND_EVENT_DROP ? "drop" : e.type == TND_EVENT_TRACE ? "trace" : "unknown"},
+            {"time", time},
+            {"observation_point", abi::ObsPointName(e.point)},
+            {"ifindex", e.ifindex},
+            {"family", fam == 4 ? "ipv4" : "ipv6"},
+            {"proto", ProtoName(e.proto)},
+            {"source", ep(e.saddr, e.sport)},
+            {"destination", ep(e.daddr, e.dport)},
+            {"length", e.len},
+            {"from_endpoint", e.src_ep},
+            {"to_endpoint", e.dst_ep}};
+  if (e.type == TND_EVENT_DROP) {
+    j["reason"] = abi::DropReasonName(e.reason);
+    j["reason_code"] = e.reason;
+  } else {
+    j["verdict"] = abi::TraceVerdictName(e.verdict);
+    j["to_ifindex"] = e.to_ifindex;
+    bool has_nat = e.nat_port != 0 || std::any_of(std::begin(e.nat_addr), std::end(e.nat_addr), [](uint8_t b) { return b; });
+    if (has_nat) j["translated"] = ep(e.nat_addr, e.nat_port);
+  }
+  return j;
+}
+
+std::string EventLine(const json& j) {
+  auto epname = [](uint32_t id) { return id ? absl::StrCat("endpoint ", id) : std::string(); };
+  std::string where = absl::StrCat(j.value("observation_point", ""), " ifindex ", j.value("ifindex", 0u));
+  std::string flow = absl::StrCat(j.value("source", ""), " -> ", j.value("destination", ""), " ",
+                                  j.value("proto", ""));
+  std::string src = epname(j.value("from_endpoint", 0u));
+  if (j.value("type", "") == "drop")
+    return absl::StrCat(j.value("time", ""), " DROP  ", where, src.empty() ? "" : " (" + src + ")", ": ", flow,
+                        ", reason ", j.value("reason", ""));
+  std::string out = absl::StrCat(j.value("time", ""), " TRACE ", where, src.empty() ? "" : " (" + src + ")", ": ",
+                                 flow);
+  if (j.contains("translated"))
+    out += absl::StrCat(j.value("verdict", "") == "masquerade" ? ", source now " : ", to ",
+                        j.value("translated", ""));
+  out += absl::StrCat(", ", j.value("verdict", ""), " ifindex ", j.value("to_ifindex", 0u));
+  std::string dst = epname(j.value("to_endpoint", 0u));
+  if (!dst.empty()) out += " (" + dst + ")";
+  return out;
+}
+
+int OnEvent(void* ctx, void* data, size_t size) {
+  auto* st = static_cast<MonitorState*>(ctx);
+  if (size < sizeof(tnd_event)) return 0;
+  tnd_event e;
+  std::memcpy(&e, data, sizeof(e));
+  const MonitorArgs& a = *st->a;
+  if (a.type == "drop" && e.type != TND_EVENT_DROP) return 0;
+  if (a.type == "trace" && e.type != TND_EVENT_TRACE) return 0;
+  if (a.from_endpoint && e.src_ep != static_cast<uint32_t>(a.from_endpoint)) return 0;
+  json j = DecodeEvent(e, st->mono_to_real_ns);
+  if (st->g->json())
+    std::printf("%s\n", j.dump().c_str());
+  else
+    std::printf("%s\n", EventLine(j).c_str());
+  std::fflush(stdout);
+  ++st->shown;
+  if (a.max_events && st->shown >= a.max_events) g_stop = 1;
+  return 0;
+}
+
+int CmdMonitor(const Globals& g, const MonitorArgs& a) {
+  if (a.from_endpoint < 0 || a.from_endpoint > 65535)
+    return Fail(absl::InvalidArgumentError("--from-endpoint must be an endpoint id in 1-65535"));
+  std::string path = PinPath(g, TND_MAP_EVENTS);
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return Fail(ErrnoError(errno, absl::StrCat("open event ring buffer ", path, " (is the agent running?)")));
+  UniqueFd owned(fd);
+  timespec mono{}, real{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &real);
+  MonitorState st{&g, &a, 0,
+                  (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec)};
+  ring_buffer* rb = ring_buffer__new(fd, OnEvent, &st, nullptr);
+  if (!rb) return Fail(ErrnoError(errno, absl::StrCat("read event ring buffer ", path)));
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop = 1; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  if (!g.json())
+    std::fprintf(stderr, "Listening for %s events%s... (Ctrl-C to stop)\n",
+                 a.type.empty() ? "drop and trace" : a.type.c_str(),
+                 a.from_endpoint ? absl::StrCat(" from endpoint ", a.from_endpoint).c_str() : "");
+  timespec start{};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  int rc = 0;
+  while (!g_stop) {
+    int n = ring_buffer__poll(rb, 100);
+    if (n < 0 && n != -EINTR) {
+      rc = Fail(ErrnoError(-n, "poll event ring buffer"));
+      break;
+    }
+    if (a.timeout > 0) {
+      timespec now{};
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 >= a.timeout) break;
+    }
+  }
+  ring_buffer__free(rb);
+  if (rc == 0 && a.max_events && st.shown < a.max_events) rc = 1;  // bounded wait ran out
+  return rc;
+}
 
 int Main(int argc, char** argv) {
   Globals g;
@@ -722,6 +947,49 @@ int Main(int argc, char** argv) {
   auto* nat_list = nat->add_subcommand("list", "out: original -> node address:port; in: reply -> client");
   nat_list->add_flag("--v6", v6, "the IPv6 table");
   nat_list->callback([&] { rc = CmdBpfNatList(g, v6); });
+
+
+  EndpointArgs ea;
+  auto* epc = app.add_subcommand("endpoint", "endpoints (pods): veth, addresses, routes, eBPF host routing");
+  epc->require_subcommand(1);
+  auto* ep_add = epc->add_subcommand("add", "create an endpoint's veth in a namespace, or adopt an existing veth");
+  ep_add->add_option("--id", ea.id, "endpoint id, 1-65535")->required();
+  ep_add->add_option("--netns", ea.netns, "namespace to create the veth's other end in (path); omit to adopt --ifname");
+  ep_add->add_option("--ifname", ea.ifname, "host-side device name")->required();
+  ep_add->add_option("--ip", ea.ips, "ADDR[,ADDR6]: the endpoint's addresses")->required()->delimiter(',');
+  ep_add->add_option("--container-ifname", ea.container_ifname, "device name inside the namespace (default eth0)");
+  ep_add->callback([&] { rc = CmdEndpointAdd(g, ea); });
+  auto* ep_del = epc->add_subcommand("delete", "remove an endpoint (and the veth the agent made)");
+  ep_del->add_option("--id,id", ea.id, "endpoint id")->required();
+  ep_del->callback([&] {
+    if (ea.id < 1 || ea.id > 65535) {
+      rc = Fail(absl::InvalidArgumentError("endpoint id must be in 1-65535"));
+      return;
+    }
+    auto r = CallAgent(g.api_socket, "endpoint.delete", {{"id", ea.id}});
+    if (!r.ok()) {
+      rc = Fail(r.status());
+      return;
+    }
+    if (g.json())
+      PrintJson(*r);
+    else
+      std::printf("endpoint %lld deleted\n", static_cast<long long>(ea.id));
+  });
+  epc->add_subcommand("list", "declared endpoints")->callback([&] { rc = CmdEndpointList(g); });
+  auto* bep = bpf->add_subcommand("endpoint", "endpoint map");
+  bep->require_subcommand(1);
+  bep->add_subcommand("list", "address -> veth ifindex, MACs, endpoint id")->callback([&] {
+    rc = CmdBpfEndpointList(g);
+  });
+
+  MonitorArgs ma;
+  auto* mon = app.add_subcommand("monitor", "live drop and trace events from the datapath, one line each");
+  mon->add_option("--type", ma.type, "only drop or trace events")->check(CLI::IsMember({"drop", "trace"}));
+  mon->add_option("--from-endpoint", ma.from_endpoint, "only events of packets from this endpoint id");
+  mon->add_option("--max", ma.max_events, "stop after this many events (exit 1 if the timeout comes first)");
+  mon->add_option("--timeout", ma.timeout, "stop after this many seconds");
+  mon->callback([&] { rc = CmdMonitor(g, ma); });
 
   app.add_subcommand("version", "print the version")->callback([&] {
     std::printf("tendril %s\n", TENDRIL_VERSION);

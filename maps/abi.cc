@@ -20,6 +20,27 @@ const char* DropReasonName(uint8_t reason) {
   }
 }
 
+const char* ObsPointName(uint8_t point) {
+  switch (point) {
+    case TND_OBS_FROM_ENDPOINT: return "from-endpoint";
+    case TND_OBS_FROM_NETWORK: return "from-network";
+    case TND_OBS_TO_NETWORK: return "to-network";
+    case TND_OBS_XDP: return "xdp";
+    default: return "unknown";
+  }
+}
+
+const char* TraceVerdictName(uint8_t verdict) {
+  switch (verdict) {
+    case TND_TRACE_TO_ENDPOINT: return "to-endpoint";
+    case TND_TRACE_REDIRECT: return "redirect";
+    case TND_TRACE_REDIRECT_NEIGH: return "redirect-neigh";
+    case TND_TRACE_TO_STACK: return "to-stack";
+    case TND_TRACE_MASQUERADE: return "masquerade";
+    default: return "none";
+  }
+}
+
 const char* DirectionName(uint8_t dir) {
   switch (dir) {
     case TND_DIR_INGRESS: return "ingress";

@@ -34,7 +34,10 @@ static_assert(sizeof(tnd_nat_key) == 40);
 static_assert(sizeof(tnd_nat_val) == 32);
 static_assert(sizeof(tnd_srange_v4_key) == 12);
 static_assert(sizeof(tnd_srange_v6_key) == 24);
-static_assert(sizeof(tnd_event) == 64);
+static_assert(sizeof(tnd_event) == 96);
+static_assert(sizeof(tnd_ep_key) == 20);
+static_assert(sizeof(tnd_endpoint) == 24);
+static_assert(sizeof(tnd_nomasq_val) == 4);
 static_assert(sizeof(tnd_frag_key) == 12);
 static_assert(sizeof(tnd_dsr_opt) == TND_DSR_OPT_LEN);
 static_assert(sizeof(tnd_dsr_opt6) == TND_DSR_OPT6_LEN);
@@ -50,6 +53,8 @@ inline MetricsSlot DecodeMetricsIndex(uint32_t idx) {
 
 // Name of a drop reason as shown by `tendril metrics list` and `monitor`.
 const char* DropReasonName(uint8_t reason);
+const char* ObsPointName(uint8_t point);
+const char* TraceVerdictName(uint8_t verdict);
 const char* DirectionName(uint8_t dir);
 
 struct PinnedMapSpec {
@@ -101,7 +106,13 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
      TND_SRCRANGE_MAX, "loadBalancerSourceRanges, IPv6"},
     {TND_MAP_FRAG_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_frag_key), sizeof(tnd_frag_val),
      TND_FRAG_MAX, "IPv4 fragments -> ports of their datagram (LRU)"},
-    {TND_MAP_EVENTS, BPF_MAP_TYPE_RINGBUF, 0, 0, TND_EVENTS_BYTES, "drop events (ring buffer)"},
+    {TND_MAP_EVENTS, BPF_MAP_TYPE_RINGBUF, 0, 0, TND_EVENTS_BYTES, "drop and trace events (ring buffer)"},
+    {TND_MAP_ENDPOINTS, BPF_MAP_TYPE_HASH, sizeof(tnd_ep_key), sizeof(tnd_endpoint), TND_ENDPOINTS_MAX,
+     "local endpoints: address -> veth, MACs, id"},
+    {TND_MAP_NOMASQ_V4, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v4_key), sizeof(tnd_nomasq_val),
+     TND_NOMASQ_MAX, "destinations not masqueraded, IPv4"},
+    {TND_MAP_NOMASQ_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v6_key), sizeof(tnd_nomasq_val),
+     TND_NOMASQ_MAX, "destinations not masqueraded, IPv6"},
 };
 
 }  // namespace tendril::abi

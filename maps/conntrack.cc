@@ -60,7 +60,7 @@ std::string AddrText(const uint8_t* addr, int family) {
   return buf;
 }
 
-std::string Endpoint(const uint8_t* addr, uint16_t port_be, int family) {
+std::string AddrPortText(const uint8_t* addr, uint16_t port_be, int family) {
   std::string a = AddrText(addr, family);
   return family == 4 ? absl::StrCat(a, ":", ntohs(port_be)) : absl::StrCat("[", a, "]:", ntohs(port_be));
 }
@@ -91,6 +91,8 @@ std::string CtFlagsText(uint8_t flags) {
   if (flags & TND_CT_F_DSR) f.push_back("dsr");
   if (flags & TND_CT_F_LOCAL) f.push_back("local");
   if (flags & TND_CT_F_XDP) f.push_back("xdp");
+  if (flags & TND_CT_F_ENDPOINT) f.push_back("endpoint");
+  if (flags & TND_CT_F_INBOUND) f.push_back("inbound");
   return absl::StrJoin(f, ",");
 }
 

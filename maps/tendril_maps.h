@@ -42,6 +42,10 @@
 #define TND_MAP_EVENTS "tnd_events"
 #define TND_MAP_FRAG_V4 "tnd_frag_v4"
 #define TND_MAP_HOST_CALLS "tnd_host_calls" /* prog array, per object, pinned under calls/ */
+#define TND_MAP_LXC_CALLS "tnd_lxc_calls"   /* prog array of bpf_lxc.o, pinned under calls/ */
+#define TND_MAP_ENDPOINTS "tnd_endpoints"
+#define TND_MAP_NOMASQ_V4 "tnd_nomasq_v4"
+#define TND_MAP_NOMASQ_V6 "tnd_nomasq_v6"
 
 /* ---- sizes --------------------------------------------------------------- */
 #define TND_PREFILTER_MAX 16384 /* entries per address family */
@@ -59,6 +63,8 @@
 #define TND_FRAG_MAX 8192         /* LRU */
 #define TND_SRCRANGE_MAX 16384   /* per family, all services together */
 #define TND_EVENTS_BYTES (256 * 1024)
+#define TND_ENDPOINTS_MAX 4096    /* endpoint addresses (v4 and v6 together) */
+#define TND_NOMASQ_MAX 1024       /* per family: pod CIDRs + exempt destinations */
 #ifndef TENDRIL_MAGLEV_TABLE_SIZE
 #define TENDRIL_MAGLEV_TABLE_SIZE 16381 /* prime; set by the agent's config header */
 #endif
@@ -70,6 +76,10 @@
 /* ---- tail-call indices (tnd_host_calls, tc programs of bpf_host.o) ------- */
 #define TND_TAIL_HOST_V4 0
 #define TND_TAIL_HOST_V6 1
+
+/* ---- tail-call indices (tnd_lxc_calls, tc programs of bpf_lxc.o) --------- */
+#define TND_TAIL_LXC_V4 0
+#define TND_TAIL_LXC_V6 1
 
 /* ---- prefilter (LPM tries, BPF_F_NO_PREALLOC) ---------------------------- */
 struct tnd_lpm_v4_key {
@@ -284,6 +294,9 @@ struct tnd_ct_key {
 #define TND_CT_F_DSR (1 << 3)     /* the backend's node answers the client directly */
 #define TND_CT_F_LOCAL (1 << 4)   /* the backend is on this node */
 #define TND_CT_F_XDP (1 << 5)     /* created by the XDP program (else tc) */
+#define TND_CT_F_ENDPOINT (1 << 6) /* started by a local endpoint (pod); on a reply entry of a
+				      * service flow: the client is a local endpoint */
+#define TND_CT_F_INBOUND (1 << 7)  /* started elsewhere, toward a local endpoint */
 
 /* TCP flags seen, in tcp_flags (either direction). */
 #define TND_TCP_SYN 0x02
@@ -404,26 +417,92 @@ struct tnd_srange_v6_key {
 	__u8 addr[16];
 };
 
-/* Events on the tnd_events ring buffer (drops for now). */
+/* ---- endpoints (pods) -------------------------------------------------------
+ *
+ * tnd_endpoints: every address of a local endpoint -> where it is. The host
+ * side of the endpoint's veth carries bpf_lxc.o at tc ingress; packets for
+ * the endpoint are handed straight into its namespace with
+ * bpf_redirect_peer(ifindex), Ethernet header written from the two MACs.
+ */
+struct tnd_ep_key {
+	__u8 addr[16];  /* IPv4 in the first 4 bytes */
+	__u8 family;    /* 4 or 6 */
+	__u8 pad[3];
+};
+
+#define TND_EP_F_ADOPTED (1 << 0) /* the veth was made by someone else */
+
+struct tnd_endpoint {
+	__u32 ifindex;      /* host side of the veth */
+	__u32 id;           /* the endpoint id (1..65535) */
+	__u8 mac[6];        /* the endpoint's own (namespace side) MAC */
+	__u8 node_mac[6];   /* the host side's MAC: the endpoint's gateway */
+	__u16 flags;        /* TND_EP_F_* */
+	__u16 pad;
+};
+
+/* Masquerade exemptions (LPM per family, struct tnd_lpm_v*_key): the pod
+ * CIDRs and the configured non-masquerade destinations. Traffic of a local
+ * endpoint leaving a native device toward anything else is SNATed to the
+ * device's address (the NAT maps and port allocation of per-packet LB). */
+struct tnd_nomasq_val {
+	__u32 flags; /* 1: pod CIDR, 2: configured exemption */
+};
+
+/* ---- events on the tnd_events ring buffer ----------------------------------
+ *
+ * Drops: every per-packet LB and routing drop (prefilter drops are only
+ * counted: a flood would drown the ring). Traces: the first packet of every
+ * flow tendril routes or translates (a new conntrack or NAT entry), saying
+ * where it was seen and what was decided.
+ */
 enum tnd_event_type {
 	TND_EVENT_DROP = 1,
+	TND_EVENT_TRACE = 2,
+};
+
+/* Where a packet was seen. */
+enum tnd_obs_point {
+	TND_OBS_NONE = 0,
+	TND_OBS_FROM_ENDPOINT = 1, /* bpf_lxc, tc ingress of an endpoint's veth */
+	TND_OBS_FROM_NETWORK = 2,  /* bpf_host, tc ingress of a native device */
+	TND_OBS_TO_NETWORK = 3,    /* bpf_host, tc egress of a native device */
+	TND_OBS_XDP = 4,           /* bpf_xdp */
+};
+
+/* What was decided (traces). */
+enum tnd_trace_verdict {
+	TND_TRACE_NONE = 0,
+	TND_TRACE_TO_ENDPOINT = 1, /* bpf_redirect_peer into the endpoint's namespace */
+	TND_TRACE_REDIRECT = 2,    /* bpf_redirect out of to_ifindex (MACs from the FIB) */
+	TND_TRACE_REDIRECT_NEIGH = 3, /* bpf_redirect_neigh: the kernel resolves the next hop */
+	TND_TRACE_TO_STACK = 4,    /* handed to the host stack */
+	TND_TRACE_MASQUERADE = 5,  /* source rewritten to the node (nat_addr:nat_port) */
 };
 
 struct tnd_event {
 	__u8 type;       /* enum tnd_event_type */
-	__u8 reason;     /* enum tnd_drop_reason */
+	__u8 reason;     /* drops: enum tnd_drop_reason */
 	__u8 dir;        /* enum tnd_dir */
 	__u8 family;     /* 4 or 6 */
-	__u32 ifindex;
-	__u8 saddr[16];
+	__u32 ifindex;   /* where it was seen */
+	__u8 saddr[16];  /* the packet as it was seen */
 	__u8 daddr[16];
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	__u8 point;      /* enum tnd_obs_point */
+	__u8 verdict;    /* traces: enum tnd_trace_verdict */
+	__u8 pad;
 	__u32 len;       /* packet length */
-	__u32 pad2;
+	__u32 src_ep;    /* the endpoint id it came from, 0: none */
 	__u64 ts_ns;     /* bpf_ktime_get_ns() */
+	__u32 to_ifindex; /* traces: the device it was sent to */
+	__be16 nat_port;  /* traces: the translated destination (service) or source (masquerade) */
+	__u16 pad2;
+	__u8 nat_addr[16];
+	__u32 dst_ep;    /* the endpoint id it is for, 0: none */
+	__u32 pad3;
 };
 
 /* ---- XDP per-CPU scratch, carried across tail calls ---------------------- */

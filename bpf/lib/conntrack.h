@@ -78,6 +78,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct tnd_ep_key);
+	__type(value, struct tnd_endpoint);
+	__uint(max_entries, TND_ENDPOINTS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tnd_lpm_v4_key);
+	__type(value, struct tnd_nomasq_val);
+	__uint(max_entries, TND_NOMASQ_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_nomasq_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct tnd_lpm_v6_key);
+	__type(value, struct tnd_nomasq_val);
+	__uint(max_entries, TND_NOMASQ_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_nomasq_v6 SEC(".maps");
+
 /* How long an entry lives after this packet, by protocol and TCP flags seen. */
 static __always_inline __u32 tnd_ct_lifetime(__u8 proto, __u8 seen)
 {

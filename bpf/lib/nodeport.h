@@ -65,6 +65,10 @@ struct tnd_fwd {
 	__u8 dmac[6];
 	__u8 have_mac;
 	__u8 reason;
+	__u8 peer;   /* tc: into a local endpoint's namespace (bpf_redirect_peer) */
+	__u8 point;  /* enum tnd_obs_point, for events */
+	__u32 src_ep; /* endpoint the packet came from, for events */
+	__u32 dst_ep; /* endpoint it is routed to */
 };
 
 /* A service flow being set up: its backend, SNAT address and flags. */
@@ -93,6 +97,8 @@ struct tnd_pkt {
 	__be16 dsr_port;
 	__u32 inner_off;
 	struct tnd_ct_key inner;
+	__u8 parsed;   /* t is valid (TCP, UDP or an ICMP error about them) */
+	__u8 pad[7];
 };
 
 /* The packet being worked on and the forwarding result live in a per-CPU
@@ -103,6 +109,7 @@ struct tnd_pkt {
 struct tnd_lb_scratch {
 	struct tnd_pkt p;
 	struct tnd_fwd fwd;
+	struct tnd_lb_work w; /* masquerade's, off the stack */
 };
 
 struct {
@@ -401,6 +408,7 @@ static __always_inline int tnd_parse_icmp(TND_CTX *ctx, const int fam, struct tn
 	}
 	p->inner.sport = ports[0];
 	p->inner.dport = ports[1];
+	p->parsed = 1;
 	return 0;
 }
 
@@ -458,6 +466,7 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 				p->t.sport = fv->sport;
 				p->t.dport = fv->dport;
 				p->t.proto = proto;
+				p->parsed = 1;
 				return 0;
 			}
 			if (ctx_load(ctx, p->l4_off, ports, sizeof(ports)) < 0)
@@ -509,6 +518,7 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 			return -1;
 		p->tcp_flags = flags;
 	}
+	p->parsed = 1;
 	return 0;
 }
 
@@ -535,6 +545,9 @@ static __always_inline int tnd_drop_pkt(struct tnd_fwd *fwd, const struct tnd_pk
 		e->dport = p->t.dport;
 		e->proto = p->t.proto;
 		e->len = p->len;
+		e->point = fwd->point;
+		e->src_ep = fwd->src_ep;
+		e->dst_ep = fwd->dst_ep;
 		e->ts_ns = bpf_ktime_get_ns();
 		bpf_ringbuf_submit(e, 0);
 	}
@@ -602,7 +615,17 @@ static __always_inline bool tnd_srcrange_ok(const int fam, __u16 svc_id, const _
 	return bpf_map_lookup_elem(&tnd_srng_v6, &k) != NULL;
 }
 
-/* Route to `dst` as the kernel would forward it. 0: found, MACs in fwd;
+static __always_inline struct tnd_endpoint *tnd_ep_lookup(const __u8 *addr, const int fam)
+{
+	struct tnd_ep_key k = { .family = fam };
+
+	/* IPv4 addresses are held in 16 bytes, the rest zero. */
+	__builtin_memcpy(k.addr, addr, 16);
+	return bpf_map_lookup_elem(&tnd_endpoints, &k);
+}
+
+/* Route to `dst` as the kernel would forward it; a local endpoint first
+ * (fwd->peer: bpf_redirect_peer into its namespace). 0: found, MACs in fwd;
  * 1: found but the neighbour is not resolved (tc resolves it); 2: not
  * forwarded (a local address of this node: the stack delivers it); 3:
  * forwarding is off on the ingress device; -2: larger than the route's MTU;
@@ -612,8 +635,22 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 				   struct tnd_fwd *fwd)
 {
 	struct bpf_fib_lookup f = {};
+	struct tnd_endpoint *ep = tnd_ep_lookup(dst, fam);
 	long rc;
 
+	if (ep) {
+		/* A local endpoint: straight into its namespace (tc), without a
+		 * FIB lookup. XDP cannot do that: tc's job. */
+		fwd->ifindex = ep->ifindex;
+		fwd->dst_ep = ep->id;
+		if (TND_CTX_XDP)
+			return 1;
+		__builtin_memcpy(fwd->smac, ep->node_mac, 6);
+		__builtin_memcpy(fwd->dmac, ep->mac, 6);
+		fwd->have_mac = 1;
+		fwd->peer = 1;
+		return 0;
+	}
 	f.ifindex = ctx_in_ifindex(ctx);
 	f.l4_protocol = p->t.proto;
 	f.sport = sport;
@@ -1118,7 +1155,8 @@ static __noinline int tnd_lb_icmp_egress(struct __sk_buff *ctx, struct tnd_pkt *
 }
 
 /* Egress: replies of local (and DSR) backends leave with the frontend as
- * their source. */
+ * their source. < 0: a TCP/UDP packet that is not such a reply (s->p holds
+ * it). */
 static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, const int fam,
 					 struct tnd_lb_scratch *s)
 {
@@ -1132,15 +1170,14 @@ static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, co
 		return TND_PASS;
 	if (pp->icmp_err)
 		return tnd_lb_icmp_egress(ctx, pp, fam, fwd);
-	struct tnd_pkt p = *pp;
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p.t);
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &pp->t);
 	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & (TND_CT_F_LOCAL | TND_CT_F_DSR)))
-		return TND_PASS;
+		return -1; /* parsed, not a reply of ours: masquerade may want it */
 	__builtin_memcpy(fe, ct->nat_addr, 16);
 	fe_port = ct->nat_port;
-	tnd_ct_touch(ct, p.t.proto, p.tcp_flags, p.len);
-	if (tnd_rw(ctx, &p, fam, true, p.t.saddr, fe, p.t.sport, fe_port) < 0)
-		return tnd_drop_pkt(fwd, &p, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ctx->ifindex);
+	tnd_ct_touch(ct, pp->t.proto, pp->tcp_flags, pp->len);
+	if (tnd_rw(ctx, pp, fam, true, pp->t.saddr, fe, pp->t.sport, fe_port) < 0)
+		return tnd_drop_pkt(fwd, pp, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ctx->ifindex);
 	return TND_PASS;
 }
 #endif

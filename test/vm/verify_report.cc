@@ -6,6 +6,7 @@
 #include <dirent.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -48,7 +49,9 @@ Row LoadOne(const std::string& path, const std::string& object, const std::strin
   tendril::LibbpfCapture cap;
   int err = bpf_object__load(obj);
   if (err) {
-    r.error = cap.Tail(3);
+    // TND_VERIFY_LOG_LINES=N: more of the verifier's log (default: the last 3 lines).
+    const char* n = std::getenv("TND_VERIFY_LOG_LINES");
+    r.error = cap.Tail(n ? std::atoi(n) : 3);
   } else {
     auto info = tendril::GetProgramInfo(bpf_program__fd(bpf_object__find_program_by_name(obj, program.c_str())));
     r.loaded = true;

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * tc programs for the host side of a local endpoint's veth (one object for
+ * every endpoint: who the endpoint is comes from tnd_endpoints).
+ *
+ *   tnd_lxc_ingress: packets the endpoint sends. By family, tail-calls
+ *                    tnd_lxc_in_v4 / tnd_lxc_in_v6: reverse translation of
+ *                    service replies, per-packet service LB for what socket
+ *                    LB did not translate, conntrack, then eBPF host routing
+ *                    (another local endpoint: bpf_redirect_peer; elsewhere:
+ *                    FIB + bpf_redirect / bpf_redirect_neigh; this node:
+ *                    the stack). The host's iptables, routing and neighbour
+ *                    code are not on the path.
+ *   tnd_lxc_egress:  packets the host stack sends to the endpoint: replies
+ *                    of services with a host-network backend get the
+ *                    frontend back as their source.
+ */
+#define TND_CTX_XDP 0
+
+#include <linux/pkt_cls.h>
+
+#include "lib/common.h"
+#include "lib/hostrouting.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, TND_XDP_CALLS_MAX);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} tnd_lxc_calls SEC(".maps");
+
+static __always_inline int lxc_verdict(int v, const struct tnd_fwd *fwd)
+{
+	if (v == TND_DROP)
+		return TC_ACT_SHOT;
+	if (v == TND_REDIRECT) {
+		if (fwd->peer)
+			return bpf_redirect_peer(fwd->ifindex, 0);
+		if (fwd->have_mac)
+			return bpf_redirect(fwd->ifindex, 0);
+		return bpf_redirect_neigh(fwd->ifindex, NULL, 0, 0);
+	}
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tnd_lxc_ingress(struct __sk_buff *ctx)
+{
+#if TENDRIL_ENABLE_IPV4
+	if (ctx->protocol == bpf_htons(ETH_P_IP)) {
+		bpf_tail_call(ctx, &tnd_lxc_calls, TND_TAIL_LXC_V4);
+		tnd_count(TND_DROP_MISSED_TAIL_CALL, TND_DIR_INGRESS, ctx->len);
+		return TC_ACT_SHOT;
+	}
+#endif
+#if TENDRIL_ENABLE_IPV6
+	if (ctx->protocol == bpf_htons(ETH_P_IPV6)) {
+		bpf_tail_call(ctx, &tnd_lxc_calls, TND_TAIL_LXC_V6);
+		tnd_count(TND_DROP_MISSED_TAIL_CALL, TND_DIR_INGRESS, ctx->len);
+		return TC_ACT_SHOT;
+	}
+#endif
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tnd_lxc_in_v4(struct __sk_buff *ctx)
+{
+	struct tnd_lb_scratch *s = tnd_scratch(0);
+
+	if (!s)
+		return TC_ACT_OK;
+	s->fwd.point = TND_OBS_FROM_ENDPOINT;
+	return lxc_verdict(tnd_from_endpoint(ctx, 4, s), &s->fwd);
+}
+
+SEC("tc")
+int tnd_lxc_in_v6(struct __sk_buff *ctx)
+{
+	struct tnd_lb_scratch *s = tnd_scratch(0);
+
+	if (!s)
+		return TC_ACT_OK;
+	s->fwd.point = TND_OBS_FROM_ENDPOINT;
+	return lxc_verdict(tnd_from_endpoint(ctx, 6, s), &s->fwd);
+}
+
+SEC("tc")
+int tnd_lxc_egress(struct __sk_buff *ctx)
+{
+	struct tnd_lb_scratch *s;
+	int fam;
+
+	if (ctx->protocol == bpf_htons(ETH_P_IP) && TENDRIL_ENABLE_IPV4)
+		fam = 4;
+	else if (ctx->protocol == bpf_htons(ETH_P_IPV6) && TENDRIL_ENABLE_IPV6)
+		fam = 6;
+	else
+		return TC_ACT_OK;
+	s = tnd_scratch(1);
+	if (!s)
+		return TC_ACT_OK;
+	if (fam == 4) {
+		if (tnd_parse(ctx, ETH_HLEN, 4, &s->p) == 0 && !s->p.icmp_err &&
+		    tnd_rev_dnat(ctx, &s->p, 4, TND_CT_F_ENDPOINT) < 0)
+			return TC_ACT_SHOT;
+	} else {
+		if (tnd_parse(ctx, ETH_HLEN, 6, &s->p) == 0 && !s->p.icmp_err &&
+		    tnd_rev_dnat(ctx, &s->p, 6, TND_CT_F_ENDPOINT) < 0)
+			return TC_ACT_SHOT;
+	}
+	return TC_ACT_OK;
+}
+
+char _license[] SEC("license") = "GPL";

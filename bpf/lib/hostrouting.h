@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * eBPF host routing for local endpoints (pods), tc only: the stages that
+ * bpf_lxc.c (the host side of each endpoint's veth) and bpf_host.c (native
+ * devices) share.
+ *
+ *   from an endpoint:  reverse translation of service replies, per-packet
+ *                      service LB for what socket LB did not translate,
+ *                      conntrack, then routing: another local endpoint by
+ *                      bpf_redirect_peer, anything else by the FIB and
+ *                      bpf_redirect / bpf_redirect_neigh, the node itself
+ *                      through the stack;
+ *   from the network:  packets for a local endpoint go straight into its
+ *                      namespace (bpf_redirect_peer), conntrack marks the
+ *                      flow inbound;
+ *   to the network:    endpoint traffic to anything outside the pod CIDRs
+ *                      and exemptions is masqueraded to the device address
+ *                      (NAT maps and ports shared with per-packet LB).
+ *
+ * Routed packets get their TTL / hop limit decremented like the kernel's
+ * forwarding would; one about to expire goes to the stack, which answers
+ * with "time exceeded".
+ */
+#ifndef TND_BPF_HOSTROUTING_H_
+#define TND_BPF_HOSTROUTING_H_
+
+#if TND_CTX_XDP
+#error "hostrouting.h is for tc programs"
+#endif
+
+#include "nodeport.h"
+
+#ifndef TENDRIL_ENABLE_MASQUERADE
+#define TENDRIL_ENABLE_MASQUERADE 1
+#endif
+
+/* tnd_lxc_service: dropped (fwd->reason says why). */
+#define TND_LXC_DROPPED 11
+
+/* 0: decremented; 1: it would expire (leave it to the stack); < 0: error. */
+static __always_inline int tnd_ttl_dec(struct __sk_buff *ctx, __u32 l3_off, const int fam)
+{
+	__u8 hdr[2];
+
+	if (fam == 4) {
+		__be16 old_w, new_w;
+
+		/* TTL and protocol share the checksummed 16-bit word. */
+		if (ctx_load(ctx, l3_off + 8, hdr, 2) < 0)
+			return -1;
+		if (hdr[0] <= 1)
+			return 1;
+		__builtin_memcpy(&old_w, hdr, 2);
+		hdr[0]--;
+		__builtin_memcpy(&new_w, hdr, 2);
+		if (bpf_l3_csum_replace(ctx, l3_off + 10, old_w, new_w, 2) < 0)
+			return -1;
+		return ctx_store(ctx, l3_off + 8, hdr, 1);
+	}
+	if (ctx_load(ctx, l3_off + 7, hdr, 1) < 0)
+		return -1;
+	if (hdr[0] <= 1)
+		return 1;
+	hdr[0]--;
+	return ctx_store(ctx, l3_off + 7, hdr, 1);
+}
+
+/* The IP addresses of a packet tnd_parse did not take (ICMP echo, other
+ * protocols): enough to route it. */
+static __always_inline int tnd_load_addrs(struct __sk_buff *ctx, __u32 l3_off, const int fam,
+					  struct tnd_pkt *p)
+{
+	p->l3_off = l3_off;
+	p->len = ctx->len;
+	if (fam == 4)
+		return ctx_load(ctx, l3_off + 12, p->t.saddr, 4) < 0 ||
+		       ctx_load(ctx, l3_off + 16, p->t.daddr, 4) < 0 ? -1 : 0;
+	return ctx_load(ctx, l3_off + 8, p->t.saddr, 16) < 0 ||
+	       ctx_load(ctx, l3_off + 24, p->t.daddr, 16) < 0 ? -1 : 0;
+}
+
+/* A trace event for the first packet of a flow: the packet as it arrived
+ * (`p->t`), where it goes and what it was translated to. */
+static __noinline void tnd_trace(const struct tnd_pkt *p, const struct tnd_ct_key *orig, const int fam,
+				 const struct tnd_fwd *fwd, __u8 verdict)
+{
+	struct tnd_event *e = bpf_ringbuf_reserve(&tnd_events, sizeof(*e), 0);
+
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = TND_EVENT_TRACE;
+	e->family = fam;
+	e->dir = fwd->point == TND_OBS_TO_NETWORK ? TND_DIR_EGRESS : TND_DIR_INGRESS;
+	e->point = fwd->point;
+	e->verdict = verdict;
+	e->src_ep = fwd->src_ep;
+	e->dst_ep = fwd->dst_ep;
+	e->to_ifindex = fwd->ifindex;
+	__builtin_memcpy(e->saddr, orig->saddr, 16);
+	__builtin_memcpy(e->daddr, orig->daddr, 16);
+	e->sport = orig->sport;
+	e->dport = orig->dport;
+	e->proto = orig->proto;
+	/* Translated: the destination (service) or the source (masquerade). */
+	if (verdict == TND_TRACE_MASQUERADE) {
+		__builtin_memcpy(e->nat_addr, p->t.saddr, 16);
+		e->nat_port = p->t.sport;
+	} else if (!tnd_addr_eq(p->t.daddr, orig->daddr, fam) || p->t.dport != orig->dport) {
+		__builtin_memcpy(e->nat_addr, p->t.daddr, 16);
+		e->nat_port = p->t.dport;
+	}
+	e->len = p->len;
+	e->ts_ns = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Conntrack for an endpoint flow that is not a service flow: refreshes the
+ * packet's own entry or the entry of the flow it answers; else creates one
+ * with `flags` (TND_CT_F_ENDPOINT or TND_CT_F_INBOUND). 1: created. */
+static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32 flags)
+{
+	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = p->t.dport, .dport = p->t.sport };
+	struct tnd_ct_val v = {};
+	struct tnd_ct_val *ct;
+
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+	if (ct) {
+		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+		return 0;
+	}
+	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
+	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+	if (ct) {
+		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+		return 0;
+	}
+	v.created = tnd_now_sec();
+	v.flags = flags;
+	tnd_ct_touch(&v, p->t.proto, p->tcp_flags, p->len);
+	bpf_map_update_elem(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
+	return 1;
+}
+
+/* A reply of a service flow whose client is an endpoint (or, `mask`, of a
+ * local/DSR backend): source back to the frontend. 1: rewritten, 0: not
+ * such a reply, < 0: the rewrite failed. Updates p->t. */
+static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam, __u32 mask)
+{
+	struct tnd_ct_val *ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+	__u8 fe[16];
+	__be16 fe_port;
+
+	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & mask))
+		return 0;
+	__builtin_memcpy(fe, ct->nat_addr, 16);
+	fe_port = ct->nat_port;
+	tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	if (tnd_rw(ctx, p, fam, true, p->t.saddr, fe, p->t.sport, fe_port) < 0)
+		return -1;
+	__builtin_memcpy(p->t.saddr, fe, 16);
+	p->t.sport = fe_port;
+	return 1;
+}
+
+/* Per-packet service LB for a packet an endpoint sent to a frontend that
+ * socket LB did not translate: DNAT to the flow's backend (conntrack) or a
+ * new one. The client keeps its address. -1: not a service; 0: existing
+ * flow; 1: new flow; TND_LXC_DROPPED: dropped (fwd->reason). Updates p->t. */
+static __noinline int tnd_lxc_service(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam,
+				      struct tnd_fwd *fwd)
+{
+	struct tnd_svc4_key k4 = {};
+	struct tnd_svc6_key k6 = {};
+	void *svc_map = fam == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6;
+	void *skey = fam == 4 ? (void *)&k4 : (void *)&k6;
+	__u16 *slot = fam == 4 ? &k4.slot : &k6.slot;
+	struct tnd_svc_val *svcp, svc;
+	struct tnd_ct_val *ct;
+	struct tnd_backend *be = NULL;
+	struct tnd_lb_work w = {};
+	__u32 bid = 0;
+	int new_flow = 0;
+
+	if (fam == 4) {
+		__builtin_memcpy(&k4.addr, p->t.daddr, 4);
+		k4.port = p->t.dport;
+		k4.proto = p->t.proto;
+	} else {
+		__builtin_memcpy(k6.addr, p->t.daddr, 16);
+		k6.port = p->t.dport;
+		k6.proto = p->t.proto;
+	}
+	svcp = bpf_map_lookup_elem(svc_map, skey);
+	if (!svcp)
+		return -1;
+	svc = *svcp;
+	if ((svc.flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svc.svc_id, p->t.saddr)) {
+		tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, ctx->ifindex);
+		return TND_LXC_DROPPED;
+	}
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id) {
+		bid = ct->backend_id;
+		be = bpf_map_lookup_elem(&tnd_backends, &bid);
+		if (be && be->svc_id != svc.svc_id)
+			be = NULL;
+	}
+	if (!be) {
+		if (svc.count == 0) {
+			tnd_drop_pkt(fwd, p, fam,
+				     (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
+								  : TND_DROP_NO_SERVICE_BACKEND,
+				     TND_DIR_INGRESS, ctx->ifindex);
+			return TND_LXC_DROPPED;
+		}
+		w.hash = tnd_flow_hash(&p->t);
+		be = tnd_select_backend(svc_map, skey, slot, &svc, w.hash, tnd_client_id(p->t.saddr, fam), &bid);
+		if (!be) {
+			tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, ctx->ifindex);
+			return TND_LXC_DROPPED;
+		}
+		new_flow = 1;
+	}
+	__builtin_memcpy(w.be_addr, be->addr, 16);
+	w.be_port = be->port;
+	w.bid = bid;
+	w.svc_id = svc.svc_id;
+	w.flags = TND_CT_F_ENDPOINT;
+	if (new_flow)
+		tnd_ct_create(fam, p, &w);
+	else
+		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w.be_addr, p->t.dport, w.be_port) < 0) {
+		tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
+		return TND_LXC_DROPPED;
+	}
+	__builtin_memcpy(p->t.daddr, w.be_addr, 16);
+	p->t.dport = w.be_port;
+	return new_flow;
+}
+
+/* Routes a packet the node forwards (from an endpoint, or from the network
+ * to an endpoint): decides, decrements the TTL, writes the MACs. A verdict;
+ * *trace says how it left, for trace events. */
+static __noinline int tnd_route(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam,
+				struct tnd_fwd *fwd, __u8 *trace)
+{
+	int r = tnd_fib(ctx, fam, p->t.saddr, p->t.daddr, p, p->t.sport, p->t.dport, fwd);
+	int t;
+
+	*trace = TND_TRACE_TO_STACK;
+	/* 2: an address of this node; 3: forwarding off; -2: too big (the
+	 * stack sends "fragmentation needed"): all the stack's. */
+	if (r == 2 || r == 3 || r == -2)
+		return TND_PASS;
+	if (r < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx->ifindex);
+	t = tnd_ttl_dec(ctx, p->l3_off, fam);
+	if (t == 1)
+		return TND_PASS;
+	if (t < 0 || tnd_write_macs(ctx, fwd) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
+	*trace = fwd->peer ? TND_TRACE_TO_ENDPOINT : r == 1 ? TND_TRACE_REDIRECT_NEIGH : TND_TRACE_REDIRECT;
+	return TND_REDIRECT;
+}
+
+/* From the network, after per-packet LB passed the packet on: one for a
+ * local endpoint goes into its namespace. */
+static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
+{
+	struct tnd_pkt *p = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
+	struct tnd_ct_key orig;
+	__u8 daddr[16] = {};
+	__u8 trace;
+	int created = 0, v;
+
+	if (ctx_load(ctx, ETH_HLEN + (fam == 4 ? 16 : 24), daddr, fam == 4 ? 4 : 16) < 0)
+		return TND_PASS;
+	if (!tnd_ep_lookup(daddr, fam))
+		return TND_PASS;
+	if (!p->parsed && tnd_load_addrs(ctx, ETH_HLEN, fam, p) < 0)
+		return TND_PASS;
+	orig = p->t;
+	if (p->parsed && !p->icmp_err) {
+		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT);
+		if (v < 0)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
+		if (v == 0)
+			created = tnd_ct_track(fam, p, TND_CT_F_INBOUND);
+	}
+	v = tnd_route(ctx, p, fam, fwd, &trace);
+	if (created && v != TND_DROP)
+		tnd_trace(p, &orig, fam, fwd, trace);
+	return v;
+}
+
+/* From an endpoint (bpf_lxc, host side of its veth). */
+static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
+{
+	struct tnd_pkt *p = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
+	struct tnd_endpoint *src;
+	struct tnd_ct_key orig;
+	__u8 trace;
+	int created = 0, v;
+
+	if (tnd_parse(ctx, ETH_HLEN, fam, p) < 0 || p->icmp_err) {
+		p->parsed = 0;
+		if (tnd_load_addrs(ctx, ETH_HLEN, fam, p) < 0)
+			return TND_PASS;
+	}
+	src = tnd_ep_lookup(p->t.saddr, fam);
+	fwd->src_ep = src ? src->id : 0;
+	orig = p->t;
+	if (p->parsed) {
+		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT | TND_CT_F_LOCAL | TND_CT_F_DSR);
+		if (v < 0)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
+		if (v == 0) {
+			v = tnd_lxc_service(ctx, p, fam, fwd);
+			if (v == TND_LXC_DROPPED)
+				return TND_DROP;
+			if (v < 0)
+				created = tnd_ct_track(fam, p, TND_CT_F_ENDPOINT);
+			else
+				created = v;
+		}
+	}
+	v = tnd_route(ctx, p, fam, fwd, &trace);
+	if (created && v != TND_DROP)
+		tnd_trace(p, &orig, fam, fwd, trace);
+	return v;
+}
+
+/* To the network: the endpoint's own flows leave with the device's address
+ * (s->p parsed by tnd_lb_egress). Replies of inbound flows, traffic to pod
+ * CIDRs and exempt destinations keep theirs. */
+static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *ctx, const int fam,
+								struct tnd_lb_scratch *s)
+{
+	struct tnd_pkt *p = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
+	struct tnd_lb_work *w = &s->w;
+	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = p->t.dport, .dport = p->t.sport };
+	struct tnd_endpoint *ep;
+	struct tnd_device *dev;
+	struct tnd_ct_val *ct;
+	__u32 ifindex = ctx->ifindex;
+	__be16 port;
+	bool exempt, fresh;
+
+	if (!p->has_l4)
+		return TND_PASS;
+	ep = tnd_ep_lookup(p->t.saddr, fam);
+	if (!ep)
+		return TND_PASS;
+	if (fam == 4) {
+		struct tnd_lpm_v4_key k = { .prefixlen = 32 };
+
+		__builtin_memcpy(k.addr, p->t.daddr, 4);
+		exempt = bpf_map_lookup_elem(&tnd_nomasq_v4, &k) != NULL;
+	} else {
+		struct tnd_lpm_v6_key k = { .prefixlen = 128 };
+
+		__builtin_memcpy(k.addr, p->t.daddr, 16);
+		exempt = bpf_map_lookup_elem(&tnd_nomasq_v6, &k) != NULL;
+	}
+	if (exempt)
+		return TND_PASS;
+	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
+	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+	if (ct && (ct->flags & TND_CT_F_INBOUND))
+		return TND_PASS;
+	dev = bpf_map_lookup_elem(&tnd_devices, &ifindex);
+	if (!dev)
+		return TND_PASS;
+	fwd->point = TND_OBS_TO_NETWORK;
+	fwd->src_ep = ep->id;
+	fwd->ifindex = ifindex;
+	__builtin_memset(w, 0, sizeof(*w));
+	if (fam == 4)
+		__builtin_memcpy(w->node, &dev->ipv4, 4);
+	else
+		__builtin_memcpy(w->node, dev->ipv6, 16);
+	if (!(*(__u64 *)w->node | *(__u64 *)&w->node[8]))
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_NODE_ADDR, TND_DIR_EGRESS, ifindex);
+	__builtin_memcpy(w->be_addr, p->t.daddr, 16);
+	w->be_port = p->t.dport;
+	w->hash = tnd_flow_hash(&p->t);
+	/* rk: the packet's tuple from here on, which is also the key of its
+	 * NAT "out" entry (dir TND_NAT_OUT = 0 in the pad byte). Is there a
+	 * mapping already? (Only for the trace: the first packet.) */
+	rk = p->t;
+	rk.pad = TND_NAT_OUT;
+	fresh = bpf_map_lookup_elem(tnd_nat_map(fam), &rk) == NULL;
+	port = tnd_snat_port(fam, &p->t, w);
+	if (!port)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_EGRESS, ifindex);
+	if (tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, port) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ifindex);
+	__builtin_memcpy(p->t.saddr, w->node, 16);
+	p->t.sport = port;
+	if (fresh)
+		tnd_trace(p, &rk, fam, fwd, TND_TRACE_MASQUERADE);
+	return TND_PASS;
+}
+
+#endif
