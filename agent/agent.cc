@@ -327,8 +327,13 @@ absl::Status Agent::SyncNoMasquerade() {
   Map<tnd_lpm_v4_key, tnd_nomasq_val> m4(Dup(fd4), TND_MAP_NOMASQ_V4);
   Map<tnd_lpm_v6_key, tnd_nomasq_val> m6(Dup(fd6), TND_MAP_NOMASQ_V6);
   std::map<Cidr, uint32_t> want;
-  TND_ASSIGN_OR_RETURN(auto pods, ParseCidrList(cfg_.pod_cidrs));
-  TND_ASSIGN_OR_RETURN(auto exempt, ParseCidrList(cfg_.masquerade_exempt));
+  std::vector<Cidr> pods, exempt;
+  if (!cfg_.pod_cidrs.empty()) {
+    TND_ASSIGN_OR_RETURN(pods, ParseCidrList(cfg_.pod_cidrs));
+  }
+  if (!cfg_.masquerade_exempt.empty()) {
+    TND_ASSIGN_OR_RETURN(exempt, ParseCidrList(cfg_.masquerade_exempt));
+  }
   for (const Cidr& c : pods) want[c] |= 1;
   for (const Cidr& c : exempt) want[c] |= 2;
   std::vector<tnd_lpm_v4_key> stale4;

@@ -290,6 +290,9 @@ absl::StatusOr<Endpoint> EndpointManager::Delete(uint32_t id) {
 absl::Status EndpointManager::Bring(Endpoint& e) {
   TND_ASSIGN_OR_RETURN(Rtnl host, Rtnl::Open());
   TND_RETURN_IF_ERROR(ReadPeer(e, host));
+  // The agent made this one: its namespace side is the agent's to (re)set
+  // (idempotent; a recreated pair comes up bare).
+  if (!e.adopted()) TND_RETURN_IF_ERROR(ConfigureNamespaceSide(e));
   TND_RETURN_IF_ERROR(ConfigureHostSide(e, host));
   TND_RETURN_IF_ERROR(hooks_.attach(e));
   return WriteMap(e);

@@ -186,7 +186,7 @@ int LinkCb(const nlmsghdr* nlh, void* data) {
     }
   });
   *out = l;
-  return MNL_CB_OK;
+  return MNL_CB_STOP;  // a single answer (no NLMSG_DONE follows)
 }
 
 nlmsghdr* Header(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_t seq) {

@@ -73,6 +73,7 @@ int tnd_host_in_v4(struct __sk_buff *ctx)
 	if (!s)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_NETWORK;
+	s->fwd.obs_ifindex = ctx->ifindex;
 	v = tnd_lb_ingress(ctx, ETH_HLEN, 4, s);
 	if (v == TND_PASS)
 		v = tnd_host_to_endpoint(ctx, 4, s);
@@ -89,6 +90,7 @@ int tnd_host_in_v6(struct __sk_buff *ctx)
 	if (!s)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_NETWORK;
+	s->fwd.obs_ifindex = ctx->ifindex;
 	v = tnd_lb_ingress(ctx, ETH_HLEN, 6, s);
 	if (v == TND_PASS)
 		v = tnd_host_to_endpoint(ctx, 6, s);

@@ -71,6 +71,7 @@ int tnd_lxc_in_v4(struct __sk_buff *ctx)
 	if (!s)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_ENDPOINT;
+	s->fwd.obs_ifindex = ctx->ifindex;
 	return lxc_verdict(tnd_from_endpoint(ctx, 4, s), &s->fwd);
 }
 
@@ -82,6 +83,7 @@ int tnd_lxc_in_v6(struct __sk_buff *ctx)
 	if (!s)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_ENDPOINT;
+	s->fwd.obs_ifindex = ctx->ifindex;
 	return lxc_verdict(tnd_from_endpoint(ctx, 6, s), &s->fwd);
 }
 

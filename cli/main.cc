@@ -733,6 +733,7 @@ struct MonitorState {
   const MonitorArgs* a;
   int64_t shown = 0;
   int64_t mono_to_real_ns = 0;
+  int64_t start_mono_ns = 0;
 };
 
 json DecodeEvent(const tnd_event& e, int64_t mono_to_real_ns) {
@@ -797,6 +798,7 @@ int OnEvent(void* ctx, void* data, size_t size) {
   tnd_event e;
   std::memcpy(&e, data, sizeof(e));
   const MonitorArgs& a = *st->a;
+  if (static_cast<int64_t>(e.ts_ns) < st->start_mono_ns) return 0;  // left in the ring from before
   if (a.type == "drop" && e.type != TND_EVENT_DROP) return 0;
   if (a.type == "trace" && e.type != TND_EVENT_TRACE) return 0;
   if (a.from_endpoint && e.src_ep != static_cast<uint32_t>(a.from_endpoint)) return 0;
@@ -822,7 +824,8 @@ int CmdMonitor(const Globals& g, const MonitorArgs& a) {
   clock_gettime(CLOCK_MONOTONIC, &mono);
   clock_gettime(CLOCK_REALTIME, &real);
   MonitorState st{&g, &a, 0,
-                  (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec)};
+                  (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1000000000LL + (real.tv_nsec - mono.tv_nsec),
+                  static_cast<int64_t>(mono.tv_sec) * 1000000000LL + mono.tv_nsec};
   ring_buffer* rb = ring_buffer__new(fd, OnEvent, &st, nullptr);
   if (!rb) return Fail(ErrnoError(errno, absl::StrCat("read event ring buffer ", path)));
   struct sigaction sa {};

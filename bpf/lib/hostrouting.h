@@ -93,6 +93,7 @@ static __noinline void tnd_trace(const struct tnd_pkt *p, const struct tnd_ct_ke
 	e->family = fam;
 	e->dir = fwd->point == TND_OBS_TO_NETWORK ? TND_DIR_EGRESS : TND_DIR_INGRESS;
 	e->point = fwd->point;
+	e->ifindex = fwd->obs_ifindex;
 	e->verdict = verdict;
 	e->src_ep = fwd->src_ep;
 	e->dst_ep = fwd->dst_ep;
@@ -379,6 +380,7 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 	if (!dev)
 		return TND_PASS;
 	fwd->point = TND_OBS_TO_NETWORK;
+	fwd->obs_ifindex = ifindex;
 	fwd->src_ep = ep->id;
 	fwd->ifindex = ifindex;
 	__builtin_memset(w, 0, sizeof(*w));

@@ -69,6 +69,7 @@ struct tnd_fwd {
 	__u8 point;  /* enum tnd_obs_point, for events */
 	__u32 src_ep; /* endpoint the packet came from, for events */
 	__u32 dst_ep; /* endpoint it is routed to */
+	__u32 obs_ifindex; /* where the packet was seen, for events */
 };
 
 /* A service flow being set up: its backend, SNAT address and flags. */

@@ -21,158 +21,14 @@
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"
+#include "test/support/lb_fixture.h"
 #include "test/support/lb_node.h"
 #include "test/support/packet.h"
 
 namespace tendril::test {
 namespace {
 
-std::array<uint8_t, 16> Addr(const char* text) {
-  std::array<uint8_t, 16> a{};
-  if (inet_pton(AF_INET, text, a.data()) != 1) inet_pton(AF_INET6, text, a.data());
-  return a;
-}
-
-uint16_t PortAt(const Bytes& f, size_t off) { return static_cast<uint16_t>(f[off] << 8 | f[off + 1]); }
-
-class NodePortTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    TND_REQUIRE_ROOT();
-    ns_ = std::make_unique<Netns>("np");
-    tn0_ = BuildLbNode(*ns_);
-    ASSERT_NE(tn0_, 0u);
-
-    pins_ = std::make_unique<TempPinRoot>();
-    auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path(), HostTailCalls()});
-    ASSERT_TRUE(host.ok()) << host.status();
-    host_ = std::make_unique<BpfObject>(std::move(*host));
-    auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins_->path(), XdpTailCalls()});
-    ASSERT_TRUE(xdp.ok()) << xdp.status();
-    xdp_ = std::make_unique<BpfObject>(std::move(*xdp));
-    tc_in_ = *host_->ProgramFd(kHostIngressProgram);
-    tc_out_ = *host_->ProgramFd(kHostEgressProgram);
-    xdp_in_ = *xdp_->ProgramFd(kXdpEntryProgram);
-
-    svc4_ = Open<tnd_svc4_key, tnd_svc_val>(TND_MAP_SVC_V4);
-    svc6_ = Open<tnd_svc6_key, tnd_svc_val>(TND_MAP_SVC_V6);
-    backends_ = Open<uint32_t, tnd_backend>(TND_MAP_BACKENDS);
-    devices_ = Open<uint32_t, tnd_device>(TND_MAP_DEVICES);
-    ct4_ = Open<tnd_ct_key, tnd_ct_val>(TND_MAP_CT_V4);
-    ct6_ = Open<tnd_ct_key, tnd_ct_val>(TND_MAP_CT_V6);
-    nat4_ = Open<tnd_nat_key, tnd_nat_val>(TND_MAP_NAT_V4);
-    nat6_ = Open<tnd_nat_key, tnd_nat_val>(TND_MAP_NAT_V6);
-    srng4_ = Open<tnd_srange_v4_key, uint32_t>(TND_MAP_SRCRANGE_V4);
-
-    tnd_device d{};
-    auto a4 = Addr("10.0.0.1");
-    std::memcpy(&d.ipv4, a4.data(), 4);
-    auto a6 = Addr("fd00::1");
-    std::memcpy(d.ipv6, a6.data(), 16);
-    std::memcpy(d.mac, kMacNode.b, 6);
-    ASSERT_TRUE(devices_->Update(tn0_, d).ok());
-  }
-
-  template <typename K, typename V>
-  std::unique_ptr<Map<K, V>> Open(const char* name) {
-    auto m = Map<K, V>::OpenPin(pins_->path() + "/" + name, name);
-    EXPECT_TRUE(m.ok()) << m.status();
-    return m.ok() ? std::make_unique<Map<K, V>>(std::move(*m)) : nullptr;
-  }
-
-  // A service frontend with one backend per entry of `backends` (ids from
-  // `first_id`), written as the agent writes them: backends, slots, master.
-  void AddService(const char* addr, uint16_t port, uint8_t proto, uint16_t svc_id, uint8_t flags,
-                  std::vector<std::pair<const char*, uint16_t>> backends, uint32_t first_id,
-                  uint8_t backend_flags = 0) {
-    bool v6 = std::string(addr).find(':') != std::string::npos;
-    uint16_t slot = 0;
-    for (auto& [baddr, bport] : backends) {
-      tnd_backend b{};
-      auto a = Addr(baddr);
-      std::memcpy(b.addr, a.data(), 16);
-      b.port = htons(bport);
-      b.svc_id = svc_id;
-      b.proto = proto;
-      b.family = v6 ? 6 : 4;
-      b.flags = backend_flags;
-      uint32_t id = first_id + slot;
-      ASSERT_TRUE(backends_->Update(id, b).ok());
-      ++slot;
-      PutSlot(addr, port, proto, slot, tnd_svc_val{id, 0, svc_id, 0, 0, {}});
-    }
-    PutSlot(addr, port, proto, 0, tnd_svc_val{0, slot, svc_id, 0, flags, {}});
-  }
-
-  void PutSlot(const char* addr, uint16_t port, uint8_t proto, uint16_t slot, tnd_svc_val v) {
-    auto a = Addr(addr);
-    if (std::string(addr).find(':') == std::string::npos) {
-      tnd_svc4_key k{};
-      std::memcpy(&k.addr, a.data(), 4);
-      k.port = htons(port);
-      k.proto = proto;
-      k.slot = slot;
-      ASSERT_TRUE(svc4_->Update(k, v).ok());
-    } else {
-      tnd_svc6_key k{};
-      std::memcpy(k.addr, a.data(), 16);
-      k.port = htons(port);
-      k.proto = proto;
-      k.slot = slot;
-      ASSERT_TRUE(svc6_->Update(k, v).ok());
-    }
-  }
-
-  ProgRun Run(int fd, const Bytes& in) {
-    NetnsGuard g(*ns_);
-    auto r = RunProgram(fd, in);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : ProgRun{};
-  }
-
-  int CountEntries4() {
-    int n = 0;
-    EXPECT_TRUE(ct4_->ForEach([&](const tnd_ct_key&, const tnd_ct_val&) { n++; }).ok());
-    return n;
-  }
-
-  std::map<int, uint64_t> Drops() {
-    std::map<int, uint64_t> out;
-    auto m = PerCpuMap<uint32_t, tnd_metrics_val>::OpenPin(pins_->path() + "/" TND_MAP_METRICS, "metrics");
-    EXPECT_TRUE(m.ok());
-    if (!m.ok()) return out;
-    (void)m->ForEach([&](const uint32_t& idx, const std::vector<tnd_metrics_val>& v) {
-      for (const auto& x : v) out[abi::DecodeMetricsIndex(idx).reason] += x.packets;
-    });
-    return out;
-  }
-
-  void ClearFlows() {
-    for (auto* m : {ct4_.get(), ct6_.get()}) {
-      std::vector<tnd_ct_key> ks;
-      (void)m->ForEach([&](const tnd_ct_key& k, const tnd_ct_val&) { ks.push_back(k); });
-      for (auto& k : ks) (void)m->Delete(k);
-    }
-    for (auto* m : {nat4_.get(), nat6_.get()}) {
-      std::vector<tnd_nat_key> ks;
-      (void)m->ForEach([&](const tnd_nat_key& k, const tnd_nat_val&) { ks.push_back(k); });
-      for (auto& k : ks) (void)m->Delete(k);
-    }
-  }
-
-  std::unique_ptr<Netns> ns_;
-  std::unique_ptr<TempPinRoot> pins_;
-  std::unique_ptr<BpfObject> host_, xdp_;
-  int tc_in_ = -1, tc_out_ = -1, xdp_in_ = -1;
-  uint32_t tn0_ = 0;
-  std::unique_ptr<Map<tnd_svc4_key, tnd_svc_val>> svc4_;
-  std::unique_ptr<Map<tnd_svc6_key, tnd_svc_val>> svc6_;
-  std::unique_ptr<Map<uint32_t, tnd_backend>> backends_;
-  std::unique_ptr<Map<uint32_t, tnd_device>> devices_;
-  std::unique_ptr<Map<tnd_ct_key, tnd_ct_val>> ct4_, ct6_;
-  std::unique_ptr<Map<tnd_nat_key, tnd_nat_val>> nat4_, nat6_;
-  std::unique_ptr<Map<tnd_srange_v4_key, uint32_t>> srng4_;
-};
+class NodePortTest : public LbFixture {};
 
 constexpr uint8_t kExt = TND_SVC_F_EXTERNAL | TND_SVC_F_NODEPORT;
 constexpr uint8_t kTcp = IPPROTO_TCP;
@@ -387,12 +243,6 @@ TEST_F(NodePortTest, Ipv6RemoteBackendExactly) {
   }
 }
 
-int CollectEvent(void* ctx, void* data, size_t size) {
-  auto* out = static_cast<std::vector<tnd_event>*>(ctx);
-  if (size >= sizeof(tnd_event)) out->push_back(*static_cast<tnd_event*>(data));
-  return 0;
-}
-
 TEST_F(NodePortTest, LocalPolicyWithoutLocalBackendsDropsWithItsReason) {
   AddService("10.0.0.1", 30082, kTcp, 13, kExt | TND_SVC_F_LOCAL, {}, 50);
   Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30082).Build();
@@ -401,13 +251,7 @@ TEST_F(NodePortTest, LocalPolicyWithoutLocalBackendsDropsWithItsReason) {
   EXPECT_EQ(Drops()[TND_DROP_NO_LOCAL_BACKEND], 2u);
   EXPECT_EQ(CountEntries4(), 0);
   // Both drops are on the event ring buffer, decoded as sent.
-  auto rb_fd = OpenPinned(pins_->path() + "/" TND_MAP_EVENTS);
-  ASSERT_TRUE(rb_fd.ok()) << rb_fd.status();
-  std::vector<tnd_event> events;
-  ring_buffer* rb = ring_buffer__new(rb_fd->get(), CollectEvent, &events, nullptr);
-  ASSERT_NE(rb, nullptr);
-  ring_buffer__consume(rb);
-  ring_buffer__free(rb);
+  std::vector<tnd_event> events = Events();
   ASSERT_EQ(events.size(), 2u);
   for (const tnd_event& e : events) {
     EXPECT_EQ(e.type, TND_EVENT_DROP);

@@ -107,12 +107,18 @@ int TempCgroup::Run(const std::vector<std::string>& argv, std::string* out,
   return Sh(full, out);
 }
 
-absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame) {
+absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame, uint32_t ifindex) {
   ProgRun r;
   r.out.resize(frame.size() + 512);
   bpf_test_run_opts o;
   std::memset(&o, 0, sizeof(o));
   o.sz = sizeof(o);
+  __sk_buff ctx{};
+  if (ifindex) {
+    ctx.ifindex = ifindex;
+    o.ctx_in = &ctx;
+    o.ctx_size_in = sizeof(ctx);
+  }
   o.data_in = frame.data();
   o.data_size_in = static_cast<uint32_t>(frame.size());
   o.data_out = r.out.data();

@@ -75,8 +75,9 @@ struct ProgRun {
   uint32_t retval = 0;
   Bytes out;
 };
-// BPF_PROG_TEST_RUN on `frame`.
-absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame);
+// BPF_PROG_TEST_RUN on `frame`; tc programs see `ifindex` (a device of the
+// caller's namespace) as the device they run on, when given.
+absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame, uint32_t ifindex = 0);
 
 // Benchmarks: ns per run of the program on `frame`, BPF_PROG_TEST_RUN with
 // `repeat`, wall time of the call over the repeats (finer than the kernel's

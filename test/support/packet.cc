@@ -159,6 +159,12 @@ Frame& Frame::IcmpError(uint8_t type, uint8_t code, uint32_t rest) {
   return *this;
 }
 
+Frame& Frame::Ttl(uint8_t ttl) {
+  if (l3_ == L3::kV4) bytes_[l3_off_ + 8] = ttl;
+  if (l3_ == L3::kV6) bytes_[l3_off_ + 7] = ttl;
+  return *this;
+}
+
 Frame& Frame::Payload(const std::string& data) {
   bytes_.insert(bytes_.end(), data.begin(), data.end());
   return *this;

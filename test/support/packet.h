@@ -44,6 +44,8 @@ class Frame {
   Frame& Proto(uint8_t proto);
   // A UDP header with checksum 0 ("none", IPv4 only).
   Frame& NoUdpChecksum();
+  // TTL (IPv4) or hop limit (IPv6) of the last IP header (default 64).
+  Frame& Ttl(uint8_t ttl);
   // A raw EtherType after the MAC addresses (for ARP or unknown protocols).
   Frame& EtherType(uint16_t type);
 

@@ -1,0 +1,222 @@
+// Packet tests for eBPF host routing: bpf_lxc.o on an endpoint's veth and
+// the endpoint paths of bpf_host.o (delivery into an endpoint, masquerade),
+// loaded into the running kernel, frames through BPF_PROG_TEST_RUN in a test
+// namespace whose routes the FIB lookups see. Expected frames are built from
+// scratch by the test's frame builder with their own checksums.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+
+#include <cstring>
+#include <string>
+
+#include "test/support/lb_fixture.h"
+
+namespace tendril::test {
+namespace {
+
+constexpr Mac kMacEp2{{0x02, 0, 0, 0, 0x02, 0x03}};  // endpoint 2 (10.1.1.3)
+constexpr uint8_t kTcp = IPPROTO_TCP;
+constexpr uint32_t kRedirect = TC_ACT_REDIRECT;
+
+class HostRoutingTest : public LbFixture {
+ protected:
+  void SetUp() override {
+    LbFixture::SetUp();
+    if (HasFatalFailure() || IsSkipped()) return;
+    std::string idx;
+    ASSERT_EQ(ns_->Exec({"cat", "/sys/class/net/lx0/ifindex"}, &idx), 0);
+    lx0_ = static_cast<uint32_t>(std::stoul(idx));
+    // Endpoint 1 is 10.1.1.2 / fd01::2 (kMacLocal), endpoint 2 is
+    // 10.1.1.3 / fd01::3; both behind lx0 as their host-side veth.
+    AddEndpoint("10.1.1.2", 1, kMacLocal);
+    AddEndpoint("fd01::2", 1, kMacLocal);
+    AddEndpoint("10.1.1.3", 2, kMacEp2);
+    AddEndpoint("fd01::3", 2, kMacEp2);
+    (void)Events();  // start with an empty ring
+  }
+
+  void AddEndpoint(const char* addr, uint32_t id, Mac mac) {
+    bool v6 = std::string(addr).find(':') != std::string::npos;
+    tnd_ep_key k{};
+    auto a = Addr(addr);
+    std::memcpy(k.addr, a.data(), v6 ? 16 : 4);
+    k.family = v6 ? 6 : 4;
+    tnd_endpoint v{};
+    v.ifindex = lx0_;
+    v.id = id;
+    std::memcpy(v.mac, mac.b, 6);
+    std::memcpy(v.node_mac, kMacLx.b, 6);
+    ASSERT_TRUE(endpoints_->Update(k, v).ok());
+  }
+
+  void NoMasquerade(const char* addr, uint32_t len) {
+    tnd_lpm_v4_key k{len, {}};
+    std::memcpy(k.addr, Addr(addr).data(), 4);
+    ASSERT_TRUE(nomasq4_->Update(k, tnd_nomasq_val{1}).ok());
+  }
+
+  std::optional<tnd_ct_val> Ct4(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+    tnd_ct_key k{};
+    std::memcpy(k.saddr, Addr(s).data(), 4);
+    std::memcpy(k.daddr, Addr(d).data(), 4);
+    k.sport = htons(sport);
+    k.dport = htons(dport);
+    k.proto = kTcp;
+    auto v = ct4_->Lookup(k);
+    return v.ok() ? *v : std::nullopt;
+  }
+
+  uint32_t lx0_ = 0;
+};
+
+TEST_F(HostRoutingTest, EndpointToLocalEndpointGoesStraightIntoItsNamespace) {
+  Bytes in = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(40000, 8080).Payload("hi").Build();
+  ProgRun r = Run(lxc_in_, in);
+  EXPECT_EQ(r.retval, kRedirect);
+  Bytes want = Frame().Eth(kMacEp2, kMacLx).Ipv4("10.1.1.2", "10.1.1.3").Ttl(63).Tcp(40000, 8080).Payload("hi").Build();
+  EXPECT_EQ(r.out, want);
+  auto ct = Ct4("10.1.1.2", 40000, "10.1.1.3", 8080);
+  ASSERT_TRUE(ct.has_value());
+  EXPECT_EQ(ct->flags, TND_CT_F_ENDPOINT);
+
+  // The first packet of the flow is traced; the second is not.
+  EXPECT_EQ(Run(lxc_in_, in).retval, kRedirect);
+  auto ev = Events();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].type, TND_EVENT_TRACE);
+  EXPECT_EQ(ev[0].point, TND_OBS_FROM_ENDPOINT);
+  EXPECT_EQ(ev[0].verdict, TND_TRACE_TO_ENDPOINT);
+  EXPECT_EQ(ev[0].src_ep, 1u);
+  EXPECT_EQ(ev[0].dst_ep, 2u);
+  EXPECT_EQ(ev[0].to_ifindex, lx0_);
+
+  // IPv6: the hop limit goes down instead.
+  Bytes in6 = Frame().Eth(kMacLx, kMacLocal).Ipv6("fd01::2", "fd01::3").Tcp(40000, 8080).Build();
+  ProgRun r6 = Run(lxc_in_, in6);
+  EXPECT_EQ(r6.retval, kRedirect);
+  EXPECT_EQ(r6.out, Frame().Eth(kMacEp2, kMacLx).Ipv6("fd01::2", "fd01::3").Ttl(63).Tcp(40000, 8080).Build());
+}
+
+TEST_F(HostRoutingTest, EndpointToElsewhereIsForwardedByTheFib) {
+  Bytes in = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.2.7").Tcp(40000, 80).Build();
+  ProgRun r = Run(lxc_in_, in);
+  EXPECT_EQ(r.retval, kRedirect);
+  EXPECT_EQ(r.out, Frame().Eth(kMacPeer, kMacNode).Ipv4("10.1.1.2", "10.1.2.7").Ttl(63).Tcp(40000, 80).Build());
+  // An address of the node itself and a packet about to expire go to the
+  // stack, untouched.
+  Bytes local = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.0.0.1").Tcp(40001, 22).Build();
+  ProgRun rl = Run(lxc_in_, local);
+  EXPECT_EQ(rl.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(rl.out, local);
+  Bytes dying = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.2.7").Ttl(1).Tcp(40002, 80).Build();
+  ProgRun rd = Run(lxc_in_, dying);
+  EXPECT_EQ(rd.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(rd.out, dying);
+  // ICMP echo is routed too (no conntrack, no trace).
+  Bytes ping = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").IcmpEcho().Build();
+  ProgRun rp = Run(lxc_in_, ping);
+  EXPECT_EQ(rp.retval, kRedirect);
+  EXPECT_EQ(rp.out, Frame().Eth(kMacEp2, kMacLx).Ipv4("10.1.1.2", "10.1.1.3").Ttl(63).IcmpEcho().Build());
+}
+
+TEST_F(HostRoutingTest, ServiceFromAnEndpointIsTranslatedBothWays) {
+  AddService("10.96.0.10", 80, kTcp, 21, 0, {{"10.1.1.3", 8080}}, 300);
+  Bytes in = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.96.0.10").Tcp(40000, 80).Payload("GET").Build();
+  ProgRun r = Run(lxc_in_, in);
+  EXPECT_EQ(r.retval, kRedirect);
+  EXPECT_EQ(r.out,
+            Frame().Eth(kMacEp2, kMacLx).Ipv4("10.1.1.2", "10.1.1.3").Ttl(63).Tcp(40000, 8080).Payload("GET").Build());
+  auto fwd = Ct4("10.1.1.2", 40000, "10.96.0.10", 80);
+  ASSERT_TRUE(fwd.has_value());
+  EXPECT_EQ(fwd->flags, TND_CT_F_SERVICE | TND_CT_F_ENDPOINT);
+  EXPECT_EQ(fwd->backend_id, 300u);
+  auto ev = Events();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(std::memcmp(ev[0].nat_addr, Addr("10.1.1.3").data(), 4), 0);
+  EXPECT_EQ(ntohs(ev[0].nat_port), 8080);
+
+  // The backend's reply leaves its veth with the frontend as source.
+  Bytes reply = Frame().Eth(kMacLx, kMacEp2).Ipv4("10.1.1.3", "10.1.1.2").Tcp(8080, 40000, 0x12).Build();
+  ProgRun rr = Run(lxc_in_, reply);
+  EXPECT_EQ(rr.retval, kRedirect);
+  EXPECT_EQ(rr.out,
+            Frame().Eth(kMacLocal, kMacLx).Ipv4("10.96.0.10", "10.1.1.2").Ttl(63).Tcp(80, 40000, 0x12).Build());
+  // So does a reply the stack sends to the endpoint (a host-network
+  // backend): bpf_lxc at the veth's egress.
+  ProgRun rs = Run(lxc_out_, reply);
+  EXPECT_EQ(rs.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(rs.out, Frame().Eth(kMacLx, kMacEp2).Ipv4("10.96.0.10", "10.1.1.2").Tcp(80, 40000, 0x12).Build());
+}
+
+TEST_F(HostRoutingTest, ServiceWithoutBackendsDropsAndNamesTheEndpoint) {
+  AddService("10.96.0.11", 80, kTcp, 22, 0, {}, 310);
+  Bytes in = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.96.0.11").Tcp(40000, 80).Build();
+  EXPECT_EQ(Run(lxc_in_, in).retval, static_cast<uint32_t>(TC_ACT_SHOT));
+  EXPECT_EQ(Drops()[TND_DROP_NO_SERVICE_BACKEND], 1u);
+  auto ev = Events();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].type, TND_EVENT_DROP);
+  EXPECT_EQ(ev[0].reason, TND_DROP_NO_SERVICE_BACKEND);
+  EXPECT_EQ(ev[0].point, TND_OBS_FROM_ENDPOINT);
+  EXPECT_EQ(ev[0].src_ep, 1u);
+  // And an unroutable destination is dropped as no-route (the FIB says
+  // unreachable: a blackhole route).
+  ASSERT_EQ(ns_->Exec({"ip", "route", "add", "blackhole", "10.9.9.0/24"}), 0);
+  Bytes nr = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.9.9.9").Tcp(40001, 80).Build();
+  EXPECT_EQ(Run(lxc_in_, nr).retval, static_cast<uint32_t>(TC_ACT_SHOT));
+  EXPECT_EQ(Drops()[TND_DROP_NO_ROUTE], 1u);
+}
+
+TEST_F(HostRoutingTest, EndpointTrafficLeavingTheNodeIsMasqueradedAndRepliesComeBack) {
+  Bytes out = Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.2", "10.0.0.100").Tcp(40000, 80).Payload("x").Build();
+  ProgRun r = Run(tc_out_, out, tn0_);
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_OK));
+  ASSERT_EQ(r.out.size(), out.size());
+  uint16_t nport = PortAt(r.out, 14 + 20);
+  EXPECT_GE(nport, TND_NAT_PORT_MIN);
+  EXPECT_LE(nport, TND_NAT_PORT_MAX);
+  EXPECT_EQ(r.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(nport, 80).Payload("x").Build());
+  auto ev = Events();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].verdict, TND_TRACE_MASQUERADE);
+  EXPECT_EQ(ev[0].point, TND_OBS_TO_NETWORK);
+  EXPECT_EQ(ev[0].src_ep, 1u);
+  EXPECT_EQ(ntohs(ev[0].nat_port), nport);
+  // The same flow keeps its port.
+  EXPECT_EQ(PortAt(Run(tc_out_, out, tn0_).out, 14 + 20), nport);
+
+  // The reply is restored and handed straight to the endpoint.
+  Bytes reply = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(80, nport, 0x12).Build();
+  ProgRun rr = Run(tc_in_, reply);
+  EXPECT_EQ(rr.retval, kRedirect);
+  EXPECT_EQ(rr.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.0.0.100", "10.1.1.2").Tcp(80, 40000, 0x12).Build());
+}
+
+TEST_F(HostRoutingTest, PodCidrsAndRepliesOfInboundFlowsAreNotMasqueraded) {
+  NoMasquerade("10.1.0.0", 16);
+  Bytes pod = Frame().Eth(kMacPeer, kMacNode).Ipv4("10.1.1.2", "10.1.2.7").Tcp(40000, 80).Build();
+  ProgRun r = Run(tc_out_, pod, tn0_);
+  EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(r.out, pod);
+
+  // From the network to an endpoint: into its namespace, conntrack marks
+  // the flow inbound, and the endpoint's answer keeps its address.
+  Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.1.1.2").Tcp(5000, 80).Build();
+  ProgRun ri = Run(tc_in_, in);
+  EXPECT_EQ(ri.retval, kRedirect);
+  EXPECT_EQ(ri.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.0.0.100", "10.1.1.2").Ttl(63).Tcp(5000, 80).Build());
+  auto ct = Ct4("10.0.0.100", 5000, "10.1.1.2", 80);
+  ASSERT_TRUE(ct.has_value());
+  EXPECT_EQ(ct->flags, TND_CT_F_INBOUND);
+  Bytes answer = Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.2", "10.0.0.100").Tcp(80, 5000, 0x12).Build();
+  ProgRun ra = Run(tc_out_, answer, tn0_);
+  EXPECT_EQ(ra.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(ra.out, answer);
+  int nat = 0;
+  ASSERT_TRUE(nat4_->ForEach([&](const tnd_nat_key&, const tnd_nat_val&) { nat++; }).ok());
+  EXPECT_EQ(nat, 0);
+}
+
+}  // namespace
+}  // namespace tendril::test

@@ -1,0 +1,207 @@
+// The per-packet test bed: bpf_host.o, bpf_xdp.o and bpf_lxc.o loaded into
+// the running kernel with their maps pinned under a temporary root, and the
+// one-node network of lb_node.h in a test namespace (the programs' FIB
+// lookups run there). Helpers write services as the agent writes them.
+#pragma once
+
+#include <arpa/inet.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+
+#include <array>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/loader.h"
+#include "maps/abi.h"
+#include "maps/pinned_map.h"
+#include "test/support/kernel.h"
+#include "test/support/lb_node.h"
+#include "test/support/packet.h"
+
+namespace tendril::test {
+
+inline std::array<uint8_t, 16> Addr(const char* text) {
+  std::array<uint8_t, 16> a{};
+  if (inet_pton(AF_INET, text, a.data()) != 1) inet_pton(AF_INET6, text, a.data());
+  return a;
+}
+
+inline uint16_t PortAt(const Bytes& f, size_t off) { return static_cast<uint16_t>(f[off] << 8 | f[off + 1]); }
+
+class LbFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TND_REQUIRE_ROOT();
+    ns_ = std::make_unique<Netns>("np");
+    tn0_ = BuildLbNode(*ns_);
+    ASSERT_NE(tn0_, 0u);
+
+    pins_ = std::make_unique<TempPinRoot>();
+    auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path(), HostTailCalls()});
+    ASSERT_TRUE(host.ok()) << host.status();
+    host_ = std::make_unique<BpfObject>(std::move(*host));
+    auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins_->path(), XdpTailCalls()});
+    ASSERT_TRUE(xdp.ok()) << xdp.status();
+    xdp_ = std::make_unique<BpfObject>(std::move(*xdp));
+    tc_in_ = *host_->ProgramFd(kHostIngressProgram);
+    tc_out_ = *host_->ProgramFd(kHostEgressProgram);
+    xdp_in_ = *xdp_->ProgramFd(kXdpEntryProgram);
+    auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins_->path(), LxcTailCalls()});
+    ASSERT_TRUE(lxc.ok()) << lxc.status();
+    lxc_ = std::make_unique<BpfObject>(std::move(*lxc));
+    lxc_in_ = *lxc_->ProgramFd(kLxcIngressProgram);
+    lxc_out_ = *lxc_->ProgramFd(kLxcEgressProgram);
+    endpoints_ = Open<tnd_ep_key, tnd_endpoint>(TND_MAP_ENDPOINTS);
+    nomasq4_ = Open<tnd_lpm_v4_key, tnd_nomasq_val>(TND_MAP_NOMASQ_V4);
+
+    svc4_ = Open<tnd_svc4_key, tnd_svc_val>(TND_MAP_SVC_V4);
+    svc6_ = Open<tnd_svc6_key, tnd_svc_val>(TND_MAP_SVC_V6);
+    backends_ = Open<uint32_t, tnd_backend>(TND_MAP_BACKENDS);
+    devices_ = Open<uint32_t, tnd_device>(TND_MAP_DEVICES);
+    ct4_ = Open<tnd_ct_key, tnd_ct_val>(TND_MAP_CT_V4);
+    ct6_ = Open<tnd_ct_key, tnd_ct_val>(TND_MAP_CT_V6);
+    nat4_ = Open<tnd_nat_key, tnd_nat_val>(TND_MAP_NAT_V4);
+    nat6_ = Open<tnd_nat_key, tnd_nat_val>(TND_MAP_NAT_V6);
+    srng4_ = Open<tnd_srange_v4_key, uint32_t>(TND_MAP_SRCRANGE_V4);
+
+    tnd_device d{};
+    auto a4 = Addr("10.0.0.1");
+    std::memcpy(&d.ipv4, a4.data(), 4);
+    auto a6 = Addr("fd00::1");
+    std::memcpy(d.ipv6, a6.data(), 16);
+    std::memcpy(d.mac, kMacNode.b, 6);
+    ASSERT_TRUE(devices_->Update(tn0_, d).ok());
+  }
+
+  template <typename K, typename V>
+  std::unique_ptr<Map<K, V>> Open(const char* name) {
+    auto m = Map<K, V>::OpenPin(pins_->path() + "/" + name, name);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::make_unique<Map<K, V>>(std::move(*m)) : nullptr;
+  }
+
+  // A service frontend with one backend per entry of `backends` (ids from
+  // `first_id`), written as the agent writes them: backends, slots, master.
+  void AddService(const char* addr, uint16_t port, uint8_t proto, uint16_t svc_id, uint8_t flags,
+                  std::vector<std::pair<const char*, uint16_t>> backends, uint32_t first_id,
+                  uint8_t backend_flags = 0) {
+    bool v6 = std::string(addr).find(':') != std::string::npos;
+    uint16_t slot = 0;
+    for (auto& [baddr, bport] : backends) {
+      tnd_backend b{};
+      auto a = Addr(baddr);
+      std::memcpy(b.addr, a.data(), 16);
+      b.port = htons(bport);
+      b.svc_id = svc_id;
+      b.proto = proto;
+      b.family = v6 ? 6 : 4;
+      b.flags = backend_flags;
+      uint32_t id = first_id + slot;
+      ASSERT_TRUE(backends_->Update(id, b).ok());
+      ++slot;
+      PutSlot(addr, port, proto, slot, tnd_svc_val{id, 0, svc_id, 0, 0, {}});
+    }
+    PutSlot(addr, port, proto, 0, tnd_svc_val{0, slot, svc_id, 0, flags, {}});
+  }
+
+  void PutSlot(const char* addr, uint16_t port, uint8_t proto, uint16_t slot, tnd_svc_val v) {
+    auto a = Addr(addr);
+    if (std::string(addr).find(':') == std::string::npos) {
+      tnd_svc4_key k{};
+      std::memcpy(&k.addr, a.data(), 4);
+      k.port = htons(port);
+      k.proto = proto;
+      k.slot = slot;
+      ASSERT_TRUE(svc4_->Update(k, v).ok());
+    } else {
+      tnd_svc6_key k{};
+      std::memcpy(k.addr, a.data(), 16);
+      k.port = htons(port);
+      k.proto = proto;
+      k.slot = slot;
+      ASSERT_TRUE(svc6_->Update(k, v).ok());
+    }
+  }
+
+  ProgRun Run(int fd, const Bytes& in, uint32_t ifindex = 0) {
+    NetnsGuard g(*ns_);
+    auto r = RunProgram(fd, in, ifindex);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : ProgRun{};
+  }
+
+  int CountEntries4() {
+    int n = 0;
+    EXPECT_TRUE(ct4_->ForEach([&](const tnd_ct_key&, const tnd_ct_val&) { n++; }).ok());
+    return n;
+  }
+
+  std::map<int, uint64_t> Drops() {
+    std::map<int, uint64_t> out;
+    auto m = PerCpuMap<uint32_t, tnd_metrics_val>::OpenPin(pins_->path() + "/" TND_MAP_METRICS, "metrics");
+    EXPECT_TRUE(m.ok());
+    if (!m.ok()) return out;
+    (void)m->ForEach([&](const uint32_t& idx, const std::vector<tnd_metrics_val>& v) {
+      for (const auto& x : v) out[abi::DecodeMetricsIndex(idx).reason] += x.packets;
+    });
+    return out;
+  }
+
+  void ClearFlows() {
+    for (auto* m : {ct4_.get(), ct6_.get()}) {
+      std::vector<tnd_ct_key> ks;
+      (void)m->ForEach([&](const tnd_ct_key& k, const tnd_ct_val&) { ks.push_back(k); });
+      for (auto& k : ks) (void)m->Delete(k);
+    }
+    for (auto* m : {nat4_.get(), nat6_.get()}) {
+      std::vector<tnd_nat_key> ks;
+      (void)m->ForEach([&](const tnd_nat_key& k, const tnd_nat_val&) { ks.push_back(k); });
+      for (auto& k : ks) (void)m->Delete(k);
+    }
+  }
+
+  // Everything on the event ring buffer now, oldest first.
+  std::vector<tnd_event> Events() {
+    std::vector<tnd_event> events;
+    auto rb_fd = OpenPinned(pins_->path() + "/" TND_MAP_EVENTS);
+    EXPECT_TRUE(rb_fd.ok()) << rb_fd.status();
+    if (!rb_fd.ok()) return events;
+    auto collect = [](void* ctx, void* data, size_t size) -> int {
+      auto* out = static_cast<std::vector<tnd_event>*>(ctx);
+      if (size >= sizeof(tnd_event)) out->push_back(*static_cast<tnd_event*>(data));
+      return 0;
+    };
+    ring_buffer* rb = ring_buffer__new(rb_fd->get(), collect, &events, nullptr);
+    EXPECT_NE(rb, nullptr);
+    if (!rb) return events;
+    ring_buffer__consume(rb);
+    ring_buffer__free(rb);
+    return events;
+  }
+
+  std::unique_ptr<Netns> ns_;
+  std::unique_ptr<TempPinRoot> pins_;
+  std::unique_ptr<BpfObject> host_, xdp_;
+  std::unique_ptr<BpfObject> lxc_;
+  int tc_in_ = -1, tc_out_ = -1, xdp_in_ = -1, lxc_in_ = -1, lxc_out_ = -1;
+  std::unique_ptr<Map<tnd_ep_key, tnd_endpoint>> endpoints_;
+  std::unique_ptr<Map<tnd_lpm_v4_key, tnd_nomasq_val>> nomasq4_;
+  uint32_t tn0_ = 0;
+  std::unique_ptr<Map<tnd_svc4_key, tnd_svc_val>> svc4_;
+  std::unique_ptr<Map<tnd_svc6_key, tnd_svc_val>> svc6_;
+  std::unique_ptr<Map<uint32_t, tnd_backend>> backends_;
+  std::unique_ptr<Map<uint32_t, tnd_device>> devices_;
+  std::unique_ptr<Map<tnd_ct_key, tnd_ct_val>> ct4_, ct6_;
+  std::unique_ptr<Map<tnd_nat_key, tnd_nat_val>> nat4_, nat6_;
+  std::unique_ptr<Map<tnd_srange_v4_key, uint32_t>> srng4_;
+};
+
+
+}  // namespace tendril::test
