@@ -1,0 +1,413 @@
+// Endpoints and eBPF host routing end to end. A LAN namespace (bridge) joins
+// an "outside" host and two node namespaces; each node runs its own
+// tendril-agent, which creates the pods' veths (tendril endpoint add
+// --netns) and routes their traffic with bpf_lxc/bpf_host. Pods answer HTTP
+// with their name and the client address they see, so a test can tell where
+// a request went and whether it was masqueraded.
+//
+//   node 1: 10.0.0.1, pods 10.200.1.10 (endpoint 1), 10.200.1.11 (endpoint 2)
+//   node 2: 10.0.0.2, pod  10.200.2.10 (endpoint 1)
+//   outside: 10.0.0.100 (no route to the pod CIDRs: it only sees nodes)
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/api_client.h"
+#include "test/support/kernel.h"
+
+namespace tendril::test {
+namespace {
+
+using nlohmann::json;
+
+struct EpNode {
+  std::unique_ptr<Netns> ns;
+  std::vector<std::unique_ptr<Netns>> pods;
+  TempPinRoot pins;
+  TempDir state;
+  TempCgroup cgroup;
+  std::vector<std::string> argv;
+  std::unique_ptr<Subprocess> agent;
+  std::string Socket() const { return state.path() + "/api.sock"; }
+};
+
+class EndpointE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TND_REQUIRE_ROOT();
+    lan_ = std::make_unique<Netns>("elan");
+    out_ = std::make_unique<Netns>("eout");
+    ASSERT_EQ(lan_->Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
+    ASSERT_EQ(lan_->Exec({"ip", "link", "set", "br0", "up"}), 0);
+    Join(*out_, "pout", "10.0.0.100/24", "fd00::100/64");
+    StartServers(*out_, "outside", "0.0.0.0");
+    for (int i = 1; i <= 2; ++i) {
+      auto n = std::make_unique<EpNode>();
+      n->ns = std::make_unique<Netns>(absl::StrCat("en", i));
+      Join(*n->ns, absl::StrCat("pn", i), absl::StrCat("10.0.0.", i, "/24"), absl::StrCat("fd00::", i, "/64"));
+      int peer = 3 - i;
+      ASSERT_EQ(n->ns->Exec({"ip", "route", "add", absl::StrCat("10.200.", peer, ".0/24"), "via",
+                             absl::StrCat("10.0.0.", peer)}), 0);
+      ASSERT_EQ(n->ns->Exec({"ip", "-6", "route", "add", absl::StrCat("fd20:", peer, "::/64"), "via",
+                             absl::StrCat("fd00::", peer)}), 0);
+      ASSERT_EQ(n->ns->Exec({"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"}), 0);
+      nodes_.push_back(std::move(n));
+    }
+    for (int i = 0; i < 2; ++i) StartAgent(i);
+    AddPod(0, 1, "10.200.1.10", "fd20:1::10");
+    AddPod(0, 2, "10.200.1.11", "fd20:1::11");
+    AddPod(1, 1, "10.200.2.10", "fd20:2::10");
+  }
+
+  void TearDown() override {
+    for (auto& n : nodes_) n->agent.reset();
+    servers_.clear();
+  }
+
+  void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) {
+    ConnectVeth(ns, "eth0", v4, *lan_, port, "");
+    ASSERT_EQ(ns.Exec({"ip", "-6", "addr", "add", v6, "dev", "eth0", "nodad"}), 0);
+    ASSERT_EQ(lan_->Exec({"ip", "link", "set", port, "master", "br0"}), 0);
+  }
+
+  void StartAgent(int i, bool cleanup_on_exit = false) {
+    EpNode& n = *nodes_[i];
+    n.argv = {BinaryPath("tendril-agent"), "--netns", n.ns->path(), "--devices", "eth0", "--xdp-mode", "generic",
+              "--bpffs-root", n.pins.path(), "--state-dir", n.state.path(), "--api-socket", n.Socket(),
+              "--cgroup-root", n.cgroup.path(), "--pod-cidrs", "10.200.0.0/16,fd20::/16"};
+    if (cleanup_on_exit) n.argv.push_back("--cleanup-on-exit");
+    for (const auto& f : AgentTestFlags()) n.argv.push_back(f);
+    n.agent = std::make_unique<Subprocess>(n.argv);
+    for (int k = 0; k < 300; ++k) {
+      if (CallAgent(n.Socket(), "status").ok()) return;
+      ASSERT_TRUE(n.agent->Running()) << n.agent->Log();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "agent not ready: " << n.agent->Log();
+  }
+
+  // A pod namespace on node `node`, made an endpoint by the agent, with an
+  // HTTP server on 8080 and iperf3 on 5201.
+  void AddPod(int node, int id, const std::string& v4, const std::string& v6) {
+    EpNode& n = *nodes_[node];
+    auto pod = std::make_unique<Netns>(absl::StrCat("e", node + 1, "p", id));
+    CliResult r = Cli(node, {"endpoint", "add", "--id", std::to_string(id), "--netns", pod->path(), "--ifname",
+                             absl::StrCat("lxc", id), "--ip", v4 + "," + v6});
+    ASSERT_EQ(r.rc, 0) << r.out << r.err << n.agent->Log();
+    StartServers(*pod, absl::StrCat("pod", node + 1, ".", id), "0.0.0.0");
+    n.pods.push_back(std::move(pod));
+  }
+
+  // HTTP on 8080 answers "<name> <client address it sees>"; iperf3 on 5201.
+  void StartServers(const Netns& ns, const std::string& name, const std::string&) {
+    std::string http = absl::StrCat(scripts_.path(), "/http-", name, ".sh");
+    std::ofstream(http) << "#!/bin/sh\nread -r _req\nprintf 'HTTP/1.0 200 OK\\r\\n\\r\\n%s %s' " << name
+                        << " \"$SOCAT_PEERADDR\"\n";
+    Sh({"chmod", "+x", http});
+    auto run = [&](std::vector<std::string> args) {
+      std::vector<std::string> full = {"ip", "netns", "exec", ns.name()};
+      full.insert(full.end(), args.begin(), args.end());
+      servers_.push_back(std::make_unique<Subprocess>(full));
+    };
+    run({"socat", "TCP4-LISTEN:8080,fork,reuseaddr", "EXEC:" + http});
+    run({"socat", "TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=1", "EXEC:" + http});
+    run({"iperf3", "-s", "-p", "5201"});
+  }
+
+  CliResult Cli(int node, const std::vector<std::string>& args) {
+    return RunCli(nodes_[node]->Socket(), nodes_[node]->pins.path(), args);
+  }
+
+  const Netns& Pod(int node, int id) { return *nodes_[node]->pods[id - 1]; }
+
+  // curl from a namespace; the body or "" on failure. Retries a little:
+  // servers start in the background.
+  std::string Curl(const Netns& from, const std::string& hostport, int tries = 20) {
+    for (int i = 0; i < tries; ++i) {
+      std::string out;
+      if (from.Exec({"curl", "-s", "-g", "--max-time", "2", "http://" + hostport + "/"}, &out) == 0) return out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return "";
+  }
+
+  json Json(int node, const std::vector<std::string>& args) {
+    std::vector<std::string> full = {"-o", "json"};
+    full.insert(full.end(), args.begin(), args.end());
+    CliResult r = Cli(node, full);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return json::parse(r.out, nullptr, false);
+  }
+
+  // Packets the FORWARD chain of node 1 saw (iptables -v counters).
+  uint64_t ForwardPackets() {
+    std::string out;
+    EXPECT_EQ(nodes_[0]->ns->Exec({"iptables", "-L", "FORWARD", "-v", "-n", "-x"}, &out), 0) << out;
+    std::smatch m;
+    uint64_t n = 0;
+    if (std::regex_search(out, m, std::regex("policy DROP (\\d+) packets"))) n += std::stoull(m[1]);
+    for (const auto& line : absl::StrSplit(out, '\n')) {
+      std::vector<std::string> f = absl::StrSplit(std::string(absl::StripAsciiWhitespace(line)), ' ', absl::SkipEmpty());
+      uint64_t p = 0;
+      if (f.size() > 2 && f[2] == "DROP" && absl::SimpleAtoi(f[0], &p)) n += p;
+    }
+    return n;
+  }
+
+  // iperf3 from pod 1 of node 1 to pod 1 of node 2, Gbit/s.
+  double Iperf() {
+    std::string out;
+    for (int i = 0; i < 20; ++i) {
+      if (Pod(0, 1).Exec({"iperf3", "-c", "10.200.2.10", "-p", "5201", "-t", "2", "-J"}, &out) == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    json j = json::parse(out, nullptr, false);
+    if (j.is_discarded() || !j.contains("end")) {
+      ADD_FAILURE() << "iperf3: " << out;
+      return 0;
+    }
+    return j["end"]["sum_received"].value("bits_per_second", 0.0) / 1e9;
+  }
+
+  std::unique_ptr<Netns> lan_, out_;
+  std::vector<std::unique_ptr<EpNode>> nodes_;
+  std::vector<std::unique_ptr<Subprocess>> servers_;
+  TempDir scripts_;
+};
+
+TEST_F(EndpointE2ETest, PodsOnOneNodeAreRoutedWithoutTheHostStack) {
+  // The host's FORWARD chain drops everything: traffic it saw would die.
+  ASSERT_EQ(nodes_[0]->ns->Exec({"iptables", "-P", "FORWARD", "DROP"}), 0);
+  ASSERT_EQ(nodes_[0]->ns->Exec({"iptables", "-A", "FORWARD", "-j", "DROP"}), 0);
+
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+  EXPECT_TRUE(absl::StartsWith(Curl(Pod(0, 1), "[fd20:1::11]:8080"), "pod1.2 ")) << "IPv6 pod to pod";
+  // A service: per packet at bpf_lxc (the pods' processes are not in the
+  // socket-LB cgroup); the backend sees the pod.
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.10:80", "--backends", "10.200.1.11:8080"}).rc, 0);
+  EXPECT_EQ(Curl(Pod(0, 1), "10.96.0.10:80"), "pod1.2 10.200.1.10");
+  // To the outside: masqueraded to the node's address.
+  EXPECT_EQ(Curl(Pod(0, 1), "10.0.0.100:8080"), "outside 10.0.0.1");
+  // From the outside in through a NodePort to a pod.
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.20:80", "--type", "NodePort", "--node-port",
+                    "30080", "--backends", "10.200.1.10:8080"}).rc, 0);
+  EXPECT_EQ(Curl(*out_, "10.0.0.1:30080"), "pod1.1 10.0.0.100");
+
+  EXPECT_EQ(ForwardPackets(), 0u) << "the upper stack's FORWARD chain saw endpoint traffic";
+
+  // What the CLI shows.
+  json eps = Json(0, {"endpoint", "list"});
+  ASSERT_EQ(eps.size(), 2u);
+  EXPECT_EQ(eps[0].value("state", ""), "ready");
+  json bpf_eps = Json(0, {"bpf", "endpoint", "list"});
+  EXPECT_EQ(bpf_eps.size(), 4u);  // two pods, v4 and v6 each
+  json ct = Json(0, {"bpf", "ct", "list"});
+  bool saw_pod_flow = false;
+  for (const auto& e : ct)
+    if (e.value("source", "").rfind("10.200.1.10:", 0) == 0 && e.value("flags", "") == "endpoint") saw_pod_flow = true;
+  EXPECT_TRUE(saw_pod_flow) << ct.dump();
+  json nat = Json(0, {"bpf", "nat", "list"});
+  bool masq = false;
+  for (const auto& e : nat) masq |= e.value("source", "").rfind("10.200.1.10:", 0) == 0;
+  EXPECT_TRUE(masq) << nat.dump();
+}
+
+TEST_F(EndpointE2ETest, PodsOnTwoNodesTalkThroughTheNativeDevices) {
+  // Inside the pod CIDRs nothing is masqueraded: each side sees the other pod.
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.2.10:8080"), "pod2.1 10.200.1.10");
+  EXPECT_EQ(Curl(Pod(1, 1), "10.200.1.11:8080"), "pod1.2 10.200.2.10");
+  std::string v6 = Curl(Pod(0, 2), "[fd20:2::10]:8080");
+  EXPECT_TRUE(absl::StartsWith(v6, "pod2.1 [fd20:0001:")) << v6;
+  // A service on node 1 whose backend is on node 2.
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.30:80", "--backends", "10.200.2.10:8080"}).rc, 0);
+  EXPECT_EQ(Curl(Pod(0, 1), "10.96.0.30:80"), "pod2.1 10.200.1.10");
+}
+
+TEST_F(EndpointE2ETest, MonitorShowsDropsWithTheirReasonAndTraces) {
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.99:80"}).rc, 0);  // no backends
+  auto monitor = [&](std::vector<std::string> filter) {
+    std::vector<std::string> argv = {BinaryPath("tendril"), "--bpffs-root", nodes_[0]->pins.path(), "-o", "json",
+                                     "monitor", "--max", "1", "--timeout", "10"};
+    argv.insert(argv.end(), filter.begin(), filter.end());
+    return std::make_unique<Subprocess>(argv);
+  };
+  auto drops = monitor({"--type", "drop", "--from-endpoint", "2"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(Curl(Pod(0, 2), "10.96.0.99:80", 1), "");
+  EXPECT_EQ(drops->Stop(0, 12000), 0) << drops->Log();
+  json d = json::parse(drops->Log(), nullptr, false);
+  ASSERT_FALSE(d.is_discarded()) << drops->Log();
+  EXPECT_EQ(d.value("type", ""), "drop");
+  EXPECT_EQ(d.value("reason", ""), "no-service-backend");
+  EXPECT_EQ(d.value("from_endpoint", 0), 2);
+  EXPECT_EQ(d.value("observation_point", ""), "from-endpoint");
+  EXPECT_EQ(d.value("destination", ""), "10.96.0.99:80");
+
+  auto traces = monitor({"--type", "trace", "--from-endpoint", "1"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+  EXPECT_EQ(traces->Stop(0, 12000), 0) << traces->Log();
+  json t = json::parse(traces->Log(), nullptr, false);
+  ASSERT_FALSE(t.is_discarded()) << traces->Log();
+  EXPECT_EQ(t.value("verdict", ""), "to-endpoint");
+  EXPECT_EQ(t.value("to_endpoint", 0), 2);
+  EXPECT_TRUE(absl::StartsWith(t.value("source", ""), "10.200.1.10:")) << t.dump();
+
+  // The table form, for people.
+  CliResult bad = Cli(0, {"monitor", "--type", "everything"});
+  EXPECT_EQ(bad.rc, 2);
+}
+
+TEST_F(EndpointE2ETest, BadInputIsRefusedAndChangesNothing) {
+  const std::string ns = Pod(0, 1).path();
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      {{"--id", "0", "--netns", ns, "--ifname", "lxc9", "--ip", "10.200.1.99"}, "1-65535"},
+      {{"--id", "70000", "--netns", ns, "--ifname", "lxc9", "--ip", "10.200.1.99"}, "1-65535"},
+      {{"--id", "9", "--netns", ns, "--ifname", "lxc9", "--ip", "10.200.1.999"}, "10.200.1.999"},
+      {{"--id", "1", "--netns", ns, "--ifname", "lxc9", "--ip", "10.200.1.99"}, "endpoint id 1 is taken"},
+      {{"--id", "9", "--netns", ns, "--ifname", "lxc9", "--ip", "10.200.1.10"}, "belongs to endpoint 1"},
+      {{"--id", "9", "--netns", ns, "--ifname", "lxc1", "--ip", "10.200.1.99"}, "belongs to endpoint 1"},
+      {{"--id", "9", "--netns", ns, "--ifname", "eth0", "--ip", "10.200.1.99"}, "native device"},
+      {{"--id", "9", "--netns", ns, "--ifname", "this-name-is-too-long", "--ip", "10.200.1.99"}, "valid device name"},
+      {{"--id", "9", "--netns", "/run/netns/tndt-no-such-ns", "--ifname", "lxc9", "--ip", "10.200.1.99"}, "no-such-ns"},
+      {{"--id", "9", "--ifname", "lxc9", "--ip", "10.200.1.99"}, "does not exist"},
+      {{"--id", "9", "--netns", ns, "--ifname", "lxc9", "--ip", "127.0.0.1"}, "cannot be an endpoint address"},
+      {{"--id", "9", "--netns", ns, "--ifname", "lxc9", "--ip", "10.200.1.98,10.200.1.99"}, "one address per family"},
+  };
+  json before = Json(0, {"endpoint", "list"});
+  std::string links_before;
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "-o", "link", "show"}, &links_before), 0);
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"endpoint", "add"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    CliResult r = Cli(0, args);
+    EXPECT_EQ(r.rc, 2) << absl::StrJoin(c.args, " ") << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << absl::StrJoin(c.args, " ") << ": " << r.err;
+  }
+  // An existing device with --netns is refused (adopting it is the other form).
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "link", "add", "lxc8", "type", "bridge"}), 0);
+  CliResult exists = Cli(0, {"endpoint", "add", "--id", "8", "--netns", ns, "--ifname", "lxc8", "--ip", "10.200.1.98"});
+  EXPECT_EQ(exists.rc, 2);
+  EXPECT_NE(exists.err.find("exists"), std::string::npos) << exists.err;
+  // ...and adopting something that is not a veth fails without leaving anything.
+  CliResult notveth = Cli(0, {"endpoint", "add", "--id", "8", "--ifname", "lxc8", "--ip", "10.200.1.98"});
+  EXPECT_NE(notveth.rc, 0);
+  EXPECT_NE(notveth.err.find("not a veth"), std::string::npos) << notveth.err;
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "link", "del", "lxc8"}), 0);
+
+  EXPECT_EQ(Json(0, {"endpoint", "list"}), before);
+  std::string links_after;
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "-o", "link", "show"}, &links_after), 0);
+  EXPECT_EQ(std::count(links_after.begin(), links_after.end(), '\n'),
+            std::count(links_before.begin(), links_before.end(), '\n'));
+  EXPECT_EQ(Json(0, {"bpf", "endpoint", "list"}).size(), 4u);
+  EXPECT_EQ(Cli(0, {"endpoint", "delete", "--id", "42"}).rc, 2);
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+}
+
+TEST_F(EndpointE2ETest, AgentRestartAndRecreatedDevicesKeepTrafficFlowing) {
+  ASSERT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+  // Agent down: the programs and maps stay; traffic goes on.
+  EXPECT_EQ(nodes_[0]->agent->Stop(), 0);
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+  EXPECT_EQ(Curl(Pod(0, 1), "10.0.0.100:8080"), "outside 10.0.0.1");
+  StartAgent(0);
+  json eps = Json(0, {"endpoint", "list"});
+  ASSERT_EQ(eps.size(), 2u);
+  for (const auto& e : eps) EXPECT_EQ(e.value("state", ""), "ready") << e.dump();
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+
+  // The veth of endpoint 2 disappears: its map entries go, it waits.
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "link", "del", "lxc2"}), 0);
+  json e2;
+  for (int i = 0; i < 50; ++i) {
+    e2 = Json(0, {"endpoint", "list"})[1];
+    if (e2.value("state", "") == "device-missing") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(e2.value("state", ""), "device-missing");
+  EXPECT_EQ(Json(0, {"bpf", "endpoint", "list"}).size(), 2u);
+  // It comes back (a runtime recreated it): the agent configures it again.
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "link", "add", "lxc2", "type", "veth", "peer", "name", "eth0", "netns",
+                                 Pod(0, 2).name()}), 0);
+  for (int i = 0; i < 50; ++i) {
+    e2 = Json(0, {"endpoint", "list"})[1];
+    if (e2.value("state", "") == "ready") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(e2.value("state", ""), "ready");
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+
+  // Deleting an endpoint removes its veth and entries.
+  ASSERT_EQ(Cli(0, {"endpoint", "delete", "--id", "2"}).rc, 0);
+  EXPECT_EQ(Json(0, {"endpoint", "list"}).size(), 1u);
+  EXPECT_NE(nodes_[0]->ns->Exec({"ip", "link", "show", "lxc2"}), 0);
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080", 1), "");
+}
+
+TEST_F(EndpointE2ETest, AnExistingVethIsAdopted) {
+  // Someone else made and configured this pod's veth (a CNI plugin would).
+  Netns pod("eadp");
+  const Netns& node = *nodes_[0]->ns;
+  ASSERT_EQ(node.Exec({"ip", "link", "add", "ext5", "type", "veth", "peer", "name", "eth0", "netns", pod.name()}), 0);
+  ASSERT_EQ(node.Exec({"ip", "link", "set", "ext5", "up"}), 0);
+  std::string mac;
+  ASSERT_EQ(node.Exec({"cat", "/sys/class/net/ext5/address"}, &mac), 0);
+  mac = std::string(absl::StripAsciiWhitespace(mac));
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"ip", "addr", "add", "10.200.1.50/32", "dev", "eth0"},
+           {"ip", "link", "set", "eth0", "up"},
+           {"ip", "neigh", "add", "169.254.1.1", "lladdr", mac, "dev", "eth0", "nud", "permanent"},
+           {"ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0", "onlink"}})
+    ASSERT_EQ(pod.Exec(cmd), 0);
+  CliResult r = Cli(0, {"endpoint", "add", "--id", "5", "--ifname", "ext5", "--ip", "10.200.1.50"});
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  StartServers(pod, "adopted", "");
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.50:8080"), "adopted 10.200.1.10");
+  json eps = Json(0, {"endpoint", "list"});
+  ASSERT_EQ(eps.size(), 3u);
+  EXPECT_TRUE(eps[2].value("adopted", false));
+  // Deleting an adopted endpoint leaves its veth to its owner.
+  ASSERT_EQ(Cli(0, {"endpoint", "delete", "--id", "5"}).rc, 0);
+  EXPECT_EQ(node.Exec({"ip", "link", "show", "ext5"}), 0);
+  servers_.clear();
+}
+
+TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
+  double ebpf = Iperf();
+  // Plain kernel routing: the agents detach everything on exit; the routes
+  // and neighbours they installed stay, so the kernel forwards instead.
+  for (int i = 0; i < 2; ++i) {
+    nodes_[i]->agent->Stop();
+    StartAgent(i, /*cleanup_on_exit=*/true);
+    nodes_[i]->agent->Stop();
+  }
+  std::string tc;
+  nodes_[0]->ns->Exec({"tc", "filter", "show", "dev", "lxc1", "ingress"}, &tc);
+  EXPECT_EQ(tc.find("tnd_"), std::string::npos) << tc;
+  double kernel = Iperf();
+  std::printf("THROUGHPUT pod->pod across nodes (iperf3, 2 s): eBPF host routing %.2f Gbit/s, kernel routing %.2f "
+              "Gbit/s, ratio %.2f\n",
+              ebpf, kernel, kernel > 0 ? ebpf / kernel : 0.0);
+  RecordProperty("ebpf_gbps", std::to_string(ebpf));
+  RecordProperty("kernel_gbps", std::to_string(kernel));
+  EXPECT_GT(ebpf, 0.1);
+  EXPECT_GT(kernel, 0.1);
+}
+
+}  // namespace
+}  // namespace tendril::test
