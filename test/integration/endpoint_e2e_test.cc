@@ -10,7 +10,9 @@
 //   outside: 10.0.0.100 (no route to the pod CIDRs: it only sees nodes)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -80,9 +82,9 @@ class EndpointE2ETest : public ::testing::Test {
     ASSERT_EQ(lan_->Exec({"ip", "link", "set", port, "master", "br0"}), 0);
   }
 
-  void StartAgent(int i, bool cleanup_on_exit = false) {
+  void StartAgent(int i, bool cleanup_on_exit = false, const std::string& xdp_mode = "generic") {
     EpNode& n = *nodes_[i];
-    n.argv = {BinaryPath("tendril-agent"), "--netns", n.ns->path(), "--devices", "eth0", "--xdp-mode", "generic",
+    n.argv = {BinaryPath("tendril-agent"), "--netns", n.ns->path(), "--devices", "eth0", "--xdp-mode", xdp_mode,
               "--bpffs-root", n.pins.path(), "--state-dir", n.state.path(), "--api-socket", n.Socket(),
               "--cgroup-root", n.cgroup.path(), "--pod-cidrs", "10.200.0.0/16,fd20::/16"};
     if (cleanup_on_exit) n.argv.push_back("--cleanup-on-exit");
@@ -164,19 +166,21 @@ class EndpointE2ETest : public ::testing::Test {
     return n;
   }
 
-  // iperf3 from pod 1 of node 1 to pod 1 of node 2, Gbit/s.
-  double Iperf() {
+  // iperf3 from pod 1 of node 1 to pod 1 of node 2, Gbit/s; retried while
+  // the server is not up yet (or still busy with the previous run).
+  double Iperf(int seconds = 2) {
     std::string out;
     for (int i = 0; i < 20; ++i) {
-      if (Pod(0, 1).Exec({"iperf3", "-c", "10.200.2.10", "-p", "5201", "-t", "2", "-J"}, &out) == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      out.clear();
+      Pod(0, 1).Exec({"iperf3", "-c", "10.200.2.10", "-p", "5201", "-t", std::to_string(seconds), "-J"}, &out);
+      json j = json::parse(out, nullptr, false);
+      if (!j.is_discarded() && j.contains("end") && j["end"].contains("sum_received") &&
+          j["end"]["sum_received"].is_object())
+        return j["end"]["sum_received"].value("bits_per_second", 0.0) / 1e9;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
-    json j = json::parse(out, nullptr, false);
-    if (j.is_discarded() || !j.contains("end")) {
-      ADD_FAILURE() << "iperf3: " << out;
-      return 0;
-    }
-    return j["end"]["sum_received"].value("bits_per_second", 0.0) / 1e9;
+    ADD_FAILURE() << "iperf3: " << out;
+    return 0;
   }
 
   std::unique_ptr<Netns> lan_, out_;
@@ -387,26 +391,44 @@ TEST_F(EndpointE2ETest, AnExistingVethIsAdopted) {
   servers_.clear();
 }
 
+// Rounds and seconds per run from TND_IPERF_ROUNDS / TND_IPERF_SECONDS
+// (test/bench/run asks for more than CI's one short round).
 TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
-  double ebpf = Iperf();
-  // Plain kernel routing: the agents detach everything on exit; the routes
-  // and neighbours they installed stay, so the kernel forwards instead.
-  for (int i = 0; i < 2; ++i) {
-    nodes_[i]->agent->Stop();
-    StartAgent(i, /*cleanup_on_exit=*/true);
-    nodes_[i]->agent->Stop();
+  auto env = [](const char* name, int dflt) {
+    const char* v = std::getenv(name);
+    int n = 0;
+    return v && absl::SimpleAtoi(v, &n) && n > 0 ? n : dflt;
+  };
+  const int rounds = env("TND_IPERF_ROUNDS", 1), seconds = env("TND_IPERF_SECONDS", 2);
+  std::vector<double> ebpf, kernel;
+  for (int r = 0; r < rounds; ++r) {
+    // tc only: generic XDP (the other tests' mode) copies every frame and is
+    // not what a node with a real NIC runs; native XDP on these veths would
+    // need transmit checksum offload off. Either would skew the comparison.
+    for (int i = 0; i < 2; ++i) {
+      nodes_[i]->agent->Stop();
+      StartAgent(i, /*cleanup_on_exit=*/true, "disabled");
+    }
+    ASSERT_EQ(Json(0, {"endpoint", "list"})[0].value("state", ""), "ready");
+    ebpf.push_back(Iperf(seconds));
+    // Plain kernel routing: the agents detach everything on exit; the routes
+    // and neighbours they installed stay, so the kernel forwards instead.
+    for (int i = 0; i < 2; ++i) nodes_[i]->agent->Stop();
+    std::string tc;
+    nodes_[0]->ns->Exec({"tc", "filter", "show", "dev", "lxc1", "ingress"}, &tc);
+    EXPECT_EQ(tc.find("tnd_"), std::string::npos) << tc;
+    kernel.push_back(Iperf(seconds));
   }
-  std::string tc;
-  nodes_[0]->ns->Exec({"tc", "filter", "show", "dev", "lxc1", "ingress"}, &tc);
-  EXPECT_EQ(tc.find("tnd_"), std::string::npos) << tc;
-  double kernel = Iperf();
-  std::printf("THROUGHPUT pod->pod across nodes (iperf3, 2 s): eBPF host routing %.2f Gbit/s, kernel routing %.2f "
-              "Gbit/s, ratio %.2f\n",
-              ebpf, kernel, kernel > 0 ? ebpf / kernel : 0.0);
-  RecordProperty("ebpf_gbps", std::to_string(ebpf));
-  RecordProperty("kernel_gbps", std::to_string(kernel));
-  EXPECT_GT(ebpf, 0.1);
-  EXPECT_GT(kernel, 0.1);
+  std::sort(ebpf.begin(), ebpf.end());
+  std::sort(kernel.begin(), kernel.end());
+  double e = ebpf[ebpf.size() / 2], k = kernel[kernel.size() / 2];
+  std::printf("THROUGHPUT pod->pod across nodes (iperf3, %d s, median of %d): eBPF host routing %.2f Gbit/s, "
+              "kernel routing %.2f Gbit/s, ratio %.2f\n",
+              seconds, rounds, e, k, k > 0 ? e / k : 0.0);
+  RecordProperty("ebpf_gbps", std::to_string(e));
+  RecordProperty("kernel_gbps", std::to_string(k));
+  EXPECT_GT(e, 0.1);
+  EXPECT_GT(k, 0.1);
 }
 
 }  // namespace

@@ -294,13 +294,14 @@ TEST_P(PrefilterE2ETest, RestartKeepsTrafficFlowingAndRestoresState) {
   EXPECT_EQ(agent_->Drops("missed-tail-call"), 0u);
   EXPECT_GE(agent_->Drops("prefilter-denied"), 2u);
   // Only the attached objects' prog arrays stay pinned: one for XDP, one
-  // for tc.
+  // for tc on the devices, one for tc on endpoints' veths.
   std::string calls;
   Sh({"ls", agent_->pins() + "/calls"}, &calls);
   std::vector<std::string> pins = absl::StrSplit(calls, '\n', absl::SkipEmpty());
-  ASSERT_EQ(pins.size(), 2u) << calls;
+  ASSERT_EQ(pins.size(), 3u) << calls;
   EXPECT_TRUE(absl::StartsWith(pins[0], "tnd_host_calls_")) << calls;
-  EXPECT_TRUE(absl::StartsWith(pins[1], "tnd_xdp_calls_")) << calls;
+  EXPECT_TRUE(absl::StartsWith(pins[1], "tnd_lxc_calls_")) << calls;
+  EXPECT_TRUE(absl::StartsWith(pins[2], "tnd_xdp_calls_")) << calls;
 }
 
 TEST_P(PrefilterE2ETest, OffloadRequestFailsClearlyAndLeavesPreviousProgram) {
