@@ -123,6 +123,15 @@ int CmdStatus(const Globals& g) {
                   np.value("ct_gc_interval", 0));
     else
       std::printf("NodePort:    disabled\n");
+    if ((*agent).contains("endpoints")) {
+      const json& ep = (*agent)["endpoints"];
+      std::vector<std::string> cidrs;
+      for (const auto& c : ep.value("pod_cidrs", json::array())) cidrs.push_back(c.get<std::string>());
+      std::printf("Endpoints:   %d ready of %d, host routing %s, masquerade %s%s\n", ep.value("ready", 0),
+                  ep.value("declared", 0), ep.value("host_routing", "").c_str(),
+                  ep.value("masquerade", false) ? "on" : "off",
+                  cidrs.empty() ? "" : absl::StrCat(" (not for ", absl::StrJoin(cidrs, ","), ")").c_str());
+    }
     auto tc_cell = [](const json& d, const char* key) -> std::string {
       if (!d.contains(key) || d[key].is_null()) return "none";
       return absl::StrCat(d[key].value("via", ""), " #", d[key].value("prog_id", 0));
