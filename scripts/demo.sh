@@ -22,6 +22,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 NS_LAN=tdemo-lan NS_NODE=tdemo-node NS_CLIENT=tdemo-client NS_ATTACKER=tdemo-attacker
+NS_POD1=tdemo-pod1 NS_POD2=tdemo-pod2
 RUN_DIR=/run/tendril-demo
 PINS=/sys/fs/bpf/tendril-demo
 CGROUP="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)/tendril-demo"
@@ -35,7 +36,7 @@ down() {
     kill -TERM "$(cat "$RUN_DIR/agent.pid")" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$(cat "$RUN_DIR/agent.pid")" 2>/dev/null || break; sleep 0.1; done
   fi
-  for ns in $NS_NODE $NS_CLIENT $NS_ATTACKER $NS_LAN; do
+  for ns in $NS_NODE $NS_CLIENT $NS_ATTACKER $NS_LAN $NS_POD1 $NS_POD2; do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
@@ -58,7 +59,7 @@ down  # a previous run's leftovers
 [ $KEEP -eq 1 ] || trap down EXIT
 
 say "Creating the topology"
-for ns in $NS_LAN $NS_NODE $NS_CLIENT $NS_ATTACKER; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+for ns in $NS_LAN $NS_NODE $NS_CLIENT $NS_ATTACKER $NS_POD1 $NS_POD2; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
 ip -n $NS_LAN link add br0 type bridge
 ip -n $NS_LAN link set br0 up
 join() {  # ns port addr
@@ -93,6 +94,7 @@ bpffs-root: $PINS
 state-dir: $RUN_DIR/state
 api-socket: $RUN_DIR/api.sock
 cgroup-root: $CGROUP
+pod-cidrs: [10.200.0.0/16]
 YAML
 cat "$RUN_DIR/agent.yaml"
 "$ROOT/build/tendril-agent" --config "$RUN_DIR/agent.yaml" --netns /run/netns/$NS_NODE \
@@ -131,6 +133,31 @@ $TENDRIL bpf lb list
 say "tendril bpf ct list"
 $TENDRIL bpf ct list
 
+say "Endpoints: tendril endpoint add creates two pods' veths (eBPF host routing)"
+$TENDRIL endpoint add --id 1 --netns /run/netns/$NS_POD1 --ifname lxc1 --ip 10.200.1.10
+$TENDRIL endpoint add --id 2 --netns /run/netns/$NS_POD2 --ifname lxc2 --ip 10.200.1.11
+ip netns exec $NS_POD2 socat TCP-LISTEN:8080,fork,reuseaddr EXEC:"$RUN_DIR/http.sh pod2" >/dev/null 2>&1 &
+disown
+ip netns exec $NS_CLIENT socat TCP-LISTEN:9090,fork,reuseaddr SYSTEM:'echo "client saw \$SOCAT_PEERADDR"' \
+  >/dev/null 2>&1 &
+disown
+$TENDRIL service add --frontend 10.96.0.20:80/TCP --backends 10.200.1.11:8080 >/dev/null
+$TENDRIL endpoint list
+$TENDRIL monitor --type trace --timeout 4 > "$RUN_DIR/monitor.txt" 2>&1 &
+mon=$!
+sleep 0.5
+pod_direct=$(fetch $NS_POD1 http://10.200.1.11:8080/)
+pod_svc=$(fetch $NS_POD1 http://10.96.0.20/)
+pod_out=$(ip netns exec $NS_POD1 socat -T2 - TCP:10.90.0.10:9090 </dev/null 2>/dev/null || echo "(no answer)")
+echo "pod1 -> pod2 10.200.1.11:8080:        $pod_direct   (bpf_redirect_peer; the node has IPv4 forwarding off)"
+echo "pod1 -> service 10.96.0.20:80:         $pod_svc   (per packet at bpf_lxc)"
+echo "pod1 -> client 10.90.0.10:9090:        $pod_out   (masqueraded to the node)"
+wait $mon || true
+say "tendril monitor --type trace (what the datapath decided for each new flow)"
+cat "$RUN_DIR/monitor.txt"
+say "tendril bpf endpoint list"
+$TENDRIL bpf endpoint list
+
 say "Before: both reach the node"
 echo "client:   $(fetch $NS_CLIENT)"
 echo "attacker: $(fetch $NS_ATTACKER)"
@@ -161,6 +188,10 @@ esac
 case "$np_answers" in
   *"no answer"*) echo "demo: a connect through the node port failed: $np_answers" >&2; exit 1 ;;
 esac
+if [ "$pod_direct" != "pod2" ] || [ "$pod_svc" != "pod2" ] || [ "$pod_out" != "client saw 10.90.0.1" ]; then
+  echo "demo: unexpected endpoint result ($pod_direct / $pod_svc / $pod_out)" >&2
+  exit 1
+fi
 say "Demo OK"
 if [ $KEEP -eq 1 ]; then
   echo "Left running. Try: $TENDRIL status"
