@@ -141,3 +141,24 @@ TEST(ConfigTest, PerDeviceXdpModesAndNodePortSettings) {
 
 }  // namespace
 }  // namespace tendril
+
+namespace tendril {
+namespace {
+
+TEST(ConfigTest, EndpointSettings) {
+  AgentConfig c;
+  ASSERT_TRUE(ApplyYamlConfig("pod-cidrs: [10.200.0.0/16, fd20::/16]\nmasquerade-exempt: 192.0.2.0/24\n"
+                              "enable-masquerade: false\n",
+                              &c)
+                  .ok());
+  EXPECT_EQ(c.pod_cidrs, (std::vector<std::string>{"10.200.0.0/16", "fd20::/16"}));
+  EXPECT_EQ(c.masquerade_exempt, (std::vector<std::string>{"192.0.2.0/24"}));
+  EXPECT_FALSE(c.enable_masquerade);
+  auto bad = ApplyYamlConfig("pod-cidrs: [10.200.0.0/33]\n", &c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("pod-cidrs"), std::string::npos) << bad;
+  EXPECT_NE(bad.message().find("10.200.0.0/33"), std::string::npos) << bad;
+}
+
+}  // namespace
+}  // namespace tendril

@@ -52,3 +52,84 @@ TEST_F(StateTest, CorruptFileIsAnErrorNamingIt) {
 
 }  // namespace
 }  // namespace tendril
+
+namespace tendril {
+namespace {
+
+class EndpointStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tendril-state-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(EndpointStateTest, EndpointsRoundTripWithoutKernelFacts) {
+  StateStore store(dir_);
+  DesiredState s;
+  Endpoint e;
+  e.id = 7;
+  e.ifname = "lxc7";
+  e.netns = "/run/netns/pod7";
+  e.ips = {*ParseIp("10.200.1.7"), *ParseIp("fd20::7")};
+  e.ifindex = 42;  // a fact: read again at start, not persisted
+  s.endpoints.push_back(e);
+  ASSERT_TRUE(store.Save(s).ok());
+  auto back = store.Load();
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->endpoints.size(), 1u);
+  EXPECT_EQ(back->endpoints[0].id, 7u);
+  EXPECT_EQ(back->endpoints[0].ifname, "lxc7");
+  EXPECT_EQ(back->endpoints[0].netns, "/run/netns/pod7");
+  EXPECT_EQ(back->endpoints[0].ips, e.ips);
+  EXPECT_EQ(back->endpoints[0].ifindex, 0);
+}
+
+TEST(EndpointValidationTest, NamesWhatIsWrong) {
+  Endpoint a;
+  a.id = 1;
+  a.ifname = "lxc1";
+  a.ips = {*ParseIp("10.200.1.1")};
+  EXPECT_TRUE(ValidateEndpoint(a, {}, {"eth0"}).ok());
+  auto check = [&](Endpoint e, const std::vector<Endpoint>& existing, const std::string& says) {
+    auto st = ValidateEndpoint(e, existing, {"eth0"});
+    EXPECT_FALSE(st.ok()) << says;
+    EXPECT_NE(st.message().find(says), std::string::npos) << st;
+  };
+  Endpoint b = a;
+  b.id = 0;
+  check(b, {}, "1-65535");
+  b = a;
+  b.ifname = "eth0";
+  check(b, {}, "native device");
+  b = a;
+  b.ifname = "a/b";
+  check(b, {}, "valid device name");
+  b = a;
+  b.ips = {*ParseIp("224.0.0.1")};
+  check(b, {}, "cannot be an endpoint address");
+  b = a;
+  b.ips = {*ParseIp("fe80::1")};
+  check(b, {}, "cannot be an endpoint address");
+  b = a;
+  b.ips = {*ParseIp("10.0.0.1"), *ParseIp("10.0.0.2")};
+  check(b, {}, "one address per family");
+  b = a;
+  b.id = 2;
+  b.ifname = "lxc2";
+  check(b, {a}, "belongs to endpoint 1");
+  b = a;
+  b.ips = {*ParseIp("10.200.1.2")};
+  check(b, {a}, "endpoint id 1 is taken");
+  b = a;
+  b.id = 2;
+  b.netns = "/run/netns/tndt-surely-not-there";
+  b.ips = {*ParseIp("10.200.1.2")};
+  b.ifname = "lxc2";
+  check(b, {a}, "tndt-surely-not-there");
+}
+
+}  // namespace
+}  // namespace tendril
