@@ -169,9 +169,14 @@ static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, con
  * socket LB did not translate: DNAT to the flow's backend (conntrack) or a
  * new one. The client keeps its address. -1: not a service; 0: existing
  * flow; 1: new flow; TND_LXC_DROPPED: dropped (fwd->reason). Updates p->t. */
-static __noinline int tnd_lxc_service(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam,
-				      struct tnd_fwd *fwd)
+static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
 {
+	struct tnd_pkt *p = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
+	/* The work area lives in the scratch map: this stage is four calls
+	 * deep (entry, tnd_from_endpoint, here, tnd_ct_create) and older
+	 * verifiers count 512 bytes over the chain. */
+	struct tnd_lb_work *w = &s->w;
 	struct tnd_svc4_key k4 = {};
 	struct tnd_svc6_key k6 = {};
 	void *svc_map = fam == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6;
@@ -180,7 +185,6 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, struct tnd_pkt *p, 
 	struct tnd_svc_val *svcp, svc;
 	struct tnd_ct_val *ct;
 	struct tnd_backend *be = NULL;
-	struct tnd_lb_work w = {};
 	__u32 bid = 0;
 	int new_flow = 0;
 
@@ -208,6 +212,7 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, struct tnd_pkt *p, 
 		if (be && be->svc_id != svc.svc_id)
 			be = NULL;
 	}
+	__builtin_memset(w, 0, sizeof(*w));
 	if (!be) {
 		if (svc.count == 0) {
 			tnd_drop_pkt(fwd, p, fam,
@@ -216,29 +221,29 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, struct tnd_pkt *p, 
 				     TND_DIR_INGRESS, ctx->ifindex);
 			return TND_LXC_DROPPED;
 		}
-		w.hash = tnd_flow_hash(&p->t);
-		be = tnd_select_backend(svc_map, skey, slot, &svc, w.hash, tnd_client_id(p->t.saddr, fam), &bid);
+		w->hash = tnd_flow_hash(&p->t);
+		be = tnd_select_backend(svc_map, skey, slot, &svc, w->hash, tnd_client_id(p->t.saddr, fam), &bid);
 		if (!be) {
 			tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, ctx->ifindex);
 			return TND_LXC_DROPPED;
 		}
 		new_flow = 1;
 	}
-	__builtin_memcpy(w.be_addr, be->addr, 16);
-	w.be_port = be->port;
-	w.bid = bid;
-	w.svc_id = svc.svc_id;
-	w.flags = TND_CT_F_ENDPOINT;
+	__builtin_memcpy(w->be_addr, be->addr, 16);
+	w->be_port = be->port;
+	w->bid = bid;
+	w->svc_id = svc.svc_id;
+	w->flags = TND_CT_F_ENDPOINT;
 	if (new_flow)
-		tnd_ct_create(fam, p, &w);
+		tnd_ct_create(fam, p, w);
 	else
 		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
-	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w.be_addr, p->t.dport, w.be_port) < 0) {
+	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0) {
 		tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
 		return TND_LXC_DROPPED;
 	}
-	__builtin_memcpy(p->t.daddr, w.be_addr, 16);
-	p->t.dport = w.be_port;
+	__builtin_memcpy(p->t.daddr, w->be_addr, 16);
+	p->t.dport = w->be_port;
 	return new_flow;
 }
 
@@ -273,7 +278,7 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 {
 	struct tnd_pkt *p = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
-	struct tnd_ct_key orig;
+	struct tnd_ct_key *orig = &s->orig;
 	__u8 daddr[16] = {};
 	__u8 trace;
 	int created = 0, v;
@@ -284,7 +289,7 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 		return TND_PASS;
 	if (!p->parsed && tnd_load_addrs(ctx, ETH_HLEN, fam, p) < 0)
 		return TND_PASS;
-	orig = p->t;
+	*orig = p->t;
 	if (p->parsed && !p->icmp_err) {
 		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT);
 		if (v < 0)
@@ -294,7 +299,7 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
 	if (created && v != TND_DROP)
-		tnd_trace(p, &orig, fam, fwd, trace);
+		tnd_trace(p, orig, fam, fwd, trace);
 	return v;
 }
 
@@ -304,7 +309,7 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	struct tnd_pkt *p = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
 	struct tnd_endpoint *src;
-	struct tnd_ct_key orig;
+	struct tnd_ct_key *orig = &s->orig;
 	__u8 trace;
 	int created = 0, v;
 
@@ -315,13 +320,13 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	}
 	src = tnd_ep_lookup(p->t.saddr, fam);
 	fwd->src_ep = src ? src->id : 0;
-	orig = p->t;
+	*orig = p->t;
 	if (p->parsed) {
 		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT | TND_CT_F_LOCAL | TND_CT_F_DSR);
 		if (v < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
 		if (v == 0) {
-			v = tnd_lxc_service(ctx, p, fam, fwd);
+			v = tnd_lxc_service(ctx, fam, s);
 			if (v == TND_LXC_DROPPED)
 				return TND_DROP;
 			if (v < 0)
@@ -332,7 +337,7 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
 	if (created && v != TND_DROP)
-		tnd_trace(p, &orig, fam, fwd, trace);
+		tnd_trace(p, orig, fam, fwd, trace);
 	return v;
 }
 

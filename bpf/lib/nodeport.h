@@ -111,6 +111,7 @@ struct tnd_lb_scratch {
 	struct tnd_pkt p;
 	struct tnd_fwd fwd;
 	struct tnd_lb_work w; /* masquerade's, off the stack */
+	struct tnd_ct_key orig; /* host routing: the tuple as it arrived, for traces */
 };
 
 struct {

@@ -1,5 +1,6 @@
 // Per-packet cost of the NodePort paths (XDP in bpf_xdp.o, tc in
-// bpf_host.o), next to bare XDP_PASS / TC_ACT_OK programs in the same run.
+// bpf_host.o) and of eBPF host routing from a pod (tc in bpf_lxc.o), next to
+// bare XDP_PASS / TC_ACT_OK programs in the same run.
 //
 // BPF_PROG_TEST_RUN with `repeat` reruns a program on one buffer, and a NAT
 // program rewrites that buffer; so every run goes through a wrapper
@@ -21,7 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "agent/agent.h"
+#include "agent/attach.h"
 #include "agent/loader.h"
 #include "agent/services.h"
 #include "maps/abi.h"
@@ -59,8 +62,9 @@ int Main(bool json_out) {
   TempPinRoot pins;
   auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path(), HostTailCalls()});
   auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins.path(), XdpTailCalls()});
+  auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins.path(), LxcTailCalls()});
   auto bench = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
-  if (!host.ok() || !xdp.ok() || !bench.ok()) {
+  if (!host.ok() || !xdp.ok() || !lxc.ok() || !bench.ok()) {
     std::fprintf(stderr, "load failed\n");
     return 1;
   }
@@ -85,6 +89,30 @@ int Main(bool json_out) {
     return 1;
   }
 
+  // Two pods behind lx0 (endpoints 1 and 2) and a ClusterIP whose backend
+  // is pod 2.
+  auto eps = Map<tnd_ep_key, tnd_endpoint>::OpenPin(pins.path() + "/" TND_MAP_ENDPOINTS, "endpoints");
+  if (!eps.ok()) return 1;
+  uint32_t lx0 = static_cast<uint32_t>(*IfIndex("lx0"));
+  for (uint32_t id : {1u, 2u}) {
+    tnd_ep_key k{};
+    inet_pton(AF_INET, id == 1 ? "10.1.1.2" : "10.1.1.3", k.addr);
+    k.family = 4;
+    tnd_endpoint v{};
+    v.ifindex = lx0;
+    v.id = id;
+    std::memcpy(v.mac, id == 1 ? kMacLocal.b : kMacPeer.b, 6);
+    std::memcpy(v.node_mac, kMacLx.b, 6);
+    if (!eps->Update(k, v).ok()) return 1;
+  }
+  Service cip;
+  cip.frontend = *ParseFrontend("10.96.0.20:80/TCP");
+  cip.backends.push_back(*ParseBackend("10.1.1.3:8080"));
+  if (!mgr.Add(cip).ok()) return 1;
+  int lxc_in = *lxc->ProgramFd(kLxcIngressProgram);
+  Bytes pod_pod = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(40000, 8080, 0x10).Payload(std::string(64, 'x')).Build();
+  Bytes pod_out = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.2.9").Tcp(40000, 80, 0x10).Payload(std::string(64, 'x')).Build();
+  Bytes pod_svc = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.96.0.20").Tcp(40000, 80, 0x10).Payload(std::string(64, 'x')).Build();
   int xdp_wrap = *bench->ProgramFd("bench_xdp_wrap"), tc_wrap = *bench->ProgramFd("bench_tc_wrap");
   int xdp_pass = *bench->ProgramFd("bench_xdp_pass"), tc_pass = *bench->ProgramFd("bench_tc_pass");
   int xdp_np = *xdp->ProgramFd(kXdpEntryProgram), tc_np = *host->ProgramFd(kHostIngressProgram);
@@ -108,7 +136,8 @@ int Main(bool json_out) {
     uint32_t verdict;
   };
   std::vector<Row> rows;
-  auto measure = [&](const std::string& hook, const std::string& name, const Bytes& frame, bool vary) {
+  auto measure = [&](const std::string& hook, const std::string& name, const Bytes& frame, bool vary,
+                     int prog = -1) {
     BenchFrame bf{};
     std::memcpy(bf.head, frame.data(), kHead);
     bf.vary_sport = vary;
@@ -117,7 +146,7 @@ int Main(bool json_out) {
     bpf_map_update_elem(frame_map, &zero, &bf, BPF_ANY);
     bool is_xdp = hook == "XDP";
     int calls = is_xdp ? xdp_calls : tc_calls, wrap = is_xdp ? xdp_wrap : tc_wrap;
-    int pass = is_xdp ? xdp_pass : tc_pass, np = is_xdp ? xdp_np : tc_np;
+    int pass = is_xdp ? xdp_pass : tc_pass, np = prog >= 0 ? prog : is_xdp ? xdp_np : tc_np;
     uint32_t v = 0, vb = 0, vp = 0;
     Row r{hook, name, 0, 0, 0, 0, 0};
     r.bare = NsPerPacket(pass, frame, &vb);
@@ -135,6 +164,10 @@ int Main(bool json_out) {
     measure(hook, "reply of a NodePort flow (revSNAT+revDNAT)", reply, false);
     measure(hook, "not a service (passes)", other, false);
   }
+  measure("lxc", "pod to pod on the node (redirect_peer)", pod_pod, false, lxc_in);
+  measure("lxc", "pod to another node (FIB, redirect)", pod_out, false, lxc_in);
+  measure("lxc", "pod to a ClusterIP, established (DNAT)", pod_svc, false, lxc_in);
+  measure("lxc", "pod to pod, new flow every packet", pod_pod, true, lxc_in);
 
   if (json_out) {
     nlohmann::json j = nlohmann::json::array();
