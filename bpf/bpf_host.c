@@ -29,20 +29,6 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } tnd_host_calls SEC(".maps");
 
-static __always_inline int tc_verdict(int v, const struct tnd_fwd *fwd)
-{
-	if (v == TND_DROP)
-		return TC_ACT_SHOT;
-	if (v == TND_REDIRECT) {
-		if (fwd->peer)
-			return bpf_redirect_peer(fwd->ifindex, 0);
-		if (fwd->have_mac)
-			return bpf_redirect(fwd->ifindex, 0);
-		return bpf_redirect_neigh(fwd->ifindex, NULL, 0, 0);
-	}
-	return TC_ACT_OK;
-}
-
 SEC("tc")
 int tnd_host_ingress(struct __sk_buff *ctx)
 {
@@ -77,7 +63,7 @@ int tnd_host_in_v4(struct __sk_buff *ctx)
 	v = tnd_lb_ingress(ctx, ETH_HLEN, 4, s);
 	if (v == TND_PASS)
 		v = tnd_host_to_endpoint(ctx, 4, s);
-	return tc_verdict(v, &s->fwd);
+	return tnd_tc_verdict(v, &s->fwd);
 }
 
 SEC("tc")
@@ -94,7 +80,7 @@ int tnd_host_in_v6(struct __sk_buff *ctx)
 	v = tnd_lb_ingress(ctx, ETH_HLEN, 6, s);
 	if (v == TND_PASS)
 		v = tnd_host_to_endpoint(ctx, 6, s);
-	return tc_verdict(v, &s->fwd);
+	return tnd_tc_verdict(v, &s->fwd);
 }
 
 SEC("tc")
@@ -116,7 +102,7 @@ int tnd_host_egress(struct __sk_buff *ctx)
 		if (v < 0)
 			v = tnd_masquerade(ctx, 4, s);
 #endif
-		return tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
+		return tnd_tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
 	}
 #endif
 #if TENDRIL_ENABLE_IPV6
@@ -128,7 +114,7 @@ int tnd_host_egress(struct __sk_buff *ctx)
 		if (v < 0)
 			v = tnd_masquerade(ctx, 6, s);
 #endif
-		return tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
+		return tnd_tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
 	}
 #endif
 	return TC_ACT_OK;

@@ -29,20 +29,6 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } tnd_lxc_calls SEC(".maps");
 
-static __always_inline int lxc_verdict(int v, const struct tnd_fwd *fwd)
-{
-	if (v == TND_DROP)
-		return TC_ACT_SHOT;
-	if (v == TND_REDIRECT) {
-		if (fwd->peer)
-			return bpf_redirect_peer(fwd->ifindex, 0);
-		if (fwd->have_mac)
-			return bpf_redirect(fwd->ifindex, 0);
-		return bpf_redirect_neigh(fwd->ifindex, NULL, 0, 0);
-	}
-	return TC_ACT_OK;
-}
-
 SEC("tc")
 int tnd_lxc_ingress(struct __sk_buff *ctx)
 {
@@ -72,7 +58,7 @@ int tnd_lxc_in_v4(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_ENDPOINT;
 	s->fwd.obs_ifindex = ctx->ifindex;
-	return lxc_verdict(tnd_from_endpoint(ctx, 4, s), &s->fwd);
+	return tnd_tc_verdict(tnd_from_endpoint(ctx, 4, s), &s->fwd);
 }
 
 SEC("tc")
@@ -84,7 +70,7 @@ int tnd_lxc_in_v6(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_ENDPOINT;
 	s->fwd.obs_ifindex = ctx->ifindex;
-	return lxc_verdict(tnd_from_endpoint(ctx, 6, s), &s->fwd);
+	return tnd_tc_verdict(tnd_from_endpoint(ctx, 6, s), &s->fwd);
 }
 
 SEC("tc")

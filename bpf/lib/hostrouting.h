@@ -28,11 +28,29 @@
 #error "hostrouting.h is for tc programs"
 #endif
 
+#include <linux/pkt_cls.h>
+
 #include "nodeport.h"
 
 #ifndef TENDRIL_ENABLE_MASQUERADE
 #define TENDRIL_ENABLE_MASQUERADE 1
 #endif
+
+/* A stage's verdict as a tc action: redirects into an endpoint's namespace,
+ * out of a device with the MACs written, or through the neighbour code. */
+static __always_inline int tnd_tc_verdict(int v, const struct tnd_fwd *fwd)
+{
+	if (v == TND_DROP)
+		return TC_ACT_SHOT;
+	if (v == TND_REDIRECT) {
+		if (fwd->peer)
+			return bpf_redirect_peer(fwd->ifindex, 0);
+		if (fwd->have_mac)
+			return bpf_redirect(fwd->ifindex, 0);
+		return bpf_redirect_neigh(fwd->ifindex, NULL, 0, 0);
+	}
+	return TC_ACT_OK;
+}
 
 /* tnd_lxc_service: dropped (fwd->reason says why). */
 #define TND_LXC_DROPPED 11

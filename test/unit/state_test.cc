@@ -56,17 +56,8 @@ TEST_F(StateTest, CorruptFileIsAnErrorNamingIt) {
 namespace tendril {
 namespace {
 
-class EndpointStateTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/tendril-state-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::string dir_;
-};
 
-TEST_F(EndpointStateTest, EndpointsRoundTripWithoutKernelFacts) {
+TEST_F(StateTest, EndpointsRoundTripWithoutKernelFacts) {
   StateStore store(dir_);
   DesiredState s;
   Endpoint e;
