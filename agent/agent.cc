@@ -945,6 +945,34 @@ absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
   return ServiceToJson(added);
 }
 
+absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
+  if (!a.contains("services") || !a["services"].is_array())
+    return absl::InvalidArgumentError("missing argument \"services\" (an array of services)");
+  std::vector<Service> desired;
+  desired.reserve(a["services"].size());
+  for (size_t i = 0; i < a["services"].size(); ++i) {
+    auto s = ServiceFromJson(a["services"][i]);
+    if (!s.ok()) return Annotate(s.status(), absl::StrCat("services[", i, "]"));
+    desired.push_back(std::move(*s));
+  }
+  auto before = services_->List();
+  auto rs = services_->Replace(std::move(desired));
+  if (!rs.ok()) {
+    // Replace checks everything before it writes; a kernel error half way
+    // puts the previous set back.
+    if (services_->last_stats().writes || services_->last_stats().deletes)
+      if (auto r = services_->Restore(before); !r.ok())
+        TND_LOG_ERROR("restoring the services after a failed apply: ", r.status().message());
+    return rs.status();
+  }
+  TND_RETURN_IF_ERROR(PersistServices(before));
+  SyncHealth();
+  TND_LOG_INFO("services applied: ", services_->List().size(), " declared (", rs->added, " added, ", rs->changed,
+               " changed, ", rs->removed, " removed; ", rs->writes, " map writes, ", rs->deletes, " deletes)");
+  return nlohmann::json{{"services", services_->List().size()}, {"added", rs->added}, {"changed", rs->changed},
+                        {"removed", rs->removed}, {"map_writes", rs->writes}, {"map_deletes", rs->deletes}};
+}
+
 absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
   tendril::ServiceUpdate u;
@@ -1040,6 +1068,7 @@ void Agent::RegisterApi(ApiServer& api) {
   });
   api.Register("service.add", [this](const nlohmann::json& a) { return ServiceAdd(a); });
   api.Register("service.update", [this](const nlohmann::json& a) { return ServiceUpdate(a); });
+  api.Register("service.apply", [this](const nlohmann::json& a) { return ServiceApply(a); });
   api.Register("service.delete", [this](const nlohmann::json& a) { return ServiceDelete(a); });
   api.Register("service.get", [this](const nlohmann::json& a) { return ServiceGet(a); });
   api.Register("service.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {

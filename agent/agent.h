@@ -57,6 +57,7 @@ class Agent {
   nlohmann::json PrefilterList() const;
 
   absl::StatusOr<nlohmann::json> ServiceAdd(const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> ServiceApply(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceUpdate(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceDelete(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceGet(const nlohmann::json& args) const;

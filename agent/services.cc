@@ -359,6 +359,11 @@ std::set<uint16_t> ServiceManager::PortsInUse(uint16_t ignore, L4Proto proto) co
 }
 
 absl::Status ServiceManager::AllocatePorts(Service& s, const Service* previous) const {
+  if (!s.HasExternal()) {  // ClusterIP: nothing to allocate (and no scan of every service)
+    s.node_port = 0;
+    s.health_check_port = 0;
+    return absl::OkStatus();
+  }
   std::set<uint16_t> used = PortsInUse(s.id, s.frontend.proto);
   std::set<uint16_t> used_any = PortsInUse(s.id, s.frontend.proto == L4Proto::kTcp ? L4Proto::kUdp : L4Proto::kTcp);
   used.insert(used_any.begin(), used_any.end());
@@ -398,12 +403,21 @@ uint16_t ServiceManager::FreeServiceId() const {
   return 0;
 }
 
-void ServiceManager::AssignBackendIds(Service& s, const Service* previous) const {
+std::set<uint32_t> ServiceManager::BackendIdsInUse(uint16_t ignore_id) const {
   std::set<uint32_t> used;
   for (const auto& [id, t] : retired_) used.insert(id);  // still in the map
   for (const auto& [id, svc] : services_)
-    if (id != s.id)
+    if (id != ignore_id)
       for (const Backend& b : svc.backends) used.insert(b.id);
+  return used;
+}
+
+void ServiceManager::AssignBackendIds(Service& s, const Service* previous) const {
+  std::set<uint32_t> used = BackendIdsInUse(s.id);
+  AssignBackendIds(s, previous, used);
+}
+
+void ServiceManager::AssignBackendIds(Service& s, const Service* previous, std::set<uint32_t>& used) {
   for (Backend& b : s.backends) {
     if (b.id) {
       used.insert(b.id);
@@ -424,20 +438,170 @@ void ServiceManager::AssignBackendIds(Service& s, const Service* previous) const
   }
 }
 
+absl::Status ServiceManager::CheckConflicts(const std::map<uint16_t, Service>& all) const {
+  std::map<Frontend, uint16_t> owner;
+  std::map<std::pair<L4Proto, uint16_t>, uint16_t> node_ports;
+  for (const auto& [id, s] : all) {
+    if (s.HasNodePort() && s.node_port) {
+      auto [it, fresh] = node_ports.emplace(std::make_pair(s.frontend.proto, s.node_port), id);
+      if (!fresh)
+        return absl::AlreadyExistsError(absl::StrCat("node port ", s.node_port, "/", L4ProtoName(s.frontend.proto),
+                                                     " is declared by both ", all.at(it->second).frontend.ToString(),
+                                                     " and ", s.frontend.ToString()));
+    }
+    for (const FrontendEntry& e : Entries(s)) {
+      auto [it, fresh] = owner.emplace(e.frontend, id);
+      if (!fresh && it->second != id)
+        return absl::AlreadyExistsError(absl::StrCat("frontend ", e.frontend.ToString(), " is declared by both ",
+                                                     all.at(it->second).frontend.ToString(), " and ",
+                                                     s.frontend.ToString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desired) {
+  stats_ = {};
+  // Everything is checked and every id chosen before the first map write.
+  std::map<Frontend, uint16_t> current;
+  for (const auto& [id, s] : services_) current.emplace(s.frontend, id);
+  std::map<uint16_t, Service> next;
+  std::set<Frontend> seen;
+  std::vector<Service*> fresh;
+  for (Service& s : desired) {
+    TND_RETURN_IF_ERROR(Annotate(ValidateService(s, limits_), absl::StrCat("service ", s.frontend.ToString())));
+    if (!seen.insert(s.frontend).second)
+      return absl::InvalidArgumentError(absl::StrCat("service ", s.frontend.ToString(), " is declared twice"));
+    for (Backend& b : s.backends) b.id = 0;
+    auto it = current.find(s.frontend);
+    s.id = it == current.end() ? 0 : it->second;  // a declared frontend keeps its id
+  }
+  if (desired.size() > 65535)
+    return absl::ResourceExhaustedError(absl::StrCat(desired.size(),
+                                                     " services declared; at most 65535 (service ids are 16 bits)"));
+  // New services take ids no current service has, so that conntrack entries
+  // of a removed service never translate to a new one; only when those run
+  // out are the ids of removed services reused.
+  std::set<uint16_t> kept;
+  for (const Service& s : desired)
+    if (s.id) kept.insert(s.id);
+  uint32_t cand = 1;
+  std::vector<uint16_t> reusable;
+  for (const auto& [id, s] : services_)
+    if (!kept.count(id)) reusable.push_back(id);
+  size_t reuse = 0;
+  for (Service& s : desired) {
+    if (s.id) continue;
+    while (cand <= 65535 && services_.count(static_cast<uint16_t>(cand))) ++cand;
+    s.id = cand <= 65535 ? static_cast<uint16_t>(cand++) : reusable.at(reuse++);
+  }
+  for (Service& s : desired) next.emplace(s.id, s);
+  // Node ports: kept services keep theirs; the rest are allocated from what
+  // the new set leaves free.
+  std::map<L4Proto, std::set<uint16_t>> ports;
+  std::set<uint16_t> hc_ports;
+  for (auto& [id, s] : next) {
+    auto prev = services_.find(id);
+    if (prev != services_.end() && s.HasNodePort() && !s.node_port) s.node_port = prev->second.node_port;
+    if (prev != services_.end() && !s.health_check_port) s.health_check_port = prev->second.health_check_port;
+    if (!s.HasNodePort()) s.node_port = 0;
+    if (!(s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal)) s.health_check_port = 0;
+    if (s.node_port) ports[s.frontend.proto].insert(s.node_port);
+    if (s.health_check_port) hc_ports.insert(s.health_check_port);
+  }
+  auto pick = [&](std::set<uint16_t>& into, const char* what) -> absl::StatusOr<uint16_t> {
+    for (uint32_t p = limits_.node_port_min; p <= limits_.node_port_max; ++p) {
+      uint16_t port = static_cast<uint16_t>(p);
+      if (ports[L4Proto::kTcp].count(port) || ports[L4Proto::kUdp].count(port) || hc_ports.count(port)) continue;
+      into.insert(port);
+      return port;
+    }
+    return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits_.node_port_min,
+                                                     "-", limits_.node_port_max, " for a ", what));
+  };
+  for (auto& [id, s] : next) {
+    if (s.HasNodePort() && !s.node_port) {
+      TND_ASSIGN_OR_RETURN(s.node_port, pick(ports[s.frontend.proto], "node port"));
+    }
+    if (s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal && !s.health_check_port) {
+      TND_ASSIGN_OR_RETURN(s.health_check_port, pick(hc_ports, "health check port"));
+    }
+  }
+  TND_RETURN_IF_ERROR(CheckConflicts(next));
+  // Capacity: the maps must hold the new set next to what is being removed
+  // (removals are written first, but retired backends stay for a while).
+  size_t entries[2] = {0, 0}, backends = retired_.size();
+  for (const auto& [id, s] : next) {
+    for (const FrontendEntry& e : Entries(s)) entries[e.frontend.ip.family == Family::kV4 ? 0 : 1] += 1 + e.slots.size();
+    backends += s.backends.size();
+  }
+  for (const auto& [id, s] : services_)
+    if (!next.count(id)) backends += s.backends.size();  // retired by this change
+  if (entries[0] > TND_SVC_MAX || entries[1] > TND_SVC_MAX)
+    return absl::ResourceExhaustedError(absl::StrCat("the services need ", std::max(entries[0], entries[1]),
+                                                     " service map entries (frontends + backend slots) in one "
+                                                     "family; the map holds ", TND_SVC_MAX));
+  if (backends > TND_BACKENDS_MAX)
+    return absl::ResourceExhaustedError(absl::StrCat("the services need ", backends,
+                                                     " backend map entries (removed ones stay ",
+                                                     kBackendGraceMs, " ms); the map holds ", TND_BACKENDS_MAX));
+  std::set<uint32_t> used_backends;
+  for (const auto& [id, t] : retired_) used_backends.insert(id);
+  for (const auto& [id, s] : services_)
+    for (const Backend& b : s.backends) used_backends.insert(b.id);
+  for (auto& [id, s] : next) {
+    auto prev = services_.find(id);
+    AssignBackendIds(s, prev == services_.end() ? nullptr : &prev->second, used_backends);
+  }
+
+  // Writes: removed services first (frees their frontends), then changed,
+  // then new ones.
+  ReplaceStats rs;
+  std::vector<uint16_t> gone;
+  for (const auto& [id, s] : services_)
+    if (!next.count(id)) gone.push_back(id);
+  for (uint16_t id : gone) {
+    TND_RETURN_IF_ERROR(Apply(&services_.at(id), nullptr));
+    services_.erase(id);
+    rs.removed++;
+  }
+  for (auto& [id, s] : next) {
+    auto prev = services_.find(id);
+    if (prev == services_.end()) continue;
+    int before = stats_.writes + stats_.deletes;
+    TND_RETURN_IF_ERROR(Apply(&prev->second, &s));
+    prev->second = s;
+    if (stats_.writes + stats_.deletes != before) rs.changed++;
+  }
+  for (auto& [id, s] : next) {
+    if (services_.count(id)) continue;
+    TND_RETURN_IF_ERROR(Apply(nullptr, &s));
+    services_.emplace(id, s);
+    rs.added++;
+  }
+  rs.writes = stats_.writes;
+  rs.deletes = stats_.deletes;
+  return rs;
+}
+
 absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
   stats_ = {};
   services_.clear();
   retired_.clear();  // what no declared service names is removed below
   for (Service& s : services) {
     TND_RETURN_IF_ERROR(ValidateService(s, limits_));
-    TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));
     if (s.id == 0 || services_.count(s.id))
       return absl::DataLossError(absl::StrCat("state: service ", s.frontend.ToString(), " has a bad or duplicate id"));
-    TND_RETURN_IF_ERROR(AllocatePorts(s, &s));
     services_[s.id] = s;
   }
+  for (auto& [id, s] : services_) TND_RETURN_IF_ERROR(AllocatePorts(s, &s));
+  TND_RETURN_IF_ERROR(CheckConflicts(services_));
+  std::set<uint32_t> used_backends;
+  for (const auto& [id, s] : services_)
+    for (const Backend& b : s.backends)
+      if (b.id) used_backends.insert(b.id);
   for (auto& [id, s] : services_) {
-    AssignBackendIds(s, nullptr);
+    AssignBackendIds(s, nullptr, used_backends);
     TND_RETURN_IF_ERROR(Apply(nullptr, &s));
   }
   // Garbage: entries of services that are no longer declared.

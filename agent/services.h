@@ -74,6 +74,11 @@ struct SyncStats {
   int deletes = 0;
 };
 
+struct ReplaceStats {
+  int added = 0, changed = 0, removed = 0;  // services
+  int writes = 0, deletes = 0;              // map operations
+};
+
 class ServiceManager {
  public:
   ServiceManager(LbMaps maps, ServiceLimits limits, uint32_t maglev_size, NodeView node = {})
@@ -82,6 +87,15 @@ class ServiceManager {
   // Makes the maps hold exactly `services` (restart), removing entries that
   // belong to no declared service.
   absl::StatusOr<SyncStats> Restore(std::vector<Service> services);
+
+  // Makes the declared services exactly `desired` (a full sync, as
+  // kube-proxy gets from the API server). A service whose frontend is
+  // already declared keeps its id and backend ids (its flows' conntrack
+  // entries stay valid) and only its differences are written; new services
+  // get ids no current service has; services not in `desired` are removed.
+  // Every service, conflict and the maps' capacity are checked before the
+  // first write. Ids and backend ids in `desired` are ignored.
+  absl::StatusOr<ReplaceStats> Replace(std::vector<Service> desired);
 
   absl::StatusOr<Service> Add(Service s);
   absl::StatusOr<Service> Update(uint16_t id, const ServiceUpdate& u);
@@ -110,7 +124,12 @@ class ServiceManager {
   absl::Status Apply(const Service* old, const Service* neu);
   absl::Status WriteMaglev(const Service& s);
   absl::Status CheckConflicts(const Service& s, uint16_t ignore_id) const;
+  // Frontends and node ports of a whole set, in one pass.
+  absl::Status CheckConflicts(const std::map<uint16_t, Service>& all) const;
   void AssignBackendIds(Service& s, const Service* previous) const;
+  // With the ids in use given (and updated): no scan of every service.
+  static void AssignBackendIds(Service& s, const Service* previous, std::set<uint32_t>& used);
+  std::set<uint32_t> BackendIdsInUse(uint16_t ignore_id) const;
   uint16_t FreeServiceId() const;
   // Node ports and health check ports in use by services other than `ignore`.
   std::set<uint16_t> PortsInUse(uint16_t ignore, L4Proto proto) const;

@@ -12,6 +12,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -370,6 +373,35 @@ int CmdServiceAdd(const Globals& g, const ServiceArgs& a) {
     b["weight"] = p->weight;
   }
   return PrintResult(g, CallAgent(g.api_socket, "service.add", {{"service", svc}}));
+}
+
+// `service apply -f FILE`: the whole set of services, as `service list -o
+// json` prints it (an array, or an object with "services"); what is not in
+// it is removed.
+int CmdServiceApply(const Globals& g, const std::string& file) {
+  std::string text;
+  if (file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(file);
+    if (!in) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", file, ": ", std::strerror(errno))));
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::exception& e) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(file, ": not JSON: ", e.what())));
+  }
+  if (doc.is_object() && doc.contains("services")) doc = doc["services"];
+  if (!doc.is_array())
+    return Fail(absl::InvalidArgumentError(absl::StrCat(file, ": expected an array of services (or {\"services\": [...]})")));
+  auto r = CallAgent(g.api_socket, "service.apply", {{"services", doc}}, 120000);
+  if (!r.ok() || g.json()) return PrintResult(g, r);
+  std::printf("%d services declared: %d added, %d changed, %d removed (%d map writes, %d deletes)\n",
+              r->value("services", 0), r->value("added", 0), r->value("changed", 0), r->value("removed", 0),
+              r->value("map_writes", 0), r->value("map_deletes", 0));
+  return 0;
 }
 
 int CmdServiceUpdate(const Globals& g, int64_t id, const ServiceArgs& a) {
@@ -917,6 +949,11 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0, 604800));
   svc_add->add_option("--id", sa.id, "service id (default: the lowest free)")->check(CLI::Range(1, 65535));
   svc_add->callback([&] { rc = CmdServiceAdd(g, sa); });
+  std::string apply_file;
+  auto* svc_apply = svc->add_subcommand("apply", "declare the whole set of services from a JSON file (others are removed)");
+  svc_apply->add_option("-f,--file", apply_file, "JSON: an array of services as `service list -o json` prints them; - for stdin")
+      ->required();
+  svc_apply->callback([&] { rc = CmdServiceApply(g, apply_file); });
   auto* svc_upd = svc->add_subcommand("update", "change a service's backends, their states, algorithm or affinity");
   svc_upd->add_option("id", svc_id, "service id")->required();
   svc_upd->add_option("--backends", sa.backends, "replace the backends: ADDR:PORT[@WEIGHT],...")->delimiter(',');

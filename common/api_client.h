@@ -11,7 +11,7 @@
 
 namespace tendril {
 
-inline constexpr size_t kMaxApiMessage = 4 << 20;
+inline constexpr size_t kMaxApiMessage = 64 << 20;  // a full service set (service apply) at 65535 services
 
 // Sends one request and returns the result, or the agent's error as a status.
 absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const std::string& op,

@@ -118,6 +118,20 @@ static __always_inline __u32 tnd_ct_lifetime(__u8 proto, __u8 seen)
 
 /* Accounts one packet to a conntrack entry and refreshes its lifetime. A SYN
  * on a closed entry reopens it (port reuse). */
+/* A TCP SYN without ACK: opens a connection, never answers one. */
+static __always_inline bool tnd_tcp_opens(__u8 proto, __u8 tcp_flags)
+{
+	return proto == IPPROTO_TCP && (tcp_flags & (TND_TCP_SYN | TND_TCP_ACK)) == TND_TCP_SYN;
+}
+
+/* The client reused the tuple of a closed connection (FIN or RST seen) for
+ * a new one: like the kernel's conntrack, that is a new flow, which chooses
+ * its backend again (the old one may have left the service since). */
+static __always_inline bool tnd_ct_reopened(const struct tnd_ct_val *v, __u8 proto, __u8 tcp_flags)
+{
+	return tnd_tcp_opens(proto, tcp_flags) && (v->tcp_flags & (TND_TCP_FIN | TND_TCP_RST));
+}
+
 static __always_inline void tnd_ct_touch(struct tnd_ct_val *v, __u8 proto, __u8 tcp_flags, __u32 len)
 {
 	__u32 now = tnd_now_sec();

@@ -151,6 +151,15 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
 	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+	if (ct && tnd_tcp_opens(p->t.proto, p->tcp_flags)) {
+		/* A new connection on the tuple a closed service flow's reply
+		 * entry still names (the client talks to the backend directly
+		 * now, from the same port): that entry would rewrite this
+		 * connection's answers to come from the frontend. */
+		if (ct->flags & TND_CT_F_REPLY)
+			bpf_map_delete_elem(tnd_ct_map(fam), &rk);
+		ct = NULL;
+	}
 	if (ct) {
 		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 		return 0;
@@ -224,7 +233,8 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 		return TND_LXC_DROPPED;
 	}
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
-	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id) {
+	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id &&
+	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
 		bid = ct->backend_id;
 		be = bpf_map_lookup_elem(&tnd_backends, &bid);
 		if (be && be->svc_id != svc.svc_id)

@@ -1037,7 +1037,8 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, in_if);
 
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
-	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id) {
+	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id &&
+	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
 		bid = ct->backend_id;
 		be = bpf_map_lookup_elem(&tnd_backends, &bid);
 		if (be && be->svc_id != svc.svc_id)

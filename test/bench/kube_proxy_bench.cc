@@ -1,0 +1,677 @@
+// tendril against kube-proxy, side by side in one run on this machine.
+//
+// Modes: kube-proxy's iptables mode (rules generated as kube-proxy writes
+// them, loaded with iptables-restore) on the legacy and the nf_tables back
+// end, its nftables mode (nft -f), tendril with socket LB (connect4 in the
+// client's cgroup) and tendril with socket LB off (per-packet LB in tc at the
+// client pod's veth). For each mode and each number of services S, a fresh
+// node:
+//
+//   client pod 10.244.0.10 --veth-- node --veth-- backend pods 10.244.1.1, .2
+//
+// (pods wired as tendril wires them: /32 addresses, a default route via
+// 169.254.1.1 whose neighbour entry is the host side's MAC; the kube-proxy modes
+// route on the node's kernel, the tendril modes adopt the veths as endpoints
+// and route in eBPF). S services of 2 endpoints each are programmed; the last
+// one programmed is the one measured, its endpoints are the two backend pods;
+// the others' endpoints are addresses that do not exist. One more service,
+// 10.96.0.1:5201 -> backend 1, carries iperf3.
+//
+// Measured per (mode, S): time to program the S services from nothing; new
+// connections (connect + RST close) to the last ClusterIP and, in the same
+// alternating rounds, straight to a backend pod (rate, p50, p99); the time of
+// one backend change (the measured service loses an endpoint; the bench then
+// checks the removed backend gets no more connections); kernel memory taken by
+// programming (Slab + VmallocUsed + Percpu of /proc/meminfo); for tendril the
+// agent's RSS and the pinned maps' memory. iperf3 through the service and
+// straight to the backend at one S.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "agent/bpffs.h"
+#include "common/api_client.h"
+#include "tendril_build_config.h"
+#include "test/bench/kube_proxy_rules.h"
+#include "test/support/kernel.h"
+
+namespace tendril::test {
+namespace {
+
+using bench::KpEndpoint;
+using bench::KpService;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kClient = "10.244.0.10";
+constexpr const char* kBackend[2] = {"10.244.1.1", "10.244.1.2"};
+constexpr const char* kPodCidr = "10.244.0.0/16";
+constexpr uint16_t kSvcPort = 80, kTargetPort = 8080, kIperfPort = 5201;
+
+const std::vector<std::string> kAllModes = {"iptables-legacy", "iptables-nft", "nftables", "tendril",
+                                            "tendril-tc"};
+
+struct Options {
+  std::vector<int> sizes = {1, 1000, 10000, 100000};
+  std::vector<std::string> modes = kAllModes;
+  bool full = false;         // lift the per-mode size caps
+  int iperf_size = 1000;     // S at which iperf3 runs (0: none)
+  double iperf_seconds = 3;
+  int rounds = 4;            // alternating rounds of VIP and direct connects
+  double round_seconds = 0.4;
+  int round_max = 1500;
+  std::string json_path, dat_path;
+};
+
+// Largest S loaded by default, per mode, and why: kept so that the whole run
+// stays under 15 minutes on this 2-vCPU machine. --full lifts them.
+struct Cap {
+  int max;
+  const char* why;
+};
+std::map<std::string, Cap> Caps() {
+  return {{"nftables", {10000, "nft -f of one transaction is quadratic here (42 s at 10000 services)"}},
+          {"iptables-nft", {10000, "iptables-nft-restore took 188 s at 100000 services; run with --full"}}};
+}
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+std::string Ip4(uint32_t v) {
+  return absl::StrCat(v >> 24, ".", (v >> 16) & 255, ".", (v >> 8) & 255, ".", v & 255);
+}
+
+// The iperf service and S services; the last is the measured one.
+std::vector<KpService> MakeServices(int s) {
+  std::vector<KpService> out;
+  KpService iperf;
+  iperf.ns = "bench";
+  iperf.name = "iperf";
+  iperf.port_name = "iperf";
+  iperf.cluster_ip = "10.96.0.1";
+  iperf.port = kIperfPort;
+  iperf.endpoints = {{kBackend[0], kIperfPort}};
+  out.push_back(iperf);
+  const uint32_t vip0 = (10u << 24) | (96u << 16) | 2;
+  const uint32_t fake0 = (10u << 24) | (246u << 16);
+  for (int i = 0; i < s; ++i) {
+    KpService svc;
+    svc.ns = "bench";
+    svc.name = absl::StrCat("svc-", i);
+    svc.cluster_ip = Ip4(vip0 + static_cast<uint32_t>(i));
+    svc.port = kSvcPort;
+    if (i == s - 1) {
+      svc.endpoints = {{kBackend[0], kTargetPort}, {kBackend[1], kTargetPort}};
+    } else {
+      svc.endpoints = {{Ip4(fake0 + 2u * static_cast<uint32_t>(i)), kTargetPort},
+                       {Ip4(fake0 + 2u * static_cast<uint32_t>(i) + 1), kTargetPort}};
+    }
+    out.push_back(svc);
+  }
+  return out;
+}
+
+nlohmann::json TendrilServices(const std::vector<KpService>& services) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const KpService& s : services) {
+    nlohmann::json b = nlohmann::json::array();
+    for (const KpEndpoint& e : s.endpoints) b.push_back({{"address", absl::StrCat(e.ip, ":", e.port)}});
+    arr.push_back({{"frontend", absl::StrCat(s.cluster_ip, ":", s.port, "/TCP")}, {"backends", b}});
+  }
+  return arr;
+}
+
+bool WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream f(path, std::ios::binary);
+  f << data;
+  return static_cast<bool>(f);
+}
+
+// Slab + VmallocUsed + Percpu, kB.
+long KernelMemKb() {
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  long sum = 0;
+  while (std::getline(f, line)) {
+    for (const char* k : {"Slab:", "VmallocUsed:", "Percpu:"})
+      if (line.rfind(k, 0) == 0) sum += std::strtol(line.c_str() + std::strlen(k), nullptr, 10);
+  }
+  return sum;
+}
+
+long RssKb(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  return -1;
+}
+
+// Sum of memlock of every map pinned under `dir` (recursively), kB.
+long PinnedMapKb(const std::string& dir) {
+  long sum = 0;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return 0;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = dir + "/" + name;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      sum += PinnedMapKb(path);
+      continue;
+    }
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) continue;
+    std::ifstream info(absl::StrCat("/proc/self/fdinfo/", fd));
+    std::string line;
+    bool is_map = false;
+    long memlock = 0;
+    while (std::getline(info, line)) {
+      if (line.rfind("map_type:", 0) == 0) is_map = true;
+      if (line.rfind("memlock:", 0) == 0) memlock = std::strtol(line.c_str() + 8, nullptr, 10);
+    }
+    if (is_map) sum += memlock / 1024;
+    ::close(fd);
+  }
+  closedir(d);
+  return sum;
+}
+
+// Runs argv in the namespace (nsenter keeps /sys, and is what kube-proxy's
+// exec of iptables-restore costs, roughly); returns wall seconds, or -1.
+double Timed(const Netns& ns, std::vector<std::string> argv, std::string* out = nullptr) {
+  std::vector<std::string> full = {"nsenter", "--net=" + ns.path()};
+  full.insert(full.end(), argv.begin(), argv.end());
+  auto t0 = Clock::now();
+  int rc = Sh(full, out);
+  auto t1 = Clock::now();
+  return rc == 0 ? Seconds(t0, t1) : -1;
+}
+
+// A TCP server in a namespace counting accepted connections.
+class Server {
+ public:
+  Server(const Netns& ns, const char* addr, uint16_t port) {
+    thread_ = std::thread([this, &ns, addr, port] {
+      NetnsGuard in(ns);
+      int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(port);
+      inet_pton(AF_INET, addr, &sa.sin_addr);
+      bool ok = ::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 && ::listen(ls, 4096) == 0;
+      timeval tv{0, 100000};
+      ::setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      ready_ = ok ? 1 : -1;
+      while (ok && !stop_) {
+        int c = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+          accepted_++;
+          ::close(c);
+        }
+      }
+      ::close(ls);
+    });
+    while (ready_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ~Server() {
+    stop_ = true;
+    thread_.join();
+  }
+  bool ok() const { return ready_ == 1; }
+  long accepted() const { return accepted_; }
+
+ private:
+  std::thread thread_;
+  std::atomic<int> ready_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<long> accepted_{0};
+};
+
+// connect() + RST close; latency of connect in us, or a negative errno.
+double ConnectOnce(const char* addr, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &sa.sin_addr);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));  // bounds connect()
+  auto c0 = Clock::now();
+  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  auto c1 = Clock::now();
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return -static_cast<double>(err);
+  return std::chrono::duration<double, std::micro>(c1 - c0).count();
+}
+
+struct Path {
+  std::vector<double> lat;
+  double secs = 0;
+  std::string error;
+  nlohmann::json Json() const {
+    if (!error.empty() || lat.empty()) return {{"error", error.empty() ? "no samples" : error}};
+    std::vector<double> v = lat;
+    std::sort(v.begin(), v.end());
+    return {{"connects", v.size()},
+            {"rate_per_s", static_cast<double>(v.size()) / secs},
+            {"p50_us", v[v.size() / 2]},
+            {"p99_us", v[std::min(v.size() - 1, v.size() * 99 / 100)]}};
+  }
+};
+
+bool Round(const char* addr, uint16_t port, const Options& o, Path* p) {
+  auto t0 = Clock::now();
+  for (int i = 0; i < o.round_max; ++i) {
+    double us = ConnectOnce(addr, port);
+    if (us < 0) {
+      p->error = absl::StrCat("connect ", addr, ":", port, ": ", std::strerror(static_cast<int>(-us)));
+      return false;
+    }
+    p->lat.push_back(us);
+    if (Seconds(t0, Clock::now()) > o.round_seconds) break;
+  }
+  p->secs += Seconds(t0, Clock::now());
+  return true;
+}
+
+void JoinCgroup(const std::string& cg) { std::ofstream(cg + "/cgroup.procs") << ::getpid() << std::endl; }
+
+// One node with a client pod and two backend pods (see the top comment).
+struct Node {
+  Netns node{"kn"}, client{"kc"}, be1{"kb1"}, be2{"kb2"};
+  std::string host_if[3];
+  std::unique_ptr<Server> srv[2];
+  std::unique_ptr<Subprocess> iperf;
+
+  bool Wire(const Netns& pod, const std::string& host_if, const std::string& ip) {
+    std::vector<std::vector<std::string>> node_cmds = {
+        {"ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", pod.name()},
+        {"ip", "link", "set", host_if, "up"},
+        {"ip", "route", "add", ip + "/32", "dev", host_if}};
+    for (const auto& c : node_cmds)
+      if (node.Exec(c) != 0) return false;
+    std::string mac;
+    if (node.Exec({"cat", "/sys/class/net/" + host_if + "/address"}, &mac) != 0) return false;
+    mac = mac.substr(0, mac.find('\n'));
+    std::vector<std::vector<std::string>> pod_cmds = {
+        {"ip", "addr", "add", ip + "/32", "dev", "eth0"},
+        {"ip", "link", "set", "eth0", "up"},
+        {"ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"},
+        {"ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"},
+        {"ip", "neigh", "replace", "169.254.1.1", "lladdr", mac, "dev", "eth0", "nud", "permanent"}};
+    for (const auto& c : pod_cmds)
+      if (pod.Exec(c) != 0) return false;
+    return true;
+  }
+
+  bool Build() {
+    if (node.Exec({"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"}) != 0) return false;
+    for (int i = 0; i < 3; ++i) host_if[i] = UniqueName(absl::StrCat("h", i)).substr(0, 15);
+    if (!Wire(client, host_if[0], kClient) || !Wire(be1, host_if[1], kBackend[0]) ||
+        !Wire(be2, host_if[2], kBackend[1]))
+      return false;
+    srv[0] = std::make_unique<Server>(be1, kBackend[0], kTargetPort);
+    srv[1] = std::make_unique<Server>(be2, kBackend[1], kTargetPort);
+    iperf = std::make_unique<Subprocess>(
+        std::vector<std::string>{"nsenter", "--net=" + be1.path(), "iperf3", "-s", "-B", kBackend[0], "-p",
+                                 std::to_string(kIperfPort)});
+    return srv[0]->ok() && srv[1]->ok();
+  }
+};
+
+struct Tendril {
+  TempPinRoot pins;
+  TempDir state;
+  TempCgroup cgroup;
+  std::unique_ptr<Subprocess> agent;
+  std::string sock() const { return state.path() + "/api.sock"; }
+
+  absl::Status Start(const Node& n, bool socket_lb) {
+    std::vector<std::string> argv = {BinaryPath("tendril-agent"), "--netns", n.node.path(), "--xdp-mode",
+                                     "disabled", "--bpffs-root", pins.path(), "--state-dir", state.path(),
+                                     "--api-socket", sock(), "--cgroup-root", cgroup.path(), "--pod-cidrs",
+                                     kPodCidr, "--enable-masquerade", "false", "--enable-socket-lb",
+                                     socket_lb ? "true" : "false", "--bpf-object-dir",
+                                     absl::StrCat(TENDRIL_BINARY_DIR, "/bpf"), "--ct-gc-interval", "3600"};
+    agent = std::make_unique<Subprocess>(argv);
+    for (int k = 0; k < 400; ++k) {
+      if (CallAgent(sock(), "status").ok()) break;
+      if (!agent->Running()) return absl::InternalError("agent exited: " + agent->Log());
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    for (int i = 0; i < 3; ++i) {
+      CliResult r = Cli({"endpoint", "add", "--id", std::to_string(i + 1), "--ifname", n.host_if[i], "--ip",
+                         i == 0 ? kClient : kBackend[i - 1]});
+      if (r.rc != 0) return absl::InternalError("endpoint add: " + r.out + r.err);
+    }
+    return absl::OkStatus();
+  }
+  CliResult Cli(const std::vector<std::string>& args) const { return RunCli(sock(), pins.path(), args); }
+};
+
+std::string Ms(double s) { return s < 0 ? "-" : absl::StrFormat("%.1f ms", s * 1000); }
+
+// Programs, measures and tears down one (mode, S).
+nlohmann::json RunCell(const std::string& mode, int s, const Options& o, TempDir& work, nlohmann::json* iperf_out) {
+  nlohmann::json j = {{"mode", mode}, {"services", s}};
+  Node n;
+  if (!n.Build()) return j["error"] = "could not build the namespaces", j;
+  std::vector<KpService> services = MakeServices(s);
+  const KpService& measured = services.back();
+  const bool tendril = mode.rfind("tendril", 0) == 0;
+  std::unique_ptr<Tendril> t;
+  std::string file = work.path() + "/rules";
+  std::string restore = mode == "iptables-legacy" ? "iptables-legacy-restore" : "iptables-nft-restore";
+
+  // Program from nothing.
+  long mem0 = 0;
+  double program_s = -1;
+  std::string out;
+  if (tendril) {
+    t = std::make_unique<Tendril>();
+    if (auto st = t->Start(n, mode == "tendril"); !st.ok()) return j["error"] = std::string(st.message()), j;
+    WriteFile(file, TendrilServices(services).dump());
+    mem0 = KernelMemKb();
+    j["agent_rss_kb_before"] = RssKb(t->agent->pid());
+    auto t0 = Clock::now();
+    CliResult r = t->Cli({"service", "apply", "-f", file});
+    program_s = Seconds(t0, Clock::now());
+    if (r.rc != 0) {
+      j["error"] = absl::StrCat("service apply: ", r.err);
+      return j;
+    }
+  } else if (mode == "nftables") {
+    WriteFile(file, bench::NftFull(services));
+    mem0 = KernelMemKb();
+    program_s = Timed(n.node, {"nft", "-f", file}, &out);
+  } else {
+    WriteFile(file, bench::IptablesFull(services));
+    mem0 = KernelMemKb();
+    program_s = Timed(n.node, {restore, file}, &out);
+  }
+  if (program_s < 0) return j["error"] = "loading the rules failed: " + out.substr(0, 300), j;
+  j["program_s"] = program_s;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  j["kernel_mem_kb"] = KernelMemKb() - mem0;
+  if (tendril) {
+    j["agent_rss_kb"] = RssKb(t->agent->pid());
+    j["pinned_map_kb"] = PinnedMapKb(t->pins.path());
+  }
+
+  // Connections: last ClusterIP and straight to backend 1, alternating.
+  if (tendril) JoinCgroup(t->cgroup.path());
+  Path vip, direct;
+  {
+    NetnsGuard in(n.client);
+    bool ok = ConnectOnce(measured.cluster_ip.c_str(), kSvcPort) >= 0 && ConnectOnce(kBackend[0], kTargetPort) >= 0;
+    if (!ok) vip.error = "the ClusterIP or the backend does not answer";
+    for (int r = 0; ok && r < o.rounds; ++r)
+      ok = Round(measured.cluster_ip.c_str(), kSvcPort, o, &vip) && Round(kBackend[0], kTargetPort, o, &direct);
+  }
+  j["vip"] = vip.Json();
+  j["direct"] = direct.Json();
+
+  // One backend change: the measured service loses backend 2.
+  KpService before = measured;
+  services.back().endpoints.pop_back();
+  double change_s = -1;
+  if (tendril) {
+    auto id = CallAgent(t->sock(), "service.get", {{"frontend", absl::StrCat(measured.cluster_ip, ":80/TCP")}});
+    if (id.ok()) {
+      auto t0 = Clock::now();
+      CliResult r = t->Cli({"service", "update", std::to_string(id->value("id", 0)), "--backends",
+                            absl::StrCat(kBackend[0], ":", kTargetPort)});
+      if (r.rc == 0) change_s = Seconds(t0, Clock::now());
+      else out = r.err;
+    }
+  } else if (mode == "nftables") {
+    WriteFile(file, bench::NftChange(before, services.back()));
+    change_s = Timed(n.node, {"nft", "-f", file}, &out);
+  } else {
+    WriteFile(file, bench::IptablesPartial(services, services.size() - 1, before));
+    change_s = Timed(n.node, {restore, "--noflush", file}, &out);
+  }
+  if (change_s < 0) {
+    j["change_error"] = out.substr(0, 300);
+  } else {
+    j["change_s"] = change_s;
+    // Took effect: 40 connects, none to the removed backend.
+    long before_accepts = n.srv[1]->accepted();
+    bool ok = true;
+    {
+      NetnsGuard in(n.client);
+      for (int i = 0; i < 40 && ok; ++i) ok = ConnectOnce(measured.cluster_ip.c_str(), kSvcPort) >= 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    j["change_verified"] = ok && n.srv[1]->accepted() == before_accepts;
+  }
+
+  // Bulk throughput through a service (and straight to the backend).
+  if (iperf_out && s == o.iperf_size) {
+    auto run = [&](const std::string& addr) -> double {
+      std::string json_text;
+      std::vector<std::string> argv = {"nsenter", "--net=" + n.client.path(), "iperf3", "-c", addr, "-p",
+                                       std::to_string(kIperfPort), "-t", absl::StrCat(o.iperf_seconds), "-J"};
+      if (Sh(argv, &json_text) != 0) return -1;
+      try {
+        auto r = nlohmann::json::parse(json_text.substr(json_text.find('{')));
+        return r["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9;
+      } catch (...) {
+        return -1;
+      }
+    };
+    double via = run(services.front().cluster_ip), straight = run(kBackend[0]);
+    *iperf_out = {{"mode", mode}, {"services", s}, {"vip_gbit_s", via}, {"direct_gbit_s", straight}};
+  }
+  if (tendril) JoinCgroup(*FindCgroup2Mount());
+  return j;
+}
+
+double Num(const nlohmann::json& j, const char* a, const char* b = nullptr) {
+  const nlohmann::json* p = &j;
+  if (!p->contains(a)) return NAN;
+  p = &(*p)[a];
+  if (b) {
+    if (!p->contains(b)) return NAN;
+    p = &(*p)[b];
+  }
+  return p->is_number() ? p->get<double>() : NAN;
+}
+
+std::string F(double v, const char* fmt = "%.0f") { return std::isnan(v) || v < 0 ? "-" : absl::StrFormat(fmt, v); }
+
+std::string Ratio(double a, double b) { return std::isnan(a) || std::isnan(b) || b <= 0 ? "-" : absl::StrFormat("%.2f", a / b); }
+
+void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, const Options& o) {
+  std::map<int, std::vector<const nlohmann::json*>> by_size;
+  for (const auto& r : results) by_size[r["services"].get<int>()].push_back(&r);
+  for (const auto& [s, rows] : by_size) {
+    std::printf("\n-- %d services (+1 for iperf3), 2 endpoints each; measured: the last one programmed\n", s);
+    std::printf("%-16s %10s %10s | %9s %8s %8s | %9s %8s %8s | %9s %9s %9s\n", "mode", "program", "1 change",
+                "VIP c/s", "p50 us", "p99 us", "direct", "p50 us", "p99 us", "kmem kB", "agent kB", "maps kB");
+    for (const nlohmann::json* r : rows) {
+      if (r->contains("error")) {
+        std::printf("%-16s %s\n", (*r)["mode"].get<std::string>().c_str(),
+                    ("not measured: " + (*r)["error"].get<std::string>()).c_str());
+        continue;
+      }
+      const auto& j = *r;
+      std::printf("%-16s %10s %10s | %9s %8s %8s | %9s %8s %8s | %9s %9s %9s%s\n", j["mode"].get<std::string>().c_str(),
+                  Ms(Num(j, "program_s")).c_str(), Ms(Num(j, "change_s")).c_str(), F(Num(j, "vip", "rate_per_s")).c_str(),
+                  F(Num(j, "vip", "p50_us"), "%.1f").c_str(), F(Num(j, "vip", "p99_us"), "%.1f").c_str(),
+                  F(Num(j, "direct", "rate_per_s")).c_str(), F(Num(j, "direct", "p50_us"), "%.1f").c_str(),
+                  F(Num(j, "direct", "p99_us"), "%.1f").c_str(), F(Num(j, "kernel_mem_kb")).c_str(),
+                  F(Num(j, "agent_rss_kb")).c_str(), F(Num(j, "pinned_map_kb")).c_str(),
+                  j.value("change_verified", true) ? "" : "  (change NOT verified)");
+    }
+    // Ratios: each tendril mode over each kube-proxy mode (lower is better
+    // for times, higher for rates).
+    for (const nlohmann::json* t : rows) {
+      std::string tm = (*t)["mode"];
+      if (tm.rfind("tendril", 0) != 0 || t->contains("error")) continue;
+      for (const nlohmann::json* b : rows) {
+        std::string bm = (*b)["mode"];
+        if (bm.rfind("tendril", 0) == 0 || b->contains("error")) continue;
+        std::printf("   %s / %s: VIP p50 %s, p99 %s, rate %s, program %s, change %s\n", tm.c_str(), bm.c_str(),
+                    Ratio(Num(*t, "vip", "p50_us"), Num(*b, "vip", "p50_us")).c_str(),
+                    Ratio(Num(*t, "vip", "p99_us"), Num(*b, "vip", "p99_us")).c_str(),
+                    Ratio(Num(*t, "vip", "rate_per_s"), Num(*b, "vip", "rate_per_s")).c_str(),
+                    Ratio(Num(*t, "program_s"), Num(*b, "program_s")).c_str(),
+                    Ratio(Num(*t, "change_s"), Num(*b, "change_s")).c_str());
+      }
+    }
+  }
+  if (!iperf.empty()) {
+    std::printf("\n-- iperf3 %gs, client pod -> service 10.96.0.1:5201 and straight to the backend pod, at %d services\n",
+                o.iperf_seconds, o.iperf_size);
+    std::printf("%-16s %14s %14s %8s\n", "mode", "via VIP Gb/s", "direct Gb/s", "ratio");
+    for (const auto& r : iperf)
+      std::printf("%-16s %14s %14s %8s\n", r["mode"].get<std::string>().c_str(), F(Num(r, "vip_gbit_s"), "%.2f").c_str(),
+                  F(Num(r, "direct_gbit_s"), "%.2f").c_str(), Ratio(Num(r, "vip_gbit_s"), Num(r, "direct_gbit_s")).c_str());
+  }
+}
+
+// gnuplot data: one row per S; per mode VIP p50, VIP p99, program seconds.
+void WriteDat(const std::string& path, const nlohmann::json& results, const Options& o) {
+  std::ofstream f(path);
+  f << "# services";
+  for (const auto& m : o.modes) f << " " << m << "_p50 " << m << "_p99 " << m << "_program_s";
+  f << "\n";
+  for (int s : o.sizes) {
+    f << s;
+    for (const auto& m : o.modes) {
+      const nlohmann::json* hit = nullptr;
+      for (const auto& r : results)
+        if (r["mode"] == m && r["services"] == s) hit = &r;
+      auto put = [&](double v) { f << " " << (hit && !std::isnan(v) && v >= 0 ? absl::StrCat(v) : "NaN"); };
+      put(hit ? Num(*hit, "vip", "p50_us") : NAN);
+      put(hit ? Num(*hit, "vip", "p99_us") : NAN);
+      put(hit ? Num(*hit, "program_s") : NAN);
+    }
+    f << "\n";
+  }
+}
+
+int Main(const Options& o) {
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "bench: needs root\n");
+    return 1;
+  }
+  TempDir work;
+  nlohmann::json results = nlohmann::json::array(), iperf = nlohmann::json::array();
+  auto caps = Caps();
+  auto start = Clock::now();
+  for (const std::string& mode : o.modes) {
+    for (int s : o.sizes) {
+      auto cap = caps.find(mode);
+      if (!o.full && cap != caps.end() && s > cap->second.max) {
+        results.push_back({{"mode", mode}, {"services", s}, {"error", absl::StrCat("skipped: ", cap->second.why)}});
+        continue;
+      }
+      std::fprintf(stderr, "[%5.0fs] %s, %d services\n", Seconds(start, Clock::now()), mode.c_str(), s);
+      long mem_before = KernelMemKb();
+      nlohmann::json ip;
+      nlohmann::json r = RunCell(mode, s, o, work, &ip);
+      if (r.contains("error")) std::fprintf(stderr, "         %s\n", r["error"].get<std::string>().c_str());
+      results.push_back(r);
+      if (!ip.is_null()) iperf.push_back(ip);
+      // The namespaces are gone; the kernel frees their rules asynchronously:
+      // wait for it so the next cell does not share the CPU with that.
+      for (int k = 0; k < 240 && KernelMemKb() > mem_before + 30000; ++k)
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  nlohmann::json all = {{"endpoints_per_service", 2}, {"results", results}, {"iperf", iperf},
+                        {"seconds", Seconds(start, Clock::now())}};
+  if (!o.json_path.empty()) WriteFile(o.json_path, all.dump(2) + "\n");
+  if (!o.dat_path.empty()) WriteDat(o.dat_path, results, o);
+  PrintTables(results, iperf, o);
+  std::printf("\n(whole comparison: %.0f s)\n", Seconds(start, Clock::now()));
+  return 0;
+}
+
+}  // namespace
+}  // namespace tendril::test
+
+int main(int argc, char** argv) {
+  tendril::test::Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--sizes") {
+      o.sizes.clear();
+      for (absl::string_view p : absl::StrSplit(next(), ',')) {
+        int v = 0;
+        if (!absl::SimpleAtoi(p, &v) || v < 1) {
+          std::fprintf(stderr, "--sizes: \"%s\" is not a positive number\n", std::string(p).c_str());
+          return 2;
+        }
+        o.sizes.push_back(v);
+      }
+    } else if (a == "--modes") {
+      o.modes = absl::StrSplit(next(), ',');
+      for (const auto& m : o.modes)
+        if (std::find(tendril::test::kAllModes.begin(), tendril::test::kAllModes.end(), m) ==
+            tendril::test::kAllModes.end()) {
+          std::fprintf(stderr, "--modes: unknown mode \"%s\" (%s)\n", m.c_str(),
+                       absl::StrJoin(tendril::test::kAllModes, ", ").c_str());
+          return 2;
+        }
+    } else if (a == "--full") {
+      o.full = true;
+    } else if (a == "--json") {
+      o.json_path = next();
+    } else if (a == "--dat") {
+      o.dat_path = next();
+    } else if (a == "--iperf-size") {
+      if (!absl::SimpleAtoi(next(), &o.iperf_size)) return 2;
+    } else if (a == "--quick") {
+      o.rounds = 2;
+      o.round_seconds = 0.2;
+      o.iperf_seconds = 1;
+    } else {
+      std::fprintf(stderr,
+                   "usage: kube_proxy_bench [--sizes 1,1000,10000,100000] [--modes %s] [--full] [--json FILE] "
+                   "[--dat FILE] [--iperf-size S] [--quick]\n",
+                   absl::StrJoin(tendril::test::kAllModes, ",").c_str());
+      return 2;
+    }
+  }
+  return tendril::test::Main(o);
+}
