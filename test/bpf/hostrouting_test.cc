@@ -149,6 +149,40 @@ TEST_F(HostRoutingTest, ServiceFromAnEndpointIsTranslatedBothWays) {
   EXPECT_EQ(rs.out, Frame().Eth(kMacLx, kMacEp2).Ipv4("10.96.0.10", "10.1.1.2").Tcp(80, 40000, 0x12).Build());
 }
 
+// A client that closes a service connection with RST and reuses its port
+// (what connect() does under load): the new SYN is a new flow and chooses
+// again, so a backend removed meanwhile gets no new connection; and a direct
+// connection on the closed flow's tuple is not rewritten to the frontend.
+TEST_F(HostRoutingTest, SynOnAClosedFlowsTupleIsANewFlow) {
+  AddService("10.96.0.10", 80, kTcp, 21, 0, {{"10.1.1.3", 8080}}, 300);
+  auto to_vip = [&](uint16_t sport, uint8_t flags) {
+    return Run(lxc_in_, Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.96.0.10").Tcp(sport, 80, flags).Build());
+  };
+  auto at_backend = [](uint16_t sport, uint16_t dport, uint8_t flags) {
+    return Frame().Eth(kMacEp2, kMacLx).Ipv4("10.1.1.2", "10.1.1.3").Ttl(63).Tcp(sport, dport, flags).Build();
+  };
+  EXPECT_EQ(to_vip(40000, 0x02).out, at_backend(40000, 8080, 0x02));
+  EXPECT_EQ(to_vip(40001, 0x02).out, at_backend(40001, 8080, 0x02));  // stays open
+  EXPECT_EQ(to_vip(40000, 0x04).out, at_backend(40000, 8080, 0x04));  // RST: closed
+  // The service's only backend becomes 10.1.1.3:9090; 300 stays in the
+  // backend map for its grace period, as the agent leaves it.
+  AddService("10.96.0.10", 80, kTcp, 21, 0, {{"10.1.1.3", 9090}}, 301);
+  EXPECT_EQ(to_vip(40000, 0x02).out, at_backend(40000, 9090, 0x02)) << "the closed flow's backend was reused";
+  EXPECT_EQ(to_vip(40001, 0x10).out, at_backend(40001, 8080, 0x10)) << "an open flow keeps its backend";
+  auto fwd = Ct4("10.1.1.2", 40000, "10.96.0.10", 80);
+  ASSERT_TRUE(fwd.has_value());
+  EXPECT_EQ(fwd->backend_id, 301u);
+
+  // The client now connects to 10.1.1.3:8080 itself, from port 40000: the
+  // answer keeps its source (the first flow's reply entry named this tuple).
+  ProgRun syn = Run(lxc_in_, Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(40000, 8080).Build());
+  EXPECT_EQ(syn.out, at_backend(40000, 8080, 0x02));
+  Bytes synack = Frame().Eth(kMacLx, kMacEp2).Ipv4("10.1.1.3", "10.1.1.2").Tcp(8080, 40000, 0x12).Build();
+  ProgRun r = Run(lxc_in_, synack);
+  EXPECT_EQ(r.retval, kRedirect);
+  EXPECT_EQ(r.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.1.1.3", "10.1.1.2").Ttl(63).Tcp(8080, 40000, 0x12).Build());
+}
+
 TEST_F(HostRoutingTest, ServiceWithoutBackendsDropsAndNamesTheEndpoint) {
   AddService("10.96.0.11", 80, kTcp, 22, 0, {}, 310);
   Bytes in = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.96.0.11").Tcp(40000, 80).Build();

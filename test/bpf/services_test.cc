@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "agent/loader.h"
 #include "agent/maglev.h"
@@ -203,6 +204,77 @@ TEST_F(ServicesMapTest, ConflictsAndUnknownIdsChangeNothing) {
   uint32_t nb = 0;
   ASSERT_TRUE(Backends().ForEach([&](const uint32_t&, const tnd_backend&) { nb++; }).ok());
   EXPECT_EQ(nb, 0u);
+}
+
+TEST_F(ServicesMapTest, ReplaceKeepsIdsOfDeclaredFrontendsAndRemovesTheRest) {
+  auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"}));
+  auto b = *manager_->Add(Make("10.96.0.11:80/TCP", {"10.0.1.4:8080"}));
+  // The new set: a keeps one backend, b goes, c and d are new.
+  auto rs = manager_->Replace({Make("10.96.0.12:80/TCP", {"10.0.1.5:8080"}),
+                               Make("10.96.0.10:80/TCP", {"10.0.1.3:8080"}),
+                               Make("10.96.0.13:53/UDP", {"10.0.1.6:53", "10.0.1.7:53"})});
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  EXPECT_EQ(rs->added, 2);
+  EXPECT_EQ(rs->changed, 1);
+  EXPECT_EQ(rs->removed, 1);
+  auto id_a = manager_->IdOf(a.frontend);
+  ASSERT_TRUE(id_a.ok());
+  EXPECT_EQ(*id_a, a.id) << "a declared frontend keeps its id (its flows' conntrack entries name it)";
+  const Service* now_a = manager_->Get(a.id);
+  ASSERT_NE(now_a, nullptr);
+  ASSERT_EQ(now_a->backends.size(), 1u);
+  EXPECT_EQ(now_a->backends[0].id, a.backends[1].id) << "a backend that stays keeps its id";
+  EXPECT_FALSE(manager_->IdOf(b.frontend).ok());
+  for (const Service& s : manager_->List()) EXPECT_NE(s.id, b.id) << "new services do not reuse a removed id";
+  // Maps: a (master + 1 slot), c (1 + 1), d (1 + 2); b gone.
+  EXPECT_EQ(CountEntries4(), 7u);
+  EXPECT_FALSE(*Svc4().Lookup(Key(b, 0)));
+  auto master = *Svc4().Lookup(Key(a, 0));
+  ASSERT_TRUE(master);
+  EXPECT_EQ(master->count, 1);
+  // The same set again writes nothing.
+  auto again = manager_->Replace(manager_->List());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->writes + again->deletes, 0);
+  EXPECT_EQ(again->added + again->changed + again->removed, 0);
+}
+
+TEST_F(ServicesMapTest, ReplaceChecksEverythingBeforeWriting) {
+  auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
+  uint32_t before = CountEntries4();
+  struct Case {
+    std::vector<Service> set;
+    std::string message;
+  };
+  Service np1 = Make("10.96.0.21:80/TCP", {"10.0.1.9:80"}), np2 = Make("10.96.0.22:80/TCP", {"10.0.1.9:80"});
+  np1.type = np2.type = ServiceType::kNodePort;
+  np1.node_port = np2.node_port = 30080;
+  Service big = Make("10.96.0.23:80/TCP", {});
+  for (int i = 0; i < 65; ++i) big.backends.push_back(*ParseBackend("10.0.2." + std::to_string(i + 1) + ":80"));
+  std::vector<Case> cases = {
+      {{Make("10.96.0.20:80/TCP", {}), Make("10.96.0.20:80/TCP", {})}, "10.96.0.20:80/TCP is declared twice"},
+      {{Make("10.96.0.20:80/TCP", {}), np1, np2}, "node port 30080/TCP is declared by both"},
+      {{Make("10.96.0.20:80/TCP", {}), big}, "10.96.0.23:80/TCP"},
+  };
+  for (const Case& c : cases) {
+    auto r = manager_->Replace(c.set);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(std::string(r.status().message()).find(c.message), std::string::npos) << r.status();
+    EXPECT_EQ(manager_->last_stats().writes + manager_->last_stats().deletes, 0) << c.message;
+    EXPECT_EQ(CountEntries4(), before) << c.message;
+    ASSERT_NE(manager_->Get(a.id), nullptr) << "nothing removed: " << c.message;
+  }
+  // More services than the 16-bit ids hold.
+  std::vector<Service> many(65536, Make("10.96.0.30:80/TCP", {}));
+  for (size_t i = 0; i < many.size(); ++i) {
+    uint32_t v = (10u << 24) | (100u << 16) | static_cast<uint32_t>(i);
+    many[i].frontend = *ParseFrontend(absl::StrCat(v >> 24, ".", (v >> 16) & 255, ".", (v >> 8) & 255, ".", v & 255, ":80"));
+  }
+  auto r = manager_->Replace(many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
+  EXPECT_NE(std::string(r.status().message()).find("at most 65535"), std::string::npos) << r.status();
+  EXPECT_EQ(CountEntries4(), before);
 }
 
 TEST_F(ServicesMapTest, ConcurrentReaderNeverSeesAnInconsistentService) {

@@ -375,3 +375,71 @@ TEST_F(ServiceE2ETest, AgentRestartUnderSteadyConnectionsFailsNone) {
 
 }  // namespace
 }  // namespace tendril::test
+
+namespace tendril::test {
+namespace {
+
+// `service apply -f`: the whole set at once, as a controller (or kube-proxy's
+// full sync) declares it; bad input changes nothing; the set survives a restart.
+TEST_F(ServiceE2ETest, ApplyDeclaresTheWholeSetAndKeepsIt) {
+  Add({"--frontend", "10.96.0.9:80/TCP", "--backends", "10.0.1.13:8080"});
+  std::string file = state_.path() + "/services.json";
+  auto write = [&](const std::string& text) { std::ofstream(file) << text; };
+  write(R"([{"frontend": "10.96.0.10:80/TCP", "backends": [{"address": "10.0.1.11:8080"}]},
+            {"frontend": "10.96.0.11:80/TCP", "backends": [{"address": "10.0.1.12:8080"}]},
+            {"frontend": "10.96.0.12:5353/UDP", "backends": [{"address": "10.0.1.13:5353"}]}])");
+  CliResult r = Cli({"service", "apply", "-f", file});
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3 services declared: 3 added, 0 changed, 1 removed"), std::string::npos) << r.out;
+  EXPECT_EQ(Curl("10.96.0.10:80"), "b1");
+  EXPECT_EQ(Curl("10.96.0.11:80"), "b2");
+  EXPECT_EQ(Udp("10.96.0.12", "5353"), "b3");
+  EXPECT_EQ(Curl("10.96.0.9:80"), "") << "not in the set: removed";
+  int id10 = 0;
+  for (const auto& svc : json::parse(Cli({"service", "list", "-o", "json"}).out))
+    if (svc["frontend"] == "10.96.0.10:80/TCP") id10 = svc["id"];
+  ASSERT_NE(id10, 0);
+
+  CliResult before = Cli({"bpf", "lb", "list", "-o", "json"});
+  struct Case {
+    std::string text, message;
+  };
+  std::vector<Case> cases = {
+      {"not json", "not JSON"},
+      {R"({"services": 3})", "expected an array of services"},
+      {R"([{"frontend": "10.96.0.10:80/TCP"}, {"frontend": "10.96.0.10:80/TCP"}])", "declared twice"},
+      {R"([{"frontend": "10.96.0.10:80/TCP"}, {"backends": []}])", "services[1]"},
+      {R"([{"frontend": "10.96.0.10:99999/TCP"}])", "port 99999"},
+      {R"([{"frontend": "10.96.0.13:80", "backends": [{"address": "10.0.1.300:80"}]}])", "10.0.1.300"},
+  };
+  for (const Case& c : cases) {
+    write(c.text);
+    CliResult bad = Cli({"service", "apply", "-f", file});
+    EXPECT_EQ(bad.rc, 2) << c.text;
+    EXPECT_NE(bad.err.find(c.message), std::string::npos) << c.text << ": " << bad.err;
+  }
+  CliResult missing = Cli({"service", "apply", "-f", state_.path() + "/no-such-file.json"});
+  EXPECT_EQ(missing.rc, 2);
+  EXPECT_NE(missing.err.find("no-such-file.json"), std::string::npos) << missing.err;
+  EXPECT_EQ(Cli({"bpf", "lb", "list", "-o", "json"}).out, before.out) << "a refused apply wrote something";
+
+  // A smaller set: 10.96.0.10 moves to b3 and keeps its id; the rest go.
+  write(R"({"services": [{"frontend": "10.96.0.10:80/TCP", "backends": [{"address": "10.0.1.13:8080"}]}]})");
+  r = Cli({"service", "apply", "-f", file, "-o", "json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json res = json::parse(r.out);
+  EXPECT_EQ(res["changed"], 1);
+  EXPECT_EQ(res["removed"], 2);
+  EXPECT_EQ(Curl("10.96.0.10:80"), "b3");
+  EXPECT_EQ(Curl("10.96.0.11:80"), "");
+
+  EXPECT_EQ(agent_->Stop(), 0) << agent_->Log();
+  StartAgent();
+  json list = json::parse(Cli({"service", "list", "-o", "json"}).out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["id"], id10);
+  EXPECT_EQ(Curl("10.96.0.10:80"), "b3");
+}
+
+}  // namespace
+}  // namespace tendril::test
