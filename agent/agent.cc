@@ -122,12 +122,23 @@ absl::StatusOr<NodeFacts> Agent::GatherFacts() const {
   return f;
 }
 
-absl::StatusOr<Agent::Loaded> Agent::LoadObject(const std::string& path,
-                                                const std::string& offload_dev) {
+LoadOptions Agent::Options(const std::string& path, std::vector<TailCallTable> tail_calls) const {
   LoadOptions lo;
   lo.object_path = path;
   lo.pin_root = cfg_.bpffs_root;
-  lo.tail_calls = XdpTailCalls();
+  lo.tail_calls = std::move(tail_calls);
+  // Every object names the shared maps; all must ask for the same sizes, or
+  // one would replace the pins of another.
+  lo.max_entries = {{TND_MAP_CT_V4, cfg_.ct_max_entries},          {TND_MAP_CT_V6, cfg_.ct_max_entries},
+                    {TND_MAP_NAT_V4, cfg_.nat_max_entries},        {TND_MAP_NAT_V6, cfg_.nat_max_entries},
+                    {TND_MAP_SK_REVNAT_V4, cfg_.sock_revnat_max_entries},
+                    {TND_MAP_SK_REVNAT_V6, cfg_.sock_revnat_max_entries}};
+  return lo;
+}
+
+absl::StatusOr<Agent::Loaded> Agent::LoadObject(const std::string& path,
+                                                const std::string& offload_dev) {
+  LoadOptions lo = Options(path, XdpTailCalls());
   if (!offload_dev.empty()) {
     TND_ASSIGN_OR_RETURN(lo.offload_ifindex, IfIndex(offload_dev));
   }
@@ -258,7 +269,7 @@ absl::Status Agent::SyncDevices(const NodeFacts& facts) {
 }
 
 absl::Status Agent::StartServices(const std::string& object_path, const NodeFacts& facts) {
-  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load({object_path, cfg_.bpffs_root, HostTailCalls()}));
+  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load(Options(object_path, HostTailCalls())));
   host_obj_.emplace(std::move(obj));
   auto map_fd = [&](const char* name) -> absl::StatusOr<UniqueFd> {
     TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(name));
@@ -293,7 +304,7 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
 }
 
 absl::Status Agent::StartEndpoints(const std::string& object_path) {
-  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load({object_path, cfg_.bpffs_root, LxcTailCalls()}));
+  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load(Options(object_path, LxcTailCalls())));
   lxc_obj_.emplace(std::move(obj));
   TND_ASSIGN_OR_RETURN(int in_fd, lxc_obj_->ProgramFd(kLxcIngressProgram));
   TND_ASSIGN_OR_RETURN(ProgramInfo info, GetProgramInfo(in_fd));
@@ -616,7 +627,7 @@ absl::Status Agent::StartSocketLb(const std::string& object_path) {
     TND_LOG_INFO("socket LB disabled");
     return absl::OkStatus();
   }
-  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load({object_path, cfg_.bpffs_root, {}}));
+  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load(Options(object_path, {})));
   sock_obj_.emplace(std::move(obj));
   for (const SockHook& h : kSockHooks) {
     if (h.v6 ? !cfg_.enable_ipv6 : !cfg_.enable_ipv4) {

@@ -83,6 +83,7 @@ class Agent {
     std::string device;  // offload only: the device the object is bound to
   };
   absl::StatusOr<NodeFacts> GatherFacts() const;
+  LoadOptions Options(const std::string& path, std::vector<TailCallTable> tail_calls) const;
   absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
   absl::Status SyncPrefilter(const std::set<Cidr>& want);
   absl::Status StartSocketLb(const std::string& object_path);

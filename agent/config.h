@@ -38,6 +38,12 @@ struct AgentConfig {
   uint16_t node_port_min = 30000;
   uint16_t node_port_max = 32767;
   uint32_t ct_gc_interval = 30;  // seconds between conntrack/NAT GC runs
+  // Entries per address family of the preallocated LRU tables (their memory
+  // is taken at load: about 160 bytes per conntrack entry, 136 per NAT
+  // entry, 104-120 per socket reverse-NAT entry).
+  uint32_t ct_max_entries = 262144;
+  uint32_t nat_max_entries = 262144;
+  uint32_t sock_revnat_max_entries = 65536;
   // Endpoints (pods): their traffic leaving a native device for anything
   // outside pod-cidrs and masquerade-exempt gets the device's address.
   bool enable_masquerade = true;

@@ -149,6 +149,10 @@ absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
       bpf_map__set_ifindex(map, static_cast<uint32_t>(opts.offload_ifindex));
       continue;
     }
+    if (auto it = opts.max_entries.find(bpf_map__name(map)); it != opts.max_entries.end()) {
+      if (int err = bpf_map__set_max_entries(map, it->second); err)
+        return ErrnoError(-err, absl::StrCat("size map ", it->first, " to ", it->second, " entries"));
+    }
     if (pin_root.empty()) {
       bpf_map__set_pin_path(map, nullptr);
       continue;

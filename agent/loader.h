@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct LoadOptions {
   // Non-zero: bind every program and map to this device (XDP offload). The
   // maps then live on the device and are not pinned.
   int offload_ifindex = 0;
+  // Sizes that differ from the object's (settings such as ct-max-entries),
+  // by map name. A pinned map of another size is replaced (see ReconcilePin).
+  std::map<std::string, uint32_t> max_entries;
 };
 
 struct ProgramInfo {

@@ -65,13 +65,15 @@ json MapFill(const Globals& g) {
   for (const auto& spec : abi::kPinnedMaps) {
     json m = {{"name", spec.name}, {"max_entries", spec.max_entries}, {"description", spec.what}};
     auto fd = OpenPinnedMap(PinPath(g, spec.name), spec.key_size, spec.value_size);
+    if (fd.ok())
+      if (auto info = GetMapInfo(fd->get()); info.ok()) m["max_entries"] = info->max_entries;  // sized by settings
     if (!fd.ok()) {
       m["error"] = std::string(fd.status().message());
     } else if (spec.type == BPF_MAP_TYPE_RINGBUF) {
       m["kind"] = "ring buffer";  // bytes, not entries
     } else if (spec.type == BPF_MAP_TYPE_ARRAY || spec.type == BPF_MAP_TYPE_PERCPU_ARRAY) {
       m["kind"] = "array";  // every slot always exists
-      m["entries"] = spec.max_entries;
+      m["entries"] = m["max_entries"];
     } else {
       auto n = CountEntries(fd->get(), spec.key_size);
       if (n.ok())

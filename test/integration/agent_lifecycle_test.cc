@@ -8,11 +8,14 @@
 #include <sys/un.h>
 
 #include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/api_client.h"
 #include "common/fd.h"
 #include "common/subprocess.h"
+#include "maps/tendril_maps.h"
 #include "test/support/kernel.h"
 
 namespace tendril::test {
@@ -146,6 +149,44 @@ TEST_F(AgentLifecycleTest, UnknownDeviceIsNamedAndNothingIsAttached) {
   ASSERT_TRUE(rc.ok());
   EXPECT_EQ(*rc, 1);
   EXPECT_NE(out.find("device nosuch0"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tendril::test
+
+namespace tendril::test {
+namespace {
+
+// ct-max-entries and friends size the shared preallocated tables in every
+// object (the pinned maps' memory); a restart with another size replaces the
+// pins, and `tendril status` shows the real sizes.
+TEST_F(AgentLifecycleTest, MapSizeSettingsSizeThePinnedTables) {
+  auto sizes = [&]() {
+    std::map<std::string, uint32_t> out;
+    CliResult r = RunCli(Socket(), pins_.path(), {"-o", "json", "status"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    nlohmann::json st = nlohmann::json::parse(r.out);
+    for (const auto& m : st["maps"])
+      out[m["name"].get<std::string>()] = m["max_entries"].get<uint32_t>();
+    return out;
+  };
+  {
+    Subprocess agent(Args({"--xdp-mode", "disabled", "--ct-max-entries", "4096", "--nat-max-entries", "8192",
+                           "--sock-revnat-max-entries", "2048"}));
+    ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+    auto s = sizes();
+    EXPECT_EQ(s[TND_MAP_CT_V4], 4096u);
+    EXPECT_EQ(s[TND_MAP_CT_V6], 4096u);
+    EXPECT_EQ(s[TND_MAP_NAT_V6], 8192u);
+    EXPECT_EQ(s[TND_MAP_SK_REVNAT_V4], 2048u);
+    EXPECT_EQ(agent.Stop(), 0);
+    EXPECT_EQ(agent.Log().find("replacing pinned map"), std::string::npos)
+        << "all objects must ask for the same sizes: " << agent.Log();
+  }
+  Subprocess agent(Args({"--xdp-mode", "disabled"}));
+  ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+  EXPECT_EQ(sizes()[TND_MAP_CT_V4], 262144u);
+  EXPECT_NE(agent.Log().find("max_entries 4096 -> 262144"), std::string::npos) << agent.Log();
 }
 
 }  // namespace

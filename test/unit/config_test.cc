@@ -160,5 +160,22 @@ TEST(ConfigTest, EndpointSettings) {
   EXPECT_NE(bad.message().find("10.200.0.0/33"), std::string::npos) << bad;
 }
 
+TEST(ConfigTest, MapSizeSettings) {
+  auto p = Parse({"--xdp-mode", "disabled", "--ct-max-entries", "65536", "--nat-max-entries", "32768",
+                  "--sock-revnat-max-entries", "4096"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->config.ct_max_entries, 65536u);
+  EXPECT_EQ(p->config.nat_max_entries, 32768u);
+  EXPECT_EQ(p->config.sock_revnat_max_entries, 4096u);
+  AgentConfig d;
+  EXPECT_EQ(d.ct_max_entries, 262144u);
+  for (const char* bad : {"--ct-max-entries=100", "--nat-max-entries=99999999999", "--ct-max-entries=lots"}) {
+    auto r = Parse({"--xdp-mode", "disabled", bad});
+    ASSERT_FALSE(r.ok()) << bad;
+    std::string flag = std::string(bad).substr(2, std::string(bad).find('=') - 2);
+    EXPECT_NE(r.status().message().find(flag), std::string::npos) << r.status();
+  }
+}
+
 }  // namespace
 }  // namespace tendril
