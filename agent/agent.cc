@@ -917,11 +917,15 @@ nlohmann::json Agent::PrefilterList() const {
   return out;
 }
 
-absl::Status Agent::PersistServices(const std::vector<Service>& before) {
-  DesiredState next = desired_;
+absl::Status Agent::PersistServices() {
+  // desired_ is what the state file holds: the services as they were before
+  // this change, and what the maps go back to if the file cannot be written.
+  DesiredState next;
+  next.prefilter = desired_.prefilter;
+  next.endpoints = desired_.endpoints;
   next.services = services_->List();
   if (auto s = store_.Save(next); !s.ok()) {
-    (void)services_->Restore(before);
+    (void)services_->Restore(desired_.services);
     return Annotate(s, "persist desired state (maps rolled back)");
   }
   desired_ = std::move(next);
@@ -947,9 +951,8 @@ absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const
 absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
   if (!a.contains("service")) return absl::InvalidArgumentError("missing argument \"service\"");
   TND_ASSIGN_OR_RETURN(Service s, ServiceFromJson(a["service"]));
-  auto before = services_->List();
   TND_ASSIGN_OR_RETURN(Service added, services_->Add(s));
-  TND_RETURN_IF_ERROR(PersistServices(before));
+  TND_RETURN_IF_ERROR(PersistServices());
   SyncHealth();
   TND_LOG_INFO("service ", added.id, " ", added.frontend.ToString(), " added with ",
                added.backends.size(), " backends (", services_->last_stats().writes, " map writes)");
@@ -966,17 +969,16 @@ absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
     if (!s.ok()) return Annotate(s.status(), absl::StrCat("services[", i, "]"));
     desired.push_back(std::move(*s));
   }
-  auto before = services_->List();
   auto rs = services_->Replace(std::move(desired));
   if (!rs.ok()) {
     // Replace checks everything before it writes; a kernel error half way
     // puts the previous set back.
     if (services_->last_stats().writes || services_->last_stats().deletes)
-      if (auto r = services_->Restore(before); !r.ok())
+      if (auto r = services_->Restore(desired_.services); !r.ok())
         TND_LOG_ERROR("restoring the services after a failed apply: ", r.status().message());
     return rs.status();
   }
-  TND_RETURN_IF_ERROR(PersistServices(before));
+  TND_RETURN_IF_ERROR(PersistServices());
   SyncHealth();
   TND_LOG_INFO("services applied: ", services_->List().size(), " declared (", rs->added, " added, ", rs->changed,
                " changed, ", rs->removed, " removed; ", rs->writes, " map writes, ", rs->deletes, " deletes)");
@@ -1031,9 +1033,8 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
     if (!a["dsr"].is_boolean()) return absl::InvalidArgumentError("dsr must be true or false");
     u.dsr = a["dsr"].get<bool>();
   }
-  auto before = services_->List();
   TND_ASSIGN_OR_RETURN(Service updated, services_->Update(id, u));
-  TND_RETURN_IF_ERROR(PersistServices(before));
+  TND_RETURN_IF_ERROR(PersistServices());
   SyncHealth();
   TND_LOG_INFO("service ", id, " updated (", services_->last_stats().writes, " map writes, ",
                services_->last_stats().deletes, " deletes)");
@@ -1042,9 +1043,8 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
 
 absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
-  auto before = services_->List();
   TND_ASSIGN_OR_RETURN(Service gone, services_->Delete(id));
-  TND_RETURN_IF_ERROR(PersistServices(before));
+  TND_RETURN_IF_ERROR(PersistServices());
   SyncHealth();
   TND_LOG_INFO("service ", id, " ", gone.frontend.ToString(), " deleted");
   return ServiceToJson(gone);

@@ -108,7 +108,7 @@ class Agent {
   std::string LinksDir() const;
   std::string CgroupLinkPin(const char* program) const;
   // Persists the service manager's view; on failure restores `before`.
-  absl::Status PersistServices(const std::vector<Service>& before);
+  absl::Status PersistServices();
   absl::StatusOr<uint16_t> ServiceIdFromArgs(const nlohmann::json& args) const;
   absl::Status AttachAll();
   std::string CallsDir() const;

@@ -56,20 +56,24 @@ absl::StatusOr<DesiredState> StateStore::Load() const {
 
 absl::Status StateStore::Save(const DesiredState& s) const {
   TND_RETURN_IF_ERROR(MakeDirs(dir_, 0700));
-  nlohmann::json j;
-  j["version"] = 1;
-  j["prefilter"] = nlohmann::json::array();
-  for (const Cidr& c : s.prefilter) j["prefilter"].push_back(c.ToString());
-  j["services"] = nlohmann::json::array();
-  for (const Service& svc : s.services) j["services"].push_back(ServiceToJson(svc));
-  j["endpoints"] = nlohmann::json::array();
-  for (const Endpoint& e : s.endpoints) {
-    nlohmann::json ej = EndpointToJson(e);
+  // Written a line per service and endpoint: no document of everything is
+  // built (at tens of thousands of services that was most of the cost of a
+  // one-service change, and megabytes of heap).
+  nlohmann::json prefilter = nlohmann::json::array();
+  for (const Cidr& c : s.prefilter) prefilter.push_back(c.ToString());
+  std::string out = absl::StrCat("{\n\"version\": 1,\n\"prefilter\": ", prefilter.dump(), ",\n\"services\": [");
+  out.reserve(out.size() + s.services.size() * 200);
+  for (size_t i = 0; i < s.services.size(); ++i)
+    absl::StrAppend(&out, i ? ",\n  " : "\n  ", ServiceToJson(s.services[i]).dump());
+  out += "\n],\n\"endpoints\": [";
+  for (size_t i = 0; i < s.endpoints.size(); ++i) {
+    nlohmann::json ej = EndpointToJson(s.endpoints[i]);
     // Facts are read from the kernel again at start.
     for (const char* k : {"ifindex", "mac", "node_mac", "state", "adopted"}) ej.erase(k);
-    j["endpoints"].push_back(ej);
+    absl::StrAppend(&out, i ? ",\n  " : "\n  ", ej.dump());
   }
-  return WriteFileAtomic(path(), j.dump(2) + "\n");
+  out += "\n]\n}\n";
+  return WriteFileAtomic(path(), out);
 }
 
 }  // namespace tendril
