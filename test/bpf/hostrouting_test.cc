@@ -181,6 +181,17 @@ TEST_F(HostRoutingTest, SynOnAClosedFlowsTupleIsANewFlow) {
   ProgRun r = Run(lxc_in_, synack);
   EXPECT_EQ(r.retval, kRedirect);
   EXPECT_EQ(r.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.1.1.3", "10.1.1.2").Ttl(63).Tcp(8080, 40000, 0x12).Build());
+
+  // The same when the port served a direct connection before the service
+  // flow (the direct flow's own entry is still there).
+  Run(lxc_in_, Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(40002, 9090).Build());
+  Run(lxc_in_, Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(40002, 9090, 0x04).Build());
+  EXPECT_EQ(to_vip(40002, 0x02).out, at_backend(40002, 9090, 0x02));
+  EXPECT_EQ(to_vip(40002, 0x04).out, at_backend(40002, 9090, 0x04));
+  Run(lxc_in_, Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(40002, 9090).Build());
+  ProgRun r2 = Run(lxc_in_, Frame().Eth(kMacLx, kMacEp2).Ipv4("10.1.1.3", "10.1.1.2").Tcp(9090, 40002, 0x12).Build());
+  EXPECT_EQ(r2.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.1.1.3", "10.1.1.2").Ttl(63).Tcp(9090, 40002, 0x12).Build())
+      << "the answer of a direct connection was rewritten to the frontend";
 }
 
 TEST_F(HostRoutingTest, ServiceWithoutBackendsDropsAndNamesTheEndpoint) {
