@@ -81,7 +81,7 @@ struct Options {
   bool full = false;         // lift the per-mode size caps
   int iperf_size = 1000;     // S at which iperf3 runs (0: none)
   double iperf_seconds = 3;
-  int rounds = 4;            // alternating rounds of VIP and direct connects
+  int rounds = 6;            // alternating rounds of VIP and direct connects
   double round_seconds = 0.4;
   int round_max = 1500;
   // Everything (client, servers, agent, rule loaders, softirq work of the
@@ -98,7 +98,7 @@ struct Cap {
   const char* why;
 };
 std::map<std::string, Cap> Caps() {
-  return {{"nftables", {10000, "nft -f of one transaction is quadratic here (42 s at 10000 services)"}},
+  return {{"nftables", {10000, "nft -f of one transaction grows quadratically here (14 s at 10000 services)"}},
           {"iptables-nft", {10000, "iptables-nft-restore took 188 s at 100000 services; run with --full"}}};
 }
 
@@ -361,20 +361,21 @@ struct Tendril {
   std::unique_ptr<Subprocess> agent;
   std::string sock() const { return state.path() + "/api.sock"; }
 
-  absl::Status Start(const Node& n, bool socket_lb) {
+  absl::Status Start(const Node& n, bool socket_lb, const std::vector<std::string>& extra = {}, bool endpoints = true) {
     std::vector<std::string> argv = {BinaryPath("tendril-agent"), "--netns", n.node.path(), "--xdp-mode",
                                      "disabled", "--bpffs-root", pins.path(), "--state-dir", state.path(),
                                      "--api-socket", sock(), "--cgroup-root", cgroup.path(), "--pod-cidrs",
                                      kPodCidr, "--enable-masquerade", "false", "--enable-socket-lb",
                                      socket_lb ? "true" : "false", "--bpf-object-dir",
                                      absl::StrCat(TENDRIL_BINARY_DIR, "/bpf"), "--ct-gc-interval", "3600"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
     agent = std::make_unique<Subprocess>(argv);
     for (int k = 0; k < 400; ++k) {
       if (CallAgent(sock(), "status").ok()) break;
       if (!agent->Running()) return absl::InternalError("agent exited: " + agent->Log());
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; endpoints && i < 3; ++i) {
       CliResult r = Cli({"endpoint", "add", "--id", std::to_string(i + 1), "--ifname", n.host_if[i], "--ip",
                          i == 0 ? kClient : kBackend[i - 1]});
       if (r.rc != 0) return absl::InternalError("endpoint add: " + r.out + r.err);
@@ -502,6 +503,38 @@ nlohmann::json RunCell(const std::string& mode, int s, const Options& o, TempDir
   return j;
 }
 
+// The pinned maps' memory is fixed at load (preallocated LRU tables): what
+// the agent takes with its default table sizes and with smaller ones.
+nlohmann::json MapMemory() {
+  nlohmann::json out = nlohmann::json::array();
+  struct Variant {
+    const char* name;
+    std::vector<std::string> flags;
+  };
+  std::vector<Variant> variants = {
+      {"defaults (ct/nat 262144, sock rev-NAT 65536 per family)", {}},
+      {"ct/nat 65536, sock rev-NAT 16384",
+       {"--ct-max-entries", "65536", "--nat-max-entries", "65536", "--sock-revnat-max-entries", "16384"}},
+      {"ct/nat 16384, sock rev-NAT 4096",
+       {"--ct-max-entries", "16384", "--nat-max-entries", "16384", "--sock-revnat-max-entries", "4096"}},
+  };
+  for (const Variant& v : variants) {
+    Node n;
+    Tendril t;
+    nlohmann::json row = {{"tables", v.name}};
+    if (!n.Build()) {
+      row["error"] = "could not build the namespaces";
+    } else if (auto st = t.Start(n, true, v.flags, false); !st.ok()) {
+      row["error"] = std::string(st.message());
+    } else {
+      row["pinned_map_kb"] = PinnedMapKb(t.pins.path());
+      row["agent_rss_kb"] = RssKb(t.agent->pid());
+    }
+    out.push_back(row);
+  }
+  return out;
+}
+
 double Num(const nlohmann::json& j, const char* a, const char* b = nullptr) {
   const nlohmann::json* p = &j;
   if (!p->contains(a)) return NAN;
@@ -517,7 +550,8 @@ std::string F(double v, const char* fmt = "%.0f") { return std::isnan(v) || v < 
 
 std::string Ratio(double a, double b) { return std::isnan(a) || std::isnan(b) || b <= 0 ? "-" : absl::StrFormat("%.2f", a / b); }
 
-void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, const Options& o) {
+void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, const nlohmann::json& memory,
+                 const Options& o) {
   std::map<int, std::vector<const nlohmann::json*>> by_size;
   for (const auto& r : results) by_size[r["services"].get<int>()].push_back(&r);
   for (const auto& [s, rows] : by_size) {
@@ -555,6 +589,13 @@ void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, con
                     Ratio(Num(*t, "change_s"), Num(*b, "change_s")).c_str());
       }
     }
+  }
+  if (!memory.empty()) {
+    std::printf("\n-- tendril's pinned maps (preallocated at load, whatever S is), by table size settings\n");
+    std::printf("%-58s %12s %12s\n", "tables", "maps kB", "agent kB");
+    for (const auto& m : memory)
+      std::printf("%-58s %12s %12s\n", m["tables"].get<std::string>().c_str(), F(Num(m, "pinned_map_kb")).c_str(),
+                  F(Num(m, "agent_rss_kb")).c_str());
   }
   if (!iperf.empty()) {
     std::printf("\n-- iperf3 %gs, client pod -> service 10.96.0.1:5201 and straight to the backend pod, at %d services\n",
@@ -607,6 +648,14 @@ int Main(const Options& o) {
   nlohmann::json results = nlohmann::json::array(), iperf = nlohmann::json::array();
   auto caps = Caps();
   auto start = Clock::now();
+  // A first cell, not recorded: the first measurements of a run were slower
+  // (caches, page cache, the CPU's clock ramping up).
+  {
+    Options warm = o;
+    warm.rounds = 2;
+    std::fprintf(stderr, "warm-up: %s, 1 service (not recorded)\n", o.modes.front().c_str());
+    (void)RunCell(o.modes.front(), 1, warm, work, nullptr);
+  }
   for (const std::string& mode : o.modes) {
     for (int s : o.sizes) {
       auto cap = caps.find(mode);
@@ -627,11 +676,13 @@ int Main(const Options& o) {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
-  nlohmann::json all = {{"endpoints_per_service", 2}, {"results", results}, {"iperf", iperf},
+  nlohmann::json memory = nlohmann::json::array();
+  if (std::find(o.modes.begin(), o.modes.end(), "tendril") != o.modes.end()) memory = MapMemory();
+  nlohmann::json all = {{"endpoints_per_service", 2}, {"results", results}, {"iperf", iperf}, {"map_memory", memory},
                         {"seconds", Seconds(start, Clock::now())}};
   if (!o.json_path.empty()) WriteFile(o.json_path, all.dump(2) + "\n");
   if (!o.dat_path.empty()) WriteDat(o.dat_path, results, o);
-  PrintTables(results, iperf, o);
+  PrintTables(results, iperf, memory, o);
   std::printf("\n(whole comparison: %.0f s)\n", Seconds(start, Clock::now()));
   return 0;
 }
