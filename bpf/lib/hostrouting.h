@@ -142,26 +142,23 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = p->t.dport, .dport = p->t.sport };
 	const bool opens = tnd_tcp_opens(p->t.proto, p->tcp_flags);
 	struct tnd_ct_val v = {};
-	struct tnd_ct_val *ct;
+	struct tnd_ct_val *ct, *rev;
 
 	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
 	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
-	if (ct && opens) {
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+	if (opens) {
 		/* A new connection on a tuple whose reverse a closed service
 		 * flow's reply entry still names (the client now talks to the
 		 * backend directly, from the same port): that entry would
 		 * rewrite this connection's answers to come from the frontend.
 		 * A SYN answers nothing, so no reverse entry is this flow's. */
-		if (ct->flags & TND_CT_F_REPLY)
+		rev = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+		if (rev && (rev->flags & TND_CT_F_REPLY))
 			bpf_map_delete_elem(tnd_ct_map(fam), &rk);
-		ct = NULL;
+	} else if (!ct) {
+		ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);  /* the flow this answers */
 	}
-	if (ct) {
-		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
-		return 0;
-	}
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	if (ct) {
 		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 		return 0;

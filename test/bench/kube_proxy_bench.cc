@@ -174,6 +174,37 @@ long RssKb(pid_t pid) {
   return -1;
 }
 
+// Busy share of all CPUs over `ms` milliseconds, from /proc/stat.
+double CpuBusy(int ms) {
+  auto sample = [] {
+    std::ifstream f("/proc/stat");
+    std::string cpu;
+    uint64_t v, total = 0, idle = 0;
+    f >> cpu;
+    for (int i = 0; i < 10 && f >> v; ++i) {
+      total += v;
+      if (i == 3 || i == 4) idle += v;  // idle, iowait
+    }
+    return std::make_pair(total, idle);
+  };
+  auto a = sample();
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  auto b = sample();
+  double dt = static_cast<double>(b.first - a.first);
+  return dt > 0 ? 1.0 - static_cast<double>(b.second - a.second) / dt : 0;
+}
+
+// After a cell: the kernel frees a deleted namespace's rules in the
+// background (tens of seconds for 100000 iptables rules), on any CPU; the
+// next cell waits for that memory to come back and the machine to go quiet.
+void Settle(long mem_before) {
+  auto t0 = Clock::now();
+  while (Seconds(t0, Clock::now()) < 120 && KernelMemKb() > mem_before + 8192)
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  while (Seconds(t0, Clock::now()) < 150 && CpuBusy(500) > 0.08) {
+  }
+}
+
 // Sum of memlock of every map pinned under `dir` (recursively), kB.
 long PinnedMapKb(const std::string& dir) {
   long sum = 0;
@@ -654,7 +685,9 @@ int Main(const Options& o) {
     Options warm = o;
     warm.rounds = 2;
     std::fprintf(stderr, "warm-up: %s, 1 service (not recorded)\n", o.modes.front().c_str());
+    long mem_before = KernelMemKb();
     (void)RunCell(o.modes.front(), 1, warm, work, nullptr);
+    Settle(mem_before);
   }
   for (const std::string& mode : o.modes) {
     for (int s : o.sizes) {
@@ -670,10 +703,7 @@ int Main(const Options& o) {
       if (r.contains("error")) std::fprintf(stderr, "         %s\n", r["error"].get<std::string>().c_str());
       results.push_back(r);
       if (!ip.is_null()) iperf.push_back(ip);
-      // The namespaces are gone; the kernel frees their rules asynchronously:
-      // wait for it so the next cell does not share the CPU with that.
-      for (int k = 0; k < 240 && KernelMemKb() > mem_before + 30000; ++k)
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      Settle(mem_before);
     }
   }
   nlohmann::json memory = nlohmann::json::array();
