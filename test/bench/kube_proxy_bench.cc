@@ -19,7 +19,9 @@
 //
 // Measured per (mode, S): time to program the S services from nothing; new
 // connections (connect + RST close) to the last ClusterIP and, in the same
-// alternating rounds, straight to a backend pod (rate, p50, p99); the time of
+// alternating rounds, straight to a backend pod (rate, p50, p99), with the
+// nodes of all modes of an S up at once and their rounds taking turns (this
+// VM's speed drifts by a third over minutes); the time of
 // one backend change (the measured service loses an endpoint; the bench then
 // checks the removed backend gets no more connections); kernel memory taken by
 // programming (Slab + VmallocUsed + Percpu of /proc/meminfo); for tendril the
@@ -344,7 +346,11 @@ void JoinCgroup(const std::string& cg) { std::ofstream(cg + "/cgroup.procs") << 
 
 // One node with a client pod and two backend pods (see the top comment).
 struct Node {
-  Netns node{"kn"}, client{"kc"}, be1{"kb1"}, be2{"kb2"};
+  explicit Node(int i)
+      : node("kn" + std::to_string(i)), client("kc" + std::to_string(i)), be1("kb" + std::to_string(i) + "a"),
+        be2("kb" + std::to_string(i) + "b"), index(i) {}
+  Netns node, client, be1, be2;
+  int index;
   std::string host_if[3];
   std::unique_ptr<Server> srv[2];
   std::unique_ptr<Subprocess> iperf;
@@ -372,7 +378,7 @@ struct Node {
 
   bool Build() {
     if (node.Exec({"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"}) != 0) return false;
-    for (int i = 0; i < 3; ++i) host_if[i] = UniqueName(absl::StrCat("h", i)).substr(0, 15);
+    for (int i = 0; i < 3; ++i) host_if[i] = UniqueName(absl::StrCat("h", index, i)).substr(0, 15);
     if (!Wire(client, host_if[0], kClient) || !Wire(be1, host_if[1], kBackend[0]) ||
         !Wire(be2, host_if[2], kBackend[1]))
       return false;
@@ -418,108 +424,122 @@ struct Tendril {
 
 std::string Ms(double s) { return s < 0 ? "-" : absl::StrFormat("%.1f ms", s * 1000); }
 
-// Programs, measures and tears down one (mode, S).
-nlohmann::json RunCell(const std::string& mode, int s, const Options& o, TempDir& work, nlohmann::json* iperf_out) {
-  nlohmann::json j = {{"mode", mode}, {"services", s}};
-  Node n;
-  if (!n.Build()) return j["error"] = "could not build the namespaces", j;
-  std::vector<KpService> services = MakeServices(s);
-  const KpService& measured = services.back();
-  const bool tendril = mode.rfind("tendril", 0) == 0;
-  std::unique_ptr<Tendril> t;
-  std::string file = work.path() + "/rules";
-  std::string restore = mode == "iptables-legacy" ? "iptables-legacy-restore" : "iptables-nft-restore";
-
-  // Program from nothing.
-  long mem0 = 0;
-  double program_s = -1;
-  std::string out;
-  if (tendril) {
-    t = std::make_unique<Tendril>();
-    if (auto st = t->Start(n, mode == "tendril"); !st.ok()) return j["error"] = std::string(st.message()), j;
-    WriteFile(file, TendrilServices(services).dump());
-    mem0 = KernelMemKb();
-    j["agent_rss_kb_before"] = RssKb(t->agent->pid());
-    auto t0 = Clock::now();
-    CliResult r = t->Cli({"service", "apply", "-f", file});
-    program_s = Seconds(t0, Clock::now());
-    if (r.rc != 0) {
-      j["error"] = absl::StrCat("service apply: ", r.err);
-      return j;
-    }
-  } else if (mode == "nftables") {
-    WriteFile(file, bench::NftFull(services));
-    mem0 = KernelMemKb();
-    program_s = Timed(n.node, {"nft", "-f", file}, &out);
-  } else {
-    WriteFile(file, bench::IptablesFull(services));
-    mem0 = KernelMemKb();
-    program_s = Timed(n.node, {restore, file}, &out);
+// One mode at one S: its own node, programmed from nothing; connection
+// rounds are driven from outside so that all modes of an S take turns.
+class Cell {
+ public:
+  Cell(std::string mode, int s, int index, const Options& o, const std::string& dir)
+      : mode_(std::move(mode)), s_(s), o_(o), n_(index), file_(absl::StrCat(dir, "/rules-", index)) {
+    j_ = {{"mode", mode_}, {"services", s_}};
   }
-  if (program_s < 0) return j["error"] = "loading the rules failed: " + out.substr(0, 300), j;
-  j["program_s"] = program_s;
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  j["kernel_mem_kb"] = KernelMemKb() - mem0;
-  if (tendril) {
-    j["agent_rss_kb"] = RssKb(t->agent->pid());
-    j["pinned_map_kb"] = PinnedMapKb(t->pins.path());
-  }
+  bool ok() const { return !j_.contains("error"); }
+  const std::string& mode() const { return mode_; }
+  bool tendril() const { return mode_.rfind("tendril", 0) == 0; }
 
-  // Connections: last ClusterIP and straight to backend 1, alternating.
-  if (tendril) JoinCgroup(t->cgroup.path());
-  Path vip, direct;
-  {
-    NetnsGuard in(n.client);
-    bool ok = ConnectOnce(measured.cluster_ip.c_str(), kSvcPort) >= 0 && ConnectOnce(kBackend[0], kTargetPort) >= 0;
-    if (!ok) vip.error = "the ClusterIP or the backend does not answer";
-    for (int r = 0; ok && r < o.rounds; ++r)
-      ok = Round(measured.cluster_ip.c_str(), kSvcPort, o, &vip) && Round(kBackend[0], kTargetPort, o, &direct);
-  }
-  j["vip"] = vip.Json();
-  j["direct"] = direct.Json();
-
-  // One backend change: the measured service loses backend 2.
-  KpService before = measured;
-  services.back().endpoints.pop_back();
-  double change_s = -1;
-  if (tendril) {
-    auto id = CallAgent(t->sock(), "service.get", {{"frontend", absl::StrCat(measured.cluster_ip, ":80/TCP")}});
-    if (id.ok()) {
+  // Builds the node and programs the services; time, kernel memory, and for
+  // tendril the agent's RSS and its pinned maps.
+  void Program() {
+    if (!n_.Build()) return Fail("could not build the namespaces");
+    services_ = MakeServices(s_);
+    long mem0 = 0;
+    double program_s = -1;
+    std::string out;
+    if (tendril()) {
+      t_ = std::make_unique<Tendril>();
+      if (auto st = t_->Start(n_, mode_ == "tendril"); !st.ok()) return Fail(std::string(st.message()));
+      WriteFile(file_, TendrilServices(services_).dump());
+      mem0 = KernelMemKb();
       auto t0 = Clock::now();
-      CliResult r = t->Cli({"service", "update", std::to_string(id->value("id", 0)), "--backends",
-                            absl::StrCat(kBackend[0], ":", kTargetPort)});
-      if (r.rc == 0) change_s = Seconds(t0, Clock::now());
-      else out = r.err;
+      CliResult r = t_->Cli({"service", "apply", "-f", file_});
+      program_s = Seconds(t0, Clock::now());
+      if (r.rc != 0) return Fail(absl::StrCat("service apply: ", r.err));
+    } else if (mode_ == "nftables") {
+      WriteFile(file_, bench::NftFull(services_));
+      mem0 = KernelMemKb();
+      program_s = Timed(n_.node, {"nft", "-f", file_}, &out);
+    } else {
+      WriteFile(file_, bench::IptablesFull(services_));
+      mem0 = KernelMemKb();
+      program_s = Timed(n_.node, {Restore(), file_}, &out);
     }
-  } else if (mode == "nftables") {
-    WriteFile(file, bench::NftChange(before, services.back()));
-    change_s = Timed(n.node, {"nft", "-f", file}, &out);
-  } else {
-    WriteFile(file, bench::IptablesPartial(services, services.size() - 1, before));
-    change_s = Timed(n.node, {restore, "--noflush", file}, &out);
-  }
-  if (change_s < 0) {
-    j["change_error"] = out.substr(0, 300);
-  } else {
-    j["change_s"] = change_s;
-    // Took effect: 40 connects, none to the removed backend.
-    long before_accepts = n.srv[1]->accepted();
-    bool ok = true;
-    {
-      NetnsGuard in(n.client);
-      for (int i = 0; i < 40 && ok; ++i) ok = ConnectOnce(measured.cluster_ip.c_str(), kSvcPort) >= 0;
+    if (program_s < 0) return Fail("loading the rules failed: " + out.substr(0, 300));
+    j_["program_s"] = program_s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    j_["kernel_mem_kb"] = KernelMemKb() - mem0;
+    if (tendril()) {
+      j_["agent_rss_kb"] = RssKb(t_->agent->pid());
+      j_["pinned_map_kb"] = PinnedMapKb(t_->pins.path());
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    j["change_verified"] = ok && n.srv[1]->accepted() == before_accepts;
+    NetnsGuard in(n_.client);
+    if (ConnectOnce(Vip(), kSvcPort) < 0 || ConnectOnce(kBackend[0], kTargetPort) < 0)
+      Fail("the ClusterIP or the backend does not answer");
   }
 
-  // Bulk throughput through a service (and straight to the backend).
-  if (iperf_out && s == o.iperf_size) {
+  // One round of connects to the last ClusterIP, then straight to backend 1.
+  void Round() {
+    if (!ok() || !vip_.error.empty() || !direct_.error.empty()) return;
+    if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());
+    {
+      NetnsGuard in(n_.client);
+      if (tendril::test::Round(Vip(), kSvcPort, o_, &vip_)) tendril::test::Round(kBackend[0], kTargetPort, o_, &direct_);
+    }
+    if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+  }
+
+  // One backend change: the measured service loses backend 2; then 40
+  // connects must all avoid it.
+  void Change() {
+    if (!ok()) return;
+    KpService before = services_.back();
+    services_.back().endpoints.pop_back();
+    double change_s = -1;
+    std::string out;
+    if (tendril()) {
+      auto id = CallAgent(t_->sock(), "service.get", {{"frontend", absl::StrCat(Vip(), ":80/TCP")}});
+      if (id.ok()) {
+        auto t0 = Clock::now();
+        CliResult r = t_->Cli({"service", "update", std::to_string(id->value("id", 0)), "--backends",
+                               absl::StrCat(kBackend[0], ":", kTargetPort)});
+        if (r.rc == 0)
+          change_s = Seconds(t0, Clock::now());
+        else
+          out = r.err;
+      }
+    } else if (mode_ == "nftables") {
+      WriteFile(file_, bench::NftChange(before, services_.back()));
+      change_s = Timed(n_.node, {"nft", "-f", file_}, &out);
+    } else {
+      WriteFile(file_, bench::IptablesPartial(services_, services_.size() - 1, before));
+      change_s = Timed(n_.node, {Restore(), "--noflush", file_}, &out);
+    }
+    if (change_s < 0) {
+      j_["change_error"] = out.substr(0, 300);
+      return;
+    }
+    j_["change_s"] = change_s;
+    long before_accepts = n_.srv[1]->accepted();
+    bool reached = true;
+    if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());
+    {
+      NetnsGuard in(n_.client);
+      for (int i = 0; i < 40 && reached; ++i) reached = ConnectOnce(Vip(), kSvcPort) >= 0;
+    }
+    if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    j_["change_verified"] = reached && n_.srv[1]->accepted() == before_accepts;
+  }
+
+  // iperf3 through the iperf service and straight to backend 1.
+  nlohmann::json Iperf() {
+    if (!ok()) return nullptr;
     auto run = [&](const std::string& addr) -> double {
       std::string json_text;
-      std::vector<std::string> argv = {"nsenter", "--net=" + n.client.path(), "iperf3", "-c", addr, "-p",
-                                       std::to_string(kIperfPort), "-t", absl::StrCat(o.iperf_seconds), "-J"};
-      if (Sh(argv, &json_text) != 0) return -1;
+      std::vector<std::string> argv = {"nsenter", "--net=" + n_.client.path(), "iperf3", "-c", addr, "-p",
+                                       std::to_string(kIperfPort), "-t", absl::StrCat(o_.iperf_seconds), "-J"};
+      if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());  // iperf3 inherits it
+      int rc = Sh(argv, &json_text);
+      if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+      if (rc != 0) return -1;
       try {
         auto r = nlohmann::json::parse(json_text.substr(json_text.find('{')));
         return r["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9;
@@ -527,12 +547,35 @@ nlohmann::json RunCell(const std::string& mode, int s, const Options& o, TempDir
         return -1;
       }
     };
-    double via = run(services.front().cluster_ip), straight = run(kBackend[0]);
-    *iperf_out = {{"mode", mode}, {"services", s}, {"vip_gbit_s", via}, {"direct_gbit_s", straight}};
+    double via = run(services_.front().cluster_ip), straight = run(kBackend[0]);
+    return {{"mode", mode_}, {"services", s_}, {"vip_gbit_s", via}, {"direct_gbit_s", straight}};
   }
-  if (tendril) JoinCgroup(*FindCgroup2Mount());
-  return j;
-}
+
+  nlohmann::json Result() {
+    if (ok()) {
+      j_["vip"] = vip_.Json();
+      j_["direct"] = direct_.Json();
+    }
+    return j_;
+  }
+
+ private:
+  void Fail(const std::string& why) { j_["error"] = why; }
+  const char* Vip() const { return services_.back().cluster_ip.c_str(); }
+  std::string Restore() const {
+    return mode_ == "iptables-legacy" ? "iptables-legacy-restore" : "iptables-nft-restore";
+  }
+
+  std::string mode_;
+  int s_;
+  const Options& o_;
+  Node n_;
+  std::string file_;
+  nlohmann::json j_;
+  std::vector<KpService> services_;
+  std::unique_ptr<Tendril> t_;
+  Path vip_, direct_;
+};
 
 // The pinned maps' memory is fixed at load (preallocated LRU tables): what
 // the agent takes with its default table sizes and with smaller ones.
@@ -550,7 +593,7 @@ nlohmann::json MapMemory() {
        {"--ct-max-entries", "16384", "--nat-max-entries", "16384", "--sock-revnat-max-entries", "4096"}},
   };
   for (const Variant& v : variants) {
-    Node n;
+    Node n(9);
     Tendril t;
     nlohmann::json row = {{"tables", v.name}};
     if (!n.Build()) {
@@ -679,32 +722,55 @@ int Main(const Options& o) {
   nlohmann::json results = nlohmann::json::array(), iperf = nlohmann::json::array();
   auto caps = Caps();
   auto start = Clock::now();
-  // A first cell, not recorded: the first measurements of a run were slower
-  // (caches, page cache, the CPU's clock ramping up).
+  // A first round, not recorded: the first measurements of a run were
+  // slower (caches, page cache, the CPU's clock ramping up).
   {
     Options warm = o;
-    warm.rounds = 2;
-    std::fprintf(stderr, "warm-up: %s, 1 service (not recorded)\n", o.modes.front().c_str());
+    warm.rounds = 1;
     long mem_before = KernelMemKb();
-    (void)RunCell(o.modes.front(), 1, warm, work, nullptr);
+    {
+      std::fprintf(stderr, "warm-up: %s, 1 service (not recorded)\n", o.modes.front().c_str());
+      Cell c(o.modes.front(), 1, 0, warm, work.path());
+      c.Program();
+      c.Round();
+    }
     Settle(mem_before);
   }
-  for (const std::string& mode : o.modes) {
-    for (int s : o.sizes) {
-      auto cap = caps.find(mode);
-      if (!o.full && cap != caps.end() && s > cap->second.max) {
-        results.push_back({{"mode", mode}, {"services", s}, {"error", absl::StrCat("skipped: ", cap->second.why)}});
-        continue;
+  for (int s : o.sizes) {
+    long mem_before = KernelMemKb();
+    {
+      std::vector<std::unique_ptr<Cell>> cells;
+      std::vector<nlohmann::json> rows(o.modes.size());
+      for (size_t m = 0; m < o.modes.size(); ++m) {
+        const std::string& mode = o.modes[m];
+        auto cap = caps.find(mode);
+        if (!o.full && cap != caps.end() && s > cap->second.max) {
+          rows[m] = {{"mode", mode}, {"services", s}, {"error", absl::StrCat("skipped: ", cap->second.why)}};
+          continue;
+        }
+        std::fprintf(stderr, "[%5.0fs] %s, %d services\n", Seconds(start, Clock::now()), mode.c_str(), s);
+        cells.push_back(std::make_unique<Cell>(mode, s, static_cast<int>(m), o, work.path()));
+        cells.back()->Program();
       }
-      std::fprintf(stderr, "[%5.0fs] %s, %d services\n", Seconds(start, Clock::now()), mode.c_str(), s);
-      long mem_before = KernelMemKb();
-      nlohmann::json ip;
-      nlohmann::json r = RunCell(mode, s, o, work, &ip);
-      if (r.contains("error")) std::fprintf(stderr, "         %s\n", r["error"].get<std::string>().c_str());
-      results.push_back(r);
-      if (!ip.is_null()) iperf.push_back(ip);
-      Settle(mem_before);
+      // Connection rounds: every mode in turn, so that whatever the machine
+      // does meanwhile falls on all of them alike.
+      std::fprintf(stderr, "[%5.0fs] connections, %d rounds over %zu modes\n", Seconds(start, Clock::now()), o.rounds,
+                   cells.size());
+      for (int r = 0; r < o.rounds; ++r)
+        for (auto& c : cells) c->Round();
+      for (auto& c : cells) c->Change();
+      if (s == o.iperf_size)
+        for (auto& c : cells)
+          if (auto ip = c->Iperf(); !ip.is_null()) iperf.push_back(ip);
+      for (auto& c : cells) {
+        nlohmann::json r = c->Result();
+        if (r.contains("error"))
+          std::fprintf(stderr, "         %s: %s\n", c->mode().c_str(), r["error"].get<std::string>().c_str());
+        rows[static_cast<size_t>(std::find(o.modes.begin(), o.modes.end(), c->mode()) - o.modes.begin())] = r;
+      }
+      for (auto& r : rows) results.push_back(r);
     }
+    Settle(mem_before);
   }
   nlohmann::json memory = nlohmann::json::array();
   if (std::find(o.modes.begin(), o.modes.end(), "tendril") != o.modes.end()) memory = MapMemory();
