@@ -100,7 +100,7 @@ struct Cap {
   const char* why;
 };
 std::map<std::string, Cap> Caps() {
-  return {{"nftables", {10000, "nft -f of one transaction grows quadratically here (14 s at 10000 services)"}},
+  return {{"nftables", {10000, "nft -f of one transaction grows quadratically here (14-78 s at 10000 services)"}},
           {"iptables-nft", {10000, "iptables-nft-restore took 188 s at 100000 services; run with --full"}}};
 }
 
