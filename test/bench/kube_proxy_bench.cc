@@ -527,6 +527,19 @@ class Cell {
     if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     j_["change_verified"] = reached && n_.srv[1]->accepted() == before_accepts;
+    if (tendril()) {
+      // The same kind of change (backend 2 back) straight through the API
+      // socket, as a controller makes it: the agent's share without the
+      // CLI's process start.
+      auto id = CallAgent(t_->sock(), "service.get", {{"frontend", absl::StrCat(Vip(), ":80/TCP")}});
+      if (id.ok()) {
+        nlohmann::json args = {{"id", id->value("id", 0)},
+                               {"backends", {absl::StrCat(kBackend[0], ":", kTargetPort),
+                                             absl::StrCat(kBackend[1], ":", kTargetPort)}}};
+        auto t0 = Clock::now();
+        if (CallAgent(t_->sock(), "service.update", args).ok()) j_["change_api_s"] = Seconds(t0, Clock::now());
+      }
+    }
   }
 
   // iperf3 through the iperf service and straight to backend 1.
@@ -647,6 +660,10 @@ void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, con
                   F(Num(j, "agent_rss_kb")).c_str(), F(Num(j, "pinned_map_kb")).c_str(),
                   j.value("change_verified", true) ? "" : "  (change NOT verified)");
     }
+    for (const nlohmann::json* r : rows)
+      if (r->contains("change_api_s"))
+        std::printf("   %s: one backend change through the API socket (no CLI process): %s\n",
+                    (*r)["mode"].get<std::string>().c_str(), Ms(Num(*r, "change_api_s")).c_str());
     // Ratios: each tendril mode over each kube-proxy mode (lower is better
     // for times, higher for rates).
     for (const nlohmann::json* t : rows) {
