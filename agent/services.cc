@@ -116,6 +116,14 @@ int64_t MonotonicMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+// The lowest port of the node port range not in `used` (which gets it).
+absl::StatusOr<uint16_t> PickPort(std::set<uint16_t>& used, const ServiceLimits& limits, const char* what) {
+  for (uint32_t p = limits.node_port_min; p <= limits.node_port_max; ++p)
+    if (used.insert(static_cast<uint16_t>(p)).second) return static_cast<uint16_t>(p);
+  return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits.node_port_min, "-",
+                                                   limits.node_port_max, " for the ", what));
+}
+
 std::string MaglevName(const Service& s, const Backend& b) {
   return absl::StrCat(b.Address(), "/", L4ProtoName(s.frontend.proto));
 }
@@ -367,15 +375,7 @@ absl::Status ServiceManager::AllocatePorts(Service& s, const Service* previous) 
   std::set<uint16_t> used = PortsInUse(s.id, s.frontend.proto);
   std::set<uint16_t> used_any = PortsInUse(s.id, s.frontend.proto == L4Proto::kTcp ? L4Proto::kUdp : L4Proto::kTcp);
   used.insert(used_any.begin(), used_any.end());
-  auto pick = [&](const char* what) -> absl::StatusOr<uint16_t> {
-    for (uint32_t p = limits_.node_port_min; p <= limits_.node_port_max; ++p)
-      if (!used.count(static_cast<uint16_t>(p))) {
-        used.insert(static_cast<uint16_t>(p));
-        return static_cast<uint16_t>(p);
-      }
-    return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits_.node_port_min,
-                                                     "-", limits_.node_port_max, " for the ", what));
-  };
+  auto pick = [&](const char* what) { return PickPort(used, limits_, what); };
   if (s.HasNodePort() && !s.node_port) {
     if (previous && previous->HasNodePort() && previous->node_port) {
       s.node_port = previous->node_port;
@@ -467,7 +467,6 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
   for (const auto& [id, s] : services_) current.emplace(s.frontend, id);
   std::map<uint16_t, Service> next;
   std::set<Frontend> seen;
-  std::vector<Service*> fresh;
   for (Service& s : desired) {
     TND_RETURN_IF_ERROR(Annotate(ValidateService(s, limits_), absl::StrCat("service ", s.frontend.ToString())));
     if (!seen.insert(s.frontend).second)
@@ -497,34 +496,25 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
   }
   for (Service& s : desired) next.emplace(s.id, s);
   // Node ports: kept services keep theirs; the rest are allocated from what
-  // the new set leaves free.
-  std::map<L4Proto, std::set<uint16_t>> ports;
-  std::set<uint16_t> hc_ports;
+  // the new set leaves free. Node ports and health check ports share the
+  // range across protocols (AllocatePorts' rule); clashes between declared
+  // ones are CheckConflicts'.
+  std::set<uint16_t> used_ports;
   for (auto& [id, s] : next) {
     auto prev = services_.find(id);
     if (prev != services_.end() && s.HasNodePort() && !s.node_port) s.node_port = prev->second.node_port;
     if (prev != services_.end() && !s.health_check_port) s.health_check_port = prev->second.health_check_port;
     if (!s.HasNodePort()) s.node_port = 0;
     if (!(s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal)) s.health_check_port = 0;
-    if (s.node_port) ports[s.frontend.proto].insert(s.node_port);
-    if (s.health_check_port) hc_ports.insert(s.health_check_port);
+    if (s.node_port) used_ports.insert(s.node_port);
+    if (s.health_check_port) used_ports.insert(s.health_check_port);
   }
-  auto pick = [&](std::set<uint16_t>& into, const char* what) -> absl::StatusOr<uint16_t> {
-    for (uint32_t p = limits_.node_port_min; p <= limits_.node_port_max; ++p) {
-      uint16_t port = static_cast<uint16_t>(p);
-      if (ports[L4Proto::kTcp].count(port) || ports[L4Proto::kUdp].count(port) || hc_ports.count(port)) continue;
-      into.insert(port);
-      return port;
-    }
-    return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits_.node_port_min,
-                                                     "-", limits_.node_port_max, " for a ", what));
-  };
   for (auto& [id, s] : next) {
     if (s.HasNodePort() && !s.node_port) {
-      TND_ASSIGN_OR_RETURN(s.node_port, pick(ports[s.frontend.proto], "node port"));
+      TND_ASSIGN_OR_RETURN(s.node_port, PickPort(used_ports, limits_, "node port"));
     }
     if (s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal && !s.health_check_port) {
-      TND_ASSIGN_OR_RETURN(s.health_check_port, pick(hc_ports, "health check port"));
+      TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(used_ports, limits_, "health check port"));
     }
   }
   TND_RETURN_IF_ERROR(CheckConflicts(next));

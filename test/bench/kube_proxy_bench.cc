@@ -61,6 +61,7 @@
 #include "tendril_build_config.h"
 #include "test/bench/kube_proxy_rules.h"
 #include "test/support/kernel.h"
+#include "test/support/tcp.h"
 
 namespace tendril::test {
 namespace {
@@ -250,68 +251,6 @@ double Timed(const Netns& ns, std::vector<std::string> argv, std::string* out = 
   return rc == 0 ? Seconds(t0, t1) : -1;
 }
 
-// A TCP server in a namespace counting accepted connections.
-class Server {
- public:
-  Server(const Netns& ns, const char* addr, uint16_t port) {
-    thread_ = std::thread([this, &ns, addr, port] {
-      NetnsGuard in(ns);
-      int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      int one = 1;
-      ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(port);
-      inet_pton(AF_INET, addr, &sa.sin_addr);
-      bool ok = ::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 && ::listen(ls, 4096) == 0;
-      timeval tv{0, 100000};
-      ::setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-      ready_ = ok ? 1 : -1;
-      while (ok && !stop_) {
-        int c = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c >= 0) {
-          accepted_++;
-          ::close(c);
-        }
-      }
-      ::close(ls);
-    });
-    while (ready_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ~Server() {
-    stop_ = true;
-    thread_.join();
-  }
-  bool ok() const { return ready_ == 1; }
-  long accepted() const { return accepted_; }
-
- private:
-  std::thread thread_;
-  std::atomic<int> ready_{0};
-  std::atomic<bool> stop_{false};
-  std::atomic<long> accepted_{0};
-};
-
-// connect() + RST close; latency of connect in us, or a negative errno.
-double ConnectOnce(const char* addr, uint16_t port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  inet_pton(AF_INET, addr, &sa.sin_addr);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  linger lg{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));  // bounds connect()
-  auto c0 = Clock::now();
-  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  auto c1 = Clock::now();
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return -static_cast<double>(err);
-  return std::chrono::duration<double, std::micro>(c1 - c0).count();
-}
-
 struct Path {
   std::vector<double> lat;
   double secs = 0;
@@ -352,7 +291,7 @@ struct Node {
   Netns node, client, be1, be2;
   int index;
   std::string host_if[3];
-  std::unique_ptr<Server> srv[2];
+  std::unique_ptr<AcceptServer> srv[2];
   std::unique_ptr<Subprocess> iperf;
 
   bool Wire(const Netns& pod, const std::string& host_if, const std::string& ip) {
@@ -382,8 +321,8 @@ struct Node {
     if (!Wire(client, host_if[0], kClient) || !Wire(be1, host_if[1], kBackend[0]) ||
         !Wire(be2, host_if[2], kBackend[1]))
       return false;
-    srv[0] = std::make_unique<Server>(be1, kBackend[0], kTargetPort);
-    srv[1] = std::make_unique<Server>(be2, kBackend[1], kTargetPort);
+    srv[0] = std::make_unique<AcceptServer>(be1, kBackend[0], kTargetPort);
+    srv[1] = std::make_unique<AcceptServer>(be2, kBackend[1], kTargetPort);
     iperf = std::make_unique<Subprocess>(
         std::vector<std::string>{"nsenter", "--net=" + be1.path(), "iperf3", "-s", "-B", kBackend[0], "-p",
                                  std::to_string(kIperfPort)});

@@ -9,12 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 #include <vector>
 
 #include "agent/agent.h"
@@ -23,6 +22,7 @@
 #include "agent/loader.h"
 #include "agent/services.h"
 #include "test/support/kernel.h"
+#include "test/support/tcp.h"
 
 namespace tendril::test {
 namespace {
@@ -37,24 +37,14 @@ struct Result {
 
 // One round of connect()+close() to addr:port; appends latencies (us).
 bool Round(const char* addr, uint16_t port, int n, std::vector<double>* lat, double* secs) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  inet_pton(AF_INET, addr, &sa.sin_addr);
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    linger lg{1, 0};  // RST on close: no TIME_WAIT pile-up on the client
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    auto c0 = std::chrono::steady_clock::now();
-    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-    auto c1 = std::chrono::steady_clock::now();
-    ::close(fd);
-    if (rc != 0) {
-      std::perror("connect");
+    double us = ConnectOnce(addr, port);
+    if (us < 0) {
+      std::fprintf(stderr, "connect %s:%u: %s\n", addr, port, std::strerror(static_cast<int>(-us)));
       return false;
     }
-    lat->push_back(std::chrono::duration<double, std::micro>(c1 - c0).count());
+    lat->push_back(us);
   }
   *secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return true;
@@ -101,29 +91,11 @@ int Main(bool json_out) {
     return 1;
   }
 
-  std::atomic<bool> stop{false};
-  std::atomic<bool> listening{false};
-  std::thread server([&] {
-    NetnsGuard in(backend);
-    int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(8080);
-    inet_pton(AF_INET, "10.0.9.2", &sa.sin_addr);
-    ::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-    ::listen(ls, 4096);
-    listening = true;
-    timeval tv{0, 200000};
-    ::setsockopt(ls, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    while (!stop) {
-      int c = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c >= 0) ::close(c);
-    }
-    ::close(ls);
-  });
-  while (!listening) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  AcceptServer server(backend, "10.0.9.2", 8080);
+  if (!server.ok()) {
+    std::fprintf(stderr, "bench: cannot listen on 10.0.9.2:8080\n");
+    return 1;
+  }
 
   // The process moves between the root cgroup (no socket program) and the
   // child cgroup (connect4 attached), alternating rounds to share any drift.
@@ -146,8 +118,6 @@ int Main(bool json_out) {
     }
     join(root_cg);
   }
-  stop = true;
-  server.join();
   if (!ok) return 1;
   Result b = Summarize(lat_bare, secs_bare), d = Summarize(lat_direct, secs_direct),
          v = Summarize(lat_vip, secs_vip);
