@@ -127,7 +127,7 @@ absl::StatusOr<CompileResult> CompileBpf(const CompileRequest& req) {
     fs::path src = fs::path(req.src_dir) / "bpf" / (name + ".c");
     std::string tmp = absl::StrCat(res.object_paths[name], ".tmp.", ::getpid());
     std::vector<std::string> argv = {
-        req.clang, "-O2", "-g", "-target", "bpf", "-std=gnu11", "-Wall", "-Werror",
+        req.clang, "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-std=gnu11", "-Wall", "-Werror",
         "-Wno-unused-parameter", "-Wno-missing-field-initializers",
         "-I" + dir.string(),  // generated tendril_config.h first
         "-I" + (fs::path(req.src_dir) / "bpf").string(),

@@ -326,19 +326,28 @@ struct tnd_ct_val {
 };
 
 /*
- * NAT (LRU hash per family), shared by service SNAT and, later, masquerade:
- *   out (dir TND_NAT_OUT): original tuple (client -> backend) -> the node
+ * NAT (LRU hash per family), shared by service SNAT and pod masquerade:
+ *   out (dir TND_NAT_OUT): original tuple (client -> peer) -> the node
  *     address and port it leaves with;
- *   in (dir TND_NAT_IN): reply tuple (backend -> node:port) -> the client
+ *   in (dir TND_NAT_IN): reply tuple (peer -> node:port) -> the client
  *     address and port to restore.
- * The node port is allocated by trying ports from a hash of the flow until an
- * `in` entry can be created exclusively.
+ * Each entry follows its flow like a conntrack entry (tcp_flags, expires
+ * by tnd_ct_lifetime): refreshed by its own direction's packets, closing
+ * and reopening together with the other entry of its pair. The agent's GC
+ * removes a pair once both are expired. The node port comes from the NAT
+ * port range (setting nat-port-range, outside the node's own ephemeral
+ * ports): random probes, then a scan of the whole range; a port whose
+ * mapping expired, or (for a new TCP connection, when no port is free)
+ * whose flow was reset, is taken over.
  */
 #define TND_NAT_OUT 0
 #define TND_NAT_IN 1
-#define TND_NAT_PORT_MIN 32768
-#define TND_NAT_PORT_MAX 60999
-#define TND_NAT_TRIES 32
+#define TND_NAT_PORT_MIN_DEFAULT 1024  /* below the node-port range and Linux's ephemeral ports */
+#define TND_NAT_PORT_MAX_DEFAULT 29999
+#define TND_NAT_PROBES 32              /* random probes before the scan of the whole range */
+
+#define TND_NAT_F_SERVICE (1 << 0)  /* SNAT of a per-packet service flow */
+#define TND_NAT_F_MASQ (1 << 1)     /* masquerade of an endpoint's own flow */
 
 struct tnd_nat_key {
 	__u8 saddr[16];
@@ -353,10 +362,11 @@ struct tnd_nat_key {
 struct tnd_nat_val {
 	__u8 to_addr[16];
 	__be16 to_port;
-	__u16 pad;
+	__u8 tcp_flags;     /* TND_TCP_* of the flow, as this entry knows it */
+	__u8 flags;         /* TND_NAT_F_* */
 	__u32 created;
-	__u32 expires;
-	__u32 pad2;
+	__u32 expires;      /* with `gen`, one 8-byte word: the data path takes a */
+	__u32 gen;          /* mapping over by swapping it (gen counts take-overs) */
 };
 
 /* IPv4 fragments: the ports of a datagram, learnt from its first fragment,

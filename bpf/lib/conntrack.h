@@ -116,8 +116,6 @@ static __always_inline __u32 tnd_ct_lifetime(__u8 proto, __u8 seen)
 	return TND_CT_TCP_TIMEOUT;
 }
 
-/* Accounts one packet to a conntrack entry and refreshes its lifetime. A SYN
- * on a closed entry reopens it (port reuse). */
 /* A TCP SYN without ACK: opens a connection, never answers one. */
 static __always_inline bool tnd_tcp_opens(__u8 proto, __u8 tcp_flags)
 {
@@ -132,20 +130,115 @@ static __always_inline bool tnd_ct_reopened(const struct tnd_ct_val *v, __u8 pro
 	return tnd_tcp_opens(proto, tcp_flags) && (v->tcp_flags & (TND_TCP_FIN | TND_TCP_RST));
 }
 
-static __always_inline void tnd_ct_touch(struct tnd_ct_val *v, __u8 proto, __u8 tcp_flags, __u32 len)
-{
-	__u32 now = tnd_now_sec();
-	__u8 seen = v->tcp_flags;
+/*
+ * Flow state, shared by conntrack and NAT entries. A flow that has two
+ * entries (a service flow's forward and reply conntrack entries; a NAT
+ * mapping's out and in entries) has each refreshed by the packets of its
+ * own direction. The two must end together: when one sees the flow close
+ * (its first FIN or RST) or a SYN reopen it, the other is told
+ * (tnd_state_mark), so both live the closing lifetime, or start again.
+ * Returned by tnd_state_update so that only those rare packets pay for the
+ * second lookup.
+ */
+#define TND_EV_NONE 0
+#define TND_EV_CLOSE 1   /* the flow's first FIN or RST */
+#define TND_EV_REOPEN 2  /* a SYN on a closed flow's tuple: a new connection */
+/* An event and the TCP flags of the packet that caused it, in one argument
+ * (BPF functions take five). */
+#define TND_EVF(ev, tcp_flags) (((__u32)(ev) << 8) | (tcp_flags))
 
-	if ((tcp_flags & TND_TCP_SYN) && !(tcp_flags & TND_TCP_ACK) &&
-	    (seen & (TND_TCP_FIN | TND_TCP_RST)))
+static __always_inline int tnd_state_update(__u8 *seen_p, __u32 *expires, __u8 proto, __u8 tcp_flags,
+					    __u32 now)
+{
+	__u8 seen = *seen_p;
+	bool closed = seen & (TND_TCP_FIN | TND_TCP_RST);
+	int ev = TND_EV_NONE;
+
+	if (tnd_tcp_opens(proto, tcp_flags) && closed) {
 		seen = 0;
+		closed = false;
+		ev = TND_EV_REOPEN;
+	}
 	seen |= tcp_flags & (TND_TCP_SYN | TND_TCP_FIN | TND_TCP_RST | TND_TCP_ACK);
-	if (seen != v->tcp_flags)
-		v->tcp_flags = seen;
-	v->expires = now + tnd_ct_lifetime(proto, seen);
+	if (!closed && (seen & (TND_TCP_FIN | TND_TCP_RST)))
+		ev = TND_EV_CLOSE;
+	if (seen != *seen_p)
+		*seen_p = seen;
+	*expires = now + tnd_ct_lifetime(proto, seen);
+	return ev;
+}
+
+/* The other entry of a flow learns of an event (TND_EVF). */
+static __always_inline void tnd_state_mark(__u8 *seen_p, __u32 *expires, __u8 proto, __u32 evf)
+{
+	__u8 seen = (evf >> 8) == TND_EV_REOPEN ? 0 : *seen_p | (evf & (TND_TCP_FIN | TND_TCP_RST));
+
+	*seen_p = seen;
+	*expires = tnd_now_sec() + tnd_ct_lifetime(proto, seen);
+}
+
+/* Accounts one packet to a conntrack entry and refreshes its lifetime. A SYN
+ * on a closed entry reopens it (port reuse). Returns a TND_EV_*. */
+static __always_inline int tnd_ct_touch(struct tnd_ct_val *v, __u8 proto, __u8 tcp_flags, __u32 len)
+{
 	v->packets += 1;
 	v->bytes += len;
+	return tnd_state_update(&v->tcp_flags, &v->expires, proto, tcp_flags, tnd_now_sec());
+}
+
+/* Tells the conntrack entry `k` (the other of a pair) of `ev`. A separate
+ * BPF function: rare, and its key stays off the caller's stack. */
+static __noinline void tnd_ct_mark(const int fam, const struct tnd_ct_key *k, __u32 evf)
+{
+	struct tnd_ct_val *v = bpf_map_lookup_elem(fam == 4 ? (void *)&tnd_ct_v4 : (void *)&tnd_ct_v6, k);
+
+	if (v)
+		tnd_state_mark(&v->tcp_flags, &v->expires, k->proto, evf);
+}
+
+/* The pair of a service flow's conntrack entries: forward (client ->
+ * frontend) and reply (backend -> client). From one, the other's key. */
+static __always_inline void tnd_ct_reply_key(struct tnd_ct_key *rk, const struct tnd_ct_key *fwd,
+					     const __u8 *be_addr, __be16 be_port)
+{
+	__builtin_memset(rk, 0, sizeof(*rk));
+	__builtin_memcpy(rk->saddr, be_addr, 16);
+	__builtin_memcpy(rk->daddr, fwd->saddr, 16);
+	rk->sport = be_port;
+	rk->dport = fwd->sport;
+	rk->proto = fwd->proto;
+}
+
+static __always_inline void tnd_ct_fwd_key(struct tnd_ct_key *fk, const struct tnd_ct_key *reply,
+					   const struct tnd_ct_val *rv)
+{
+	__builtin_memset(fk, 0, sizeof(*fk));
+	__builtin_memcpy(fk->saddr, reply->daddr, 16);
+	__builtin_memcpy(fk->daddr, rv->nat_addr, 16);
+	fk->sport = reply->dport;
+	fk->dport = rv->nat_port;
+	fk->proto = reply->proto;
+}
+
+/* A reply entry saw `ev`: its forward entry learns of it. */
+static __noinline void tnd_ct_mark_fwd(const int fam, const struct tnd_ct_key *reply, const struct tnd_ct_val *rv,
+				       __u32 evf)
+{
+	struct tnd_ct_key fk;
+
+	tnd_ct_fwd_key(&fk, reply, rv);
+	tnd_ct_mark(fam, &fk, evf);
+}
+
+/* A forward entry saw `ev`: its reply entry (backend be_addr:be_port)
+ * learns of it. */
+static __noinline void tnd_ct_mark_reply(const int fam, const struct tnd_ct_key *fwd, const __u8 *be_addr,
+					 __be16 be_port, __u32 evf)
+{
+	struct tnd_ct_key rk;
+
+	tnd_ct_reply_key(&rk, fwd, be_addr, be_port);
+	tnd_ct_mark(fam, &rk, evf);
 }
 
 #endif

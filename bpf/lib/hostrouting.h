@@ -178,12 +178,15 @@ static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, con
 	struct tnd_ct_val *ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	__u8 fe[16];
 	__be16 fe_port;
+	int ev;
 
 	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & mask))
 		return 0;
 	__builtin_memcpy(fe, ct->nat_addr, 16);
 	fe_port = ct->nat_port;
-	tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	if (ev != TND_EV_NONE)
+		tnd_ct_mark_fwd(fam, &p->t, ct, TND_EVF(ev, p->tcp_flags));
 	if (tnd_rw(ctx, p, fam, true, p->t.saddr, fe, p->t.sport, fe_port) < 0)
 		return -1;
 	__builtin_memcpy(p->t.saddr, fe, 16);
@@ -212,7 +215,7 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	struct tnd_ct_val *ct;
 	struct tnd_backend *be = NULL;
 	__u32 bid = 0;
-	int new_flow = 0;
+	int new_flow = 0, ev;
 
 	if (fam == 4) {
 		__builtin_memcpy(&k4.addr, p->t.daddr, 4);
@@ -263,8 +266,8 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	w->flags = TND_CT_F_ENDPOINT;
 	if (new_flow)
 		tnd_ct_create(fam, p, w);
-	else
-		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	else if ((ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len)) != TND_EV_NONE)
+		tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(ev, p->tcp_flags));
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0) {
 		tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
 		return TND_LXC_DROPPED;
@@ -431,7 +434,7 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 	rk = p->t;
 	rk.pad = TND_NAT_OUT;
 	fresh = bpf_map_lookup_elem(tnd_nat_map(fam), &rk) == NULL;
-	port = tnd_snat_port(fam, &p->t, w);
+	port = tnd_snat_port(fam, &p->t, w, p->tcp_flags | (TND_NAT_F_MASQ << 8) | TND_NAT_SLOT_EGRESS);
 	if (!port)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_EGRESS, ifindex);
 	if (tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, port) < 0)

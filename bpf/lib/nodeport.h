@@ -702,73 +702,9 @@ static __always_inline int tnd_write_macs(TND_CTX *ctx, const struct tnd_fwd *fw
 	return ctx_store(ctx, 0, macs, 12);
 }
 
-/* ---- SNAT port allocation -------------------------------------------------- */
+/* ---- SNAT mappings: lifetime and port allocation (nat.h) ---------------- */
 
-/* The node port the flow (client -> backend) leaves with: the existing
- * mapping, or a new one from a hash of the flow, trying further ports until
- * the reply tuple is free. 0 if none is. */
-static __noinline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t,
-				       const struct tnd_lb_work *w)
-{
-	/* One key and one value, reused: this runs two calls deep. */
-	struct tnd_nat_key k = { .proto = t->proto, .dir = TND_NAT_OUT };
-	struct tnd_nat_val v = {};
-	struct tnd_nat_val *cur;
-	__u32 now = tnd_now_sec();
-	__u32 range = TND_NAT_PORT_MAX - TND_NAT_PORT_MIN + 1;
-	__u32 start = (__u32)w->hash;
-	__be16 port = 0;
-
-	__builtin_memcpy(k.saddr, t->saddr, 16);
-	__builtin_memcpy(k.daddr, w->be_addr, 16);
-	k.sport = t->sport;
-	k.dport = w->be_port;
-	cur = bpf_map_lookup_elem(tnd_nat_map(fam), &k);
-	if (cur && tnd_addr_eq(cur->to_addr, w->node, fam)) {
-		cur->expires = now + tnd_ct_lifetime(t->proto, TND_TCP_ACK);
-		return cur->to_port;
-	}
-
-	/* in: backend -> node:port, restoring the client. */
-	k.dir = TND_NAT_IN;
-	__builtin_memcpy(k.saddr, w->be_addr, 16);
-	__builtin_memcpy(k.daddr, w->node, 16);
-	k.sport = w->be_port;
-	__builtin_memcpy(v.to_addr, t->saddr, 16);
-	v.to_port = t->sport;
-	v.created = now;
-	v.expires = now + tnd_ct_lifetime(t->proto, TND_TCP_ACK);
-	for (int i = 0; i < TND_NAT_TRIES; i++) {
-		__be16 cand = bpf_htons((__u16)(TND_NAT_PORT_MIN + (start + i * 7919) % range));
-
-		k.dport = cand;
-		if (bpf_map_update_elem(tnd_nat_map(fam), &k, &v, BPF_NOEXIST) == 0) {
-			port = cand;
-			break;
-		}
-	}
-	if (!port)
-		return 0;
-
-	/* out: client -> backend leaves as node:port. */
-	k.dir = TND_NAT_OUT;
-	__builtin_memcpy(k.saddr, t->saddr, 16);
-	__builtin_memcpy(k.daddr, w->be_addr, 16);
-	k.sport = t->sport;
-	k.dport = w->be_port;
-	__builtin_memcpy(v.to_addr, w->node, 16);
-	v.to_port = port;
-	if (bpf_map_update_elem(tnd_nat_map(fam), &k, &v, BPF_ANY) != 0) {
-		k.dir = TND_NAT_IN;
-		__builtin_memcpy(k.saddr, w->be_addr, 16);
-		__builtin_memcpy(k.daddr, w->node, 16);
-		k.sport = w->be_port;
-		k.dport = port;
-		bpf_map_delete_elem(tnd_nat_map(fam), &k);
-		return 0;
-	}
-	return port;
-}
+#include "nat.h"
 
 /* ---- DSR option (IPv4, tc) ------------------------------------------------- */
 
@@ -856,7 +792,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	struct tnd_ct_val *ct;
 	__u8 client[16], fe[16] = {};
 	__be16 client_port, fe_port = 0;
-	int r;
+	int r, ev;
 
 	__builtin_memcpy(in.saddr, p->t.saddr, 16);
 	__builtin_memcpy(in.daddr, p->t.daddr, 16);
@@ -887,11 +823,15 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (r < 0 || r >= 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
-	nv->expires = tnd_now_sec() + tnd_ct_lifetime(p->t.proto, TND_TCP_ACK);
+	ev = tnd_state_update(&nv->tcp_flags, &nv->expires, p->t.proto, p->tcp_flags, tnd_now_sec());
+	if (ev != TND_EV_NONE)
+		tnd_nat_mark_out(fam, &in, nv, TND_EVF(ev, p->tcp_flags));
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, client, p->t.dport, client_port) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (ct && (ct->flags & TND_CT_F_REPLY)) {
-		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+		ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+		if (ev != TND_EV_NONE)
+			tnd_ct_mark_fwd(fam, &ck, ct, TND_EVF(ev, p->tcp_flags));
 		if (tnd_rw(ctx, p, fam, true, p->t.saddr, fe, p->t.sport, fe_port) < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	}
@@ -1098,7 +1038,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 			__builtin_memcpy(w.node, dev->ipv6, 16);
 		if (!(*(__u64 *)w.node | *(__u64 *)&w.node[8]))
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_NODE_ADDR, TND_DIR_INGRESS, in_if);
-		nport = tnd_snat_port(fam, &p->t, &w);
+		nport = tnd_snat_port(fam, &p->t, &w, p->tcp_flags | (TND_NAT_F_SERVICE << 8));
 		if (!nport)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_INGRESS, in_if);
 	}
@@ -1109,8 +1049,8 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 		w.flags = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
 			  (remote ? 0 : TND_CT_F_LOCAL) | (TND_CTX_XDP ? TND_CT_F_XDP : 0);
 		tnd_ct_create(fam, p, &w);
-	} else {
-		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	} else if ((r = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len)) != TND_EV_NONE) {
+		tnd_ct_mark_reply(fam, &p->t, w.be_addr, w.be_port, TND_EVF(r, p->tcp_flags));
 	}
 
 	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
@@ -1168,6 +1108,7 @@ static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, co
 	struct tnd_ct_val *ct;
 	__u8 fe[16];
 	__be16 fe_port;
+	int ev;
 
 	if (tnd_parse(ctx, l3_off, fam, pp) < 0)
 		return TND_PASS;
@@ -1178,7 +1119,9 @@ static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, co
 		return -1; /* parsed, not a reply of ours: masquerade may want it */
 	__builtin_memcpy(fe, ct->nat_addr, 16);
 	fe_port = ct->nat_port;
-	tnd_ct_touch(ct, pp->t.proto, pp->tcp_flags, pp->len);
+	ev = tnd_ct_touch(ct, pp->t.proto, pp->tcp_flags, pp->len);
+	if (ev != TND_EV_NONE)
+		tnd_ct_mark_fwd(fam, &pp->t, ct, TND_EVF(ev, pp->tcp_flags));
 	if (tnd_rw(ctx, pp, fam, true, pp->t.saddr, fe, pp->t.sport, fe_port) < 0)
 		return tnd_drop_pkt(fwd, pp, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ctx->ifindex);
 	return TND_PASS;

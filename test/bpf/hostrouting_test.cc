@@ -219,8 +219,8 @@ TEST_F(HostRoutingTest, EndpointTrafficLeavingTheNodeIsMasqueradedAndRepliesCome
   EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_OK));
   ASSERT_EQ(r.out.size(), out.size());
   uint16_t nport = PortAt(r.out, 14 + 20);
-  EXPECT_GE(nport, TND_NAT_PORT_MIN);
-  EXPECT_LE(nport, TND_NAT_PORT_MAX);
+  EXPECT_GE(nport, TND_NAT_PORT_MIN_DEFAULT);
+  EXPECT_LE(nport, TND_NAT_PORT_MAX_DEFAULT);
   EXPECT_EQ(r.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(nport, 80).Payload("x").Build());
   auto ev = Events();
   ASSERT_EQ(ev.size(), 1u);

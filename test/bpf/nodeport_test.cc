@@ -42,8 +42,8 @@ TEST_F(NodePortTest, RemoteBackendIsDnatedAndSnatedToTheNodeExactly) {
   EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
   ASSERT_EQ(r.out.size(), in.size());
   uint16_t nport = PortAt(r.out, kL4);
-  EXPECT_GE(nport, TND_NAT_PORT_MIN);
-  EXPECT_LE(nport, TND_NAT_PORT_MAX);
+  EXPECT_GE(nport, TND_NAT_PORT_MIN_DEFAULT);
+  EXPECT_LE(nport, TND_NAT_PORT_MAX_DEFAULT);
   Bytes want = Frame().Eth(kMacPeer, kMacNode).Ipv4("10.0.0.1", "10.1.2.2").Tcp(nport, 80).Payload("GET /").Build();
   EXPECT_EQ(r.out, want);
 
