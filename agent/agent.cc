@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "agent/attach.h"
 #include "agent/bpffs.h"
+#include "agent/nat_ports.h"
 #include "agent/netlink.h"
 #include "common/fd.h"
 #include "common/file_util.h"
@@ -184,6 +186,10 @@ absl::Status Agent::Start() {
   // setting fails at start, not at the first service.
   TND_ASSIGN_OR_RETURN(cgroup_root_, ResolveCgroupRoot(cfg_.cgroup_root));
   TND_ASSIGN_OR_RETURN(NodeFacts facts, GatherFacts());
+  TND_RETURN_IF_ERROR(ReserveNatPorts({cfg_.nat_port_min, cfg_.nat_port_max}));
+  // Drops are counted in the pinned metrics, which outlive agents: status
+  // reports those since this start.
+  nat_exhausted_at_start_ = DropCount(cfg_.bpffs_root + "/" TND_MAP_METRICS, TND_DROP_NAT_EXHAUSTED).value_or(0);
 
   CompileRequest req;
   req.src_dir = cfg_.bpf_dir;
@@ -192,7 +198,7 @@ absl::Status Agent::Start() {
   req.config_header = RenderConfigHeader(
       facts, Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true, cfg_.enable_socket_lb,
                       /*nodeport=*/true, cfg_.enable_masquerade,
-                      cfg_.maglev_table_size});
+                      cfg_.maglev_table_size, cfg_.nat_port_min, cfg_.nat_port_max});
   if (cfg_.bpf_object_dir.empty()) {
     TND_ASSIGN_OR_RETURN(compiled_, CompileBpf(req));
   } else {
@@ -295,6 +301,9 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
   ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max};
   services_ = std::make_unique<ServiceManager>(std::move(maps), limits, cfg_.maglev_table_size, std::move(node));
+  services_->OnBackendsRemoved([this](uint16_t id, L4Proto proto, const std::vector<Backend>& removed) {
+    DeleteFlowsOf(id, proto, removed);
+  });
   // Devices and services are in the maps before any program sees a packet.
   TND_RETURN_IF_ERROR(SyncDevices(facts));
   TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(desired_.services));
@@ -592,6 +601,31 @@ void Agent::OnTimer() {
   next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
 }
 
+void Agent::DeleteFlowsOf(uint16_t svc_id, L4Proto proto, const std::vector<Backend>& removed) {
+  for (Family fam : {Family::kV4, Family::kV6}) {
+    std::vector<BackendRef> refs;
+    for (const Backend& b : removed) {
+      if (b.ip.family != fam) continue;
+      BackendRef r;
+      r.id = b.id;
+      memcpy(r.addr, b.ip.bytes.data(), 16);
+      r.port_be = htons(b.port);
+      refs.push_back(r);
+    }
+    CtMap* ct = (fam == Family::kV4 ? ct4_ : ct6_).get();
+    if (refs.empty() || !ct) continue;
+    NatMap* nat = (fam == Family::kV4 ? nat4_ : nat6_).get();
+    auto r = DeleteBackendFlows(*ct, nat, svc_id, static_cast<uint8_t>(proto), refs);
+    if (!r.ok()) {
+      TND_LOG_WARN("service ", svc_id, ": deleting the flows of removed backends: ", r.status().message());
+      continue;
+    }
+    if (r->ct_entries)
+      TND_LOG_INFO("service ", svc_id, ": deleted ", r->flows, " ", L4ProtoName(proto), " flows of ", refs.size(),
+                   " removed backends (", r->ct_entries, " conntrack, ", r->nat_entries, " NAT entries)");
+  }
+}
+
 nlohmann::json Agent::ConntrackGc() {
   uint32_t now = BpfClockSeconds();
   nlohmann::json out = {{"at", NowUtc()}};
@@ -816,6 +850,15 @@ nlohmann::json Agent::StatusJson() const {
     for (const Service& sv : services_->List())
       for (const FrontendEntry& e : services_->Entries(sv))
         if (e.external) addrs.push_back(e.frontend.ToString());
+  nlohmann::json nat = {{"port_range", absl::StrCat(cfg_.nat_port_min, "-", cfg_.nat_port_max)},
+                        {"reserved_in", "net.ipv4.ip_local_reserved_ports"}};
+  for (auto [key, map] : {std::pair{"v4", nat4_.get()}, std::pair{"v6", nat6_.get()}})
+    if (map)
+      if (auto n = CountEntries(map->fd(), sizeof(tnd_nat_key)); n.ok())
+        nat[key] = {{"entries", *n}, {"max_entries", cfg_.nat_max_entries}};
+  if (auto d = DropCount(cfg_.bpffs_root + "/" TND_MAP_METRICS, TND_DROP_NAT_EXHAUSTED); d.ok())
+    nat["ports_exhausted_since_start"] = *d - nat_exhausted_at_start_;
+  j["nat"] = nat;
   j["nodeport"] = {{"enabled", cfg_.enable_nodeport},
                    {"node_port_range", absl::StrCat(cfg_.node_port_min, "-", cfg_.node_port_max)},
                    {"external_frontends", addrs},

@@ -67,6 +67,9 @@ class Agent {
   nlohmann::json EndpointList() const;
   // Removes expired conntrack and NAT entries now.
   nlohmann::json ConntrackGc();
+  // Per-packet flows of backends a change removed: gone, so that their next
+  // packet (a UDP client's next datagram) chooses a live backend.
+  void DeleteFlowsOf(uint16_t svc_id, L4Proto proto, const std::vector<Backend>& removed);
 
   // For the main loop: file descriptors to poll besides the API and signals
   // (health check ports), what to do when one is readable, and the timer
@@ -128,6 +131,7 @@ class Agent {
   std::map<std::string, int> device_index_;  // native devices as attached
   std::unique_ptr<CtMap> ct4_, ct6_;
   std::unique_ptr<NatMap> nat4_, nat6_;
+  uint64_t nat_exhausted_at_start_ = 0;  // nat-ports-exhausted drops before this start
   std::vector<int> device_ifindexes_;
   std::map<uint16_t, std::unique_ptr<HealthServer>> health_;  // by service id
   uint32_t next_gc_ = 0;

@@ -33,7 +33,9 @@ std::string RenderConfigHeader(const NodeFacts& node, const Features& f) {
   absl::StrAppend(&h, "#define TENDRIL_ENABLE_SOCKET_LB ", f.socket_lb ? 1 : 0, "\n");
   absl::StrAppend(&h, "#define TENDRIL_ENABLE_NODEPORT ", f.nodeport ? 1 : 0, "\n");
   absl::StrAppend(&h, "#define TENDRIL_ENABLE_MASQUERADE ", f.masquerade ? 1 : 0, "\n");
-  absl::StrAppend(&h, "#define TENDRIL_MAGLEV_TABLE_SIZE ", f.maglev_table_size, "\n\n");
+  absl::StrAppend(&h, "#define TENDRIL_MAGLEV_TABLE_SIZE ", f.maglev_table_size, "\n");
+  absl::StrAppend(&h, "#define TENDRIL_NAT_PORT_MIN ", f.nat_port_min, "\n");
+  absl::StrAppend(&h, "#define TENDRIL_NAT_PORT_MAX ", f.nat_port_max, "\n\n");
   absl::StrAppend(&h, "#define TENDRIL_NUM_DEVICES ", node.devices.size(), "\n");
   for (size_t i = 0; i < node.devices.size(); ++i) {
     const DeviceFacts& d = node.devices[i];

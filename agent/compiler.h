@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/service.h"
+#include "maps/abi.h"
 
 namespace tendril {
 
@@ -31,6 +32,8 @@ struct Features {
   bool nodeport = true;  // per-packet LB in XDP (bpf_host.o has it always)
   bool masquerade = true;  // endpoints' traffic leaving a native device
   uint32_t maglev_table_size = 16381;
+  uint16_t nat_port_min = TND_NAT_PORT_MIN_DEFAULT;  // SNAT source ports
+  uint16_t nat_port_max = TND_NAT_PORT_MAX_DEFAULT;
 };
 
 // The tendril_config.h the agent compiles with. Deterministic in its inputs.

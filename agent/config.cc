@@ -71,6 +71,20 @@ Apply UintField(uint32_t AgentConfig::*field, uint32_t min, uint32_t max) {
   };
 }
 
+Apply PortRangeField(uint16_t AgentConfig::*min, uint16_t AgentConfig::*max) {
+  return [=](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+    std::vector<std::string> parts = absl::StrSplit(v, '-');
+    uint32_t lo = 0, hi = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &lo) || !absl::SimpleAtoi(parts[1], &hi) || lo < 1 ||
+        hi > 65535 || lo > hi)
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting ", k, ": \"", v, "\" is not a port range MIN-MAX within 1-65535"));
+    c->*min = static_cast<uint16_t>(lo);
+    c->*max = static_cast<uint16_t>(hi);
+    return absl::OkStatus();
+  };
+}
+
 Apply CidrListField(std::vector<std::string> AgentConfig::*field) {
   return [=](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
     std::vector<std::string> items = SplitList(v);
@@ -138,17 +152,10 @@ const std::vector<Setting>& Settings() {
       {"enable-nodeport", "NodePort/ExternalIP/LoadBalancer per packet at tc on the devices (default true)", false,
        BoolField(&AgentConfig::enable_nodeport)},
       {"node-port-range", "node ports the agent allocates from, MIN-MAX (default 30000-32767)", false,
-       [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
-         std::vector<std::string> parts = absl::StrSplit(v, '-');
-         uint32_t lo = 0, hi = 0;
-         if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &lo) || !absl::SimpleAtoi(parts[1], &hi) ||
-             lo < 1 || hi > 65535 || lo > hi)
-           return absl::InvalidArgumentError(
-               absl::StrCat("setting ", k, ": \"", v, "\" is not a port range MIN-MAX within 1-65535"));
-         c->node_port_min = static_cast<uint16_t>(lo);
-         c->node_port_max = static_cast<uint16_t>(hi);
-         return absl::OkStatus();
-       }},
+       PortRangeField(&AgentConfig::node_port_min, &AgentConfig::node_port_max)},
+      {"nat-port-range",
+       "source ports SNAT and masquerade use, MIN-MAX outside net.ipv4.ip_local_port_range (default 1024-29999)",
+       false, PortRangeField(&AgentConfig::nat_port_min, &AgentConfig::nat_port_max)},
       {"ct-gc-interval", "seconds between conntrack/NAT garbage collections (default 30)", false,
        UintField(&AgentConfig::ct_gc_interval, 1, 3600)},
       {"ct-max-entries", "conntrack entries per family, preallocated (default 262144)", false,
@@ -260,10 +267,16 @@ absl::Status ValidateConfig(const AgentConfig& c) {
         "maglev-table-size ", c.maglev_table_size, " must exceed max-backends-per-service (",
         c.max_backends_per_service, ")"));
   if (!c.bpf_object_dir.empty() &&
-      (c.maglev_table_size != TENDRIL_MAGLEV_TABLE_SIZE || !c.enable_ipv4 || !c.enable_ipv6))
+      (c.maglev_table_size != TENDRIL_MAGLEV_TABLE_SIZE || !c.enable_ipv4 || !c.enable_ipv6 ||
+       c.nat_port_min != TND_NAT_PORT_MIN_DEFAULT || c.nat_port_max != TND_NAT_PORT_MAX_DEFAULT))
     return absl::InvalidArgumentError(absl::StrCat(
         "bpf-object-dir: prebuilt objects are built with the default maglev-table-size (",
-        TENDRIL_MAGLEV_TABLE_SIZE, ") and both address families; compile at start to change them"));
+        TENDRIL_MAGLEV_TABLE_SIZE, "), nat-port-range (", TND_NAT_PORT_MIN_DEFAULT, "-", TND_NAT_PORT_MAX_DEFAULT,
+        ") and both address families; compile at start to change them"));
+  if (c.nat_port_min <= c.node_port_max && c.node_port_min <= c.nat_port_max)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "nat-port-range ", c.nat_port_min, "-", c.nat_port_max, " overlaps node-port-range ", c.node_port_min, "-",
+        c.node_port_max, ": SNAT would hand out ports that services listen on"));
   if (!c.enable_ipv4 && !c.enable_ipv6)
     return absl::InvalidArgumentError("enable-ipv4 and enable-ipv6 are both false");
   return absl::OkStatus();

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/attach.h"
+#include "maps/abi.h"
 
 namespace tendril {
 
@@ -37,6 +38,10 @@ struct AgentConfig {
   bool enable_nodeport = true;
   uint16_t node_port_min = 30000;
   uint16_t node_port_max = 32767;
+  // Source ports SNAT (NodePort to remote backends, masquerade) hands out:
+  // outside the node's own ephemeral ports (agent/nat_ports.h).
+  uint16_t nat_port_min = TND_NAT_PORT_MIN_DEFAULT;
+  uint16_t nat_port_max = TND_NAT_PORT_MAX_DEFAULT;
   uint32_t ct_gc_interval = 30;  // seconds between conntrack/NAT GC runs
   // Entries per address family of the preallocated LRU tables (their memory
   // is taken at load: about 160 bytes per conntrack entry, 136 per NAT

@@ -305,8 +305,13 @@ absl::Status ServiceManager::Apply(const Service* old, const Service* neu) {
   std::set<uint32_t> still;
   if (neu)
     for (const Backend& b : neu->backends) still.insert(b.id);
+  std::vector<Backend> removed;
   for (const Backend& b : old->backends)
-    if (!still.count(b.id)) retired_.emplace(b.id, MonotonicMs());
+    if (!still.count(b.id)) {
+      retired_.emplace(b.id, MonotonicMs());
+      removed.push_back(b);
+    }
+  if (!removed.empty() && on_removed_) on_removed_(old->id, old->frontend.proto, removed);
   return absl::OkStatus();
 }
 

@@ -117,6 +117,12 @@ class ServiceManager {
   // `all`), and tell when the next one is due (monotonic ms), if any.
   static constexpr int64_t kBackendGraceMs = 2000;
   int FlushRetiredBackends(bool all = false);
+
+  // Called with the backends each change removed from their services, so
+  // that their per-packet flows can be deleted (the next packet of such a
+  // flow chooses a live backend, as kube-proxy's conntrack clearing does).
+  using RemovedFn = std::function<void(uint16_t svc_id, L4Proto proto, const std::vector<Backend>& removed)>;
+  void OnBackendsRemoved(RemovedFn fn) { on_removed_ = std::move(fn); }
   std::optional<int64_t> NextRetiredDeadlineMs() const;
 
  private:
@@ -141,6 +147,7 @@ class ServiceManager {
   uint32_t maglev_size_;
   NodeView node_;
   std::map<uint32_t, int64_t> retired_;  // backend id -> when it was removed (ms)
+  RemovedFn on_removed_;
   std::map<uint16_t, Service> services_;
   SyncStats stats_;
 };

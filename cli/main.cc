@@ -128,6 +128,17 @@ int CmdStatus(const Globals& g) {
                   np.value("ct_gc_interval", 0));
     else
       std::printf("NodePort:    disabled\n");
+    if ((*agent).contains("nat")) {
+      const json& nat = (*agent)["nat"];
+      auto fill = [&](const char* fam) -> std::string {
+        if (!nat.contains(fam)) return "-";
+        uint64_t n = nat[fam].value("entries", 0ull), max = nat[fam].value("max_entries", 1ull);
+        return absl::StrCat(n, "/", max, " (", n * 100 / std::max<uint64_t>(max, 1), "%)");
+      };
+      std::printf("NAT:         ports %s (reserved), entries v4 %s, v6 %s, no free port %llu times since start\n",
+                  nat.value("port_range", "").c_str(), fill("v4").c_str(), fill("v6").c_str(),
+                  static_cast<unsigned long long>(nat.value("ports_exhausted_since_start", 0ull)));
+    }
     if ((*agent).contains("endpoints")) {
       const json& ep = (*agent)["endpoints"];
       std::vector<std::string> cidrs;
@@ -630,6 +641,8 @@ int CmdBpfNatList(const Globals& g, bool v6) {
                    {"destination", AddrPortText(k.daddr, k.dport, fam)},
                    // out: the source becomes to; in: the destination becomes to
                    {"translated_to", AddrPortText(v.to_addr, v.to_port, fam)},
+                   {"kind", v.flags & TND_NAT_F_MASQ ? "masquerade" : v.flags & TND_NAT_F_SERVICE ? "service" : "-"},
+                   {"state", TcpStateName(k.proto, v.tcp_flags)},
                    {"age_seconds", static_cast<int32_t>(now - v.created)},
                    {"expires_in_seconds", static_cast<int32_t>(v.expires - now)}});
   });
@@ -641,12 +654,13 @@ int CmdBpfNatList(const Globals& g, bool v6) {
     PrintJson(out);
     return 0;
   }
-  Table t({"DIR", "PROTO", "SOURCE", "DESTINATION", "REWRITTEN", "AGE", "EXPIRES"});
+  Table t({"DIR", "PROTO", "SOURCE", "DESTINATION", "REWRITTEN", "KIND", "STATE", "AGE", "EXPIRES"});
   for (const auto& e : out) {
     bool in = e.value("direction", "") == "in";
     t.AddRow({e.value("direction", ""), e.value("proto", ""), e.value("source", ""), e.value("destination", ""),
-              (in ? "dst -> " : "src -> ") + e.value("translated_to", ""),
-              Age(now, now - e.value("age_seconds", 0)), Remaining(now, now + e.value("expires_in_seconds", 0))});
+              (in ? "dst -> " : "src -> ") + e.value("translated_to", ""), e.value("kind", ""),
+              e.value("state", ""), Age(now, now - e.value("age_seconds", 0)),
+              Remaining(now, now + e.value("expires_in_seconds", 0))});
   }
   std::printf("%s", t.Render().c_str());
   return 0;

@@ -2,7 +2,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <string.h>
 #include <time.h>
+
+#include <algorithm>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -50,7 +54,108 @@ uint32_t BpfClockSeconds() {
 }
 
 absl::StatusOr<GcResult> GcConntrack(CtMap& ct, uint32_t now) { return Gc(ct, now); }
-absl::StatusOr<GcResult> GcNat(NatMap& nat, uint32_t now) { return Gc(nat, now); }
+// A mapping goes as a pair, once both of its entries are expired (a one-way
+// flow refreshes only one: its other entry must stay), or as an orphan
+// entry whose partner is gone or belongs to another flow, once expired.
+absl::StatusOr<GcResult> GcNat(NatMap& nat, uint32_t now) {
+  GcResult r;
+  std::map<std::string, tnd_nat_val> all;
+  auto bytes = [](const tnd_nat_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(k)); };
+  TND_RETURN_IF_ERROR(nat.ForEach([&](const tnd_nat_key& k, const tnd_nat_val& v) {
+    r.scanned++;
+    all.emplace(bytes(k), v);
+  }));
+  auto expired = [now](const tnd_nat_val& v) { return static_cast<int32_t>(v.expires - now) < 0; };
+  std::vector<tnd_nat_key> dead;
+  for (const auto& [kb, v] : all) {
+    tnd_nat_key k;
+    memcpy(&k, kb.data(), sizeof(k));
+    if (!expired(v)) continue;
+    tnd_nat_key other = NatPartnerKey(k, v);
+    auto it = all.find(bytes(other));
+    bool partner = it != all.end() && NatPartnerKey(other, it->second) == k;
+    if (!partner || expired(it->second)) dead.push_back(k);
+  }
+  for (const tnd_nat_key& k : dead) {
+    auto st = nat.Delete(k);
+    if (st.ok()) r.removed++;
+    else if (!absl::IsNotFound(st)) return st;
+  }
+  return r;
+}
+
+tnd_nat_key NatPartnerKey(const tnd_nat_key& k, const tnd_nat_val& v) {
+  tnd_nat_key o{};
+  o.proto = k.proto;
+  if (k.dir == TND_NAT_OUT) {  // client -> peer, to node:port => in: peer -> node:port
+    o.dir = TND_NAT_IN;
+    memcpy(o.saddr, k.daddr, 16);
+    o.sport = k.dport;
+    memcpy(o.daddr, v.to_addr, 16);
+    o.dport = v.to_port;
+  } else {  // peer -> node:port, to client => out: client -> peer
+    o.dir = TND_NAT_OUT;
+    memcpy(o.saddr, v.to_addr, 16);
+    o.sport = v.to_port;
+    memcpy(o.daddr, k.saddr, 16);
+    o.dport = k.sport;
+  }
+  return o;
+}
+absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint16_t svc_id, uint8_t proto,
+                                                    const std::vector<BackendRef>& backends) {
+  FlowDeleteResult r;
+  auto is_backend = [&](const tnd_ct_key& k) {
+    for (const BackendRef& b : backends)
+      if (k.sport == b.port_be && memcmp(k.saddr, b.addr, 16) == 0) return true;
+    return false;
+  };
+  std::vector<tnd_ct_key> dead;
+  std::vector<tnd_nat_key> nat_dead;
+  TND_RETURN_IF_ERROR(ct.ForEach([&](const tnd_ct_key& k, const tnd_ct_val& v) {
+    if (k.proto != proto || v.svc_id != svc_id) return;
+    bool fwd = (v.flags & TND_CT_F_SERVICE) &&
+               std::any_of(backends.begin(), backends.end(), [&](const BackendRef& b) { return b.id == v.backend_id; });
+    bool reply = (v.flags & TND_CT_F_REPLY) && is_backend(k);
+    if (!fwd && !reply) return;
+    dead.push_back(k);
+    r.flows += fwd;
+    if (reply && (v.flags & TND_CT_F_SNAT)) {  // its NAT "out" key is the reply tuple reversed
+      tnd_nat_key o{};
+      memcpy(o.saddr, k.daddr, 16);
+      memcpy(o.daddr, k.saddr, 16);
+      o.sport = k.dport;
+      o.dport = k.sport;
+      o.proto = k.proto;
+      o.dir = TND_NAT_OUT;
+      nat_dead.push_back(o);
+    }
+  }));
+  for (const tnd_ct_key& k : dead) {
+    TND_RETURN_IF_ERROR(ct.Delete(k));
+    r.ct_entries++;
+  }
+  if (!nat) return r;
+  for (const tnd_nat_key& o : nat_dead) {
+    TND_ASSIGN_OR_RETURN(auto ov, nat->Lookup(o));
+    if (!ov) continue;
+    TND_RETURN_IF_ERROR(nat->Delete(NatPartnerKey(o, *ov)));
+    TND_RETURN_IF_ERROR(nat->Delete(o));
+    r.nat_entries += 2;
+  }
+  return r;
+}
+
+absl::StatusOr<uint64_t> DropCount(const std::string& pin, uint8_t reason) {
+  TND_ASSIGN_OR_RETURN(auto m, (PerCpuMap<uint32_t, tnd_metrics_val>::OpenPin(pin, TND_MAP_METRICS)));
+  uint64_t n = 0;
+  TND_RETURN_IF_ERROR(m.ForEach([&](const uint32_t& idx, const std::vector<tnd_metrics_val>& per_cpu) {
+    if ((idx & 0xff) != reason) return;
+    for (const auto& x : per_cpu) n += x.packets;
+  }));
+  return n;
+}
+
 absl::StatusOr<uint32_t> FlushConntrack(CtMap& ct) { return Flush(ct); }
 absl::StatusOr<uint32_t> FlushNat(NatMap& nat) { return Flush(nat); }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,31 @@ struct GcResult {
 
 // Deletes every entry whose `expires` is before `now`.
 absl::StatusOr<GcResult> GcConntrack(CtMap& ct, uint32_t now);
+// NAT mappings: a pair once both entries expired, an orphan once expired.
 absl::StatusOr<GcResult> GcNat(NatMap& nat, uint32_t now);
+// The key of the other entry of a NAT pair (out <-> in).
+tnd_nat_key NatPartnerKey(const tnd_nat_key& k, const tnd_nat_val& v);
+inline bool operator==(const tnd_nat_key& a, const tnd_nat_key& b) { return memcmp(&a, &b, sizeof(a)) == 0; }
+
+// The flows of backends that left a service: conntrack entries (forward
+// entries naming one of `ids`, reply entries from one of `addrs` of the
+// service) and the NAT pairs of SNATed ones. Returns what was deleted.
+struct BackendRef {
+  uint32_t id = 0;
+  uint8_t addr[16] = {};
+  uint16_t port_be = 0;  // network byte order
+};
+struct FlowDeleteResult {
+  uint32_t flows = 0;         // forward entries
+  uint32_t ct_entries = 0;    // forward and reply entries
+  uint32_t nat_entries = 0;
+};
+absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint16_t svc_id, uint8_t proto,
+                                                    const std::vector<BackendRef>& backends);
+
+// Packets dropped for `reason` (both directions, all CPUs), from the pinned
+// per-CPU metrics map at `pin`.
+absl::StatusOr<uint64_t> DropCount(const std::string& pin, uint8_t reason);
 
 // Deletes every entry; returns how many.
 absl::StatusOr<uint32_t> FlushConntrack(CtMap& ct);
