@@ -110,7 +110,7 @@ struct tnd_pkt {
 struct tnd_lb_scratch {
 	struct tnd_pkt p;
 	struct tnd_fwd fwd;
-	struct tnd_lb_work w; /* masquerade's, off the stack */
+	struct tnd_lb_work w; /* the service stage's (ingress) or masquerade's (egress) work area */
 	struct tnd_ct_key orig; /* host routing: the tuple as it arrived, for traces */
 };
 
@@ -941,9 +941,15 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 }
 
 /* 3. A packet to a service frontend (or nothing of ours: TND_PASS). */
-static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
-				     struct tnd_fwd *fwd)
+static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, const int fam)
 {
+	struct tnd_pkt *p = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
+	/* The work area is the scratch's (unused at ingress otherwise): this
+	 * stage is the middle of a chain four frames deep (entry, here, SNAT
+	 * port search, its bpf_loop callback), and 6.1 counts 512 bytes over
+	 * all of them. */
+	struct tnd_lb_work *w = &s->w;
 	struct tnd_svc4_key k4 = {};
 	struct tnd_svc6_key k6 = {};
 	void *svc_map = fam == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6;
@@ -953,7 +959,6 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 	struct tnd_ct_val *ct;
 	struct tnd_backend *be = NULL;
 	struct tnd_device *dev;
-	struct tnd_lb_work w = {};
 	__u8 be_flags;
 	__u32 bid = 0, in_if = ctx_in_ifindex(ctx);
 	bool new_flow = false, remote, snat, dsr;
@@ -984,26 +989,27 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 		if (be && be->svc_id != svc.svc_id)
 			be = NULL;
 	}
-	w.hash = tnd_flow_hash(&p->t);
+	__builtin_memset(w, 0, sizeof(*w));
+	w->hash = tnd_flow_hash(&p->t);
 	if (!be) {
 		if (svc.count == 0)
 			return tnd_drop_pkt(fwd, p, fam,
 					    (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
 									 : TND_DROP_NO_SERVICE_BACKEND,
 					    TND_DIR_INGRESS, in_if);
-		be = tnd_select_backend(svc_map, skey, slot, &svc, w.hash,
+		be = tnd_select_backend(svc_map, skey, slot, &svc, w->hash,
 					tnd_client_id(p->t.saddr, fam), &bid);
 		if (!be)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, in_if);
 		new_flow = true;
 	}
-	__builtin_memcpy(w.be_addr, be->addr, 16);
-	w.be_port = be->port;
-	w.bid = bid;
-	w.svc_id = svc.svc_id;
+	__builtin_memcpy(w->be_addr, be->addr, 16);
+	w->be_port = be->port;
+	w->bid = bid;
+	w->svc_id = svc.svc_id;
 	be_flags = be->flags;
 
-	r = tnd_fib(ctx, fam, p->t.saddr, w.be_addr, p, p->t.sport, w.be_port, fwd);
+	r = tnd_fib(ctx, fam, p->t.saddr, w->be_addr, p, p->t.sport, w->be_port, fwd);
 #if TND_CTX_XDP
 	if (r == -2)
 		return TND_PASS;
@@ -1033,12 +1039,12 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 #endif
 	if (snat) {
 		if (fam == 4)
-			__builtin_memcpy(w.node, &dev->ipv4, 4);
+			__builtin_memcpy(w->node, &dev->ipv4, 4);
 		else
-			__builtin_memcpy(w.node, dev->ipv6, 16);
-		if (!(*(__u64 *)w.node | *(__u64 *)&w.node[8]))
+			__builtin_memcpy(w->node, dev->ipv6, 16);
+		if (!(*(__u64 *)w->node | *(__u64 *)&w->node[8]))
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_NODE_ADDR, TND_DIR_INGRESS, in_if);
-		nport = tnd_snat_port(fam, &p->t, &w, p->tcp_flags | (TND_NAT_F_SERVICE << 8));
+		nport = tnd_snat_port(fam, &p->t, w, p->tcp_flags | (TND_NAT_F_SERVICE << 8));
 		if (!nport)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_INGRESS, in_if);
 	}
@@ -1046,17 +1052,17 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_pkt *p, const int 
 	/* Conntrack: the forward entry pins the backend, the reply entry names
 	 * the frontend for the way back. */
 	if (new_flow || !ct) {
-		w.flags = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
+		w->flags = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
 			  (remote ? 0 : TND_CT_F_LOCAL) | (TND_CTX_XDP ? TND_CT_F_XDP : 0);
-		tnd_ct_create(fam, p, &w);
+		tnd_ct_create(fam, p, w);
 	} else if ((r = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len)) != TND_EV_NONE) {
-		tnd_ct_mark_reply(fam, &p->t, w.be_addr, w.be_port, TND_EVF(r, p->tcp_flags));
+		tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(r, p->tcp_flags));
 	}
 
 	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
-	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w.be_addr, p->t.dport, w.be_port) < 0)
+	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
-	if (snat && tnd_rw(ctx, p, fam, true, p->t.saddr, w.node, p->t.sport, nport) < 0)
+	if (snat && tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, nport) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 #if !TND_CTX_XDP
 	if (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
@@ -1147,7 +1153,7 @@ static __always_inline int tnd_lb_ingress(TND_CTX *ctx, __u32 l3_off, const int 
 		tnd_lb_dsr_learn(p, fam);
 		return TND_PASS;
 	}
-	return tnd_lb_service(ctx, p, fam, fwd);
+	return tnd_lb_service(ctx, s, fam);
 }
 
 #endif

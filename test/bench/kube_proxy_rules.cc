@@ -83,6 +83,12 @@ void ServiceRule(std::string& out, const KpService& s) {
 void ServiceChains(std::string& out, const KpService& s, const KpOptions& opt) {
   if (s.endpoints.empty()) return;
   std::string svc = SvcChain(s);
+  if (s.node_port) {
+    // From outside the node: always masqueraded (policy Cluster).
+    absl::StrAppend(&out, "-A ", ExtChain(s), " -m comment --comment \"masquerade traffic for ", s.PortName(),
+                    " external destinations\" -j KUBE-MARK-MASQ\n");
+    absl::StrAppend(&out, "-A ", ExtChain(s), " -j ", svc, "\n");
+  }
   absl::StrAppend(&out, "-A ", svc, " -m comment --comment \"", s.PortName(), " cluster IP\" ! -s ",
                   opt.cluster_cidr);
   ServiceMatch(out, s);
@@ -107,6 +113,7 @@ void ServiceChains(std::string& out, const KpService& s, const KpOptions& opt) {
 void DeclareServiceChains(std::string& out, const KpService& s) {
   if (s.endpoints.empty()) return;
   absl::StrAppend(&out, ":", SvcChain(s), " - [0:0]\n");
+  if (s.node_port) absl::StrAppend(&out, ":", ExtChain(s), " - [0:0]\n");
   for (const KpEndpoint& e : s.endpoints) absl::StrAppend(&out, ":", SepChain(s, e), " - [0:0]\n");
 }
 
@@ -121,6 +128,10 @@ void NatTop(std::string& out, const std::vector<KpService>& services, bool built
   out += "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE "
          "--random-fully\n";
   for (const KpService& s : services) ServiceRule(out, s);
+  for (const KpService& s : services)
+    if (s.node_port && !s.endpoints.empty())
+      absl::StrAppend(&out, "-A KUBE-NODEPORTS -m comment --comment ", s.PortName(), " -m ", s.proto, " -p ", s.proto,
+                      " --dport ", s.node_port, " -j ", ExtChain(s), "\n");
   out += "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule "
          "in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n";
 }
@@ -148,6 +159,8 @@ std::string ChainHash(const std::string& key) {
 }
 
 std::string SvcChain(const KpService& s) { return "KUBE-SVC-" + ChainHash(s.PortName() + s.proto); }
+
+std::string ExtChain(const KpService& s) { return "KUBE-EXT-" + ChainHash(s.PortName() + s.proto); }
 
 std::string SepChain(const KpService& s, const KpEndpoint& e) {
   return "KUBE-SEP-" + ChainHash(s.PortName() + s.proto + EpText(e));

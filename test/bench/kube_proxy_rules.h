@@ -9,7 +9,9 @@
 //
 // Not a port of kube-proxy: the chain-name hash is FNV-1a (kube-proxy takes
 // SHA-256; only the name's shape and uniqueness matter to the kernel), and
-// only ClusterIP services over IPv4 are generated.
+// only ClusterIP services over IPv4 are generated, and in iptables mode
+// NodePorts (KUBE-NODEPORTS -> KUBE-EXT-*: masquerade mark, then the
+// service chain).
 #pragma once
 
 #include <cstdint>
@@ -29,6 +31,7 @@ struct KpService {
   uint16_t port = 0;
   std::string proto = "tcp";  // tcp, udp
   std::vector<KpEndpoint> endpoints;
+  uint16_t node_port = 0;     // iptables mode: a NodePort service (externalTrafficPolicy Cluster)
   // "ns/name:port_name", kube-proxy's ServicePortName.
   std::string PortName() const { return ns + "/" + name + ":" + port_name; }
 };
@@ -41,6 +44,7 @@ struct KpOptions {
 std::string ChainHash(const std::string& key);
 std::string SvcChain(const KpService& s);                        // KUBE-SVC-<hash>
 std::string SepChain(const KpService& s, const KpEndpoint& e);   // KUBE-SEP-<hash>
+std::string ExtChain(const KpService& s);                        // KUBE-EXT-<hash>
 
 // Full iptables-restore input (filter and nat tables, the jumps from the
 // built-in chains included): load without --noflush, from nothing.

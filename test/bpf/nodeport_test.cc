@@ -22,6 +22,7 @@
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"
 #include "test/support/lb_fixture.h"
+#include "maps/conntrack.h"
 #include "test/support/lb_node.h"
 #include "test/support/packet.h"
 
@@ -71,6 +72,59 @@ TEST_F(NodePortTest, RemoteBackendIsDnatedAndSnatedToTheNodeExactly) {
   ProgRun r3 = Run(tc_in_, reply);
   EXPECT_EQ(r3.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
   EXPECT_EQ(r3.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30080, 40000, 0x12).Payload("200").Build());
+}
+
+// A flow's NAT pair and conntrack pair close together (the client's RST
+// reaches only the out and forward entries; the in and reply entries learn
+// of it), and a SYN on the closed tuple reopens them together.
+TEST_F(NodePortTest, NatAndConntrackPairsCloseAndReopenTogether) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  auto pkt = [](uint8_t flags) {
+    return Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30080, flags).Build();
+  };
+  ProgRun r = Run(tc_in_, pkt(0x02));
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  uint16_t nport = PortAt(r.out, kL4);
+  Bytes synack = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.2", "10.0.0.1").Tcp(80, nport, 0x12).Build();
+  ASSERT_EQ(Run(tc_in_, synack).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  ASSERT_EQ(Run(tc_in_, pkt(0x10)).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  // Established: both NAT entries and both conntrack entries live 6 h.
+  auto states = [&](uint8_t want_all, uint32_t max_left) {
+    uint32_t now = BpfClockSeconds();
+    int n = 0;
+    EXPECT_TRUE(nat4_->ForEach([&](const tnd_nat_key& k, const tnd_nat_val& v) {
+      n++;
+      EXPECT_EQ(v.tcp_flags & want_all, want_all) << "NAT dir " << int(k.dir);
+      EXPECT_LE(v.expires - now, max_left) << "NAT dir " << int(k.dir);
+      EXPECT_EQ(v.flags, TND_NAT_F_SERVICE);
+    }).ok());
+    EXPECT_TRUE(ct4_->ForEach([&](const tnd_ct_key&, const tnd_ct_val& v) {
+      n++;
+      EXPECT_EQ(v.tcp_flags & want_all, want_all) << "conntrack flags " << int(v.flags);
+      EXPECT_LE(v.expires - now, max_left) << "conntrack flags " << int(v.flags);
+    }).ok());
+    return n;
+  };
+  EXPECT_EQ(states(TND_TCP_ACK, TND_CT_TCP_TIMEOUT), 4);
+  uint32_t now = BpfClockSeconds();
+  ASSERT_TRUE(nat4_->ForEach([&](const tnd_nat_key&, const tnd_nat_val& v) {
+    EXPECT_GT(v.expires - now, static_cast<uint32_t>(TND_CT_SYN_TIMEOUT));
+  }).ok());
+  // The client resets: all four entries are closing.
+  ASSERT_EQ(Run(tc_in_, pkt(0x14)).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  EXPECT_EQ(states(TND_TCP_RST, TND_CT_CLOSE_TIMEOUT), 4);
+  // The same tuple opens again: same mapping, and no entry is closing.
+  r = Run(tc_in_, pkt(0x02));
+  ASSERT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  EXPECT_EQ(PortAt(r.out, kL4), nport);
+  ASSERT_TRUE(nat4_->ForEach([&](const tnd_nat_key& k, const tnd_nat_val& v) {
+    EXPECT_EQ(v.tcp_flags & (TND_TCP_RST | TND_TCP_FIN), 0) << "NAT dir " << int(k.dir);
+  }).ok());
+  // A reset from the backend's side closes the client's side too.
+  ASSERT_EQ(Run(tc_in_, synack).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  Bytes rst = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.2", "10.0.0.1").Tcp(80, nport, 0x14).Build();
+  ASSERT_EQ(Run(tc_in_, rst).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  EXPECT_EQ(states(TND_TCP_RST, TND_CT_CLOSE_TIMEOUT), 4);
 }
 
 TEST_F(NodePortTest, XdpAndTcGiveTheSameFrameForTheSameFlow) {

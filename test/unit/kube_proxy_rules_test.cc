@@ -68,6 +68,21 @@ TEST(KubeProxyRules, NodePortsComeLastAndMasqueradeFollowsTheMark) {
             std::string::npos);
 }
 
+TEST(KubeProxyRules, NodePortGoesThroughItsExternalChainWhichMarksForMasquerade) {
+  auto s = Two();
+  s[0].node_port = 30080;
+  std::string text = IptablesFull(s);
+  std::string ext = ExtChain(s[0]);
+  EXPECT_NE(text.find(":" + ext + " - [0:0]"), std::string::npos);
+  EXPECT_NE(text.find("-A KUBE-NODEPORTS -m comment --comment ns1/web:http -m tcp -p tcp --dport 30080 -j " + ext),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("-A " + ext + " -m comment --comment \"masquerade traffic for ns1/web:http external "
+                      "destinations\" -j KUBE-MARK-MASQ\n-A " + ext + " -j " + SvcChain(s[0])),
+            std::string::npos);
+  EXPECT_EQ(text.find(ExtChain(s[1])), std::string::npos) << "a ClusterIP-only service has no external chain";
+}
+
 TEST(KubeProxyRules, PartialSyncRewritesTopChainsAndDeletesGoneEndpoints) {
   auto s = Two();
   KpService before = s[0];
