@@ -44,7 +44,7 @@ struct AgentConfig {
   uint16_t nat_port_max = TND_NAT_PORT_MAX_DEFAULT;
   uint32_t ct_gc_interval = 30;  // seconds between conntrack/NAT GC runs
   // Entries per address family of the preallocated LRU tables (their memory
-  // is taken at load: about 160 bytes per conntrack entry, 136 per NAT
+  // is taken at load: about 160 bytes per conntrack entry, 144 per NAT
   // entry, 104-120 per socket reverse-NAT entry).
   uint32_t ct_max_entries = 262144;
   uint32_t nat_max_entries = 262144;

@@ -31,7 +31,7 @@ static_assert(sizeof(tnd_device) == 28);
 static_assert(sizeof(tnd_ct_key) == 40);
 static_assert(sizeof(tnd_ct_val) == 56);
 static_assert(sizeof(tnd_nat_key) == 40);
-static_assert(sizeof(tnd_nat_val) == 32);
+static_assert(sizeof(tnd_nat_val) == 40);
 static_assert(sizeof(tnd_srange_v4_key) == 12);
 static_assert(sizeof(tnd_srange_v6_key) == 24);
 static_assert(sizeof(tnd_event) == 96);

@@ -338,13 +338,14 @@ struct tnd_ct_val {
  * port range (setting nat-port-range, outside the node's own ephemeral
  * ports): random probes, then a scan of the whole range; a port whose
  * mapping expired, or (for a new TCP connection, when no port is free)
- * whose flow was reset, is taken over.
+ * whose flow was reset over TND_NAT_RESET_SETTLE_MS ago, is taken over.
  */
 #define TND_NAT_OUT 0
 #define TND_NAT_IN 1
 #define TND_NAT_PORT_MIN_DEFAULT 1024  /* below the node-port range and Linux's ephemeral ports */
 #define TND_NAT_PORT_MAX_DEFAULT 29999
 #define TND_NAT_PROBES 32              /* random probes before the scan of the whole range */
+#define TND_NAT_RESET_SETTLE_MS 200    /* a reset flow's port is not reused sooner */
 
 #define TND_NAT_F_SERVICE (1 << 0)  /* SNAT of a per-packet service flow */
 #define TND_NAT_F_MASQ (1 << 1)     /* masquerade of an endpoint's own flow */
@@ -367,6 +368,8 @@ struct tnd_nat_val {
 	__u32 created;
 	__u32 expires;      /* with `gen`, one 8-byte word: the data path takes a */
 	__u32 gen;          /* mapping over by swapping it (gen counts take-overs) */
+	__u32 reset_ms;     /* in entries: when the flow's RST was seen (ms since boot, low 32 bits) */
+	__u32 pad;
 };
 
 /* IPv4 fragments: the ports of a datagram, learnt from its first fragment,

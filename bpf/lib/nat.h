@@ -15,7 +15,7 @@
  * A port is free when no "in" entry holds it, or its mapping is over: both
  * entries expired (a one-way flow refreshes only one of them). When no port
  * is free, a new TCP connection may take over the port of a flow that was
- * reset over a second ago (no TCP state is left at either end of it); the
+ * reset TND_NAT_RESET_SETTLE_MS ago (no TCP state is left at either end of it); the
  * kernel's NAT evicts closed flows' tuples the same way, and only when it
  * must.
  */
@@ -33,6 +33,18 @@
 static __always_inline bool tnd_expired(__u32 expires, __u32 now)
 {
 	return (__s32)(expires - now) < 0;
+}
+
+static __always_inline __u32 tnd_now_ms(void)
+{
+	return (__u32)(bpf_ktime_get_ns() / 1000000ULL);
+}
+
+/* An in entry learns that its flow was reset: when, for tnd_nat_reset_settled. */
+static __always_inline void tnd_nat_note_reset(struct tnd_nat_val *in, __u32 evf)
+{
+	if ((evf >> 8) == TND_EV_CLOSE && (evf & TND_TCP_RST))
+		in->reset_ms = tnd_now_ms();
 }
 
 /* The "out" key of the mapping whose "in" entry is `in` -> `v`. */
@@ -73,8 +85,10 @@ static __noinline void tnd_nat_mark_in(const int fam, const struct tnd_nat_key *
 	__builtin_memcpy(k.saddr, out->daddr, 16);
 	__builtin_memcpy(k.daddr, ov->to_addr, 16);
 	v = bpf_map_lookup_elem(tnd_nat_map(fam), &k);
-	if (v && v->to_port == out->sport && tnd_addr_eq(v->to_addr, out->saddr, fam))
+	if (v && v->to_port == out->sport && tnd_addr_eq(v->to_addr, out->saddr, fam)) {
 		tnd_state_mark(&v->tcp_flags, &v->expires, k.proto, evf);
+		tnd_nat_note_reset(v, evf);
+	}
 }
 
 /* The "out" entry of a pair learns of an event its "in" entry (`in` -> `v`)
@@ -129,14 +143,14 @@ static __always_inline bool tnd_nat_over(struct tnd_nat_search *s, const struct 
 	return !ov || tnd_expired(ov->expires, s->now);
 }
 
-/* The mapping's flow was reset at least a second ago (it expires the
- * closing lifetime after its last packet): the reset has reached the
- * peer, whose socket is gone, so a new connection from the same node port
- * is a new one there too. Sooner, a SYN can overtake the reset on another
- * CPU and meet the old connection (a challenge ACK, not a SYN-ACK). */
-static __always_inline bool tnd_nat_reset_settled(const struct tnd_nat_val *v, __u32 now)
+/* The mapping's flow was reset a while ago (TND_NAT_RESET_SETTLE_MS): the
+ * reset has reached the peer, whose socket is gone, so a new connection
+ * from the same node port is a new one there too. Sooner, a SYN could
+ * overtake the reset on another CPU and meet the old connection (a
+ * challenge ACK, not a SYN-ACK). */
+static __always_inline bool tnd_nat_reset_settled(const struct tnd_nat_val *v)
 {
-	return (v->tcp_flags & TND_TCP_RST) && (__s32)(v->expires - now) <= TND_CT_CLOSE_TIMEOUT - 2;
+	return (v->tcp_flags & TND_TCP_RST) && (__s32)(tnd_now_ms() - v->reset_ms) >= TND_NAT_RESET_SETTLE_MS;
 }
 
 /* Takes over the mapping `cur` on the candidate port, in place: the
@@ -157,6 +171,7 @@ static __always_inline int tnd_nat_claim(struct tnd_nat_search *s, struct tnd_na
 	cur->tcp_flags = s->v.tcp_flags;
 	cur->flags = s->v.flags;
 	cur->created = s->v.created;
+	cur->reset_ms = 0;
 	ov = bpf_map_lookup_elem(tnd_nat_map(s->fam), &s->o);
 	if (ov && ov->to_port == s->k.dport && tnd_addr_eq(ov->to_addr, s->k.daddr, s->fam))
 		bpf_map_delete_elem(tnd_nat_map(s->fam), &s->o);
@@ -183,7 +198,7 @@ static __always_inline int tnd_nat_try(struct tnd_nat_search *s, __u16 cand)
 		return 1;
 	}
 	seen = *(volatile __u64 *)&cur->expires;
-	reset = s->opens && tnd_nat_reset_settled(cur, s->now);
+	reset = s->opens && tnd_nat_reset_settled(cur);
 	if (tnd_nat_over(s, cur) || (reset && s->hard))
 		return tnd_nat_claim(s, cur, seen, cand);
 	if (reset && !s->reset)

@@ -824,8 +824,10 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	if (r < 0 || r >= 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	ev = tnd_state_update(&nv->tcp_flags, &nv->expires, p->t.proto, p->tcp_flags, tnd_now_sec());
-	if (ev != TND_EV_NONE)
+	if (ev != TND_EV_NONE) {
+		tnd_nat_note_reset(nv, TND_EVF(ev, p->tcp_flags));
 		tnd_nat_mark_out(fam, &in, nv, TND_EVF(ev, p->tcp_flags));
+	}
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, client, p->t.dport, client_port) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (ct && (ct->flags & TND_CT_F_REPLY)) {

@@ -115,6 +115,18 @@ class NatLifecycleTest : public ::testing::TestWithParam<std::string> {
     return *pods_.back();
   }
 
+  // TCP counters of the three namespaces that explain lost SYNs.
+  std::string Nstat() {
+    std::string all;
+    for (auto [n, ns] : {std::pair{"client", client_.get()}, {"node", node_.get()}, {"backend", backend_.get()}}) {
+      std::string out;
+      ns->Exec({"nstat", "-az", "TcpExtListenDrops", "TcpExtListenOverflows", "TcpExtTCPChallengeACK",
+                "TcpExtTCPSynRetrans", "TcpAttemptFails", "TcpOutRsts", "TcpExtTCPACKSkippedSynRecv"}, &out);
+      all += absl::StrCat("\n", n, ":\n", out);
+    }
+    return all;
+  }
+
   std::unique_ptr<Netns> client_, node_, backend_;
   std::vector<std::unique_ptr<Netns>> pods_;
   std::vector<std::unique_ptr<RequestServer>> servers_;
@@ -152,7 +164,7 @@ TEST_P(NatLifecycleTest, NodePortChurnReleasesItsNatMappings) {
   spec.seconds = 120;
   ChurnResult r = RunChurn(*client_, spec);
   std::printf("[ churn ] NodePort SNAT (%s): %s\n", GetParam().c_str(), r.Summary().c_str());
-  EXPECT_EQ(r.failed, 0) << r.Summary() << Cli({"metrics", "list"}).out;
+  EXPECT_EQ(r.failed, 0) << r.Summary() << Cli({"metrics", "list"}).out << Nstat();
   EXPECT_EQ(r.ok, spec.connections) << r.Summary();
   // Every churned flow was reset: once the closing lifetime passed and GC
   // ran, only the long-lived flow's pair is left, and it still works.

@@ -37,7 +37,8 @@ class RequestServer {
 
 struct ChurnSpec {
   std::vector<std::string> sources;  // client addresses, taken in turn
-  uint16_t first_port = 20000;       // connection i binds first_port + i / sources.size()
+  uint16_t first_port = 10000;       // connection i binds first_port + i / sources.size() (below
+                                     // Linux's ephemeral ports, which other sockets of the test use)
   std::string dst;
   uint16_t dport = 0;
   int connections = 0;               // 0: run for `seconds` (ports wrap within the span)
