@@ -132,13 +132,12 @@ struct {
 	__type(value, struct tnd_nat_search);
 } tnd_nat_scratch SEC(".maps");
 
-/* Is the mapping on the candidate port over (both entries expired)? */
+/* The mapping on the candidate port, its in entry expired: is it over (its
+ * out entry gone, another flow's, or expired too)? */
 static __always_inline bool tnd_nat_over(struct tnd_nat_search *s, const struct tnd_nat_val *cur)
 {
 	struct tnd_nat_val *ov;
 
-	if (!tnd_expired(cur->expires, s->now))
-		return false;
 	ov = tnd_nat_out_of(s->fam, &s->k, cur, &s->o);
 	return !ov || tnd_expired(ov->expires, s->now);
 }
@@ -151,6 +150,22 @@ static __always_inline bool tnd_nat_over(struct tnd_nat_search *s, const struct 
 static __always_inline bool tnd_nat_reset_settled(const struct tnd_nat_val *v)
 {
 	return (v->tcp_flags & TND_TCP_RST) && (__s32)(tnd_now_ms() - v->reset_ms) >= TND_NAT_RESET_SETTLE_MS;
+}
+
+/* The state fields of an entry are written after its (expires, gen) word
+ * when it is taken over, so a judgement is made against the word read
+ * first (`seen`): a word that is already the new flow's has its fresh
+ * expiry (not expired, beyond a closing lifetime) and fails these checks;
+ * an older one makes the swap fail. */
+static __always_inline bool tnd_nat_claimable(struct tnd_nat_search *s, const struct tnd_nat_val *cur, __u64 seen,
+					      bool *reset)
+{
+	__u32 exp = (__u32)seen;
+
+	*reset = s->opens && (__s32)(exp - s->now) <= TND_CT_CLOSE_TIMEOUT && tnd_nat_reset_settled(cur);
+	if (tnd_expired(exp, s->now))
+		return tnd_nat_over(s, cur);
+	return *reset && s->hard;
 }
 
 /* Takes over the mapping `cur` on the candidate port, in place: the
@@ -198,8 +213,7 @@ static __always_inline int tnd_nat_try(struct tnd_nat_search *s, __u16 cand)
 		return 1;
 	}
 	seen = *(volatile __u64 *)&cur->expires;
-	reset = s->opens && tnd_nat_reset_settled(cur);
-	if (tnd_nat_over(s, cur) || (reset && s->hard))
+	if (tnd_nat_claimable(s, cur, seen, &reset))
 		return tnd_nat_claim(s, cur, seen, cand);
 	if (reset && !s->reset)
 		s->reset = cand;
@@ -236,19 +250,37 @@ static __always_inline int tnd_nat_take_reset(struct tnd_nat_search *s)
 	return tnd_nat_try(s, s->reset);
 }
 
-/* The existing mapping of the flow (out key k), refreshed by this packet;
- * 0 if none. */
-static __always_inline __be16 tnd_snat_existing(const int fam, const struct tnd_nat_key *k,
-						 const struct tnd_lb_work *w, __u8 tcp_flags)
+/* The existing mapping of the flow (out key s->k), refreshed by this
+ * packet; 0 if none. A new connection on the tuple checks that the mapping
+ * is still whole: while another flow was taking its port over, the port is
+ * that flow's, and this stale out entry goes. */
+static __always_inline __be16 tnd_snat_existing(struct tnd_nat_search *s, const struct tnd_lb_work *w,
+						 __u8 tcp_flags)
 {
-	struct tnd_nat_val *cur = bpf_map_lookup_elem(tnd_nat_map(fam), k);
+	void *map = tnd_nat_map(s->fam);
+	struct tnd_nat_val *cur = bpf_map_lookup_elem(map, &s->k);
+	struct tnd_nat_val *in;
 	int ev;
 
-	if (!cur || !tnd_addr_eq(cur->to_addr, w->node, fam))
+	if (!cur || !tnd_addr_eq(cur->to_addr, w->node, s->fam))
 		return 0;
-	ev = tnd_state_update(&cur->tcp_flags, &cur->expires, k->proto, tcp_flags, tnd_now_sec());
+	if (tnd_tcp_opens(s->k.proto, tcp_flags)) {
+		__builtin_memset(&s->o, 0, sizeof(s->o));
+		__builtin_memcpy(s->o.saddr, s->k.daddr, 16);
+		__builtin_memcpy(s->o.daddr, cur->to_addr, 16);
+		s->o.sport = s->k.dport;
+		s->o.dport = cur->to_port;
+		s->o.proto = s->k.proto;
+		s->o.dir = TND_NAT_IN;
+		in = bpf_map_lookup_elem(map, &s->o);
+		if (!in || in->to_port != s->k.sport || !tnd_addr_eq(in->to_addr, s->k.saddr, s->fam)) {
+			bpf_map_delete_elem(map, &s->k);
+			return 0;
+		}
+	}
+	ev = tnd_state_update(&cur->tcp_flags, &cur->expires, s->k.proto, tcp_flags, tnd_now_sec());
 	if (ev != TND_EV_NONE)
-		tnd_nat_mark_in(fam, k, cur, TND_EVF(ev, tcp_flags));
+		tnd_nat_mark_in(s->fam, &s->k, cur, TND_EVF(ev, tcp_flags));
 	return cur->to_port;
 }
 
@@ -290,7 +322,7 @@ static __noinline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t
 	__builtin_memset(s, 0, sizeof(*s));
 	s->fam = fam;
 	tnd_nat_key_of(s, t, w, TND_NAT_OUT, 0);
-	port = tnd_snat_existing(fam, &s->k, w, tcp_flags);
+	port = tnd_snat_existing(s, w, tcp_flags);
 	if (port)
 		return port;
 
