@@ -154,7 +154,7 @@ const std::vector<Setting>& Settings() {
       {"node-port-range", "node ports the agent allocates from, MIN-MAX (default 30000-32767)", false,
        PortRangeField(&AgentConfig::node_port_min, &AgentConfig::node_port_max)},
       {"nat-port-range",
-       "source ports SNAT and masquerade use, MIN-MAX outside net.ipv4.ip_local_port_range (default 1024-29999)",
+       "source ports SNAT and masquerade use, MIN-MAX outside net.ipv4.ip_local_port_range (default 10000-29999)",
        false, PortRangeField(&AgentConfig::nat_port_min, &AgentConfig::nat_port_max)},
       {"ct-gc-interval", "seconds between conntrack/NAT garbage collections (default 30)", false,
        UintField(&AgentConfig::ct_gc_interval, 1, 3600)},

@@ -23,7 +23,7 @@ struct PortRange {
 
 // "32768\t60999" (the sysctl's format) -> {32768, 60999}.
 absl::StatusOr<PortRange> ParseLocalPortRange(const std::string& text);
-// The reserved list ("1024-29999,8080") with `r` added, unless a listed
+// The reserved list ("10000-29999,8080") with `r` added, unless a listed
 // range covers it already; unchanged text then.
 std::string AddReservedPorts(const std::string& reserved, PortRange r);
 

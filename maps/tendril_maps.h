@@ -342,7 +342,7 @@ struct tnd_ct_val {
  */
 #define TND_NAT_OUT 0
 #define TND_NAT_IN 1
-#define TND_NAT_PORT_MIN_DEFAULT 1024  /* below the node-port range and Linux's ephemeral ports */
+#define TND_NAT_PORT_MIN_DEFAULT 10000  /* below the node-port range and Linux's ephemeral ports */
 #define TND_NAT_PORT_MAX_DEFAULT 29999
 #define TND_NAT_PROBES 32              /* random probes before the scan of the whole range */
 #define TND_NAT_RESET_SETTLE_MS 200    /* a reset flow's port is not reused sooner */

