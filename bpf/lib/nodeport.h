@@ -1057,8 +1057,11 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 		w->flags = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
 			  (remote ? 0 : TND_CT_F_LOCAL) | (TND_CTX_XDP ? TND_CT_F_XDP : 0);
 		tnd_ct_create(fam, p, w);
-	} else if ((r = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len)) != TND_EV_NONE) {
-		tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(r, p->tcp_flags));
+	} else {
+		int ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+
+		if (ev != TND_EV_NONE)
+			tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(ev, p->tcp_flags));
 	}
 
 	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
