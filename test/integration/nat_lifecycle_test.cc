@@ -115,6 +115,20 @@ class NatLifecycleTest : public ::testing::TestWithParam<std::string> {
     return *pods_.back();
   }
 
+  // `n` short connections from the client's `sources` to dst:30080; all must succeed.
+  void NodePortChurn(std::vector<std::string> sources, const std::string& dst, int n, const char* what) {
+    ChurnSpec spec;
+    spec.sources = std::move(sources);
+    spec.dst = dst;
+    spec.dport = 30080;
+    spec.connections = n;
+    spec.seconds = 120;
+    ChurnResult r = RunChurn(*client_, spec);
+    std::printf("[ churn ] %s (%s): %s\n", what, GetParam().c_str(), r.Summary().c_str());
+    EXPECT_EQ(r.failed, 0) << r.Summary() << Cli({"metrics", "list"}).out << Nstat();
+    EXPECT_EQ(r.ok, n) << r.Summary();
+  }
+
   // TCP counters of the three namespaces that explain lost SYNs.
   std::string Nstat() {
     std::string all;
@@ -156,16 +170,7 @@ TEST_P(NatLifecycleTest, NodePortChurnReleasesItsNatMappings) {
   ASSERT_EQ(add.rc, 0) << add.out << add.err;
   LongLived keep(*client_, "10.0.0.1", 30080);
   ASSERT_TRUE(keep.Ping());
-  ChurnSpec spec;
-  spec.sources = {"10.0.0.100", "10.0.0.101"};
-  spec.dst = "10.0.0.1";
-  spec.dport = 30080;
-  spec.connections = 40000;
-  spec.seconds = 120;
-  ChurnResult r = RunChurn(*client_, spec);
-  std::printf("[ churn ] NodePort SNAT (%s): %s\n", GetParam().c_str(), r.Summary().c_str());
-  EXPECT_EQ(r.failed, 0) << r.Summary() << Cli({"metrics", "list"}).out << Nstat();
-  EXPECT_EQ(r.ok, spec.connections) << r.Summary();
+  NodePortChurn({"10.0.0.100", "10.0.0.101"}, "10.0.0.1", 40000, "NodePort SNAT");
   // Every churned flow was reset: once the closing lifetime passed and GC
   // ran, only the long-lived flow's pair is left, and it still works.
   EXPECT_EQ(WaitForNatAtMost(4, 2, 30), 2u) << Cli({"status"}).out;
@@ -182,16 +187,7 @@ TEST_P(NatLifecycleTest, Ipv6NodePortChurnReleasesItsNatMappings) {
   CliResult add = Cli({"service", "add", "--frontend", "[fd96::10]:80/TCP", "--type", "NodePort", "--node-port",
                        "30080", "--backends", "[fd02::2]:8080"});
   ASSERT_EQ(add.rc, 0) << add.out << add.err;
-  ChurnSpec spec;
-  spec.sources = {"fd00::100", "fd00::101"};
-  spec.dst = "fd00::1";
-  spec.dport = 30080;
-  spec.connections = 20000;
-  spec.seconds = 120;
-  ChurnResult r = RunChurn(*client_, spec);
-  std::printf("[ churn ] IPv6 NodePort SNAT (%s): %s\n", GetParam().c_str(), r.Summary().c_str());
-  EXPECT_EQ(r.failed, 0) << r.Summary() << Cli({"metrics", "list"}).out << Nstat();
-  EXPECT_EQ(r.ok, spec.connections);
+  NodePortChurn({"fd00::100", "fd00::101"}, "fd00::1", 20000, "IPv6 NodePort SNAT");
   EXPECT_GT(NatEntries(6).first, 0u);
   // Draining the IPv6 table to zero is not asserted yet: one run of five left
   // a few entries past 30 s (being looked into; IPv4 drains every time).
