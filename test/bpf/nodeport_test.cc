@@ -182,6 +182,15 @@ TEST_F(NodePortTest, HostNetworkBackendIsDnatedAndHandedToTheStack) {
   Bytes reply = Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.1", "10.0.0.100").Tcp(8080, 40000, 0x12).Build();
   EXPECT_EQ(Run(tc_out_, reply).out,
             Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30088, 40000, 0x12).Build());
+  // The flow's later packets (conntrack hit) and a SYN reopening the tuple
+  // after a reset (conntrack event) are handed to the stack the same way.
+  for (uint8_t flags : {0x10, 0x14, 0x02}) {
+    Bytes next = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30088, flags).Build();
+    ProgRun n = Run(tc_in_, next);
+    EXPECT_EQ(n.retval, static_cast<uint32_t>(TC_ACT_OK)) << "flags " << int(flags);
+    EXPECT_EQ(n.out, Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.1.1.1").Tcp(40000, 8080, flags).Build())
+        << "flags " << int(flags);
+  }
 }
 
 // The IP header and the first 8 bytes of L4 of a frame: what an ICMP error
