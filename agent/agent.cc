@@ -22,6 +22,7 @@
 #include "agent/nat_ports.h"
 #include "agent/netlink.h"
 #include "common/fd.h"
+#include "common/json_fields.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -1053,7 +1054,10 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
     TND_ASSIGN_OR_RETURN(Algorithm al, ParseAlgorithm(a.value("algorithm", std::string())));
     u.algorithm = al;
   }
-  if (a.contains("affinity_timeout")) u.affinity_timeout = a["affinity_timeout"].get<uint32_t>();
+  if (a.contains("affinity_timeout")) {
+    TND_ASSIGN_OR_RETURN(int64_t t, jsonf::Int(a, "affinity_timeout", 0, 604800, 0));
+    u.affinity_timeout = static_cast<uint32_t>(t);
+  }
   if (a.contains("traffic_policy")) {
     TND_ASSIGN_OR_RETURN(TrafficPolicy tp, ParseTrafficPolicy(a.value("traffic_policy", std::string())));
     u.traffic_policy = tp;

@@ -7,17 +7,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/api_client.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 
 namespace tendril {
 
-absl::StatusOr<ApiServer> ApiServer::Listen(const std::string& path) {
+absl::StatusOr<ApiServer> ApiServer::Listen(const std::string& path, ApiLimits limits) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path))
@@ -36,7 +38,7 @@ absl::StatusOr<ApiServer> ApiServer::Listen(const std::string& path) {
           absl::StrCat("another agent is serving on ", path, "; give this one its own --api-socket"));
     ::unlink(path.c_str());
   }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoError(errno, "create API socket");
   mode_t old = ::umask(0177);
   int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
@@ -44,24 +46,41 @@ absl::StatusOr<ApiServer> ApiServer::Listen(const std::string& path) {
   ::umask(old);
   if (rc != 0) return ErrnoError(err, absl::StrCat("bind API socket ", path));
   if (::chmod(path.c_str(), 0600) != 0) return ErrnoError(errno, absl::StrCat("chmod ", path));
-  if (::listen(fd.get(), 16) != 0) return ErrnoError(errno, absl::StrCat("listen on ", path));
-  return ApiServer(std::move(fd), path);
+  if (::listen(fd.get(), 128) != 0) return ErrnoError(errno, absl::StrCat("listen on ", path));
+  return ApiServer(std::move(fd), path, limits);
 }
 
 ApiServer::~ApiServer() {
   if (fd_.valid()) ::unlink(path_.c_str());
 }
 
+namespace {
+constexpr size_t kMaxErrorQuote = 1024;
+
+nlohmann::json ErrorAnswer(absl::StatusCode code, absl::string_view message) {
+  return {{"ok", false}, {"code", StatusCodeName(code)}, {"error", std::string(message)}};
+}
+
+// Best effort, never blocking: for connections refused at accept.
+void Refuse(int fd, absl::StatusCode code, absl::string_view why) {
+  std::string line = jsonf::Dump(ErrorAnswer(code, why)) + "\n";
+  (void)::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+}  // namespace
+
 nlohmann::json ApiServer::Dispatch(const nlohmann::json& req) {
   if (!req.is_object() || !req.contains("op") || !req["op"].is_string())
-    return {{"ok", false}, {"code", StatusCodeName(absl::StatusCode::kInvalidArgument)},
-            {"error", "request must be an object with a string \"op\""}};
+    return ErrorAnswer(absl::StatusCode::kInvalidArgument, "request must be an object with a string \"op\"");
   std::string op = req["op"].get<std::string>();
   auto it = handlers_.find(op);
   if (it == handlers_.end())
-    return {{"ok", false}, {"code", StatusCodeName(absl::StatusCode::kUnimplemented)},
-            {"error", absl::StrCat("unknown operation \"", op, "\"")}};
-  nlohmann::json args = req.value("args", nlohmann::json::object());
+    return ErrorAnswer(absl::StatusCode::kUnimplemented, absl::StrCat("unknown operation \"", op, "\""));
+  static const nlohmann::json kNoArgs = nlohmann::json::object();
+  auto a = req.find("args");
+  const nlohmann::json& args = a == req.end() ? kNoArgs : *a;
+  if (!args.is_object())
+    return ErrorAnswer(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("\"args\" of ", op, " must be an object, not ", jsonf::Describe(args)));
   absl::StatusOr<nlohmann::json> r;
   try {
     r = it->second(args);
@@ -69,39 +88,159 @@ nlohmann::json ApiServer::Dispatch(const nlohmann::json& req) {
     r = absl::InvalidArgumentError(absl::StrCat("bad arguments for ", op, ": ", e.what()));
   }
   if (!r.ok()) {
-    TND_LOG_INFO("api ", op, ": ", r.status().message());
-    return {{"ok", false}, {"code", StatusCodeName(r.status().code())},
-            {"error", std::string(r.status().message())}};
+    // Errors quote what was wrong; a megabyte of it is not worth quoting.
+    absl::string_view msg = r.status().message();
+    std::string shown(msg.substr(0, kMaxErrorQuote));
+    if (msg.size() > kMaxErrorQuote) absl::StrAppend(&shown, "... (", msg.size(), " bytes)");
+    TND_LOG_INFO("api ", op, ": ", shown);
+    return ErrorAnswer(r.status().code(), shown);
   }
-  return {{"ok", true}, {"result", *r}};
+  return {{"ok", true}, {"result", std::move(*r)}};
 }
 
-void ApiServer::ServeOne() {
-  UniqueFd conn(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!conn.valid()) return;
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid != 0) {
-    (void)WriteAll(conn.get(), nlohmann::json({{"ok", false}, {"code", "PERMISSION_DENIED"},
-                                               {"error", "the tendril API is root-only"}}).dump() + "\n");
-    return;
+std::string ApiServer::Answer(absl::string_view line) {
+  try {
+    absl::StatusOr<nlohmann::json> req = jsonf::Parse(line);
+    if (!req.ok())
+      return jsonf::Dump(ErrorAnswer(absl::StatusCode::kInvalidArgument,
+                                     absl::StrCat("request is ", req.status().message())));
+    return jsonf::Dump(Dispatch(*req));
+  } catch (const std::exception& e) {
+    TND_LOG_ERROR("api: answering a request threw: ", e.what());
+    return jsonf::Dump(ErrorAnswer(absl::StatusCode::kInternal, "the agent failed to answer this request"));
   }
-  {
-    auto line = ReadLine(conn.get(), 5000);
-    if (!line.ok()) return;
-    nlohmann::json resp;
-    try {
-      resp = Dispatch(nlohmann::json::parse(*line));
-    } catch (const nlohmann::json::exception& e) {
-      resp = {{"ok", false}, {"code", "INVALID_ARGUMENT"}, {"error", absl::StrCat("request is not JSON: ", e.what())}};
+}
+
+std::vector<pollfd> ApiServer::PollFds() const {
+  std::vector<pollfd> fds = {{fd_.get(), POLLIN, 0}};
+  for (const Conn& c : conns_) fds.push_back({c.fd.get(), static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
+  return fds;
+}
+
+bool ApiServer::MakeRoom(pid_t pid, std::string* why) {
+  size_t mine = std::count_if(conns_.begin(), conns_.end(), [&](const Conn& c) { return c.pid == pid; });
+  if (mine >= limits_.max_per_client) {
+    *why = absl::StrCat("too many API connections from this process (", mine, " open, at most ",
+                        limits_.max_per_client, ")");
+    return false;
+  }
+  if (conns_.size() < limits_.max_connections) return true;
+  // Full: the oldest connection still sending its request goes (an idle
+  // client cannot keep the others out by holding connections open).
+  for (auto it = conns_.begin(); it != conns_.end(); ++it) {
+    if (!it->out.empty()) continue;
+    TND_LOG_INFO("api: ", limits_.max_connections, " connections open; closing the oldest idle one (pid ",
+                 it->pid, ")");
+    Refuse(it->fd.get(), absl::StatusCode::kResourceExhausted, "closed to make room for another client");
+    conns_.erase(it);
+    return true;
+  }
+  *why = absl::StrCat("the agent has ", conns_.size(), " API connections open (at most ", limits_.max_connections,
+                      ")");
+  return false;
+}
+
+void ApiServer::AcceptSome() {
+  // A bounded number per round: the connections already open get their turn.
+  for (int i = 0; i < 16; ++i) {
+    UniqueFd fd(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid()) return;
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != limits_.allowed_uid) {
+      Refuse(fd.get(), absl::StatusCode::kPermissionDenied, "the tendril API is root-only");
+      continue;
     }
-    (void)WriteAll(conn.get(), resp.dump() + "\n");
+    std::string why;
+    if (!MakeRoom(cred.pid, &why)) {
+      Refuse(fd.get(), absl::StatusCode::kResourceExhausted, why);
+      continue;
+    }
+    Conn& c = conns_.emplace_back();
+    c.fd = std::move(fd);
+    c.pid = cred.pid;
+    c.deadline = Clock::now() + std::chrono::milliseconds(limits_.request_timeout_ms);
   }
-  // A request, its answer and the state file written for it are megabytes at
-  // thousands of services, all freed by now: give that memory back to the
-  // system instead of keeping it as heap (the agent's RSS is what operators
-  // see).
-  malloc_trim(0);
+}
+
+void ApiServer::SetAnswer(Conn& c, std::string answer) {
+  c.out = std::move(answer);
+  c.out += '\n';
+  c.sent = 0;
+  c.deadline = Clock::now() + std::chrono::milliseconds(limits_.answer_timeout_ms);
+}
+
+bool ApiServer::Step(Conn& c, short revents) {
+  if (c.out.empty()) {
+    if (!(revents & (POLLIN | POLLHUP | POLLERR))) return true;
+    size_t room = std::min(kReadChunk, limits_.max_request + 1 - std::min(c.in.size(), limits_.max_request));
+    size_t old = c.in.size();
+    c.in.resize(old + room);
+    ssize_t n = ::recv(c.fd.get(), c.in.data() + old, room, 0);
+    c.in.resize(old + std::max<ssize_t>(n, 0));
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    size_t nl = c.in.find('\n', old);
+    if (nl == std::string::npos) {
+      if (c.in.size() > limits_.max_request) {
+        SetAnswer(c, jsonf::Dump(ErrorAnswer(absl::StatusCode::kResourceExhausted,
+                                             absl::StrCat("request larger than ", limits_.max_request, " bytes"))));
+      } else if (n == 0) {
+        if (c.in.empty()) return false;  // a probe: connected and went
+        SetAnswer(c, Answer(c.in));      // the last line may lack its newline
+      } else {
+        return true;
+      }
+    } else {
+      c.in.resize(nl);
+      SetAnswer(c, Answer(c.in));
+    }
+    // A large request, its parse and its effects are megabytes at thousands
+    // of services, freed by now: give them back to the system instead of
+    // keeping them as heap (the agent's RSS is what operators see).
+    if (c.in.size() + c.out.size() > (1u << 20)) malloc_trim(0);
+    std::string().swap(c.in);
+  }
+  // Write what the socket takes now; the rest when poll says it can take more.
+  while (c.sent < c.out.size()) {
+    ssize_t n = ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    c.sent += static_cast<size_t>(n);
+  }
+  return false;
+}
+
+void ApiServer::OnPoll(const pollfd* fds, size_t n) {
+  // fds[0] is the listener, then the connections in the order PollFds gave.
+  auto it = conns_.begin();
+  for (size_t i = 1; i < n && it != conns_.end(); ++i) {
+    if (it->fd.get() != fds[i].fd) break;  // the set changed since: next round
+    it = Step(*it, fds[i].revents) ? std::next(it) : conns_.erase(it);
+  }
+  if (n > 0 && (fds[0].revents & POLLIN)) AcceptSome();
+}
+
+int ApiServer::NextTimeoutMs() const {
+  if (conns_.empty()) return -1;
+  Clock::time_point first = conns_.front().deadline;
+  for (const Conn& c : conns_) first = std::min(first, c.deadline);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(first - Clock::now()).count();
+  return static_cast<int>(std::clamp<int64_t>(ms + 1, 0, 60000));
+}
+
+void ApiServer::OnTimer() {
+  Clock::time_point now = Clock::now();
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    if (it->deadline > now) {
+      ++it;
+      continue;
+    }
+    if (it->out.empty())
+      Refuse(it->fd.get(), absl::StatusCode::kDeadlineExceeded,
+             absl::StrCat("no whole request within ", limits_.request_timeout_ms, " ms"));
+    TND_LOG_INFO("api: closing a connection (pid ", it->pid, ") that ",
+                 it->out.empty() ? "sent no whole request" : "did not read its answer", " in time");
+    it = conns_.erase(it);
+  }
 }
 
 }  // namespace tendril

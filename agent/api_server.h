@@ -1,41 +1,98 @@
-// Serves the local API (see common/api_client.h) on a root-only Unix socket.
+// Serves the local API (see common/api_client.h) on a root-only Unix socket,
+// from the agent's poll loop, many clients at once: no client can hold up
+// another, the health checks, link events or GC.
+//
+// Each connection carries one request line and gets one answer line. The
+// limits (ApiLimits) are what a client may take: the size of a request, the
+// time to send it and to read the answer, how many connections are open at
+// once (in all and per client process). Connections are served in turn: one
+// poll round reads at most kReadChunk bytes from each and answers each
+// complete request once, so a client sending requests as fast as it can gets
+// its turn and no more.
 #pragma once
 
+#include <poll.h>
+#include <sys/types.h>
+
+#include <chrono>
 #include <functional>
+#include <list>
 #include <map>
 #include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "common/api_client.h"
 #include "common/fd.h"
 
 namespace tendril {
 
+struct ApiLimits {
+  size_t max_request = kMaxApiMessage;  // bytes of one request line
+  int request_timeout_ms = 5000;        // from accept to the whole request
+  int answer_timeout_ms = 30000;        // for the client to read the answer
+  size_t max_connections = 64;          // open at once, all clients
+  size_t max_per_client = 16;           // open at once, one client process
+  uid_t allowed_uid = 0;                // who may talk to the agent: root
+};
+
 class ApiServer {
  public:
   using Handler = std::function<absl::StatusOr<nlohmann::json>(const nlohmann::json& args)>;
+  static constexpr size_t kReadChunk = 1 << 20;
 
   // Binds `path` (mode 0600, parent created 0700). A socket file left by a dead
   // agent is replaced; one that a live agent answers on is an error.
-  static absl::StatusOr<ApiServer> Listen(const std::string& path);
+  static absl::StatusOr<ApiServer> Listen(const std::string& path, ApiLimits limits = {});
 
   ApiServer(ApiServer&&) noexcept = default;
   ~ApiServer();
 
   void Register(const std::string& op, Handler h) { handlers_[op] = std::move(h); }
-  int fd() const { return fd_.get(); }
-  // Accepts one connection and answers its request. Never throws; a client
-  // that stalls is dropped after a timeout.
-  void ServeOne();
 
+  // The descriptors to poll (the listener and every connection, each for
+  // what it waits for), then what poll said about them, in the same order.
+  std::vector<pollfd> PollFds() const;
+  void OnPoll(const pollfd* fds, size_t n);
+  // Milliseconds until the next connection deadline (-1: none).
+  int NextTimeoutMs() const;
+  // Closes connections past their deadline.
+  void OnTimer();
+  size_t connections() const { return conns_.size(); }
+
+  // One request line -> its answer (valid UTF-8 JSON, no newline). Never
+  // throws: anything the handlers throw is an INTERNAL answer.
+  std::string Answer(absl::string_view line);
   nlohmann::json Dispatch(const nlohmann::json& req);
 
  private:
-  ApiServer(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  using Clock = std::chrono::steady_clock;
+  struct Conn {
+    UniqueFd fd;
+    pid_t pid = 0;
+    std::string in;
+    std::string out;  // the answer, once there is one
+    size_t sent = 0;
+    Clock::time_point deadline;
+  };
+
+  ApiServer(UniqueFd fd, std::string path, ApiLimits limits)
+      : fd_(std::move(fd)), path_(std::move(path)), limits_(limits) {}
+  void AcceptSome();
+  // Makes room for a new connection from `pid`; false (with `why`) if there is none.
+  bool MakeRoom(pid_t pid, std::string* why);
+  // Reads, answers, writes: false once the connection is done with.
+  bool Step(Conn& c, short revents);
+  void SetAnswer(Conn& c, std::string answer);
+
   UniqueFd fd_;
   std::string path_;
+  ApiLimits limits_;
   std::map<std::string, Handler> handlers_;
+  std::list<Conn> conns_;  // oldest first
 };
 
 }  // namespace tendril

@@ -88,15 +88,21 @@ int Run(int argc, char** argv) {
   sd_notify(0, "READY=1\nSTATUS=datapath attached, serving API");
 
   for (;;) {
-    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0}, {api->fd(), POLLIN, 0}};
+    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0}};
+    std::vector<pollfd> api_fds = api->PollFds();
+    fds.insert(fds.end(), api_fds.begin(), api_fds.end());
+    size_t agent_first = fds.size();
     for (int fd : agent.PollFds()) fds.push_back({fd, POLLIN, 0});
-    int r = ::poll(fds.data(), fds.size(), agent.NextTimeoutMs());
+    int timeout = agent.NextTimeoutMs();
+    if (int t = api->NextTimeoutMs(); t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
+    int r = ::poll(fds.data(), fds.size(), timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
       TND_LOG_ERROR("poll: ", std::strerror(errno));
       return 1;
     }
     if (r == 0) {
+      api->OnTimer();
       agent.OnTimer();
       continue;
     }
@@ -107,9 +113,10 @@ int Run(int argc, char** argv) {
         break;
       }
     }
-    if (fds[1].revents & POLLIN) api->ServeOne();
-    for (size_t i = 2; i < fds.size(); ++i)
+    api->OnPoll(fds.data() + 1, api_fds.size());
+    for (size_t i = agent_first; i < fds.size(); ++i)
       if (fds[i].revents & POLLIN) agent.OnReadable(fds[i].fd);
+    api->OnTimer();
     agent.OnTimer();
   }
   sd_notify(0, "STOPPING=1");

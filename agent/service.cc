@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 
 namespace tendril {
@@ -274,46 +275,80 @@ nlohmann::json ServiceToJson(const Service& s) {
   return j;
 }
 
-absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) {
-  if (!j.is_object()) return absl::InvalidArgumentError("service must be an object");
-  Service s;
-  try {
-    s.id = j.value("id", 0);
-    TND_ASSIGN_OR_RETURN(s.frontend, ParseFrontend(j.at("frontend").get<std::string>()));
-    TND_ASSIGN_OR_RETURN(s.type, ParseServiceType(j.value("type", std::string("ClusterIP"))));
-    TND_ASSIGN_OR_RETURN(s.algorithm, ParseAlgorithm(j.value("algorithm", std::string("random"))));
-    s.affinity_timeout = j.value("affinity_timeout", 0u);
-    for (const auto& bj : j.value("backends", nlohmann::json::array())) {
-      TND_ASSIGN_OR_RETURN(Backend b, ParseBackend(bj.at("address").get<std::string>()));
-      b.id = bj.value("id", 0u);
-      b.weight = bj.value("weight", 1u);
-      TND_ASSIGN_OR_RETURN(b.state, ParseBackendState(bj.value("state", std::string("active"))));
-      s.backends.push_back(b);
-    }
-    if (j.contains("node_port")) {
-      int64_t np = j.at("node_port").get<int64_t>();
-      if (np < 0 || np > 65535) return absl::InvalidArgumentError("node port must be 1-65535");
-      s.node_port = static_cast<uint16_t>(np);
-    }
-    for (const auto& ip : j.value("external_ips", nlohmann::json::array())) {
-      TND_ASSIGN_OR_RETURN(IpAddr a, ParseIp(ip.get<std::string>()));
-      s.external_ips.push_back(a);
-    }
-    TND_ASSIGN_OR_RETURN(s.traffic_policy, ParseTrafficPolicy(j.value("traffic_policy", std::string("Cluster"))));
-    for (const auto& r : j.value("source_ranges", nlohmann::json::array())) {
-      std::string text = r.get<std::string>();
-      auto c = ParseCidr(text);
-      if (!c.ok()) return absl::InvalidArgumentError(absl::StrCat("source range: ", c.status().message()));
-      s.source_ranges.push_back(*c);
-    }
-    s.dsr = j.value("dsr", false);
-    s.health_check_port = j.value("health_check_port", 0);
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("service: ", e.what()));
+namespace {
+// The same rules as the CLI's flags (cli/main.cc): a weight 0-1000, an
+// affinity timeout 0-604800 s, ports 1-65535 (0: allocate).
+constexpr int64_t kMaxWeight = 1000;
+constexpr int64_t kMaxAffinity = 604800;
+
+absl::StatusOr<Backend> BackendFromJson(const nlohmann::json& bj) {
+  TND_RETURN_IF_ERROR(jsonf::Object(bj, "a backend"));
+  TND_ASSIGN_OR_RETURN(std::string address, jsonf::String(bj, "address", ""));
+  if (address.empty()) return absl::InvalidArgumentError("\"address\" is missing");
+  TND_ASSIGN_OR_RETURN(Backend b, ParseBackend(address));
+  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(bj, "id", 0, UINT32_MAX, 0));
+  TND_ASSIGN_OR_RETURN(int64_t weight, jsonf::Int(bj, "weight", 0, kMaxWeight, 1));
+  TND_ASSIGN_OR_RETURN(std::string state, jsonf::String(bj, "state", "active"));
+  TND_ASSIGN_OR_RETURN(b.state, ParseBackendState(state));
+  b.id = static_cast<uint32_t>(id);
+  b.weight = static_cast<uint32_t>(weight);
+  return b;
+}
+
+absl::Status ExternalFromJson(const nlohmann::json& j, Service& s) {
+  TND_ASSIGN_OR_RETURN(int64_t np, jsonf::Int(j, "node_port", 0, 65535, 0));
+  s.node_port = static_cast<uint16_t>(np);
+  TND_ASSIGN_OR_RETURN(std::vector<std::string> ips, jsonf::Strings(j, "external_ips"));
+  for (const std::string& ip : ips) {
+    TND_ASSIGN_OR_RETURN(IpAddr a, ParseIp(ip));
+    s.external_ips.push_back(a);
   }
-  if (j.contains("id") && (!j["id"].is_number_integer() || j["id"].get<int64_t>() < 0 || j["id"].get<int64_t>() > 65535))
-    return absl::InvalidArgumentError("service id must be 1-65535");
+  TND_ASSIGN_OR_RETURN(std::string tp, jsonf::String(j, "traffic_policy", "Cluster"));
+  TND_ASSIGN_OR_RETURN(s.traffic_policy, ParseTrafficPolicy(tp));
+  TND_ASSIGN_OR_RETURN(std::vector<std::string> ranges, jsonf::Strings(j, "source_ranges"));
+  for (const std::string& text : ranges) {
+    auto c = ParseCidr(text);
+    if (!c.ok()) return absl::InvalidArgumentError(absl::StrCat("source range: ", c.status().message()));
+    s.source_ranges.push_back(*c);
+  }
+  TND_ASSIGN_OR_RETURN(s.dsr, jsonf::Bool(j, "dsr", false));
+  TND_ASSIGN_OR_RETURN(int64_t hc, jsonf::Int(j, "health_check_port", 0, 65535, 0));
+  s.health_check_port = static_cast<uint16_t>(hc);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Service> ServiceFromJsonFields(const nlohmann::json& j) {
+  TND_RETURN_IF_ERROR(jsonf::Object(j, "a service"));
+  Service s;
+  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(j, "id", 0, 65535, 0));
+  s.id = static_cast<uint16_t>(id);
+  TND_ASSIGN_OR_RETURN(std::string frontend, jsonf::String(j, "frontend", ""));
+  if (frontend.empty()) return absl::InvalidArgumentError("\"frontend\" is missing");
+  TND_ASSIGN_OR_RETURN(s.frontend, ParseFrontend(frontend));
+  TND_ASSIGN_OR_RETURN(std::string type, jsonf::String(j, "type", "ClusterIP"));
+  TND_ASSIGN_OR_RETURN(s.type, ParseServiceType(type));
+  TND_ASSIGN_OR_RETURN(std::string algorithm, jsonf::String(j, "algorithm", "random"));
+  TND_ASSIGN_OR_RETURN(s.algorithm, ParseAlgorithm(algorithm));
+  TND_ASSIGN_OR_RETURN(int64_t affinity, jsonf::Int(j, "affinity_timeout", 0, kMaxAffinity, 0));
+  s.affinity_timeout = static_cast<uint32_t>(affinity);
+  TND_ASSIGN_OR_RETURN(std::vector<nlohmann::json> backends, jsonf::List(j, "backends"));
+  for (size_t i = 0; i < backends.size(); ++i) {
+    auto b = BackendFromJson(backends[i]);
+    if (!b.ok()) return Annotate(b.status(), absl::StrCat("backends[", i, "]"));
+    s.backends.push_back(*b);
+  }
+  TND_RETURN_IF_ERROR(ExternalFromJson(j, s));
   return s;
+}
+}  // namespace
+
+absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) {
+  auto s = ServiceFromJsonFields(j);
+  if (s.ok()) return s;
+  std::string name = "service";
+  if (j.is_object() && j.contains("frontend") && j["frontend"].is_string())
+    name = absl::StrCat("service ", j["frontend"].get<std::string>());
+  return Annotate(s.status(), name);
 }
 
 }  // namespace tendril

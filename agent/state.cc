@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 
 namespace tendril {
@@ -15,12 +16,9 @@ absl::StatusOr<DesiredState> StateStore::Load() const {
   if (::stat(path().c_str(), &st) != 0 && errno == ENOENT) return DesiredState{};
   TND_ASSIGN_OR_RETURN(std::string text, ReadFile(path()));
   DesiredState s;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(absl::StrCat("state file ", path(), " is not valid JSON: ", e.what()));
-  }
+  absl::StatusOr<nlohmann::json> parsed = jsonf::Parse(text);
+  if (!parsed.ok()) return absl::DataLossError(absl::StrCat("state file ", path(), ": ", parsed.status().message()));
+  nlohmann::json j = std::move(*parsed);
   if (!j.is_object()) return absl::DataLossError(absl::StrCat("state file ", path(), ": not an object"));
   if (j.contains("prefilter")) {
     if (!j["prefilter"].is_array())

@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/fd.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 #include "cli/output.h"
 #include "common/api_client.h"
@@ -400,12 +401,9 @@ int CmdServiceApply(const Globals& g, const std::string& file) {
     if (!in) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", file, ": ", std::strerror(errno))));
     text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::exception& e) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(file, ": not JSON: ", e.what())));
-  }
+  absl::StatusOr<json> parsed = jsonf::Parse(text);
+  if (!parsed.ok()) return Fail(Annotate(parsed.status(), file));
+  json doc = std::move(*parsed);
   if (doc.is_object() && doc.contains("services")) doc = doc["services"];
   if (!doc.is_array())
     return Fail(absl::InvalidArgumentError(absl::StrCat(file, ": expected an array of services (or {\"services\": [...]})")));

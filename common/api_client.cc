@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
+#include "common/json_fields.h"
 #include "common/status.h"
 
 namespace tendril {
@@ -87,14 +88,11 @@ absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const s
     return absl::UnavailableError(absl::StrCat("agent not reachable at ", socket_path, ": ",
                                                std::strerror(errno), " (is tendril-agent running?)"));
   nlohmann::json req = {{"op", op}, {"args", args}};
-  TND_RETURN_IF_ERROR(WriteAll(fd.get(), req.dump() + "\n"));
+  TND_RETURN_IF_ERROR(WriteAll(fd.get(), jsonf::Dump(req) + "\n"));
   TND_ASSIGN_OR_RETURN(std::string line, ReadLine(fd.get(), timeout_ms));
-  nlohmann::json resp;
-  try {
-    resp = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(absl::StrCat("agent sent invalid JSON: ", e.what()));
-  }
+  absl::StatusOr<nlohmann::json> parsed = jsonf::Parse(line);
+  if (!parsed.ok()) return absl::DataLossError(absl::StrCat("agent's answer: ", parsed.status().message()));
+  nlohmann::json resp = std::move(*parsed);
   if (resp.value("ok", false)) return resp.value("result", nlohmann::json());
   return absl::Status(StatusCodeFromName(resp.value("code", std::string("UNKNOWN"))),
                       resp.value("error", std::string("agent returned an error")));

@@ -97,6 +97,9 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     for (int i = 0; i < 2; ++i) StartAgent(i);
     for (int i = 0; i < 100 && !absl::StartsWith(Direct(1, "10.1.1.2"), "be1"); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (Subprocess* u : udp_servers_)
+      for (int i = 0; i < 100 && !absl::StrContains(u->Log(), "ready"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
   void TearDown() override {
@@ -149,7 +152,14 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     };
     run({"socat", "TCP4-LISTEN:8080,fork,reuseaddr", "EXEC:" + http});
     run({"socat", "TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=1", "EXEC:" + http});
-    run({"socat", "UDP4-RECVFROM:5353,fork", "SYSTEM:echo " + name});
+    // UDP on 5353 answers its name, from one process: socat's fork per
+    // datagram let a lingering child take the next peer's datagram and
+    // drop it. Each datagram is logged, for a test's failure message.
+    run({"python3", "-u", "-c",
+         absl::StrCat("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                      "s.bind(('0.0.0.0',5353))\nprint('ready')\nwhile True:\n d,a=s.recvfrom(2048)\n"
+                      " s.sendto(b'", name, "\\n',a)\n print('from',a[0],a[1])")});
+    udp_servers_.push_back(servers_.back().get());
     run({"iperf3", "-s", "-p", "5201"});
   }
 
@@ -209,6 +219,7 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Netns> lan_, client_;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<Subprocess>> servers_;
+  std::vector<Subprocess*> udp_servers_;  // be1's and be2's UDP servers
   TempDir scripts_;
 };
 
@@ -392,7 +403,8 @@ TEST_P(NodePortXdpE2ETest, MaglevPicksTheSameBackendOnEveryNode) {
   std::set<std::string> names;
   for (const auto& [sport, name] : via1) names.insert(name);
   EXPECT_EQ(names, (std::set<std::string>{"be1", "be2"})) << "12 flows should use both backends";
-  EXPECT_EQ(via1, via2);
+  EXPECT_EQ(via1, via2) << "datagrams be1 got:\n" << udp_servers_[0]->Log() << "be2 got:\n" << udp_servers_[1]->Log()
+                        << "node 1: " << Cli(0, {"metrics", "list"}).out << "node 2: " << Cli(1, {"metrics", "list"}).out;
 }
 
 TEST_P(NodePortXdpE2ETest, IperfThroughNodePort) {
