@@ -32,6 +32,10 @@ struct {
 SEC("tc")
 int tnd_host_ingress(struct __sk_buff *ctx)
 {
+	/* A VLAN-tagged frame (the tag taken off into the skb) belongs to a
+	 * VLAN device, or to nobody: the stack's, untouched. */
+	if (ctx->vlan_present)
+		return TC_ACT_OK;
 #if TENDRIL_ENABLE_IPV4
 	if (ctx->protocol == bpf_htons(ETH_P_IP)) {
 		bpf_tail_call(ctx, &tnd_host_calls, TND_TAIL_HOST_V4);
@@ -88,7 +92,7 @@ int tnd_host_egress(struct __sk_buff *ctx)
 {
 	struct tnd_lb_scratch *s;
 
-	if (ctx->protocol != bpf_htons(ETH_P_IP) && ctx->protocol != bpf_htons(ETH_P_IPV6))
+	if (ctx->vlan_present || (ctx->protocol != bpf_htons(ETH_P_IP) && ctx->protocol != bpf_htons(ETH_P_IPV6)))
 		return TC_ACT_OK;
 	s = tnd_scratch(1);
 	if (!s)

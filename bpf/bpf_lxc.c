@@ -32,6 +32,10 @@ struct {
 SEC("tc")
 int tnd_lxc_ingress(struct __sk_buff *ctx)
 {
+	/* A VLAN-tagged frame (the tag taken off into the skb) belongs to a
+	 * VLAN device, or to nobody: the stack's, untouched. */
+	if (ctx->vlan_present)
+		return TC_ACT_OK;
 #if TENDRIL_ENABLE_IPV4
 	if (ctx->protocol == bpf_htons(ETH_P_IP)) {
 		bpf_tail_call(ctx, &tnd_lxc_calls, TND_TAIL_LXC_V4);
@@ -79,6 +83,8 @@ int tnd_lxc_egress(struct __sk_buff *ctx)
 	struct tnd_lb_scratch *s;
 	int fam;
 
+	if (ctx->vlan_present)
+		return TC_ACT_OK;
 	if (ctx->protocol == bpf_htons(ETH_P_IP) && TENDRIL_ENABLE_IPV4)
 		fam = 4;
 	else if (ctx->protocol == bpf_htons(ETH_P_IPV6) && TENDRIL_ENABLE_IPV6)

@@ -84,17 +84,32 @@ static __always_inline int tnd_ttl_dec(struct __sk_buff *ctx, __u32 l3_off, cons
 }
 
 /* The IP addresses of a packet tnd_parse did not take (ICMP echo, other
- * protocols): enough to route it. */
+ * protocols): enough to route it, if its IP header is one the kernel would
+ * take (< 0 otherwise: the stack's, untouched). */
 static __always_inline int tnd_load_addrs(struct __sk_buff *ctx, __u32 l3_off, const int fam,
 					  struct tnd_pkt *p)
 {
 	p->l3_off = l3_off;
 	p->len = ctx->len;
-	if (fam == 4)
-		return ctx_load(ctx, l3_off + 12, p->t.saddr, 4) < 0 ||
-		       ctx_load(ctx, l3_off + 16, p->t.daddr, 4) < 0 ? -1 : 0;
-	return ctx_load(ctx, l3_off + 8, p->t.saddr, 16) < 0 ||
-	       ctx_load(ctx, l3_off + 24, p->t.daddr, 16) < 0 ? -1 : 0;
+	if (fam == 4) {
+		struct iphdr ip;
+
+		if (ctx_load(ctx, l3_off, &ip, sizeof(ip)) < 0 || !tnd_ipv4_ok(ctx, l3_off, &ip, p))
+			return -1;
+		__builtin_memcpy(p->t.saddr, &ip.saddr, 4);
+		__builtin_memcpy(p->t.daddr, &ip.daddr, 4);
+		return 0;
+	}
+	struct ipv6hdr ip6;
+
+	if (ctx_load(ctx, l3_off, &ip6, sizeof(ip6)) < 0 || ip6.version != 6)
+		return -1;
+	p->l3_end = tnd_l3_end(l3_off + sizeof(ip6), bpf_ntohs(ip6.payload_len), p->len);
+	if (!p->l3_end)
+		return -1;
+	__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
+	__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
+	return 0;
 }
 
 /* A trace event for the first packet of a flow: the packet as it arrived

@@ -90,6 +90,7 @@ struct tnd_pkt {
 	__u32 l3_off;
 	__u32 l4_off;
 	__u32 len;
+	__u32 l3_end;  /* where the IP packet ends (the frame may carry padding) */
 	__u8 tcp_flags;
 	__u8 has_l4;   /* the L4 header is in this packet (not a later fragment) */
 	__u8 dsr;      /* a DSR option (IPv4) or header (IPv6) was found (dsr_* valid) */
@@ -238,6 +239,9 @@ static __always_inline int tnd_rw_addr4(TND_CTX *ctx, const struct tnd_pkt *p, _
 static __always_inline int tnd_rw_addr6(TND_CTX *ctx, const struct tnd_pkt *p, __u32 addr_off,
 					const __u8 *from_p, const __u8 *to_p)
 {
+	/* Only UDP's zero checksum means "none": a TCP (or ICMPv6) checksum
+	 * that an earlier rewrite of this packet left at zero is a checksum. */
+	bool udp = p->t.proto == IPPROTO_UDP;
 	__u32 from[4], to[4];
 	__s64 diff;
 
@@ -249,11 +253,11 @@ static __always_inline int tnd_rw_addr6(TND_CTX *ctx, const struct tnd_pkt *p, _
 	if (diff < 0)
 		return -1;
 #if TND_CTX_XDP
-	if (p->has_l4 && tnd_csum_update(ctx, tnd_l4_csum_off(p), (__u32)diff, true) < 0)
+	if (p->has_l4 && tnd_csum_update(ctx, tnd_l4_csum_off(p), (__u32)diff, udp) < 0)
 		return -1;
 #else
 	if (p->has_l4 && bpf_l4_csum_replace(ctx, tnd_l4_csum_off(p), 0, (__u32)diff,
-					     BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0) < 0)
+					     BPF_F_PSEUDO_HDR | (udp ? BPF_F_MARK_MANGLED_0 : 0)) < 0)
 		return -1;
 #endif
 	return ctx_store(ctx, addr_off, to, 16);
@@ -383,6 +387,9 @@ static __always_inline int tnd_parse_icmp(TND_CTX *ctx, const int fam, struct tn
 	 * ICMPv4 one does not. */
 	p->has_l4 = fam == 6;
 	p->inner_off = p->l4_off + 8;
+	/* What gets rewritten of the quoted packet must be inside this one. */
+	if (p->inner_off + (fam == 4 ? TND_ICMP_INNER_V4 : TND_ICMP_INNER_V6) > p->l3_end)
+		return -1;
 	if (fam == 4) {
 		struct iphdr ip;
 
@@ -414,8 +421,78 @@ static __always_inline int tnd_parse_icmp(TND_CTX *ctx, const int fam, struct tn
 	return 0;
 }
 
+/* The IPv4 header checksum is right (over the options too). A packet with a
+ * wrong one is the stack's to drop, never ours to rewrite. */
+static __always_inline int tnd_ipv4_csum_ok(TND_CTX *ctx, __u32 l3_off, const struct iphdr *ip)
+{
+	const __u16 *w = (const __u16 *)ip;
+	__u32 opt = ((__u32)ip->ihl - 5) * 4;
+	__u64 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	if (opt >= 4 && opt <= 40) {
+		__u16 o[20] = {};
+
+		if (ctx_load(ctx, l3_off + sizeof(*ip), o, opt) < 0)
+			return 0;
+#pragma unroll
+		for (int i = 0; i < 20; i++)
+			sum += o[i];
+	}
+	return tnd_csum_fold(sum) == 0xffff;
+}
+
+/* The L4 header the rewrites touch (ports, flags, checksum) is inside the IP
+ * packet, as is all of it for an unfragmented packet: a short first fragment
+ * or a header that claims more than the packet holds is passed on, never
+ * rewritten in the frame's padding. */
+static __always_inline int tnd_l4_fits(TND_CTX *ctx, struct tnd_pkt *p, __u8 proto, bool whole)
+{
+	__u32 room = p->l3_end > p->l4_off ? p->l3_end - p->l4_off : 0;
+
+	if (proto == IPPROTO_TCP) {
+		__u8 doff;
+
+		if (room < 20 || ctx_load(ctx, p->l4_off + 12, &doff, 1) < 0)
+			return 0;
+		doff >>= 4;
+		return doff >= 5 && (!whole || doff * 4 <= room);
+	}
+	if (proto == IPPROTO_UDP) {
+		__be16 ulen;
+
+		if (room < 8 || ctx_load(ctx, p->l4_off + 4, &ulen, 2) < 0)
+			return 0;
+		return !whole || (bpf_ntohs(ulen) >= 8 && bpf_ntohs(ulen) <= room);
+	}
+	return room >= 8; /* ICMP: type, code, checksum and 4 more */
+}
+
+/* Where the IP packet of `total` bytes from l3_off ends; 0 when the frame
+ * does not hold it. A zero length on a packet larger than 64 KiB is a BIG
+ * TCP aggregate (the length is the skb's). */
+static __always_inline __u32 tnd_l3_end(__u32 l3_off, __u32 total, __u32 len)
+{
+	if (total == 0 && !TND_CTX_XDP && len > l3_off + 0xffff)
+		return len;
+	return l3_off + total <= len ? l3_off + total : 0;
+}
+
+/* The IPv4 header `ip` (loaded from l3_off) is one the kernel would take:
+ * its lengths fit the frame and its checksum is right. Sets p->l3_end. */
+static __always_inline bool tnd_ipv4_ok(TND_CTX *ctx, __u32 l3_off, const struct iphdr *ip, struct tnd_pkt *p)
+{
+	if (ip->version != 4 || ip->ihl < 5)
+		return false;
+	p->l3_end = tnd_l3_end(l3_off, bpf_ntohs(ip->tot_len), p->len);
+	return p->l3_end && p->l3_end >= l3_off + ip->ihl * 4 && tnd_ipv4_csum_ok(ctx, l3_off, ip);
+}
+
 /* Fills `p` for a TCP or UDP packet, or an ICMP error about one; < 0 for
- * anything else (passed on). */
+ * anything else, and for anything the kernel would drop (bad header
+ * checksum, lengths that do not add up, truncated): passed on untouched. */
 static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struct tnd_pkt *p)
 {
 	__be16 ports[2];
@@ -430,18 +507,20 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 
 		if (ctx_load(ctx, l3_off, &ip, sizeof(ip)) < 0)
 			return -1;
-		if (ip.version != 4 || ip.ihl < 5)
-			return -1;
 		proto = ip.protocol;
 		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP)
+			return -1;
+		if (!tnd_ipv4_ok(ctx, l3_off, &ip, p))
 			return -1;
 		__builtin_memcpy(p->t.saddr, &ip.saddr, 4);
 		__builtin_memcpy(p->t.daddr, &ip.daddr, 4);
 		p->l4_off = l3_off + ip.ihl * 4;
 		p->t.proto = proto;
+		frag = bpf_ntohs(ip.frag_off);
+		if (!(frag & TND_IP_OFFMASK) && !tnd_l4_fits(ctx, p, proto, !(frag & TND_IP_MF)))
+			return -1;
 		if (proto == IPPROTO_ICMP)
-			return (bpf_ntohs(ip.frag_off) & (TND_IP_MF | TND_IP_OFFMASK)) ? -1
-											: tnd_parse_icmp(ctx, fam, p);
+			return (frag & (TND_IP_MF | TND_IP_OFFMASK)) ? -1 : tnd_parse_icmp(ctx, fam, p);
 		if (ip.ihl == 5 + TND_DSR_OPT_LEN / 4) {
 			struct tnd_dsr_opt o;
 
@@ -452,7 +531,6 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 				p->dsr_port = o.port;
 			}
 		}
-		frag = bpf_ntohs(ip.frag_off);
 		if (frag & (TND_IP_MF | TND_IP_OFFMASK)) {
 			struct tnd_frag_key fk = {
 				.saddr = ip.saddr, .daddr = ip.daddr, .id = ip.id, .proto = proto,
@@ -486,6 +564,9 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 			return -1;
 		proto = ip6.nexthdr;
 		p->l4_off = l3_off + sizeof(ip6);
+		p->l3_end = tnd_l3_end(p->l4_off, bpf_ntohs(ip6.payload_len), p->len);
+		if (!p->l3_end)
+			return -1;
 		if (proto == IPPROTO_DSTOPTS) {
 			/* Only tendril's DSR header; other extension headers (and
 			 * so fragments) are passed on. */
@@ -501,6 +582,8 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 			p->l4_off += sizeof(o);
 		}
 		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
+			return -1;
+		if (!tnd_l4_fits(ctx, p, proto, true))
 			return -1;
 		__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
 		__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
@@ -662,12 +745,12 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 	 * aware) against the egress device instead. */
 	if (fam == 4) {
 		f.family = AF_INET;
-		f.tot_len = TND_CTX_XDP ? (__u16)(p->len - p->l3_off) : 0;
+		f.tot_len = TND_CTX_XDP ? (__u16)(p->l3_end - p->l3_off) : 0;
 		__builtin_memcpy(&f.ipv4_src, src, 4);
 		__builtin_memcpy(&f.ipv4_dst, dst, 4);
 	} else {
 		f.family = AF_INET6;
-		f.tot_len = TND_CTX_XDP ? (__u16)(p->len - p->l3_off) : 0;
+		f.tot_len = TND_CTX_XDP ? (__u16)(p->l3_end - p->l3_off) : 0;
 		__builtin_memcpy(f.ipv6_src, src, 16);
 		__builtin_memcpy(f.ipv6_dst, dst, 16);
 	}
@@ -745,6 +828,7 @@ static __always_inline int tnd_dsr_insert4(struct __sk_buff *ctx, struct tnd_pkt
 		return -1;
 	p->l4_off += TND_DSR_OPT_LEN;
 	p->len += TND_DSR_OPT_LEN;
+	p->l3_end += TND_DSR_OPT_LEN;
 	return 0;
 }
 
@@ -772,6 +856,7 @@ static __always_inline int tnd_dsr_insert6(struct __sk_buff *ctx, struct tnd_pkt
 		return -1;
 	p->l4_off += TND_DSR_OPT6_LEN;
 	p->len += TND_DSR_OPT6_LEN;
+	p->l3_end += TND_DSR_OPT6_LEN;
 	return 0;
 }
 #endif
