@@ -55,6 +55,9 @@ absl::StatusOr<json> Parse(absl::string_view text, int max_depth) {
       (void)again;
     } catch (const json::parse_error& e) {
       return absl::InvalidArgumentError(absl::StrCat("not valid JSON: syntax error at byte ", e.byte));
+    } catch (const json::exception& e) {
+      // A number out of range (1e999) is not a parse_error.
+      return absl::InvalidArgumentError(absl::StrCat("not valid JSON: ", e.what()));
     }
     return absl::InvalidArgumentError("not valid JSON");
   }

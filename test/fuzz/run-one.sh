@@ -13,8 +13,8 @@ set +e
 rc=$?
 set -e
 name=$(basename "$bin")
-execs=$(grep -a 'stat::number_executed_units' "$log" | awk '{print $2}' | tail -1)
-cov=$(grep -aoE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+execs=$(grep -a 'stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1 || true)
+cov=$(grep -aoE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
 echo "[ fuzz ] $name: ${execs:-0} executions in ${secs} s, ${cov:-no coverage line}, corpus $(ls "$work/corpus" | wc -l) + $(ls "$seeds" | wc -l) seeds, exit $rc"
 if [ "$rc" -ne 0 ]; then
   grep -aE 'ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==' "$log" | head -40

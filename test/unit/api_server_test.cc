@@ -229,8 +229,10 @@ TEST_F(ApiServerTest, ClientThatDoesNotReadItsAnswerHoldsUpNobody) {
   Start(l);
   int fd = Connect(path_);
   ASSERT_EQ(WriteAll(fd, "{\"op\": \"big\"}\n"), absl::OkStatus());
-  // 16 MB waits in the server; others are served meanwhile.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Once the answer has started to arrive, most of its 16 MB waits in the
+  // server for a reader that does not come; others are served meanwhile.
+  pollfd pf{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&pf, 1, 5000), 1);
   EXPECT_EQ(open_.load(), 1u);
   auto t0 = Clock::now();
   EXPECT_TRUE(Echoes());

@@ -47,6 +47,15 @@ TEST(JsonFieldsTest, DeepNestingIsRefusedBeforeParsing) {
   EXPECT_TRUE(jsonf::Parse(ok).ok());
 }
 
+// Found by fuzz_service_json: a number too large for a double threw
+// out_of_range, which is not a parse_error, out of Parse.
+TEST(JsonFieldsTest, NumberTooLargeForADoubleIsAnErrorNotAThrow) {
+  auto r = jsonf::Parse("999999e999999999");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not valid JSON"), std::string::npos) << r.status();
+  EXPECT_FALSE(jsonf::Parse(R"({"weight": 1e400})").ok());
+}
+
 TEST(JsonFieldsTest, BytesThatAreNotUtf8NeitherThrowNorAreQuoted) {
   auto r = jsonf::Parse("\xff");
   ASSERT_FALSE(r.ok());
