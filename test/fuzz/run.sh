@@ -28,8 +28,9 @@ for h in test/fuzz/fuzz_*.cc; do
 done
 if [ "$(id -u)" -eq 0 ]; then
   for seed in "${seeds[@]}"; do
-    TENDRIL_FRAME_FUZZ_SEED=$seed TENDRIL_FRAME_FUZZ_FRAMES=$frames \
-      build-asan/test/bpf_tests --gtest_filter='FrameFuzzTest.*' | grep -E '^\[ frame fuzz \]|Failure|seed' || status=1
+    out=$(TENDRIL_FRAME_FUZZ_SEED=$seed TENDRIL_FRAME_FUZZ_FRAMES=$frames \
+      build-asan/test/bpf_tests --gtest_filter='FrameFuzzTest.*' 2>&1) || status=1
+    echo "$out" | grep -E '^\[ frame fuzz \]|Failure|seed [0-9]+, frame|FAILED' || true
   done
 else
   echo "run.sh: not root, frame fuzzer skipped" >&2
