@@ -103,7 +103,7 @@ std::string ApiServer::Answer(absl::string_view line) {
     absl::StatusOr<nlohmann::json> req = jsonf::Parse(line);
     if (!req.ok())
       return jsonf::Dump(ErrorAnswer(absl::StatusCode::kInvalidArgument,
-                                     absl::StrCat("request is ", req.status().message())));
+                                     absl::StrCat("request: ", req.status().message())));
     return jsonf::Dump(Dispatch(*req));
   } catch (const std::exception& e) {
     TND_LOG_ERROR("api: answering a request threw: ", e.what());

@@ -432,14 +432,17 @@ static __always_inline int tnd_ipv4_csum_ok(TND_CTX *ctx, __u32 l3_off, const st
 #pragma unroll
 	for (int i = 0; i < 10; i++)
 		sum += w[i];
-	if (opt >= 4 && opt <= 40) {
-		__u16 o[20] = {};
-
-		if (ctx_load(ctx, l3_off + sizeof(*ip), o, opt) < 0)
-			return 0;
+	/* Options, a 32-bit word at a time: a load of constant size (6.1's
+	 * verifier cannot bound a length it computed). */
 #pragma unroll
-		for (int i = 0; i < 20; i++)
-			sum += o[i];
+	for (__u32 i = 0; i < 10; i++) {
+		__u16 o[2];
+
+		if (i * 4 >= opt)
+			break;
+		if (ctx_load(ctx, l3_off + sizeof(*ip) + i * 4, o, 4) < 0)
+			return 0;
+		sum += o[0] + o[1];
 	}
 	return tnd_csum_fold(sum) == 0xffff;
 }

@@ -86,14 +86,14 @@ class HostileApiTest : public ::testing::Test {
 TEST_F(HostileApiTest, OneByteDoesNotKillTheAgent) {
   json a = Raw("\xff\n");
   EXPECT_EQ(a.value("code", ""), "INVALID_ARGUMENT") << a.dump();
-  EXPECT_EQ(a.value("error", ""), "request is not valid JSON: syntax error at byte 1");
+  EXPECT_EQ(a.value("error", ""), "request: not valid JSON: syntax error at byte 1");
   ExpectAlive();
 }
 
 TEST_F(HostileApiTest, DeepNestingDoesNotKillTheAgent) {
   json a = Raw(absl::StrCat(R"({"op": "service.add", "args": {"service": )", std::string(10000, '['),
                             std::string(10000, ']'), "}}\n"));
-  EXPECT_EQ(a.value("error", ""), "request is JSON nests deeper than 64 levels") << a.dump();
+  EXPECT_EQ(a.value("error", ""), "request: JSON nests deeper than 64 levels") << a.dump();
   ExpectAlive();
 }
 

@@ -405,7 +405,7 @@ TEST_F(ServiceE2ETest, ApplyDeclaresTheWholeSetAndKeepsIt) {
     std::string text, message;
   };
   std::vector<Case> cases = {
-      {"not json", "not JSON"},
+      {"not json", "not valid JSON: syntax error at byte 2"},
       {R"({"services": 3})", "expected an array of services"},
       {R"([{"frontend": "10.96.0.10:80/TCP"}, {"frontend": "10.96.0.10:80/TCP"}])", "declared twice"},
       {R"([{"frontend": "10.96.0.10:80/TCP"}, {"backends": []}])", "services[1]"},

@@ -117,14 +117,14 @@ TEST_F(ApiServerTest, OneByteThatIsNotUtf8GetsAnErrorAndTheServerGoesOn) {
   json a = Call("\xff");
   EXPECT_EQ(a.value("ok", true), false) << a.dump();
   EXPECT_EQ(a.value("code", ""), "INVALID_ARGUMENT");
-  EXPECT_EQ(a.value("error", ""), "request is not valid JSON: syntax error at byte 1");
+  EXPECT_EQ(a.value("error", ""), "request: not valid JSON: syntax error at byte 1");
   EXPECT_TRUE(Echoes());
 }
 
 TEST_F(ApiServerTest, DeepNestingGetsAnErrorAndTheServerGoesOn) {
   Start();
   json a = Call(absl::StrCat(R"({"op": "echo", "args": {"a": )", std::string(10000, '[')));
-  EXPECT_EQ(a.value("error", ""), "request is JSON nests deeper than 64 levels") << a.dump();
+  EXPECT_EQ(a.value("error", ""), "request: JSON nests deeper than 64 levels") << a.dump();
   EXPECT_TRUE(Echoes());
 }
 

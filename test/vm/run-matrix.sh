@@ -98,7 +98,7 @@ mount -t bpf bpf /sys/fs/bpf
 for m in $MODS; do insmod /lib/modules/$KVER/kernel/\$m || echo "TND-MODULE-FAILED \$m"; done
 ip link set lo up
 echo "TND-KERNEL \$(uname -r)"
-export TENDRIL_TEST_PREBUILT_BPF=1 TENDRIL_EXPECT_TCX=0
+export TENDRIL_TEST_PREBUILT_BPF=1 TENDRIL_EXPECT_TCX=0 TND_VERIFY_LOG_LINES=15
 BUILD=$BUILD
 . $ROOT/test/vm/suites.sh
 run_suites guest /tmp

@@ -97,6 +97,11 @@ int main(int argc, char** argv) {
     for (const auto& r : rows)
       std::printf("%-14s %-24s %-8s %u%s\n", r.object.c_str(), r.program.c_str(), r.loaded ? "yes" : "no",
                   r.insns, r.object == "test_reject" ? "   (must be refused)" : "");
+    // Why a program was refused, where it should not have been (on a
+    // kernel of the matrix this is all there is to go on).
+    for (const auto& r : rows)
+      if (!r.loaded && r.object != "test_reject")
+        std::fprintf(stderr, "%s/%s refused:\n%s\n", r.object.c_str(), r.program.c_str(), r.error.c_str());
   }
   return unexpected ? 1 : 0;
 }
