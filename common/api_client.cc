@@ -75,8 +75,7 @@ absl::StatusCode StatusCodeFromName(const std::string& s) {
   return absl::StatusCode::kUnknown;
 }
 
-absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const std::string& op,
-                                         const nlohmann::json& args, int timeout_ms) {
+absl::StatusOr<UniqueFd> ConnectApi(const std::string& socket_path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof(addr.sun_path))
@@ -87,6 +86,12 @@ absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const s
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
     return absl::UnavailableError(absl::StrCat("agent not reachable at ", socket_path, ": ",
                                                std::strerror(errno), " (is tendril-agent running?)"));
+  return fd;
+}
+
+absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const std::string& op,
+                                         const nlohmann::json& args, int timeout_ms) {
+  TND_ASSIGN_OR_RETURN(UniqueFd fd, ConnectApi(socket_path));
   nlohmann::json req = {{"op", op}, {"args", args}};
   TND_RETURN_IF_ERROR(WriteAll(fd.get(), jsonf::Dump(req) + "\n"));
   TND_ASSIGN_OR_RETURN(std::string line, ReadLine(fd.get(), timeout_ms));

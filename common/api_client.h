@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "common/fd.h"
 
 namespace tendril {
 
@@ -17,6 +18,9 @@ inline constexpr size_t kMaxApiMessage = 64 << 20;  // a full service set (servi
 absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const std::string& op,
                                          const nlohmann::json& args = nlohmann::json::object(),
                                          int timeout_ms = 10000);
+
+// A connection to the agent's API socket (errors say whether the agent runs).
+absl::StatusOr<UniqueFd> ConnectApi(const std::string& socket_path);
 
 // Reads one '\n'-terminated line (at most kMaxApiMessage bytes) from fd.
 absl::StatusOr<std::string> ReadLine(int fd, int timeout_ms);

@@ -48,16 +48,8 @@ class HostileApiTest : public ::testing::Test {
   std::string Socket() const { return state_.path() + "/api.sock"; }
 
   int Connect() {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::string p = Socket();
-    std::memcpy(addr.sun_path, p.c_str(), p.size());
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
+    auto fd = ConnectApi(Socket());
+    return fd.ok() ? fd->Release() : -1;
   }
   // Raw bytes in, the answer out (parsed; null when there was none).
   json Raw(const std::string& bytes) {

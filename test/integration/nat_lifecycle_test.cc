@@ -86,11 +86,12 @@ class NatLifecycleTest : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(nat.ok()) << nat.status();
     size_t all = 0, live = 0;
     uint32_t now = BpfClockSeconds();
-    if (nat.ok())
+    if (nat.ok()) {
       EXPECT_TRUE(nat->ForEach([&](const tnd_nat_key&, const tnd_nat_val& v) {
                        all++;
                        if (static_cast<int32_t>(v.expires - now) >= 0) live++;
                      }).ok());
+    }
     return {all, live};
   }
 

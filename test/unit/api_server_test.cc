@@ -27,15 +27,8 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 int Connect(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size());
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
+  auto fd = ConnectApi(path);
+  return fd.ok() ? fd->Release() : -1;
 }
 
 // The answer line on fd, or "" on timeout or EOF before one.
@@ -85,6 +78,13 @@ class ApiServerTest : public ::testing::Test {
     return json::parse(a, nullptr, false);
   }
   bool Echoes() { return Call(R"({"op": "echo", "args": {"x": 1}})").value("ok", false); }
+  // Starts with `limits`, connects and sends `bytes`: the connection.
+  int StartAndSend(ApiLimits limits, const std::string& bytes) {
+    Start(limits);
+    int fd = Connect(path_);
+    EXPECT_EQ(WriteAll(fd, bytes), absl::OkStatus());
+    return fd;
+  }
 
   // Forks a client process running `body`; killed in the test's teardown.
   pid_t Child(const std::function<void()>& body) {
@@ -163,9 +163,7 @@ TEST_F(ApiServerTest, RequestLargerThanTheLimitIsRefused) {
 TEST_F(ApiServerTest, ClientThatNeverFinishesItsRequestIsClosedAfterTheTimeout) {
   ApiLimits l;
   l.request_timeout_ms = 300;
-  Start(l);
-  int fd = Connect(path_);
-  ASSERT_EQ(WriteAll(fd, "{\"op\": "), absl::OkStatus());
+  int fd = StartAndSend(l, "{\"op\": ");
   auto t0 = Clock::now();
   json a = json::parse(ReadAnswer(fd), nullptr, false);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
@@ -226,9 +224,7 @@ TEST_F(ApiServerTest, OneProcessGetsAtMostItsShareOfConnections) {
 TEST_F(ApiServerTest, ClientThatDoesNotReadItsAnswerHoldsUpNobody) {
   ApiLimits l;
   l.answer_timeout_ms = 500;
-  Start(l);
-  int fd = Connect(path_);
-  ASSERT_EQ(WriteAll(fd, "{\"op\": \"big\"}\n"), absl::OkStatus());
+  int fd = StartAndSend(l, "{\"op\": \"big\"}\n");
   // Once the answer has started to arrive, most of its 16 MB waits in the
   // server for a reader that does not come; others are served meanwhile.
   pollfd pf{fd, POLLIN, 0};
