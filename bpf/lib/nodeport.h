@@ -421,6 +421,9 @@ static __always_inline int tnd_parse_icmp(TND_CTX *ctx, const int fam, struct tn
 	return 0;
 }
 
+#define TND_L4_HDR_TCP 14 /* ports, sequence, ack, data offset, flags */
+#define TND_L4_HDR_UDP 8
+
 /* The IPv4 header checksum is right (over the options too). A packet with a
  * wrong one is the stack's to drop, never ours to rewrite. */
 static __always_inline int tnd_ipv4_csum_ok(TND_CTX *ctx, __u32 l3_off, const struct iphdr *ip)
@@ -451,24 +454,27 @@ static __always_inline int tnd_ipv4_csum_ok(TND_CTX *ctx, __u32 l3_off, const st
  * packet, as is all of it for an unfragmented packet: a short first fragment
  * or a header that claims more than the packet holds is passed on, never
  * rewritten in the frame's padding. */
-static __always_inline int tnd_l4_fits(TND_CTX *ctx, struct tnd_pkt *p, __u8 proto, bool whole)
+static __always_inline int tnd_l4_fits(TND_CTX *ctx, struct tnd_pkt *p, __u8 proto, bool whole, __u8 *h)
 {
 	__u32 room = p->l3_end > p->l4_off ? p->l3_end - p->l4_off : 0;
 
+	/* One load brings what the checks and the parse need (ports, TCP data
+	 * offset and flags, UDP length): a helper call is tens of ns. */
 	if (proto == IPPROTO_TCP) {
 		__u8 doff;
 
-		if (room < 20 || ctx_load(ctx, p->l4_off + 12, &doff, 1) < 0)
+		if (room < 20 || ctx_load(ctx, p->l4_off, h, TND_L4_HDR_TCP) < 0)
 			return 0;
-		doff >>= 4;
+		doff = h[12] >> 4;
 		return doff >= 5 && (!whole || doff * 4 <= room);
 	}
 	if (proto == IPPROTO_UDP) {
-		__be16 ulen;
+		__u16 ulen;
 
-		if (room < 8 || ctx_load(ctx, p->l4_off + 4, &ulen, 2) < 0)
+		if (room < 8 || ctx_load(ctx, p->l4_off, h, TND_L4_HDR_UDP) < 0)
 			return 0;
-		return !whole || (bpf_ntohs(ulen) >= 8 && bpf_ntohs(ulen) <= room);
+		ulen = (__u16)h[4] << 8 | h[5];
+		return !whole || (ulen >= 8 && ulen <= room);
 	}
 	return room >= 8; /* ICMP: type, code, checksum and 4 more */
 }
@@ -498,6 +504,7 @@ static __always_inline bool tnd_ipv4_ok(TND_CTX *ctx, __u32 l3_off, const struct
  * checksum, lengths that do not add up, truncated): passed on untouched. */
 static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struct tnd_pkt *p)
 {
+	__u8 h[16] = {}; /* the L4 header, as far as tnd_l4_fits loaded it */
 	__be16 ports[2];
 	__u8 proto;
 
@@ -520,7 +527,7 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 		p->l4_off = l3_off + ip.ihl * 4;
 		p->t.proto = proto;
 		frag = bpf_ntohs(ip.frag_off);
-		if (!(frag & TND_IP_OFFMASK) && !tnd_l4_fits(ctx, p, proto, !(frag & TND_IP_MF)))
+		if (!(frag & TND_IP_OFFMASK) && !tnd_l4_fits(ctx, p, proto, !(frag & TND_IP_MF), h))
 			return -1;
 		if (proto == IPPROTO_ICMP)
 			return (frag & (TND_IP_MF | TND_IP_OFFMASK)) ? -1 : tnd_parse_icmp(ctx, fam, p);
@@ -552,8 +559,7 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 				p->parsed = 1;
 				return 0;
 			}
-			if (ctx_load(ctx, p->l4_off, ports, sizeof(ports)) < 0)
-				return -1;
+			__builtin_memcpy(ports, h, sizeof(ports));
 			struct tnd_frag_val fv = { .sport = ports[0], .dport = ports[1] };
 
 			bpf_map_update_elem(&tnd_frag_v4, &fk, &fv, BPF_ANY);
@@ -586,7 +592,7 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 		}
 		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
 			return -1;
-		if (!tnd_l4_fits(ctx, p, proto, true))
+		if (!tnd_l4_fits(ctx, p, proto, true, h))
 			return -1;
 		__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
 		__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
@@ -595,17 +601,11 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 			return tnd_parse_icmp(ctx, fam, p);
 	}
 	p->t.proto = proto;
-	if (ctx_load(ctx, p->l4_off, ports, sizeof(ports)) < 0)
-		return -1;
+	__builtin_memcpy(ports, h, sizeof(ports));
 	p->t.sport = ports[0];
 	p->t.dport = ports[1];
-	if (proto == IPPROTO_TCP) {
-		__u8 flags;
-
-		if (ctx_load(ctx, p->l4_off + 13, &flags, 1) < 0)
-			return -1;
-		p->tcp_flags = flags;
-	}
+	if (proto == IPPROTO_TCP)
+		p->tcp_flags = h[13];
 	p->parsed = 1;
 	return 0;
 }
