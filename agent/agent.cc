@@ -556,7 +556,8 @@ void Agent::SyncHealth() {
 
 std::vector<int> Agent::PollFds() const {
   std::vector<int> fds;
-  for (const auto& [id, h] : health_) fds.push_back(h->fd());
+  for (const auto& [id, h] : health_)
+    for (int fd : h->Fds()) fds.push_back(fd);
   if (links_) fds.push_back(links_->fd());
   return fds;
 }
@@ -567,9 +568,10 @@ void Agent::OnReadable(int fd) {
     return;
   }
   for (const auto& [id, h] : health_) {
-    if (h->fd() != fd) continue;
+    if (!h->Owns(fd)) continue;
     const Service* s = services_->Get(id);
-    h->ServeOne(s ? services_->LocalBackends(*s) : 0);
+    h->OnReadable(fd, s ? services_->LocalBackends(*s) : 0);
+    return;
   }
 }
 
@@ -584,10 +586,16 @@ int Agent::NextTimeoutMs() const {
       ms = std::min<int64_t>(ms, std::max<int64_t>(0, *due - now_ms + 1));
     }
   }
+  for (const auto& [id, h] : health_)
+    if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
   return ms;
 }
 
 void Agent::OnTimer() {
+  for (const auto& [id, h] : health_) {
+    const Service* s = services_ ? services_->Get(id) : nullptr;
+    h->OnTimer(s ? services_->LocalBackends(*s) : 0);
+  }
   if (services_) {
     int n = services_->FlushRetiredBackends();
     if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");

@@ -1,10 +1,10 @@
 #include "agent/health.h"
 
 #include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -46,18 +46,65 @@ std::string HealthServer::Body(const std::string& service, size_t local_backends
   return nlohmann::json{{"service", service}, {"localEndpoints", local_backends}}.dump() + "\n";
 }
 
-void HealthServer::ServeOne(size_t local_backends) {
-  UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!c.valid()) return;
-  // Read what the client sent (bounded), then answer whatever it was.
+std::vector<int> HealthServer::Fds() const {
+  std::vector<int> fds = {fd_.get()};
+  for (const Pending& p : pending_) fds.push_back(p.fd.get());
+  return fds;
+}
+
+bool HealthServer::Owns(int fd) const {
+  if (fd == fd_.get()) return true;
+  for (const Pending& p : pending_)
+    if (p.fd.get() == fd) return true;
+  return false;
+}
+
+void HealthServer::Answer(int fd, size_t local_backends) const {
+  // Read what the client sent (bounded, without waiting), then answer
+  // whatever it was.
   char buf[1024];
-  pollfd p{c.get(), POLLIN, 0};
-  if (::poll(&p, 1, 200) > 0) (void)::recv(c.get(), buf, sizeof(buf), MSG_DONTWAIT);
+  (void)::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
   std::string body = Body(service_, local_backends);
   std::string resp = absl::StrCat("HTTP/1.1 ", local_backends ? "200 OK" : "503 Service Unavailable",
                                   "\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\n"
                                   "Content-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
-  (void)::send(c.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
+  (void)::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void HealthServer::OnReadable(int fd, size_t local_backends) {
+  if (fd != fd_.get()) {
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      if (it->fd.get() != fd) continue;
+      Answer(fd, local_backends);
+      pending_.erase(it);
+      return;
+    }
+    return;
+  }
+  for (int i = 0; i < 16; ++i) {
+    UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!c.valid()) return;
+    if (pending_.size() >= kMaxPending) {
+      Answer(pending_.front().fd.get(), local_backends);
+      pending_.pop_front();
+    }
+    pending_.push_back({std::move(c), std::chrono::steady_clock::now() + std::chrono::milliseconds(kRequestWaitMs)});
+  }
+}
+
+void HealthServer::OnTimer(size_t local_backends) {
+  auto now = std::chrono::steady_clock::now();
+  while (!pending_.empty() && pending_.front().deadline <= now) {
+    Answer(pending_.front().fd.get(), local_backends);
+    pending_.pop_front();
+  }
+}
+
+int HealthServer::NextTimeoutMs() const {
+  if (pending_.empty()) return -1;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(pending_.front().deadline -
+                                                                  std::chrono::steady_clock::now()).count();
+  return static_cast<int>(std::max<int64_t>(ms + 1, 0));
 }
 
 }  // namespace tendril

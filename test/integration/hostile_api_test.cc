@@ -7,6 +7,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <cstring>
 
 #include <chrono>
 #include <fstream>
@@ -156,6 +160,42 @@ TEST_F(HostileApiTest, StalledClientsDoNotStopTheAgent) {
     EXPECT_EQ(r.rc, 0) << r.err;
     EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2)) << "status " << i;
   }
+  ExpectAlive();
+}
+
+// A health check port faces the network: 200 connections that never send
+// their request cost the agent's loop 200 ms each before; now they wait
+// beside it and the loop goes on.
+TEST_F(HostileApiTest, IdleHealthCheckConnectionsDoNotStopTheAgent) {
+  CliResult add = Cli({"-o", "json", "service", "add", "--frontend", "10.96.0.10:80/TCP", "--type", "NodePort",
+                       "--traffic-policy", "Local", "--backends", "10.1.0.2:80"});
+  ASSERT_EQ(add.rc, 0) << add.err;
+  int hc = json::parse(add.out).value("health_check_port", 0);
+  ASSERT_GT(hc, 0) << add.out;
+  ASSERT_EQ(node_->Exec({"ip", "link", "set", "lo", "up"}), 0);
+  std::vector<int> idle;
+  {
+    NetnsGuard g(*node_);
+    for (int i = 0; i < 200; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(hc));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+      idle.push_back(fd);
+    }
+  }
+  auto t0 = Clock::now();
+  CliResult st = Cli({"status"});
+  EXPECT_EQ(st.rc, 0) << st.err;
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
+  std::string out;
+  node_->Exec({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+               absl::StrCat("http://127.0.0.1:", hc, "/")},
+              &out);
+  EXPECT_EQ(out, "503") << "no local backend";
+  for (int fd : idle) ::close(fd);
   ExpectAlive();
 }
 
