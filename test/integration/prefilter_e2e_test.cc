@@ -245,7 +245,8 @@ TEST_P(PrefilterE2ETest, BadInputIsRefusedByNameAndChangesNothing) {
   ASSERT_EQ(list.size(), 1u) << list.dump();
   EXPECT_EQ(list[0]["cidr"], "10.80.0.66/32");
   EXPECT_EQ(*ReadFile(agent_->state_dir() + "/state.json"), state_before);
-  for (const auto& m : agent_->CliJson({"status"})["maps"]) {
+  json status = agent_->CliJson({"status"});  // the loop below must not outlive it
+  for (const auto& m : status["maps"]) {
     if (m["name"] == "tnd_pf_v4") {
       EXPECT_EQ(m.value("entries", -1), 1);
     }
