@@ -15,6 +15,7 @@
 #include "agent/prefilter.h"
 #include "agent/service.h"
 #include "common/json_fields.h"
+#include "common/log.h"
 #include "common/status.h"
 
 using namespace tendril;
@@ -23,6 +24,7 @@ using nlohmann::json;
 namespace {
 ApiServer* Server() {
   static ApiServer* server = [] {
+    SetLogLevel(LogLevel::kError);  // every refused request logs at info: most of the time, unread
     std::string path = absl::StrCat("/tmp/tnd-fuzz-api-", ::getpid(), ".sock");
     auto s = ApiServer::Listen(path);
     if (!s.ok()) std::abort();
