@@ -55,19 +55,11 @@ std::string NowUtc() {
 }
 
 // args[key] as a list of strings, or an error naming the argument.
+// A required list of strings (jsonf::Strings, which takes absence as empty).
 absl::StatusOr<std::vector<std::string>> Strings(const nlohmann::json& args, const char* key) {
   if (!args.is_object() || !args.contains(key))
     return absl::InvalidArgumentError(absl::StrCat("missing argument \"", key, "\""));
-  const nlohmann::json& v = args.at(key);
-  if (!v.is_array())
-    return absl::InvalidArgumentError(absl::StrCat("argument \"", key, "\" must be a list"));
-  std::vector<std::string> out;
-  for (const auto& e : v) {
-    if (!e.is_string())
-      return absl::InvalidArgumentError(absl::StrCat("argument \"", key, "\" must hold strings"));
-    out.push_back(e.get<std::string>());
-  }
-  return out;
+  return jsonf::Strings(args, key);
 }
 
 }  // namespace
