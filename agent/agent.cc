@@ -127,7 +127,8 @@ LoadOptions Agent::Options(const std::string& path, std::vector<TailCallTable> t
   lo.max_entries = {{TND_MAP_CT_V4, cfg_.ct_max_entries},          {TND_MAP_CT_V6, cfg_.ct_max_entries},
                     {TND_MAP_NAT_V4, cfg_.nat_max_entries},        {TND_MAP_NAT_V6, cfg_.nat_max_entries},
                     {TND_MAP_SK_REVNAT_V4, cfg_.sock_revnat_max_entries},
-                    {TND_MAP_SK_REVNAT_V6, cfg_.sock_revnat_max_entries}};
+                    {TND_MAP_SK_REVNAT_V6, cfg_.sock_revnat_max_entries},
+                    {TND_MAP_MAGLEV, cfg_.maglev_max_services}};
   return lo;
 }
 
@@ -229,6 +230,19 @@ absl::Status Agent::Start() {
   return absl::OkStatus();
 }
 
+void Agent::RefreshPlacement(const std::vector<IpAddr>& ips) {
+  if (!services_) return;
+  auto affected = [&](const IpAddr& ip) { return ips.empty() || std::find(ips.begin(), ips.end(), ip) != ips.end(); };
+  auto n = services_->RefreshPlacement(affected);
+  if (!n.ok()) {
+    TND_LOG_WARN("backend placement: ", n.status().message());
+    return;
+  }
+  if (*n)
+    TND_LOG_INFO("backend placement changed for ", *n, " services (", services_->last_stats().writes, " writes, ",
+                 services_->last_stats().deletes, " deletes)");
+}
+
 BackendPlace Agent::PlaceOf(const IpAddr& ip) const {
   auto route = LookupRoute(ip);
   if (!route.ok()) {
@@ -292,11 +306,13 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
       if (a.family == Family::kV4 ? cfg_.enable_ipv4 : cfg_.enable_ipv6) node.addresses.push_back(a);
   }
   node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
-  ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max};
+  ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max,
+                       cfg_.maglev_max_services};
   services_ = std::make_unique<ServiceManager>(std::move(maps), limits, cfg_.maglev_table_size, std::move(node));
   services_->OnBackendsRemoved([this](uint16_t id, L4Proto proto, const std::vector<Backend>& removed) {
     DeleteFlowsOf(id, proto, removed);
   });
+  services_->OnNewHealthPort([this](uint16_t port) { return CheckHealthPortFree(port); });
   // Devices and services are in the maps before any program sees a packet.
   TND_RETURN_IF_ERROR(SyncDevices(facts));
   TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(desired_.services));
@@ -323,6 +339,7 @@ absl::Status Agent::StartEndpoints(const std::string& object_path) {
   for (const Endpoint& e : endpoints_->List()) ready += e.ready ? 1 : 0;
   TND_LOG_INFO("endpoints restored: ", ready, " ready, ", endpoints_->List().size() - ready, " waiting for their device");
   if (!dropped.empty()) TND_RETURN_IF_ERROR(PersistEndpoints());
+  RefreshPlacement({});  // services were restored before their local endpoints were
   auto w = LinkWatcher::Open();
   if (w.ok()) {
     links_ = std::move(*w);
@@ -415,6 +432,7 @@ void Agent::OnLinkEvents() {
   for (const LinkEvent& ev : links_->Read()) {
     if (endpoints_ && endpoints_->OnLinkEvent(ev)) {
       if (auto s = PersistEndpoints(); !s.ok()) TND_LOG_WARN("persist endpoints: ", s.message());
+      RefreshPlacement({});
     }
     auto it = device_index_.find(ev.name);
     if (ev.deleted) {
@@ -475,6 +493,7 @@ absl::StatusOr<nlohmann::json> Agent::EndpointAdd(const nlohmann::json& a) {
   }
   TND_LOG_INFO("endpoint ", added.id, " added: ", added.ifname, added.adopted() ? " (adopted)" : "",
                " ifindex ", added.ifindex);
+  RefreshPlacement(added.ips);
   return EndpointToJson(added);
 }
 
@@ -486,6 +505,7 @@ absl::StatusOr<nlohmann::json> Agent::EndpointDelete(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(Endpoint gone, endpoints_->Delete(static_cast<uint32_t>(id)));
   TND_RETURN_IF_ERROR(PersistEndpoints());
   TND_LOG_INFO("endpoint ", gone.id, " deleted (", gone.ifname, ")");
+  RefreshPlacement(gone.ips);
   return EndpointToJson(gone);
 }
 
@@ -526,24 +546,44 @@ absl::Status Agent::AttachTcAll() {
   return absl::OkStatus();
 }
 
+// One server per health check port; a port two services share (the halves
+// of a dual-stack Service) counts the local backends of both.
 void Agent::SyncHealth() {
-  std::set<uint16_t> want;
+  std::map<uint16_t, std::vector<uint16_t>> want;
+  std::map<uint16_t, std::string> names;
   for (const Service& s : services_->List()) {
     if (!s.health_check_port) continue;
-    want.insert(s.id);
-    auto it = health_.find(s.id);
-    if (it != health_.end() && it->second->port() == s.health_check_port) continue;
-    health_.erase(s.id);
-    auto h = HealthServer::Listen(s.health_check_port, s.frontend.ToString());
-    if (!h.ok()) {
-      TND_LOG_WARN("service ", s.id, ": ", h.status().message());
-      continue;
-    }
-    TND_LOG_INFO("service ", s.id, ": health check on port ", s.health_check_port);
-    health_[s.id] = std::move(*h);
+    want[s.health_check_port].push_back(s.id);
+    names.emplace(s.health_check_port, s.frontend.ToString());
   }
   for (auto it = health_.begin(); it != health_.end();)
     it = want.count(it->first) ? std::next(it) : health_.erase(it);
+  for (const auto& [port, ids] : want) {
+    if (health_.count(port)) continue;
+    auto h = HealthServer::Listen(port, names[port]);
+    if (!h.ok()) {
+      TND_LOG_WARN(h.status().message());
+      continue;
+    }
+    TND_LOG_INFO("service ", names[port], ": health check on port ", port);
+    health_[port] = std::move(*h);
+  }
+  health_services_ = std::move(want);
+}
+
+size_t Agent::HealthCount(uint16_t port) const {
+  size_t n = 0;
+  auto it = health_services_.find(port);
+  if (it == health_services_.end() || !services_) return 0;
+  for (uint16_t id : it->second)
+    if (const Service* s = services_->Get(id)) n += services_->LocalBackends(*s);
+  return n;
+}
+
+absl::Status Agent::CheckHealthPortFree(uint16_t port) const {
+  if (health_.count(port)) return absl::OkStatus();
+  auto h = HealthServer::Listen(port, "(check)");
+  return h.ok() ? absl::OkStatus() : h.status();
 }
 
 std::vector<int> Agent::PollFds() const {
@@ -559,10 +599,9 @@ void Agent::OnReadable(int fd) {
     OnLinkEvents();
     return;
   }
-  for (const auto& [id, h] : health_) {
+  for (const auto& [port, h] : health_) {
     if (!h->Owns(fd)) continue;
-    const Service* s = services_->Get(id);
-    h->OnReadable(fd, s ? services_->LocalBackends(*s) : 0);
+    h->OnReadable(fd, HealthCount(port));
     return;
   }
 }
@@ -584,10 +623,7 @@ int Agent::NextTimeoutMs() const {
 }
 
 void Agent::OnTimer() {
-  for (const auto& [id, h] : health_) {
-    const Service* s = services_ ? services_->Get(id) : nullptr;
-    h->OnTimer(s ? services_->LocalBackends(*s) : 0);
-  }
+  for (const auto& [port, h] : health_) h->OnTimer(HealthCount(port));
   if (services_) {
     int n = services_->FlushRetiredBackends();
     if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");
@@ -1059,8 +1095,14 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
     u.affinity_timeout = static_cast<uint32_t>(t);
   }
   if (a.contains("traffic_policy")) {
-    TND_ASSIGN_OR_RETURN(TrafficPolicy tp, ParseTrafficPolicy(a.value("traffic_policy", std::string())));
+    TND_ASSIGN_OR_RETURN(std::string text, jsonf::String(a, "traffic_policy", ""));
+    TND_ASSIGN_OR_RETURN(TrafficPolicy tp, ParseTrafficPolicy(text));
     u.traffic_policy = tp;
+  }
+  if (a.contains("internal_traffic_policy")) {
+    TND_ASSIGN_OR_RETURN(std::string text, jsonf::String(a, "internal_traffic_policy", ""));
+    TND_ASSIGN_OR_RETURN(TrafficPolicy tp, ParseTrafficPolicy(text));
+    u.internal_traffic_policy = tp;
   }
   if (a.contains("source_ranges")) {
     TND_ASSIGN_OR_RETURN(auto texts, Strings(a, "source_ranges"));

@@ -108,6 +108,9 @@ class Agent {
   // Opens, keeps and closes the health check ports of Local services.
   void SyncHealth();
   BackendPlace PlaceOf(const IpAddr& ip) const;
+  // Services with a backend at one of `ips` (every service: empty) follow
+  // where their backends are now (an endpoint or route came or went).
+  void RefreshPlacement(const std::vector<IpAddr>& ips);
   std::string LinksDir() const;
   std::string CgroupLinkPin(const char* program) const;
   // Persists the service manager's view; on failure restores `before`.
@@ -133,7 +136,10 @@ class Agent {
   std::unique_ptr<NatMap> nat4_, nat6_;
   uint64_t nat_exhausted_at_start_ = 0;  // nat-ports-exhausted drops before this start
   std::vector<int> device_ifindexes_;
-  std::map<uint16_t, std::unique_ptr<HealthServer>> health_;  // by service id
+  std::map<uint16_t, std::unique_ptr<HealthServer>> health_;  // by port
+  std::map<uint16_t, std::vector<uint16_t>> health_services_;  // port -> service ids
+  size_t HealthCount(uint16_t port) const;
+  absl::Status CheckHealthPortFree(uint16_t port) const;
   uint32_t next_gc_ = 0;
   nlohmann::json last_gc_;
   std::unique_ptr<ServiceManager> services_;

@@ -147,6 +147,8 @@ const std::vector<Setting>& Settings() {
        BoolField(&AgentConfig::enable_socket_lb)},
       {"maglev-table-size", "Maglev lookup table size, a prime (default 16381)", false,
        UintField(&AgentConfig::maglev_table_size, 251, 1048573)},
+      {"maglev-max-services", "most services with Maglev tables (default 4096)", false,
+       UintField(&AgentConfig::maglev_max_services, 16, 65535)},
       {"max-backends-per-service", "most backends a service may have (default 256)", false,
        UintField(&AgentConfig::max_backends_per_service, 1, 65535)},
       {"enable-nodeport", "NodePort/ExternalIP/LoadBalancer per packet at tc on the devices (default true)", false,

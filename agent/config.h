@@ -33,6 +33,7 @@ struct AgentConfig {
   bool cleanup_on_exit = false;
   bool enable_socket_lb = true;
   uint32_t maglev_table_size = 16381;
+  uint32_t maglev_max_services = TND_MAGLEV_SVC_MAX;  // Maglev tables the map holds
   uint32_t max_backends_per_service = 256;
   // Per-packet LB (NodePort/ExternalIP/LoadBalancer) at tc on the devices.
   bool enable_nodeport = true;

@@ -86,6 +86,15 @@ absl::StatusOr<ServiceType> ParseServiceType(const std::string& s) {
 
 const char* TrafficPolicyName(TrafficPolicy p) { return p == TrafficPolicy::kLocal ? "Local" : "Cluster"; }
 
+const char* BackendPlaceName(BackendPlace p) {
+  switch (p) {
+    case BackendPlace::kLocal: return "local";
+    case BackendPlace::kHost: return "host";
+    case BackendPlace::kRemote: break;
+  }
+  return "remote";
+}
+
 absl::StatusOr<TrafficPolicy> ParseTrafficPolicy(const std::string& s) {
   std::string l = absl::AsciiStrToLower(s);
   if (l == "cluster") return TrafficPolicy::kCluster;
@@ -189,7 +198,7 @@ absl::Status ValidateService(const Service& s, const ServiceLimits& limits) {
     if (!seen.insert({b.ip, b.port}).second) return bad("backend ", b.Address(), " listed twice");
   }
   if (s.affinity_timeout > 86400 * 7) return bad("affinity timeout ", s.affinity_timeout, "s is over a week");
-  if (ActiveSlots(s).size() > limits.max_slots)
+  if (MaxSlots(s) > limits.max_slots)
     return bad("weights expand to more than ", limits.max_slots, " slots; use smaller weights");
 
   const char* type = ServiceTypeName(s.type);
@@ -215,7 +224,6 @@ absl::Status ValidateService(const Service& s, const ServiceLimits& limits) {
   if (!s.HasExternal()) {
     if (s.traffic_policy == TrafficPolicy::kLocal)
       return bad("traffic policy Local needs external frontends; ClusterIP has none");
-    if (!s.source_ranges.empty()) return bad("source ranges need external frontends; ClusterIP has none");
     if (s.dsr) return bad("DSR needs external frontends; ClusterIP has none");
   }
   for (const Cidr& c : s.source_ranges)
@@ -223,29 +231,62 @@ absl::Status ValidateService(const Service& s, const ServiceLimits& limits) {
       return bad("source range ", c.ToString(), " is ", c.family == Family::kV4 ? "IPv4" : "IPv6",
                  ", the frontend is ", fam);
   if (s.source_ranges.size() > 64) return bad(s.source_ranges.size(), " source ranges, more than 64");
+  // kube-proxy: "nodeports are not subject to loadBalancerSourceRanges".
+  if (!s.source_ranges.empty() && s.type != ServiceType::kLoadBalancer)
+    return bad("source ranges (loadBalancerSourceRanges) apply to LoadBalancer IPs; a ", type,
+               " service has none");
+  if (s.health_check_port && !s.ExternalLocal())
+    return bad("a health check port is for external traffic policy Local only");
+  if (s.health_check_port && (s.health_check_port < limits.node_port_min || s.health_check_port > limits.node_port_max))
+    return bad("health check port ", s.health_check_port, " is outside the node port range ", limits.node_port_min,
+               "-", limits.node_port_max, " (node-port-range)");
+  if (s.health_check_port && s.health_check_port == s.node_port)
+    return bad("health check port ", s.health_check_port, " is the service's own node port");
   if (s.dsr && s.traffic_policy == TrafficPolicy::kLocal)
     return bad("DSR and traffic policy Local exclude each other (Local never leaves the node)");
   return absl::OkStatus();
 }
 
-std::vector<uint32_t> ActiveSlots(const Service& s, const std::vector<bool>& include) {
-  auto in = [&](size_t i) { return include.empty() || (i < include.size() && include[i]); };
-  uint32_t g = 0;
+namespace {
+bool Usable(const Backend& b) { return b.weight > 0 && b.state != BackendState::kMaintenance; }
+
+// Ready members where there are any, else the serving terminating ones.
+std::vector<bool> ReadyOrTerminating(const Service& s, bool local_only) {
+  std::vector<bool> ready(s.backends.size()), term(s.backends.size());
+  bool any_ready = false;
   for (size_t i = 0; i < s.backends.size(); ++i) {
     const Backend& b = s.backends[i];
-    if (in(i) && b.state == BackendState::kActive && b.weight > 0) g = std::gcd(g, b.weight);
+    if (!Usable(b) || (local_only && !b.IsLocal())) continue;
+    ready[i] = b.state == BackendState::kActive;
+    term[i] = b.state == BackendState::kTerminating;
+    any_ready = any_ready || ready[i];
   }
+  return any_ready ? ready : term;
+}
+}  // namespace
+
+BackendSets SelectBackendSets(const Service& s) { return {ReadyOrTerminating(s, false), ReadyOrTerminating(s, true)}; }
+
+std::vector<uint32_t> SetSlots(const Service& s, const std::vector<bool>& members) {
+  auto in = [&](size_t i) { return i < members.size() && members[i] && s.backends[i].weight > 0; };
+  uint32_t g = 0;
+  for (size_t i = 0; i < s.backends.size(); ++i)
+    if (in(i)) g = std::gcd(g, s.backends[i].weight);
   std::vector<uint32_t> slots;
   if (g == 0) return slots;
-  for (size_t i = 0; i < s.backends.size(); ++i) {
-    const Backend& b = s.backends[i];
-    if (!in(i) || b.state != BackendState::kActive || b.weight == 0) continue;
-    for (uint32_t k = 0; k < b.weight / g; ++k) slots.push_back(b.id);
-  }
+  for (size_t i = 0; i < s.backends.size(); ++i)
+    if (in(i))
+      for (uint32_t k = 0; k < s.backends[i].weight / g; ++k) slots.push_back(s.backends[i].id);
   return slots;
 }
 
-std::vector<uint32_t> ActiveSlots(const Service& s) { return ActiveSlots(s, {}); }
+size_t MaxSlots(const Service& s) {
+  // A subset's gcd is a multiple of the whole set's and its weights sum to
+  // less, so no set needs more slots than every usable backend together.
+  std::vector<bool> all(s.backends.size());
+  for (size_t i = 0; i < s.backends.size(); ++i) all[i] = Usable(s.backends[i]);
+  return SetSlots(s, all).size();
+}
 
 nlohmann::json ServiceToJson(const Service& s) {
   nlohmann::json bs = nlohmann::json::array();
@@ -259,6 +300,7 @@ nlohmann::json ServiceToJson(const Service& s) {
                       {"type", ServiceTypeName(s.type)},
                       {"algorithm", AlgorithmName(s.algorithm)},
                       {"affinity_timeout", s.affinity_timeout},
+                      {"internal_traffic_policy", TrafficPolicyName(s.internal_traffic_policy)},
                       {"backends", bs}};
   if (s.HasExternal()) {
     if (s.HasNodePort()) j["node_port"] = s.node_port;
@@ -331,6 +373,8 @@ absl::StatusOr<Service> ServiceFromJsonFields(const nlohmann::json& j) {
   TND_ASSIGN_OR_RETURN(s.algorithm, ParseAlgorithm(algorithm));
   TND_ASSIGN_OR_RETURN(int64_t affinity, jsonf::Int(j, "affinity_timeout", 0, kMaxAffinity, 0));
   s.affinity_timeout = static_cast<uint32_t>(affinity);
+  TND_ASSIGN_OR_RETURN(std::string itp, jsonf::String(j, "internal_traffic_policy", "Cluster"));
+  TND_ASSIGN_OR_RETURN(s.internal_traffic_policy, ParseTrafficPolicy(itp));
   TND_ASSIGN_OR_RETURN(std::vector<nlohmann::json> backends, jsonf::List(j, "backends"));
   for (size_t i = 0; i < backends.size(); ++i) {
     auto b = BackendFromJson(backends[i]);

@@ -39,12 +39,29 @@ enum class BackendState : uint8_t { kActive = 0, kTerminating = 1, kMaintenance 
 const char* BackendStateName(BackendState s);
 absl::StatusOr<BackendState> ParseBackendState(const std::string& s);
 
+// Where a backend is, seen from this node.
+enum class BackendPlace : uint8_t {
+  kRemote,  // reached through one of the native devices: another node
+  kLocal,   // reached through another device of this node (a pod's veth)
+  kHost,    // one of this node's own addresses (host network)
+};
+const char* BackendPlaceName(BackendPlace p);
+
+// States, as EndpointSlice conditions map onto them:
+//   active       ready: chosen for new connections
+//   terminating  serving and terminating: chosen only while its set has no
+//                active backend (kube-proxy's terminating-endpoint fallback)
+//   maintenance  not serving: never chosen for new connections
+// In every state the backend's existing connections keep working.
 struct Backend {
   uint32_t id = 0;  // assigned by the agent, stable across restarts
   IpAddr ip;
   uint16_t port = 0;
-  uint32_t weight = 1;
+  uint32_t weight = 1;  // 0: drained, never chosen
   BackendState state = BackendState::kActive;
+  // Not declared: the service manager keeps it equal to the node's routes.
+  BackendPlace place = BackendPlace::kRemote;
+  bool IsLocal() const { return place != BackendPlace::kRemote; }
   std::string Address() const;  // "10.0.1.2:8080", "[fd00::2]:8080"
 };
 
@@ -77,12 +94,17 @@ struct Service {
   uint16_t node_port = 0;            // NodePort/LoadBalancer; 0: allocate
   std::vector<IpAddr> external_ips;  // ExternalIP/LoadBalancer
   TrafficPolicy traffic_policy = TrafficPolicy::kCluster;  // externalTrafficPolicy
-  std::vector<Cidr> source_ranges;   // loadBalancerSourceRanges; empty: all
+  // internalTrafficPolicy: the ClusterIP frontend (traffic from this node and
+  // its pods); Local keeps it to this node's backends.
+  TrafficPolicy internal_traffic_policy = TrafficPolicy::kCluster;
+  std::vector<Cidr> source_ranges;   // loadBalancerSourceRanges (LoadBalancer IPs only); empty: all
   bool dsr = false;                  // remote backends answer the client directly
-  uint16_t health_check_port = 0;    // Local policy: allocated by the agent
+  uint16_t health_check_port = 0;    // Local policy: healthCheckNodePort; 0: allocated by the agent
 
   bool HasExternal() const { return type != ServiceType::kClusterIP; }
   bool HasNodePort() const { return type == ServiceType::kNodePort || type == ServiceType::kLoadBalancer; }
+  bool ExternalLocal() const { return HasExternal() && traffic_policy == TrafficPolicy::kLocal; }
+  bool InternalLocal() const { return internal_traffic_policy == TrafficPolicy::kLocal; }
 };
 
 // "10.96.0.10:80/TCP", "[fd00::10]:53/udp"; protocol defaults to TCP.
@@ -97,16 +119,28 @@ struct ServiceLimits {
   uint32_t max_slots = 4096;  // active slots after weight expansion
   uint16_t node_port_min = 30000;
   uint16_t node_port_max = 32767;
+  uint32_t max_maglev_services = 4096;  // maglev-max-services: Maglev tables the maps hold
 };
 
 // Everything about one service that can be checked on its own.
 absl::Status ValidateService(const Service& s, const ServiceLimits& limits);
 
-// The active slots of the backends for which `include` is true (all when
-// it is empty): backend ids, each repeated weight/gcd(weights) times.
-std::vector<uint32_t> ActiveSlots(const Service& s, const std::vector<bool>& include);
-// The active slots: backend ids, each repeated weight/gcd(weights) times.
-std::vector<uint32_t> ActiveSlots(const Service& s);
+// The backend sets a service's frontends choose from, as kube-proxy's
+// topology rules (pkg/proxy/topology.go) make them: `cluster` is the ready
+// (active) backends, or, when there is none, the serving terminating ones;
+// `local` is the same rule among the backends on this node (Backend::place).
+// Maintenance and weight-0 backends are in neither. One flag per backend.
+struct BackendSets {
+  std::vector<bool> cluster, local;
+};
+BackendSets SelectBackendSets(const Service& s);
+
+// The slots of the backends in `members`: backend ids, each repeated
+// weight/gcd(weights) times.
+std::vector<uint32_t> SetSlots(const Service& s, const std::vector<bool>& members);
+// The most slots any set of the service can need (every active and
+// terminating backend): what the slot limit is checked against.
+size_t MaxSlots(const Service& s);
 
 nlohmann::json ServiceToJson(const Service& s);
 absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j);

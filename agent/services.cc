@@ -11,61 +11,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/maglev.h"
+#include "agent/service_codec.h"
 #include "common/log.h"
 #include "common/status.h"
 
 namespace tendril {
 namespace {
-
-tnd_svc4_key Key4(const Frontend& f, uint16_t slot) {
-  tnd_svc4_key k{};
-  std::memcpy(&k.addr, f.ip.bytes.data(), 4);
-  k.port = htons(f.port);
-  k.proto = static_cast<uint8_t>(f.proto);
-  k.slot = slot;
-  return k;
-}
-
-tnd_svc6_key Key6(const Frontend& f, uint16_t slot) {
-  tnd_svc6_key k{};
-  std::memcpy(k.addr, f.ip.bytes.data(), 16);
-  k.port = htons(f.port);
-  k.proto = static_cast<uint8_t>(f.proto);
-  k.slot = slot;
-  return k;
-}
-
-tnd_backend BackendValue(const Service& s, const Backend& b, BackendPlace place) {
-  tnd_backend v{};
-  std::memcpy(v.addr, b.ip.bytes.data(), 16);
-  v.port = htons(b.port);
-  v.svc_id = s.id;
-  v.proto = static_cast<uint8_t>(s.frontend.proto);
-  v.family = b.ip.family == Family::kV4 ? 4 : 6;
-  v.state = static_cast<uint8_t>(b.state);
-  v.flags = place == BackendPlace::kRemote ? 0
-            : place == BackendPlace::kLocal ? TND_BACKEND_F_LOCAL
-                                            : TND_BACKEND_F_LOCAL | TND_BACKEND_F_HOST;
-  return v;
-}
-
-tnd_revnat RevnatValue(const Service& s) {
-  tnd_revnat v{};
-  std::memcpy(v.addr, s.frontend.ip.bytes.data(), 16);
-  v.port = htons(s.frontend.port);
-  v.family = s.frontend.ip.family == Family::kV4 ? 4 : 6;
-  v.proto = static_cast<uint8_t>(s.frontend.proto);
-  return v;
-}
-
-tnd_svc_val MasterValue(const Service& s, size_t count, uint8_t flags) {
-  tnd_svc_val v{};
-  v.count = static_cast<uint16_t>(count);
-  v.svc_id = s.id;
-  v.affinity_timeout = s.affinity_timeout;
-  v.flags = flags;
-  return v;
-}
 
 tnd_srange_v4_key Range4(uint16_t svc_id, const Cidr& c) {
   tnd_srange_v4_key k{};
@@ -84,13 +35,6 @@ tnd_srange_v6_key Range6(uint16_t svc_id, const Cidr& c) {
 }
 
 std::string KeyBytes(const void* p, size_t n) { return std::string(static_cast<const char*>(p), n); }
-
-tnd_svc_val SlotValue(const Service& s, uint32_t backend_id) {
-  tnd_svc_val v{};
-  v.backend_id = backend_id;
-  v.svc_id = s.id;
-  return v;
-}
 
 template <typename K, typename V>
 absl::Status Upsert(Map<K, V>& m, const K& k, const V& v, SyncStats& st) {
@@ -116,14 +60,6 @@ int64_t MonotonicMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// The lowest port of the node port range not in `used` (which gets it).
-absl::StatusOr<uint16_t> PickPort(std::set<uint16_t>& used, const ServiceLimits& limits, const char* what) {
-  for (uint32_t p = limits.node_port_min; p <= limits.node_port_max; ++p)
-    if (used.insert(static_cast<uint16_t>(p)).second) return static_cast<uint16_t>(p);
-  return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits.node_port_min, "-",
-                                                   limits.node_port_max, " for the ", what));
-}
-
 std::string MaglevName(const Service& s, const Backend& b) {
   return absl::StrCat(b.Address(), "/", L4ProtoName(s.frontend.proto));
 }
@@ -147,12 +83,13 @@ absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root) {
 
 absl::Status ServiceManager::WriteMaglev(const Service& s) {
   std::vector<MaglevBackend> mb;
-  for (const Backend& b : s.backends)
-    if (b.state == BackendState::kActive) mb.push_back({b.id, MaglevName(s, b), b.weight});
+  const BackendSets sets = SelectBackendSets(s);
+  for (size_t i = 0; i < s.backends.size(); ++i)
+    if (sets.cluster[i]) mb.push_back({s.backends[i].id, MaglevName(s, s.backends[i]), s.backends[i].weight});
   std::vector<uint32_t> table = MaglevTable(mb, maglev_size_);
   uint32_t key = s.id;
   if (table.empty()) {
-    // No active backend: the master's count of 0 refuses connects; the old
+    // No backend in the set: the master's count of 0 refuses connects; the old
     // table is dropped so no stale backend is ever chosen through it.
     if (bpf_map_delete_elem(maps_.maglev.get(), &key) == 0) stats_.deletes++;
     return absl::OkStatus();
@@ -192,44 +129,10 @@ absl::Status ServiceManager::WriteMaglev(const Service& s) {
 }
 
 std::vector<FrontendEntry> ServiceManager::Entries(const Service& s) const {
-  std::vector<FrontendEntry> out;
-  const uint8_t affinity = s.affinity_timeout ? TND_SVC_F_AFFINITY : 0;
-  const uint8_t maglev = s.algorithm == Algorithm::kMaglev ? TND_SVC_F_MAGLEV : 0;
-  std::vector<uint32_t> all = ActiveSlots(s);
-  FrontendEntry cip{s.frontend, MasterValue(s, all.size(), maglev | affinity), all, false};
-  out.push_back(cip);
-  if (!s.HasExternal()) return out;
-
-  const bool local = s.traffic_policy == TrafficPolicy::kLocal;
-  std::vector<uint32_t> slots = all;
-  if (local) {
-    std::vector<bool> include;
-    for (const Backend& b : s.backends) include.push_back(node_.IsLocal(b.ip));
-    slots = ActiveSlots(s, include);
-  }
-  // Local: a Maglev table holds every backend, so Local frontends choose
-  // among their (local) slots instead.
-  uint8_t flags = TND_SVC_F_EXTERNAL | affinity | (local ? TND_SVC_F_LOCAL : maglev) |
-                  (s.dsr ? TND_SVC_F_DSR : 0) | (s.source_ranges.empty() ? 0 : TND_SVC_F_SRCRANGE);
-  auto add = [&](const IpAddr& ip, uint16_t port, uint8_t extra) {
-    Frontend f{ip, port, s.frontend.proto};
-    for (const auto& e : out)
-      if (e.frontend == f) return;  // a node address that is also an external IP
-    out.push_back({f, MasterValue(s, slots.size(), flags | extra), slots, true});
-  };
-  if (s.HasNodePort())
-    for (const IpAddr& ip : node_.addresses)
-      if (ip.family == s.frontend.ip.family) add(ip, s.node_port, TND_SVC_F_NODEPORT);
-  for (const IpAddr& ip : s.external_ips) add(ip, s.frontend.port, 0);
-  return out;
+  return FrontendEntries(s, node_.addresses);
 }
 
-size_t ServiceManager::LocalBackends(const Service& s) const {
-  size_t n = 0;
-  for (const Backend& b : s.backends)
-    if (b.state == BackendState::kActive && b.weight > 0 && node_.IsLocal(b.ip)) n++;
-  return n;
-}
+size_t ServiceManager::LocalBackends(const Service& s) const { return ReadyLocalBackends(s); }
 
 absl::Status ServiceManager::SyncSourceRanges(const Service* old, const Service* neu) {
   std::set<Cidr> want, had;
@@ -253,11 +156,15 @@ absl::Status ServiceManager::SyncSourceRanges(const Service* old, const Service*
 }
 
 namespace {
-absl::Status PutSvc(LbMaps& m, const Frontend& f, uint16_t slot, const tnd_svc_val& v, SyncStats& st) {
-  return f.ip.family == Family::kV4 ? Upsert(m.svc4, Key4(f, slot), v, st) : Upsert(m.svc6, Key6(f, slot), v, st);
+absl::Status PutSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, const tnd_svc_val& v, SyncStats& st) {
+  const Frontend& f = e.frontend;
+  return f.ip.family == Family::kV4 ? Upsert(m.svc4, Key4(f, e.scope, slot), v, st)
+                                    : Upsert(m.svc6, Key6(f, e.scope, slot), v, st);
 }
-absl::Status DropSvc(LbMaps& m, const Frontend& f, uint16_t slot, SyncStats& st) {
-  return f.ip.family == Family::kV4 ? Remove(m.svc4, Key4(f, slot), st) : Remove(m.svc6, Key6(f, slot), st);
+absl::Status DropSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, SyncStats& st) {
+  const Frontend& f = e.frontend;
+  return f.ip.family == Family::kV4 ? Remove(m.svc4, Key4(f, e.scope, slot), st)
+                                    : Remove(m.svc6, Key6(f, e.scope, slot), st);
 }
 }  // namespace
 
@@ -268,15 +175,16 @@ absl::Status ServiceManager::Apply(const Service* old, const Service* neu) {
   if (neu) {
     // 1. backends, 2. reverse NAT, 3. Maglev table, 4. source ranges,
     // 5. per frontend: slots, then the master that publishes them.
-    for (const Backend& b : neu->backends)
-      TND_RETURN_IF_ERROR(Upsert(maps_.backends, b.id, BackendValue(*neu, b, node_.place(b.ip)), stats_));
+    const BackendSets sets = SelectBackendSets(*neu);
+    for (size_t i = 0; i < neu->backends.size(); ++i)
+      TND_RETURN_IF_ERROR(Upsert(maps_.backends, neu->backends[i].id, BackendValue(*neu, i, sets), stats_));
     TND_RETURN_IF_ERROR(Upsert(maps_.revnat, static_cast<uint32_t>(neu->id), RevnatValue(*neu), stats_));
     if (neu->algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(WriteMaglev(*neu));
     TND_RETURN_IF_ERROR(SyncSourceRanges(nullptr, neu));
     for (const FrontendEntry& e : new_entries) {
       for (size_t i = 0; i < e.slots.size(); ++i)
-        TND_RETURN_IF_ERROR(PutSvc(maps_, e.frontend, static_cast<uint16_t>(i + 1), SlotValue(*neu, e.slots[i]), stats_));
-      TND_RETURN_IF_ERROR(PutSvc(maps_, e.frontend, 0, e.master, stats_));
+        TND_RETURN_IF_ERROR(PutSvc(maps_, e, static_cast<uint16_t>(i + 1), SlotValue(*neu, e.slots[i]), stats_));
+      TND_RETURN_IF_ERROR(PutSvc(maps_, e, 0, e.master, stats_));
     }
   }
   if (!old) return absl::OkStatus();
@@ -287,13 +195,13 @@ absl::Status ServiceManager::Apply(const Service* old, const Service* neu) {
     size_t keep = 0;
     bool stays = false;
     for (const FrontendEntry& ne : new_entries)
-      if (ne.frontend == oe.frontend) {
+      if (ne.SameKey(oe)) {
         stays = true;
         keep = ne.slots.size();
       }
-    if (!stays) TND_RETURN_IF_ERROR(DropSvc(maps_, oe.frontend, 0, stats_));
+    if (!stays) TND_RETURN_IF_ERROR(DropSvc(maps_, oe, 0, stats_));
     for (size_t slot = keep + 1; slot <= oe.slots.size(); ++slot)
-      TND_RETURN_IF_ERROR(DropSvc(maps_, oe.frontend, static_cast<uint16_t>(slot), stats_));
+      TND_RETURN_IF_ERROR(DropSvc(maps_, oe, static_cast<uint16_t>(slot), stats_));
   }
   if (old->algorithm == Algorithm::kMaglev && (!neu || neu->algorithm != Algorithm::kMaglev)) {
     uint32_t key = old->id;
@@ -342,66 +250,6 @@ std::optional<int64_t> ServiceManager::NextRetiredDeadlineMs() const {
   return next;
 }
 
-absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id) const {
-  std::vector<FrontendEntry> mine = Entries(s);
-  for (const auto& [id, other] : services_) {
-    if (id == ignore_id) continue;
-    if (s.HasNodePort() && other.HasNodePort() && s.node_port && s.node_port == other.node_port &&
-        s.frontend.proto == other.frontend.proto)
-      return absl::AlreadyExistsError(absl::StrCat("node port ", s.node_port, "/", L4ProtoName(s.frontend.proto),
-                                                   " is already used by service ", id, " (",
-                                                   other.frontend.ToString(), ")"));
-    for (const FrontendEntry& theirs : Entries(other))
-      for (const FrontendEntry& e : mine)
-        if (e.frontend == theirs.frontend)
-          return absl::AlreadyExistsError(
-              absl::StrCat("frontend ", e.frontend.ToString(), " is already service ", id,
-                           e.frontend == s.frontend ? "" : absl::StrCat(" (", other.frontend.ToString(), ")")));
-  }
-  return absl::OkStatus();
-}
-
-std::set<uint16_t> ServiceManager::PortsInUse(uint16_t ignore, L4Proto proto) const {
-  std::set<uint16_t> used;
-  for (const auto& [id, o] : services_) {
-    if (id == ignore) continue;
-    if (o.node_port && o.frontend.proto == proto) used.insert(o.node_port);
-    if (o.health_check_port) used.insert(o.health_check_port);
-  }
-  return used;
-}
-
-absl::Status ServiceManager::AllocatePorts(Service& s, const Service* previous) const {
-  if (!s.HasExternal()) {  // ClusterIP: nothing to allocate (and no scan of every service)
-    s.node_port = 0;
-    s.health_check_port = 0;
-    return absl::OkStatus();
-  }
-  std::set<uint16_t> used = PortsInUse(s.id, s.frontend.proto);
-  std::set<uint16_t> used_any = PortsInUse(s.id, s.frontend.proto == L4Proto::kTcp ? L4Proto::kUdp : L4Proto::kTcp);
-  used.insert(used_any.begin(), used_any.end());
-  auto pick = [&](const char* what) { return PickPort(used, limits_, what); };
-  if (s.HasNodePort() && !s.node_port) {
-    if (previous && previous->HasNodePort() && previous->node_port) {
-      s.node_port = previous->node_port;
-    } else {
-      TND_ASSIGN_OR_RETURN(s.node_port, pick("node port"));
-    }
-  }
-  used.insert(s.node_port);
-  bool wants_hc = s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal;
-  if (!wants_hc) {
-    s.health_check_port = 0;
-  } else if (!s.health_check_port) {
-    if (previous && previous->health_check_port) {
-      s.health_check_port = previous->health_check_port;
-    } else {
-      TND_ASSIGN_OR_RETURN(s.health_check_port, pick("health check port"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 uint16_t ServiceManager::FreeServiceId() const {
   for (uint32_t id = 1; id <= 65535; ++id)
     if (!services_.count(static_cast<uint16_t>(id))) return static_cast<uint16_t>(id);
@@ -443,28 +291,6 @@ void ServiceManager::AssignBackendIds(Service& s, const Service* previous, std::
   }
 }
 
-absl::Status ServiceManager::CheckConflicts(const std::map<uint16_t, Service>& all) const {
-  std::map<Frontend, uint16_t> owner;
-  std::map<std::pair<L4Proto, uint16_t>, uint16_t> node_ports;
-  for (const auto& [id, s] : all) {
-    if (s.HasNodePort() && s.node_port) {
-      auto [it, fresh] = node_ports.emplace(std::make_pair(s.frontend.proto, s.node_port), id);
-      if (!fresh)
-        return absl::AlreadyExistsError(absl::StrCat("node port ", s.node_port, "/", L4ProtoName(s.frontend.proto),
-                                                     " is declared by both ", all.at(it->second).frontend.ToString(),
-                                                     " and ", s.frontend.ToString()));
-    }
-    for (const FrontendEntry& e : Entries(s)) {
-      auto [it, fresh] = owner.emplace(e.frontend, id);
-      if (!fresh && it->second != id)
-        return absl::AlreadyExistsError(absl::StrCat("frontend ", e.frontend.ToString(), " is declared by both ",
-                                                     all.at(it->second).frontend.ToString(), " and ",
-                                                     s.frontend.ToString()));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desired) {
   stats_ = {};
   // Everything is checked and every id chosen before the first map write.
@@ -500,29 +326,17 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
     s.id = cand <= 65535 ? static_cast<uint16_t>(cand++) : reusable.at(reuse++);
   }
   for (Service& s : desired) next.emplace(s.id, s);
-  // Node ports: kept services keep theirs; the rest are allocated from what
-  // the new set leaves free. Node ports and health check ports share the
-  // range across protocols (AllocatePorts' rule); clashes between declared
-  // ones are CheckConflicts'.
-  std::set<uint16_t> used_ports;
-  for (auto& [id, s] : next) {
-    auto prev = services_.find(id);
-    if (prev != services_.end() && s.HasNodePort() && !s.node_port) s.node_port = prev->second.node_port;
-    if (prev != services_.end() && !s.health_check_port) s.health_check_port = prev->second.health_check_port;
-    if (!s.HasNodePort()) s.node_port = 0;
-    if (!(s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal)) s.health_check_port = 0;
-    if (s.node_port) used_ports.insert(s.node_port);
-    if (s.health_check_port) used_ports.insert(s.health_check_port);
-  }
-  for (auto& [id, s] : next) {
-    if (s.HasNodePort() && !s.node_port) {
-      TND_ASSIGN_OR_RETURN(s.node_port, PickPort(used_ports, limits_, "node port"));
-    }
-    if (s.HasExternal() && s.traffic_policy == TrafficPolicy::kLocal && !s.health_check_port) {
-      TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(used_ports, limits_, "health check port"));
-    }
-  }
+  for (auto& [id, s] : next) Place(s);
+  TND_RETURN_IF_ERROR(AllocatePorts(next));
   TND_RETURN_IF_ERROR(CheckConflicts(next));
+  size_t maglev = 0;
+  std::vector<const Service*> changed;
+  for (const auto& [id, s] : next) {
+    maglev += s.algorithm == Algorithm::kMaglev;
+    changed.push_back(&s);
+  }
+  TND_RETURN_IF_ERROR(CheckMaglevCapacity(maglev));
+  TND_RETURN_IF_ERROR(CheckNewHealthPorts(changed));
   // Capacity: the maps must hold the new set next to what is being removed
   // (removals are written first, but retired backends stay for a while).
   size_t entries[2] = {0, 0}, backends = retired_.size();
@@ -587,6 +401,7 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
     TND_RETURN_IF_ERROR(ValidateService(s, limits_));
     if (s.id == 0 || services_.count(s.id))
       return absl::DataLossError(absl::StrCat("state: service ", s.frontend.ToString(), " has a bad or duplicate id"));
+    Place(s);
     services_[s.id] = s;
   }
   for (auto& [id, s] : services_) TND_RETURN_IF_ERROR(AllocatePorts(s, &s));
@@ -607,10 +422,10 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
     for (const FrontendEntry& e : Entries(s)) {
       for (size_t slot = 0; slot <= e.slots.size(); ++slot) {
         if (e.frontend.ip.family == Family::kV4) {
-          auto k = Key4(e.frontend, static_cast<uint16_t>(slot));
+          auto k = Key4(e.frontend, e.scope, static_cast<uint16_t>(slot));
           want4.insert(KeyBytes(&k, sizeof(k)));
         } else {
-          auto k = Key6(e.frontend, static_cast<uint16_t>(slot));
+          auto k = Key6(e.frontend, e.scope, static_cast<uint16_t>(slot));
           want6.insert(KeyBytes(&k, sizeof(k)));
         }
       }
@@ -687,9 +502,11 @@ absl::StatusOr<Service> ServiceManager::Add(Service s) {
   for (Backend& b : s.backends) b.id = 0;  // ids are the agent's to give
   if (s.id == 0) s.id = FreeServiceId();
   if (s.id == 0) return absl::ResourceExhaustedError("all 65535 service ids are in use");
-  s.health_check_port = 0;  // the agent's to give
+  Place(s);
   TND_RETURN_IF_ERROR(AllocatePorts(s, nullptr));
   TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));
+  if (s.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(CheckMaglevCapacity(MaglevServices(0) + 1));
+  TND_RETURN_IF_ERROR(CheckNewHealthPorts({&s}));
   AssignBackendIds(s, nullptr);
   if (auto st = Apply(nullptr, &s); !st.ok()) {
     (void)Apply(&s, nullptr);
@@ -729,12 +546,17 @@ absl::StatusOr<Service> ServiceManager::Update(uint16_t id, const ServiceUpdate&
   if (u.algorithm) neu.algorithm = *u.algorithm;
   if (u.affinity_timeout) neu.affinity_timeout = *u.affinity_timeout;
   if (u.traffic_policy) neu.traffic_policy = *u.traffic_policy;
+  if (u.internal_traffic_policy) neu.internal_traffic_policy = *u.internal_traffic_policy;
+  if (!neu.ExternalLocal()) neu.health_check_port = 0;
   if (u.source_ranges) neu.source_ranges = *u.source_ranges;
   if (u.external_ips) neu.external_ips = *u.external_ips;
   if (u.dsr) neu.dsr = *u.dsr;
   TND_RETURN_IF_ERROR(ValidateService(neu, limits_));
+  Place(neu);
   TND_RETURN_IF_ERROR(AllocatePorts(neu, &old));
   TND_RETURN_IF_ERROR(CheckConflicts(neu, id));
+  if (neu.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(CheckMaglevCapacity(MaglevServices(id) + 1));
+  TND_RETURN_IF_ERROR(CheckNewHealthPorts({&neu}));
   AssignBackendIds(neu, &old);
   if (auto st = Apply(&old, &neu); !st.ok()) {
     (void)Apply(&neu, &old);
@@ -767,6 +589,29 @@ absl::StatusOr<uint16_t> ServiceManager::IdOf(const Frontend& f) const {
 const Service* ServiceManager::Get(uint16_t id) const {
   auto it = services_.find(id);
   return it == services_.end() ? nullptr : &it->second;
+}
+
+void ServiceManager::Place(Service& s) const {
+  for (Backend& b : s.backends) b.place = node_.place(b.ip);
+}
+
+absl::StatusOr<int> ServiceManager::RefreshPlacement(const std::function<bool(const IpAddr&)>& affected) {
+  stats_ = {};
+  int changed = 0;
+  for (auto& [id, cur] : services_) {
+    bool touch = false;
+    for (const Backend& b : cur.backends) touch = touch || affected(b.ip);
+    if (!touch) continue;
+    Service neu = cur;
+    Place(neu);
+    bool moved = false;
+    for (size_t i = 0; i < neu.backends.size(); ++i) moved = moved || neu.backends[i].place != cur.backends[i].place;
+    if (!moved) continue;
+    TND_RETURN_IF_ERROR(Annotate(Apply(&cur, &neu), absl::StrCat("service ", neu.frontend.ToString())));
+    cur = std::move(neu);
+    changed++;
+  }
+  return changed;
 }
 
 std::vector<Service> ServiceManager::List() const {

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/service.h"
+#include "agent/service_codec.h"
 #include "common/fd.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
@@ -33,28 +34,12 @@ struct LbMaps {
 // Opens the LB maps pinned under `pin_root` (by bpf_host.o, which has them all).
 absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root);
 
-// Where a backend is, seen from this node.
-enum class BackendPlace {
-  kRemote,  // reached through one of the native devices: another node
-  kLocal,   // reached through another device of this node (a pod's veth)
-  kHost,    // one of this node's own addresses (host network)
-};
-
 // What the service manager needs to know about this node: its addresses
 // (NodePort frontends) and where each backend is (externalTrafficPolicy
 // Local keeps to local and host backends).
 struct NodeView {
   std::vector<IpAddr> addresses;
   std::function<BackendPlace(const IpAddr&)> place = [](const IpAddr&) { return BackendPlace::kRemote; };
-  bool IsLocal(const IpAddr& ip) const { return place(ip) != BackendPlace::kRemote; }
-};
-
-// One frontend of a service as the maps hold it.
-struct FrontendEntry {
-  Frontend frontend;
-  tnd_svc_val master{};
-  std::vector<uint32_t> slots;
-  bool external = false;
 };
 
 // What `service update` may change.
@@ -64,6 +49,7 @@ struct ServiceUpdate {
   std::optional<Algorithm> algorithm;
   std::optional<uint32_t> affinity_timeout;
   std::optional<TrafficPolicy> traffic_policy;
+  std::optional<TrafficPolicy> internal_traffic_policy;
   std::optional<std::vector<Cidr>> source_ranges;
   std::optional<std::vector<IpAddr>> external_ips;
   std::optional<bool> dsr;
@@ -108,8 +94,20 @@ class ServiceManager {
   // Every frontend of the service, with the slots and master entry written
   // for it (external frontends: per-packet LB; Local policy: local backends).
   std::vector<FrontendEntry> Entries(const Service& s) const;
-  // How many active backends of the service are on this node.
+  // How many ready backends of the service are on this node (what its
+  // health check port reports).
   size_t LocalBackends(const Service& s) const;
+
+  // Re-reads where the backends for which `affected` is true are (an
+  // endpoint or route came or went) and rewrites the services whose
+  // placement changed: their Local sets, slots and backend flags. How many
+  // services changed.
+  absl::StatusOr<int> RefreshPlacement(const std::function<bool(const IpAddr&)>& affected);
+
+  // Asked before a change gives a service a health check port no service
+  // held: an error (the port is taken on the node) refuses the change.
+  using PortCheckFn = std::function<absl::Status(uint16_t port)>;
+  void OnNewHealthPort(PortCheckFn fn) { health_port_check_ = std::move(fn); }
 
   // A removed backend's map entry stays for a grace period: a datapath
   // reader that took its id from a slot just before the slot changed still
@@ -137,9 +135,18 @@ class ServiceManager {
   static void AssignBackendIds(Service& s, const Service* previous, std::set<uint32_t>& used);
   std::set<uint32_t> BackendIdsInUse(uint16_t ignore_id) const;
   uint16_t FreeServiceId() const;
-  // Node ports and health check ports in use by services other than `ignore`.
-  std::set<uint16_t> PortsInUse(uint16_t ignore, L4Proto proto) const;
+  // Node ports and health check ports (any family, any protocol) of the
+  // services other than `ignore`: new ports are picked outside them.
+  std::set<uint16_t> PortsInUse(uint16_t ignore) const;
   absl::Status AllocatePorts(Service& s, const Service* previous) const;
+  absl::Status AllocatePorts(std::map<uint16_t, Service>& next) const;
+  // The lowest port of the node port range not in `used` (which gets it).
+  static absl::StatusOr<uint16_t> PickPort(std::set<uint16_t>& used, const ServiceLimits& limits, const char* what);
+  absl::Status CheckNewHealthPorts(const std::vector<const Service*>& changed) const;
+  absl::Status CheckMaglevCapacity(size_t maglev_services) const;
+  size_t MaglevServices(uint16_t ignore_id) const;
+  // Sets every backend's place from the node's routes.
+  void Place(Service& s) const;
   absl::Status SyncSourceRanges(const Service* old, const Service* neu);
 
   LbMaps maps_;
@@ -148,6 +155,7 @@ class ServiceManager {
   NodeView node_;
   std::map<uint32_t, int64_t> retired_;  // backend id -> when it was removed (ms)
   RemovedFn on_removed_;
+  PortCheckFn health_port_check_;
   std::map<uint16_t, Service> services_;
   SyncStats stats_;
 };

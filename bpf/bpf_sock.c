@@ -7,11 +7,16 @@
  * application only ever sees the frontend.
  *
  *   connect4/6     frontend -> backend; no usable backend: ECONNREFUSED
- *   sendmsg4/6     same, per datagram
+ *   sendmsg4/6     same, per datagram (the socket's cookie picks the slot,
+ *                  so an unconnected UDP socket keeps its backend)
  *   recvmsg4/6     backend source -> frontend
  *   getpeername4/6 backend -> frontend
  *
- * Anything that is not a declared frontend passes through untouched.
+ * Anything that is not a declared frontend passes through untouched, and so
+ * do LoadBalancer IPs with source ranges: the socket's source address is not
+ * known yet at connect, so the per-packet path (bpf_lxc) checks the client.
+ * Frontends with two scopes (externalTrafficPolicy Local) use their internal
+ * entries: traffic from the node and its pods reaches every backend.
  */
 #include <asm-generic/errno.h>
 
@@ -52,6 +57,11 @@ static __always_inline int refuse(__u8 reason)
 	return SYS_REJECT;
 }
 
+static __always_inline int refuse_empty(const struct tnd_svc_val *svc)
+{
+	return refuse((svc->flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND : TND_DROP_NO_SERVICE_BACKEND);
+}
+
 /* ---- IPv4 ---------------------------------------------------------------- */
 
 static __always_inline int xlate4(struct bpf_sock_addr *ctx)
@@ -69,12 +79,13 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
 		return SYS_PROCEED;
 	svc = bpf_map_lookup_elem(&tnd_svc_v4, &key);
-	if (!svc)
+	if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
 		return SYS_PROCEED;
+	svc = tnd_svc_internal(&tnd_svc_v4, &key, &key.scope, svc);
 	if (svc->count == 0)
-		return refuse(TND_DROP_NO_SERVICE_BACKEND);
+		return refuse_empty(svc);
 	cookie = bpf_get_socket_cookie(ctx);
-	be = tnd_select_backend(&tnd_svc_v4, &key, &key.slot, svc, cookie, bpf_get_netns_cookie(ctx), &bid);
+	be = tnd_select_backend(&tnd_svc_v4, &key, &key.slot, svc, cookie, bpf_get_netns_cookie(ctx), true, &bid);
 	if (!be)
 		return refuse(TND_DROP_BACKEND_MISSING);
 
@@ -193,21 +204,23 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 
 		__builtin_memcpy(&k4.addr, &key.addr[12], 4);
 		svc = bpf_map_lookup_elem(&tnd_svc_v4, &k4);
-		if (!svc)
+		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
 			return SYS_PROCEED;
+		svc = tnd_svc_internal(&tnd_svc_v4, &k4, &k4.scope, svc);
 		if (svc->count == 0)
-			return refuse(TND_DROP_NO_SERVICE_BACKEND);
-		be = tnd_select_backend(&tnd_svc_v4, &k4, &k4.slot, svc, cookie, client, &bid);
+			return refuse_empty(svc);
+		be = tnd_select_backend(&tnd_svc_v4, &k4, &k4.slot, svc, cookie, client, true, &bid);
 		if (!be)
 			return refuse(TND_DROP_BACKEND_MISSING);
 		__builtin_memcpy(&rk.addr[12], be->addr, 4);
 	} else {
 		svc = bpf_map_lookup_elem(&tnd_svc_v6, &key);
-		if (!svc)
+		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
 			return SYS_PROCEED;
+		svc = tnd_svc_internal(&tnd_svc_v6, &key, &key.scope, svc);
 		if (svc->count == 0)
-			return refuse(TND_DROP_NO_SERVICE_BACKEND);
-		be = tnd_select_backend(&tnd_svc_v6, &key, &key.slot, svc, cookie, client, &bid);
+			return refuse_empty(svc);
+		be = tnd_select_backend(&tnd_svc_v6, &key, &key.slot, svc, cookie, client, true, &bid);
 		if (!be)
 			return refuse(TND_DROP_BACKEND_MISSING);
 		__builtin_memcpy(rk.addr, be->addr, 16);

@@ -275,7 +275,8 @@ std::string BackendsCell(const json& svc) {
 
 // "NodePort :30080, 192.0.2.10:80, Local, DSR, from 198.51.100.0/24"
 std::string ExternalCell(const json& s) {
-  if (s.value("type", "ClusterIP") == "ClusterIP") return "-";
+  if (s.value("type", "ClusterIP") == "ClusterIP")
+    return s.value("internal_traffic_policy", "Cluster") == "Local" ? "internal Local" : "-";
   std::vector<std::string> parts;
   if (s.contains("node_port")) parts.push_back(absl::StrCat("nodeport :", s.value("node_port", 0)));
   for (const auto& ip : s.value("external_ips", json::array())) {
@@ -286,6 +287,7 @@ std::string ExternalCell(const json& s) {
     parts.push_back(a.find(':') != std::string::npos ? absl::StrCat("[", a, "]:", port) : absl::StrCat(a, ":", port));
   }
   parts.push_back(s.value("traffic_policy", "Cluster"));
+  if (s.value("internal_traffic_policy", "Cluster") == "Local") parts.push_back("internal Local");
   if (s.value("dsr", false)) parts.push_back("DSR");
   if (s.contains("source_ranges"))
     parts.push_back("from " + absl::StrJoin(s["source_ranges"].get<std::vector<std::string>>(), " "));
@@ -315,11 +317,12 @@ int PrintResult(const Globals& g, const absl::StatusOr<json>& r) {
 }
 
 struct ServiceArgs {
-  std::string frontend, type = "ClusterIP", algorithm, traffic_policy;
+  std::string frontend, type = "ClusterIP", algorithm, traffic_policy, internal_traffic_policy;
   std::vector<std::string> backends, states, external_ips, source_ranges;
   int64_t affinity = -1;
   int64_t id = 0;
   int64_t node_port = 0;
+  int64_t health_check_port = 0;
   bool clear_backends = false;
   bool clear_source_ranges = false;
   std::string dsr;  // "", "true", "false"
@@ -332,6 +335,10 @@ absl::Status ExternalArgs(const ServiceArgs& a, json* out) {
   if (!a.traffic_policy.empty()) {
     if (auto p = ParseTrafficPolicy(a.traffic_policy); !p.ok()) errors.emplace_back(p.status().message());
     else (*out)["traffic_policy"] = TrafficPolicyName(*p);
+  }
+  if (!a.internal_traffic_policy.empty()) {
+    if (auto p = ParseTrafficPolicy(a.internal_traffic_policy); !p.ok()) errors.emplace_back(p.status().message());
+    else (*out)["internal_traffic_policy"] = TrafficPolicyName(*p);
   }
   if (!a.external_ips.empty()) {
     json ips = json::array();
@@ -378,6 +385,7 @@ int CmdServiceAdd(const Globals& g, const ServiceArgs& a) {
               {"affinity_timeout", a.affinity < 0 ? 0 : a.affinity}};
   if (a.id) svc["id"] = a.id;
   if (a.node_port) svc["node_port"] = a.node_port;
+  if (a.health_check_port) svc["health_check_port"] = a.health_check_port;
   if (auto s = ExternalArgs(a, &svc); !s.ok()) return Fail(s);
   svc["backends"] = json::array();
   for (const auto& b : backends) svc["backends"].push_back({{"address", b}});
@@ -439,7 +447,7 @@ int CmdServiceUpdate(const Globals& g, int64_t id, const ServiceArgs& a) {
   if (args.size() == 1)
     return Fail(absl::InvalidArgumentError(
         "nothing to update: give --backends, --backend-state, --algorithm, --affinity-timeout, "
-        "--traffic-policy, --external-ips, --source-ranges or --dsr"));
+        "--traffic-policy, --internal-traffic-policy, --external-ips, --source-ranges or --dsr"));
   return PrintResult(g, CallAgent(g.api_socket, "service.update", args));
 }
 
@@ -464,10 +472,13 @@ std::string HostPortText(const uint8_t* addr, bool v6, uint16_t port_be) {
   return v6 ? absl::StrCat("[", ip.ToString(), "]:", port) : absl::StrCat(ip.ToString(), ":", port);
 }
 
-// "cluster" (socket LB only) or "external[,nodeport][,local][,dsr][,source-ranges]".
-std::string SvcScope(uint8_t f) {
-  if (!(f & TND_SVC_F_EXTERNAL)) return "cluster";
-  std::string s = "external";
+// "cluster[,local]" (socket LB only), or
+// "[in-cluster,]external[,nodeport][,local][,dsr][,source-ranges]": the
+// in-cluster entries of a frontend with two scopes are what traffic from the
+// node and its pods uses.
+std::string SvcScope(uint8_t f, uint8_t scope) {
+  if (!(f & TND_SVC_F_EXTERNAL)) return (f & TND_SVC_F_LOCAL) ? "cluster,local" : "cluster";
+  std::string s = scope == TND_SCOPE_INTERNAL ? "in-cluster,external" : "external";
   if (f & TND_SVC_F_NODEPORT) s += ",nodeport";
   if (f & TND_SVC_F_LOCAL) s += ",local";
   if (f & TND_SVC_F_DSR) s += ",dsr";
@@ -483,8 +494,10 @@ int CmdBpfLbList(const Globals& g) {
 
   struct Row {
     std::string frontend;
+    uint8_t scope;
     uint16_t slot;
     tnd_svc_val val;
+    std::string Group() const { return absl::StrCat(frontend, "#", scope); }
   };
   std::vector<Row> rows;
   auto add_rows = [&](auto key_type, const char* name, bool v6) -> absl::Status {
@@ -494,13 +507,13 @@ int CmdBpfLbList(const Globals& g) {
     return m->ForEach([&](const K& k, const tnd_svc_val& v) {
       std::string fe = HostPortText(reinterpret_cast<const uint8_t*>(&k.addr), v6, k.port) + "/" +
                        (k.proto == IPPROTO_UDP ? "UDP" : k.proto == IPPROTO_TCP ? "TCP" : std::to_string(k.proto));
-      rows.push_back({fe, k.slot, v});
+      rows.push_back({fe, k.scope, k.slot, v});
     });
   };
   if (auto s = add_rows(tnd_svc4_key{}, TND_MAP_SVC_V4, false); !s.ok()) return Fail(s);
   if (auto s = add_rows(tnd_svc6_key{}, TND_MAP_SVC_V6, true); !s.ok()) return Fail(s);
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    return std::tie(a.frontend, a.slot) < std::tie(b.frontend, b.slot);
+    return std::tie(a.frontend, a.scope, a.slot) < std::tie(b.frontend, b.scope, b.slot);
   });
   auto state_name = [](uint8_t s) {
     return s == TND_BACKEND_ACTIVE ? "active" : s == TND_BACKEND_TERMINATING ? "terminating" : "maintenance";
@@ -511,8 +524,8 @@ int CmdBpfLbList(const Globals& g) {
     if (r.slot == 0) {
       json svc = {{"frontend", r.frontend}, {"service_id", r.val.svc_id}, {"active_slots", r.val.count},
                   {"algorithm", (r.val.flags & TND_SVC_F_MAGLEV) ? "maglev" : "random"},
-                  {"affinity_timeout", r.val.affinity_timeout}, {"scope", SvcScope(r.val.flags)},
-                  {"slots", json::array()},
+                  {"affinity_timeout", r.val.affinity_timeout}, {"scope", SvcScope(r.val.flags, r.scope)},
+                  {"group", r.Group()}, {"slots", json::array()},
                   {"inactive_backends", json::array()}};
       for (const auto& [id, b] : be)
         if (b.svc_id == r.val.svc_id && b.state != TND_BACKEND_ACTIVE)
@@ -522,9 +535,9 @@ int CmdBpfLbList(const Globals& g) {
       out.push_back(svc);
     }
   }
-  for (auto& svc : out) by_fe[svc["frontend"].get<std::string>()] = &svc;
+  for (auto& svc : out) by_fe[svc["group"].get<std::string>()] = &svc;
   for (const Row& r : rows) {
-    if (r.slot == 0 || !by_fe.count(r.frontend)) continue;
+    if (r.slot == 0 || !by_fe.count(r.Group())) continue;
     json slot = {{"slot", r.slot}, {"backend_id", r.val.backend_id}};
     auto it = be.find(r.val.backend_id);
     if (it != be.end()) {
@@ -534,8 +547,9 @@ int CmdBpfLbList(const Globals& g) {
       slot["address"] = "(missing backend)";
       slot["state"] = "missing";
     }
-    (*by_fe[r.frontend])["slots"].push_back(slot);
+    (*by_fe[r.Group()])["slots"].push_back(slot);
   }
+  for (auto& svc : out) svc.erase("group");
   if (g.json()) {
     PrintJson(out);
     return 0;
@@ -900,7 +914,12 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 65535));
   svc_add->add_option("--external-ips", sa.external_ips, "ExternalIP/LoadBalancer: addresses,...")->delimiter(',');
   svc_add->add_option("--traffic-policy", sa.traffic_policy, "externalTrafficPolicy: Cluster (default) or Local");
-  svc_add->add_option("--source-ranges", sa.source_ranges, "clients allowed on external frontends: CIDR,...")
+  svc_add->add_option("--internal-traffic-policy", sa.internal_traffic_policy,
+                      "internalTrafficPolicy (the ClusterIP): Cluster (default) or Local");
+  svc_add->add_option("--health-check-port", sa.health_check_port,
+                      "traffic policy Local: healthCheckNodePort (default: allocated)")
+      ->check(CLI::Range(1, 65535));
+  svc_add->add_option("--source-ranges", sa.source_ranges, "LoadBalancer: clients allowed on its IPs: CIDR,...")
       ->delimiter(',');
   svc_add->add_flag("--dsr{true}", sa.dsr, "remote backends answer clients directly");
   svc_add->add_option("--algorithm", sa.algorithm, "random (default) or maglev");
@@ -921,6 +940,7 @@ int Main(int argc, char** argv) {
   svc_upd->add_option("--algorithm", sa.algorithm, "random or maglev");
   svc_upd->add_option("--affinity-timeout", sa.affinity, "seconds (0: off)")->check(CLI::Range(0, 604800));
   svc_upd->add_option("--traffic-policy", sa.traffic_policy, "Cluster or Local");
+  svc_upd->add_option("--internal-traffic-policy", sa.internal_traffic_policy, "Cluster or Local");
   svc_upd->add_option("--external-ips", sa.external_ips, "replace the external IPs: ADDR,...")->delimiter(',');
   svc_upd->add_option("--source-ranges", sa.source_ranges, "replace the source ranges: CIDR,...")->delimiter(',');
   svc_upd->add_flag("--no-source-ranges", sa.clear_source_ranges, "allow every client again");

@@ -141,10 +141,15 @@ struct tnd_metrics_val {
  * A service is one frontend (VIP, port, protocol). Its entries in tnd_svc_v4/6:
  *   slot 0:            the master entry: how many active backend slots there
  *                      are, the service id, flags, affinity timeout;
- *   slots 1..count:    one active backend id each (a backend appears in as
- *                      many slots as its weight asks for);
- * Terminating and maintenance backends are in no slot: never chosen for new
- * connections, while their backend entries stay for sockets that use them.
+ *   slots 1..count:    one backend id each, from the backend set the
+ *                      frontend's traffic policy chooses (a backend appears
+ *                      in as many slots as its weight asks for);
+ * The sets (agent/service_sets.cc), as kube-proxy's topology rules make them:
+ * the cluster set is the ready (active, weight > 0) backends, or when there
+ * is none the serving terminating ones; the local set is the same among the
+ * backends on this node. Maintenance and weight-0 backends are in no set:
+ * never chosen for new connections, while their backend entries stay for the
+ * sockets and flows that use them.
  *
  * Update order (agent/services.cc), so a reader never sees a service with
  * zero backends or a slot naming a backend not yet written: backends, then
@@ -154,16 +159,25 @@ struct tnd_metrics_val {
 #define TND_SVC_F_MAGLEV (1 << 0)
 #define TND_SVC_F_AFFINITY (1 << 1)
 #define TND_SVC_F_EXTERNAL (1 << 2)  /* NodePort/ExternalIP/LoadBalancer: per-packet LB */
-#define TND_SVC_F_LOCAL (1 << 3)     /* externalTrafficPolicy Local: local backends, no SNAT */
+#define TND_SVC_F_LOCAL (1 << 3)     /* slots: the local set (a Local policy); external: no SNAT */
 #define TND_SVC_F_DSR (1 << 4)       /* remote backends: direct server return, no SNAT */
-#define TND_SVC_F_SRCRANGE (1 << 5)  /* check the client against tnd_srng_v4/6 */
+#define TND_SVC_F_SRCRANGE (1 << 5)  /* a LoadBalancer IP: check the client against tnd_srng_v4/6 */
 #define TND_SVC_F_NODEPORT (1 << 6)  /* this frontend is a node address + node port */
+/* externalTrafficPolicy Local: the frontend has a second set of entries in
+ * scope TND_SCOPE_INTERNAL (every backend of the cluster), which traffic from
+ * this node and its pods (socket LB, bpf_lxc) uses instead, as kube-proxy
+ * sends in-cluster traffic to all endpoints whatever the external policy. */
+#define TND_SVC_F_SCOPES (1 << 7)
+
+/* The scope of a frontend's entries (key field `scope`). */
+#define TND_SCOPE_EXTERNAL 0 /* every frontend: what the service's policies choose */
+#define TND_SCOPE_INTERNAL 1 /* only with TND_SVC_F_SCOPES: in-cluster traffic */
 
 struct tnd_svc4_key {
 	__be32 addr;
 	__be16 port;
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad;
+	__u8 scope; /* TND_SCOPE_* */
 	__u16 slot; /* 0: master */
 	__u16 pad2;
 };
@@ -172,7 +186,7 @@ struct tnd_svc6_key {
 	__u8 addr[16];
 	__be16 port;
 	__u8 proto;
-	__u8 pad;
+	__u8 scope;
 	__u16 slot;
 	__u16 pad2;
 };
@@ -206,6 +220,13 @@ struct tnd_backend {
 
 #define TND_BACKEND_F_LOCAL (1 << 0) /* on this node: reached through a non-native device */
 #define TND_BACKEND_F_HOST (1 << 1)  /* one of this node's own addresses (host network) */
+/* Which of its service's backend sets it is in now (the sets the slots are
+ * filled from): session affinity keeps a client only on a backend still in
+ * the set its frontend chooses from, so a drained (weight 0), terminating or
+ * maintenance backend, or a remote one behind a Local policy, gets no new
+ * connection through an old binding. */
+#define TND_BACKEND_F_SEL_CLUSTER (1 << 2) /* in the cluster-wide set */
+#define TND_BACKEND_F_SEL_LOCAL (1 << 3)   /* in the node-local set (Local policies) */
 
 /* Service id -> frontend, for reverse translation. */
 struct tnd_revnat {

@@ -244,11 +244,11 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	svcp = bpf_map_lookup_elem(svc_map, skey);
 	if (!svcp)
 		return -1;
-	svc = *svcp;
-	if ((svc.flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svc.svc_id, p->t.saddr)) {
+	if ((svcp->flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svcp->svc_id, p->t.saddr)) {
 		tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, ctx->ifindex);
 		return TND_LXC_DROPPED;
 	}
+	svc = *tnd_svc_internal(svc_map, skey, fam == 4 ? &k4.scope : &k6.scope, svcp);
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id &&
 	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
@@ -267,7 +267,8 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 			return TND_LXC_DROPPED;
 		}
 		w->hash = tnd_flow_hash(&p->t);
-		be = tnd_select_backend(svc_map, skey, slot, &svc, w->hash, tnd_client_id(p->t.saddr, fam), &bid);
+		be = tnd_select_backend(svc_map, skey, slot, &svc, w->hash, tnd_client_id(p->t.saddr, fam), false,
+					&bid);
 		if (!be) {
 			tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, ctx->ifindex);
 			return TND_LXC_DROPPED;

@@ -83,7 +83,8 @@ static __always_inline __u32 tnd_hash64(__u64 h)
 }
 
 /* The backend a client is bound to by session affinity, if the binding is
- * fresh and the backend still active; 0 otherwise. */
+ * fresh and the backend still in the set this frontend chooses from (the
+ * local set for Local policies, else the cluster set); 0 otherwise. */
 static __always_inline __u32 tnd_affinity_backend(const struct tnd_svc_val *svc, __u64 client)
 {
 	struct tnd_affinity_key k = { .client = client, .svc_id = svc->svc_id };
@@ -96,7 +97,9 @@ static __always_inline __u32 tnd_affinity_backend(const struct tnd_svc_val *svc,
 	if (!v || tnd_now_sec() - v->last_used > svc->affinity_timeout)
 		return 0;
 	b = bpf_map_lookup_elem(&tnd_backends, &v->backend_id);
-	if (!b || b->state != TND_BACKEND_ACTIVE || b->svc_id != svc->svc_id)
+	if (!b || b->svc_id != svc->svc_id)
+		return 0;
+	if (!(b->flags & ((svc->flags & TND_SVC_F_LOCAL) ? TND_BACKEND_F_SEL_LOCAL : TND_BACKEND_F_SEL_CLUSTER)))
 		return 0;
 	return v->backend_id;
 }
@@ -128,23 +131,48 @@ static __always_inline __u32 tnd_maglev_backend(const struct tnd_svc_val *svc, _
 	return id ? *id : 0;
 }
 
-/* A uniformly random active slot, 1..count. */
+/* A uniformly random slot, 1..count. */
 static __always_inline __u16 tnd_random_slot(const struct tnd_svc_val *svc)
 {
 	return (__u16)(bpf_get_prandom_u32() % svc->count) + 1;
 }
 
 /*
+ * Traffic from this node and its pods (socket LB, bpf_lxc) to a frontend
+ * with two scopes uses the frontend's internal entries: kube-proxy sends
+ * in-cluster traffic to every endpoint whatever externalTrafficPolicy says.
+ * `key` is the frontend's key and `scope` its scope field; on return they
+ * name the entries the master returned belongs to (the external ones while
+ * the internal entries are not written yet).
+ */
+static __always_inline struct tnd_svc_val *tnd_svc_internal(void *svc_map, void *key, __u8 *scope,
+							     struct tnd_svc_val *svc)
+{
+	struct tnd_svc_val *in;
+
+	if (!(svc->flags & TND_SVC_F_SCOPES))
+		return svc;
+	*scope = TND_SCOPE_INTERNAL;
+	in = bpf_map_lookup_elem(svc_map, key);
+	if (in)
+		return in;
+	*scope = TND_SCOPE_EXTERNAL;
+	return svc;
+}
+
+/*
  * Picks the backend for a new connection or flow of the service whose master
  * entry is `svc`. `svc_map`/`key` are that service's map and key (its `slot`
  * field is rewritten to read slots). Affinity first, then Maglev (on
- * `flow_hash`), then a random slot; if the service shrank between the master
- * and the slot read, slot 1.
+ * `flow_hash`), then a slot: chosen by `flow_hash` with `by_hash` (socket LB:
+ * the socket cookie, so every datagram of an unconnected UDP socket goes to
+ * the same backend), else at random; if the service shrank between the
+ * master and the slot read, slot 1.
  */
 static __always_inline struct tnd_backend *tnd_select_backend(void *svc_map, void *key, __u16 *slot,
 							      const struct tnd_svc_val *svc,
 							      __u64 flow_hash, __u64 client,
-							      __u32 *backend_id)
+							      bool by_hash, __u32 *backend_id)
 {
 	struct tnd_svc_val *sv;
 	struct tnd_backend *be;
@@ -154,7 +182,7 @@ static __always_inline struct tnd_backend *tnd_select_backend(void *svc_map, voi
 	if (!id)
 		id = tnd_maglev_backend(svc, tnd_hash64(flow_hash));
 	if (!id) {
-		*slot = tnd_random_slot(svc);
+		*slot = by_hash ? (__u16)(tnd_hash64(flow_hash) % svc->count) + 1 : tnd_random_slot(svc);
 		sv = bpf_map_lookup_elem(svc_map, key);
 		id = sv ? sv->backend_id : 0;
 	}

@@ -1088,7 +1088,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 									 : TND_DROP_NO_SERVICE_BACKEND,
 					    TND_DIR_INGRESS, in_if);
 		be = tnd_select_backend(svc_map, skey, slot, &svc, w->hash,
-					tnd_client_id(p->t.saddr, fam), &bid);
+					tnd_client_id(p->t.saddr, fam), false, &bid);
 		if (!be)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, in_if);
 		new_flow = true;

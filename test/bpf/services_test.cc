@@ -253,7 +253,7 @@ TEST_F(ServicesMapTest, ReplaceChecksEverythingBeforeWriting) {
   for (int i = 0; i < 65; ++i) big.backends.push_back(*ParseBackend("10.0.2." + std::to_string(i + 1) + ":80"));
   std::vector<Case> cases = {
       {{Make("10.96.0.20:80/TCP", {}), Make("10.96.0.20:80/TCP", {})}, "10.96.0.20:80/TCP is declared twice"},
-      {{Make("10.96.0.20:80/TCP", {}), np1, np2}, "node port 30080/TCP is declared by both"},
+      {{Make("10.96.0.20:80/TCP", {}), np1, np2}, "node port 30080/TCP is already used by service"},
       {{Make("10.96.0.20:80/TCP", {}), big}, "10.96.0.23:80/TCP"},
   };
   for (const Case& c : cases) {

@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!s.ok()) return 0;
   ServiceLimits limits;
   if (!ValidateService(*s, limits).ok()) return 0;
-  if (ActiveSlots(*s).size() > limits.max_slots) std::abort();
+  if (MaxSlots(*s) > limits.max_slots) std::abort();
   std::string text = jsonf::Dump(ServiceToJson(*s));
   auto back = ServiceFromJson(*jsonf::Parse(text));
   if (!back.ok() || !Same(*s, *back)) std::abort();

@@ -91,6 +91,8 @@ TEST(ServiceValidateTest, ExternalFrontendsAreChecked) {
   ext.source_ranges = {*ParseCidr("fd00::/64")};
   ExpectBad(ValidateService(ext, lim), "source range fd00::/64 is IPv6");
   ext.source_ranges = {*ParseCidr("198.51.100.0/24")};
+  ExpectBad(ValidateService(ext, lim), "apply to LoadBalancer IPs; a ExternalIP service has none");
+  ext.type = ServiceType::kLoadBalancer;
   EXPECT_TRUE(ValidateService(ext, lim).ok());
   ext.dsr = true;
   ext.traffic_policy = TrafficPolicy::kLocal;
@@ -109,14 +111,38 @@ TEST(ServiceValidateTest, ExternalFrontendsAreChecked) {
   ExpectBad(ParseTrafficPolicy("Nearest").status(), "Cluster or Local");
 }
 
+std::vector<uint32_t> ClusterSlots(const Service& s) { return SetSlots(s, SelectBackendSets(s).cluster); }
+std::vector<uint32_t> LocalSlots(const Service& s) { return SetSlots(s, SelectBackendSets(s).local); }
+
 TEST(ServiceSlotsTest, OnlyActiveBackendsAndWeightsByGcd) {
   Service s = Svc("10.96.0.10:80/TCP", {"10.0.1.2:1@2", "10.0.1.2:2@4", "10.0.1.2:3", "10.0.1.2:4@0"});
   s.backends[2].state = BackendState::kTerminating;
   // weights 2 and 4 (gcd 2) -> 1 and 2 slots; terminating and weight 0 get none.
-  EXPECT_EQ(ActiveSlots(s), (std::vector<uint32_t>{1, 2, 2}));
+  EXPECT_EQ(ClusterSlots(s), (std::vector<uint32_t>{1, 2, 2}));
+  EXPECT_EQ(MaxSlots(s), 7u) << "every active and terminating backend: weights 2, 4, 1 (gcd 1)";
   s.backends[0].state = BackendState::kMaintenance;
   s.backends[1].state = BackendState::kMaintenance;
-  EXPECT_TRUE(ActiveSlots(s).empty());
+  // No ready backend: the serving terminating one (kube-proxy's fallback);
+  // maintenance and weight 0 never.
+  EXPECT_EQ(ClusterSlots(s), (std::vector<uint32_t>{3}));
+  s.backends[2].state = BackendState::kMaintenance;
+  EXPECT_TRUE(ClusterSlots(s).empty());
+}
+
+TEST(ServiceSlotsTest, LocalSetFallsBackToLocalTerminatingOnly) {
+  Service s = Svc("10.96.0.10:80/TCP", {"10.0.1.2:1", "10.0.1.3:1", "10.0.1.4:1"});
+  s.backends[0].place = BackendPlace::kLocal;  // ready, local
+  s.backends[1].place = BackendPlace::kHost;   // terminating, local (host network)
+  s.backends[1].state = BackendState::kTerminating;
+  EXPECT_EQ(LocalSlots(s), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(ClusterSlots(s), (std::vector<uint32_t>{1, 3}));
+  s.backends[0].state = BackendState::kMaintenance;
+  // The local set falls back to its own terminating backend even though a
+  // remote ready one exists (each scope on its own, as kube-proxy does).
+  EXPECT_EQ(LocalSlots(s), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(ClusterSlots(s), (std::vector<uint32_t>{3}));
+  s.backends[1].weight = 0;
+  EXPECT_TRUE(LocalSlots(s).empty());
 }
 
 TEST(ServiceJsonTest, RoundTrips) {

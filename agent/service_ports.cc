@@ -1,0 +1,192 @@
+// The service manager's claims on shared names: frontends, node ports,
+// health check ports, Maglev tables. Every rule is here, checked before a
+// change writes anything:
+//   - a frontend (address, port, protocol) belongs to one service;
+//   - a node port is unique per family and protocol (the IPv4 and IPv6
+//     halves of a dual-stack Service share theirs, as Kubernetes gives both
+//     one nodePort);
+//   - a health check port is no service's node port, and is shared only by
+//     services of different families (the halves of one dual-stack Service:
+//     the port answers for both);
+//   - a new health check port must be free on the node (the agent's hook
+//     tries to bind it);
+//   - no more Maglev services than the Maglev map holds.
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+#include "agent/services.h"
+#include "common/status.h"
+
+namespace tendril {
+namespace {
+
+std::string Named(const Service& s) { return absl::StrCat("service ", s.id, " (", s.frontend.ToString(), ")"); }
+
+// The ports a set of services holds, claimed one service at a time.
+class PortBook {
+ public:
+  absl::Status Claim(const Service& s) {
+    if (s.HasNodePort() && s.node_port) {
+      auto key = std::make_tuple(s.frontend.ip.family, s.frontend.proto, s.node_port);
+      if (auto it = node_.find(key); it != node_.end())
+        return absl::AlreadyExistsError(absl::StrCat("node port ", s.node_port, "/", L4ProtoName(s.frontend.proto),
+                                                     " is already used by ", Named(*it->second)));
+      if (auto it = health_.find(s.node_port); it != health_.end())
+        return absl::AlreadyExistsError(absl::StrCat("node port ", s.node_port, " is the health check port of ",
+                                                     Named(*it->second.front())));
+      node_.emplace(key, &s);
+      any_node_.emplace(s.node_port, &s);
+    }
+    if (s.health_check_port) {
+      if (auto it = any_node_.find(s.health_check_port); it != any_node_.end())
+        return absl::AlreadyExistsError(absl::StrCat("health check port ", s.health_check_port,
+                                                     " is the node port of ", Named(*it->second)));
+      for (const Service* o : health_[s.health_check_port])
+        if (o->frontend.ip.family == s.frontend.ip.family)
+          return absl::AlreadyExistsError(absl::StrCat("health check port ", s.health_check_port,
+                                                       " is already used by ", Named(*o)));
+      health_[s.health_check_port].push_back(&s);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::map<std::tuple<Family, L4Proto, uint16_t>, const Service*> node_;
+  std::map<uint16_t, const Service*> any_node_;
+  std::map<uint16_t, std::vector<const Service*>> health_;
+};
+
+}  // namespace
+
+absl::StatusOr<uint16_t> ServiceManager::PickPort(std::set<uint16_t>& used, const ServiceLimits& limits,
+                                                  const char* what) {
+  for (uint32_t p = limits.node_port_min; p <= limits.node_port_max; ++p)
+    if (used.insert(static_cast<uint16_t>(p)).second) return static_cast<uint16_t>(p);
+  return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits.node_port_min, "-",
+                                                   limits.node_port_max, " for the ", what));
+}
+
+absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id) const {
+  std::vector<FrontendEntry> mine = Entries(s);
+  PortBook book;
+  for (const auto& [id, other] : services_) {
+    if (id == ignore_id) continue;
+    TND_RETURN_IF_ERROR(book.Claim(other));
+    for (const FrontendEntry& theirs : Entries(other))
+      for (const FrontendEntry& e : mine)
+        if (e.frontend == theirs.frontend)
+          return absl::AlreadyExistsError(
+              absl::StrCat("frontend ", e.frontend.ToString(), " is already service ", id,
+                           e.frontend == s.frontend ? "" : absl::StrCat(" (", other.frontend.ToString(), ")")));
+  }
+  return book.Claim(s);
+}
+
+absl::Status ServiceManager::CheckConflicts(const std::map<uint16_t, Service>& all) const {
+  std::map<Frontend, uint16_t> owner;
+  PortBook book;
+  for (const auto& [id, s] : all) {
+    TND_RETURN_IF_ERROR(book.Claim(s));
+    for (const FrontendEntry& e : Entries(s)) {
+      auto [it, fresh] = owner.emplace(e.frontend, id);
+      if (!fresh && it->second != id)
+        return absl::AlreadyExistsError(absl::StrCat("frontend ", e.frontend.ToString(), " is declared by both ",
+                                                     all.at(it->second).frontend.ToString(), " and ",
+                                                     s.frontend.ToString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::set<uint16_t> ServiceManager::PortsInUse(uint16_t ignore) const {
+  std::set<uint16_t> used;
+  for (const auto& [id, o] : services_) {
+    if (id == ignore) continue;
+    if (o.node_port) used.insert(o.node_port);
+    if (o.health_check_port) used.insert(o.health_check_port);
+  }
+  return used;
+}
+
+// New ports are picked from those no service holds in any family or
+// protocol; a port given by the user is kept (CheckConflicts judges it).
+absl::Status ServiceManager::AllocatePorts(Service& s, const Service* previous) const {
+  if (!s.HasExternal()) {  // ClusterIP: nothing to allocate (and no scan of every service)
+    s.node_port = 0;
+    s.health_check_port = 0;
+    return absl::OkStatus();
+  }
+  std::set<uint16_t> used = PortsInUse(s.id);
+  if (s.HasNodePort() && !s.node_port) {
+    if (previous && previous->HasNodePort() && previous->node_port) {
+      s.node_port = previous->node_port;
+    } else {
+      TND_ASSIGN_OR_RETURN(s.node_port, PickPort(used, limits_, "node port"));
+    }
+  }
+  used.insert(s.node_port);
+  if (!s.ExternalLocal()) {
+    s.health_check_port = 0;
+  } else if (!s.health_check_port) {
+    if (previous && previous->health_check_port) {
+      s.health_check_port = previous->health_check_port;
+    } else {
+      TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(used, limits_, "health check port"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServiceManager::AllocatePorts(std::map<uint16_t, Service>& next) const {
+  // Kept services keep theirs; the rest are allocated from what the new set
+  // leaves free.
+  std::set<uint16_t> used;
+  for (auto& [id, s] : next) {
+    auto prev = services_.find(id);
+    if (prev != services_.end() && s.HasNodePort() && !s.node_port) s.node_port = prev->second.node_port;
+    if (prev != services_.end() && !s.health_check_port) s.health_check_port = prev->second.health_check_port;
+    if (!s.HasNodePort()) s.node_port = 0;
+    if (!s.ExternalLocal()) s.health_check_port = 0;
+    if (s.node_port) used.insert(s.node_port);
+    if (s.health_check_port) used.insert(s.health_check_port);
+  }
+  for (auto& [id, s] : next) {
+    if (s.HasNodePort() && !s.node_port) {
+      TND_ASSIGN_OR_RETURN(s.node_port, PickPort(used, limits_, "node port"));
+    }
+    if (s.ExternalLocal() && !s.health_check_port) {
+      TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(used, limits_, "health check port"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServiceManager::CheckNewHealthPorts(const std::vector<const Service*>& changed) const {
+  if (!health_port_check_) return absl::OkStatus();
+  std::set<uint16_t> held;
+  for (const auto& [id, o] : services_)
+    if (o.health_check_port) held.insert(o.health_check_port);
+  for (const Service* s : changed)
+    if (s->health_check_port && held.insert(s->health_check_port).second)
+      TND_RETURN_IF_ERROR(Annotate(health_port_check_(s->health_check_port),
+                                   absl::StrCat("health check port ", s->health_check_port, " of service ",
+                                                s->frontend.ToString())));
+  return absl::OkStatus();
+}
+
+absl::Status ServiceManager::CheckMaglevCapacity(size_t maglev_services) const {
+  if (maglev_services <= limits_.max_maglev_services) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(maglev_services, " services would use Maglev; the Maglev map holds ",
+                                                   limits_.max_maglev_services, " (maglev-max-services)"));
+}
+
+size_t ServiceManager::MaglevServices(uint16_t ignore_id) const {
+  size_t n = 0;
+  for (const auto& [id, s] : services_)
+    if (id != ignore_id && s.algorithm == Algorithm::kMaglev) n++;
+  return n;
+}
+
+}  // namespace tendril
