@@ -583,7 +583,8 @@ size_t Agent::HealthCount(uint16_t port) const {
 absl::Status Agent::CheckHealthPortFree(uint16_t port) const {
   if (health_.count(port)) return absl::OkStatus();
   auto h = HealthServer::Listen(port, "(check)");
-  return h.ok() ? absl::OkStatus() : h.status();
+  if (h.ok()) return absl::OkStatus();
+  return absl::AlreadyExistsError(absl::StrCat("port ", port, " is taken on the node (", h.status().message(), ")"));
 }
 
 std::vector<int> Agent::PollFds() const {

@@ -1,0 +1,202 @@
+// The endpoint cluster fixture: two nodes with pods, an outside host.
+// Endpoints and eBPF host routing end to end. A LAN namespace (bridge) joins
+// an "outside" host and two node namespaces; each node runs its own
+// tendril-agent, which creates the pods' veths (tendril endpoint add
+// --netns) and routes their traffic with bpf_lxc/bpf_host. Pods answer HTTP
+// with their name and the client address they see, so a test can tell where
+// a request went and whether it was masqueraded.
+//
+//   node 1: 10.0.0.1, pods 10.200.1.10 (endpoint 1), 10.200.1.11 (endpoint 2)
+//   node 2: 10.0.0.2, pod  10.200.2.10 (endpoint 1)
+//   outside: 10.0.0.100 (no route to the pod CIDRs: it only sees nodes)
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/api_client.h"
+#include "test/support/kernel.h"
+
+namespace tendril::test {
+
+using nlohmann::json;
+
+struct EpNode {
+  std::unique_ptr<Netns> ns;
+  std::vector<std::unique_ptr<Netns>> pods;
+  TempPinRoot pins;
+  TempDir state;
+  TempCgroup cgroup;
+  std::vector<std::string> argv;
+  std::vector<std::string> extra_flags;  // given to the agent after the fixture's
+  std::unique_ptr<Subprocess> agent;
+  std::string Socket() const { return state.path() + "/api.sock"; }
+};
+
+class EndpointE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TND_REQUIRE_ROOT();
+    lan_ = std::make_unique<Netns>("elan");
+    out_ = std::make_unique<Netns>("eout");
+    ASSERT_EQ(lan_->Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
+    ASSERT_EQ(lan_->Exec({"ip", "link", "set", "br0", "up"}), 0);
+    Join(*out_, "pout", "10.0.0.100/24", "fd00::100/64");
+    StartServers(*out_, "outside", "0.0.0.0");
+    for (int i = 1; i <= 2; ++i) {
+      auto n = std::make_unique<EpNode>();
+      n->ns = std::make_unique<Netns>(absl::StrCat("en", i));
+      Join(*n->ns, absl::StrCat("pn", i), absl::StrCat("10.0.0.", i, "/24"), absl::StrCat("fd00::", i, "/64"));
+      int peer = 3 - i;
+      ASSERT_EQ(n->ns->Exec({"ip", "route", "add", absl::StrCat("10.200.", peer, ".0/24"), "via",
+                             absl::StrCat("10.0.0.", peer)}), 0);
+      ASSERT_EQ(n->ns->Exec({"ip", "-6", "route", "add", absl::StrCat("fd20:", peer, "::/64"), "via",
+                             absl::StrCat("fd00::", peer)}), 0);
+      ASSERT_EQ(n->ns->Exec({"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"}), 0);
+      nodes_.push_back(std::move(n));
+    }
+    for (int i = 0; i < 2; ++i) StartAgent(i);
+    AddPod(0, 1, "10.200.1.10", "fd20:1::10");
+    AddPod(0, 2, "10.200.1.11", "fd20:1::11");
+    AddPod(1, 1, "10.200.2.10", "fd20:2::10");
+  }
+
+  void TearDown() override {
+    for (auto& n : nodes_) n->agent.reset();
+    servers_.clear();
+  }
+
+  void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) {
+    ConnectVeth(ns, "eth0", v4, *lan_, port, "");
+    ASSERT_EQ(ns.Exec({"ip", "-6", "addr", "add", v6, "dev", "eth0", "nodad"}), 0);
+    ASSERT_EQ(lan_->Exec({"ip", "link", "set", port, "master", "br0"}), 0);
+  }
+
+  void StartAgent(int i, bool cleanup_on_exit = false, const std::string& xdp_mode = "generic") {
+    EpNode& n = *nodes_[i];
+    n.argv = {BinaryPath("tendril-agent"), "--netns", n.ns->path(), "--devices", "eth0", "--xdp-mode", xdp_mode,
+              "--bpffs-root", n.pins.path(), "--state-dir", n.state.path(), "--api-socket", n.Socket(),
+              "--cgroup-root", n.cgroup.path(), "--pod-cidrs", "10.200.0.0/16,fd20::/16"};
+    if (cleanup_on_exit) n.argv.push_back("--cleanup-on-exit");
+    for (const auto& f : AgentTestFlags()) n.argv.push_back(f);
+    for (const auto& f : n.extra_flags) n.argv.push_back(f);
+    n.agent = std::make_unique<Subprocess>(n.argv);
+    for (int k = 0; k < 300; ++k) {
+      if (CallAgent(n.Socket(), "status").ok()) return;
+      ASSERT_TRUE(n.agent->Running()) << n.agent->Log();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "agent not ready: " << n.agent->Log();
+  }
+
+  // A pod namespace on node `node`, made an endpoint by the agent, with an
+  // HTTP server on 8080 and iperf3 on 5201.
+  void AddPod(int node, int id, const std::string& v4, const std::string& v6) {
+    EpNode& n = *nodes_[node];
+    auto pod = std::make_unique<Netns>(absl::StrCat("e", node + 1, "p", id));
+    CliResult r = Cli(node, {"endpoint", "add", "--id", std::to_string(id), "--netns", pod->path(), "--ifname",
+                             absl::StrCat("lxc", id), "--ip", v4 + "," + v6});
+    ASSERT_EQ(r.rc, 0) << r.out << r.err << n.agent->Log();
+    StartServers(*pod, absl::StrCat("pod", node + 1, ".", id), "0.0.0.0");
+    n.pods.push_back(std::move(pod));
+  }
+
+  // HTTP on 8080 answers "<name> <client address it sees>"; iperf3 on 5201.
+  void StartServers(const Netns& ns, const std::string& name, const std::string&) {
+    std::string http = absl::StrCat(scripts_.path(), "/http-", name, ".sh");
+    std::ofstream(http) << "#!/bin/sh\nread -r _req\nprintf 'HTTP/1.0 200 OK\\r\\n\\r\\n%s %s' " << name
+                        << " \"$SOCAT_PEERADDR\"\n";
+    Sh({"chmod", "+x", http});
+    auto run = [&](std::vector<std::string> args) {
+      std::vector<std::string> full = {"ip", "netns", "exec", ns.name()};
+      full.insert(full.end(), args.begin(), args.end());
+      servers_.push_back(std::make_unique<Subprocess>(full));
+    };
+    run({"socat", "TCP4-LISTEN:8080,fork,reuseaddr", "EXEC:" + http});
+    run({"socat", "TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=1", "EXEC:" + http});
+    // UDP on 5353 (both families) answers its name, from one process.
+    run({"python3", "-u", "-c",
+         absl::StrCat("import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+                      "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0)\n"
+                      "s.bind(('::',5353))\nwhile True:\n d,a=s.recvfrom(2048)\n s.sendto(b'", name, "',a)\n")});
+    run({"iperf3", "-s", "-p", "5201"});
+  }
+
+  CliResult Cli(int node, const std::vector<std::string>& args) {
+    return RunCli(nodes_[node]->Socket(), nodes_[node]->pins.path(), args);
+  }
+
+  const Netns& Pod(int node, int id) { return *nodes_[node]->pods[id - 1]; }
+
+  // curl from a namespace; the body or "" on failure. Retries a little:
+  // servers start in the background.
+  std::string Curl(const Netns& from, const std::string& hostport, int tries = 20) {
+    for (int i = 0; i < tries; ++i) {
+      std::string out;
+      if (from.Exec({"curl", "-s", "-g", "--max-time", "2", "http://" + hostport + "/"}, &out) == 0) return out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return "";
+  }
+
+  json Json(int node, const std::vector<std::string>& args) {
+    std::vector<std::string> full = {"-o", "json"};
+    full.insert(full.end(), args.begin(), args.end());
+    CliResult r = Cli(node, full);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return json::parse(r.out, nullptr, false);
+  }
+
+  // Packets the FORWARD chain of node 1 saw (iptables -v counters).
+  uint64_t ForwardPackets() {
+    std::string out;
+    EXPECT_EQ(nodes_[0]->ns->Exec({"iptables", "-L", "FORWARD", "-v", "-n", "-x"}, &out), 0) << out;
+    std::smatch m;
+    uint64_t n = 0;
+    if (std::regex_search(out, m, std::regex("policy DROP (\\d+) packets"))) n += std::stoull(m[1]);
+    for (const auto& line : absl::StrSplit(out, '\n')) {
+      std::vector<std::string> f = absl::StrSplit(std::string(absl::StripAsciiWhitespace(line)), ' ', absl::SkipEmpty());
+      uint64_t p = 0;
+      if (f.size() > 2 && f[2] == "DROP" && absl::SimpleAtoi(f[0], &p)) n += p;
+    }
+    return n;
+  }
+
+  // iperf3 from pod 1 of node 1 to pod 1 of node 2, Gbit/s; retried while
+  // the server is not up yet (or still busy with the previous run).
+  double Iperf(int seconds = 2) {
+    std::string out;
+    for (int i = 0; i < 20; ++i) {
+      out.clear();
+      Pod(0, 1).Exec({"iperf3", "-c", "10.200.2.10", "-p", "5201", "-t", std::to_string(seconds), "-J"}, &out);
+      json j = json::parse(out, nullptr, false);
+      if (!j.is_discarded() && j.contains("end") && j["end"].contains("sum_received") &&
+          j["end"]["sum_received"].is_object())
+        return j["end"]["sum_received"].value("bits_per_second", 0.0) / 1e9;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    ADD_FAILURE() << "iperf3: " << out;
+    return 0;
+  }
+
+  std::unique_ptr<Netns> lan_, out_;
+  std::vector<std::unique_ptr<EpNode>> nodes_;
+  std::vector<std::unique_ptr<Subprocess>> servers_;
+  TempDir scripts_;
+};
+
+
+}  // namespace tendril::test
