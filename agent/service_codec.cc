@@ -7,12 +7,13 @@
 namespace tendril {
 namespace {
 
-tnd_svc_val MasterValue(const Service& s, size_t count, uint8_t flags) {
+tnd_svc_val MasterValue(const Service& s, size_t count, uint8_t flags, bool no_backend_anywhere) {
   tnd_svc_val v{};
   v.count = static_cast<uint16_t>(count);
   v.svc_id = s.id;
   v.affinity_timeout = s.affinity_timeout;
   v.flags = flags;
+  v.xflags = count == 0 && no_backend_anywhere ? TND_SVC_X_REJECT : 0;
   return v;
 }
 
@@ -41,6 +42,7 @@ tnd_svc6_key Key6(const Frontend& f, uint8_t scope, uint16_t slot) {
 std::vector<FrontendEntry> FrontendEntries(const Service& s, const std::vector<IpAddr>& node_addresses) {
   const BackendSets sets = SelectBackendSets(s);
   const std::vector<uint32_t> cluster = SetSlots(s, sets.cluster);
+  const bool none = cluster.empty();  // no usable backend anywhere: REJECT, not DROP
   const bool any_local = s.InternalLocal() || s.ExternalLocal();
   const std::vector<uint32_t> local = any_local ? SetSlots(s, sets.local) : std::vector<uint32_t>{};
   const uint8_t affinity = s.affinity_timeout ? TND_SVC_F_AFFINITY : 0;
@@ -50,9 +52,9 @@ std::vector<FrontendEntry> FrontendEntries(const Service& s, const std::vector<I
 
   std::vector<FrontendEntry> out;
   if (s.InternalLocal())
-    out.push_back({s.frontend, TND_SCOPE_EXTERNAL, MasterValue(s, local.size(), affinity | TND_SVC_F_LOCAL), local});
+    out.push_back({s.frontend, TND_SCOPE_EXTERNAL, MasterValue(s, local.size(), affinity | TND_SVC_F_LOCAL, none), local});
   else
-    out.push_back({s.frontend, TND_SCOPE_EXTERNAL, MasterValue(s, cluster.size(), affinity | maglev), cluster});
+    out.push_back({s.frontend, TND_SCOPE_EXTERNAL, MasterValue(s, cluster.size(), affinity | maglev, none), cluster});
   if (!s.HasExternal()) return out;
 
   const bool elocal = s.ExternalLocal();
@@ -66,8 +68,8 @@ std::vector<FrontendEntry> FrontendEntries(const Service& s, const std::vector<I
     // In-cluster traffic: every backend, whatever the external policy. Its
     // entries are written before the external master that points to them.
     if (elocal)
-      out.push_back({f, TND_SCOPE_INTERNAL, MasterValue(s, cluster.size(), base | maglev | extra), cluster, true});
-    out.push_back({f, TND_SCOPE_EXTERNAL, MasterValue(s, ext_slots.size(), ext_flags | extra), ext_slots, true});
+      out.push_back({f, TND_SCOPE_INTERNAL, MasterValue(s, cluster.size(), base | maglev | extra, none), cluster, true});
+    out.push_back({f, TND_SCOPE_EXTERNAL, MasterValue(s, ext_slots.size(), ext_flags | extra, none), ext_slots, true});
   };
   if (s.HasNodePort())
     for (const IpAddr& ip : node_addresses)

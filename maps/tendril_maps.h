@@ -197,8 +197,16 @@ struct tnd_svc_val {
 	__u16 svc_id;           /* master and slots: the service id (= rev NAT id) */
 	__u32 affinity_timeout; /* master: seconds; 0 = no affinity */
 	__u8 flags;             /* master: TND_SVC_F_* */
-	__u8 pad[3];
+	__u8 xflags;            /* master: TND_SVC_X_* */
+	__u8 pad[2];
 };
+
+/* With count 0: the service has no usable backend anywhere (not only none
+ * on this node), and per-packet paths answer a new flow as kube-proxy's
+ * REJECT rule does: TCP RST, ICMP/ICMPv6 port unreachable for UDP. Without
+ * it an empty frontend (a Local policy with no local backend) drops, as
+ * kube-proxy's DROP rule does. */
+#define TND_SVC_X_REJECT (1 << 0)
 
 enum tnd_backend_state {
 	TND_BACKEND_ACTIVE = 0,

@@ -52,8 +52,10 @@ static __always_inline int tnd_tc_verdict(int v, const struct tnd_fwd *fwd)
 	return TC_ACT_OK;
 }
 
-/* tnd_lxc_service: dropped (fwd->reason says why). */
+/* tnd_lxc_service: dropped (fwd->reason says why), or answered with a
+ * reject (fwd says where it goes). */
 #define TND_LXC_DROPPED 11
+#define TND_LXC_REJECTED 12
 
 /* 0: decremented; 1: it would expire (leave it to the stack); < 0: error. */
 static __always_inline int tnd_ttl_dec(struct __sk_buff *ctx, __u32 l3_off, const int fam)
@@ -212,7 +214,8 @@ static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, con
 /* Per-packet service LB for a packet an endpoint sent to a frontend that
  * socket LB did not translate: DNAT to the flow's backend (conntrack) or a
  * new one. The client keeps its address. -1: not a service; 0: existing
- * flow; 1: new flow; TND_LXC_DROPPED: dropped (fwd->reason). Updates p->t. */
+ * flow; 1: new flow; TND_LXC_DROPPED: dropped (fwd->reason); TND_LXC_REJECTED:
+ * answered (no backend anywhere). Updates p->t. */
 static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
 {
 	struct tnd_pkt *p = &s->p;
@@ -259,6 +262,10 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	}
 	__builtin_memset(w, 0, sizeof(*w));
 	if (!be) {
+		if (svc.count == 0 && (svc.xflags & TND_SVC_X_REJECT))
+			return tnd_reject(ctx, p, fam, fwd, TND_DROP_NO_SERVICE_BACKEND, ctx->ifindex) == TND_REDIRECT
+				       ? TND_LXC_REJECTED
+				       : TND_LXC_DROPPED;
 		if (svc.count == 0) {
 			tnd_drop_pkt(fwd, p, fam,
 				     (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
@@ -375,6 +382,8 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 			v = tnd_lxc_service(ctx, fam, s);
 			if (v == TND_LXC_DROPPED)
 				return TND_DROP;
+			if (v == TND_LXC_REJECTED)
+				return TND_REDIRECT;
 			if (v < 0)
 				created = tnd_ct_track(fam, p, TND_CT_F_ENDPOINT);
 			else

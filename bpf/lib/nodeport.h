@@ -642,6 +642,10 @@ static __always_inline int tnd_drop_pkt(struct tnd_fwd *fwd, const struct tnd_pk
 	return TND_DROP;
 }
 
+#if !TND_CTX_XDP
+#include "reject.h"
+#endif
+
 /* ---- lookups --------------------------------------------------------------- */
 
 static __always_inline void *tnd_ct_map(const int fam)
@@ -1082,6 +1086,13 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	__builtin_memset(w, 0, sizeof(*w));
 	w->hash = tnd_flow_hash(&p->t);
 	if (!be) {
+		if (svc.count == 0 && (svc.xflags & TND_SVC_X_REJECT)) {
+#if TND_CTX_XDP
+			return TND_PASS; /* tc answers it */
+#else
+			return tnd_reject(ctx, p, fam, fwd, TND_DROP_NO_SERVICE_BACKEND, in_if);
+#endif
+		}
 		if (svc.count == 0)
 			return tnd_drop_pkt(fwd, p, fam,
 					    (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND

@@ -68,6 +68,23 @@ class KubeSemanticsE2ETest : public EndpointE2ETest {
   }
 
   std::string NodePath(int node) { return nodes_[node]->ns->path(); }
+
+  // How a client's connection attempt ends: "refused" (RST or ICMP port
+  // unreachable), "timeout", or what it read. `udp`: one datagram on a
+  // connected UDP socket, which the kernel fails with ECONNREFUSED on an
+  // ICMP port unreachable.
+  std::string Attempt(const Netns& from, const std::string& host, int port, bool udp) {
+    bool v6 = host.find(':') != std::string::npos;
+    std::string script = absl::StrCat(
+        "import socket,time\ns=socket.socket(socket.", v6 ? "AF_INET6" : "AF_INET", ",socket.",
+        udp ? "SOCK_DGRAM" : "SOCK_STREAM", ")\ns.settimeout(3)\nt=time.time()\n", "try:\n s.connect(('", host,
+        "',", port, "))\n", udp ? " s.send(b'q')\n print(s.recv(64).decode())\n" : " print('connected')\n",
+        "except ConnectionRefusedError:\n print('refused %.2f' % (time.time()-t))\n",
+        "except socket.timeout:\n print('timeout')\n");
+    std::string out;
+    from.Exec({"python3", "-c", script}, &out);
+    return std::string(absl::StripAsciiWhitespace(out));
+  }
 };
 
 // 1. externalTrafficPolicy Local applies to external traffic only: from a
@@ -318,6 +335,29 @@ TEST_F(KubeSemanticsE2ETest, TerminatingEndpointsServeWhenNoneIsReady) {
   auto [code, body] = Health(1, 31043);
   EXPECT_EQ(code, "503") << "only terminating local endpoints: drain this node";
   EXPECT_EQ(body.value("localEndpoints", -1), 0) << body.dump();
+}
+
+// 10. A service with no usable endpoint anywhere is answered as kube-proxy's
+// REJECT rule answers, on the per-packet paths too: TCP RST, ICMP/ICMPv6
+// port unreachable; a Local policy with endpoints only elsewhere drops.
+TEST_F(KubeSemanticsE2ETest, NoEndpointIsRejectedPerPacket) {
+  for (const char* fe : {"10.96.0.46:80/TCP", "10.96.0.46:53/UDP", "[fd96::46]:80/TCP", "[fd96::46]:53/UDP"}) {
+    bool v6 = fe[0] == '[';
+    bool udp = absl::EndsWith(fe, "UDP");
+    ASSERT_EQ(Cli(0, {"service", "add", "--frontend", fe, "--type", "NodePort", "--node-port", udp ? "30046" : "30047"})
+                  .rc, 0) << fe;
+    std::string node = v6 ? "fd00::1" : "10.0.0.1";
+    int port = udp ? 30046 : 30047;
+    uint64_t before = DropCount(0, "no-service-backend");
+    EXPECT_TRUE(absl::StartsWith(Attempt(*out_, node, port, udp), "refused")) << fe << ", from outside (tc/XDP)";
+    std::string vip = v6 ? "fd96::46" : "10.96.0.46";
+    EXPECT_TRUE(absl::StartsWith(Attempt(Pod(0, 1), vip, udp ? 53 : 80, udp), "refused")) << fe << ", a pod (bpf_lxc)";
+    EXPECT_GE(DropCount(0, "no-service-backend"), before + 2) << "counted as before";
+  }
+  // Endpoints elsewhere only: Local drops (the client times out).
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.47:80/TCP", "--type", "NodePort", "--node-port", "30048",
+                    "--traffic-policy", "Local", "--backends", "10.200.2.10:8080"}).rc, 0);
+  EXPECT_EQ(Attempt(*out_, "10.0.0.1", 30048, false), "timeout");
 }
 
 // 12. internalTrafficPolicy Local keeps ClusterIP traffic on the node: only
