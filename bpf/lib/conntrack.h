@@ -198,12 +198,26 @@ static __noinline void tnd_ct_mark(const int fam, const struct tnd_ct_key *k, __
 
 /* The pair of a service flow's conntrack entries: forward (client ->
  * frontend) and reply (backend -> client). From one, the other's key. */
+static __always_inline bool tnd_same_addr(const __u8 *a, const __u8 *b)
+{
+	__u32 x[4], y[4];
+
+	__builtin_memcpy(x, a, 16);
+	__builtin_memcpy(y, b, 16);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+}
+
+/* Hairpin: a flow whose backend is its own client (a pod reaching itself
+ * through a service it backs) leaves with the frontend address as source,
+ * so the backend answers the frontend, not the client: its reply entry is
+ * keyed backend -> frontend, and a reply addressed to the frontend belongs
+ * to such a flow. */
 static __always_inline void tnd_ct_reply_key(struct tnd_ct_key *rk, const struct tnd_ct_key *fwd,
 					     const __u8 *be_addr, __be16 be_port)
 {
 	__builtin_memset(rk, 0, sizeof(*rk));
 	__builtin_memcpy(rk->saddr, be_addr, 16);
-	__builtin_memcpy(rk->daddr, fwd->saddr, 16);
+	__builtin_memcpy(rk->daddr, tnd_same_addr(be_addr, fwd->saddr) ? fwd->daddr : fwd->saddr, 16);
 	rk->sport = be_port;
 	rk->dport = fwd->sport;
 	rk->proto = fwd->proto;
@@ -213,7 +227,7 @@ static __always_inline void tnd_ct_fwd_key(struct tnd_ct_key *fk, const struct t
 					   const struct tnd_ct_val *rv)
 {
 	__builtin_memset(fk, 0, sizeof(*fk));
-	__builtin_memcpy(fk->saddr, reply->daddr, 16);
+	__builtin_memcpy(fk->saddr, tnd_same_addr(reply->daddr, rv->nat_addr) ? reply->saddr : reply->daddr, 16);
 	__builtin_memcpy(fk->daddr, rv->nat_addr, 16);
 	fk->sport = reply->dport;
 	fk->dport = rv->nat_port;

@@ -193,14 +193,17 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam, __u32 mask)
 {
 	struct tnd_ct_val *ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
-	__u8 fe[16];
+	__u8 fe[16], backend[16];
 	__be16 fe_port;
+	bool hairpin;
 	int ev;
 
 	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & mask))
 		return 0;
 	__builtin_memcpy(fe, ct->nat_addr, 16);
+	__builtin_memcpy(backend, p->t.saddr, 16);
 	fe_port = ct->nat_port;
+	hairpin = tnd_same_addr(p->t.daddr, fe);
 	ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 	if (ev != TND_EV_NONE)
 		tnd_ct_mark_fwd(fam, &p->t, ct, TND_EVF(ev, p->tcp_flags));
@@ -208,6 +211,13 @@ static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, con
 		return -1;
 	__builtin_memcpy(p->t.saddr, fe, 16);
 	p->t.sport = fe_port;
+	/* Hairpin: addressed to the frontend, it goes back to its client, the
+	 * backend itself. */
+	if (hairpin) {
+		if (tnd_rw(ctx, p, fam, false, p->t.daddr, backend, p->t.dport, p->t.dport) < 0)
+			return -1;
+		__builtin_memcpy(p->t.daddr, backend, 16);
+	}
 	return 1;
 }
 
@@ -291,12 +301,24 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 		tnd_ct_create(fam, p, w);
 	else if ((ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len)) != TND_EV_NONE)
 		tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(ev, p->tcp_flags));
+	__builtin_memcpy(w->node, p->t.daddr, 16); /* the frontend */
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0) {
 		tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
 		return TND_LXC_DROPPED;
 	}
 	__builtin_memcpy(p->t.daddr, w->be_addr, 16);
 	p->t.dport = w->be_port;
+	/* Hairpin: the endpoint reaches itself through the service. From its
+	 * own address it would not accept the packet (a martian source), and
+	 * its answer would never come back here: the source becomes the
+	 * frontend (conntrack.h), the port stays. */
+	if (tnd_same_addr(w->be_addr, p->t.saddr)) {
+		if (tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, p->t.sport) < 0) {
+			tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
+			return TND_LXC_DROPPED;
+		}
+		__builtin_memcpy(p->t.saddr, w->node, 16);
+	}
 	return new_flow;
 }
 

@@ -1025,7 +1025,8 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 	tnd_ct_touch(&v, p->t.proto, p->tcp_flags, p->len);
 	__builtin_memcpy(v.nat_addr, p->t.daddr, 16);
 	__builtin_memcpy(rk.saddr, w->be_addr, 16);
-	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
+	/* (hairpin: the reply is addressed to the frontend; conntrack.h) */
+	__builtin_memcpy(rk.daddr, tnd_same_addr(w->be_addr, p->t.saddr) ? p->t.daddr : p->t.saddr, 16);
 	bpf_map_update_elem(tnd_ct_map(fam), &rk, &v, BPF_ANY);
 	/* The forward entry counts this packet; the reply entry starts at 0. */
 	__builtin_memset(v.nat_addr, 0, 16);

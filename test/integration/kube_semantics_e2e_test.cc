@@ -360,6 +360,31 @@ TEST_F(KubeSemanticsE2ETest, NoEndpointIsRejectedPerPacket) {
   EXPECT_EQ(Attempt(*out_, "10.0.0.1", 30048, false), "timeout");
 }
 
+// 11. Hairpin: a pod reaching itself through a service it backs. Per packet
+// the flow's source becomes the frontend (so the pod accepts the packet and
+// its answer comes back through bpf_lxc); through socket LB the pod simply
+// connects to itself.
+TEST_F(KubeSemanticsE2ETest, PodReachesItselfThroughItsService) {
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.49:80/TCP", "--backends", "10.200.1.10:8080"}).rc, 0);
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "[fd96::49]:80/TCP", "--backends", "[fd20:1::10]:8080"}).rc, 0);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Once(Pod(0, 1), "10.96.0.49:80"), "pod1.1 10.96.0.49") << "per packet, connection " << i;
+    std::string v6 = Once(Pod(0, 1), "[fd96::49]:80");
+    EXPECT_TRUE(absl::StartsWith(v6, "pod1.1 [fd96:0000:0000:0000:0000:0000:0000:0049]")) << v6;
+  }
+  EXPECT_EQ(SockCurl(0, Pod(0, 1).path(), "10.96.0.49:80"), "pod1.1 10.200.1.10") << "socket LB";
+  EXPECT_EQ(Once(Pod(0, 2), "10.96.0.49:80"), "pod1.1 10.200.1.11") << "another pod is not hairpinned";
+  // A longer exchange: 20 MiB sent through the hairpin (TCP sends that much
+  // only if the ACKs come back through it too).
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.50:5201/TCP", "--backends", "10.200.1.10:5201"}).rc, 0);
+  std::string out;
+  Pod(0, 1).Exec({"iperf3", "-c", "10.96.0.50", "-p", "5201", "-n", "20M", "-J"}, &out);
+  json j = json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_FALSE(j.contains("error")) << out.substr(0, 600);
+  EXPECT_GE(j["end"]["sum_sent"].value("bytes", 0.0), 20.0 * 1024 * 1024) << out.substr(0, 600);
+}
+
 // 12. internalTrafficPolicy Local keeps ClusterIP traffic on the node: only
 // local endpoints, and none is refused.
 TEST_F(KubeSemanticsE2ETest, InternalLocalKeepsClusterIpTrafficOnTheNode) {
