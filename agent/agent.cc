@@ -29,6 +29,10 @@
 #include "maps/abi.h"
 #include "tendril_build_config.h"
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71  /* Linux 5.14 */
+#endif
+
 namespace tendril {
 namespace {
 
@@ -230,9 +234,57 @@ absl::Status Agent::Start() {
   return absl::OkStatus();
 }
 
+std::vector<IpAddr> Agent::NodePortAddresses(const NodeFacts& facts) const {
+  std::vector<Cidr> only;
+  if (auto c = ParseCidrList(cfg_.nodeport_addresses); c.ok()) only = *c;  // validated at start
+  auto wanted = [&](const IpAddr& a) {
+    if (a.family == Family::kV4 ? !cfg_.enable_ipv4 : !cfg_.enable_ipv6) return false;
+    if (only.empty()) return true;
+    for (const Cidr& c : only)
+      if (c.Contains(a.family, a.bytes)) return true;
+    return false;
+  };
+  std::vector<IpAddr> out;
+  for (const DeviceFacts& d : facts.devices)
+    for (const IpAddr& a : d.addresses)
+      if (wanted(a) && std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  // kube-proxy serves 127.0.0.1:NODEPORT to the node itself (IPv4 only);
+  // socket LB does it, for the node's own namespace.
+  IpAddr lo = *ParseIp("127.0.0.1");
+  if (wanted(lo)) out.push_back(lo);
+  return out;
+}
+
+void Agent::OnNodeAddressesChanged() {
+  if (!services_ || !host_obj_) return;
+  auto facts = GatherFacts();
+  if (!facts.ok()) {
+    TND_LOG_WARN("node addresses: ", facts.status().message());
+    return;
+  }
+  if (auto st = SyncDevices(*facts); !st.ok()) TND_LOG_WARN("device table: ", st.message());
+  std::vector<IpAddr> addrs = NodePortAddresses(*facts);
+  auto n = services_->SetNodeAddresses(addrs);
+  if (!n.ok()) {
+    TND_LOG_WARN(n.status().message());
+    return;
+  }
+  if (*n) {
+    std::vector<std::string> names;
+    for (const IpAddr& a : addrs) names.push_back(a.ToString());
+    TND_LOG_INFO("node port addresses now ", absl::StrJoin(names, ", "), ": ", *n, " services rewritten (",
+                 services_->last_stats().writes, " writes, ", services_->last_stats().deletes, " deletes)");
+  }
+}
+
 void Agent::RefreshPlacement(const std::vector<IpAddr>& ips) {
+  RefreshPlacementWhere([&](const IpAddr& ip) {
+    return ips.empty() || std::find(ips.begin(), ips.end(), ip) != ips.end();
+  });
+}
+
+void Agent::RefreshPlacementWhere(const std::function<bool(const IpAddr&)>& affected) {
   if (!services_) return;
-  auto affected = [&](const IpAddr& ip) { return ips.empty() || std::find(ips.begin(), ips.end(), ip) != ips.end(); };
   auto n = services_->RefreshPlacement(affected);
   if (!n.ok()) {
     TND_LOG_WARN("backend placement: ", n.status().message());
@@ -300,11 +352,8 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   TND_ASSIGN_OR_RETURN(LbMaps maps, OpenLbMaps(cfg_.bpffs_root));
   NodeView node;
   device_ifindexes_.clear();
-  for (const DeviceFacts& d : facts.devices) {
-    device_ifindexes_.push_back(d.ifindex);
-    for (const IpAddr& a : d.addresses)
-      if (a.family == Family::kV4 ? cfg_.enable_ipv4 : cfg_.enable_ipv6) node.addresses.push_back(a);
-  }
+  for (const DeviceFacts& d : facts.devices) device_ifindexes_.push_back(d.ifindex);
+  node.addresses = NodePortAddresses(facts);
   node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
   ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max,
                        cfg_.maglev_max_services};
@@ -429,7 +478,17 @@ absl::Status Agent::PersistEndpoints() {
 }
 
 void Agent::OnLinkEvents() {
+  bool addresses = false;
+  std::vector<Cidr> routes;
   for (const LinkEvent& ev : links_->Read()) {
+    if (ev.kind == LinkEvent::Kind::kAddress) {
+      addresses = addresses || std::count(device_ifindexes_.begin(), device_ifindexes_.end(), ev.ifindex) > 0;
+      continue;
+    }
+    if (ev.kind == LinkEvent::Kind::kRoute) {
+      routes.push_back(ev.route);
+      continue;
+    }
     if (endpoints_ && endpoints_->OnLinkEvent(ev)) {
       if (auto s = PersistEndpoints(); !s.ok()) TND_LOG_WARN("persist endpoints: ", s.message());
       RefreshPlacement({});
@@ -451,6 +510,14 @@ void Agent::OnLinkEvents() {
     }
     if (it != device_index_.end() && it->second != ev.ifindex) ReattachDevice(ev.name);
   }
+  if (addresses) OnNodeAddressesChanged();
+  // Backends inside a route that came or went may have moved (local <-> remote).
+  if (!routes.empty())
+    RefreshPlacementWhere([&](const IpAddr& ip) {
+      for (const Cidr& c : routes)
+        if (c.Contains(ip.family, ip.bytes)) return true;
+      return false;
+    });
 }
 
 void Agent::ReattachDevice(const std::string& name) {
@@ -693,6 +760,18 @@ std::string Agent::CgroupLinkPin(const char* program) const {
   return absl::StrCat(LinksDir(), "/cg_", program);
 }
 
+absl::Status Agent::WriteNodeInfo() {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) return ErrnoError(errno, "socket for the namespace cookie");
+  tnd_node_info info{};
+  socklen_t len = sizeof(info.host_netns_cookie);
+  if (getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &info.host_netns_cookie, &len) != 0)
+    return ErrnoError(errno, "read this namespace's cookie (SO_NETNS_COOKIE)");
+  TND_ASSIGN_OR_RETURN(int fd, sock_obj_->MapFd(TND_MAP_NODE));
+  Map<uint32_t, tnd_node_info> node(Dup(fd), TND_MAP_NODE);
+  return node.Update(0, info);
+}
+
 absl::Status Agent::StartSocketLb(const std::string& object_path) {
   if (!cfg_.enable_socket_lb) {
     for (const SockHook& h : kSockHooks) TND_RETURN_IF_ERROR(DetachCgroup(CgroupLinkPin(h.program)));
@@ -701,6 +780,7 @@ absl::Status Agent::StartSocketLb(const std::string& object_path) {
   }
   TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load(Options(object_path, {})));
   sock_obj_.emplace(std::move(obj));
+  TND_RETURN_IF_ERROR(WriteNodeInfo());
   for (const SockHook& h : kSockHooks) {
     if (h.v6 ? !cfg_.enable_ipv6 : !cfg_.enable_ipv4) {
       TND_RETURN_IF_ERROR(DetachCgroup(CgroupLinkPin(h.program)));

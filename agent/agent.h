@@ -111,6 +111,13 @@ class Agent {
   // Services with a backend at one of `ips` (every service: empty) follow
   // where their backends are now (an endpoint or route came or went).
   void RefreshPlacement(const std::vector<IpAddr>& ips);
+  void RefreshPlacementWhere(const std::function<bool(const IpAddr&)>& affected);
+  // The addresses node ports are served on (nodeport-addresses, 127.0.0.1).
+  std::vector<IpAddr> NodePortAddresses(const NodeFacts& facts) const;
+  // A native device's address came or went.
+  void OnNodeAddressesChanged();
+  // tnd_node: this namespace's cookie, for socket LB of 127.0.0.1.
+  absl::Status WriteNodeInfo();
   std::string LinksDir() const;
   std::string CgroupLinkPin(const char* program) const;
   // Persists the service manager's view; on failure restores `before`.

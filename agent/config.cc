@@ -158,6 +158,10 @@ const std::vector<Setting>& Settings() {
       {"nat-port-range",
        "source ports SNAT and masquerade use, MIN-MAX outside net.ipv4.ip_local_port_range (default 10000-29999)",
        false, PortRangeField(&AgentConfig::nat_port_min, &AgentConfig::nat_port_max)},
+      {"nodeport-addresses",
+       "comma-separated CIDRs: node ports only on the device addresses inside them (127.0.0.1 only if one "
+       "holds it); default: every device address and 127.0.0.1",
+       false, CidrListField(&AgentConfig::nodeport_addresses)},
       {"ct-gc-interval", "seconds between conntrack/NAT garbage collections (default 30)", false,
        UintField(&AgentConfig::ct_gc_interval, 1, 3600)},
       {"ct-max-entries", "conntrack entries per family, preallocated (default 262144)", false,

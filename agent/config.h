@@ -34,6 +34,9 @@ struct AgentConfig {
   bool enable_socket_lb = true;
   uint32_t maglev_table_size = 16381;
   uint32_t maglev_max_services = TND_MAGLEV_SVC_MAX;  // Maglev tables the map holds
+  // nodeport-addresses: node ports are served on the device addresses in
+  // these CIDRs (and 127.0.0.1 when it is in one); empty: all, and 127.0.0.1.
+  std::vector<std::string> nodeport_addresses;  // CIDR texts, validated
   uint32_t max_backends_per_service = 256;
   // Per-packet LB (NodePort/ExternalIP/LoadBalancer) at tc on the devices.
   bool enable_nodeport = true;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
@@ -12,7 +13,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -379,13 +382,54 @@ absl::Status Rtnl::DeleteLink(int ifindex, const std::string& what) {
   return Ack(nlh, absl::StrCat("delete device ", what));
 }
 
+namespace {
+std::optional<LinkEvent> DecodeEvent(const nlmsghdr* nlh) {
+  LinkEvent e;
+  const uint16_t t = nlh->nlmsg_type;
+  if (t == RTM_NEWLINK || t == RTM_DELLINK) {
+    const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+    e.deleted = t == RTM_DELLINK;
+    e.ifindex = ifi->ifi_index;
+    ForEachAttr(nlh, sizeof(ifinfomsg), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) == IFLA_IFNAME && mnl_attr_validate(a, MNL_TYPE_STRING) >= 0)
+        e.name = mnl_attr_get_str(a);
+    });
+    return e;
+  }
+  if (t == RTM_NEWADDR || t == RTM_DELADDR) {
+    const auto* ifa = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(nlh));
+    e.kind = LinkEvent::Kind::kAddress;
+    e.deleted = t == RTM_DELADDR;
+    e.ifindex = static_cast<int>(ifa->ifa_index);
+    return e;
+  }
+  if (t == RTM_NEWROUTE || t == RTM_DELROUTE) {
+    const auto* rtm = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(nlh));
+    if (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6) return std::nullopt;
+    e.kind = LinkEvent::Kind::kRoute;
+    e.deleted = t == RTM_DELROUTE;
+    e.route.family = rtm->rtm_family == AF_INET ? Family::kV4 : Family::kV6;
+    e.route.prefix_len = rtm->rtm_dst_len;
+    ForEachAttr(nlh, sizeof(rtmsg), [&](const nlattr* a) {
+      if (mnl_attr_get_type(a) != RTA_DST) return;
+      size_t n = std::min<size_t>(mnl_attr_get_payload_len(a), 16);
+      std::memcpy(e.route.addr.data(), mnl_attr_get_payload(a), n);
+    });
+    return e;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<LinkWatcher>> LinkWatcher::Open() {
   mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (!nl) return ErrnoError(errno, "open rtnetlink socket for link events");
-  if (mnl_socket_bind(nl, RTMGRP_LINK, MNL_SOCKET_AUTOPID) < 0) {
+  const unsigned groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE |
+                          RTMGRP_IPV6_ROUTE;
+  if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
     int e = errno;
     mnl_socket_close(nl);
-    return ErrnoError(e, "subscribe to link events (RTMGRP_LINK)");
+    return ErrnoError(e, "subscribe to link, address and route events (RTMGRP_*)");
   }
   return std::unique_ptr<LinkWatcher>(new LinkWatcher(nl));
 }
@@ -401,16 +445,7 @@ std::vector<LinkEvent> LinkWatcher::Read() {
     if (n <= 0) break;  // EAGAIN: drained (ENOBUFS: overrun; the agent resyncs on the next event)
     auto cb = [](const nlmsghdr* nlh, void* data) -> int {
       auto* events = static_cast<std::vector<LinkEvent>*>(data);
-      if (nlh->nlmsg_type != RTM_NEWLINK && nlh->nlmsg_type != RTM_DELLINK) return MNL_CB_OK;
-      const auto* ifi = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
-      LinkEvent e;
-      e.deleted = nlh->nlmsg_type == RTM_DELLINK;
-      e.ifindex = ifi->ifi_index;
-      ForEachAttr(nlh, sizeof(ifinfomsg), [&](const nlattr* a) {
-        if (mnl_attr_get_type(a) == IFLA_IFNAME && mnl_attr_validate(a, MNL_TYPE_STRING) >= 0)
-          e.name = mnl_attr_get_str(a);
-      });
-      events->push_back(e);
+      if (auto e = DecodeEvent(nlh)) events->push_back(*e);
       return MNL_CB_OK;
     };
     mnl_cb_run(buf.data(), static_cast<size_t>(n), 0, 0, cb, &out);

@@ -81,11 +81,14 @@ class Rtnl {
   uint32_t seq_ = 100;
 };
 
-// Link changes (RTNLGRP_LINK) for the agent's poll loop.
+// Link, address and route changes for the agent's poll loop.
 struct LinkEvent {
+  enum class Kind { kLink, kAddress, kRoute };
+  Kind kind = Kind::kLink;
   bool deleted = false;
-  int ifindex = 0;
-  std::string name;
+  int ifindex = 0;   // kLink, kAddress
+  std::string name;  // kLink
+  Cidr route;        // kRoute: the destination prefix
 };
 
 class LinkWatcher {

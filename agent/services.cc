@@ -169,8 +169,12 @@ absl::Status DropSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, SyncStats
 }  // namespace
 
 absl::Status ServiceManager::Apply(const Service* old, const Service* neu) {
-  std::vector<FrontendEntry> old_entries = old ? Entries(*old) : std::vector<FrontendEntry>{};
-  std::vector<FrontendEntry> new_entries = neu ? Entries(*neu) : std::vector<FrontendEntry>{};
+  return Write(old, old ? Entries(*old) : std::vector<FrontendEntry>{}, neu,
+               neu ? Entries(*neu) : std::vector<FrontendEntry>{});
+}
+
+absl::Status ServiceManager::Write(const Service* old, const std::vector<FrontendEntry>& old_entries,
+                                   const Service* neu, const std::vector<FrontendEntry>& new_entries) {
 
   if (neu) {
     // 1. backends, 2. reverse NAT, 3. Maglev table, 4. source ranges,
@@ -589,6 +593,25 @@ absl::StatusOr<uint16_t> ServiceManager::IdOf(const Frontend& f) const {
 const Service* ServiceManager::Get(uint16_t id) const {
   auto it = services_.find(id);
   return it == services_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<int> ServiceManager::SetNodeAddresses(std::vector<IpAddr> addresses) {
+  stats_ = {};
+  if (addresses == node_.addresses) return 0;
+  std::vector<IpAddr> old = std::move(node_.addresses);
+  node_.addresses = std::move(addresses);
+  if (auto st = CheckConflicts(services_); !st.ok()) {
+    node_.addresses = std::move(old);
+    return Annotate(st, "node addresses not taken for node ports");
+  }
+  int changed = 0;
+  for (const auto& [id, s] : services_) {
+    if (!s.HasNodePort()) continue;
+    TND_RETURN_IF_ERROR(Annotate(Write(&s, FrontendEntries(s, old), &s, Entries(s)),
+                                 absl::StrCat("service ", s.frontend.ToString())));
+    changed++;
+  }
+  return changed;
 }
 
 void ServiceManager::Place(Service& s) const {

@@ -104,6 +104,12 @@ class ServiceManager {
   // services changed.
   absl::StatusOr<int> RefreshPlacement(const std::function<bool(const IpAddr&)>& affected);
 
+  // The node's addresses changed (RTM_NEWADDR/DELADDR): node port
+  // frontends follow them. Refused (nothing written) when a new address
+  // would take another service's frontend. How many services changed.
+  absl::StatusOr<int> SetNodeAddresses(std::vector<IpAddr> addresses);
+  const std::vector<IpAddr>& node_addresses() const { return node_.addresses; }
+
   // Asked before a change gives a service a health check port no service
   // held: an error (the port is taken on the node) refuses the change.
   using PortCheckFn = std::function<absl::Status(uint16_t port)>;
@@ -126,6 +132,9 @@ class ServiceManager {
  private:
   // Writes what `neu` needs and removes what only `old` had, in safe order.
   absl::Status Apply(const Service* old, const Service* neu);
+  // The same with each side's frontends given (node addresses changed).
+  absl::Status Write(const Service* old, const std::vector<FrontendEntry>& old_entries, const Service* neu,
+                     const std::vector<FrontendEntry>& new_entries);
   absl::Status WriteMaglev(const Service& s);
   absl::Status CheckConflicts(const Service& s, uint16_t ignore_id) const;
   // Frontends and node ports of a whole set, in one pass.

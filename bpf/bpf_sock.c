@@ -43,6 +43,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_sk_rnat_v6 SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tnd_node_info);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_node SEC(".maps");
+
+/* 127.0.0.0/8 frontends (127.0.0.1:NODEPORT) are the node's own: a pod's
+ * loopback is its own, never a service. */
+static __always_inline bool loopback_not_ours(__be32 addr, const struct bpf_sock_addr *ctx)
+{
+	__u32 k = 0;
+	struct tnd_node_info *n;
+
+	if ((bpf_ntohl(addr) >> 24) != 127)
+		return false;
+	n = bpf_map_lookup_elem(&tnd_node, &k);
+	return !n || n->host_netns_cookie != bpf_get_netns_cookie((void *)ctx);
+}
+
 static __always_inline __u8 sock_proto(const struct bpf_sock_addr *ctx)
 {
 	/* ctx->protocol is the socket's; only TCP and UDP have services. */
@@ -77,6 +98,8 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 	__u32 bid;
 
 	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
+		return SYS_PROCEED;
+	if (loopback_not_ours(key.addr, ctx))
 		return SYS_PROCEED;
 	svc = bpf_map_lookup_elem(&tnd_svc_v4, &key);
 	if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
@@ -203,6 +226,8 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 		struct tnd_svc4_key k4 = { .port = key.port, .proto = key.proto };
 
 		__builtin_memcpy(&k4.addr, &key.addr[12], 4);
+		if (loopback_not_ours(k4.addr, ctx))
+			return SYS_PROCEED;
 		svc = bpf_map_lookup_elem(&tnd_svc_v4, &k4);
 		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
 			return SYS_PROCEED;

@@ -12,6 +12,16 @@
 
 namespace tendril {
 
+bool Cidr::Contains(Family f, const std::array<uint8_t, 16>& a) const {
+  if (f != family) return false;
+  int full = prefix_len / 8, rest = prefix_len % 8;
+  for (int i = 0; i < full; ++i)
+    if (a[i] != addr[i]) return false;
+  if (rest == 0) return true;
+  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+  return (a[full] & mask) == (addr[full] & mask);
+}
+
 std::string Cidr::ToString() const {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(family == Family::kV4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof(buf));

@@ -22,6 +22,8 @@ struct Cidr {
   int AddrLen() const { return family == Family::kV4 ? 4 : 16; }
   int MaxPrefix() const { return family == Family::kV4 ? 32 : 128; }
   std::string ToString() const;
+  // Whether the address `a` (of family `f`, network byte order) is inside.
+  bool Contains(Family f, const std::array<uint8_t, 16>& a) const;
 
   auto operator<=>(const Cidr&) const = default;
 };

@@ -39,6 +39,7 @@ static_assert(sizeof(tnd_ep_key) == 20);
 static_assert(sizeof(tnd_endpoint) == 24);
 static_assert(sizeof(tnd_nomasq_val) == 4);
 static_assert(sizeof(tnd_frag_key) == 12);
+static_assert(sizeof(tnd_node_info) == 32);
 static_assert(sizeof(tnd_dsr_opt) == TND_DSR_OPT_LEN);
 static_assert(sizeof(tnd_dsr_opt6) == TND_DSR_OPT6_LEN);
 
@@ -113,6 +114,8 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
      TND_NOMASQ_MAX, "destinations not masqueraded, IPv4"},
     {TND_MAP_NOMASQ_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v6_key), sizeof(tnd_nomasq_val),
      TND_NOMASQ_MAX, "destinations not masqueraded, IPv6"},
+    {TND_MAP_NODE, BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(tnd_node_info), 1,
+     "this node: its network namespace (socket LB of 127.0.0.1 node ports)"},
 };
 
 }  // namespace tendril::abi

@@ -46,6 +46,7 @@
 #define TND_MAP_ENDPOINTS "tnd_endpoints"
 #define TND_MAP_NOMASQ_V4 "tnd_nomasq_v4"
 #define TND_MAP_NOMASQ_V6 "tnd_nomasq_v6"
+#define TND_MAP_NODE "tnd_node"
 
 /* ---- sizes --------------------------------------------------------------- */
 #define TND_PREFILTER_MAX 16384 /* entries per address family */
@@ -134,6 +135,16 @@ static inline __u32 tnd_metrics_index(__u8 reason, __u8 dir)
 struct tnd_metrics_val {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* ---- the node ---------------------------------------------------------------
+ *
+ * Facts about this node the programs need at run time: one entry, written by
+ * the agent at start.
+ */
+struct tnd_node_info {
+	__u64 host_netns_cookie; /* the node's own network namespace */
+	__u64 pad[3];
 };
 
 /* ---- services --------------------------------------------------------------

@@ -408,3 +408,63 @@ TEST_F(KubeSemanticsE2ETest, InternalLocalKeepsClusterIpTrafficOnTheNode) {
 
 }  // namespace
 }  // namespace tendril::test
+
+namespace tendril::test {
+namespace {
+
+// Polls `f` until it returns `want` (or 5 s pass); the last answer.
+std::string Eventually(const std::function<std::string()>& f, const std::string& want) {
+  std::string got;
+  for (int i = 0; i < 50; ++i) {
+    got = f();
+    if (got == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return got;
+}
+
+// 13. Node ports follow the node's addresses as they come and go
+// (RTM_NEWADDR/DELADDR), nodeport-addresses limits them, and the node
+// reaches its node ports on 127.0.0.1 (its pods' loopback stays theirs).
+TEST_F(KubeSemanticsE2ETest, NodePortsFollowTheNodesAddresses) {
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.51:80/TCP", "--type", "NodePort", "--node-port", "30051",
+                    "--backends", "10.200.1.10:8080"}).rc, 0);
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "[fd96::51]:80/TCP", "--type", "NodePort", "--node-port", "30051",
+                    "--backends", "[fd20:1::10]:8080"}).rc, 0);
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "addr", "add", "10.0.0.51/24", "dev", "eth0"}), 0);
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "-6", "addr", "add", "fd00::51/64", "dev", "eth0", "nodad"}), 0);
+  EXPECT_EQ(Eventually([&] { return Once(*out_, "10.0.0.51:30051"); }, "pod1.1 10.0.0.100"), "pod1.1 10.0.0.100")
+      << "an address added while the agent runs";
+  std::string v6 = Eventually([&] { return Once(*out_, "[fd00::51]:30051").substr(0, 6); }, "pod1.1");
+  EXPECT_EQ(v6, "pod1.1") << "IPv6";
+  ASSERT_EQ(nodes_[0]->ns->Exec({"ip", "addr", "del", "10.0.0.51/24", "dev", "eth0"}), 0);
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    json lb = Json(0, {"bpf", "lb", "list"});
+    gone = std::none_of(lb.begin(), lb.end(), [](const json& f) { return f.value("frontend", "") == "10.0.0.51:30051/TCP"; });
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(gone) << "the removed address's frontend is gone";
+
+  EXPECT_EQ(SockCurl(0, NodePath(0), "127.0.0.1:30051"), "pod1.1 10.0.0.1") << "the node on 127.0.0.1";
+  EXPECT_EQ(SockCurl(0, Pod(0, 2).path(), "127.0.0.1:30051"), "") << "a pod's 127.0.0.1 is its own";
+
+  // nodeport-addresses: node 2 serves node ports on 10.0.0.2 only.
+  nodes_[1]->agent.reset();
+  nodes_[1]->extra_flags = {"--nodeport-addresses", "10.0.0.2/32"};
+  StartAgent(1);
+  ASSERT_EQ(Cli(1, {"service", "add", "--frontend", "10.96.0.52:80/TCP", "--type", "NodePort", "--node-port", "30052",
+                    "--backends", "10.200.2.10:8080"}).rc, 0);
+  EXPECT_EQ(Once(*out_, "10.0.0.2:30052"), "pod2.1 10.0.0.100");
+  ASSERT_EQ(nodes_[1]->ns->Exec({"ip", "addr", "add", "10.0.0.52/24", "dev", "eth0"}), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(Once(*out_, "10.0.0.52:30052"), "") << "outside nodeport-addresses";
+  EXPECT_EQ(SockCurl(1, NodePath(1), "127.0.0.1:30052"), "") << "127.0.0.1 is not in nodeport-addresses";
+  for (const auto& f : Json(1, {"bpf", "lb", "list"})) {
+    std::string fe = f.value("frontend", "");
+    EXPECT_TRUE(!absl::StartsWith(fe, "10.0.0.52:") && !absl::StartsWith(fe, "127.0.0.1:")) << fe;
+  }
+}
+
+}  // namespace
+}  // namespace tendril::test
