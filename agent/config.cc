@@ -203,6 +203,10 @@ std::string DefaultBpfDir() {
   return TENDRIL_INSTALL_DATADIR;
 }
 
+namespace {
+absl::Status ApplyYamlSettings(const YAML::Node& root, AgentConfig* cfg);
+}  // namespace
+
 absl::Status ApplyYamlConfig(const std::string& yaml_text, AgentConfig* cfg) {
   YAML::Node root;
   try {
@@ -212,7 +216,21 @@ absl::Status ApplyYamlConfig(const std::string& yaml_text, AgentConfig* cfg) {
   }
   if (root.IsNull()) return absl::OkStatus();
   if (!root.IsMap()) return absl::InvalidArgumentError("config must be a YAML mapping of settings");
+  // yaml-cpp's conversions throw; every node is checked before it is read,
+  // and anything that still throws is an error, never a crash.
+  try {
+    return ApplyYamlSettings(root, cfg);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", e.what()));
+  }
+}
+
+namespace {
+absl::Status ApplyYamlSettings(const YAML::Node& root, AgentConfig* cfg) {
   for (const auto& kv : root) {
+    if (!kv.first.IsScalar())
+      return absl::InvalidArgumentError(absl::StrCat("config: a setting name must be a plain word, at line ",
+                                                     kv.first.Mark().line + 1));
     std::string key = kv.first.as<std::string>();
     const Setting* s = FindSetting(key);
     if (!s) {
@@ -241,6 +259,7 @@ absl::Status ApplyYamlConfig(const std::string& yaml_text, AgentConfig* cfg) {
   }
   return absl::OkStatus();
 }
+}  // namespace
 
 absl::Status ValidateConfig(const AgentConfig& c) {
   auto abs_path = [](const char* what, const std::string& p) -> absl::Status {

@@ -72,6 +72,17 @@ TEST(ConfigTest, UnknownYamlKeyIsNamed) {
   EXPECT_NE(s.message().find("unknown setting \"devcies\""), std::string::npos) << s;
 }
 
+// Found by fuzz_config (session 7): a flow sequence as a setting name made
+// yaml-cpp's conversion throw out of ApplyYamlConfig and abort the agent.
+TEST(ConfigTest, ANonScalarSettingNameIsAnErrorNotACrash) {
+  AgentConfig cfg;
+  for (const char* text : {"[eth1]: x\n", "{a: b}: 1\n", "? [a, b]\n: c\n", "devices: eth0\n[eth1]\n"}) {
+    absl::Status s = ApplyYamlConfig(text, &cfg);
+    EXPECT_FALSE(s.ok()) << text;
+    EXPECT_NE(s.message().find("config"), std::string::npos) << s;
+  }
+}
+
 TEST(ConfigTest, BadValuesAreNamed) {
   auto p = Parse({"--devices", "eth0", "--xdp-mode", "turbo"});
   ASSERT_FALSE(p.ok());
