@@ -71,9 +71,11 @@ absl::StatusOr<uint16_t> ServiceManager::PickPort(std::set<uint16_t>& used, cons
 absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id) const {
   std::vector<FrontendEntry> mine = Entries(s);
   PortBook book;
+  for (const auto& [id, other] : services_)
+    if (id != ignore_id) TND_RETURN_IF_ERROR(book.Claim(other));
+  TND_RETURN_IF_ERROR(book.Claim(s));  // port clashes first: they name the port
   for (const auto& [id, other] : services_) {
     if (id == ignore_id) continue;
-    TND_RETURN_IF_ERROR(book.Claim(other));
     for (const FrontendEntry& theirs : Entries(other))
       for (const FrontendEntry& e : mine)
         if (e.frontend == theirs.frontend)
@@ -81,7 +83,7 @@ absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id
               absl::StrCat("frontend ", e.frontend.ToString(), " is already service ", id,
                            e.frontend == s.frontend ? "" : absl::StrCat(" (", other.frontend.ToString(), ")")));
   }
-  return book.Claim(s);
+  return absl::OkStatus();
 }
 
 absl::Status ServiceManager::CheckConflicts(const std::map<uint16_t, Service>& all) const {

@@ -227,7 +227,7 @@ TEST_F(KubeSemanticsE2ETest, DualStackHalvesShareTheirNodePort) {
   CliResult r = Cli(0, {"service", "add", "--frontend", "[fd96::39]:80/TCP", "--type", "NodePort", "--node-port",
                         "30038"});
   EXPECT_EQ(r.rc, 2);
-  EXPECT_TRUE(absl::StrContains(r.err, "[fd00::1]:30038/TCP is already service 2")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "node port 30038/TCP is already used by service 2")) << r.err;
   r = Cli(0, {"service", "add", "--frontend", "[fd96::39]:80/TCP", "--type", "NodePort", "--traffic-policy",
               "Local", "--health-check-port", "31038"});
   EXPECT_EQ(r.rc, 2);
