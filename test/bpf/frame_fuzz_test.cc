@@ -59,6 +59,8 @@ Bytes FromHex(const std::string& h) {
 }
 
 // The frames: a kind the datapath handles, then mutations.
+constexpr uint16_t kRejectPort = 30099;  // a frontend with no backend anywhere
+
 class FrameGen {
  public:
   explicit FrameGen(uint64_t seed) : rng_(seed) {}
@@ -103,7 +105,12 @@ class FrameGen {
 
   Bytes Base() {
     uint8_t proto = U(3) ? IPPROTO_TCP : IPPROTO_UDP;
-    switch (U(10)) {
+    switch (U(11)) {
+      case 9:  // a service with no backend anywhere: answered (RST, port unreachable)
+        if (U(2))
+          return L4(Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1", Options()), proto, Port(),
+                    kRejectPort).Build();
+        return L4(Frame().Eth(kMacNode, kMacClient).Ipv6("fd00::100", "fd00::1"), proto, Port(), kRejectPort).Build();
       case 0:  // a client to the NodePort (remote backend: SNAT)
         return L4(Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1", Options()), IPPROTO_TCP,
                   Port(), 30080).Build();
@@ -258,6 +265,15 @@ class FrameFuzzTest : public LbFixture {
     AddService("10.0.0.1", 30053, IPPROTO_UDP, 8, kExt, {{"10.1.1.2", 5353}}, 10);
     AddService("fd00::1", 30080, IPPROTO_TCP, 9, kExt, {{"fd02::2", 80}}, 20);
     AddService("10.96.0.10", 80, IPPROTO_TCP, 10, 0, {{"10.1.2.2", 80}}, 30);
+    uint16_t id = 11;
+    for (const char* a : {"10.0.0.1", "fd00::1"})
+      for (uint8_t proto : {uint8_t{IPPROTO_TCP}, uint8_t{IPPROTO_UDP}}) {
+        tnd_svc_val v{};
+        v.svc_id = id++;
+        v.flags = kExt;
+        v.xflags = TND_SVC_X_REJECT;
+        PutSlot(a, kRejectPort, proto, 0, v);
+      }
     for (const char* a : {"10.1.1.2", "fd01::2"}) {
       tnd_ep_key k{};
       bool v6 = std::strchr(a, ':');
@@ -318,6 +334,15 @@ class FrameFuzzTest : public LbFixture {
     if (p.native && x.family && !x.ip_malformed && foreign(x.src) && foreign(x.dst) && !same)
       return "a frame neither from nor to the node's services was rewritten";
     if (same) return "";
+    bool answered = r.retval == TC_ACT_REDIRECT && r.out.size() != in.size();
+    if (!p.xdp && x.family && x.dport == kRejectPort && answered) {
+      // A reject answer: a whole, valid packet back to the sender.
+      FrameFacts y = Inspect(r.out);
+      if (y.ip_malformed || y.l4_malformed || !y.l4_csum_ok) return "a reject answer is malformed";
+      if (y.family == 4 && !Ipv4HeaderChecksumOk(r.out)) return "a reject answer's IPv4 checksum is wrong";
+      if (y.src != x.dst || y.dst != x.src) return "a reject answer is not addressed back to the sender";
+      return "";
+    }
     if (r.out.size() != in.size()) return absl::StrCat("length changed to ", r.out.size());
     FrameFacts y = Inspect(r.out);
     if (y.family == 4 && !Ipv4HeaderChecksumOk(r.out)) return "rewritten IPv4 header checksum is wrong";
