@@ -21,6 +21,7 @@
 #include "agent/bpffs.h"
 #include "agent/nat_ports.h"
 #include "agent/netlink.h"
+#include "common/clock.h"
 #include "common/fd.h"
 #include "common/json_fields.h"
 #include "common/file_util.h"
@@ -46,8 +47,6 @@ absl::StatusOr<std::string> DeviceMac(const std::string& ifname) {
   const auto* m = reinterpret_cast<const unsigned char*>(ifr.ifr_hwaddr.sa_data);
   return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
 }
-
-UniqueFd Dup(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3)); }
 
 std::string NowUtc() {
   time_t t = ::time(nullptr);
@@ -234,80 +233,6 @@ absl::Status Agent::Start() {
   return absl::OkStatus();
 }
 
-std::vector<IpAddr> Agent::NodePortAddresses(const NodeFacts& facts) const {
-  std::vector<Cidr> only;
-  if (auto c = ParseCidrList(cfg_.nodeport_addresses); c.ok()) only = *c;  // validated at start
-  auto wanted = [&](const IpAddr& a) {
-    if (a.family == Family::kV4 ? !cfg_.enable_ipv4 : !cfg_.enable_ipv6) return false;
-    if (only.empty()) return true;
-    for (const Cidr& c : only)
-      if (c.Contains(a.family, a.bytes)) return true;
-    return false;
-  };
-  std::vector<IpAddr> out;
-  for (const DeviceFacts& d : facts.devices)
-    for (const IpAddr& a : d.addresses)
-      if (wanted(a) && std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-  // kube-proxy serves 127.0.0.1:NODEPORT to the node itself (IPv4 only);
-  // socket LB does it, for the node's own namespace.
-  IpAddr lo = *ParseIp("127.0.0.1");
-  if (wanted(lo)) out.push_back(lo);
-  return out;
-}
-
-void Agent::OnNodeAddressesChanged() {
-  if (!services_ || !host_obj_) return;
-  auto facts = GatherFacts();
-  if (!facts.ok()) {
-    TND_LOG_WARN("node addresses: ", facts.status().message());
-    return;
-  }
-  if (auto st = SyncDevices(*facts); !st.ok()) TND_LOG_WARN("device table: ", st.message());
-  std::vector<IpAddr> addrs = NodePortAddresses(*facts);
-  auto n = services_->SetNodeAddresses(addrs);
-  if (!n.ok()) {
-    TND_LOG_WARN(n.status().message());
-    return;
-  }
-  if (*n) {
-    std::vector<std::string> names;
-    for (const IpAddr& a : addrs) names.push_back(a.ToString());
-    TND_LOG_INFO("node port addresses now ", absl::StrJoin(names, ", "), ": ", *n, " services rewritten (",
-                 services_->last_stats().writes, " writes, ", services_->last_stats().deletes, " deletes)");
-  }
-}
-
-void Agent::RefreshPlacement(const std::vector<IpAddr>& ips) {
-  RefreshPlacementWhere([&](const IpAddr& ip) {
-    return ips.empty() || std::find(ips.begin(), ips.end(), ip) != ips.end();
-  });
-}
-
-void Agent::RefreshPlacementWhere(const std::function<bool(const IpAddr&)>& affected) {
-  if (!services_) return;
-  auto n = services_->RefreshPlacement(affected);
-  if (!n.ok()) {
-    TND_LOG_WARN("backend placement: ", n.status().message());
-    return;
-  }
-  if (*n)
-    TND_LOG_INFO("backend placement changed for ", *n, " services (", services_->last_stats().writes, " writes, ",
-                 services_->last_stats().deletes, " deletes)");
-}
-
-BackendPlace Agent::PlaceOf(const IpAddr& ip) const {
-  auto route = LookupRoute(ip);
-  if (!route.ok()) {
-    TND_LOG_WARN("backend ", ip.ToString(), ": ", route.status().message(), " (taken as remote)");
-    return BackendPlace::kRemote;
-  }
-  if (!*route) return BackendPlace::kRemote;
-  if ((*route)->local_address) return BackendPlace::kHost;
-  for (int idx : device_ifindexes_)
-    if (idx == (*route)->oif) return BackendPlace::kRemote;
-  return BackendPlace::kLocal;
-}
-
 absl::Status Agent::SyncDevices(const NodeFacts& facts) {
   TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(TND_MAP_DEVICES));
   Map<uint32_t, tnd_device> devices(Dup(fd), TND_MAP_DEVICES);
@@ -477,79 +402,6 @@ absl::Status Agent::PersistEndpoints() {
   return absl::OkStatus();
 }
 
-void Agent::OnLinkEvents() {
-  bool addresses = false;
-  std::vector<Cidr> routes;
-  for (const LinkEvent& ev : links_->Read()) {
-    if (ev.kind == LinkEvent::Kind::kAddress) {
-      addresses = addresses || std::count(device_ifindexes_.begin(), device_ifindexes_.end(), ev.ifindex) > 0;
-      continue;
-    }
-    if (ev.kind == LinkEvent::Kind::kRoute) {
-      routes.push_back(ev.route);
-      continue;
-    }
-    if (endpoints_ && endpoints_->OnLinkEvent(ev)) {
-      if (auto s = PersistEndpoints(); !s.ok()) TND_LOG_WARN("persist endpoints: ", s.message());
-      RefreshPlacement({});
-    }
-    auto it = device_index_.find(ev.name);
-    if (ev.deleted) {
-      for (auto& [name, idx] : device_index_)
-        if (idx == ev.ifindex) {
-          TND_LOG_WARN("native device ", name, " (ifindex ", idx, ") disappeared; removed from the device table");
-          idx = 0;
-          auto facts = GatherFacts();
-          if (host_obj_) {
-            NodeFacts present;
-            if (facts.ok()) present = *facts;
-            (void)SyncDevices(present);
-          }
-        }
-      continue;
-    }
-    if (it != device_index_.end() && it->second != ev.ifindex) ReattachDevice(ev.name);
-  }
-  if (addresses) OnNodeAddressesChanged();
-  // Backends inside a route that came or went may have moved (local <-> remote).
-  if (!routes.empty())
-    RefreshPlacementWhere([&](const IpAddr& ip) {
-      for (const Cidr& c : routes)
-        if (c.Contains(ip.family, ip.bytes)) return true;
-      return false;
-    });
-}
-
-void Agent::ReattachDevice(const std::string& name) {
-  auto idx = IfIndex(name);
-  if (!idx.ok()) return;
-  int old = device_index_[name];
-  device_index_[name] = *idx;
-  auto st = [&]() -> absl::Status {
-    XdpMode mode = cfg_.XdpModeFor(name);
-    if (mode != XdpMode::kDisabled && cfg_.xdp_mode != XdpMode::kOffload && !loaded_.empty()) {
-      TND_ASSIGN_OR_RETURN(int prog_fd, loaded_[0].object.ProgramFd(kXdpEntryProgram));
-      TND_RETURN_IF_ERROR(AttachXdp(name, prog_fd, mode).status());
-    }
-    if (cfg_.enable_nodeport) {
-      TND_ASSIGN_OR_RETURN(int in_fd, host_obj_->ProgramFd(kHostIngressProgram));
-      TND_ASSIGN_OR_RETURN(int out_fd, host_obj_->ProgramFd(kHostEgressProgram));
-      (void)DetachTc(name, TcDir::kIngress, LinksDir());
-      (void)DetachTc(name, TcDir::kEgress, LinksDir());
-      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kIngress, in_fd, LinksDir(), false}).status());
-      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kEgress, out_fd, LinksDir(), false}).status());
-    }
-    // The device table is keyed by ifindex; addresses may have changed too
-    // (an address not there yet is picked up by the next recreate/restart).
-    TND_ASSIGN_OR_RETURN(NodeFacts facts, GatherFacts());
-    return SyncDevices(facts);
-  }();
-  if (st.ok())
-    TND_LOG_INFO("native device ", name, " recreated (ifindex ", old, " -> ", *idx, "); programs re-attached");
-  else
-    TND_LOG_WARN("native device ", name, " recreated (ifindex ", *idx, "): re-attach failed: ", st.message());
-}
-
 absl::StatusOr<nlohmann::json> Agent::EndpointAdd(const nlohmann::json& a) {
   if (!a.contains("endpoint")) return absl::InvalidArgumentError("missing argument \"endpoint\"");
   TND_ASSIGN_OR_RETURN(Endpoint e, EndpointFromJson(a["endpoint"]));
@@ -613,47 +465,6 @@ absl::Status Agent::AttachTcAll() {
   return absl::OkStatus();
 }
 
-// One server per health check port; a port two services share (the halves
-// of a dual-stack Service) counts the local backends of both.
-void Agent::SyncHealth() {
-  std::map<uint16_t, std::vector<uint16_t>> want;
-  std::map<uint16_t, std::string> names;
-  for (const Service& s : services_->List()) {
-    if (!s.health_check_port) continue;
-    want[s.health_check_port].push_back(s.id);
-    names.emplace(s.health_check_port, s.frontend.ToString());
-  }
-  for (auto it = health_.begin(); it != health_.end();)
-    it = want.count(it->first) ? std::next(it) : health_.erase(it);
-  for (const auto& [port, ids] : want) {
-    if (health_.count(port)) continue;
-    auto h = HealthServer::Listen(port, names[port]);
-    if (!h.ok()) {
-      TND_LOG_WARN(h.status().message());
-      continue;
-    }
-    TND_LOG_INFO("service ", names[port], ": health check on port ", port);
-    health_[port] = std::move(*h);
-  }
-  health_services_ = std::move(want);
-}
-
-size_t Agent::HealthCount(uint16_t port) const {
-  size_t n = 0;
-  auto it = health_services_.find(port);
-  if (it == health_services_.end() || !services_) return 0;
-  for (uint16_t id : it->second)
-    if (const Service* s = services_->Get(id)) n += services_->LocalBackends(*s);
-  return n;
-}
-
-absl::Status Agent::CheckHealthPortFree(uint16_t port) const {
-  if (health_.count(port)) return absl::OkStatus();
-  auto h = HealthServer::Listen(port, "(check)");
-  if (h.ok()) return absl::OkStatus();
-  return absl::AlreadyExistsError(absl::StrCat("port ", port, " is taken on the node (", h.status().message(), ")"));
-}
-
 std::vector<int> Agent::PollFds() const {
   std::vector<int> fds;
   for (const auto& [id, h] : health_)
@@ -679,10 +490,7 @@ int Agent::NextTimeoutMs() const {
   int ms = static_cast<int32_t>(next_gc_ - now) <= 0 ? 0 : static_cast<int>(next_gc_ - now) * 1000;
   if (services_) {
     if (auto due = services_->NextRetiredDeadlineMs()) {
-      timespec ts{};
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      int64_t now_ms = static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-      ms = std::min<int64_t>(ms, std::max<int64_t>(0, *due - now_ms + 1));
+      ms = std::min<int64_t>(ms, std::max<int64_t>(0, *due - MonotonicMs() + 1));
     }
   }
   for (const auto& [id, h] : health_)
@@ -758,18 +566,6 @@ std::string Agent::LinksDir() const { return cfg_.bpffs_root + "/links"; }
 
 std::string Agent::CgroupLinkPin(const char* program) const {
   return absl::StrCat(LinksDir(), "/cg_", program);
-}
-
-absl::Status Agent::WriteNodeInfo() {
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock.valid()) return ErrnoError(errno, "socket for the namespace cookie");
-  tnd_node_info info{};
-  socklen_t len = sizeof(info.host_netns_cookie);
-  if (getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &info.host_netns_cookie, &len) != 0)
-    return ErrnoError(errno, "read this namespace's cookie (SO_NETNS_COOKIE)");
-  TND_ASSIGN_OR_RETURN(int fd, sock_obj_->MapFd(TND_MAP_NODE));
-  Map<uint32_t, tnd_node_info> node(Dup(fd), TND_MAP_NODE);
-  return node.Update(0, info);
 }
 
 absl::Status Agent::StartSocketLb(const std::string& object_path) {
@@ -1092,7 +888,6 @@ absl::Status Agent::PersistServices() {
   desired_ = std::move(next);
   return absl::OkStatus();
 }
-
 
 absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {
   if (a.contains("id")) {

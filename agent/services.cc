@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/maglev.h"
 #include "agent/service_codec.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -54,11 +55,6 @@ absl::Status Remove(Map<K, V>& m, const K& k, SyncStats& st) {
   return absl::OkStatus();
 }
 
-int64_t MonotonicMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 std::string MaglevName(const Service& s, const Backend& b) {
   return absl::StrCat(b.Address(), "/", L4ProtoName(s.frontend.proto));
@@ -225,33 +221,6 @@ absl::Status ServiceManager::Write(const Service* old, const std::vector<Fronten
     }
   if (!removed.empty() && on_removed_) on_removed_(old->id, old->frontend.proto, removed);
   return absl::OkStatus();
-}
-
-int ServiceManager::FlushRetiredBackends(bool all) {
-  int64_t now = MonotonicMs();
-  int n = 0;
-  for (auto it = retired_.begin(); it != retired_.end();) {
-    if (!all && it->second + kBackendGraceMs > now) {
-      ++it;
-      continue;
-    }
-    SyncStats st;
-    if (auto r = Remove(maps_.backends, it->first, st); !r.ok()) {
-      TND_LOG_WARN("removing backend ", it->first, ": ", r.message());
-      ++it;
-      continue;
-    }
-    n += st.deletes;
-    it = retired_.erase(it);
-  }
-  return n;
-}
-
-std::optional<int64_t> ServiceManager::NextRetiredDeadlineMs() const {
-  std::optional<int64_t> next;
-  for (const auto& [id, t] : retired_)
-    if (!next || t + kBackendGraceMs < *next) next = t + kBackendGraceMs;
-  return next;
 }
 
 uint16_t ServiceManager::FreeServiceId() const {
@@ -593,48 +562,6 @@ absl::StatusOr<uint16_t> ServiceManager::IdOf(const Frontend& f) const {
 const Service* ServiceManager::Get(uint16_t id) const {
   auto it = services_.find(id);
   return it == services_.end() ? nullptr : &it->second;
-}
-
-absl::StatusOr<int> ServiceManager::SetNodeAddresses(std::vector<IpAddr> addresses) {
-  stats_ = {};
-  if (addresses == node_.addresses) return 0;
-  std::vector<IpAddr> old = std::move(node_.addresses);
-  node_.addresses = std::move(addresses);
-  if (auto st = CheckConflicts(services_); !st.ok()) {
-    node_.addresses = std::move(old);
-    return Annotate(st, "node addresses not taken for node ports");
-  }
-  int changed = 0;
-  for (const auto& [id, s] : services_) {
-    if (!s.HasNodePort()) continue;
-    TND_RETURN_IF_ERROR(Annotate(Write(&s, FrontendEntries(s, old), &s, Entries(s)),
-                                 absl::StrCat("service ", s.frontend.ToString())));
-    changed++;
-  }
-  return changed;
-}
-
-void ServiceManager::Place(Service& s) const {
-  for (Backend& b : s.backends) b.place = node_.place(b.ip);
-}
-
-absl::StatusOr<int> ServiceManager::RefreshPlacement(const std::function<bool(const IpAddr&)>& affected) {
-  stats_ = {};
-  int changed = 0;
-  for (auto& [id, cur] : services_) {
-    bool touch = false;
-    for (const Backend& b : cur.backends) touch = touch || affected(b.ip);
-    if (!touch) continue;
-    Service neu = cur;
-    Place(neu);
-    bool moved = false;
-    for (size_t i = 0; i < neu.backends.size(); ++i) moved = moved || neu.backends[i].place != cur.backends[i].place;
-    if (!moved) continue;
-    TND_RETURN_IF_ERROR(Annotate(Apply(&cur, &neu), absl::StrCat("service ", neu.frontend.ToString())));
-    cur = std::move(neu);
-    changed++;
-  }
-  return changed;
 }
 
 std::vector<Service> ServiceManager::List() const {

@@ -1,6 +1,7 @@
 // Move-only owner of a file descriptor.
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <utility>
@@ -34,5 +35,8 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// A close-on-exec duplicate of `fd` (invalid if that failed).
+inline UniqueFd Dup(int fd) { return UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3)); }
 
 }  // namespace tendril

@@ -95,56 +95,73 @@ static __always_inline int tnd_reject_write(struct __sk_buff *ctx, __u32 l3, con
 	return bpf_skb_store_bytes(ctx, l3, hdrs, len, BPF_F_RECOMPUTE_CSUM);
 }
 
-/* RST|ACK to a SYN: seq 0, ack = the SYN's seq + its length + 1. */
-static __always_inline void tnd_reject_rst(struct tcphdr *r, const struct tcphdr *syn, __u32 payload)
+/* RST|ACK to the SYN at p->l4_off, whose L4 part (header and data) is
+ * `l4_bytes` long: seq 0, ack = the SYN's seq + its data + 1. */
+static __always_inline int tnd_reject_rst(struct __sk_buff *ctx, const struct tnd_pkt *p, __u32 l4_bytes,
+					  struct tcphdr *r)
 {
-	r->source = syn->dest;
-	r->dest = syn->source;
-	r->ack_seq = bpf_htonl(bpf_ntohl(syn->seq) + payload + 1 + syn->fin);
+	struct tcphdr syn = {};
+	__u32 hl;
+
+	if (bpf_skb_load_bytes(ctx, p->l4_off, &syn, 14) < 0)
+		return -1;
+	hl = syn.doff * 4;
+	r->source = syn.dest;
+	r->dest = syn.source;
+	r->ack_seq = bpf_htonl(bpf_ntohl(syn.seq) + (l4_bytes > hl ? l4_bytes - hl : 0) + 1);
 	r->doff = 5;
 	r->rst = 1;
 	r->ack = 1;
+	return 0;
 }
+
+/* The checksum of an L4 part `l4` given its pseudo-header `ph`. */
+static __always_inline __sum16 tnd_reject_csum(const void *ph, __u32 ph_len, const void *l4, __u32 l4_len)
+{
+	__s64 sum = bpf_csum_diff(NULL, 0, (__be32 *)ph, ph_len, 0);
+
+	return tnd_csum_final(bpf_csum_diff(NULL, 0, (__be32 *)l4, l4_len, sum < 0 ? 0 : (__wsum)sum));
+}
+
+static __always_inline void tnd_reject_ip4(struct iphdr *ip, const struct iphdr *req, __u16 len, __u8 proto)
+{
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tot_len = bpf_htons(len);
+	ip->ttl = 64;
+	ip->protocol = proto;
+	ip->saddr = req->daddr;
+	ip->daddr = req->saddr;
+}
+
+/* The IPv4 pseudo-header (RFC 793 3.1). */
+struct tnd_ph4 {
+	__be32 saddr, daddr;
+	__u8 zero, proto;
+	__be16 len;
+};
 
 static __noinline int tnd_reject_tcp4(struct __sk_buff *ctx, const struct tnd_pkt *p)
 {
-	struct {
-		__be32 saddr, daddr;
-		__u8 zero, proto;
-		__be16 len;
-	} ph = {};
+	struct tnd_ph4 ph = { .proto = IPPROTO_TCP, .len = bpf_htons(sizeof(struct tcphdr)) };
 	struct {
 		struct iphdr ip;
 		struct tcphdr th;
 	} r = {};
 	struct iphdr ip;
-	struct tcphdr th = {};
-	__u32 hl, tot;
-	__s64 sum;
+	__u32 tot;
 
-	if (bpf_skb_load_bytes(ctx, p->l3_off, &ip, sizeof(ip)) < 0 ||
-	    bpf_skb_load_bytes(ctx, p->l4_off, &th, 14) < 0)
+	if (bpf_skb_load_bytes(ctx, p->l3_off, &ip, sizeof(ip)) < 0)
 		return -1;
 	tot = bpf_ntohs(ip.tot_len);
-	hl = ip.ihl * 4 + th.doff * 4;
-	tnd_reject_rst(&r.th, &th, tot > hl ? tot - hl : 0);
-	r.ip.version = 4;
-	r.ip.ihl = 5;
-	r.ip.tot_len = bpf_htons(sizeof(r));
+	if (tnd_reject_rst(ctx, p, tot > ip.ihl * 4u ? tot - ip.ihl * 4u : 0, &r.th) < 0)
+		return -1;
+	tnd_reject_ip4(&r.ip, &ip, sizeof(r), IPPROTO_TCP);
 	r.ip.frag_off = bpf_htons(0x4000); /* DF */
-	r.ip.ttl = 64;
-	r.ip.protocol = IPPROTO_TCP;
-	r.ip.saddr = ip.daddr;
-	r.ip.daddr = ip.saddr;
 	r.ip.check = tnd_csum_final(bpf_csum_diff(NULL, 0, (__be32 *)&r.ip, sizeof(r.ip), 0));
 	ph.saddr = r.ip.saddr;
 	ph.daddr = r.ip.daddr;
-	ph.proto = IPPROTO_TCP;
-	ph.len = bpf_htons(sizeof(r.th));
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
-	if (sum < 0)
-		return -1;
-	r.th.check = tnd_csum_final(bpf_csum_diff(NULL, 0, (__be32 *)&r.th, sizeof(r.th), (__wsum)sum));
+	r.th.check = tnd_reject_csum(&ph, sizeof(ph), &r.th, sizeof(r.th));
 	return tnd_reject_write(ctx, p->l3_off, &r, sizeof(r));
 }
 
@@ -160,13 +177,7 @@ static __noinline int tnd_reject_udp4(struct __sk_buff *ctx, const struct tnd_pk
 	if (bpf_skb_load_bytes(ctx, p->l3_off, &r.quoted, sizeof(r.quoted)) < 0 || r.quoted.ihl != 5 ||
 	    bpf_skb_load_bytes(ctx, p->l4_off, r.l4, sizeof(r.l4)) < 0)
 		return -1;
-	r.ip.version = 4;
-	r.ip.ihl = 5;
-	r.ip.tot_len = bpf_htons(sizeof(r));
-	r.ip.ttl = 64;
-	r.ip.protocol = IPPROTO_ICMP;
-	r.ip.saddr = r.quoted.daddr;
-	r.ip.daddr = r.quoted.saddr;
+	tnd_reject_ip4(&r.ip, &r.quoted, sizeof(r), IPPROTO_ICMP);
 	r.ip.check = tnd_csum_final(bpf_csum_diff(NULL, 0, (__be32 *)&r.ip, sizeof(r.ip), 0));
 	r.ic.type = TND_ICMP_DEST_UNREACH;
 	r.ic.code = TND_ICMP_PORT_UNREACH;
@@ -206,21 +217,15 @@ static __noinline int tnd_reject_tcp6(struct __sk_buff *ctx, const struct tnd_pk
 		struct tcphdr th;
 	} r = {};
 	struct ipv6hdr ip;
-	struct tcphdr th = {};
-	__u32 hl, tot;
-	__s64 sum;
+	__u32 tot, ext = p->l4_off - p->l3_off - sizeof(ip);
 
-	if (bpf_skb_load_bytes(ctx, p->l3_off, &ip, sizeof(ip)) < 0 ||
-	    bpf_skb_load_bytes(ctx, p->l4_off, &th, 14) < 0)
+	if (bpf_skb_load_bytes(ctx, p->l3_off, &ip, sizeof(ip)) < 0)
 		return -1;
 	tot = bpf_ntohs(ip.payload_len);
-	hl = (p->l4_off - p->l3_off - sizeof(ip)) + th.doff * 4;
-	tnd_reject_rst(&r.th, &th, tot > hl ? tot - hl : 0);
-	tnd_reject_ip6(&r.ip, &ip, sizeof(r.th), IPPROTO_TCP, &ph);
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
-	if (sum < 0)
+	if (tnd_reject_rst(ctx, p, tot > ext ? tot - ext : 0, &r.th) < 0)
 		return -1;
-	r.th.check = tnd_csum_final(bpf_csum_diff(NULL, 0, (__be32 *)&r.th, sizeof(r.th), (__wsum)sum));
+	tnd_reject_ip6(&r.ip, &ip, sizeof(r.th), IPPROTO_TCP, &ph);
+	r.th.check = tnd_reject_csum(&ph, sizeof(ph), &r.th, sizeof(r.th));
 	return tnd_reject_write(ctx, p->l3_off, &r, sizeof(r));
 }
 
@@ -233,7 +238,6 @@ static __noinline int tnd_reject_udp6(struct __sk_buff *ctx, const struct tnd_pk
 		struct ipv6hdr quoted;
 		__u8 l4[8];
 	} r = {};
-	__s64 sum;
 
 	if (p->l4_off != p->l3_off + sizeof(struct ipv6hdr) ||
 	    bpf_skb_load_bytes(ctx, p->l3_off, &r.quoted, sizeof(r.quoted)) < 0 ||
@@ -242,10 +246,7 @@ static __noinline int tnd_reject_udp6(struct __sk_buff *ctx, const struct tnd_pk
 	tnd_reject_ip6(&r.ip, &r.quoted, sizeof(r) - sizeof(r.ip), IPPROTO_ICMPV6, &ph);
 	r.ic.type = TND_ICMP6_DEST_UNREACH;
 	r.ic.code = TND_ICMP6_PORT_UNREACH;
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
-	if (sum < 0)
-		return -1;
-	r.ic.checksum = tnd_csum_final(bpf_csum_diff(NULL, 0, (__be32 *)&r.ic, sizeof(r) - sizeof(r.ip), (__wsum)sum));
+	r.ic.checksum = tnd_reject_csum(&ph, sizeof(ph), &r.ic, sizeof(r) - sizeof(r.ip));
 	return tnd_reject_write(ctx, p->l3_off, &r, sizeof(r));
 }
 

@@ -29,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "common/api_client.h"
 #include "test/support/kernel.h"
+#include "test/support/servers.h"
 
 namespace tendril::test {
 
@@ -55,7 +56,7 @@ class EndpointE2ETest : public ::testing::Test {
     ASSERT_EQ(lan_->Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
     ASSERT_EQ(lan_->Exec({"ip", "link", "set", "br0", "up"}), 0);
     Join(*out_, "pout", "10.0.0.100/24", "fd00::100/64");
-    StartServers(*out_, "outside", "0.0.0.0");
+    StartServers(*out_, "outside");
     for (int i = 1; i <= 2; ++i) {
       auto n = std::make_unique<EpNode>();
       n->ns = std::make_unique<Netns>(absl::StrCat("en", i));
@@ -76,7 +77,7 @@ class EndpointE2ETest : public ::testing::Test {
 
   void TearDown() override {
     for (auto& n : nodes_) n->agent.reset();
-    servers_.clear();
+    servers_ = {};
   }
 
   void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) {
@@ -110,29 +111,12 @@ class EndpointE2ETest : public ::testing::Test {
     CliResult r = Cli(node, {"endpoint", "add", "--id", std::to_string(id), "--netns", pod->path(), "--ifname",
                              absl::StrCat("lxc", id), "--ip", v4 + "," + v6});
     ASSERT_EQ(r.rc, 0) << r.out << r.err << n.agent->Log();
-    StartServers(*pod, absl::StrCat("pod", node + 1, ".", id), "0.0.0.0");
+    StartServers(*pod, absl::StrCat("pod", node + 1, ".", id));
     n.pods.push_back(std::move(pod));
   }
 
-  // HTTP on 8080 answers "<name> <client address it sees>"; iperf3 on 5201.
-  void StartServers(const Netns& ns, const std::string& name, const std::string&) {
-    std::string http = absl::StrCat(scripts_.path(), "/http-", name, ".sh");
-    std::ofstream(http) << "#!/bin/sh\nread -r _req\nprintf 'HTTP/1.0 200 OK\\r\\n\\r\\n%s %s' " << name
-                        << " \"$SOCAT_PEERADDR\"\n";
-    Sh({"chmod", "+x", http});
-    auto run = [&](std::vector<std::string> args) {
-      std::vector<std::string> full = {"ip", "netns", "exec", ns.name()};
-      full.insert(full.end(), args.begin(), args.end());
-      servers_.push_back(std::make_unique<Subprocess>(full));
-    };
-    run({"socat", "TCP4-LISTEN:8080,fork,reuseaddr", "EXEC:" + http});
-    run({"socat", "TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=1", "EXEC:" + http});
-    // UDP on 5353 (both families) answers its name, from one process.
-    run({"python3", "-u", "-c",
-         absl::StrCat("import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
-                      "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0)\n"
-                      "s.bind(('::',5353))\nwhile True:\n d,a=s.recvfrom(2048)\n s.sendto(b'", name, "',a)\n")});
-    run({"iperf3", "-s", "-p", "5201"});
+  void StartServers(const Netns& ns, const std::string& name) {
+    StartNamedServers(ns, name, scripts_.path(), &servers_);
   }
 
   CliResult Cli(int node, const std::vector<std::string>& args) {
@@ -194,7 +178,7 @@ class EndpointE2ETest : public ::testing::Test {
 
   std::unique_ptr<Netns> lan_, out_;
   std::vector<std::unique_ptr<EpNode>> nodes_;
-  std::vector<std::unique_ptr<Subprocess>> servers_;
+  NamedServers servers_;
   TempDir scripts_;
 };
 

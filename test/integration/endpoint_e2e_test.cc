@@ -207,7 +207,7 @@ TEST_F(EndpointE2ETest, AnExistingVethIsAdopted) {
     ASSERT_EQ(pod.Exec(cmd), 0);
   CliResult r = Cli(0, {"endpoint", "add", "--id", "5", "--ifname", "ext5", "--ip", "10.200.1.50"});
   ASSERT_EQ(r.rc, 0) << r.out << r.err;
-  StartServers(pod, "adopted", "");
+  StartServers(pod, "adopted");
   EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.50:8080"), "adopted 10.200.1.10");
   json eps = Json(0, {"endpoint", "list"});
   ASSERT_EQ(eps.size(), 3u);
@@ -215,7 +215,7 @@ TEST_F(EndpointE2ETest, AnExistingVethIsAdopted) {
   // Deleting an adopted endpoint leaves its veth to its owner.
   ASSERT_EQ(Cli(0, {"endpoint", "delete", "--id", "5"}).rc, 0);
   EXPECT_EQ(node.Exec({"ip", "link", "show", "ext5"}), 0);
-  servers_.clear();
+  servers_ = {};
 }
 
 // Rounds and seconds per run from TND_IPERF_ROUNDS / TND_IPERF_SECONDS

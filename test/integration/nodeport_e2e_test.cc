@@ -28,6 +28,7 @@
 #include "common/subprocess.h"
 #include "maps/conntrack.h"
 #include "test/support/kernel.h"
+#include "test/support/servers.h"
 
 namespace tendril::test {
 namespace {
@@ -98,14 +99,14 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     for (int i = 0; i < 2; ++i) StartAgent(i);
     for (int i = 0; i < 100 && !absl::StartsWith(Direct(1, "10.1.1.2"), "be1"); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    for (Subprocess* u : udp_servers_)
+    for (Subprocess* u : servers_.udp)
       for (int i = 0; i < 100 && !absl::StrContains(u->Log(), "ready"); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
   void TearDown() override {
     for (auto& n : nodes_) n->agent.reset();
-    servers_.clear();
+    servers_ = {};
   }
 
   // A veth from `ns` (eth0) to the LAN bridge (port `port`).
@@ -140,28 +141,8 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     FAIL() << "agent not ready: " << n.agent->Log();
   }
 
-  // HTTP on 8080 answers "<name> <client address it sees>"; iperf3 on 5201.
   void StartServers(const Netns& ns, const std::string& name) {
-    std::string http = absl::StrCat(scripts_.path(), "/http-", name, ".sh");
-    std::ofstream(http) << "#!/bin/sh\nread -r _req\nprintf 'HTTP/1.0 200 OK\\r\\n\\r\\n%s %s' " << name
-                        << " \"$SOCAT_PEERADDR\"\n";
-    Sh({"chmod", "+x", http});
-    auto run = [&](std::vector<std::string> args) {
-      std::vector<std::string> full = {"ip", "netns", "exec", ns.name()};
-      full.insert(full.end(), args.begin(), args.end());
-      servers_.push_back(std::make_unique<Subprocess>(full));
-    };
-    run({"socat", "TCP4-LISTEN:8080,fork,reuseaddr", "EXEC:" + http});
-    run({"socat", "TCP6-LISTEN:8080,fork,reuseaddr,ipv6only=1", "EXEC:" + http});
-    // UDP on 5353 answers its name, from one process: socat's fork per
-    // datagram let a lingering child take the next peer's datagram and
-    // drop it. Each datagram is logged, for a test's failure message.
-    run({"python3", "-u", "-c",
-         absl::StrCat("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
-                      "s.bind(('0.0.0.0',5353))\nprint('ready')\nwhile True:\n d,a=s.recvfrom(2048)\n"
-                      " s.sendto(b'", name, "\\n',a)\n print('from',a[0],a[1])")});
-    udp_servers_.push_back(servers_.back().get());
-    run({"iperf3", "-s", "-p", "5201"});
+    StartNamedServers(ns, name, scripts_.path(), &servers_);
   }
 
   CliResult Cli(int node, const std::vector<std::string>& args) {
@@ -219,8 +200,7 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
 
   std::unique_ptr<Netns> lan_, client_;
   std::vector<std::unique_ptr<Node>> nodes_;
-  std::vector<std::unique_ptr<Subprocess>> servers_;
-  std::vector<Subprocess*> udp_servers_;  // be1's and be2's UDP servers
+  NamedServers servers_;  // servers_.udp: be1's and be2's UDP servers
   TempDir scripts_;
 };
 
@@ -404,7 +384,7 @@ TEST_P(NodePortXdpE2ETest, MaglevPicksTheSameBackendOnEveryNode) {
   std::set<std::string> names;
   for (const auto& [sport, name] : via1) names.insert(name);
   EXPECT_EQ(names, (std::set<std::string>{"be1", "be2"})) << "12 flows should use both backends";
-  EXPECT_EQ(via1, via2) << "datagrams be1 got:\n" << udp_servers_[0]->Log() << "be2 got:\n" << udp_servers_[1]->Log()
+  EXPECT_EQ(via1, via2) << "datagrams be1 got:\n" << servers_.udp[0]->Log() << "be2 got:\n" << servers_.udp[1]->Log()
                         << "node 1: " << Cli(0, {"metrics", "list"}).out << "node 2: " << Cli(1, {"metrics", "list"}).out;
 }
 

@@ -16,6 +16,7 @@
 #include "common/file_util.h"
 #include "common/subprocess.h"
 #include "test/support/kernel.h"
+#include "test/support/servers.h"
 
 namespace tendril::test {
 namespace {
@@ -82,15 +83,7 @@ class ServiceE2ETest : public ::testing::Test {
     };
     run({"TCP6-LISTEN:8080,fork,reuseaddr", "EXEC:" + http});
     run({"TCP6-LISTEN:9090,fork,reuseaddr", "EXEC:" + hold});
-    // UDP 5353 (both families) answers its name from one process: socat's
-    // fork per datagram lets a lingering child take the next peer's datagram
-    // and drop it.
-    std::vector<std::string> udp = {
-        "ip", "netns", "exec", ns.name(), "python3", "-u", "-c",
-        absl::StrCat("import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
-                     "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0)\n"
-                     "s.bind(('::',5353))\nwhile True:\n d,a=s.recvfrom(2048)\n s.sendto(b'", name, "\\n',a)\n")};
-    servers_.push_back(std::make_unique<Subprocess>(udp));
+    servers_.push_back(std::make_unique<Subprocess>(UdpNameServer(ns, name)));
   }
 
   std::string Socket() const { return state_.path() + "/api.sock"; }
