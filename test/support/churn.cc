@@ -95,7 +95,12 @@ RequestServer::RequestServer(const Netns& ns, const std::string& addr, uint16_t 
             continue;
           }
           if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-          ::close(fd);  // EOF or reset: the connection is done (epoll forgets it)
+          // EOF or reset: the connection is done. Unregister before closing:
+          // while a child being spawned still holds the file, close() alone
+          // leaves the registration, and its next event would name an fd
+          // number another thread of this process has since been given.
+          ::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+          ::close(fd);
         }
       }
       ::close(ep);
