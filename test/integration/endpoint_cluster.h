@@ -115,8 +115,11 @@ class EndpointE2ETest : public ::testing::Test {
     n.pods.push_back(std::move(pod));
   }
 
+  // Returns once the UDP server is bound (TCP clients retry on their own).
   void StartServers(const Netns& ns, const std::string& name) {
     StartNamedServers(ns, name, scripts_.path(), &servers_);
+    for (int i = 0; i < 100 && !absl::StrContains(servers_.udp.back()->Log(), "ready"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
   CliResult Cli(int node, const std::vector<std::string>& args) {
