@@ -11,14 +11,14 @@
 
 #include "absl/status/statusor.h"
 #include "agent/api_server.h"
-#include "agent/compiler.h"
+#include "datapath/compiler.h"
 #include "agent/config.h"
 #include "agent/endpoints.h"
-#include "agent/netlink.h"
+#include "network/netlink.h"
 #include "agent/health.h"
-#include "agent/loader.h"
+#include "datapath/loader.h"
 #include "agent/prefilter.h"
-#include "agent/services.h"
+#include "lb/services.h"
 #include "agent/state.h"
 #include "maps/conntrack.h"
 

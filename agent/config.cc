@@ -14,7 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status.h"
-#include "agent/maglev.h"
+#include "lb/maglev.h"
 #include "maps/abi.h"
 #include "absl/strings/numbers.h"
 #include "tendril_build_config.h"

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/attach.h"
+#include "datapath/attach.h"
 #include "maps/abi.h"
 
 namespace tendril {

@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "agent/netlink.h"
-#include "agent/service.h"
+#include "network/netlink.h"
+#include "lb/service.h"
 #include "common/fd.h"
 
 namespace tendril {

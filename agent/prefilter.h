@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/cidr.h"
+#include "network/cidr.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 

@@ -7,8 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "agent/endpoints.h"
-#include "agent/service.h"
-#include "common/cidr.h"
+#include "lb/service.h"
+#include "network/cidr.h"
 
 namespace tendril {
 

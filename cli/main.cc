@@ -28,10 +28,11 @@
 #include "cli/monitor_event.h"
 #include "cli/output.h"
 #include "common/api_client.h"
-#include "common/cidr.h"
-#include "agent/service.h"
+#include "network/cidr.h"
+#include "lb/service.h"
 #include "maps/abi.h"
 #include "maps/conntrack.h"
+#include "network/addr.h"
 #include "maps/pinned_map.h"
 #include "tendril_build_config.h"
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "maps/abi.h"
 #include "maps/conntrack.h"
+#include "network/addr.h"
 
 namespace tendril::cli {
 

@@ -159,17 +159,6 @@ absl::StatusOr<uint64_t> DropCount(const std::string& pin, uint8_t reason) {
 absl::StatusOr<uint32_t> FlushConntrack(CtMap& ct) { return Flush(ct); }
 absl::StatusOr<uint32_t> FlushNat(NatMap& nat) { return Flush(nat); }
 
-std::string AddrText(const uint8_t* addr, int family) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, buf, sizeof(buf));
-  return buf;
-}
-
-std::string AddrPortText(const uint8_t* addr, uint16_t port_be, int family) {
-  std::string a = AddrText(addr, family);
-  return family == 4 ? absl::StrCat(a, ":", ntohs(port_be)) : absl::StrCat("[", a, "]:", ntohs(port_be));
-}
-
 const char* ProtoName(uint8_t proto) {
   switch (proto) {
     case IPPROTO_TCP: return "TCP";

@@ -57,10 +57,6 @@ absl::StatusOr<uint64_t> DropCount(const std::string& pin, uint8_t reason);
 absl::StatusOr<uint32_t> FlushConntrack(CtMap& ct);
 absl::StatusOr<uint32_t> FlushNat(NatMap& nat);
 
-// "10.0.0.1", "fd00::1": the first 4 bytes for family 4.
-std::string AddrText(const uint8_t* addr, int family);
-// "10.0.0.1:80", "[fd00::1]:80"; port in network byte order.
-std::string AddrPortText(const uint8_t* addr, uint16_t port_be, int family);
 const char* ProtoName(uint8_t proto);
 // "SYN", "SYN ACK", "FIN ACK", ... from the TCP flags seen; "-" for none.
 std::string TcpStateName(uint8_t proto, uint8_t seen);

@@ -56,7 +56,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "agent/bpffs.h"
+#include "datapath/bpffs.h"
 #include "common/api_client.h"
 #include "tendril_build_config.h"
 #include "test/bench/kube_proxy_rules.h"

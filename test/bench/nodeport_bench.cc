@@ -24,9 +24,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
-#include "agent/attach.h"
-#include "agent/loader.h"
-#include "agent/services.h"
+#include "datapath/attach.h"
+#include "datapath/loader.h"
+#include "lb/services.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"

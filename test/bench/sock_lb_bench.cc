@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "agent/agent.h"
-#include "agent/attach.h"
-#include "agent/bpffs.h"
-#include "agent/loader.h"
-#include "agent/services.h"
+#include "datapath/attach.h"
+#include "datapath/bpffs.h"
+#include "datapath/loader.h"
+#include "lb/services.h"
 #include "test/support/kernel.h"
 #include "test/support/tcp.h"
 

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "agent/agent.h"
-#include "agent/bpffs.h"
-#include "agent/loader.h"
+#include "datapath/bpffs.h"
+#include "datapath/loader.h"
 #include "agent/prefilter.h"
 #include "test/support/kernel.h"
 #include "test/support/packet.h"

@@ -17,7 +17,7 @@
 
 #include "absl/strings/str_join.h"
 #include "agent/agent.h"
-#include "agent/loader.h"
+#include "datapath/loader.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "agent/agent.h"
-#include "agent/loader.h"
+#include "datapath/loader.h"
 #include "agent/prefilter.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"

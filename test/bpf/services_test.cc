@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
-#include "agent/loader.h"
-#include "agent/maglev.h"
-#include "agent/services.h"
+#include "datapath/loader.h"
+#include "lb/maglev.h"
+#include "lb/services.h"
 #include "test/support/kernel.h"
 
 namespace tendril::test {

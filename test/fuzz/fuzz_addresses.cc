@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "agent/service.h"
-#include "common/cidr.h"
+#include "lb/service.h"
+#include "network/cidr.h"
 
 using namespace tendril;
 

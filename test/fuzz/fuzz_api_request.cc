@@ -13,7 +13,7 @@
 #include "agent/api_server.h"
 #include "agent/endpoints.h"
 #include "agent/prefilter.h"
-#include "agent/service.h"
+#include "lb/service.h"
 #include "common/json_fields.h"
 #include "common/log.h"
 #include "common/status.h"

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "agent/service.h"
+#include "lb/service.h"
 #include "common/json_fields.h"
 
 using namespace tendril;

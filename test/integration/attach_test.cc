@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/attach.h"
-#include "agent/bpffs.h"
-#include "agent/loader.h"
+#include "datapath/attach.h"
+#include "datapath/bpffs.h"
+#include "datapath/loader.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"
 

@@ -21,7 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "agent/bpffs.h"
+#include "datapath/bpffs.h"
 #include "common/file_util.h"
 #include "common/status.h"
 #include "common/subprocess.h"

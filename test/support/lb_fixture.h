@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "agent/agent.h"
-#include "agent/loader.h"
+#include "datapath/loader.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"

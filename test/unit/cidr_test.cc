@@ -1,4 +1,4 @@
-#include "common/cidr.h"
+#include "network/cidr.h"
 
 #include <gtest/gtest.h>
 

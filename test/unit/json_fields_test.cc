@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "agent/service.h"
+#include "lb/service.h"
 
 namespace tendril {
 namespace {

@@ -1,4 +1,4 @@
-#include "agent/maglev.h"
+#include "lb/maglev.h"
 
 #include <gtest/gtest.h>
 

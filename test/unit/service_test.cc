@@ -1,4 +1,4 @@
-#include "agent/service.h"
+#include "lb/service.h"
 
 #include <gtest/gtest.h>
 

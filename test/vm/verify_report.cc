@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/loader.h"
+#include "datapath/loader.h"
 #include "common/log.h"
 
 #include <algorithm>

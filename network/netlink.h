@@ -10,7 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/service.h"
+#include "network/addr.h"
+#include "network/cidr.h"
 
 struct mnl_socket;
 struct nlmsghdr;
@@ -41,8 +42,6 @@ struct LinkInfo {
   int link_netnsid = -1;   // IFLA_LINK_NETNSID: the peer's namespace, as seen from here
   bool up = false;
 };
-
-std::string MacToString(const std::array<uint8_t, 6>& mac);
 
 // An rtnetlink socket in the caller's network namespace or in another one
 // (a socket stays in the namespace it was created in, so requests through

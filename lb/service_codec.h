@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "agent/service.h"
+#include "lb/service.h"
 #include "maps/abi.h"
 
 namespace tendril {

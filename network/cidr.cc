@@ -1,4 +1,4 @@
-#include "common/cidr.h"
+#include "network/cidr.h"
 
 #include <arpa/inet.h>
 
@@ -23,9 +23,7 @@ bool Cidr::Contains(Family f, const std::array<uint8_t, 16>& a) const {
 }
 
 std::string Cidr::ToString() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family == Family::kV4 ? AF_INET : AF_INET6, addr.data(), buf, sizeof(buf));
-  return absl::StrCat(buf, "/", prefix_len);
+  return absl::StrCat(AddrText(addr.data(), family == Family::kV4 ? 4 : 6), "/", prefix_len);
 }
 
 absl::StatusOr<Cidr> ParseCidr(absl::string_view text, bool* had_host_bits) {

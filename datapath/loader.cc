@@ -1,4 +1,4 @@
-#include "agent/loader.h"
+#include "datapath/loader.h"
 
 #include <bpf/bpf.h>
 #include <sys/stat.h>

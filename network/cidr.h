@@ -1,4 +1,4 @@
-// IP prefixes (CIDRs) for the prefilter and, later, source ranges.
+// IP prefixes (CIDRs): the prefilter, source ranges, pod CIDRs.
 #pragma once
 
 #include <array>
@@ -9,10 +9,9 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "network/addr.h"
 
 namespace tendril {
-
-enum class Family { kV4, kV6 };
 
 struct Cidr {
   Family family = Family::kV4;

@@ -1,7 +1,7 @@
 // Backends removed from their services: their map entries stay for a grace
 // period (a datapath reader that took the id from a slot just before the
 // change still finds it), then go.
-#include "agent/services.h"
+#include "lb/services.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/service.h"
-#include "agent/service_codec.h"
+#include "lb/service.h"
+#include "lb/service_codec.h"
 #include "common/fd.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"

@@ -1,4 +1,4 @@
-#include "agent/netlink.h"
+#include "network/netlink.h"
 
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -213,10 +213,6 @@ nlmsghdr* Header(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_t
 }
 
 }  // namespace
-
-std::string MacToString(const std::array<uint8_t, 6>& m) {
-  return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-}
 
 absl::StatusOr<Rtnl> Rtnl::Open() {
   TND_ASSIGN_OR_RETURN(MnlSocket nl, OpenRoute());

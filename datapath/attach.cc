@@ -1,4 +1,4 @@
-#include "agent/attach.h"
+#include "datapath/attach.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -14,7 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "agent/loader.h"
+#include "datapath/loader.h"
 #include "common/fd.h"
 #include "common/file_util.h"
 #include "common/log.h"

@@ -1,6 +1,6 @@
 // The service model: what an operator declares (frontend, type, backends,
 // algorithm, affinity), how it is parsed from text and JSON, and how it is
-// validated. Pure C++; agent/services.cc turns it into map entries.
+// validated. Pure C++; lb/services.cc turns it into map entries.
 #pragma once
 
 #include <cstdint>
@@ -11,18 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
-#include "common/cidr.h"
+#include "network/addr.h"
+#include "network/cidr.h"
 
 namespace tendril {
-
-struct IpAddr {
-  Family family = Family::kV4;
-  std::array<uint8_t, 16> bytes{};
-  std::string ToString() const;
-  auto operator<=>(const IpAddr&) const = default;
-};
-
-absl::StatusOr<IpAddr> ParseIp(const std::string& text);
 
 enum class L4Proto : uint8_t { kTcp = 6, kUdp = 17 };
 const char* L4ProtoName(L4Proto p);

@@ -2,7 +2,7 @@
 // from the node's routes) and which addresses serve node ports. Both change
 // under the declared services, which then follow them.
 #include "absl/strings/str_cat.h"
-#include "agent/services.h"
+#include "lb/services.h"
 #include "common/status.h"
 
 namespace tendril {

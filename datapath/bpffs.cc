@@ -1,4 +1,4 @@
-#include "agent/bpffs.h"
+#include "datapath/bpffs.h"
 
 #include <sys/mount.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "agent/services.h"
+#include "lb/services.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -10,8 +10,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "agent/maglev.h"
-#include "agent/service_codec.h"
+#include "lb/maglev.h"
+#include "lb/service_codec.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"

@@ -1,4 +1,4 @@
-#include "agent/compiler.h"
+#include "datapath/compiler.h"
 
 #include <fcntl.h>
 #include <spawn.h>

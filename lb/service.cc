@@ -1,4 +1,4 @@
-#include "agent/service.h"
+#include "lb/service.h"
 
 #include <arpa/inet.h>
 
@@ -13,32 +13,7 @@
 
 namespace tendril {
 
-std::string IpAddr::ToString() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family == Family::kV4 ? AF_INET : AF_INET6, bytes.data(), buf, sizeof(buf));
-  return buf;
-}
-
-absl::StatusOr<IpAddr> ParseIp(const std::string& text) {
-  IpAddr a;
-  if (text.find(':') != std::string::npos) {
-    a.family = Family::kV6;
-    if (inet_pton(AF_INET6, text.c_str(), a.bytes.data()) != 1)
-      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an IPv6 address"));
-  } else if (inet_pton(AF_INET, text.c_str(), a.bytes.data()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an IPv4 address"));
-  }
-  return a;
-}
-
 const char* L4ProtoName(L4Proto p) { return p == L4Proto::kTcp ? "TCP" : "UDP"; }
-
-namespace {
-std::string HostPort(const IpAddr& ip, uint16_t port) {
-  return ip.family == Family::kV6 ? absl::StrCat("[", ip.ToString(), "]:", port)
-                                  : absl::StrCat(ip.ToString(), ":", port);
-}
-}  // namespace
 
 std::string Frontend::ToString() const {
   return absl::StrCat(HostPort(ip, port), "/", L4ProtoName(proto));

@@ -16,7 +16,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "agent/services.h"
+#include "lb/services.h"
 #include "common/status.h"
 
 namespace tendril {

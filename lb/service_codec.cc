@@ -1,4 +1,4 @@
-#include "agent/service_codec.h"
+#include "lb/service_codec.h"
 
 #include <arpa/inet.h>
 

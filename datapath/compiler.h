@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/service.h"
+#include "lb/service.h"
 #include "maps/abi.h"
 
 namespace tendril {
