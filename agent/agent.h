@@ -12,6 +12,8 @@
 #include "absl/status/statusor.h"
 #include "agent/api_server.h"
 #include "datapath/compiler.h"
+#include "datapath/node_maps.h"
+#include "datapath/paths.h"
 #include "agent/config.h"
 #include "agent/endpoints.h"
 #include "network/netlink.h"
@@ -19,24 +21,11 @@
 #include "datapath/loader.h"
 #include "agent/prefilter.h"
 #include "lb/services.h"
+#include "datapath/programs.h"
 #include "agent/state.h"
 #include "maps/conntrack.h"
 
 namespace tendril {
-
-// The tail calls of bpf_xdp.o: every slot the entry program jumps through.
-const std::vector<TailCallTable>& XdpTailCalls();
-
-inline constexpr const char* kXdpEntryProgram = "tnd_xdp_entry";
-
-// The tail calls of bpf_host.o (tc on native devices).
-const std::vector<TailCallTable>& HostTailCalls();
-inline constexpr const char* kHostIngressProgram = "tnd_host_ingress";
-inline constexpr const char* kHostEgressProgram = "tnd_host_egress";
-// The tail calls of bpf_lxc.o (tc on endpoints' veths).
-const std::vector<TailCallTable>& LxcTailCalls();
-inline constexpr const char* kLxcIngressProgram = "tnd_lxc_ingress";
-inline constexpr const char* kLxcEgressProgram = "tnd_lxc_egress";
 
 class Agent {
  public:
@@ -51,6 +40,8 @@ class Agent {
   absl::Status Cleanup();
 
   nlohmann::json StatusJson() const;
+  nlohmann::json SocketLbStatus() const;
+  nlohmann::json NatStatus() const;
 
   absl::StatusOr<nlohmann::json> PrefilterAdd(const std::vector<std::string>& texts);
   absl::StatusOr<nlohmann::json> PrefilterDelete(const std::vector<std::string>& texts);
@@ -86,7 +77,7 @@ class Agent {
     std::string device;  // offload only: the device the object is bound to
   };
   absl::StatusOr<NodeFacts> GatherFacts() const;
-  LoadOptions Options(const std::string& path, std::vector<TailCallTable> tail_calls) const;
+  LoadOptions Options(const std::string& path) const;
   absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
   absl::Status SyncPrefilter(const std::set<Cidr>& want);
   absl::Status StartSocketLb(const std::string& object_path);
@@ -118,18 +109,16 @@ class Agent {
   void OnNodeAddressesChanged();
   // tnd_node: this namespace's cookie, for socket LB of 127.0.0.1.
   absl::Status WriteNodeInfo();
-  std::string LinksDir() const;
-  std::string CgroupLinkPin(const char* program) const;
   // Persists the service manager's view; on failure restores `before`.
   absl::Status PersistServices();
   absl::StatusOr<uint16_t> ServiceIdFromArgs(const nlohmann::json& args) const;
   absl::Status AttachAll();
-  std::string CallsDir() const;
   bool AnyDeviceRunsLoaded() const;
   // Drops the tail-call pins of objects that are no longer attached.
   void PruneTailCallPins();
 
   AgentConfig cfg_;
+  BpffsPaths paths_;
   StateStore store_;
   DesiredState desired_;
   std::vector<Loaded> loaded_;

@@ -153,10 +153,10 @@ void Agent::ReattachDevice(const std::string& name) {
     if (cfg_.enable_nodeport) {
       TND_ASSIGN_OR_RETURN(int in_fd, host_obj_->ProgramFd(kHostIngressProgram));
       TND_ASSIGN_OR_RETURN(int out_fd, host_obj_->ProgramFd(kHostEgressProgram));
-      (void)DetachTc(name, TcDir::kIngress, LinksDir());
-      (void)DetachTc(name, TcDir::kEgress, LinksDir());
-      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kIngress, in_fd, LinksDir(), false}).status());
-      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kEgress, out_fd, LinksDir(), false}).status());
+      (void)DetachTc(name, TcDir::kIngress, paths_.LinksDir());
+      (void)DetachTc(name, TcDir::kEgress, paths_.LinksDir());
+      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kIngress, in_fd, paths_.LinksDir(), false}).status());
+      TND_RETURN_IF_ERROR(AttachTc({name, TcDir::kEgress, out_fd, paths_.LinksDir(), false}).status());
     }
     // The device table is keyed by ifindex; addresses may have changed too
     // (an address not there yet is picked up by the next recreate/restart).

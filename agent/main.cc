@@ -37,6 +37,44 @@ LogLevel ParseLevel(const std::string& s) {
   return LogLevel::kInfo;
 }
 
+// The main loop: signals, the API and the agent's own descriptors and
+// timers. False when polling failed; true on SIGTERM/SIGINT.
+bool Serve(Agent& agent, ApiServer& api_server, int sfd) {
+  ApiServer* api = &api_server;
+  for (;;) {
+    std::vector<pollfd> fds = {{sfd, POLLIN, 0}};
+    std::vector<pollfd> api_fds = api->PollFds();
+    fds.insert(fds.end(), api_fds.begin(), api_fds.end());
+    size_t agent_first = fds.size();
+    for (int fd : agent.PollFds()) fds.push_back({fd, POLLIN, 0});
+    int timeout = agent.NextTimeoutMs();
+    if (int t = api->NextTimeoutMs(); t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
+    int r = ::poll(fds.data(), fds.size(), timeout);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      TND_LOG_ERROR("poll: ", std::strerror(errno));
+      return false;
+    }
+    if (r == 0) {
+      api->OnTimer();
+      agent.OnTimer();
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (::read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGPIPE) {
+        TND_LOG_INFO("signal ", si.ssi_signo, ": shutting down");
+        return true;
+      }
+    }
+    api->OnPoll(fds.data() + 1, api_fds.size());
+    for (size_t i = agent_first; i < fds.size(); ++i)
+      if (fds[i].revents & POLLIN) agent.OnReadable(fds[i].fd);
+    api->OnTimer();
+    agent.OnTimer();
+  }
+}
+
 int Run(int argc, char** argv) {
   auto parsed = ParseAgentArgs(argc, argv);
   if (!parsed.ok()) {
@@ -87,38 +125,7 @@ int Run(int argc, char** argv) {
   TND_LOG_INFO("ready; API on ", cfg.api_socket);
   sd_notify(0, "READY=1\nSTATUS=datapath attached, serving API");
 
-  for (;;) {
-    std::vector<pollfd> fds = {{sfd.get(), POLLIN, 0}};
-    std::vector<pollfd> api_fds = api->PollFds();
-    fds.insert(fds.end(), api_fds.begin(), api_fds.end());
-    size_t agent_first = fds.size();
-    for (int fd : agent.PollFds()) fds.push_back({fd, POLLIN, 0});
-    int timeout = agent.NextTimeoutMs();
-    if (int t = api->NextTimeoutMs(); t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
-    int r = ::poll(fds.data(), fds.size(), timeout);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      TND_LOG_ERROR("poll: ", std::strerror(errno));
-      return 1;
-    }
-    if (r == 0) {
-      api->OnTimer();
-      agent.OnTimer();
-      continue;
-    }
-    if (fds[0].revents & POLLIN) {
-      signalfd_siginfo si{};
-      if (::read(sfd.get(), &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGPIPE) {
-        TND_LOG_INFO("signal ", si.ssi_signo, ": shutting down");
-        break;
-      }
-    }
-    api->OnPoll(fds.data() + 1, api_fds.size());
-    for (size_t i = agent_first; i < fds.size(); ++i)
-      if (fds[i].revents & POLLIN) agent.OnReadable(fds[i].fd);
-    api->OnTimer();
-    agent.OnTimer();
-  }
+  if (!Serve(agent, *api, sfd.get())) return 1;
   sd_notify(0, "STOPPING=1");
   if (cfg.cleanup_on_exit) {
     if (auto s = agent.Cleanup(); !s.ok()) {

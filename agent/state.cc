@@ -8,6 +8,7 @@
 #include "common/file_util.h"
 #include "common/json_fields.h"
 #include "common/status.h"
+#include "lb/service_json.h"
 
 namespace tendril {
 

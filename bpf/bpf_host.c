@@ -22,12 +22,24 @@
 #include "lib/common.h"
 #include "lib/hostrouting.h"
 
+int tnd_host_in_v4(struct __sk_buff *ctx);
+int tnd_host_in_v6(struct __sk_buff *ctx);
+
+/* The entry program's tail calls: libbpf fills the prog array from this
+ * initialiser at load, so it is the one list of which program serves which
+ * slot (the agent only pins the array). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, TND_XDP_CALLS_MAX);
-	__uint(key_size, sizeof(__u32));
+	__uint(max_entries, TND_TAIL_HOST_MAX);
+	__uint(key_size, sizeof(__u32));   /* no BTF key/value: prog arrays refuse it */
 	__uint(value_size, sizeof(__u32));
-} tnd_host_calls SEC(".maps");
+	__array(values, int(struct __sk_buff *));
+} tnd_host_calls SEC(".maps") = {
+	.values = {
+		[TND_TAIL_HOST_V4] = (void *)&tnd_host_in_v4,
+		[TND_TAIL_HOST_V6] = (void *)&tnd_host_in_v6,
+	},
+};
 
 SEC("tc")
 int tnd_host_ingress(struct __sk_buff *ctx)

@@ -23,12 +23,24 @@
 #include "lib/nodeport.h"
 #endif
 
+int tnd_xdp_v4(struct xdp_md *ctx);
+int tnd_xdp_v6(struct xdp_md *ctx);
+
+/* The entry program's tail calls: libbpf fills the prog array from this
+ * initialiser at load, so it is the one list of which program serves which
+ * slot (the agent only pins the array). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, TND_XDP_CALLS_MAX);
-	__uint(key_size, sizeof(__u32));
+	__uint(max_entries, TND_TAIL_XDP_MAX);
+	__uint(key_size, sizeof(__u32));   /* no BTF key/value: prog arrays refuse it */
 	__uint(value_size, sizeof(__u32));
-} tnd_xdp_calls SEC(".maps");
+	__array(values, int(struct xdp_md *));
+} tnd_xdp_calls SEC(".maps") = {
+	.values = {
+		[TND_TAIL_XDP_V4] = (void *)&tnd_xdp_v4,
+		[TND_TAIL_XDP_V6] = (void *)&tnd_xdp_v6,
+	},
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

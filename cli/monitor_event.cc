@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "maps/abi.h"
+#include "cli/format.h"
 #include "maps/conntrack.h"
 #include "network/addr.h"
 

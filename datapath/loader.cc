@@ -172,31 +172,28 @@ absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
     return WithDetail(ErrnoError(-err, absl::StrCat("load BPF object ", path)),
                       absl::StrCat("libbpf and the verifier said:\n  ", capture.Tail(25)));
   }
-  TND_RETURN_IF_ERROR(obj.FillTailCalls(opts.tail_calls));
-  for (const TailCallTable& t : opts.tail_calls) obj.tail_call_maps_.push_back(t.map);
+  TND_RETURN_IF_ERROR(obj.CheckTailCalls());
   return obj;
 }
 
-absl::Status BpfObject::FillTailCalls(const std::vector<TailCallTable>& tables) {
-  for (const TailCallTable& t : tables) {
-    TND_ASSIGN_OR_RETURN(int map_fd, MapFd(t.map));
-    uint32_t max = bpf_map__max_entries(bpf_object__find_map_by_name(obj_.get(), t.map.c_str()));
-    for (const TailCallEntry& e : t.entries) {
-      if (e.index >= max)
-        return absl::InvalidArgumentError(absl::StrCat("tail call table ", t.map, ": index ",
-                                                       e.index, " is beyond the map's ", max,
-                                                       " slots"));
-      auto prog_fd = ProgramFd(e.program);
-      if (!prog_fd.ok())
-        return absl::NotFoundError(absl::StrCat("tail call table ", t.map, ": slot ", e.index,
-                                                " wants program ", e.program,
-                                                ", which the object does not have"));
-      uint32_t key = e.index;
-      uint32_t val = static_cast<uint32_t>(*prog_fd);
-      if (bpf_map_update_elem(map_fd, &key, &val, BPF_ANY) != 0)
-        return ErrnoError(errno, absl::StrCat("fill tail call ", t.map, "[", e.index, "] with ",
-                                              e.program));
+absl::Status BpfObject::CheckTailCalls() {
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj_.get()) {
+    if (bpf_map__type(m) != BPF_MAP_TYPE_PROG_ARRAY) continue;
+    const char* name = bpf_map__name(m);
+    // An array its initialiser filled must be filled in every slot (a gap is
+    // a tail call that silently falls through); one left empty is filled at
+    // run time by its user (the benchmarks' wrappers).
+    std::vector<uint32_t> empty;
+    for (uint32_t slot = 0; slot < bpf_map__max_entries(m); ++slot) {
+      uint32_t prog_id = 0;
+      if (bpf_map_lookup_elem(bpf_map__fd(m), &slot, &prog_id) != 0) empty.push_back(slot);
     }
+    if (!empty.empty() && empty.size() < bpf_map__max_entries(m))
+      return absl::FailedPreconditionError(absl::StrCat(
+          "prog array ", name, ": slot ", absl::StrJoin(empty, ", "), " left empty by its initialiser; every slot up to "
+          "max_entries must name a program"));
+    tail_call_maps_.push_back(name);
   }
   return absl::OkStatus();
 }

@@ -16,22 +16,10 @@
 
 namespace tendril {
 
-struct TailCallEntry {
-  uint32_t index;
-  std::string program;
-};
-
-// Every slot of `map` that the programs tail-call into, and what fills it.
-struct TailCallTable {
-  std::string map;
-  std::vector<TailCallEntry> entries;
-};
-
 struct LoadOptions {
   std::string object_path;
   // bpffs directory for maps pinned by name; empty disables pinning.
   std::string pin_root;
-  std::vector<TailCallTable> tail_calls;
   // Non-zero: bind every program and map to this device (XDP offload). The
   // maps then live on the device and are not pinned.
   int offload_ifindex = 0;
@@ -78,7 +66,9 @@ class BpfObject {
     void operator()(bpf_object* o) const { bpf_object__close(o); }
   };
   explicit BpfObject(bpf_object* obj) : obj_(obj) {}
-  absl::Status FillTailCalls(const std::vector<TailCallTable>& tables);
+  // Every prog array that libbpf filled from an initialiser has every slot
+  // filled; their names are kept for PinTailCallMaps.
+  absl::Status CheckTailCalls();
 
   std::unique_ptr<bpf_object, Closer> obj_;
   std::vector<std::string> tail_call_maps_;

@@ -8,7 +8,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/json_fields.h"
 #include "common/status.h"
 
 namespace tendril {
@@ -86,35 +85,6 @@ absl::StatusOr<Algorithm> ParseAlgorithm(const std::string& s) {
   return absl::InvalidArgumentError(absl::StrCat("unknown algorithm \"", s, "\": expected random or maglev"));
 }
 
-absl::StatusOr<std::pair<IpAddr, uint16_t>> ParseHostPort(const std::string& text) {
-  auto bad = [&](const std::string& why) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid address \"", text, "\": ", why));
-  };
-  std::string host, port;
-  if (!text.empty() && text[0] == '[') {
-    size_t close = text.find(']');
-    if (close == std::string::npos) return bad("missing ']'");
-    host = text.substr(1, close - 1);
-    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("missing :PORT");
-    port = text.substr(close + 2);
-    if (host.find(':') == std::string::npos) return bad("brackets are for IPv6 addresses");
-  } else {
-    size_t colon = text.rfind(':');
-    if (colon == std::string::npos) return bad("missing :PORT");
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return bad("write IPv6 addresses as [ADDR]:PORT");
-  }
-  auto ip = ParseIp(host);
-  if (!ip.ok()) return bad(std::string(ip.status().message()));
-  if (port.empty()) return bad("missing port");
-  for (char c : port)
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return bad(absl::StrCat("port \"", port, "\" is not a number"));
-  uint32_t p = 0;
-  if (port.size() > 5 || !absl::SimpleAtoi(port, &p) || p == 0 || p > 65535)
-    return bad(absl::StrCat("port ", port, " is out of range (1-65535)"));
-  return std::make_pair(*ip, static_cast<uint16_t>(p));
-}
 
 absl::StatusOr<Frontend> ParseFrontend(const std::string& text) {
   Frontend f;
@@ -263,111 +233,18 @@ size_t MaxSlots(const Service& s) {
   return SetSlots(s, all).size();
 }
 
-nlohmann::json ServiceToJson(const Service& s) {
-  nlohmann::json bs = nlohmann::json::array();
-  for (const Backend& b : s.backends)
-    bs.push_back({{"id", b.id},
-                  {"address", b.Address()},
-                  {"weight", b.weight},
-                  {"state", BackendStateName(b.state)}});
-  nlohmann::json j = {{"id", s.id},
-                      {"frontend", s.frontend.ToString()},
-                      {"type", ServiceTypeName(s.type)},
-                      {"algorithm", AlgorithmName(s.algorithm)},
-                      {"affinity_timeout", s.affinity_timeout},
-                      {"internal_traffic_policy", TrafficPolicyName(s.internal_traffic_policy)},
-                      {"backends", bs}};
-  if (s.HasExternal()) {
-    if (s.HasNodePort()) j["node_port"] = s.node_port;
-    nlohmann::json ips = nlohmann::json::array();
-    for (const IpAddr& ip : s.external_ips) ips.push_back(ip.ToString());
-    if (!s.external_ips.empty()) j["external_ips"] = ips;
-    j["traffic_policy"] = TrafficPolicyName(s.traffic_policy);
-    nlohmann::json rs = nlohmann::json::array();
-    for (const Cidr& c : s.source_ranges) rs.push_back(c.ToString());
-    if (!s.source_ranges.empty()) j["source_ranges"] = rs;
-    if (s.dsr) j["dsr"] = true;
-    if (s.health_check_port) j["health_check_port"] = s.health_check_port;
-  }
-  return j;
+absl::StatusOr<BackendStateChange> ParseBackendStateChange(const std::string& text) {
+  auto eq = text.rfind('=');
+  if (eq == std::string::npos)
+    return absl::InvalidArgumentError(absl::StrCat("a backend state is ADDR:PORT=STATE, got \"", text, "\""));
+  TND_ASSIGN_OR_RETURN(auto hp, ParseHostPort(text.substr(0, eq)));
+  TND_ASSIGN_OR_RETURN(BackendState st, ParseBackendState(text.substr(eq + 1)));
+  return BackendStateChange{hp.first, hp.second, st};
 }
 
-namespace {
-// The same rules as the CLI's flags (cli/main.cc): a weight 0-1000, an
-// affinity timeout 0-604800 s, ports 1-65535 (0: allocate).
-constexpr int64_t kMaxWeight = 1000;
-constexpr int64_t kMaxAffinity = 604800;
-
-absl::StatusOr<Backend> BackendFromJson(const nlohmann::json& bj) {
-  TND_RETURN_IF_ERROR(jsonf::Object(bj, "a backend"));
-  TND_ASSIGN_OR_RETURN(std::string address, jsonf::String(bj, "address", ""));
-  if (address.empty()) return absl::InvalidArgumentError("\"address\" is missing");
-  TND_ASSIGN_OR_RETURN(Backend b, ParseBackend(address));
-  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(bj, "id", 0, UINT32_MAX, 0));
-  TND_ASSIGN_OR_RETURN(int64_t weight, jsonf::Int(bj, "weight", 0, kMaxWeight, 1));
-  TND_ASSIGN_OR_RETURN(std::string state, jsonf::String(bj, "state", "active"));
-  TND_ASSIGN_OR_RETURN(b.state, ParseBackendState(state));
-  b.id = static_cast<uint32_t>(id);
-  b.weight = static_cast<uint32_t>(weight);
-  return b;
-}
-
-absl::Status ExternalFromJson(const nlohmann::json& j, Service& s) {
-  TND_ASSIGN_OR_RETURN(int64_t np, jsonf::Int(j, "node_port", 0, 65535, 0));
-  s.node_port = static_cast<uint16_t>(np);
-  TND_ASSIGN_OR_RETURN(std::vector<std::string> ips, jsonf::Strings(j, "external_ips"));
-  for (const std::string& ip : ips) {
-    TND_ASSIGN_OR_RETURN(IpAddr a, ParseIp(ip));
-    s.external_ips.push_back(a);
-  }
-  TND_ASSIGN_OR_RETURN(std::string tp, jsonf::String(j, "traffic_policy", "Cluster"));
-  TND_ASSIGN_OR_RETURN(s.traffic_policy, ParseTrafficPolicy(tp));
-  TND_ASSIGN_OR_RETURN(std::vector<std::string> ranges, jsonf::Strings(j, "source_ranges"));
-  for (const std::string& text : ranges) {
-    auto c = ParseCidr(text);
-    if (!c.ok()) return absl::InvalidArgumentError(absl::StrCat("source range: ", c.status().message()));
-    s.source_ranges.push_back(*c);
-  }
-  TND_ASSIGN_OR_RETURN(s.dsr, jsonf::Bool(j, "dsr", false));
-  TND_ASSIGN_OR_RETURN(int64_t hc, jsonf::Int(j, "health_check_port", 0, 65535, 0));
-  s.health_check_port = static_cast<uint16_t>(hc);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<Service> ServiceFromJsonFields(const nlohmann::json& j) {
-  TND_RETURN_IF_ERROR(jsonf::Object(j, "a service"));
-  Service s;
-  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(j, "id", 0, 65535, 0));
-  s.id = static_cast<uint16_t>(id);
-  TND_ASSIGN_OR_RETURN(std::string frontend, jsonf::String(j, "frontend", ""));
-  if (frontend.empty()) return absl::InvalidArgumentError("\"frontend\" is missing");
-  TND_ASSIGN_OR_RETURN(s.frontend, ParseFrontend(frontend));
-  TND_ASSIGN_OR_RETURN(std::string type, jsonf::String(j, "type", "ClusterIP"));
-  TND_ASSIGN_OR_RETURN(s.type, ParseServiceType(type));
-  TND_ASSIGN_OR_RETURN(std::string algorithm, jsonf::String(j, "algorithm", "random"));
-  TND_ASSIGN_OR_RETURN(s.algorithm, ParseAlgorithm(algorithm));
-  TND_ASSIGN_OR_RETURN(int64_t affinity, jsonf::Int(j, "affinity_timeout", 0, kMaxAffinity, 0));
-  s.affinity_timeout = static_cast<uint32_t>(affinity);
-  TND_ASSIGN_OR_RETURN(std::string itp, jsonf::String(j, "internal_traffic_policy", "Cluster"));
-  TND_ASSIGN_OR_RETURN(s.internal_traffic_policy, ParseTrafficPolicy(itp));
-  TND_ASSIGN_OR_RETURN(std::vector<nlohmann::json> backends, jsonf::List(j, "backends"));
-  for (size_t i = 0; i < backends.size(); ++i) {
-    auto b = BackendFromJson(backends[i]);
-    if (!b.ok()) return Annotate(b.status(), absl::StrCat("backends[", i, "]"));
-    s.backends.push_back(*b);
-  }
-  TND_RETURN_IF_ERROR(ExternalFromJson(j, s));
-  return s;
-}
-}  // namespace
-
-absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) {
-  auto s = ServiceFromJsonFields(j);
-  if (s.ok()) return s;
-  std::string name = "service";
-  if (j.is_object() && j.contains("frontend") && j["frontend"].is_string())
-    name = absl::StrCat("service ", j["frontend"].get<std::string>());
-  return Annotate(s.status(), name);
+bool ServiceUpdate::empty() const {
+  return !backends && states.empty() && !algorithm && !affinity_timeout && !traffic_policy &&
+         !internal_traffic_policy && !source_ranges && !external_ips && !dsr;
 }
 
 }  // namespace tendril

@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/status/statusor.h"
 #include "network/addr.h"
 #include "network/cidr.h"
@@ -103,8 +101,6 @@ struct Service {
 absl::StatusOr<Frontend> ParseFrontend(const std::string& text);
 // "10.0.1.2:8080" or "10.0.1.2:8080@3" (weight 3).
 absl::StatusOr<Backend> ParseBackend(const std::string& text);
-// "ADDR:PORT" -> its IP and port, for naming a backend.
-absl::StatusOr<std::pair<IpAddr, uint16_t>> ParseHostPort(const std::string& text);
 
 struct ServiceLimits {
   uint32_t max_backends = 256;
@@ -134,7 +130,26 @@ std::vector<uint32_t> SetSlots(const Service& s, const std::vector<bool>& member
 // terminating backend): what the slot limit is checked against.
 size_t MaxSlots(const Service& s);
 
-nlohmann::json ServiceToJson(const Service& s);
-absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j);
+// What `service update` may change; unset fields stay as they are.
+struct BackendStateChange {
+  IpAddr ip;
+  uint16_t port = 0;
+  BackendState state = BackendState::kActive;
+};
+// "10.0.1.2:8080=terminating" (the CLI's --backend-state).
+absl::StatusOr<BackendStateChange> ParseBackendStateChange(const std::string& text);
+
+struct ServiceUpdate {
+  std::optional<std::vector<Backend>> backends;  // replaces the list
+  std::vector<BackendStateChange> states;
+  std::optional<Algorithm> algorithm;
+  std::optional<uint32_t> affinity_timeout;
+  std::optional<TrafficPolicy> traffic_policy;
+  std::optional<TrafficPolicy> internal_traffic_policy;
+  std::optional<std::vector<Cidr>> source_ranges;
+  std::optional<std::vector<IpAddr>> external_ips;
+  std::optional<bool> dsr;
+  bool empty() const;
+};
 
 }  // namespace tendril

@@ -1,7 +1,7 @@
 // How a declared service is encoded into the LB maps' entries (the map ABI
 // of maps/tendril_maps.h): its frontends in both scopes with their masters
 // and slots, its backends with their place and set flags, its reverse NAT.
-// Pure functions of the service and the node's addresses; agent/services.cc
+// Pure functions of the service and the node's addresses; lb/services.cc
 // decides when and in which order they are written.
 #pragma once
 

@@ -264,27 +264,10 @@ void ServiceManager::AssignBackendIds(Service& s, const Service* previous, std::
   }
 }
 
-absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desired) {
-  stats_ = {};
-  // Everything is checked and every id chosen before the first map write.
-  std::map<Frontend, uint16_t> current;
-  for (const auto& [id, s] : services_) current.emplace(s.frontend, id);
-  std::map<uint16_t, Service> next;
-  std::set<Frontend> seen;
-  for (Service& s : desired) {
-    TND_RETURN_IF_ERROR(Annotate(ValidateService(s, limits_), absl::StrCat("service ", s.frontend.ToString())));
-    if (!seen.insert(s.frontend).second)
-      return absl::InvalidArgumentError(absl::StrCat("service ", s.frontend.ToString(), " is declared twice"));
-    for (Backend& b : s.backends) b.id = 0;
-    auto it = current.find(s.frontend);
-    s.id = it == current.end() ? 0 : it->second;  // a declared frontend keeps its id
-  }
-  if (desired.size() > 65535)
-    return absl::ResourceExhaustedError(absl::StrCat(desired.size(),
-                                                     " services declared; at most 65535 (service ids are 16 bits)"));
-  // New services take ids no current service has, so that conntrack entries
-  // of a removed service never translate to a new one; only when those run
-  // out are the ids of removed services reused.
+// New services take ids no current service has, so that conntrack entries
+// of a removed service never translate to a new one; only when those run out
+// are the ids of removed services reused.
+void ServiceManager::GiveNewIds(std::vector<Service>& desired) const {
   std::set<uint16_t> kept;
   for (const Service& s : desired)
     if (s.id) kept.insert(s.id);
@@ -298,20 +281,11 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
     while (cand <= 65535 && services_.count(static_cast<uint16_t>(cand))) ++cand;
     s.id = cand <= 65535 ? static_cast<uint16_t>(cand++) : reusable.at(reuse++);
   }
-  for (Service& s : desired) next.emplace(s.id, s);
-  for (auto& [id, s] : next) Place(s);
-  TND_RETURN_IF_ERROR(AllocatePorts(next));
-  TND_RETURN_IF_ERROR(CheckConflicts(next));
-  size_t maglev = 0;
-  std::vector<const Service*> changed;
-  for (const auto& [id, s] : next) {
-    maglev += s.algorithm == Algorithm::kMaglev;
-    changed.push_back(&s);
-  }
-  TND_RETURN_IF_ERROR(CheckMaglevCapacity(maglev));
-  TND_RETURN_IF_ERROR(CheckNewHealthPorts(changed));
-  // Capacity: the maps must hold the new set next to what is being removed
-  // (removals are written first, but retired backends stay for a while).
+}
+
+// The maps must hold the new set next to what is being removed (removals
+// are written first, but retired backends stay for a while).
+absl::Status ServiceManager::CheckMapCapacity(const std::map<uint16_t, Service>& next) const {
   size_t entries[2] = {0, 0}, backends = retired_.size();
   for (const auto& [id, s] : next) {
     for (const FrontendEntry& e : Entries(s)) entries[e.frontend.ip.family == Family::kV4 ? 0 : 1] += 1 + e.slots.size();
@@ -327,17 +301,12 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
     return absl::ResourceExhaustedError(absl::StrCat("the services need ", backends,
                                                      " backend map entries (removed ones stay ",
                                                      kBackendGraceMs, " ms); the map holds ", TND_BACKENDS_MAX));
-  std::set<uint32_t> used_backends;
-  for (const auto& [id, t] : retired_) used_backends.insert(id);
-  for (const auto& [id, s] : services_)
-    for (const Backend& b : s.backends) used_backends.insert(b.id);
-  for (auto& [id, s] : next) {
-    auto prev = services_.find(id);
-    AssignBackendIds(s, prev == services_.end() ? nullptr : &prev->second, used_backends);
-  }
+  return absl::OkStatus();
+}
 
-  // Writes: removed services first (frees their frontends), then changed,
-  // then new ones.
+// Writes a checked Replace: removed services first (frees their
+// frontends), then changed, then new ones.
+absl::StatusOr<ReplaceStats> ServiceManager::WriteReplace(std::map<uint16_t, Service>& next) {
   ReplaceStats rs;
   std::vector<uint16_t> gone;
   for (const auto& [id, s] : services_)
@@ -366,6 +335,50 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
   return rs;
 }
 
+absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desired) {
+  stats_ = {};
+  // Everything is checked and every id chosen before the first map write.
+  std::map<Frontend, uint16_t> current;
+  for (const auto& [id, s] : services_) current.emplace(s.frontend, id);
+  std::map<uint16_t, Service> next;
+  std::set<Frontend> seen;
+  for (Service& s : desired) {
+    TND_RETURN_IF_ERROR(Annotate(ValidateService(s, limits_), absl::StrCat("service ", s.frontend.ToString())));
+    if (!seen.insert(s.frontend).second)
+      return absl::InvalidArgumentError(absl::StrCat("service ", s.frontend.ToString(), " is declared twice"));
+    for (Backend& b : s.backends) b.id = 0;
+    auto it = current.find(s.frontend);
+    s.id = it == current.end() ? 0 : it->second;  // a declared frontend keeps its id
+  }
+  if (desired.size() > 65535)
+    return absl::ResourceExhaustedError(absl::StrCat(desired.size(),
+                                                     " services declared; at most 65535 (service ids are 16 bits)"));
+  GiveNewIds(desired);
+  for (Service& s : desired) next.emplace(s.id, s);
+  for (auto& [id, s] : next) Place(s);
+  TND_RETURN_IF_ERROR(AllocatePorts(next));
+  TND_RETURN_IF_ERROR(CheckConflicts(next));
+  size_t maglev = 0;
+  std::vector<const Service*> changed;
+  for (const auto& [id, s] : next) {
+    maglev += s.algorithm == Algorithm::kMaglev;
+    changed.push_back(&s);
+  }
+  TND_RETURN_IF_ERROR(CheckMaglevCapacity(maglev));
+  TND_RETURN_IF_ERROR(CheckNewHealthPorts(changed));
+  TND_RETURN_IF_ERROR(CheckMapCapacity(next));
+  std::set<uint32_t> used_backends;
+  for (const auto& [id, t] : retired_) used_backends.insert(id);
+  for (const auto& [id, s] : services_)
+    for (const Backend& b : s.backends) used_backends.insert(b.id);
+  for (auto& [id, s] : next) {
+    auto prev = services_.find(id);
+    AssignBackendIds(s, prev == services_.end() ? nullptr : &prev->second, used_backends);
+  }
+
+  return WriteReplace(next);
+}
+
 absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
   stats_ = {};
   services_.clear();
@@ -387,7 +400,14 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
     AssignBackendIds(s, nullptr, used_backends);
     TND_RETURN_IF_ERROR(Apply(nullptr, &s));
   }
-  // Garbage: entries of services that are no longer declared.
+  TND_RETURN_IF_ERROR(RemoveStale());
+  return stats_;
+}
+
+// Entries that belong to no declared service (a restart after services were
+// removed while the agent was down, or a crash half way): removed, masters
+// first so that a stale service stops being selected at once.
+absl::Status ServiceManager::RemoveStale() {
   std::set<std::string> want4, want6;
   std::set<uint32_t> want_backends, want_ids;
   std::set<std::string> want_ranges;
@@ -462,7 +482,7 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
     if (!want_backends.count(id)) stale_backends.push_back(id);
   }));
   for (uint32_t id : stale_backends) TND_RETURN_IF_ERROR(Remove(maps_.backends, id, stats_));
-  return stats_;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Service> ServiceManager::Add(Service s) {
@@ -504,17 +524,15 @@ absl::StatusOr<Service> ServiceManager::Update(uint16_t id, const ServiceUpdate&
       neu.backends.push_back(b);
     }
   }
-  for (const auto& [addr, state] : u.states) {
-    auto hp = ParseHostPort(addr);
-    if (!hp.ok()) return hp.status();
+  for (const BackendStateChange& c : u.states) {
     bool found = false;
     for (Backend& b : neu.backends)
-      if (b.ip == hp->first && b.port == hp->second) {
-        b.state = state;
+      if (b.ip == c.ip && b.port == c.port) {
+        b.state = c.state;
         found = true;
       }
     if (!found)
-      return absl::NotFoundError(absl::StrCat("service ", id, " has no backend ", addr));
+      return absl::NotFoundError(absl::StrCat("service ", id, " has no backend ", HostPort(c.ip, c.port)));
   }
   if (u.algorithm) neu.algorithm = *u.algorithm;
   if (u.affinity_timeout) neu.affinity_timeout = *u.affinity_timeout;

@@ -42,19 +42,6 @@ struct NodeView {
   std::function<BackendPlace(const IpAddr&)> place = [](const IpAddr&) { return BackendPlace::kRemote; };
 };
 
-// What `service update` may change.
-struct ServiceUpdate {
-  std::optional<std::vector<Backend>> backends;          // replaces the list
-  std::vector<std::pair<std::string, BackendState>> states;  // "ADDR:PORT" -> state
-  std::optional<Algorithm> algorithm;
-  std::optional<uint32_t> affinity_timeout;
-  std::optional<TrafficPolicy> traffic_policy;
-  std::optional<TrafficPolicy> internal_traffic_policy;
-  std::optional<std::vector<Cidr>> source_ranges;
-  std::optional<std::vector<IpAddr>> external_ips;
-  std::optional<bool> dsr;
-};
-
 struct SyncStats {
   int writes = 0;
   int deletes = 0;
@@ -157,6 +144,11 @@ class ServiceManager {
   // Sets every backend's place from the node's routes.
   void Place(Service& s) const;
   absl::Status SyncSourceRanges(const Service* old, const Service* neu);
+  // Parts of Replace and Restore.
+  void GiveNewIds(std::vector<Service>& desired) const;
+  absl::Status CheckMapCapacity(const std::map<uint16_t, Service>& next) const;
+  absl::StatusOr<ReplaceStats> WriteReplace(std::map<uint16_t, Service>& next);
+  absl::Status RemoveStale();
 
   LbMaps maps_;
   ServiceLimits limits_;

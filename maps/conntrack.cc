@@ -159,35 +159,4 @@ absl::StatusOr<uint64_t> DropCount(const std::string& pin, uint8_t reason) {
 absl::StatusOr<uint32_t> FlushConntrack(CtMap& ct) { return Flush(ct); }
 absl::StatusOr<uint32_t> FlushNat(NatMap& nat) { return Flush(nat); }
 
-const char* ProtoName(uint8_t proto) {
-  switch (proto) {
-    case IPPROTO_TCP: return "TCP";
-    case IPPROTO_UDP: return "UDP";
-    default: return "?";
-  }
-}
-
-std::string TcpStateName(uint8_t proto, uint8_t seen) {
-  if (proto != IPPROTO_TCP) return "-";
-  std::vector<const char*> f;
-  if (seen & TND_TCP_SYN) f.push_back("SYN");
-  if (seen & TND_TCP_ACK) f.push_back("ACK");
-  if (seen & TND_TCP_FIN) f.push_back("FIN");
-  if (seen & TND_TCP_RST) f.push_back("RST");
-  return f.empty() ? "-" : absl::StrJoin(f, " ");
-}
-
-std::string CtFlagsText(uint8_t flags) {
-  std::vector<const char*> f;
-  if (flags & TND_CT_F_SERVICE) f.push_back("service");
-  if (flags & TND_CT_F_REPLY) f.push_back("reply");
-  if (flags & TND_CT_F_SNAT) f.push_back("snat");
-  if (flags & TND_CT_F_DSR) f.push_back("dsr");
-  if (flags & TND_CT_F_LOCAL) f.push_back("local");
-  if (flags & TND_CT_F_XDP) f.push_back("xdp");
-  if (flags & TND_CT_F_ENDPOINT) f.push_back("endpoint");
-  if (flags & TND_CT_F_INBOUND) f.push_back("inbound");
-  return absl::StrJoin(f, ",");
-}
-
 }  // namespace tendril

@@ -57,10 +57,4 @@ absl::StatusOr<uint64_t> DropCount(const std::string& pin, uint8_t reason);
 absl::StatusOr<uint32_t> FlushConntrack(CtMap& ct);
 absl::StatusOr<uint32_t> FlushNat(NatMap& nat);
 
-const char* ProtoName(uint8_t proto);
-// "SYN", "SYN ACK", "FIN ACK", ... from the TCP flags seen; "-" for none.
-std::string TcpStateName(uint8_t proto, uint8_t seen);
-// "service", "reply", with the flags that apply: "reply,snat,local".
-std::string CtFlagsText(uint8_t flags);
-
 }  // namespace tendril

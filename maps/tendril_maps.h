@@ -7,7 +7,7 @@
  * Rules:
  *  - Fixed-width types only, explicit padding, no bitfields.
  *  - Changing a layout changes the map's key/value size; the loader notices
- *    the mismatch with the pinned map and replaces it (see agent/loader.cc).
+ *    the mismatch with the pinned map and replaces it (see datapath/loader.cc).
  *  - Map names are at most 15 characters (BPF_OBJ_NAME_LEN - 1); they are the
  *    pin file names under the bpffs root.
  */
@@ -51,7 +51,6 @@
 /* ---- sizes --------------------------------------------------------------- */
 #define TND_PREFILTER_MAX 16384 /* entries per address family */
 #define TND_METRICS_MAX 512 /* (dir << 8 | reason): 2 directions x 256 reasons */
-#define TND_XDP_CALLS_MAX 8
 #define TND_SVC_MAX 65536        /* service map entries (master + slots), per family */
 #define TND_BACKENDS_MAX 65536
 #define TND_REVNAT_MAX 65535     /* service ids are 1..65535 */
@@ -70,17 +69,25 @@
 #define TENDRIL_MAGLEV_TABLE_SIZE 16381 /* prime; set by the agent's config header */
 #endif
 
-/* ---- tail-call indices (tnd_xdp_calls) ----------------------------------- */
+/* ---- tail-call indices -----------------------------------------------------
+ * Each object's prog array is filled by libbpf from its static initialiser
+ * (bpf/bpf_xdp.c, bpf_host.c, bpf_lxc.c); *_MAX sizes it, and the loader
+ * refuses an object with an empty slot. */
+
+/* tnd_xdp_calls */
 #define TND_TAIL_XDP_V4 0
 #define TND_TAIL_XDP_V6 1
+#define TND_TAIL_XDP_MAX 2
 
-/* ---- tail-call indices (tnd_host_calls, tc programs of bpf_host.o) ------- */
+/* tnd_host_calls (tc programs of bpf_host.o) */
 #define TND_TAIL_HOST_V4 0
 #define TND_TAIL_HOST_V6 1
+#define TND_TAIL_HOST_MAX 2
 
-/* ---- tail-call indices (tnd_lxc_calls, tc programs of bpf_lxc.o) --------- */
+/* tnd_lxc_calls (tc programs of bpf_lxc.o) */
 #define TND_TAIL_LXC_V4 0
 #define TND_TAIL_LXC_V6 1
+#define TND_TAIL_LXC_MAX 2
 
 /* ---- prefilter (LPM tries, BPF_F_NO_PREALLOC) ---------------------------- */
 struct tnd_lpm_v4_key {
@@ -104,23 +111,29 @@ enum tnd_dir {
 };
 
 /*
- * Drop reasons. Numbers are ABI: they are keys in the pinned metrics map and
- * appear in events; never renumber, only append. Names live in
- * maps/abi.h (C++) next to this list.
+ * Drop reasons: X(NAME, number, "name") for each, the one list both sides
+ * read (the enum here, the names in maps/abi.cc). Numbers are ABI: they are
+ * keys in the pinned metrics map and appear in events; never renumber, only
+ * append (and raise TND_DROP_REASON_MAX).
  */
+#define TND_DROP_REASONS(X) \
+	X(NONE, 0, "none") \
+	X(PREFILTER_DENIED, 1, "prefilter-denied")       /* source address in a prefilter deny CIDR */ \
+	X(MISSED_TAIL_CALL, 2, "missed-tail-call")       /* prog array slot empty */ \
+	X(NO_SERVICE_BACKEND, 3, "no-service-backend")   /* service has no usable backend: connect refused */ \
+	X(BACKEND_MISSING, 4, "backend-missing")         /* slot names a backend id not in tnd_backends */ \
+	X(SOURCE_RANGE, 5, "source-range-denied")        /* client outside loadBalancerSourceRanges */ \
+	X(NO_LOCAL_BACKEND, 6, "no-local-backend")       /* externalTrafficPolicy Local, none on this node */ \
+	X(NAT_EXHAUSTED, 7, "nat-ports-exhausted")       /* no free SNAT port for the flow */ \
+	X(NO_ROUTE, 8, "no-route")                       /* FIB lookup found no route to the backend or client */ \
+	X(NO_NODE_ADDR, 9, "no-node-address")            /* SNAT needed, no device address of the family */ \
+	X(REWRITE, 10, "rewrite-failed")                 /* a header or checksum rewrite failed */ \
+	X(TOO_BIG, 11, "packet-too-big")                 /* larger than the MTU toward the backend or client */
+
 enum tnd_drop_reason {
-	TND_DROP_NONE = 0,
-	TND_DROP_PREFILTER_DENIED = 1, /* source address in a prefilter deny CIDR */
-	TND_DROP_MISSED_TAIL_CALL = 2, /* prog array slot empty */
-	TND_DROP_NO_SERVICE_BACKEND = 3, /* service has no usable backend: connect refused */
-	TND_DROP_BACKEND_MISSING = 4,   /* slot names a backend id not in tnd_backends */
-	TND_DROP_SOURCE_RANGE = 5,      /* client outside the service's loadBalancerSourceRanges */
-	TND_DROP_NO_LOCAL_BACKEND = 6,  /* externalTrafficPolicy Local, no backend on this node */
-	TND_DROP_NAT_EXHAUSTED = 7,     /* no free SNAT port for the flow */
-	TND_DROP_NO_ROUTE = 8,          /* FIB lookup found no route to the backend or client */
-	TND_DROP_NO_NODE_ADDR = 9,      /* SNAT needed but the device has no address of the family */
-	TND_DROP_REWRITE = 10,          /* a header or checksum rewrite failed */
-	TND_DROP_TOO_BIG = 11,          /* larger than the MTU toward the backend or client */
+#define TND_X_DROP_ENUM(name, num, text) TND_DROP_##name = num,
+	TND_DROP_REASONS(TND_X_DROP_ENUM)
+#undef TND_X_DROP_ENUM
 	TND_DROP_REASON_MAX = 12,
 };
 
@@ -155,14 +168,14 @@ struct tnd_node_info {
  *   slots 1..count:    one backend id each, from the backend set the
  *                      frontend's traffic policy chooses (a backend appears
  *                      in as many slots as its weight asks for);
- * The sets (agent/service_sets.cc), as kube-proxy's topology rules make them:
+ * The sets (lb/service.cc, SelectBackendSets), as kube-proxy's topology rules make them:
  * the cluster set is the ready (active, weight > 0) backends, or when there
  * is none the serving terminating ones; the local set is the same among the
  * backends on this node. Maintenance and weight-0 backends are in no set:
  * never chosen for new connections, while their backend entries stay for the
  * sockets and flows that use them.
  *
- * Update order (agent/services.cc), so a reader never sees a service with
+ * Update order (lb/services.cc), so a reader never sees a service with
  * zero backends or a slot naming a backend not yet written: backends, then
  * Maglev table and slots, then the master entry that publishes the count;
  * removal goes the other way.
@@ -498,8 +511,10 @@ struct tnd_endpoint {
  * CIDRs and the configured non-masquerade destinations. Traffic of a local
  * endpoint leaving a native device toward anything else is SNATed to the
  * device's address (the NAT maps and port allocation of per-packet LB). */
+#define TND_NOMASQ_F_POD 1    /* a pod CIDR */
+#define TND_NOMASQ_F_EXEMPT 2 /* a configured exemption (masquerade-exempt) */
 struct tnd_nomasq_val {
-	__u32 flags; /* 1: pod CIDR, 2: configured exemption */
+	__u32 flags; /* TND_NOMASQ_F_* */
 };
 
 /* ---- events on the tnd_events ring buffer ----------------------------------
@@ -514,23 +529,33 @@ enum tnd_event_type {
 	TND_EVENT_TRACE = 2,
 };
 
-/* Where a packet was seen. */
+/* Where a packet was seen: X(NAME, number, "name"). */
+#define TND_OBS_POINTS(X) \
+	X(NONE, 0, "unknown") \
+	X(FROM_ENDPOINT, 1, "from-endpoint") /* bpf_lxc, tc ingress of an endpoint's veth */ \
+	X(FROM_NETWORK, 2, "from-network")   /* bpf_host, tc ingress of a native device */ \
+	X(TO_NETWORK, 3, "to-network")       /* bpf_host, tc egress of a native device */ \
+	X(XDP, 4, "xdp")                     /* bpf_xdp */
+
 enum tnd_obs_point {
-	TND_OBS_NONE = 0,
-	TND_OBS_FROM_ENDPOINT = 1, /* bpf_lxc, tc ingress of an endpoint's veth */
-	TND_OBS_FROM_NETWORK = 2,  /* bpf_host, tc ingress of a native device */
-	TND_OBS_TO_NETWORK = 3,    /* bpf_host, tc egress of a native device */
-	TND_OBS_XDP = 4,           /* bpf_xdp */
+#define TND_X_OBS_ENUM(name, num, text) TND_OBS_##name = num,
+	TND_OBS_POINTS(TND_X_OBS_ENUM)
+#undef TND_X_OBS_ENUM
 };
 
-/* What was decided (traces). */
+/* What was decided (traces): X(NAME, number, "name"). */
+#define TND_TRACE_VERDICTS(X) \
+	X(NONE, 0, "none") \
+	X(TO_ENDPOINT, 1, "to-endpoint")       /* bpf_redirect_peer into the endpoint's namespace */ \
+	X(REDIRECT, 2, "redirect")             /* bpf_redirect out of to_ifindex (MACs from the FIB) */ \
+	X(REDIRECT_NEIGH, 3, "redirect-neigh") /* bpf_redirect_neigh: the kernel resolves the next hop */ \
+	X(TO_STACK, 4, "to-stack")             /* handed to the host stack */ \
+	X(MASQUERADE, 5, "masquerade")         /* source rewritten to the node (nat_addr:nat_port) */
+
 enum tnd_trace_verdict {
-	TND_TRACE_NONE = 0,
-	TND_TRACE_TO_ENDPOINT = 1, /* bpf_redirect_peer into the endpoint's namespace */
-	TND_TRACE_REDIRECT = 2,    /* bpf_redirect out of to_ifindex (MACs from the FIB) */
-	TND_TRACE_REDIRECT_NEIGH = 3, /* bpf_redirect_neigh: the kernel resolves the next hop */
-	TND_TRACE_TO_STACK = 4,    /* handed to the host stack */
-	TND_TRACE_MASQUERADE = 5,  /* source rewritten to the node (nat_addr:nat_port) */
+#define TND_X_TRACE_ENUM(name, num, text) TND_TRACE_##name = num,
+	TND_TRACE_VERDICTS(TND_X_TRACE_ENUM)
+#undef TND_X_TRACE_ENUM
 };
 
 struct tnd_event {

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -34,6 +36,36 @@ IpAddr IpFromBytes(Family f, const uint8_t* bytes) {
 std::string HostPort(const IpAddr& ip, uint16_t port) {
   return ip.family == Family::kV6 ? absl::StrCat("[", ip.ToString(), "]:", port)
                                   : absl::StrCat(ip.ToString(), ":", port);
+}
+
+absl::StatusOr<std::pair<IpAddr, uint16_t>> ParseHostPort(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid address \"", text, "\": ", why));
+  };
+  std::string host, port;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return bad("missing ']'");
+    host = text.substr(1, close - 1);
+    if (close + 1 >= text.size() || text[close + 1] != ':') return bad("missing :PORT");
+    port = text.substr(close + 2);
+    if (host.find(':') == std::string::npos) return bad("brackets are for IPv6 addresses");
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos) return bad("missing :PORT");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string::npos) return bad("write IPv6 addresses as [ADDR]:PORT");
+  }
+  auto ip = ParseIp(host);
+  if (!ip.ok()) return bad(std::string(ip.status().message()));
+  if (port.empty()) return bad("missing port");
+  for (char c : port)
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return bad(absl::StrCat("port \"", port, "\" is not a number"));
+  uint32_t p = 0;
+  if (port.size() > 5 || !absl::SimpleAtoi(port, &p) || p == 0 || p > 65535)
+    return bad(absl::StrCat("port ", port, " is out of range (1-65535)"));
+  return std::make_pair(*ip, static_cast<uint16_t>(p));
 }
 
 std::string AddrText(const uint8_t* addr, int family) {

@@ -7,6 +7,7 @@
 #include <compare>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 
@@ -27,6 +28,8 @@ IpAddr IpFromBytes(Family f, const uint8_t* bytes);
 
 // "10.0.0.1:80", "[fd00::1]:80".
 std::string HostPort(const IpAddr& ip, uint16_t port);
+// The reverse: "ADDR:PORT" or "[ADDR6]:PORT", port 1-65535.
+absl::StatusOr<std::pair<IpAddr, uint16_t>> ParseHostPort(const std::string& text);
 
 // Raw map bytes as text; `family` is 4 or 6 as the maps store it.
 // "10.0.0.1", "fd00::1".

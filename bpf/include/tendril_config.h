@@ -1,7 +1,8 @@
 /* Default build-time configuration, used by Makefile.bpf for the prebuilt
  * objects that the tests load. The agent renders its own tendril_config.h
- * (agent/compiler.cc) from the node's facts and configured features and puts
- * it first on the include path. */
+ * (datapath/compiler.cc) from the configured features (only macros the BPF
+ * code reads; a unit test checks both ways) and puts it first on the
+ * include path. */
 #ifndef TENDRIL_CONFIG_H_
 #define TENDRIL_CONFIG_H_
 

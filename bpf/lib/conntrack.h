@@ -1,108 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Per-packet load balancing state: native devices, conntrack, NAT, source
- * ranges and the event ring buffer. Layouts in maps/tendril_maps.h. */
+/* Conntrack: entry lifetimes, the TCP state machine, and how the two
+ * entries of a flow learn of each other's events. Maps in maps_ct.h. */
 #ifndef TND_BPF_CONNTRACK_H_
 #define TND_BPF_CONNTRACK_H_
 
 #include "lb.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);
-	__type(value, struct tnd_device);
-	__uint(max_entries, TND_DEVICES_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_devices SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct tnd_ct_key);
-	__type(value, struct tnd_ct_val);
-	__uint(max_entries, TND_CT_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_ct_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct tnd_ct_key);
-	__type(value, struct tnd_ct_val);
-	__uint(max_entries, TND_CT_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_ct_v6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct tnd_nat_key);
-	__type(value, struct tnd_nat_val);
-	__uint(max_entries, TND_NAT_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_nat_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct tnd_nat_key);
-	__type(value, struct tnd_nat_val);
-	__uint(max_entries, TND_NAT_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_nat_v6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct tnd_srange_v4_key);
-	__type(value, __u32);
-	__uint(max_entries, TND_SRCRANGE_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_srng_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct tnd_srange_v6_key);
-	__type(value, __u32);
-	__uint(max_entries, TND_SRCRANGE_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_srng_v6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct tnd_frag_key);
-	__type(value, struct tnd_frag_val);
-	__uint(max_entries, TND_FRAG_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_frag_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, TND_EVENTS_BYTES);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct tnd_ep_key);
-	__type(value, struct tnd_endpoint);
-	__uint(max_entries, TND_ENDPOINTS_MAX);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_endpoints SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct tnd_lpm_v4_key);
-	__type(value, struct tnd_nomasq_val);
-	__uint(max_entries, TND_NOMASQ_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_nomasq_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct tnd_lpm_v6_key);
-	__type(value, struct tnd_nomasq_val);
-	__uint(max_entries, TND_NOMASQ_MAX);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_nomasq_v6 SEC(".maps");
+#include "maps_ct.h"
+#include "maps_node.h"
 
 /* How long an entry lives after this packet, by protocol and TCP flags seen. */
 static __always_inline __u32 tnd_ct_lifetime(__u8 proto, __u8 seen)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Map definitions. Pinned maps use LIBBPF_PIN_BY_NAME: the loader sets the
- * pin root (--bpffs-root), so the map name is the pin file name. */
+/* The maps every object shares: prefilter, metrics, events. Map definitions
+ * are one header per plane (maps_lb.h, maps_ct.h, maps_node.h); pinned maps
+ * use LIBBPF_PIN_BY_NAME: the loader sets the pin root (--bpffs-root), so
+ * the map name is the pin file name. */
 #ifndef TND_BPF_MAPS_H_
 #define TND_BPF_MAPS_H_
 
@@ -31,5 +33,11 @@ struct {
 	__uint(max_entries, TND_METRICS_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_metrics SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TND_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_events SEC(".maps");
 
 #endif

@@ -59,7 +59,7 @@
 #include "datapath/bpffs.h"
 #include "common/api_client.h"
 #include "tendril_build_config.h"
-#include "test/bench/kube_proxy_rules.h"
+#include "test/support/kube_proxy_rules.h"
 #include "test/support/kernel.h"
 #include "test/support/tcp.h"
 

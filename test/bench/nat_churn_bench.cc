@@ -18,7 +18,7 @@
 #include "common/api_client.h"
 #include "maps/abi.h"
 #include "maps/conntrack.h"
-#include "test/bench/kube_proxy_rules.h"
+#include "test/support/kube_proxy_rules.h"
 #include "test/support/churn.h"
 #include "test/support/kernel.h"
 

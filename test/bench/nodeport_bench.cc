@@ -60,9 +60,9 @@ int Main(bool json_out) {
   if (!tn0) return 1;
   NetnsGuard in_ns(ns);
   TempPinRoot pins;
-  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path(), HostTailCalls()});
-  auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins.path(), XdpTailCalls()});
-  auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins.path(), LxcTailCalls()});
+  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path()});
+  auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins.path()});
+  auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins.path()});
   auto bench = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
   if (!host.ok() || !xdp.ok() || !lxc.ok() || !bench.ok()) {
     std::fprintf(stderr, "load failed\n");

@@ -73,7 +73,7 @@ int Main(bool json_out) {
     std::fprintf(stderr, "%s\n", std::string(obj.status().message()).c_str());
     return 1;
   }
-  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path(), HostTailCalls()});
+  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path()});
   auto maps = host.ok() ? OpenLbMaps(pins.path()) : host.status();
   if (!maps.ok()) {
     std::fprintf(stderr, "%s\n", std::string(maps.status().message()).c_str());

@@ -53,7 +53,7 @@ int Main(bool json_out) {
     return 1;
   }
   TempPinRoot pins;
-  LoadOptions lo{BpfObjectPath("bpf_xdp"), pins.path(), XdpTailCalls()};
+  LoadOptions lo{BpfObjectPath("bpf_xdp"), pins.path()};
   auto obj = BpfObject::Load(lo);
   auto base = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
   if (!obj.ok() || !base.ok()) {

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "agent/agent.h"
 #include "datapath/loader.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
@@ -21,7 +20,6 @@ class LoaderTest : public ::testing::Test {
     LoadOptions lo;
     lo.object_path = BpfObjectPath("bpf_xdp");
     lo.pin_root = pins_.path();
-    lo.tail_calls = XdpTailCalls();
     return lo;
   }
   std::string Pin(const char* name) { return pins_.path() + "/" + name; }
@@ -78,35 +76,41 @@ TEST_F(LoaderTest, ReplacesPinnedMapWhoseAbiChanged) {
   EXPECT_EQ(info->max_entries, static_cast<uint32_t>(TND_PREFILTER_MAX));
 }
 
-TEST_F(LoaderTest, TailCallTableWithMissingProgramIsAClearError) {
+TEST_F(LoaderTest, ProgArrayWithAnEmptySlotIsAClearError) {
   LoadOptions lo = Opts();
-  lo.tail_calls = {{TND_MAP_XDP_CALLS, {{TND_TAIL_XDP_V4, "tnd_xdp_v4"}, {5, "tnd_xdp_nope"}}}};
+  lo.object_path = BpfObjectPath("test_tail_gap");
   auto obj = BpfObject::Load(lo);
   ASSERT_FALSE(obj.ok());
   std::string msg(obj.status().message());
-  EXPECT_NE(msg.find("slot 5"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("tnd_xdp_nope"), std::string::npos) << msg;
-
-  lo.tail_calls = {{TND_MAP_XDP_CALLS, {{TND_XDP_CALLS_MAX, "tnd_xdp_v4"}}}};
-  obj = BpfObject::Load(lo);
-  ASSERT_FALSE(obj.ok());
-  EXPECT_NE(obj.status().message().find("beyond"), std::string::npos) << obj.status();
-
-  lo.tail_calls = {{"tnd_no_such_map", {{0, "tnd_xdp_v4"}}}};
-  obj = BpfObject::Load(lo);
-  ASSERT_FALSE(obj.ok());
-  EXPECT_NE(obj.status().message().find("tnd_no_such_map"), std::string::npos) << obj.status();
+  EXPECT_NE(msg.find("test_gap_calls"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("slot 1"), std::string::npos) << msg;
 }
 
-TEST_F(LoaderTest, TailCallTableFillsEverySlot) {
-  auto obj = BpfObject::Load(Opts());
-  ASSERT_TRUE(obj.ok()) << obj.status();
-  int calls = *obj->MapFd(TND_MAP_XDP_CALLS);
-  for (const auto& e : XdpTailCalls()[0].entries) {
-    uint32_t key = e.index, prog_id = 0;
-    ASSERT_EQ(bpf_map_lookup_elem(calls, &key, &prog_id), 0) << "slot " << e.index;
-    auto want = GetProgramInfo(*obj->ProgramFd(e.program));
-    EXPECT_EQ(prog_id, want->id) << "slot " << e.index;
+// Each object's prog array, as libbpf filled it from the initialiser in its
+// source: every slot holds the program the ABI's index names.
+TEST_F(LoaderTest, ProgArraysHoldTheirProgramsInEverySlot) {
+  struct Want {
+    const char* object;
+    const char* map;
+    std::vector<std::pair<uint32_t, const char*>> slots;
+  };
+  const Want wants[] = {
+      {"bpf_xdp", TND_MAP_XDP_CALLS, {{TND_TAIL_XDP_V4, "tnd_xdp_v4"}, {TND_TAIL_XDP_V6, "tnd_xdp_v6"}}},
+      {"bpf_host", TND_MAP_HOST_CALLS, {{TND_TAIL_HOST_V4, "tnd_host_in_v4"}, {TND_TAIL_HOST_V6, "tnd_host_in_v6"}}},
+      {"bpf_lxc", TND_MAP_LXC_CALLS, {{TND_TAIL_LXC_V4, "tnd_lxc_in_v4"}, {TND_TAIL_LXC_V6, "tnd_lxc_in_v6"}}},
+  };
+  for (const Want& w : wants) {
+    LoadOptions lo = Opts();
+    lo.object_path = BpfObjectPath(w.object);
+    auto obj = BpfObject::Load(lo);
+    ASSERT_TRUE(obj.ok()) << w.object << ": " << obj.status();
+    int calls = *obj->MapFd(w.map);
+    EXPECT_EQ(GetMapInfo(calls)->max_entries, w.slots.size()) << w.map;
+    for (const auto& [slot, program] : w.slots) {
+      uint32_t key = slot, prog_id = 0;
+      ASSERT_EQ(bpf_map_lookup_elem(calls, &key, &prog_id), 0) << w.map << " slot " << slot;
+      EXPECT_EQ(prog_id, GetProgramInfo(*obj->ProgramFd(program))->id) << w.map << " slot " << slot;
+    }
   }
 }
 

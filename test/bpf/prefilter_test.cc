@@ -27,7 +27,6 @@ class PrefilterPacketTest : public ::testing::Test {
     LoadOptions lo;
     lo.object_path = BpfObjectPath("bpf_xdp");
     lo.pin_root = pins_->path();
-    lo.tail_calls = XdpTailCalls();
     auto obj = BpfObject::Load(lo);
     ASSERT_TRUE(obj.ok()) << obj.status();
     obj_ = std::make_unique<BpfObject>(std::move(*obj));

@@ -26,7 +26,7 @@ class ServicesMapTest : public ::testing::Test {
   void SetUp() override {
     TND_REQUIRE_ROOT();
     pins_ = std::make_unique<TempPinRoot>();
-    auto obj = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path(), HostTailCalls()});
+    auto obj = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path()});
     ASSERT_TRUE(obj.ok()) << obj.status();
     obj_ = std::make_unique<BpfObject>(std::move(*obj));
     manager_ = NewManager();
@@ -108,7 +108,7 @@ TEST_F(ServicesMapTest, UpdatesWriteOnlyWhatChanged) {
   // Terminating the middle one: its backend entry, the moved slot, the master
   // and the dropped last slot.
   ServiceUpdate term;
-  term.states = {{"10.0.1.3:8080", BackendState::kTerminating}};
+  term.states = {*ParseBackendStateChange("10.0.1.3:8080=terminating")};
   auto t = manager_->Update(s.id, term);
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_LE(manager_->last_stats().writes, 3);
@@ -153,7 +153,7 @@ TEST_F(ServicesMapTest, MaglevTableIsPublishedAndUpdatedInPlace) {
   }
   // Draining one backend rewrites about its third of the table, not all of it.
   ServiceUpdate u;
-  u.states = {{"10.0.1.3:8080", BackendState::kMaintenance}};
+  u.states = {*ParseBackendStateChange("10.0.1.3:8080=maintenance")};
   ASSERT_TRUE(manager_->Update(s.id, u).ok());
   EXPECT_GT(manager_->last_stats().writes, static_cast<int>(kMaglevM / 4));
   EXPECT_LT(manager_->last_stats().writes, static_cast<int>(kMaglevM / 2));
@@ -194,7 +194,7 @@ TEST_F(ServicesMapTest, ConflictsAndUnknownIdsChangeNothing) {
   taken.id = a.id;
   EXPECT_TRUE(absl::IsAlreadyExists(manager_->Add(taken).status()));
   ServiceUpdate u;
-  u.states = {{"10.9.9.9:1", BackendState::kTerminating}};
+  u.states = {*ParseBackendStateChange("10.9.9.9:1=terminating")};
   EXPECT_TRUE(absl::IsNotFound(manager_->Update(a.id, u).status()));
   EXPECT_TRUE(absl::IsNotFound(manager_->Delete(99).status()));
   EXPECT_EQ(CountEntries4(), before);

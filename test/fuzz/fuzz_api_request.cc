@@ -14,6 +14,7 @@
 #include "agent/endpoints.h"
 #include "agent/prefilter.h"
 #include "lb/service.h"
+#include "lb/service_json.h"
 #include "common/json_fields.h"
 #include "common/log.h"
 #include "common/status.h"

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lb/service.h"
+#include "lb/service_json.h"
 #include "common/json_fields.h"
 
 using namespace tendril;

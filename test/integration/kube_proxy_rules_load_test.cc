@@ -11,7 +11,7 @@
 #include <string>
 
 #include "common/fd.h"
-#include "test/bench/kube_proxy_rules.h"
+#include "test/support/kube_proxy_rules.h"
 #include "test/support/kernel.h"
 
 namespace tendril::test {

@@ -44,16 +44,16 @@ class LbFixture : public ::testing::Test {
     ASSERT_NE(tn0_, 0u);
 
     pins_ = std::make_unique<TempPinRoot>();
-    auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path(), HostTailCalls()});
+    auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path()});
     ASSERT_TRUE(host.ok()) << host.status();
     host_ = std::make_unique<BpfObject>(std::move(*host));
-    auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins_->path(), XdpTailCalls()});
+    auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins_->path()});
     ASSERT_TRUE(xdp.ok()) << xdp.status();
     xdp_ = std::make_unique<BpfObject>(std::move(*xdp));
     tc_in_ = *host_->ProgramFd(kHostIngressProgram);
     tc_out_ = *host_->ProgramFd(kHostEgressProgram);
     xdp_in_ = *xdp_->ProgramFd(kXdpEntryProgram);
-    auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins_->path(), LxcTailCalls()});
+    auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins_->path()});
     ASSERT_TRUE(lxc.ok()) << lxc.status();
     lxc_ = std::make_unique<BpfObject>(std::move(*lxc));
     lxc_in_ = *lxc_->ProgramFd(kLxcIngressProgram);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "lb/service.h"
+#include "lb/service_json.h"
 
 namespace tendril {
 namespace {

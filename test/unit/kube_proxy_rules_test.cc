@@ -1,7 +1,7 @@
 // The kube-proxy rulesets the benchmark baseline loads: their shape (what
 // kube-proxy's proxiers write), checked on the text. Loading them into the
 // kernel is test/integration/kube_proxy_rules_load_test.cc.
-#include "test/bench/kube_proxy_rules.h"
+#include "test/support/kube_proxy_rules.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,5 @@
 #include "lb/service.h"
+#include "lb/service_json.h"
 
 #include <gtest/gtest.h>
 

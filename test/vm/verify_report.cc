@@ -1,6 +1,8 @@
-// Loads every program of every BPF object through the running kernel's
-// verifier, one program at a time (so one failure does not hide the others),
-// and reports whether it loaded and its verified instruction count.
+// Loads every BPF object through the running kernel's verifier, whole, as the
+// agent does (prog arrays are filled from their initialisers, which need every
+// program they name), and reports for each program whether it loaded and its
+// verified instruction count. A refusal quotes libbpf's log, which names the
+// program the verifier refused.
 //   bpf_verify_report DIR [--json]
 #include <bpf/libbpf.h>
 #include <dirent.h>
@@ -25,40 +27,33 @@ struct Row {
   std::string error;
 };
 
-std::vector<std::string> ProgramsOf(const std::string& path) {
-  std::vector<std::string> out;
-  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
-  if (!obj) return out;
-  bpf_program* p;
-  bpf_object__for_each_program(p, obj) out.emplace_back(bpf_program__name(p));
-  bpf_object__close(obj);
-  return out;
-}
 
-Row LoadOne(const std::string& path, const std::string& object, const std::string& program) {
-  Row r{object, program};
+// The whole object, as the agent loads it (a prog array's initialiser needs
+// every program it names); one row per program.
+std::vector<Row> LoadObject(const std::string& path, const std::string& object) {
+  std::vector<Row> rows;
   bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
-  if (!obj) {
-    r.error = "open failed";
-    return r;
-  }
+  if (!obj) return {Row{object, "(open failed)"}};
   bpf_map* m;
   bpf_object__for_each_map(m, obj) bpf_map__set_pin_path(m, nullptr);
-  bpf_program* p;
-  bpf_object__for_each_program(p, obj) bpf_program__set_autoload(p, program == bpf_program__name(p));
   tendril::LibbpfCapture cap;
   int err = bpf_object__load(obj);
-  if (err) {
-    // TND_VERIFY_LOG_LINES=N: more of the verifier's log (default: the last 3 lines).
-    const char* n = std::getenv("TND_VERIFY_LOG_LINES");
-    r.error = cap.Tail(n ? std::atoi(n) : 3);
-  } else {
-    auto info = tendril::GetProgramInfo(bpf_program__fd(bpf_object__find_program_by_name(obj, program.c_str())));
-    r.loaded = true;
-    r.insns = info.ok() ? info->verified_insns : 0;
+  // TND_VERIFY_LOG_LINES=N: more of the verifier's log (default: the last 3 lines).
+  const char* n = std::getenv("TND_VERIFY_LOG_LINES");
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj) {
+    Row r{object, bpf_program__name(p)};
+    if (err) {
+      r.error = cap.Tail(n ? std::atoi(n) : 3);
+    } else {
+      auto info = tendril::GetProgramInfo(bpf_program__fd(p));
+      r.loaded = true;
+      r.insns = info.ok() ? info->verified_insns : 0;
+    }
+    rows.push_back(r);
   }
   bpf_object__close(obj);
-  return r;
+  return rows;
 }
 
 }  // namespace
@@ -82,7 +77,7 @@ int main(int argc, char** argv) {
   std::sort(objects.begin(), objects.end());
   std::vector<Row> rows;
   for (const auto& o : objects)
-    for (const auto& p : ProgramsOf(dir + "/" + o + ".o")) rows.push_back(LoadOne(dir + "/" + o + ".o", o, p));
+    for (Row& r : LoadObject(dir + "/" + o + ".o", o)) rows.push_back(std::move(r));
   int unexpected = 0;
   for (const auto& r : rows)
     if (r.loaded == (r.object == "test_reject")) unexpected++;  // test_reject must be refused

@@ -1,4 +1,4 @@
-#include "test/bench/kube_proxy_rules.h"
+#include "test/support/kube_proxy_rules.h"
 
 #include <cstdio>
 #include <set>

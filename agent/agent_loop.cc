@@ -1,0 +1,112 @@
+// The main loop's side of the agent: the descriptors it polls (health check
+// ports, link events), its timer (conntrack GC, retired backends, health),
+// and conntrack: GC and the flows of removed backends.
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "agent/agent.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "maps/conntrack.h"
+
+namespace tendril {
+
+std::vector<int> Agent::PollFds() const {
+  std::vector<int> fds;
+  for (const auto& [id, h] : health_)
+    for (int fd : h->Fds()) fds.push_back(fd);
+  if (links_) fds.push_back(links_->fd());
+  return fds;
+}
+
+void Agent::OnReadable(int fd) {
+  if (links_ && fd == links_->fd()) {
+    OnLinkEvents();
+    return;
+  }
+  for (const auto& [port, h] : health_) {
+    if (!h->Owns(fd)) continue;
+    h->OnReadable(fd, HealthCount(port));
+    return;
+  }
+}
+
+int Agent::NextTimeoutMs() const {
+  uint32_t now = BpfClockSeconds();
+  int ms = static_cast<int32_t>(next_gc_ - now) <= 0 ? 0 : static_cast<int>(next_gc_ - now) * 1000;
+  if (services_) {
+    if (auto due = services_->NextRetiredDeadlineMs()) {
+      ms = std::min<int64_t>(ms, std::max<int64_t>(0, *due - MonotonicMs() + 1));
+    }
+  }
+  for (const auto& [id, h] : health_)
+    if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
+  return ms;
+}
+
+void Agent::OnTimer() {
+  for (const auto& [port, h] : health_) h->OnTimer(HealthCount(port));
+  if (services_) {
+    int n = services_->FlushRetiredBackends();
+    if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");
+  }
+  if (static_cast<int32_t>(next_gc_ - BpfClockSeconds()) > 0) return;
+  nlohmann::json r = ConntrackGc();
+  int removed = r.value("removed", 0);
+  if (removed > 0)
+    TND_LOG_INFO("conntrack GC: removed ", removed, " expired entries (", r.dump(), ")");
+  else
+    TND_LOG_DEBUG("conntrack GC: nothing expired (", r.dump(), ")");
+  next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
+}
+
+void Agent::DeleteFlowsOf(uint16_t svc_id, L4Proto proto, const std::vector<Backend>& removed) {
+  for (Family fam : {Family::kV4, Family::kV6}) {
+    std::vector<BackendRef> refs;
+    for (const Backend& b : removed) {
+      if (b.ip.family != fam) continue;
+      BackendRef r;
+      r.id = b.id;
+      memcpy(r.addr, b.ip.bytes.data(), 16);
+      r.port_be = htons(b.port);
+      refs.push_back(r);
+    }
+    CtMap* ct = (fam == Family::kV4 ? ct4_ : ct6_).get();
+    if (refs.empty() || !ct) continue;
+    NatMap* nat = (fam == Family::kV4 ? nat4_ : nat6_).get();
+    auto r = DeleteBackendFlows(*ct, nat, svc_id, static_cast<uint8_t>(proto), refs);
+    if (!r.ok()) {
+      TND_LOG_WARN("service ", svc_id, ": deleting the flows of removed backends: ", r.status().message());
+      continue;
+    }
+    if (r->ct_entries)
+      TND_LOG_INFO("service ", svc_id, ": deleted ", r->flows, " ", L4ProtoName(proto), " flows of ", refs.size(),
+                   " removed backends (", r->ct_entries, " conntrack, ", r->nat_entries, " NAT entries)");
+  }
+}
+
+nlohmann::json Agent::ConntrackGc() {
+  uint32_t now = BpfClockSeconds();
+  nlohmann::json out = {{"at", NowUtcText()}};
+  int removed = 0;
+  auto one = [&](const char* name, auto& map, auto gc) {
+    if (!map) return;
+    auto r = gc(*map, now);
+    if (!r.ok()) {
+      out[name] = {{"error", std::string(r.status().message())}};
+      return;
+    }
+    out[name] = {{"scanned", r->scanned}, {"removed", r->removed}};
+    removed += static_cast<int>(r->removed);
+  };
+  one("ct_v4", ct4_, GcConntrack);
+  one("ct_v6", ct6_, GcConntrack);
+  one("nat_v4", nat4_, GcNat);
+  one("nat_v6", nat6_, GcNat);
+  out["removed"] = removed;
+  last_gc_ = out;
+  return out;
+}
+
+}  // namespace tendril

@@ -1,0 +1,149 @@
+// Services: the service manager's start (maps restored from the desired
+// state) and the service.* API.
+#include "absl/strings/str_cat.h"
+#include "agent/agent.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "lb/service_json.h"
+#include "maps/abi.h"
+
+namespace tendril {
+
+absl::Status Agent::StartServices(const std::string& object_path, const NodeFacts& facts) {
+  TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load(Options(object_path)));
+  host_obj_.emplace(std::move(obj));
+  auto map_fd = [&](const char* name) -> absl::StatusOr<UniqueFd> {
+    TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(name));
+    return Dup(fd);
+  };
+  TND_ASSIGN_OR_RETURN(UniqueFd ct4, map_fd(TND_MAP_CT_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd ct6, map_fd(TND_MAP_CT_V6));
+  TND_ASSIGN_OR_RETURN(UniqueFd nat4, map_fd(TND_MAP_NAT_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd nat6, map_fd(TND_MAP_NAT_V6));
+  ct4_ = std::make_unique<CtMap>(std::move(ct4), TND_MAP_CT_V4);
+  ct6_ = std::make_unique<CtMap>(std::move(ct6), TND_MAP_CT_V6);
+  nat4_ = std::make_unique<NatMap>(std::move(nat4), TND_MAP_NAT_V4);
+  nat6_ = std::make_unique<NatMap>(std::move(nat6), TND_MAP_NAT_V6);
+  // The object has just pinned (or reused) every LB map under the root.
+  TND_ASSIGN_OR_RETURN(LbMaps maps, OpenLbMaps(paths_.root()));
+  NodeView node;
+  device_ifindexes_.clear();
+  for (const DeviceFacts& d : facts.devices) device_ifindexes_.push_back(d.ifindex);
+  node.addresses = NodePortAddresses(facts);
+  node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
+  ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max,
+                       cfg_.maglev_max_services};
+  services_ = std::make_unique<ServiceManager>(std::move(maps), limits, cfg_.maglev_table_size, std::move(node));
+  services_->OnBackendsRemoved([this](uint16_t id, L4Proto proto, const std::vector<Backend>& removed) {
+    DeleteFlowsOf(id, proto, removed);
+  });
+  services_->OnNewHealthPort([this](uint16_t port) { return CheckHealthPortFree(port); });
+  // Devices and services are in the maps before any program sees a packet.
+  TND_RETURN_IF_ERROR(SyncDevices(facts));
+  TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(desired_.services));
+  TND_LOG_INFO("services restored: ", desired_.services.size(), " services, ", st.writes,
+               " map writes, ", st.deletes, " stale entries removed");
+  return absl::OkStatus();
+}
+
+absl::Status Agent::PersistServices() {
+  // desired_ is what the state file holds: the services as they were before
+  // this change, and what the maps go back to if the file cannot be written.
+  DesiredState next;
+  next.prefilter = desired_.prefilter;
+  next.endpoints = desired_.endpoints;
+  next.services = services_->List();
+  if (auto s = store_.Save(next); !s.ok()) {
+    (void)services_->Restore(desired_.services);
+    return Annotate(s, "persist desired state (maps rolled back)");
+  }
+  desired_ = std::move(next);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {
+  if (a.contains("id")) {
+    if (!a["id"].is_number_integer() || a["id"].get<int64_t>() < 1 || a["id"].get<int64_t>() > 65535)
+      return absl::InvalidArgumentError("service id must be a number in 1-65535");
+    uint16_t id = static_cast<uint16_t>(a["id"].get<int64_t>());
+    if (!services_->Get(id)) return absl::NotFoundError(absl::StrCat("no service with id ", id));
+    return id;
+  }
+  if (a.contains("frontend") && a["frontend"].is_string()) {
+    TND_ASSIGN_OR_RETURN(Frontend f, ParseFrontend(a["frontend"].get<std::string>()));
+    return services_->IdOf(f);
+  }
+  return absl::InvalidArgumentError("give a service id or a frontend");
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
+  if (!a.contains("service")) return absl::InvalidArgumentError("missing argument \"service\"");
+  TND_ASSIGN_OR_RETURN(Service s, ServiceFromJson(a["service"]));
+  TND_ASSIGN_OR_RETURN(Service added, services_->Add(s));
+  TND_RETURN_IF_ERROR(PersistServices());
+  SyncHealth();
+  TND_LOG_INFO("service ", added.id, " ", added.frontend.ToString(), " added with ",
+               added.backends.size(), " backends (", services_->last_stats().writes, " map writes)");
+  return ServiceToJson(added);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
+  if (!a.contains("services") || !a["services"].is_array())
+    return absl::InvalidArgumentError("missing argument \"services\" (an array of services)");
+  std::vector<Service> desired;
+  desired.reserve(a["services"].size());
+  for (size_t i = 0; i < a["services"].size(); ++i) {
+    auto s = ServiceFromJson(a["services"][i]);
+    if (!s.ok()) return Annotate(s.status(), absl::StrCat("services[", i, "]"));
+    desired.push_back(std::move(*s));
+  }
+  auto rs = services_->Replace(std::move(desired));
+  if (!rs.ok()) {
+    // Replace checks everything before it writes; a kernel error half way
+    // puts the previous set back.
+    if (services_->last_stats().writes || services_->last_stats().deletes)
+      if (auto r = services_->Restore(desired_.services); !r.ok())
+        TND_LOG_ERROR("restoring the services after a failed apply: ", r.status().message());
+    return rs.status();
+  }
+  TND_RETURN_IF_ERROR(PersistServices());
+  SyncHealth();
+  TND_LOG_INFO("services applied: ", services_->List().size(), " declared (", rs->added, " added, ", rs->changed,
+               " changed, ", rs->removed, " removed; ", rs->writes, " map writes, ", rs->deletes, " deletes)");
+  return nlohmann::json{{"services", services_->List().size()}, {"added", rs->added}, {"changed", rs->changed},
+                        {"removed", rs->removed}, {"map_writes", rs->writes}, {"map_deletes", rs->deletes}};
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
+  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  TND_ASSIGN_OR_RETURN(tendril::ServiceUpdate u, ServiceUpdateFromJson(a));
+  TND_ASSIGN_OR_RETURN(Service updated, services_->Update(id, u));
+  TND_RETURN_IF_ERROR(PersistServices());
+  SyncHealth();
+  TND_LOG_INFO("service ", id, " updated (", services_->last_stats().writes, " map writes, ",
+               services_->last_stats().deletes, " deletes)");
+  return ServiceToJson(updated);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
+  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  TND_ASSIGN_OR_RETURN(Service gone, services_->Delete(id));
+  TND_RETURN_IF_ERROR(PersistServices());
+  SyncHealth();
+  TND_LOG_INFO("service ", id, " ", gone.frontend.ToString(), " deleted");
+  return ServiceToJson(gone);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceGet(const nlohmann::json& a) const {
+  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  return ServiceToJson(*services_->Get(id));
+}
+
+nlohmann::json Agent::ServiceList() const {
+  nlohmann::json out = nlohmann::json::array();
+  if (services_)
+    for (const Service& s : services_->List()) out.push_back(ServiceToJson(s));
+  return out;
+}
+
+}  // namespace tendril

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A drop: counted by reason and, where enabled, sent as an event. */
+#ifndef TND_BPF_DROP_H_
+#define TND_BPF_DROP_H_
+
+#include "maps.h"
+#include "metrics.h"
+#include "scratch.h"
+
+static __always_inline int tnd_drop_pkt(struct tnd_fwd *fwd, const struct tnd_pkt *p, const int fam,
+					__u8 reason, __u8 dir, __u32 ifindex)
+{
+	struct tnd_event *e;
+
+	fwd->reason = reason;
+	tnd_count(reason, dir, p->len);
+	e = bpf_ringbuf_reserve(&tnd_events, sizeof(*e), 0);
+	if (e) {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->type = TND_EVENT_DROP;
+		e->reason = reason;
+		e->dir = dir;
+		e->family = fam;
+		e->ifindex = ifindex;
+		__builtin_memcpy(e->saddr, p->t.saddr, 16);
+		__builtin_memcpy(e->daddr, p->t.daddr, 16);
+		e->sport = p->t.sport;
+		e->dport = p->t.dport;
+		e->proto = p->t.proto;
+		e->len = p->len;
+		e->point = fwd->point;
+		e->src_ep = fwd->src_ep;
+		e->dst_ep = fwd->dst_ep;
+		e->ts_ns = bpf_ktime_get_ns();
+		bpf_ringbuf_submit(e, 0);
+	}
+	return TND_DROP;
+}
+
+#endif
