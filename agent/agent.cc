@@ -64,6 +64,15 @@ absl::StatusOr<Agent::Loaded> Agent::LoadObject(const std::string& path,
   return l;
 }
 
+absl::Status Agent::Persist(DesiredState next, const std::function<void()>& undo) {
+  if (auto s = store_.Save(next); !s.ok()) {
+    if (undo) undo();
+    return Annotate(s, undo ? "persist desired state (maps rolled back)" : "persist desired state");
+  }
+  desired_ = std::move(next);
+  return absl::OkStatus();
+}
+
 absl::Status Agent::Start() {
   started_at_ = NowUtcText();
   TND_RETURN_IF_ERROR(MakeDirs(cfg_.state_dir, 0700));

@@ -109,8 +109,12 @@ class Agent {
   void OnNodeAddressesChanged();
   // tnd_node: this namespace's cookie, for socket LB of 127.0.0.1.
   absl::Status WriteNodeInfo();
-  // Persists the service manager's view; on failure restores `before`.
+  // Writes `next` to the state file and makes it the desired state; when the
+  // file cannot be written, `undo` puts the maps back to the desired state.
+  absl::Status Persist(DesiredState next, const std::function<void()>& undo);
+  // Persists the service manager's view; on failure restores the maps.
   absl::Status PersistServices();
+  absl::Status CommitPrefilter(std::set<Cidr> want);
   absl::StatusOr<uint16_t> ServiceIdFromArgs(const nlohmann::json& args) const;
   absl::Status AttachAll();
   bool AnyDeviceRunsLoaded() const;

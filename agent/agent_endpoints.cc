@@ -85,9 +85,7 @@ absl::Status Agent::DetachEndpoint(const Endpoint& e) {
 absl::Status Agent::PersistEndpoints() {
   DesiredState next = desired_;
   next.endpoints = endpoints_->List();
-  TND_RETURN_IF_ERROR(store_.Save(next));
-  desired_ = std::move(next);
-  return absl::OkStatus();
+  return Persist(std::move(next), nullptr);  // the callers undo the endpoint change
 }
 
 absl::StatusOr<nlohmann::json> Agent::EndpointAdd(const nlohmann::json& a) {

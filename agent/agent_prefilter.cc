@@ -21,6 +21,13 @@ absl::Status Agent::SyncPrefilter(const std::set<Cidr>& want) {
   return absl::OkStatus();
 }
 
+absl::Status Agent::CommitPrefilter(std::set<Cidr> want) {
+  TND_RETURN_IF_ERROR(SyncPrefilter(want));
+  DesiredState next = desired_;
+  next.prefilter = std::move(want);
+  return Persist(std::move(next), [this] { (void)SyncPrefilter(desired_.prefilter); });
+}
+
 absl::StatusOr<nlohmann::json> Agent::PrefilterAdd(const std::vector<std::string>& texts) {
   TND_ASSIGN_OR_RETURN(std::vector<Cidr> cidrs, ParseCidrList(texts));
   std::set<Cidr> want = desired_.prefilter;
@@ -32,14 +39,7 @@ absl::StatusOr<nlohmann::json> Agent::PrefilterAdd(const std::vector<std::string
       present.push_back(c.ToString());
   }
   TND_RETURN_IF_ERROR(CheckPrefilterCapacity(want));
-  TND_RETURN_IF_ERROR(SyncPrefilter(want));
-  DesiredState next = desired_;
-  next.prefilter = want;
-  if (auto s = store_.Save(next); !s.ok()) {
-    (void)SyncPrefilter(desired_.prefilter);
-    return Annotate(s, "persist desired state (maps rolled back)");
-  }
-  desired_.prefilter = std::move(want);
+  TND_RETURN_IF_ERROR(CommitPrefilter(std::move(want)));
   return nlohmann::json{{"added", added}, {"already_present", present}};
 }
 
@@ -57,14 +57,7 @@ absl::StatusOr<nlohmann::json> Agent::PrefilterDelete(const std::vector<std::str
   if (!missing.empty())
     return absl::NotFoundError(absl::StrCat("not in the prefilter: ", absl::StrJoin(missing, ", "),
                                             " (nothing deleted)"));
-  TND_RETURN_IF_ERROR(SyncPrefilter(want));
-  DesiredState next = desired_;
-  next.prefilter = want;
-  if (auto s = store_.Save(next); !s.ok()) {
-    (void)SyncPrefilter(desired_.prefilter);
-    return Annotate(s, "persist desired state (maps rolled back)");
-  }
-  desired_.prefilter = std::move(want);
+  TND_RETURN_IF_ERROR(CommitPrefilter(std::move(want)));
   return nlohmann::json{{"deleted", deleted}};
 }
 

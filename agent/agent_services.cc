@@ -49,16 +49,9 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
 absl::Status Agent::PersistServices() {
   // desired_ is what the state file holds: the services as they were before
   // this change, and what the maps go back to if the file cannot be written.
-  DesiredState next;
-  next.prefilter = desired_.prefilter;
-  next.endpoints = desired_.endpoints;
+  DesiredState next = desired_;
   next.services = services_->List();
-  if (auto s = store_.Save(next); !s.ok()) {
-    (void)services_->Restore(desired_.services);
-    return Annotate(s, "persist desired state (maps rolled back)");
-  }
-  desired_ = std::move(next);
-  return absl::OkStatus();
+  return Persist(std::move(next), [this] { (void)services_->Restore(desired_.services); });
 }
 
 absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {

@@ -241,19 +241,11 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	__u16 *slot = fam == 4 ? &k4.slot : &k6.slot;
 	struct tnd_svc_val *svcp, svc;
 	struct tnd_ct_val *ct;
-	struct tnd_backend *be = NULL;
-	__u32 bid = 0;
-	int new_flow = 0, ev;
+	__u8 be_flags = 0;
+	bool new_flow = false;
+	int r;
 
-	if (fam == 4) {
-		__builtin_memcpy(&k4.addr, p->t.daddr, 4);
-		k4.port = p->t.dport;
-		k4.proto = p->t.proto;
-	} else {
-		__builtin_memcpy(k6.addr, p->t.daddr, 16);
-		k6.port = p->t.dport;
-		k6.proto = p->t.proto;
-	}
+	tnd_svc_key(p, fam, &k4, &k6);
 	svcp = bpf_map_lookup_elem(svc_map, skey);
 	if (!svcp)
 		return -1;
@@ -263,44 +255,11 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	}
 	svc = *tnd_svc_internal(svc_map, skey, fam == 4 ? &k4.scope : &k6.scope, svcp);
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
-	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id &&
-	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
-		bid = ct->backend_id;
-		be = bpf_map_lookup_elem(&tnd_backends, &bid);
-		if (be && be->svc_id != svc.svc_id)
-			be = NULL;
-	}
-	__builtin_memset(w, 0, sizeof(*w));
-	if (!be) {
-		if (svc.count == 0 && (svc.xflags & TND_SVC_X_REJECT))
-			return tnd_reject(ctx, p, fam, fwd, TND_DROP_NO_SERVICE_BACKEND, ctx->ifindex) == TND_REDIRECT
-				       ? TND_LXC_REJECTED
-				       : TND_LXC_DROPPED;
-		if (svc.count == 0) {
-			tnd_drop_pkt(fwd, p, fam,
-				     (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
-								  : TND_DROP_NO_SERVICE_BACKEND,
-				     TND_DIR_INGRESS, ctx->ifindex);
-			return TND_LXC_DROPPED;
-		}
-		w->hash = tnd_flow_hash(&p->t);
-		be = tnd_select_backend(svc_map, skey, slot, &svc, w->hash, tnd_client_id(p->t.saddr, fam), false,
-					&bid);
-		if (!be) {
-			tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, ctx->ifindex);
-			return TND_LXC_DROPPED;
-		}
-		new_flow = 1;
-	}
-	__builtin_memcpy(w->be_addr, be->addr, 16);
-	w->be_port = be->port;
-	w->bid = bid;
-	w->svc_id = svc.svc_id;
-	w->flags = TND_CT_F_ENDPOINT;
-	if (new_flow)
-		tnd_ct_create(fam, p, w);
-	else if ((ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len)) != TND_EV_NONE)
-		tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(ev, p->tcp_flags));
+	/* The same choice as per-packet LB at the node's devices (nodeport.h). */
+	r = tnd_lb_pick(ctx, s, fam, svc_map, skey, slot, &svc, ct, &new_flow, &be_flags, ctx->ifindex);
+	if (r >= 0)
+		return r == TND_REDIRECT ? TND_LXC_REJECTED : TND_LXC_DROPPED;
+	tnd_lb_track(p, fam, w, new_flow ? NULL : ct, TND_CT_F_ENDPOINT);
 	__builtin_memcpy(w->node, p->t.daddr, 16); /* the frontend */
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0) {
 		tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);

@@ -206,6 +206,132 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 	bpf_map_update_elem(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
 }
 
+/* The service key of p's destination (slot 0, external scope). */
+static __always_inline void tnd_svc_key(const struct tnd_pkt *p, const int fam, struct tnd_svc4_key *k4,
+					struct tnd_svc6_key *k6)
+{
+	if (fam == 4) {
+		__builtin_memcpy(&k4->addr, p->t.daddr, 4);
+		k4->port = p->t.dport;
+		k4->proto = p->t.proto;
+	} else {
+		__builtin_memcpy(k6->addr, p->t.daddr, 16);
+		k6->port = p->t.dport;
+		k6->proto = p->t.proto;
+	}
+}
+
+/* SNAT of a flow to a remote backend: the device's address of the family
+ * in w->node (zero when it has none) and a free port, 0 when there is none
+ * (or no address). */
+static __always_inline __be16 tnd_lb_snat_port(const struct tnd_pkt *p, const int fam, struct tnd_lb_work *w,
+					       const struct tnd_device *dev)
+{
+	if (fam == 4)
+		__builtin_memcpy(w->node, &dev->ipv4, 4);
+	else
+		__builtin_memcpy(w->node, dev->ipv6, 16);
+	if (!(*(__u64 *)w->node | *(__u64 *)&w->node[8]))
+		return 0;
+	return tnd_snat_port(fam, &p->t, w, p->tcp_flags | (TND_NAT_F_SERVICE << 8));
+}
+
+/* The flow's backend: the one its conntrack entry names, or a new choice
+ * (affinity, Maglev, random slot) when there is none or it left the
+ * service. Fills the work area. < 0: chosen; else the verdict (no backend:
+ * a reject, a drop). */
+static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, const int fam, void *svc_map,
+				       void *skey, __u16 *slot, const struct tnd_svc_val *svc,
+				       const struct tnd_ct_val *ct, bool *new_flow, __u8 *be_flags, __u32 in_if)
+{
+	struct tnd_pkt *p = &s->p;
+	struct tnd_fwd *fwd = &s->fwd;
+	struct tnd_lb_work *w = &s->w;
+	struct tnd_backend *be = NULL;
+	__u32 bid = 0;
+
+	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc->svc_id &&
+	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
+		bid = ct->backend_id;
+		be = bpf_map_lookup_elem(&tnd_backends, &bid);
+		if (be && be->svc_id != svc->svc_id)
+			be = NULL;
+	}
+	__builtin_memset(w, 0, sizeof(*w));
+	w->hash = tnd_flow_hash(&p->t);
+	if (!be) {
+		if (svc->count == 0 && (svc->xflags & TND_SVC_X_REJECT)) {
+#if TND_CTX_XDP
+			return TND_PASS; /* tc answers it */
+#else
+			return tnd_reject(ctx, p, fam, fwd, TND_DROP_NO_SERVICE_BACKEND, in_if);
+#endif
+		}
+		if (svc->count == 0)
+			return tnd_drop_pkt(fwd, p, fam,
+					    (svc->flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
+									  : TND_DROP_NO_SERVICE_BACKEND,
+					    TND_DIR_INGRESS, in_if);
+		be = tnd_select_backend(svc_map, skey, slot, svc, w->hash,
+					tnd_client_id(p->t.saddr, fam), false, &bid);
+		if (!be)
+			return tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, in_if);
+		*new_flow = true;
+	}
+	__builtin_memcpy(w->be_addr, be->addr, 16);
+	w->be_port = be->port;
+	w->bid = bid;
+	w->svc_id = svc->svc_id;
+	*be_flags = be->flags;
+	return -1;
+}
+
+/* The way to the chosen backend (tnd_fib): 0 forwarded, 1 forwarded with
+ * the neighbour unresolved, 2 to this node's stack (a host-network
+ * backend). < 0: *verdict says what to do instead (hand on from XDP, drop). */
+static __always_inline int tnd_lb_route(TND_CTX *ctx, const struct tnd_pkt *p, const int fam,
+					const struct tnd_lb_work *w, struct tnd_fwd *fwd, __u8 be_flags, __u32 in_if,
+					int *verdict)
+{
+	int r = tnd_fib(ctx, fam, p->t.saddr, w->be_addr, p, p->t.sport, w->be_port, fwd);
+
+#if TND_CTX_XDP
+	if (r == -2) {
+		*verdict = TND_PASS;
+		return -1;
+	}
+#endif
+	/* r == 2: not forwarded; r == 3: forwarding is off here. For a backend
+	 * on this node's own address (host network) neither matters: DNAT and
+	 * hand the packet to the stack. Anything else has no route. */
+	if (r == 3)
+		r = (be_flags & TND_BACKEND_F_HOST) ? 2 : -1;
+	if (r == 2 && !(be_flags & TND_BACKEND_F_HOST))
+		r = -1;
+	if (r < 0)
+		*verdict = tnd_drop_pkt(fwd, p, fam, r == -2 ? TND_DROP_TOO_BIG : TND_DROP_NO_ROUTE, TND_DIR_INGRESS,
+					in_if);
+	return r;
+}
+
+/* Conntrack: a new flow gets its forward entry (pins the backend) and reply
+ * entry (names the frontend for the way back); an existing one is touched,
+ * and its reply entry learns of a close or reopen. */
+static __always_inline void tnd_lb_track(const struct tnd_pkt *p, const int fam, struct tnd_lb_work *w,
+					 struct tnd_ct_val *ct, __u8 flags)
+{
+	int ev;
+
+	if (!ct) {
+		w->flags = flags;
+		tnd_ct_create(fam, p, w);
+		return;
+	}
+	ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+	if (ev != TND_EV_NONE)
+		tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(ev, p->tcp_flags));
+}
+
 /* 3. A packet to a service frontend (or nothing of ours: TND_PASS). */
 static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, const int fam)
 {
@@ -223,23 +349,14 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	__u16 *slot = fam == 4 ? &k4.slot : &k6.slot;
 	struct tnd_svc_val *svcp, svc;
 	struct tnd_ct_val *ct;
-	struct tnd_backend *be = NULL;
 	struct tnd_device *dev;
-	__u8 be_flags;
-	__u32 bid = 0, in_if = ctx_in_ifindex(ctx);
+	__u8 be_flags = 0;
+	__u32 in_if = ctx_in_ifindex(ctx);
 	bool new_flow = false, remote, snat, dsr;
 	__be16 nport = 0;
-	int r;
+	int r, verdict = TND_PASS;
 
-	if (fam == 4) {
-		__builtin_memcpy(&k4.addr, p->t.daddr, 4);
-		k4.port = p->t.dport;
-		k4.proto = p->t.proto;
-	} else {
-		__builtin_memcpy(k6.addr, p->t.daddr, 16);
-		k6.port = p->t.dport;
-		k6.proto = p->t.proto;
-	}
+	tnd_svc_key(p, fam, &k4, &k6);
 	svcp = bpf_map_lookup_elem(svc_map, skey);
 	if (!svcp || !(svcp->flags & TND_SVC_F_EXTERNAL))
 		return TND_PASS;
@@ -248,58 +365,13 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, in_if);
 
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
-	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc.svc_id &&
-	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
-		bid = ct->backend_id;
-		be = bpf_map_lookup_elem(&tnd_backends, &bid);
-		if (be && be->svc_id != svc.svc_id)
-			be = NULL;
-	}
-	__builtin_memset(w, 0, sizeof(*w));
-	w->hash = tnd_flow_hash(&p->t);
-	if (!be) {
-		if (svc.count == 0 && (svc.xflags & TND_SVC_X_REJECT)) {
-#if TND_CTX_XDP
-			return TND_PASS; /* tc answers it */
-#else
-			return tnd_reject(ctx, p, fam, fwd, TND_DROP_NO_SERVICE_BACKEND, in_if);
-#endif
-		}
-		if (svc.count == 0)
-			return tnd_drop_pkt(fwd, p, fam,
-					    (svc.flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
-									 : TND_DROP_NO_SERVICE_BACKEND,
-					    TND_DIR_INGRESS, in_if);
-		be = tnd_select_backend(svc_map, skey, slot, &svc, w->hash,
-					tnd_client_id(p->t.saddr, fam), false, &bid);
-		if (!be)
-			return tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, in_if);
-		new_flow = true;
-	}
-	__builtin_memcpy(w->be_addr, be->addr, 16);
-	w->be_port = be->port;
-	w->bid = bid;
-	w->svc_id = svc.svc_id;
-	be_flags = be->flags;
+	r = tnd_lb_pick(ctx, s, fam, svc_map, skey, slot, &svc, ct, &new_flow, &be_flags, in_if);
+	if (r >= 0)
+		return r;
 
-	r = tnd_fib(ctx, fam, p->t.saddr, w->be_addr, p, p->t.sport, w->be_port, fwd);
-#if TND_CTX_XDP
-	if (r == -2)
-		return TND_PASS;
-#endif
-	if (r == -2)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, in_if);
+	r = tnd_lb_route(ctx, p, fam, w, fwd, be_flags, in_if, &verdict);
 	if (r < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
-	/* r == 2: not forwarded; r == 3: forwarding is off here. For a backend
-	 * on this node's own address (host network) neither matters: DNAT and
-	 * hand the packet to the stack. Anything else has no route. */
-	if (r == 3)
-		r = (be_flags & TND_BACKEND_F_HOST) ? 2 : -1;
-	if (r < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
-	if (r == 2 && !(be_flags & TND_BACKEND_F_HOST))
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, in_if);
+		return verdict;
 	dev = r == 2 ? NULL : bpf_map_lookup_elem(&tnd_devices, &fwd->ifindex);
 	remote = dev != NULL;
 	dsr = remote && (svc.flags & TND_SVC_F_DSR) && !(svc.flags & TND_SVC_F_LOCAL);
@@ -311,29 +383,17 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 		return TND_PASS;
 #endif
 	if (snat) {
-		if (fam == 4)
-			__builtin_memcpy(w->node, &dev->ipv4, 4);
-		else
-			__builtin_memcpy(w->node, dev->ipv6, 16);
-		if (!(*(__u64 *)w->node | *(__u64 *)&w->node[8]))
-			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_NODE_ADDR, TND_DIR_INGRESS, in_if);
-		nport = tnd_snat_port(fam, &p->t, w, p->tcp_flags | (TND_NAT_F_SERVICE << 8));
+		nport = tnd_lb_snat_port(p, fam, w, dev);
 		if (!nport)
-			return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_INGRESS, in_if);
+			return tnd_drop_pkt(fwd, p, fam,
+					    (*(__u64 *)w->node | *(__u64 *)&w->node[8]) ? TND_DROP_NAT_EXHAUSTED
+											: TND_DROP_NO_NODE_ADDR,
+					    TND_DIR_INGRESS, in_if);
 	}
 
-	/* Conntrack: the forward entry pins the backend, the reply entry names
-	 * the frontend for the way back. */
-	if (new_flow || !ct) {
-		w->flags = (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) |
-			  (remote ? 0 : TND_CT_F_LOCAL) | (TND_CTX_XDP ? TND_CT_F_XDP : 0);
-		tnd_ct_create(fam, p, w);
-	} else {
-		int ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
-
-		if (ev != TND_EV_NONE)
-			tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(ev, p->tcp_flags));
-	}
+	tnd_lb_track(p, fam, w, new_flow ? NULL : ct,
+		     (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) | (remote ? 0 : TND_CT_F_LOCAL) |
+			     (TND_CTX_XDP ? TND_CT_F_XDP : 0));
 
 	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0)

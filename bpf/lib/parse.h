@@ -139,6 +139,108 @@ static __always_inline bool tnd_ipv4_ok(TND_CTX *ctx, __u32 l3_off, const struct
 	return p->l3_end && p->l3_end >= l3_off + ip->ihl * 4 && tnd_ipv4_csum_ok(ctx, l3_off, ip);
 }
 
+/* The IPv4 part of tnd_parse: header checks, fragments, the DSR option.
+ * < 0: not ours; 0: `p` is complete (a later fragment, an ICMP error);
+ * 1: the L4 header is in `h`, protocol in *proto. */
+static __always_inline int tnd_parse_v4(TND_CTX *ctx, __u32 l3_off, struct tnd_pkt *p, __u8 *h, __u8 *proto)
+{
+	struct iphdr ip;
+	__u16 frag;
+
+	if (ctx_load(ctx, l3_off, &ip, sizeof(ip)) < 0)
+		return -1;
+	*proto = ip.protocol;
+	if (*proto != IPPROTO_TCP && *proto != IPPROTO_UDP && *proto != IPPROTO_ICMP)
+		return -1;
+	if (!tnd_ipv4_ok(ctx, l3_off, &ip, p))
+		return -1;
+	__builtin_memcpy(p->t.saddr, &ip.saddr, 4);
+	__builtin_memcpy(p->t.daddr, &ip.daddr, 4);
+	p->l4_off = l3_off + ip.ihl * 4;
+	p->t.proto = *proto;
+	frag = bpf_ntohs(ip.frag_off);
+	if (!(frag & TND_IP_OFFMASK) && !tnd_l4_fits(ctx, p, *proto, !(frag & TND_IP_MF), h))
+		return -1;
+	if (*proto == IPPROTO_ICMP)
+		return (frag & (TND_IP_MF | TND_IP_OFFMASK)) ? -1 : tnd_parse_icmp(ctx, 4, p);
+	if (ip.ihl == 5 + TND_DSR_OPT_LEN / 4) {
+		struct tnd_dsr_opt o;
+
+		if (ctx_load(ctx, l3_off + sizeof(ip), &o, sizeof(o)) == 0 &&
+		    o.type == TND_DSR_OPT_TYPE && o.len == TND_DSR_OPT_LEN) {
+			p->dsr = 1;
+			__builtin_memcpy(p->dsr_addr, &o.addr, 4);
+			p->dsr_port = o.port;
+		}
+	}
+	if (frag & (TND_IP_MF | TND_IP_OFFMASK)) {
+		struct tnd_frag_key fk = {
+			.saddr = ip.saddr, .daddr = ip.daddr, .id = ip.id, .proto = *proto,
+		};
+		__be16 ports[2];
+
+		if (frag & TND_IP_OFFMASK) {
+			/* A later fragment: no L4 header; the ports are its first's. */
+			struct tnd_frag_val *fv = bpf_map_lookup_elem(&tnd_frag_v4, &fk);
+
+			if (!fv)
+				return -1;
+			p->has_l4 = 0;
+			p->t.sport = fv->sport;
+			p->t.dport = fv->dport;
+			p->t.proto = *proto;
+			p->parsed = 1;
+			return 0;
+		}
+		__builtin_memcpy(ports, h, sizeof(ports));
+		struct tnd_frag_val fv = { .sport = ports[0], .dport = ports[1] };
+
+		bpf_map_update_elem(&tnd_frag_v4, &fk, &fv, BPF_ANY);
+	}
+	return 1;
+}
+
+/* The IPv6 part of tnd_parse: the header and tendril's DSR extension
+ * header; the same results as tnd_parse_v4. */
+static __always_inline int tnd_parse_v6(TND_CTX *ctx, __u32 l3_off, struct tnd_pkt *p, __u8 *h, __u8 *proto)
+{
+	struct ipv6hdr ip6;
+
+	if (ctx_load(ctx, l3_off, &ip6, sizeof(ip6)) < 0)
+		return -1;
+	if (ip6.version != 6)
+		return -1;
+	*proto = ip6.nexthdr;
+	p->l4_off = l3_off + sizeof(ip6);
+	p->l3_end = tnd_l3_end(p->l4_off, bpf_ntohs(ip6.payload_len), p->len);
+	if (!p->l3_end)
+		return -1;
+	if (*proto == IPPROTO_DSTOPTS) {
+		/* Only tendril's DSR header; other extension headers (and
+		 * so fragments) are passed on. */
+		struct tnd_dsr_opt6 o;
+
+		if (ctx_load(ctx, p->l4_off, &o, sizeof(o)) < 0 || o.hdrlen != 2 ||
+		    o.opt_type != TND_DSR_OPT6_TYPE || o.opt_len != 18)
+			return -1;
+		p->dsr = 1;
+		__builtin_memcpy(p->dsr_addr, o.addr, 16);
+		p->dsr_port = o.port;
+		*proto = o.nexthdr;
+		p->l4_off += sizeof(o);
+	}
+	if (*proto != IPPROTO_TCP && *proto != IPPROTO_UDP && *proto != IPPROTO_ICMPV6)
+		return -1;
+	if (!tnd_l4_fits(ctx, p, *proto, true, h))
+		return -1;
+	__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
+	__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
+	p->t.proto = *proto;
+	if (*proto == IPPROTO_ICMPV6)
+		return tnd_parse_icmp(ctx, 6, p);
+	return 1;
+}
+
 /* Fills `p` for a TCP or UDP packet, or an ICMP error about one; < 0 for
  * anything else, and for anything the kernel would drop (bad header
  * checksum, lengths that do not add up, truncated): passed on untouched. */
@@ -146,100 +248,15 @@ static __noinline int tnd_parse(TND_CTX *ctx, __u32 l3_off, const int fam, struc
 {
 	__u8 h[16] = {}; /* the L4 header, as far as tnd_l4_fits loaded it */
 	__be16 ports[2];
-	__u8 proto;
+	__u8 proto = 0;
+	int r;
 
 	p->l3_off = l3_off;
 	p->len = ctx_len(ctx);
 	p->has_l4 = 1;
-	if (fam == 4) {
-		struct iphdr ip;
-		__u16 frag;
-
-		if (ctx_load(ctx, l3_off, &ip, sizeof(ip)) < 0)
-			return -1;
-		proto = ip.protocol;
-		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMP)
-			return -1;
-		if (!tnd_ipv4_ok(ctx, l3_off, &ip, p))
-			return -1;
-		__builtin_memcpy(p->t.saddr, &ip.saddr, 4);
-		__builtin_memcpy(p->t.daddr, &ip.daddr, 4);
-		p->l4_off = l3_off + ip.ihl * 4;
-		p->t.proto = proto;
-		frag = bpf_ntohs(ip.frag_off);
-		if (!(frag & TND_IP_OFFMASK) && !tnd_l4_fits(ctx, p, proto, !(frag & TND_IP_MF), h))
-			return -1;
-		if (proto == IPPROTO_ICMP)
-			return (frag & (TND_IP_MF | TND_IP_OFFMASK)) ? -1 : tnd_parse_icmp(ctx, fam, p);
-		if (ip.ihl == 5 + TND_DSR_OPT_LEN / 4) {
-			struct tnd_dsr_opt o;
-
-			if (ctx_load(ctx, l3_off + sizeof(ip), &o, sizeof(o)) == 0 &&
-			    o.type == TND_DSR_OPT_TYPE && o.len == TND_DSR_OPT_LEN) {
-				p->dsr = 1;
-				__builtin_memcpy(p->dsr_addr, &o.addr, 4);
-				p->dsr_port = o.port;
-			}
-		}
-		if (frag & (TND_IP_MF | TND_IP_OFFMASK)) {
-			struct tnd_frag_key fk = {
-				.saddr = ip.saddr, .daddr = ip.daddr, .id = ip.id, .proto = proto,
-			};
-
-			if (frag & TND_IP_OFFMASK) {
-				/* A later fragment: no L4 header; the ports are its first's. */
-				struct tnd_frag_val *fv = bpf_map_lookup_elem(&tnd_frag_v4, &fk);
-
-				if (!fv)
-					return -1;
-				p->has_l4 = 0;
-				p->t.sport = fv->sport;
-				p->t.dport = fv->dport;
-				p->t.proto = proto;
-				p->parsed = 1;
-				return 0;
-			}
-			__builtin_memcpy(ports, h, sizeof(ports));
-			struct tnd_frag_val fv = { .sport = ports[0], .dport = ports[1] };
-
-			bpf_map_update_elem(&tnd_frag_v4, &fk, &fv, BPF_ANY);
-		}
-	} else {
-		struct ipv6hdr ip6;
-
-		if (ctx_load(ctx, l3_off, &ip6, sizeof(ip6)) < 0)
-			return -1;
-		if (ip6.version != 6)
-			return -1;
-		proto = ip6.nexthdr;
-		p->l4_off = l3_off + sizeof(ip6);
-		p->l3_end = tnd_l3_end(p->l4_off, bpf_ntohs(ip6.payload_len), p->len);
-		if (!p->l3_end)
-			return -1;
-		if (proto == IPPROTO_DSTOPTS) {
-			/* Only tendril's DSR header; other extension headers (and
-			 * so fragments) are passed on. */
-			struct tnd_dsr_opt6 o;
-
-			if (ctx_load(ctx, p->l4_off, &o, sizeof(o)) < 0 || o.hdrlen != 2 ||
-			    o.opt_type != TND_DSR_OPT6_TYPE || o.opt_len != 18)
-				return -1;
-			p->dsr = 1;
-			__builtin_memcpy(p->dsr_addr, o.addr, 16);
-			p->dsr_port = o.port;
-			proto = o.nexthdr;
-			p->l4_off += sizeof(o);
-		}
-		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_ICMPV6)
-			return -1;
-		if (!tnd_l4_fits(ctx, p, proto, true, h))
-			return -1;
-		__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
-		__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
-		p->t.proto = proto;
-		if (proto == IPPROTO_ICMPV6)
-			return tnd_parse_icmp(ctx, fam, p);
-	}
+	r = fam == 4 ? tnd_parse_v4(ctx, l3_off, p, h, &proto) : tnd_parse_v6(ctx, l3_off, p, h, &proto);
+	if (r <= 0)
+		return r;
 	p->t.proto = proto;
 	__builtin_memcpy(ports, h, sizeof(ports));
 	p->t.sport = ports[0];

@@ -17,7 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "agent/agent.h"
+#include "datapath/programs.h"
+#include "lb/service_codec.h"
 #include "datapath/loader.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
@@ -111,25 +112,16 @@ class LbFixture : public ::testing::Test {
     PutSlot(addr, port, proto, 0, tnd_svc_val{0, slot, svc_id, 0, flags, {}});
   }
 
+  // The key as the agent encodes it (lb/service_codec.h), in the external scope.
   void PutSlot(const char* addr, uint16_t port, uint8_t proto, uint16_t slot, tnd_svc_val v) {
-    auto a = Addr(addr);
-    if (std::string(addr).find(':') == std::string::npos) {
-      tnd_svc4_key k{};
-      std::memcpy(&k.addr, a.data(), 4);
-      k.port = htons(port);
-      k.proto = proto;
-      k.slot = slot;
-      ASSERT_TRUE(svc4_->Update(k, v).ok());
-    } else {
-      tnd_svc6_key k{};
-      std::memcpy(k.addr, a.data(), 16);
-      k.port = htons(port);
-      k.proto = proto;
-      k.slot = slot;
-      ASSERT_TRUE(svc6_->Update(k, v).ok());
-    }
+    auto ip = ParseIp(addr);
+    ASSERT_TRUE(ip.ok()) << ip.status();
+    Frontend f{*ip, port, static_cast<L4Proto>(proto)};
+    if (ip->family == Family::kV4)
+      ASSERT_TRUE(svc4_->Update(Key4(f, TND_SCOPE_EXTERNAL, slot), v).ok());
+    else
+      ASSERT_TRUE(svc6_->Update(Key6(f, TND_SCOPE_EXTERNAL, slot), v).ok());
   }
-
   ProgRun Run(int fd, const Bytes& in, uint32_t ifindex = 0) {
     NetnsGuard g(*ns_);
     auto r = RunProgram(fd, in, ifindex);
