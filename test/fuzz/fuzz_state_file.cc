@@ -11,6 +11,7 @@
 #include <string>
 
 #include "agent/state.h"
+#include "lb/service_json.h"
 #include "common/file_util.h"
 
 using namespace tendril;
