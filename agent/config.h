@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "datapath/attach.h"
+#include "datapath/xdp_mode.h"
 #include "maps/abi.h"
 
 namespace tendril {

@@ -52,8 +52,8 @@ void PrintAgentSummary(const json& agent) {
   std::printf("Kernel:      %s (tc via %s)\n", k.value("release", "").c_str(),
               k.value("tcx", false) ? "TCX links" : "clsact");
   const json& o = agent["bpf_object"];
-  std::printf("BPF object:  cache key %s (%s)\n", o.value("cache_key", "").c_str(),
-              o.value("cache_hit", false) ? "from cache" : "compiled at start");
+  std::printf("BPF object:  cache key %s (%s; %s)\n", o.value("cache_key", "").c_str(),
+              o.value("cache_hit", false) ? "from cache" : "compiled at start", o.value("why", "").c_str());
   std::printf("XDP mode:    %s (configured)\n", a.value("xdp_mode", "").c_str());
   const json& lb = agent["socket_lb"];
   if (lb.value("enabled", false))

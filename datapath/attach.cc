@@ -189,27 +189,6 @@ bpf_tc_opts TcOpts() {
 
 bool IsOwnedProgram(const std::string& name) { return absl::StartsWith(name, kOwnedProgPrefix); }
 
-absl::StatusOr<XdpMode> ParseXdpMode(absl::string_view s) {
-  if (s == "native") return XdpMode::kNative;
-  if (s == "generic") return XdpMode::kGeneric;
-  if (s == "offload") return XdpMode::kOffload;
-  if (s == "auto") return XdpMode::kAuto;
-  if (s == "disabled") return XdpMode::kDisabled;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "invalid XDP mode \"", s, "\": expected native, generic, offload, auto or disabled"));
-}
-
-absl::string_view XdpModeName(XdpMode m) {
-  switch (m) {
-    case XdpMode::kNative: return "native";
-    case XdpMode::kGeneric: return "generic";
-    case XdpMode::kOffload: return "offload";
-    case XdpMode::kAuto: return "auto";
-    case XdpMode::kDisabled: return "disabled";
-  }
-  return "?";
-}
-
 absl::string_view TcDirName(TcDir d) { return d == TcDir::kIngress ? "ingress" : "egress"; }
 absl::string_view TcBackendName(TcBackend b) { return b == TcBackend::kTcx ? "tcx" : "clsact"; }
 

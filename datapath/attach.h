@@ -19,6 +19,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "datapath/xdp_mode.h"
 
 namespace tendril {
 
@@ -26,11 +27,6 @@ inline constexpr absl::string_view kOwnedProgPrefix = "tnd_";
 
 // Was this program attached by tendril (by its name)?
 bool IsOwnedProgram(const std::string& prog_name);
-
-enum class XdpMode { kNative, kGeneric, kOffload, kAuto, kDisabled };
-
-absl::StatusOr<XdpMode> ParseXdpMode(absl::string_view s);
-absl::string_view XdpModeName(XdpMode m);
 
 absl::StatusOr<int> IfIndex(const std::string& ifname);
 

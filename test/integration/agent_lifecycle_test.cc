@@ -128,6 +128,32 @@ TEST_F(AgentLifecycleTest, BadSettingsAreRefusedBeforeAnythingHappens) {
   EXPECT_EQ(pins.find("tnd_"), std::string::npos) << pins;
 }
 
+// The run-time build: cached by its inputs, and status says what made the
+// agent build again (the first build, a settings change) or that nothing did.
+TEST_F(AgentLifecycleTest, RunTimeBuildIsCachedAndSaysWhyItWasRebuilt) {
+  if (!AgentTestFlags().empty()) GTEST_SKIP() << "prebuilt objects in this run (TENDRIL_TEST_PREBUILT_BPF)";
+  auto start = [&](std::vector<std::string> extra) -> nlohmann::json {
+    extra.insert(extra.begin(), {"--xdp-mode", "disabled"});
+    Subprocess agent(Args(extra));
+    EXPECT_TRUE(WaitReady(agent)) << agent.Log();
+    auto st = CallAgent(Socket(), "status");
+    EXPECT_TRUE(st.ok()) << st.status();
+    EXPECT_EQ(agent.Stop(), 0);
+    return st.ok() ? (*st)["bpf_object"] : nlohmann::json();
+  };
+  nlohmann::json first = start({});
+  EXPECT_EQ(first["cache_hit"], false);
+  EXPECT_EQ(first["why"], "first build in this cache");
+  nlohmann::json again = start({});
+  EXPECT_EQ(again["cache_hit"], true);
+  EXPECT_EQ(again["why"], "unchanged");
+  EXPECT_EQ(again["cache_key"], first["cache_key"]);
+  nlohmann::json resized = start({"--maglev-table-size", "1021"});
+  EXPECT_EQ(resized["cache_hit"], false);
+  EXPECT_EQ(resized["why"], "config header changed (settings)");
+  EXPECT_NE(resized["cache_key"], first["cache_key"]);
+}
+
 TEST_F(AgentLifecycleTest, PrebuiltObjectsInsteadOfARunTimeBuild) {
   Subprocess agent(Args({"--xdp-mode", "disabled", "--bpf-object-dir", BpfObjectPath("x").substr(0, BpfObjectPath("x").rfind('/'))}));
   ASSERT_TRUE(WaitReady(agent)) << agent.Log();

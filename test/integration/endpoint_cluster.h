@@ -51,16 +51,14 @@ class EndpointE2ETest : public ::testing::Test {
  protected:
   void SetUp() override {
     TND_REQUIRE_ROOT();
-    lan_ = std::make_unique<Netns>("elan");
+    lan_ = std::make_unique<Lan>("elan");
     out_ = std::make_unique<Netns>("eout");
-    ASSERT_EQ(lan_->Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
-    ASSERT_EQ(lan_->Exec({"ip", "link", "set", "br0", "up"}), 0);
-    Join(*out_, "pout", "10.0.0.100/24", "fd00::100/64");
+    lan_->Join(*out_, "pout", "10.0.0.100/24", "fd00::100/64");
     StartServers(*out_, "outside");
     for (int i = 1; i <= 2; ++i) {
       auto n = std::make_unique<EpNode>();
       n->ns = std::make_unique<Netns>(absl::StrCat("en", i));
-      Join(*n->ns, absl::StrCat("pn", i), absl::StrCat("10.0.0.", i, "/24"), absl::StrCat("fd00::", i, "/64"));
+      lan_->Join(*n->ns, absl::StrCat("pn", i), absl::StrCat("10.0.0.", i, "/24"), absl::StrCat("fd00::", i, "/64"));
       int peer = 3 - i;
       ASSERT_EQ(n->ns->Exec({"ip", "route", "add", absl::StrCat("10.200.", peer, ".0/24"), "via",
                              absl::StrCat("10.0.0.", peer)}), 0);
@@ -78,12 +76,6 @@ class EndpointE2ETest : public ::testing::Test {
   void TearDown() override {
     for (auto& n : nodes_) n->agent.reset();
     servers_ = {};
-  }
-
-  void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) {
-    ConnectVeth(ns, "eth0", v4, *lan_, port, "");
-    ASSERT_EQ(ns.Exec({"ip", "-6", "addr", "add", v6, "dev", "eth0", "nodad"}), 0);
-    ASSERT_EQ(lan_->Exec({"ip", "link", "set", port, "master", "br0"}), 0);
   }
 
   void StartAgent(int i, bool cleanup_on_exit = false, const std::string& xdp_mode = "generic") {
@@ -179,7 +171,8 @@ class EndpointE2ETest : public ::testing::Test {
     return 0;
   }
 
-  std::unique_ptr<Netns> lan_, out_;
+  std::unique_ptr<Lan> lan_;
+  std::unique_ptr<Netns> out_;
   std::vector<std::unique_ptr<EpNode>> nodes_;
   NamedServers servers_;
   TempDir scripts_;

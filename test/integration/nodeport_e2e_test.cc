@@ -49,11 +49,9 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     TND_REQUIRE_ROOT();
-    lan_ = std::make_unique<Netns>("lan");
+    lan_ = std::make_unique<Lan>("lan");
     client_ = std::make_unique<Netns>("ncl");
-    ASSERT_EQ(lan_->Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
-    ASSERT_EQ(lan_->Exec({"ip", "link", "set", "br0", "up"}), 0);
-    Join(*client_, "pcl", "10.0.0.100/24", "fd00::100/64");
+    lan_->Join(*client_, "pcl", "10.0.0.100/24", "fd00::100/64");
     ASSERT_EQ(client_->Exec({"ip", "addr", "add", "10.0.0.101/24", "dev", "eth0"}), 0);
     // An upstream router would send external IPs to a node; the client
     // routes them to node 1 itself.
@@ -62,7 +60,7 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
       auto n = std::make_unique<Node>();
       n->ns = std::make_unique<Netns>(absl::StrCat("nn", i));
       n->backend = std::make_unique<Netns>(absl::StrCat("nb", i));
-      Join(*n->ns, absl::StrCat("pn", i), absl::StrCat("10.0.0.", i, "/24"), absl::StrCat("fd00::", i, "/64"));
+      lan_->Join(*n->ns, absl::StrCat("pn", i), absl::StrCat("10.0.0.", i, "/24"), absl::StrCat("fd00::", i, "/64"));
       ConnectVeth(*n->ns, "lx0", absl::StrCat("10.1.", i, ".1/24"), *n->backend, "eth0", absl::StrCat("10.1.", i, ".2/24"));
       Netns& b = *n->backend;
       ASSERT_EQ(n->ns->Exec({"ip", "-6", "addr", "add", absl::StrCat("fd0", i, "::1/64"), "dev", "lx0", "nodad"}), 0);
@@ -109,17 +107,10 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     servers_ = {};
   }
 
-  // A veth from `ns` (eth0) to the LAN bridge (port `port`).
-  void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) {
-    ConnectVeth(ns, "eth0", v4, *lan_, port, "");
-    ASSERT_EQ(ns.Exec({"ip", "-6", "addr", "add", v6, "dev", "eth0", "nodad"}), 0);
-    ASSERT_EQ(lan_->Exec({"ip", "link", "set", port, "master", "br0"}), 0);
-  }
-
   void AttachPass(const std::string& port) {
     auto obj = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
     ASSERT_TRUE(obj.ok()) << obj.status();
-    NetnsGuard g(*lan_);
+    NetnsGuard g(lan_->ns());
     auto r = AttachXdp(port, *obj->ProgramFd("bench_xdp_pass"), XdpMode::kNative);
     ASSERT_TRUE(r.ok()) << r.status();
   }
@@ -198,7 +189,8 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
     return n;
   }
 
-  std::unique_ptr<Netns> lan_, client_;
+  std::unique_ptr<Lan> lan_;
+  std::unique_ptr<Netns> client_;
   std::vector<std::unique_ptr<Node>> nodes_;
   NamedServers servers_;  // servers_.udp: be1's and be2's UDP servers
   TempDir scripts_;

@@ -108,15 +108,13 @@ class PrefilterE2ETest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     TND_REQUIRE_ROOT();
-    lan_ = std::make_unique<Netns>("lan");
+    lan_ = std::make_unique<Lan>("lan");
     node_ = std::make_unique<Netns>("node");
     client_ = std::make_unique<Netns>("cli");
     attacker_ = std::make_unique<Netns>("atk");
-    ASSERT_EQ(lan_->Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
-    ASSERT_EQ(lan_->Exec({"ip", "link", "set", "br0", "up"}), 0);
-    Join(*node_, "pn", "10.80.0.1/24", "fd80::1/64");
-    Join(*client_, "pc", "10.80.0.10/24", "fd80::10/64");
-    Join(*attacker_, "pa", "10.80.0.66/24", "fd80::66/64");
+    lan_->Join(*node_, "pn", "10.80.0.1/24", "fd80::1/64");
+    lan_->Join(*client_, "pc", "10.80.0.10/24", "fd80::10/64");
+    lan_->Join(*attacker_, "pa", "10.80.0.66/24", "fd80::66/64");
     for (const Netns* ns : {node_.get()}) {
       server_ = std::make_unique<Subprocess>(std::vector<std::string>{
           "ip", "netns", "exec", ns->name(), "socat", "TCP6-LISTEN:8080,fork,reuseaddr",
@@ -131,13 +129,6 @@ class PrefilterE2ETest : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     agent_.reset();
     server_.reset();
-  }
-
-  // Connects `ns` to the LAN bridge: its "eth0" <-> `port` on br0.
-  void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) {
-    ConnectVeth(ns, "eth0", v4, *lan_, port, "");
-    ASSERT_EQ(ns.Exec({"ip", "-6", "addr", "add", v6, "dev", "eth0", "nodad"}), 0);
-    ASSERT_EQ(lan_->Exec({"ip", "link", "set", port, "master", "br0"}), 0);
   }
 
   static bool Tcp(const Netns& from, const std::string& ip) {
@@ -159,7 +150,8 @@ class PrefilterE2ETest : public ::testing::TestWithParam<std::string> {
     return json();
   }
 
-  std::unique_ptr<Netns> lan_, node_, client_, attacker_;
+  std::unique_ptr<Lan> lan_;
+  std::unique_ptr<Netns> node_, client_, attacker_;
   std::unique_ptr<Subprocess> server_;
   std::unique_ptr<AgentInstance> agent_;
 };
@@ -346,7 +338,7 @@ TEST_P(PrefilterE2ETest, CleanupOnExitRemovesTheDatapath) {
 
 TEST_P(PrefilterE2ETest, TwoAgentsSideBySide) {
   auto node2 = std::make_unique<Netns>("node2");
-  Join(*node2, "pn2", "10.80.0.2/24", "fd80::2/64");
+  lan_->Join(*node2, "pn2", "10.80.0.2/24", "fd80::2/64");
   Subprocess server2({"ip", "netns", "exec", node2->name(), "socat",
                       "TCP6-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo node2"});
   AgentInstance agent2(*node2, "eth0");

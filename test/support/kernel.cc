@@ -205,6 +205,17 @@ void ConnectVeth(const Netns& a, const std::string& ifa, const std::string& addr
   ASSERT_EQ(b.Exec({"ip", "link", "set", ifb, "up"}, &out), 0) << out;
 }
 
+Lan::Lan(const std::string& tag) : ns_(tag) {
+  EXPECT_EQ(ns_.Exec({"ip", "link", "add", "br0", "type", "bridge"}), 0);
+  EXPECT_EQ(ns_.Exec({"ip", "link", "set", "br0", "up"}), 0);
+}
+
+void Lan::Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) const {
+  ConnectVeth(ns, "eth0", v4, ns_, port, "");
+  ASSERT_EQ(ns.Exec({"ip", "-6", "addr", "add", v6, "dev", "eth0", "nodad"}), 0);
+  ASSERT_EQ(ns_.Exec({"ip", "link", "set", port, "master", "br0"}), 0);
+}
+
 NetnsGuard::NetnsGuard(const Netns& ns) {
   orig_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int fd = ::open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);

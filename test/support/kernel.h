@@ -115,6 +115,19 @@ class Netns {
 void ConnectVeth(const Netns& a, const std::string& ifa, const std::string& addr_a,
                  const Netns& b, const std::string& ifb, const std::string& addr_b);
 
+// A LAN between test namespaces: a bridge (br0) in a namespace of its own.
+class Lan {
+ public:
+  explicit Lan(const std::string& tag);
+  const Netns& ns() const { return ns_; }
+  // A veth from `ns` (its eth0: `v4`, and `v6` without duplicate address
+  // detection) to port `port` on the bridge.
+  void Join(const Netns& ns, const std::string& port, const std::string& v4, const std::string& v6) const;
+
+ private:
+  Netns ns_;
+};
+
 // Moves the calling thread into a namespace and back when destroyed.
 class NetnsGuard {
  public:
