@@ -19,22 +19,6 @@
 namespace tendril {
 namespace {
 
-tnd_srange_v4_key Range4(uint16_t svc_id, const Cidr& c) {
-  tnd_srange_v4_key k{};
-  k.prefixlen = 32u + c.prefix_len;
-  k.svc_id = htons(svc_id);
-  std::memcpy(k.addr, c.addr.data(), 4);
-  return k;
-}
-
-tnd_srange_v6_key Range6(uint16_t svc_id, const Cidr& c) {
-  tnd_srange_v6_key k{};
-  k.prefixlen = 32u + c.prefix_len;
-  k.svc_id = htons(svc_id);
-  std::memcpy(k.addr, c.addr.data(), 16);
-  return k;
-}
-
 std::string KeyBytes(const void* p, size_t n) { return std::string(static_cast<const char*>(p), n); }
 
 template <typename K, typename V>
