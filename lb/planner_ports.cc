@@ -1,4 +1,4 @@
-// The service manager's claims on shared names: frontends, node ports,
+// The planner's rules for shared names: frontends, node ports,
 // health check ports, Maglev tables. Every rule is here, checked before a
 // change writes anything:
 //   - a frontend (address, port, protocol) belongs to one service;
@@ -16,7 +16,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
-#include "lb/services.h"
+#include "lb/planner.h"
 #include "common/status.h"
 
 namespace tendril {
@@ -58,17 +58,17 @@ class PortBook {
   std::map<uint16_t, std::vector<const Service*>> health_;
 };
 
-}  // namespace
-
-absl::StatusOr<uint16_t> ServiceManager::PickPort(std::set<uint16_t>& used, const ServiceLimits& limits,
-                                                  const char* what) {
+// The lowest port of the node port range not in `used` (which gets it).
+absl::StatusOr<uint16_t> PickPort(std::set<uint16_t>& used, const ServiceLimits& limits, const char* what) {
   for (uint32_t p = limits.node_port_min; p <= limits.node_port_max; ++p)
     if (used.insert(static_cast<uint16_t>(p)).second) return static_cast<uint16_t>(p);
   return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits.node_port_min, "-",
                                                    limits.node_port_max, " for the ", what));
 }
 
-absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id) const {
+}  // namespace
+
+absl::Status ServicePlanner::CheckConflicts(const Service& s, uint16_t ignore_id) const {
   std::vector<FrontendEntry> mine = Entries(s);
   PortBook book;
   for (const auto& [id, other] : services_)
@@ -86,12 +86,13 @@ absl::Status ServiceManager::CheckConflicts(const Service& s, uint16_t ignore_id
   return absl::OkStatus();
 }
 
-absl::Status ServiceManager::CheckConflicts(const std::map<uint16_t, Service>& all) const {
+absl::Status ServicePlanner::CheckConflicts(const std::map<uint16_t, Service>& all,
+                                            const std::vector<IpAddr>& addresses) const {
   std::map<Frontend, uint16_t> owner;
   PortBook book;
   for (const auto& [id, s] : all) {
     TND_RETURN_IF_ERROR(book.Claim(s));
-    for (const FrontendEntry& e : Entries(s)) {
+    for (const FrontendEntry& e : FrontendEntries(s, addresses)) {
       auto [it, fresh] = owner.emplace(e.frontend, id);
       if (!fresh && it->second != id)
         return absl::AlreadyExistsError(absl::StrCat("frontend ", e.frontend.ToString(), " is declared by both ",
@@ -102,9 +103,9 @@ absl::Status ServiceManager::CheckConflicts(const std::map<uint16_t, Service>& a
   return absl::OkStatus();
 }
 
-std::set<uint16_t> ServiceManager::PortsInUse(uint16_t ignore) const {
+std::set<uint16_t> ServicePlanner::PortsInUse(const std::map<uint16_t, Service>& among, uint16_t ignore) {
   std::set<uint16_t> used;
-  for (const auto& [id, o] : services_) {
+  for (const auto& [id, o] : among) {
     if (id == ignore) continue;
     if (o.node_port) used.insert(o.node_port);
     if (o.health_check_port) used.insert(o.health_check_port);
@@ -114,13 +115,18 @@ std::set<uint16_t> ServiceManager::PortsInUse(uint16_t ignore) const {
 
 // New ports are picked from those no service holds in any family or
 // protocol; a port given by the user is kept (CheckConflicts judges it).
-absl::Status ServiceManager::AllocatePorts(Service& s, const Service* previous) const {
+absl::Status ServicePlanner::AllocatePorts(Service& s, const Service* previous) const {
+  return AllocatePortsOf(s, previous, services_);
+}
+
+absl::Status ServicePlanner::AllocatePortsOf(Service& s, const Service* previous,
+                                             const std::map<uint16_t, Service>& among) const {
   if (!s.HasExternal()) {  // ClusterIP: nothing to allocate (and no scan of every service)
     s.node_port = 0;
     s.health_check_port = 0;
     return absl::OkStatus();
   }
-  std::set<uint16_t> used = PortsInUse(s.id);
+  std::set<uint16_t> used = PortsInUse(among, s.id);
   if (s.HasNodePort() && !s.node_port) {
     if (previous && previous->HasNodePort() && previous->node_port) {
       s.node_port = previous->node_port;
@@ -141,7 +147,7 @@ absl::Status ServiceManager::AllocatePorts(Service& s, const Service* previous) 
   return absl::OkStatus();
 }
 
-absl::Status ServiceManager::AllocatePorts(std::map<uint16_t, Service>& next) const {
+absl::Status ServicePlanner::AllocatePorts(std::map<uint16_t, Service>& next) const {
   // Kept services keep theirs; the rest are allocated from what the new set
   // leaves free.
   std::set<uint16_t> used;
@@ -165,7 +171,7 @@ absl::Status ServiceManager::AllocatePorts(std::map<uint16_t, Service>& next) co
   return absl::OkStatus();
 }
 
-absl::Status ServiceManager::CheckNewHealthPorts(const std::vector<const Service*>& changed) const {
+absl::Status ServicePlanner::CheckNewHealthPorts(const std::vector<const Service*>& changed) const {
   if (!health_port_check_) return absl::OkStatus();
   std::set<uint16_t> held;
   for (const auto& [id, o] : services_)
@@ -178,13 +184,13 @@ absl::Status ServiceManager::CheckNewHealthPorts(const std::vector<const Service
   return absl::OkStatus();
 }
 
-absl::Status ServiceManager::CheckMaglevCapacity(size_t maglev_services) const {
+absl::Status ServicePlanner::CheckMaglevCapacity(size_t maglev_services) const {
   if (maglev_services <= limits_.max_maglev_services) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(maglev_services, " services would use Maglev; the Maglev map holds ",
                                                    limits_.max_maglev_services, " (maglev-max-services)"));
 }
 
-size_t ServiceManager::MaglevServices(uint16_t ignore_id) const {
+size_t ServicePlanner::MaglevServices(uint16_t ignore_id) const {
   size_t n = 0;
   for (const auto& [id, s] : services_)
     if (id != ignore_id && s.algorithm == Algorithm::kMaglev) n++;

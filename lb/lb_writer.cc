@@ -1,0 +1,183 @@
+#include "lb/lb_writer.h"
+
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "lb/service_codec.h"
+
+namespace tendril {
+namespace {
+
+template <typename K, typename V>
+absl::Status Upsert(Map<K, V>& m, const K& k, const V& v, SyncStats& st) {
+  TND_ASSIGN_OR_RETURN(std::optional<V> cur, m.Lookup(k));
+  if (cur && std::memcmp(&*cur, &v, sizeof(V)) == 0) return absl::OkStatus();
+  TND_RETURN_IF_ERROR(m.Update(k, v));
+  st.writes++;
+  return absl::OkStatus();
+}
+
+template <typename K, typename V>
+absl::Status Remove(Map<K, V>& m, const K& k, SyncStats& st) {
+  TND_ASSIGN_OR_RETURN(std::optional<V> cur, m.Lookup(k));
+  if (!cur) return absl::OkStatus();
+  TND_RETURN_IF_ERROR(m.Delete(k));
+  st.deletes++;
+  return absl::OkStatus();
+}
+
+absl::Status PutSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, const tnd_svc_val& v, SyncStats& st) {
+  const Frontend& f = e.frontend;
+  return f.ip.family == Family::kV4 ? Upsert(m.svc4, Key4(f, e.scope, slot), v, st)
+                                    : Upsert(m.svc6, Key6(f, e.scope, slot), v, st);
+}
+
+absl::Status DropSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, SyncStats& st) {
+  const Frontend& f = e.frontend;
+  return f.ip.family == Family::kV4 ? Remove(m.svc4, Key4(f, e.scope, slot), st)
+                                    : Remove(m.svc6, Key6(f, e.scope, slot), st);
+}
+
+}  // namespace
+
+absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root) {
+  auto path = [&](const char* name) { return pin_root + "/" + name; };
+  TND_ASSIGN_OR_RETURN(auto svc4, (Map<tnd_svc4_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V4), TND_MAP_SVC_V4)));
+  TND_ASSIGN_OR_RETURN(auto svc6, (Map<tnd_svc6_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V6), TND_MAP_SVC_V6)));
+  TND_ASSIGN_OR_RETURN(auto backends, (Map<uint32_t, tnd_backend>::OpenPin(path(TND_MAP_BACKENDS), TND_MAP_BACKENDS)));
+  TND_ASSIGN_OR_RETURN(auto revnat, (Map<uint32_t, tnd_revnat>::OpenPin(path(TND_MAP_REVNAT), TND_MAP_REVNAT)));
+  TND_ASSIGN_OR_RETURN(UniqueFd maglev, OpenPinnedMap(path(TND_MAP_MAGLEV), sizeof(uint32_t), sizeof(uint32_t)));
+  TND_ASSIGN_OR_RETURN(auto srng4,
+                       (Map<tnd_srange_v4_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V4), TND_MAP_SRCRANGE_V4)));
+  TND_ASSIGN_OR_RETURN(auto srng6,
+                       (Map<tnd_srange_v6_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V6), TND_MAP_SRCRANGE_V6)));
+  return LbMaps{std::move(svc4),   std::move(svc6),  std::move(backends), std::move(revnat),
+                std::move(maglev), std::move(srng4), std::move(srng6)};
+}
+
+absl::Status LbWriter::DropMaglev(uint16_t id) {
+  uint32_t key = id;
+  if (bpf_map_delete_elem(maps_.maglev.get(), &key) == 0) stats_.deletes++;
+  return absl::OkStatus();
+}
+
+absl::Status LbWriter::WriteMaglev(uint16_t id, const std::vector<uint32_t>& table) {
+  // No backend in the set: the master's count of 0 refuses connects; the old
+  // table is dropped so no stale backend is ever chosen through it.
+  if (table.empty()) return DropMaglev(id);
+  uint32_t key = id;
+  UniqueFd inner;
+  uint32_t inner_id = 0;
+  if (bpf_map_lookup_elem(maps_.maglev.get(), &key, &inner_id) == 0) {
+    inner.Reset(bpf_map_get_fd_by_id(inner_id));
+    if (inner.valid()) {
+      auto info = GetMapInfo(inner.get());
+      if (!info.ok() || info->max_entries != table.size()) inner.Reset();  // table size changed
+    }
+  }
+  if (inner.valid()) {
+    // Only positions that changed are written.
+    for (uint32_t pos = 0; pos < table.size(); ++pos) {
+      uint32_t cur = 0;
+      if (bpf_map_lookup_elem(inner.get(), &pos, &cur) == 0 && cur == table[pos]) continue;
+      if (bpf_map_update_elem(inner.get(), &pos, &table[pos], BPF_ANY) != 0)
+        return ErrnoError(errno, absl::StrCat("write Maglev table of service ", id));
+      stats_.writes++;
+    }
+    return absl::OkStatus();
+  }
+  // A new table, filled completely before it is published in the outer map.
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tnd_maglev_tbl", 4, 4, static_cast<uint32_t>(table.size()), nullptr);
+  if (fd < 0) return ErrnoError(errno, absl::StrCat("create Maglev table for service ", id));
+  inner.Reset(fd);
+  for (uint32_t pos = 0; pos < table.size(); ++pos)
+    if (bpf_map_update_elem(inner.get(), &pos, &table[pos], BPF_ANY) != 0)
+      return ErrnoError(errno, absl::StrCat("fill Maglev table of service ", id));
+  uint32_t val = static_cast<uint32_t>(inner.get());
+  if (bpf_map_update_elem(maps_.maglev.get(), &key, &val, BPF_ANY) != 0)
+    return ErrnoError(errno, absl::StrCat("publish Maglev table of service ", id));
+  stats_.writes += static_cast<int>(table.size()) + 1;
+  return absl::OkStatus();
+}
+
+absl::Status LbWriter::SyncSourceRanges(const Service* old, const Service* neu) {
+  std::set<Cidr> want, had;
+  if (neu)
+    for (const Cidr& c : neu->source_ranges) want.insert(c);
+  if (old)
+    for (const Cidr& c : old->source_ranges) had.insert(c);
+  uint16_t nid = neu ? neu->id : 0, oid = old ? old->id : 0;
+  for (const Cidr& c : want) {
+    auto st = c.family == Family::kV4 ? Upsert(maps_.srng4, Range4(nid, c), 1u, stats_)
+                                      : Upsert(maps_.srng6, Range6(nid, c), 1u, stats_);
+    TND_RETURN_IF_ERROR(st);
+  }
+  for (const Cidr& c : had) {
+    if (want.count(c) && nid == oid) continue;
+    auto st = c.family == Family::kV4 ? Remove(maps_.srng4, Range4(oid, c), stats_)
+                                      : Remove(maps_.srng6, Range6(oid, c), stats_);
+    TND_RETURN_IF_ERROR(st);
+  }
+  return absl::OkStatus();
+}
+
+// 1. backends, 2. reverse NAT, 3. Maglev table, 4. source ranges,
+// 5. per frontend: slots, then the master that publishes them.
+absl::Status LbWriter::WriteNew(const Service& neu, const ServiceChange& c) {
+  const BackendSets sets = SelectBackendSets(neu);
+  for (size_t i = 0; i < neu.backends.size(); ++i)
+    TND_RETURN_IF_ERROR(Upsert(maps_.backends, neu.backends[i].id, BackendValue(neu, i, sets), stats_));
+  TND_RETURN_IF_ERROR(Upsert(maps_.revnat, static_cast<uint32_t>(neu.id), RevnatValue(neu), stats_));
+  if (neu.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(WriteMaglev(neu.id, c.maglev));
+  TND_RETURN_IF_ERROR(SyncSourceRanges(nullptr, &neu));
+  for (const FrontendEntry& e : c.new_entries) {
+    for (size_t i = 0; i < e.slots.size(); ++i)
+      TND_RETURN_IF_ERROR(PutSvc(maps_, e, static_cast<uint16_t>(i + 1), SlotValue(neu, e.slots[i]), stats_));
+    TND_RETURN_IF_ERROR(PutSvc(maps_, e, 0, e.master, stats_));
+  }
+  return absl::OkStatus();
+}
+
+// Removal, the other way round: masters of frontends that go, slots past
+// the new count, Maglev table, source ranges, reverse NAT. Removed backends
+// stay for their grace period (the planner retires them).
+absl::Status LbWriter::RemoveOld(const Service& old, const ServiceChange& c) {
+  const Service* neu = c.neu ? &*c.neu : nullptr;
+  for (const FrontendEntry& oe : c.old_entries) {
+    size_t keep = 0;
+    bool stays = false;
+    for (const FrontendEntry& ne : c.new_entries)
+      if (ne.SameKey(oe)) {
+        stays = true;
+        keep = ne.slots.size();
+      }
+    if (!stays) TND_RETURN_IF_ERROR(DropSvc(maps_, oe, 0, stats_));
+    for (size_t slot = keep + 1; slot <= oe.slots.size(); ++slot)
+      TND_RETURN_IF_ERROR(DropSvc(maps_, oe, static_cast<uint16_t>(slot), stats_));
+  }
+  if (old.algorithm == Algorithm::kMaglev && (!neu || neu->algorithm != Algorithm::kMaglev))
+    TND_RETURN_IF_ERROR(DropMaglev(old.id));
+  TND_RETURN_IF_ERROR(SyncSourceRanges(&old, neu));
+  if (!neu || neu->id != old.id) TND_RETURN_IF_ERROR(Remove(maps_.revnat, static_cast<uint32_t>(old.id), stats_));
+  return absl::OkStatus();
+}
+
+absl::Status LbWriter::Write(const ServiceChange& c) {
+  if (c.neu) TND_RETURN_IF_ERROR(WriteNew(*c.neu, c));
+  if (c.old) TND_RETURN_IF_ERROR(RemoveOld(*c.old, c));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> LbWriter::DeleteBackend(uint32_t id) {
+  TND_ASSIGN_OR_RETURN(std::optional<tnd_backend> cur, maps_.backends.Lookup(id));
+  if (!cur) return false;
+  TND_RETURN_IF_ERROR(maps_.backends.Delete(id));
+  return true;
+}
+
+}  // namespace tendril

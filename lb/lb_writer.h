@@ -1,0 +1,71 @@
+// The LB map writer: applies the planner's service changes to the pinned
+// maps with the minimum of writes (an entry already equal is not written),
+// in an order that is safe under traffic (see maps/tendril_maps.h): backends,
+// reverse NAT, Maglev table, source ranges, then per frontend its slots and
+// the master that publishes them; removal the other way round. It decides
+// nothing: what to write comes from lb/planner.h.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/fd.h"
+#include "lb/planner.h"
+#include "maps/abi.h"
+#include "maps/pinned_map.h"
+
+namespace tendril {
+
+struct LbMaps {
+  Map<tnd_svc4_key, tnd_svc_val> svc4;
+  Map<tnd_svc6_key, tnd_svc_val> svc6;
+  Map<uint32_t, tnd_backend> backends;
+  Map<uint32_t, tnd_revnat> revnat;
+  UniqueFd maglev;  // hash of maps: service id -> array of backend ids
+  Map<tnd_srange_v4_key, uint32_t> srng4;
+  Map<tnd_srange_v6_key, uint32_t> srng6;
+};
+
+// Opens the LB maps pinned under `pin_root` (by bpf_host.o, which has them all).
+absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root);
+
+struct SyncStats {
+  int writes = 0;
+  int deletes = 0;
+};
+
+class LbWriter {
+ public:
+  explicit LbWriter(LbMaps maps) : maps_(std::move(maps)) {}
+
+  // Writes what `c.neu` needs and removes what only `c.old` had.
+  absl::Status Write(const ServiceChange& c);
+  // Removes the entries that belong to none of `services` (a restart after
+  // services were removed while the agent was down, or a crash half way):
+  // masters first, so that a stale service stops being selected at once.
+  absl::Status RemoveStale(const std::map<uint16_t, Service>& services, const std::vector<IpAddr>& node_addresses);
+  // A retired backend's entry; absent is not an error. Whether it was there.
+  absl::StatusOr<bool> DeleteBackend(uint32_t id);
+
+  // Map operations since the last ResetStats.
+  const SyncStats& stats() const { return stats_; }
+  void ResetStats() { stats_ = {}; }
+
+ private:
+  absl::Status WriteNew(const Service& neu, const ServiceChange& c);
+  absl::Status RemoveOld(const Service& old, const ServiceChange& c);
+  absl::Status WriteMaglev(uint16_t id, const std::vector<uint32_t>& table);
+  absl::Status DropMaglev(uint16_t id);
+  absl::Status SyncSourceRanges(const Service* old, const Service* neu);
+  absl::Status RemoveStaleFrontends(const std::map<uint16_t, Service>& services,
+                                    const std::vector<IpAddr>& node_addresses);
+  absl::Status RemoveStaleRanges(const std::map<uint16_t, Service>& services);
+  absl::Status RemoveStaleByService(const std::map<uint16_t, Service>& services);
+
+  LbMaps maps_;
+  SyncStats stats_;
+};
+
+}  // namespace tendril

@@ -1,0 +1,326 @@
+// The planner's operations: a change checked whole and turned into the
+// service changes the writer applies. Ports and conflicts are in
+// planner_ports.cc, the node's view in planner_node.cc.
+#include "lb/planner.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "lb/maglev.h"
+
+namespace tendril {
+namespace {
+
+std::string MaglevName(const Service& s, const Backend& b) {
+  return absl::StrCat(b.Address(), "/", L4ProtoName(s.frontend.proto));
+}
+
+std::vector<uint32_t> MaglevOf(const Service& s, uint32_t m) {
+  std::vector<MaglevBackend> mb;
+  const BackendSets sets = SelectBackendSets(s);
+  for (size_t i = 0; i < s.backends.size(); ++i)
+    if (sets.cluster[i]) mb.push_back({s.backends[i].id, MaglevName(s, s.backends[i]), s.backends[i].weight});
+  return MaglevTable(mb, m);
+}
+
+}  // namespace
+
+ServiceChange ServicePlanner::Change(const Service* old, const Service* neu) const {
+  ServiceChange c;
+  if (old) {
+    c.old = *old;
+    c.old_entries = Entries(*old);
+  }
+  if (neu) {
+    c.neu = *neu;
+    c.new_entries = Entries(*neu);
+    if (neu->algorithm == Algorithm::kMaglev) c.maglev = MaglevOf(*neu, maglev_size_);
+  }
+  if (old) {
+    std::set<uint32_t> still;
+    if (neu)
+      for (const Backend& b : neu->backends) still.insert(b.id);
+    for (const Backend& b : old->backends)
+      if (!still.count(b.id)) c.removed.push_back(b);
+  }
+  return c;
+}
+
+ServiceChange ServicePlanner::Undo(const ServiceChange& c) const {
+  ServiceChange u = Change(c.neu ? &*c.neu : nullptr, c.old ? &*c.old : nullptr);
+  u.old_entries = c.new_entries;  // as written, whatever the node's addresses are now
+  u.new_entries = c.old_entries;
+  u.removed.clear();  // nothing is retired by an undo
+  return u;
+}
+
+void ServicePlanner::Begin(const Plan& p) {
+  if (p.reset) {
+    services_.clear();
+    retired_.clear();  // the writer removes what no declared service names
+  }
+  if (p.node_addresses) node_.addresses = *p.node_addresses;
+}
+
+void ServicePlanner::Commit(const ServiceChange& c, int64_t now_ms) {
+  if (c.old && (!c.neu || c.neu->id != c.old->id)) services_.erase(c.old->id);
+  if (c.neu) services_[c.neu->id] = *c.neu;
+  for (const Backend& b : c.removed) retired_.emplace(b.id, now_ms);
+}
+
+std::vector<uint32_t> ServicePlanner::RetiredDue(int64_t now_ms, bool all) const {
+  std::vector<uint32_t> due;
+  for (const auto& [id, t] : retired_)
+    if (all || t + kBackendGraceMs <= now_ms) due.push_back(id);
+  return due;
+}
+
+std::optional<int64_t> ServicePlanner::NextRetiredDeadlineMs() const {
+  std::optional<int64_t> next;
+  for (const auto& [id, t] : retired_)
+    if (!next || t + kBackendGraceMs < *next) next = t + kBackendGraceMs;
+  return next;
+}
+
+const Service* ServicePlanner::Get(uint16_t id) const {
+  auto it = services_.find(id);
+  return it == services_.end() ? nullptr : &it->second;
+}
+
+absl::StatusOr<uint16_t> ServicePlanner::IdOf(const Frontend& f) const {
+  for (const auto& [id, s] : services_)
+    for (const FrontendEntry& e : Entries(s))
+      if (e.frontend == f) return id;
+  return absl::NotFoundError(absl::StrCat("no service with frontend ", f.ToString()));
+}
+
+uint16_t ServicePlanner::FreeServiceId() const {
+  for (uint32_t id = 1; id <= 65535; ++id)
+    if (!services_.count(static_cast<uint16_t>(id))) return static_cast<uint16_t>(id);
+  return 0;
+}
+
+std::set<uint32_t> ServicePlanner::BackendIdsInUse(uint16_t ignore_id) const {
+  std::set<uint32_t> used;
+  for (const auto& [id, t] : retired_) used.insert(id);  // still in the map
+  for (const auto& [id, svc] : services_)
+    if (id != ignore_id)
+      for (const Backend& b : svc.backends) used.insert(b.id);
+  return used;
+}
+
+// A backend keeps the id it had in `previous` (same address and port); the
+// others get ids above the highest in use, wrapping to the lowest free.
+void ServicePlanner::AssignBackendIds(Service& s, const Service* previous, std::set<uint32_t>& used) {
+  for (Backend& b : s.backends) {
+    if (b.id) {
+      used.insert(b.id);
+      continue;
+    }
+    if (previous)
+      for (const Backend& p : previous->backends)
+        if (p.ip == b.ip && p.port == b.port) b.id = p.id;
+    if (b.id) used.insert(b.id);
+  }
+  uint32_t next = used.empty() ? 1 : *used.rbegin() + 1;
+  for (Backend& b : s.backends) {
+    if (b.id) continue;
+    if (next == 0 || next > TND_BACKENDS_MAX) next = 1;  // wrapped: lowest free
+    while (used.count(next)) ++next;
+    b.id = next;
+    used.insert(next++);
+  }
+}
+
+// New services take ids no current service has, so that conntrack entries
+// of a removed service never translate to a new one; only when those run out
+// are the ids of removed services reused.
+void ServicePlanner::GiveNewIds(std::vector<Service>& desired) const {
+  std::set<uint16_t> kept;
+  for (const Service& s : desired)
+    if (s.id) kept.insert(s.id);
+  uint32_t cand = 1;
+  std::vector<uint16_t> reusable;
+  for (const auto& [id, s] : services_)
+    if (!kept.count(id)) reusable.push_back(id);
+  size_t reuse = 0;
+  for (Service& s : desired) {
+    if (s.id) continue;
+    while (cand <= 65535 && services_.count(static_cast<uint16_t>(cand))) ++cand;
+    s.id = cand <= 65535 ? static_cast<uint16_t>(cand++) : reusable.at(reuse++);
+  }
+}
+
+// The maps must hold the new set next to what is being removed (removals
+// are written first, but retired backends stay for a while).
+absl::Status ServicePlanner::CheckMapCapacity(const std::map<uint16_t, Service>& next) const {
+  size_t entries[2] = {0, 0}, backends = retired_.size();
+  for (const auto& [id, s] : next) {
+    for (const FrontendEntry& e : Entries(s)) entries[e.frontend.ip.family == Family::kV4 ? 0 : 1] += 1 + e.slots.size();
+    backends += s.backends.size();
+  }
+  for (const auto& [id, s] : services_)
+    if (!next.count(id)) backends += s.backends.size();  // retired by this change
+  if (entries[0] > TND_SVC_MAX || entries[1] > TND_SVC_MAX)
+    return absl::ResourceExhaustedError(absl::StrCat("the services need ", std::max(entries[0], entries[1]),
+                                                     " service map entries (frontends + backend slots) in one "
+                                                     "family; the map holds ", TND_SVC_MAX));
+  if (backends > TND_BACKENDS_MAX)
+    return absl::ResourceExhaustedError(absl::StrCat("the services need ", backends,
+                                                     " backend map entries (removed ones stay ",
+                                                     kBackendGraceMs, " ms); the map holds ", TND_BACKENDS_MAX));
+  return absl::OkStatus();
+}
+
+absl::Status ServicePlanner::Prepare(Service& s, const Service* previous) const {
+  Place(s);
+  TND_RETURN_IF_ERROR(AllocatePorts(s, previous));
+  TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));
+  if (s.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(CheckMaglevCapacity(MaglevServices(s.id) + 1));
+  TND_RETURN_IF_ERROR(CheckNewHealthPorts({&s}));
+  std::set<uint32_t> used = BackendIdsInUse(s.id);
+  AssignBackendIds(s, previous, used);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Plan> ServicePlanner::Add(Service s) const {
+  TND_RETURN_IF_ERROR(ValidateService(s, limits_));
+  if (s.id != 0 && services_.count(s.id))
+    return absl::AlreadyExistsError(absl::StrCat("service id ", s.id, " is taken by ",
+                                                 services_.at(s.id).frontend.ToString()));
+  TND_RETURN_IF_ERROR(CheckConflicts(s, 0));
+  for (Backend& b : s.backends) b.id = 0;  // ids are the agent's to give
+  if (s.id == 0) s.id = FreeServiceId();
+  if (s.id == 0) return absl::ResourceExhaustedError("all 65535 service ids are in use");
+  TND_RETURN_IF_ERROR(Prepare(s, nullptr));
+  return Plan{false, std::nullopt, {Change(nullptr, &s)}};
+}
+
+namespace {
+
+// `old` with the update's fields applied (backend states looked up by
+// address and port).
+absl::StatusOr<Service> Updated(const Service& old, const ServiceUpdate& u) {
+  Service neu = old;
+  if (u.backends) {
+    neu.backends.clear();
+    for (Backend b : *u.backends) {
+      b.id = 0;
+      for (const Backend& p : old.backends)
+        if (p.ip == b.ip && p.port == b.port) b.state = p.state;  // keep what was set on it
+      neu.backends.push_back(b);
+    }
+  }
+  for (const BackendStateChange& c : u.states) {
+    bool found = false;
+    for (Backend& b : neu.backends)
+      if (b.ip == c.ip && b.port == c.port) {
+        b.state = c.state;
+        found = true;
+      }
+    if (!found)
+      return absl::NotFoundError(absl::StrCat("service ", old.id, " has no backend ", HostPort(c.ip, c.port)));
+  }
+  if (u.algorithm) neu.algorithm = *u.algorithm;
+  if (u.affinity_timeout) neu.affinity_timeout = *u.affinity_timeout;
+  if (u.traffic_policy) neu.traffic_policy = *u.traffic_policy;
+  if (u.internal_traffic_policy) neu.internal_traffic_policy = *u.internal_traffic_policy;
+  if (!neu.ExternalLocal()) neu.health_check_port = 0;
+  if (u.source_ranges) neu.source_ranges = *u.source_ranges;
+  if (u.external_ips) neu.external_ips = *u.external_ips;
+  if (u.dsr) neu.dsr = *u.dsr;
+  return neu;
+}
+
+}  // namespace
+
+absl::StatusOr<Plan> ServicePlanner::Update(uint16_t id, const ServiceUpdate& u) const {
+  const Service* old = Get(id);
+  if (!old) return absl::NotFoundError(absl::StrCat("no service with id ", id));
+  TND_ASSIGN_OR_RETURN(Service neu, Updated(*old, u));
+  TND_RETURN_IF_ERROR(ValidateService(neu, limits_));
+  TND_RETURN_IF_ERROR(Prepare(neu, old));
+  return Plan{false, std::nullopt, {Change(old, &neu)}};
+}
+
+absl::StatusOr<Plan> ServicePlanner::Delete(uint16_t id) const {
+  const Service* old = Get(id);
+  if (!old) return absl::NotFoundError(absl::StrCat("no service with id ", id));
+  return Plan{false, std::nullopt, {Change(old, nullptr)}};
+}
+
+absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const {
+  // Everything is checked and every id chosen before the plan is returned.
+  std::map<Frontend, uint16_t> current;
+  for (const auto& [id, s] : services_) current.emplace(s.frontend, id);
+  std::set<Frontend> seen;
+  for (Service& s : desired) {
+    TND_RETURN_IF_ERROR(Annotate(ValidateService(s, limits_), absl::StrCat("service ", s.frontend.ToString())));
+    if (!seen.insert(s.frontend).second)
+      return absl::InvalidArgumentError(absl::StrCat("service ", s.frontend.ToString(), " is declared twice"));
+    for (Backend& b : s.backends) b.id = 0;
+    auto it = current.find(s.frontend);
+    s.id = it == current.end() ? 0 : it->second;  // a declared frontend keeps its id
+  }
+  if (desired.size() > 65535)
+    return absl::ResourceExhaustedError(absl::StrCat(desired.size(),
+                                                     " services declared; at most 65535 (service ids are 16 bits)"));
+  GiveNewIds(desired);
+  std::map<uint16_t, Service> next;
+  for (Service& s : desired) next.emplace(s.id, std::move(s));
+  for (auto& [id, s] : next) Place(s);
+  TND_RETURN_IF_ERROR(AllocatePorts(next));
+  TND_RETURN_IF_ERROR(CheckConflicts(next, node_.addresses));
+  size_t maglev = 0;
+  std::vector<const Service*> all;
+  for (const auto& [id, s] : next) {
+    maglev += s.algorithm == Algorithm::kMaglev;
+    all.push_back(&s);
+  }
+  TND_RETURN_IF_ERROR(CheckMaglevCapacity(maglev));
+  TND_RETURN_IF_ERROR(CheckNewHealthPorts(all));
+  TND_RETURN_IF_ERROR(CheckMapCapacity(next));
+  std::set<uint32_t> used = BackendIdsInUse(0);
+  for (auto& [id, s] : next) AssignBackendIds(s, Get(id), used);
+
+  // Removed services first (frees their frontends), then changed, then new.
+  Plan plan;
+  for (const auto& [id, s] : services_)
+    if (!next.count(id)) plan.changes.push_back(Change(&s, nullptr));
+  for (const auto& [id, s] : next)
+    if (const Service* prev = Get(id)) plan.changes.push_back(Change(prev, &s));
+  for (const auto& [id, s] : next)
+    if (!Get(id)) plan.changes.push_back(Change(nullptr, &s));
+  return plan;
+}
+
+absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) const {
+  std::map<uint16_t, Service> all;
+  for (Service& s : services) {
+    TND_RETURN_IF_ERROR(ValidateService(s, limits_));
+    if (s.id == 0 || all.count(s.id))
+      return absl::DataLossError(absl::StrCat("state: service ", s.frontend.ToString(), " has a bad or duplicate id"));
+    Place(s);
+    all[s.id] = std::move(s);
+  }
+  for (auto& [id, s] : all) {
+    // Each keeps the ports it saved (none are picked over another's).
+    const Service saved = s;
+    TND_RETURN_IF_ERROR(AllocatePortsOf(s, &saved, all));
+  }
+  TND_RETURN_IF_ERROR(CheckConflicts(all, node_.addresses));
+  std::set<uint32_t> used;
+  for (const auto& [id, s] : all)
+    for (const Backend& b : s.backends)
+      if (b.id) used.insert(b.id);
+  Plan plan;
+  plan.reset = true;
+  for (auto& [id, s] : all) {
+    AssignBackendIds(s, nullptr, used);
+    plan.changes.push_back(Change(nullptr, &s));
+  }
+  return plan;
+}
+
+}  // namespace tendril
