@@ -134,8 +134,8 @@ absl::Status Agent::Start() {
 }
 
 absl::Status Agent::SyncDevices(const NodeFacts& facts) {
-  TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(TND_MAP_DEVICES));
-  return SyncDeviceMap(fd, facts.devices, cfg_.enable_ipv4, cfg_.enable_ipv6);
+  TND_ASSIGN_OR_RETURN(UniqueFd fd, PinnedFd(TND_MAP_DEVICES));
+  return SyncDeviceMap(fd.get(), facts.devices, cfg_.enable_ipv4, cfg_.enable_ipv6);
 }
 
 absl::Status Agent::AttachTcAll() {

@@ -78,6 +78,15 @@ class Agent {
   };
   absl::StatusOr<NodeFacts> GatherFacts() const;
   LoadOptions Options(const std::string& path) const;
+  // Every map the agent reads or writes is opened from its pin (the objects
+  // have just pinned, or reused, it under paths_), typed and size-checked:
+  // one way to a map handle. Only an offloaded XDP object's prefilter maps,
+  // which live on the device and cannot be pinned, come from the object.
+  template <typename K, typename V>
+  absl::StatusOr<Map<K, V>> PinnedMap(const char* name) const {
+    return Map<K, V>::OpenPin(paths_.Map(name), name);
+  }
+  absl::StatusOr<UniqueFd> PinnedFd(const char* name) const { return OpenPinned(paths_.Map(name)); }
   absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
   absl::Status SyncPrefilter(const std::set<Cidr>& want);
   absl::Status StartSocketLb(const std::string& object_path);

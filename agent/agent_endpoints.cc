@@ -16,10 +16,10 @@ absl::Status Agent::StartEndpoints(const std::string& object_path) {
   TND_ASSIGN_OR_RETURN(ProgramInfo info, GetProgramInfo(in_fd));
   TND_RETURN_IF_ERROR(lxc_obj_->PinTailCallMaps(paths_.CallsDir(), std::to_string(info.id)));
   TND_RETURN_IF_ERROR(SyncNoMasquerade());
-  TND_ASSIGN_OR_RETURN(int map_fd, lxc_obj_->MapFd(TND_MAP_ENDPOINTS));
+  TND_ASSIGN_OR_RETURN(UniqueFd map_fd, PinnedFd(TND_MAP_ENDPOINTS));
   EndpointManager::Hooks hooks{[this](const Endpoint& e) { return AttachEndpoint(e); },
                                [this](const Endpoint& e) { return DetachEndpoint(e); }};
-  endpoints_ = std::make_unique<EndpointManager>(Dup(map_fd), std::move(hooks), cfg_.devices, cfg_.enable_ipv4,
+  endpoints_ = std::make_unique<EndpointManager>(std::move(map_fd), std::move(hooks), cfg_.devices, cfg_.enable_ipv4,
                                                  cfg_.enable_ipv6);
   TND_ASSIGN_OR_RETURN(auto dropped, endpoints_->Restore(desired_.endpoints));
   for (const auto& d : dropped) TND_LOG_WARN("dropped ", d);
@@ -40,8 +40,8 @@ absl::Status Agent::StartEndpoints(const std::string& object_path) {
 }
 
 absl::Status Agent::SyncNoMasquerade() {
-  TND_ASSIGN_OR_RETURN(int fd4, lxc_obj_->MapFd(TND_MAP_NOMASQ_V4));
-  TND_ASSIGN_OR_RETURN(int fd6, lxc_obj_->MapFd(TND_MAP_NOMASQ_V6));
+  TND_ASSIGN_OR_RETURN(UniqueFd fd4, PinnedFd(TND_MAP_NOMASQ_V4));
+  TND_ASSIGN_OR_RETURN(UniqueFd fd6, PinnedFd(TND_MAP_NOMASQ_V6));
   std::map<Cidr, uint32_t> want;
   std::vector<Cidr> pods, exempt;
   if (!cfg_.pod_cidrs.empty()) {
@@ -52,7 +52,7 @@ absl::Status Agent::SyncNoMasquerade() {
   }
   for (const Cidr& c : pods) want[c] |= TND_NOMASQ_F_POD;
   for (const Cidr& c : exempt) want[c] |= TND_NOMASQ_F_EXEMPT;
-  TND_RETURN_IF_ERROR(SyncNoMasqMaps(fd4, fd6, want));
+  TND_RETURN_IF_ERROR(SyncNoMasqMaps(fd4.get(), fd6.get(), want));
   if (cfg_.enable_masquerade && cfg_.pod_cidrs.empty() && !desired_.endpoints.empty())
     TND_LOG_WARN("masquerade is on but pod-cidrs is empty: traffic between endpoints of different nodes "
                  "is masqueraded too");

@@ -176,8 +176,7 @@ absl::Status Agent::WriteNodeInfo() {
   socklen_t len = sizeof(info.host_netns_cookie);
   if (getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &info.host_netns_cookie, &len) != 0)
     return ErrnoError(errno, "read this namespace's cookie (SO_NETNS_COOKIE)");
-  TND_ASSIGN_OR_RETURN(int fd, sock_obj_->MapFd(TND_MAP_NODE));
-  Map<uint32_t, tnd_node_info> node(Dup(fd), TND_MAP_NODE);
+  TND_ASSIGN_OR_RETURN(auto node, (PinnedMap<uint32_t, tnd_node_info>(TND_MAP_NODE)));
   return node.Update(0, info);
 }
 

@@ -12,19 +12,15 @@ namespace tendril {
 absl::Status Agent::StartServices(const std::string& object_path, const NodeFacts& facts) {
   TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load(Options(object_path)));
   host_obj_.emplace(std::move(obj));
-  auto map_fd = [&](const char* name) -> absl::StatusOr<UniqueFd> {
-    TND_ASSIGN_OR_RETURN(int fd, host_obj_->MapFd(name));
-    return Dup(fd);
-  };
-  TND_ASSIGN_OR_RETURN(UniqueFd ct4, map_fd(TND_MAP_CT_V4));
-  TND_ASSIGN_OR_RETURN(UniqueFd ct6, map_fd(TND_MAP_CT_V6));
-  TND_ASSIGN_OR_RETURN(UniqueFd nat4, map_fd(TND_MAP_NAT_V4));
-  TND_ASSIGN_OR_RETURN(UniqueFd nat6, map_fd(TND_MAP_NAT_V6));
-  ct4_ = std::make_unique<CtMap>(std::move(ct4), TND_MAP_CT_V4);
-  ct6_ = std::make_unique<CtMap>(std::move(ct6), TND_MAP_CT_V6);
-  nat4_ = std::make_unique<NatMap>(std::move(nat4), TND_MAP_NAT_V4);
-  nat6_ = std::make_unique<NatMap>(std::move(nat6), TND_MAP_NAT_V6);
-  // The object has just pinned (or reused) every LB map under the root.
+  // The object has just pinned (or reused) every map below under the root.
+  TND_ASSIGN_OR_RETURN(CtMap ct4, (PinnedMap<tnd_ct_key, tnd_ct_val>(TND_MAP_CT_V4)));
+  TND_ASSIGN_OR_RETURN(CtMap ct6, (PinnedMap<tnd_ct_key, tnd_ct_val>(TND_MAP_CT_V6)));
+  TND_ASSIGN_OR_RETURN(NatMap nat4, (PinnedMap<tnd_nat_key, tnd_nat_val>(TND_MAP_NAT_V4)));
+  TND_ASSIGN_OR_RETURN(NatMap nat6, (PinnedMap<tnd_nat_key, tnd_nat_val>(TND_MAP_NAT_V6)));
+  ct4_ = std::make_unique<CtMap>(std::move(ct4));
+  ct6_ = std::make_unique<CtMap>(std::move(ct6));
+  nat4_ = std::make_unique<NatMap>(std::move(nat4));
+  nat6_ = std::make_unique<NatMap>(std::move(nat6));
   TND_ASSIGN_OR_RETURN(LbMaps maps, OpenLbMaps(paths_.root()));
   NodeView node;
   device_ifindexes_.clear();
