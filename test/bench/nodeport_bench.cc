@@ -29,6 +29,7 @@
 #include "lb/services.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
+#include "test/bench/bench_util.h"
 #include "test/support/kernel.h"
 #include "test/support/lb_node.h"
 #include "test/support/packet.h"
@@ -50,32 +51,17 @@ double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t* verdict) {
   return test::NsPerPacket(prog_fd, frame, kRepeat, kRounds, verdict);
 }
 
-int Main(bool json_out) {
-  if (geteuid() != 0) {
-    std::fprintf(stderr, "bench: needs root\n");
-    return 1;
-  }
-  Netns ns("npbench");
-  uint32_t tn0 = BuildLbNode(ns);
-  if (!tn0) return 1;
-  NetnsGuard in_ns(ns);
-  TempPinRoot pins;
-  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path()});
-  auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins.path()});
-  auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins.path()});
-  auto bench = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
-  if (!host.ok() || !xdp.ok() || !lxc.ok() || !bench.ok()) {
-    std::fprintf(stderr, "load failed\n");
-    return 1;
-  }
-  // The node's device and one NodePort service with a backend on the other
-  // node (DNAT + SNAT, the XDP fast path's case).
+// The node's device, a NodePort service with three backends on the other
+// node (DNAT + SNAT, the XDP fast path's case), two pods behind lx0
+// (endpoints 1 and 2) and a ClusterIP whose backend is pod 2.
+bool Declare(const TempPinRoot& pins, uint32_t tn0) {
   auto maps = OpenLbMaps(pins.path());
   auto devices = Map<uint32_t, tnd_device>::OpenPin(pins.path() + "/" TND_MAP_DEVICES, "devices");
-  if (!maps.ok() || !devices.ok()) return 1;
+  auto eps = Map<tnd_ep_key, tnd_endpoint>::OpenPin(pins.path() + "/" TND_MAP_ENDPOINTS, "endpoints");
+  if (!maps.ok() || !devices.ok() || !eps.ok()) return false;
   tnd_device d{};
   inet_pton(AF_INET, "10.0.0.1", &d.ipv4);
-  if (!devices->Update(tn0, d).ok()) return 1;
+  if (!devices->Update(tn0, d).ok()) return false;
   NodeView node;
   node.addresses = {*ParseIp("10.0.0.1")};
   ServiceManager mgr(std::move(*maps), ServiceLimits{}, 16381, node);
@@ -86,13 +72,8 @@ int Main(bool json_out) {
   for (const char* b : {"10.1.2.2:8080", "10.1.2.3:8080", "10.1.2.4:8080"}) s.backends.push_back(*ParseBackend(b));
   if (auto st = mgr.Add(s); !st.ok()) {
     std::fprintf(stderr, "service: %s\n", std::string(st.status().message()).c_str());
-    return 1;
+    return false;
   }
-
-  // Two pods behind lx0 (endpoints 1 and 2) and a ClusterIP whose backend
-  // is pod 2.
-  auto eps = Map<tnd_ep_key, tnd_endpoint>::OpenPin(pins.path() + "/" TND_MAP_ENDPOINTS, "endpoints");
-  if (!eps.ok()) return 1;
   uint32_t lx0 = static_cast<uint32_t>(*IfIndex("lx0"));
   for (uint32_t id : {1u, 2u}) {
     tnd_ep_key k{};
@@ -103,23 +84,91 @@ int Main(bool json_out) {
     v.id = id;
     std::memcpy(v.mac, id == 1 ? kMacLocal.b : kMacPeer.b, 6);
     std::memcpy(v.node_mac, kMacLx.b, 6);
-    if (!eps->Update(k, v).ok()) return 1;
+    if (!eps->Update(k, v).ok()) return false;
   }
   Service cip;
   cip.frontend = *ParseFrontend("10.96.0.20:80/TCP");
   cip.backends.push_back(*ParseBackend("10.1.1.3:8080"));
-  if (!mgr.Add(cip).ok()) return 1;
-  int lxc_in = *lxc->ProgramFd(kLxcIngressProgram);
-  Bytes pod_pod = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(40000, 8080, 0x10).Payload(std::string(64, 'x')).Build();
-  Bytes pod_out = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.2.9").Tcp(40000, 80, 0x10).Payload(std::string(64, 'x')).Build();
-  Bytes pod_svc = Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.96.0.20").Tcp(40000, 80, 0x10).Payload(std::string(64, 'x')).Build();
-  int xdp_wrap = *bench->ProgramFd("bench_xdp_wrap"), tc_wrap = *bench->ProgramFd("bench_tc_wrap");
-  int xdp_pass = *bench->ProgramFd("bench_xdp_pass"), tc_pass = *bench->ProgramFd("bench_tc_pass");
-  int xdp_np = *xdp->ProgramFd(kXdpEntryProgram), tc_np = *host->ProgramFd(kHostIngressProgram);
-  int frame_map = *bench->MapFd("bench_frame");
-  int xdp_calls = *bench->MapFd("bench_xdp_calls"), tc_calls = *bench->MapFd("bench_tc_calls");
+  return mgr.Add(cip).ok();
+}
 
+struct Row {
+  std::string hook, name;
+  double bare, wrapped_pass, wrapped_np, net;
+  uint32_t verdict;
+};
+
+// The wrapper's program fds and maps (test/progs/bench_pass.c).
+struct Wrapper {
+  int xdp_wrap, tc_wrap, xdp_pass, tc_pass, frame_map, xdp_calls, tc_calls;
+  explicit Wrapper(const BpfObject& b)
+      : xdp_wrap(*b.ProgramFd("bench_xdp_wrap")), tc_wrap(*b.ProgramFd("bench_tc_wrap")),
+        xdp_pass(*b.ProgramFd("bench_xdp_pass")), tc_pass(*b.ProgramFd("bench_tc_pass")),
+        frame_map(*b.MapFd("bench_frame")), xdp_calls(*b.MapFd("bench_xdp_calls")),
+        tc_calls(*b.MapFd("bench_tc_calls")) {}
+
+  // bare(pass), wrapped(pass) and wrapped(prog) on `frame`; the net cost is
+  // wrapped(prog) - wrapped(pass) + bare.
+  Row Measure(const std::string& hook, const std::string& name, const Bytes& frame, bool vary, int prog) const {
+    BenchFrame bf{};
+    std::memcpy(bf.head, frame.data(), kHead);
+    bf.vary_sport = vary;
+    bf.sport_off = 34;
+    uint32_t zero = 0;
+    bpf_map_update_elem(frame_map, &zero, &bf, BPF_ANY);
+    bool is_xdp = hook == "XDP";
+    int calls = is_xdp ? xdp_calls : tc_calls, wrap = is_xdp ? xdp_wrap : tc_wrap, pass = is_xdp ? xdp_pass : tc_pass;
+    uint32_t v = 0, vb = 0, vp = 0;
+    Row r{hook, name, 0, 0, 0, 0, 0};
+    r.bare = NsPerPacket(pass, frame, &vb);
+    bpf_map_update_elem(calls, &zero, &pass, BPF_ANY);
+    r.wrapped_pass = NsPerPacket(wrap, frame, &vp);
+    bpf_map_update_elem(calls, &zero, &prog, BPF_ANY);
+    r.wrapped_np = NsPerPacket(wrap, frame, &v);
+    r.net = r.wrapped_np - r.wrapped_pass + r.bare;
+    r.verdict = v;
+    return r;
+  }
+};
+
+void Print(const std::vector<Row>& rows, bool json_out) {
+  if (json_out) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : rows)
+      j.push_back({{"hook", r.hook}, {"case", r.name}, {"ns_per_packet", r.net}, {"baseline_ns", r.bare},
+                   {"ratio", r.net / r.bare}, {"wrapped_ns", r.wrapped_np}, {"wrapped_baseline_ns", r.wrapped_pass},
+                   {"verdict", r.verdict}});
+    PrintJson(j);
+    return;
+  }
+  std::printf("BPF_PROG_TEST_RUN, repeat %u, median of %d; baseline = bare XDP_PASS / TC_ACT_OK\n", kRepeat,
+              kRounds);
+  std::printf("%-5s %-44s %9s %9s %7s %8s\n", "HOOK", "CASE", "NS/PKT", "BASELINE", "RATIO", "VERDICT");
+  for (const auto& r : rows)
+    std::printf("%-5s %-44s %9.1f %9.1f %6.2fx %8u\n", r.hook.c_str(), r.name.c_str(), r.net, r.bare, r.net / r.bare,
+                r.verdict);
+}
+
+int Main(bool json_out) {
+  Netns ns("npbench");
+  uint32_t tn0 = BuildLbNode(ns);
+  if (!tn0) return 1;
+  NetnsGuard in_ns(ns);
+  TempPinRoot pins;
+  auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins.path()});
+  auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins.path()});
+  auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins.path()});
+  auto bench = BpfObject::Load({BpfObjectPath("bench_pass"), "", {}});
+  if (!host.ok() || !xdp.ok() || !lxc.ok() || !bench.ok() || !Declare(pins, tn0)) {
+    std::fprintf(stderr, "bench: loading or declaring failed\n");
+    return 1;
+  }
+  const int lxc_in = *lxc->ProgramFd(kLxcIngressProgram), xdp_np = *xdp->ProgramFd(kXdpEntryProgram),
+            tc_np = *host->ProgramFd(kHostIngressProgram);
   const std::string pay(64, 'x');
+  auto pod_frame = [&](const char* dst, uint16_t dport) {
+    return Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", dst).Tcp(40000, dport, 0x10).Payload(pay).Build();
+  };
   Bytes fwd = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30080, 0x10).Payload(pay).Build();
   Bytes other = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 22, 0x10).Payload(pay).Build();
   // The reply of the flow: its node port comes from a first real run.
@@ -130,67 +179,24 @@ int Main(bool json_out) {
                                      static_cast<int>(first->out[32]), ".", static_cast<int>(first->out[33]));
   Bytes reply = Frame().Eth(kMacNode, kMacPeer).Ipv4(backend, "10.0.0.1").Tcp(8080, nport, 0x10).Payload(pay).Build();
 
-  struct Row {
-    std::string hook, name;
-    double bare, wrapped_pass, wrapped_np, net;
-    uint32_t verdict;
-  };
+  Wrapper w(*bench);
   std::vector<Row> rows;
-  auto measure = [&](const std::string& hook, const std::string& name, const Bytes& frame, bool vary,
-                     int prog = -1) {
-    BenchFrame bf{};
-    std::memcpy(bf.head, frame.data(), kHead);
-    bf.vary_sport = vary;
-    bf.sport_off = 34;
-    uint32_t zero = 0;
-    bpf_map_update_elem(frame_map, &zero, &bf, BPF_ANY);
-    bool is_xdp = hook == "XDP";
-    int calls = is_xdp ? xdp_calls : tc_calls, wrap = is_xdp ? xdp_wrap : tc_wrap;
-    int pass = is_xdp ? xdp_pass : tc_pass, np = prog >= 0 ? prog : is_xdp ? xdp_np : tc_np;
-    uint32_t v = 0, vb = 0, vp = 0;
-    Row r{hook, name, 0, 0, 0, 0, 0};
-    r.bare = NsPerPacket(pass, frame, &vb);
-    bpf_map_update_elem(calls, &zero, &pass, BPF_ANY);
-    r.wrapped_pass = NsPerPacket(wrap, frame, &vp);
-    bpf_map_update_elem(calls, &zero, &np, BPF_ANY);
-    r.wrapped_np = NsPerPacket(wrap, frame, &v);
-    r.net = r.wrapped_np - r.wrapped_pass + r.bare;
-    r.verdict = v;
-    rows.push_back(r);
-  };
   for (const char* hook : {"XDP", "tc"}) {
-    measure(hook, "NodePort, established flow (DNAT+SNAT)", fwd, false);
-    measure(hook, "NodePort, new flow every packet", fwd, true);
-    measure(hook, "reply of a NodePort flow (revSNAT+revDNAT)", reply, false);
-    measure(hook, "not a service (passes)", other, false);
+    int np = std::string(hook) == "XDP" ? xdp_np : tc_np;
+    rows.push_back(w.Measure(hook, "NodePort, established flow (DNAT+SNAT)", fwd, false, np));
+    rows.push_back(w.Measure(hook, "NodePort, new flow every packet", fwd, true, np));
+    rows.push_back(w.Measure(hook, "reply of a NodePort flow (revSNAT+revDNAT)", reply, false, np));
+    rows.push_back(w.Measure(hook, "not a service (passes)", other, false, np));
   }
-  measure("lxc", "pod to pod on the node (redirect_peer)", pod_pod, false, lxc_in);
-  measure("lxc", "pod to another node (FIB, redirect)", pod_out, false, lxc_in);
-  measure("lxc", "pod to a ClusterIP, established (DNAT)", pod_svc, false, lxc_in);
-  measure("lxc", "pod to pod, new flow every packet", pod_pod, true, lxc_in);
-
-  if (json_out) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& r : rows)
-      j.push_back({{"hook", r.hook}, {"case", r.name}, {"ns_per_packet", r.net}, {"baseline_ns", r.bare},
-                   {"ratio", r.net / r.bare}, {"wrapped_ns", r.wrapped_np}, {"wrapped_baseline_ns", r.wrapped_pass},
-                   {"verdict", r.verdict}});
-    std::printf("%s\n", j.dump(2).c_str());
-    return 0;
-  }
-  std::printf("BPF_PROG_TEST_RUN, repeat %u, median of %d; baseline = bare XDP_PASS / TC_ACT_OK\n", kRepeat,
-              kRounds);
-  std::printf("%-5s %-44s %9s %9s %7s %8s\n", "HOOK", "CASE", "NS/PKT", "BASELINE", "RATIO", "VERDICT");
-  for (const auto& r : rows)
-    std::printf("%-5s %-44s %9.1f %9.1f %6.2fx %8u\n", r.hook.c_str(), r.name.c_str(), r.net, r.bare, r.net / r.bare,
-                r.verdict);
+  rows.push_back(w.Measure("lxc", "pod to pod on the node (redirect_peer)", pod_frame("10.1.1.3", 8080), false, lxc_in));
+  rows.push_back(w.Measure("lxc", "pod to another node (FIB, redirect)", pod_frame("10.1.2.9", 80), false, lxc_in));
+  rows.push_back(w.Measure("lxc", "pod to a ClusterIP, established (DNAT)", pod_frame("10.96.0.20", 80), false, lxc_in));
+  rows.push_back(w.Measure("lxc", "pod to pod, new flow every packet", pod_frame("10.1.1.3", 8080), true, lxc_in));
+  Print(rows, json_out);
   return 0;
 }
 
 }  // namespace
 }  // namespace tendril::test
 
-int main(int argc, char** argv) {
-  bool json = argc > 1 && std::string(argv[1]) == "--json";
-  return tendril::test::Main(json);
-}
+int main(int argc, char** argv) { return tendril::test::BenchMain(argc, argv, tendril::test::Main); }

@@ -19,6 +19,7 @@
 #include "datapath/bpffs.h"
 #include "datapath/loader.h"
 #include "agent/prefilter.h"
+#include "test/bench/bench_util.h"
 #include "test/support/kernel.h"
 #include "test/support/packet.h"
 
@@ -48,10 +49,6 @@ std::set<Cidr> RandomCidrs(Family f, size_t n, uint32_t seed) {
 }
 
 int Main(bool json_out) {
-  if (geteuid() != 0) {
-    std::fprintf(stderr, "bench: needs root\n");
-    return 1;
-  }
   TempPinRoot pins;
   LoadOptions lo{BpfObjectPath("bpf_xdp"), pins.path()};
   auto obj = BpfObject::Load(lo);
@@ -111,7 +108,7 @@ int Main(bool json_out) {
       j.push_back({{"case", r.name}, {"deny_entries", r.entries}, {"ns_per_packet", r.ns},
                    {"baseline_ns_per_packet", r.base_ns}, {"ratio", r.ns / r.base_ns},
                    {"verdict", r.verdict == XDP_DROP ? "drop" : "pass"}});
-    std::printf("%s\n", j.dump(2).c_str());
+    PrintJson(j);
     return 0;
   }
   std::printf("XDP prefilter per-packet cost (BPF_PROG_TEST_RUN, repeat %u, wall time, median of %d)\n",
@@ -127,7 +124,4 @@ int Main(bool json_out) {
 }  // namespace
 }  // namespace tendril::test
 
-int main(int argc, char** argv) {
-  bool json = argc > 1 && std::string(argv[1]) == "--json";
-  return tendril::test::Main(json);
-}
+int main(int argc, char** argv) { return tendril::test::BenchMain(argc, argv, tendril::test::Main); }
