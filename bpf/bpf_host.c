@@ -65,38 +65,33 @@ int tnd_host_ingress(struct __sk_buff *ctx)
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int tnd_host_in_v4(struct __sk_buff *ctx)
+/* A packet from the network, of family `fam`: per-packet LB, else to a
+ * local endpoint, else the stack. One tail-called program per family. */
+static __always_inline int tnd_host_in(struct __sk_buff *ctx, const int fam)
 {
 	struct tnd_lb_scratch *s = tnd_scratch(0);
-
 	int v;
 
 	if (!s)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_NETWORK;
 	s->fwd.obs_ifindex = ctx->ifindex;
-	v = tnd_lb_ingress(ctx, ETH_HLEN, 4, s);
+	v = tnd_lb_ingress(ctx, ETH_HLEN, fam, s);
 	if (v == TND_PASS)
-		v = tnd_host_to_endpoint(ctx, 4, s);
+		v = tnd_host_to_endpoint(ctx, fam, s);
 	return tnd_tc_verdict(v, &s->fwd);
+}
+
+SEC("tc")
+int tnd_host_in_v4(struct __sk_buff *ctx)
+{
+	return tnd_host_in(ctx, 4);
 }
 
 SEC("tc")
 int tnd_host_in_v6(struct __sk_buff *ctx)
 {
-	struct tnd_lb_scratch *s = tnd_scratch(0);
-
-	int v;
-
-	if (!s)
-		return TC_ACT_OK;
-	s->fwd.point = TND_OBS_FROM_NETWORK;
-	s->fwd.obs_ifindex = ctx->ifindex;
-	v = tnd_lb_ingress(ctx, ETH_HLEN, 6, s);
-	if (v == TND_PASS)
-		v = tnd_host_to_endpoint(ctx, 6, s);
-	return tnd_tc_verdict(v, &s->fwd);
+	return tnd_host_in(ctx, 6);
 }
 
 SEC("tc")

@@ -65,8 +65,9 @@ int tnd_lxc_ingress(struct __sk_buff *ctx)
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int tnd_lxc_in_v4(struct __sk_buff *ctx)
+/* A packet the endpoint sent, of family `fam`. One tail-called program
+ * per family. */
+static __always_inline int tnd_lxc_in(struct __sk_buff *ctx, const int fam)
 {
 	struct tnd_lb_scratch *s = tnd_scratch(0);
 
@@ -74,19 +75,19 @@ int tnd_lxc_in_v4(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_ENDPOINT;
 	s->fwd.obs_ifindex = ctx->ifindex;
-	return tnd_tc_verdict(tnd_from_endpoint(ctx, 4, s), &s->fwd);
+	return tnd_tc_verdict(tnd_from_endpoint(ctx, fam, s), &s->fwd);
+}
+
+SEC("tc")
+int tnd_lxc_in_v4(struct __sk_buff *ctx)
+{
+	return tnd_lxc_in(ctx, 4);
 }
 
 SEC("tc")
 int tnd_lxc_in_v6(struct __sk_buff *ctx)
 {
-	struct tnd_lb_scratch *s = tnd_scratch(0);
-
-	if (!s)
-		return TC_ACT_OK;
-	s->fwd.point = TND_OBS_FROM_ENDPOINT;
-	s->fwd.obs_ifindex = ctx->ifindex;
-	return tnd_tc_verdict(tnd_from_endpoint(ctx, 6, s), &s->fwd);
+	return tnd_lxc_in(ctx, 6);
 }
 
 SEC("tc")

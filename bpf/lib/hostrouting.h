@@ -236,27 +236,23 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	struct tnd_lb_work *w = &s->w;
 	struct tnd_svc4_key k4 = {};
 	struct tnd_svc6_key k6 = {};
-	void *svc_map = fam == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6;
-	void *skey = fam == 4 ? (void *)&k4 : (void *)&k6;
-	__u16 *slot = fam == 4 ? &k4.slot : &k6.slot;
 	struct tnd_svc_val *svcp, svc;
 	struct tnd_ct_val *ct;
 	__u8 be_flags = 0;
 	bool new_flow = false;
 	int r;
 
-	tnd_svc_key(p, fam, &k4, &k6);
-	svcp = bpf_map_lookup_elem(svc_map, skey);
+	svcp = tnd_svc_lookup(p, fam, &k4, &k6);
 	if (!svcp)
 		return -1;
 	if ((svcp->flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svcp->svc_id, p->t.saddr)) {
 		tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, ctx->ifindex);
 		return TND_LXC_DROPPED;
 	}
-	svc = *tnd_svc_internal(svc_map, skey, fam == 4 ? &k4.scope : &k6.scope, svcp);
+	svc = *tnd_svc_internal(TND_SVC_MAP(fam), TND_SVC_KEY(&k4, &k6, fam), TND_SVC_SCOPE(&k4, &k6, fam), svcp);
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	/* The same choice as per-packet LB at the node's devices (nodeport.h). */
-	r = tnd_lb_pick(ctx, s, fam, svc_map, skey, slot, &svc, ct, &new_flow, &be_flags, ctx->ifindex);
+	r = tnd_lb_pick(ctx, s, fam, &k4, &k6, &svc, ct, &new_flow, &be_flags, ctx->ifindex);
 	if (r >= 0)
 		return r == TND_REDIRECT ? TND_LXC_REJECTED : TND_LXC_DROPPED;
 	tnd_lb_track(p, fam, w, new_flow ? NULL : ct, TND_CT_F_ENDPOINT);

@@ -206,9 +206,16 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 	bpf_map_update_elem(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
 }
 
-/* The service key of p's destination (slot 0, external scope). */
-static __always_inline void tnd_svc_key(const struct tnd_pkt *p, const int fam, struct tnd_svc4_key *k4,
-					struct tnd_svc6_key *k6)
+/* A service lookup by p's destination (slot 0, external scope), from the
+ * key of its family; `fam` is a constant in each program. Choosing a
+ * backend later rewrites the key's slot (and scope). */
+#define TND_SVC_MAP(fam) ((fam) == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6)
+#define TND_SVC_KEY(k4, k6, fam) ((fam) == 4 ? (void *)(k4) : (void *)(k6))
+#define TND_SVC_SLOT(k4, k6, fam) ((fam) == 4 ? &(k4)->slot : &(k6)->slot)
+#define TND_SVC_SCOPE(k4, k6, fam) ((fam) == 4 ? &(k4)->scope : &(k6)->scope)
+
+static __always_inline struct tnd_svc_val *tnd_svc_lookup(const struct tnd_pkt *p, const int fam,
+							  struct tnd_svc4_key *k4, struct tnd_svc6_key *k6)
 {
 	if (fam == 4) {
 		__builtin_memcpy(&k4->addr, p->t.daddr, 4);
@@ -219,6 +226,7 @@ static __always_inline void tnd_svc_key(const struct tnd_pkt *p, const int fam, 
 		k6->port = p->t.dport;
 		k6->proto = p->t.proto;
 	}
+	return bpf_map_lookup_elem(TND_SVC_MAP(fam), TND_SVC_KEY(k4, k6, fam));
 }
 
 /* SNAT of a flow to a remote backend: the device's address of the family
@@ -240,8 +248,8 @@ static __always_inline __be16 tnd_lb_snat_port(const struct tnd_pkt *p, const in
  * (affinity, Maglev, random slot) when there is none or it left the
  * service. Fills the work area. < 0: chosen; else the verdict (no backend:
  * a reject, a drop). */
-static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, const int fam, void *svc_map,
-				       void *skey, __u16 *slot, const struct tnd_svc_val *svc,
+static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, const int fam,
+				       struct tnd_svc4_key *k4, struct tnd_svc6_key *k6, const struct tnd_svc_val *svc,
 				       const struct tnd_ct_val *ct, bool *new_flow, __u8 *be_flags, __u32 in_if)
 {
 	struct tnd_pkt *p = &s->p;
@@ -272,7 +280,8 @@ static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, c
 					    (svc->flags & TND_SVC_F_LOCAL) ? TND_DROP_NO_LOCAL_BACKEND
 									  : TND_DROP_NO_SERVICE_BACKEND,
 					    TND_DIR_INGRESS, in_if);
-		be = tnd_select_backend(svc_map, skey, slot, svc, w->hash,
+		be = tnd_select_backend(TND_SVC_MAP(fam), TND_SVC_KEY(k4, k6, fam), TND_SVC_SLOT(k4, k6, fam), svc,
+					w->hash,
 					tnd_client_id(p->t.saddr, fam), false, &bid);
 		if (!be)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_BACKEND_MISSING, TND_DIR_INGRESS, in_if);
@@ -344,9 +353,6 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	struct tnd_lb_work *w = &s->w;
 	struct tnd_svc4_key k4 = {};
 	struct tnd_svc6_key k6 = {};
-	void *svc_map = fam == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6;
-	void *skey = fam == 4 ? (void *)&k4 : (void *)&k6;
-	__u16 *slot = fam == 4 ? &k4.slot : &k6.slot;
 	struct tnd_svc_val *svcp, svc;
 	struct tnd_ct_val *ct;
 	struct tnd_device *dev;
@@ -356,8 +362,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	__be16 nport = 0;
 	int r, verdict = TND_PASS;
 
-	tnd_svc_key(p, fam, &k4, &k6);
-	svcp = bpf_map_lookup_elem(svc_map, skey);
+	svcp = tnd_svc_lookup(p, fam, &k4, &k6);
 	if (!svcp || !(svcp->flags & TND_SVC_F_EXTERNAL))
 		return TND_PASS;
 	svc = *svcp;
@@ -365,7 +370,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, in_if);
 
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
-	r = tnd_lb_pick(ctx, s, fam, svc_map, skey, slot, &svc, ct, &new_flow, &be_flags, in_if);
+	r = tnd_lb_pick(ctx, s, fam, &k4, &k6, &svc, ct, &new_flow, &be_flags, in_if);
 	if (r >= 0)
 		return r;
 
