@@ -125,11 +125,7 @@ struct Tendril {
                                      absl::StrCat(TENDRIL_BINARY_DIR, "/bpf"), "--ct-gc-interval", "3600"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     agent = std::make_unique<Subprocess>(argv);
-    for (int k = 0; k < 400; ++k) {
-      if (CallAgent(sock(), "status").ok()) break;
-      if (!agent->Running()) return absl::InternalError("agent exited: " + agent->Log());
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
+    if (auto ready = WaitForAgent(*agent, sock()); !ready) return absl::InternalError(ready.message());
     for (int i = 0; endpoints && i < 3; ++i) {
       CliResult r = Cli({"endpoint", "add", "--id", std::to_string(i + 1), "--ifname", n.host_if[i], "--ip",
                          i == 0 ? kClient : kBackend[i - 1]});

@@ -111,7 +111,7 @@ int Main(bool json_out) {
     PrintJson(j);
     return 0;
   }
-  std::printf("XDP prefilter per-packet cost (BPF_PROG_TEST_RUN, repeat %u, wall time, median of %d)\n",
+  std::printf("XDP prefilter per-packet cost (BPF_PROG_TEST_RUN, repeat %u, kernel-reported duration, median of %d)\n",
               kRepeat, kRounds);
   std::printf("baseline: bench_xdp_pass (return XDP_PASS) on the same frame, same run\n\n");
   std::printf("%-32s %8s %12s %12s %7s\n", "case", "verdict", "ns/pkt", "baseline", "ratio");

@@ -35,14 +35,7 @@ class AgentLifecycleTest : public ::testing::Test {
   }
   std::string Socket() { return state_.path() + "/api.sock"; }
 
-  bool WaitReady(Subprocess& p) {
-    for (int i = 0; i < 300; ++i) {
-      if (!p.Running()) return false;
-      if (CallAgent(Socket(), "status").ok()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
+  bool WaitReady(Subprocess& p) { return WaitForAgent(p, Socket()); }
 
   TempPinRoot pins_;
   TempDir state_;

@@ -69,12 +69,7 @@ class NatLifecycleTest : public ::testing::TestWithParam<std::string> {
     argv_.insert(argv_.end(), extra.begin(), extra.end());
     for (const auto& f : AgentTestFlags()) argv_.push_back(f);
     agent_ = std::make_unique<Subprocess>(argv_);
-    for (int k = 0; k < 300; ++k) {
-      if (CallAgent(Socket(), "status").ok()) return;
-      ASSERT_TRUE(agent_->Running()) << agent_->Log();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    FAIL() << "agent not ready: " << agent_->Log();
+    ASSERT_TRUE(WaitForAgent(*agent_, Socket()));
   }
 
   std::string Socket() const { return state_.path() + "/api.sock"; }

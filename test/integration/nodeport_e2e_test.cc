@@ -124,12 +124,7 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
       for (const auto& f : AgentTestFlags()) n.argv.push_back(f);
     }
     n.agent = std::make_unique<Subprocess>(n.argv);
-    for (int k = 0; k < 300; ++k) {
-      if (CallAgent(n.Socket(), "status").ok()) return;
-      ASSERT_TRUE(n.agent->Running()) << n.agent->Log();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    FAIL() << "agent not ready: " << n.agent->Log();
+    ASSERT_TRUE(WaitForAgent(*n.agent, n.Socket()));
   }
 
   void StartServers(const Netns& ns, const std::string& name) {

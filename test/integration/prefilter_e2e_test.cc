@@ -54,13 +54,7 @@ class AgentInstance {
     argv.insert(argv.end(), extra.begin(), extra.end());
     for (const auto& f : AgentTestFlags()) argv.push_back(f);
     proc_ = std::make_unique<Subprocess>(argv);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (!proc_->Running()) return false;
-      if (CallAgent(socket(), "status").ok()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
+    return WaitForAgent(*proc_, socket(), 30);
   }
 
   int Stop() {

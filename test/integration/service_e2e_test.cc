@@ -57,12 +57,7 @@ class ServiceE2ETest : public ::testing::Test {
 
   void StartAgent() {
     agent_ = std::make_unique<Subprocess>(agent_argv_);
-    for (int i = 0; i < 300; ++i) {
-      if (CallAgent(Socket(), "status").ok()) return;
-      ASSERT_TRUE(agent_->Running()) << agent_->Log();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    FAIL() << "agent not ready: " << agent_->Log();
+    ASSERT_TRUE(WaitForAgent(*agent_, Socket()));
   }
 
   void TearDown() override {

@@ -80,9 +80,10 @@ struct ProgRun {
 absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame, uint32_t ifindex = 0);
 
 // Benchmarks: ns per run of the program on `frame`, BPF_PROG_TEST_RUN with
-// `repeat`, wall time of the call over the repeats (finer than the kernel's
-// whole-nanosecond average), median of `rounds` after one warm-up. Exits the
-// process if the kernel refuses the run.
+// `repeat`, the kernel-reported average duration (whole ns; wall time would
+// add the call's set-up: for XDP with repeat > 1 a fixed cost of about 15 ms
+// on this kernel), median of `rounds` after one warm-up. Exits the process if
+// the kernel refuses the run.
 double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds, uint32_t* verdict);
 
 // The `tendril` CLI against an agent's socket and pins.
@@ -157,5 +158,10 @@ class Subprocess {
   int status_ = -1;
   std::string log_path_;
 };
+
+// Waits, at most `seconds`, until the agent started as `agent` answers on
+// its API socket: success, or why not (it exited, or never answered) with
+// its log.
+::testing::AssertionResult WaitForAgent(Subprocess& agent, const std::string& socket, int seconds = 15);
 
 }  // namespace tendril::test
