@@ -21,7 +21,7 @@
 
 namespace tendril {
 
-Agent::Agent(AgentConfig cfg) : cfg_(std::move(cfg)), paths_(cfg_.bpffs_root), store_(cfg_.state_dir) {}
+Agent::Agent(AgentConfig cfg) : cfg_(std::move(cfg)), paths_(cfg_.bpffs_root) {}
 Agent::~Agent() = default;
 
 absl::StatusOr<NodeFacts> Agent::GatherFacts() const { return GatherNodeFacts(cfg_.devices); }
@@ -64,21 +64,22 @@ absl::StatusOr<Agent::Loaded> Agent::LoadObject(const std::string& path,
   return l;
 }
 
-absl::Status Agent::Persist(DesiredState next, const std::function<void()>& undo) {
-  if (auto s = store_.Save(next); !s.ok()) {
+absl::Status Agent::Persist(const StateChange& c, const std::function<void()>& undo) {
+  if (auto s = store_->Commit(c); !s.ok()) {
     if (undo) undo();
     return Annotate(s, undo ? "persist desired state (maps rolled back)" : "persist desired state");
   }
-  desired_ = std::move(next);
   return absl::OkStatus();
 }
 
 absl::Status Agent::Start() {
   started_at_ = NowUtcText();
   TND_RETURN_IF_ERROR(MakeDirs(cfg_.state_dir, 0700));
-  TND_ASSIGN_OR_RETURN(desired_, store_.Load());
-  TND_LOG_INFO("desired state from ", store_.path(), ": ", desired_.prefilter.size(),
-               " prefilter CIDRs");
+  TND_ASSIGN_OR_RETURN(StateStore store, StateStore::Open(cfg_.state_dir));
+  store_.emplace(std::move(store));
+  TND_ASSIGN_OR_RETURN(desired_, store_->Load());
+  TND_LOG_INFO("desired state from ", store_->path(), ": ", desired_.services.size(), " services, ",
+               desired_.endpoints.size(), " endpoints, ", desired_.prefilter.size(), " prefilter CIDRs");
   TND_RETURN_IF_ERROR(EnsureBpffs(cfg_.bpffs_root));
   // Socket programs (services, next) attach here; checked now so that a bad
   // setting fails at start, not at the first service.
@@ -91,7 +92,7 @@ absl::Status Agent::Start() {
 
   CompileRequest req;
   req.src_dir = cfg_.bpf_dir;
-  req.cache_dir = cfg_.state_dir + "/bpf-cache";
+  req.cache_dir = cfg_.BpfCacheDir();
   req.clang = cfg_.clang;
   req.config_header = RenderConfigHeader(Features{cfg_.enable_ipv4, cfg_.enable_ipv6, /*prefilter=*/true,
                                                   /*nodeport=*/true, cfg_.enable_masquerade, cfg_.maglev_table_size,
@@ -128,7 +129,7 @@ absl::Status Agent::Start() {
   TND_RETURN_IF_ERROR(StartEndpoints(compiled_.object_paths.at("bpf_lxc")));
   PruneTailCallPins();
   TND_RETURN_IF_ERROR(StartSocketLb(compiled_.object_paths.at("bpf_sock")));
-  SyncHealth();
+  SyncHealthAll();
   next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
   return absl::OkStatus();
 }

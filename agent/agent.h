@@ -100,13 +100,15 @@ class Agent {
   absl::Status SyncNoMasquerade();
   absl::Status AttachEndpoint(const Endpoint& e);
   absl::Status DetachEndpoint(const Endpoint& e);
-  absl::Status PersistEndpoints();
+  // Stores the endpoints' change (all of them when `c` names none).
+  absl::Status PersistEndpoints(StateChange c = {});
   void OnLinkEvents();
   // A native device that was recreated: XDP, tc and the device table again.
   void ReattachDevice(const std::string& name);
   absl::Status SyncDevices(const NodeFacts& facts);
   // Opens, keeps and closes the health check ports of Local services.
-  void SyncHealth();
+  void SyncHealth(const std::vector<uint16_t>& service_ids);
+  void SyncHealthAll();
   BackendPlace PlaceOf(const IpAddr& ip) const;
   // Services with a backend at one of `ips` (every service: empty) follow
   // where their backends are now (an endpoint or route came or went).
@@ -118,11 +120,13 @@ class Agent {
   void OnNodeAddressesChanged();
   // tnd_node: this namespace's cookie, for socket LB of 127.0.0.1.
   absl::Status WriteNodeInfo();
-  // Writes `next` to the state file and makes it the desired state; when the
-  // file cannot be written, `undo` puts the maps back to the desired state.
-  absl::Status Persist(DesiredState next, const std::function<void()>& undo);
-  // Persists the service manager's view; on failure restores the maps.
+  // Commits `c` to the state store (one durable transaction); when it
+  // cannot be, `undo` puts the maps back to what the store holds.
+  absl::Status Persist(const StateChange& c, const std::function<void()>& undo);
+  // Stores the services the last change touched (only those); on failure
+  // the maps are restored to the stored services.
   absl::Status PersistServices();
+  void RestoreStoredServices();
   absl::Status CommitPrefilter(std::set<Cidr> want);
   absl::StatusOr<uint16_t> ServiceIdFromArgs(const nlohmann::json& args) const;
   absl::Status AttachAll();
@@ -132,7 +136,9 @@ class Agent {
 
   AgentConfig cfg_;
   BpffsPaths paths_;
-  StateStore store_;
+  std::optional<StateStore> store_;  // opened at start
+  // What the store held at start; afterwards its prefilter and endpoints
+  // follow each change (the services live in the service manager).
   DesiredState desired_;
   std::vector<Loaded> loaded_;
   std::optional<BpfObject> sock_obj_;
@@ -147,6 +153,7 @@ class Agent {
   std::vector<int> device_ifindexes_;
   std::map<uint16_t, std::unique_ptr<HealthServer>> health_;  // by port
   std::map<uint16_t, std::vector<uint16_t>> health_services_;  // port -> service ids
+  std::map<uint16_t, uint16_t> health_port_of_;                // service id -> its port
   size_t HealthCount(uint16_t port) const;
   absl::Status CheckHealthPortFree(uint16_t port) const;
   uint32_t next_gc_ = 0;

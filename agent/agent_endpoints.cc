@@ -82,17 +82,23 @@ absl::Status Agent::DetachEndpoint(const Endpoint& e) {
   return DetachTc(e.ifname, TcDir::kEgress, paths_.LinksDir());
 }
 
-absl::Status Agent::PersistEndpoints() {
-  DesiredState next = desired_;
-  next.endpoints = endpoints_->List();
-  return Persist(std::move(next), nullptr);  // the callers undo the endpoint change
+absl::Status Agent::PersistEndpoints(StateChange c) {
+  if (c.put_endpoints.empty() && c.drop_endpoints.empty()) {
+    c.put_endpoints = endpoints_->List();
+    c.all_endpoints = true;
+  }
+  TND_RETURN_IF_ERROR(Persist(c, nullptr));  // the callers undo the endpoint change
+  desired_.endpoints = endpoints_->List();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<nlohmann::json> Agent::EndpointAdd(const nlohmann::json& a) {
   if (!a.contains("endpoint")) return absl::InvalidArgumentError("missing argument \"endpoint\"");
   TND_ASSIGN_OR_RETURN(Endpoint e, EndpointFromJson(a["endpoint"]));
   TND_ASSIGN_OR_RETURN(Endpoint added, endpoints_->Add(e));
-  if (auto s = PersistEndpoints(); !s.ok()) {
+  StateChange c;
+  c.put_endpoints = {added};
+  if (auto s = PersistEndpoints(std::move(c)); !s.ok()) {
     (void)endpoints_->Delete(added.id);
     return Annotate(s, "persist desired state (endpoint removed again)");
   }
@@ -108,7 +114,9 @@ absl::StatusOr<nlohmann::json> Agent::EndpointDelete(const nlohmann::json& a) {
   int64_t id = a["id"].get<int64_t>();
   if (id < 1 || id > 65535) return absl::InvalidArgumentError("endpoint id must be in 1-65535");
   TND_ASSIGN_OR_RETURN(Endpoint gone, endpoints_->Delete(static_cast<uint32_t>(id)));
-  TND_RETURN_IF_ERROR(PersistEndpoints());
+  StateChange c;
+  c.drop_endpoints = {gone.id};
+  TND_RETURN_IF_ERROR(PersistEndpoints(std::move(c)));
   TND_LOG_INFO("endpoint ", gone.id, " deleted (", gone.ifname, ")");
   RefreshPlacement(gone.ips);
   return EndpointToJson(gone);

@@ -1,5 +1,7 @@
 // The agent's health check ports (externalTrafficPolicy Local): one server
 // per port, answering with the ready local backends of the services on it.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "agent/agent.h"
 #include "common/log.h"
@@ -7,28 +9,41 @@
 namespace tendril {
 
 // One server per health check port; a port two services share (the halves
-// of a dual-stack Service) counts the local backends of both.
-void Agent::SyncHealth() {
-  std::map<uint16_t, std::vector<uint16_t>> want;
-  std::map<uint16_t, std::string> names;
-  for (const Service& s : services_->List()) {
-    if (!s.health_check_port) continue;
-    want[s.health_check_port].push_back(s.id);
-    names.emplace(s.health_check_port, s.frontend.ToString());
-  }
-  for (auto it = health_.begin(); it != health_.end();)
-    it = want.count(it->first) ? std::next(it) : health_.erase(it);
-  for (const auto& [port, ids] : want) {
-    if (health_.count(port)) continue;
-    auto h = HealthServer::Listen(port, names[port]);
+// of a dual-stack Service) counts the local backends of both. Only the
+// services `ids` are looked at (those a change touched; every one at start).
+void Agent::SyncHealth(const std::vector<uint16_t>& ids) {
+  for (uint16_t id : ids) {
+    const Service* s = services_->Get(id);
+    const uint16_t want = s ? s->health_check_port : 0;
+    auto had = health_port_of_.find(id);
+    if (had != health_port_of_.end() && had->second != want) {
+      auto& on_port = health_services_[had->second];
+      on_port.erase(std::remove(on_port.begin(), on_port.end(), id), on_port.end());
+      if (on_port.empty()) {
+        health_services_.erase(had->second);
+        health_.erase(had->second);
+      }
+      health_port_of_.erase(had);
+    }
+    if (!want || health_port_of_.count(id)) continue;
+    health_port_of_[id] = want;
+    health_services_[want].push_back(id);
+    if (health_.count(want)) continue;
+    auto h = HealthServer::Listen(want, s->frontend.ToString());
     if (!h.ok()) {
       TND_LOG_WARN(h.status().message());
       continue;
     }
-    TND_LOG_INFO("service ", names[port], ": health check on port ", port);
-    health_[port] = std::move(*h);
+    TND_LOG_INFO("service ", s->frontend.ToString(), ": health check on port ", want);
+    health_[want] = std::move(*h);
   }
-  health_services_ = std::move(want);
+}
+
+void Agent::SyncHealthAll() {
+  std::vector<uint16_t> ids;
+  for (const auto& [id, port] : health_port_of_) ids.push_back(id);  // gone ones too
+  for (const auto& [id, s] : services_->services()) ids.push_back(id);
+  SyncHealth(ids);
 }
 
 size_t Agent::HealthCount(uint16_t port) const {

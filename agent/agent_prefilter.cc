@@ -23,9 +23,11 @@ absl::Status Agent::SyncPrefilter(const std::set<Cidr>& want) {
 
 absl::Status Agent::CommitPrefilter(std::set<Cidr> want) {
   TND_RETURN_IF_ERROR(SyncPrefilter(want));
-  DesiredState next = desired_;
-  next.prefilter = std::move(want);
-  return Persist(std::move(next), [this] { (void)SyncPrefilter(desired_.prefilter); });
+  StateChange c;
+  c.prefilter = want;
+  TND_RETURN_IF_ERROR(Persist(c, [this] { (void)SyncPrefilter(desired_.prefilter); }));
+  desired_.prefilter = std::move(want);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<nlohmann::json> Agent::PrefilterAdd(const std::vector<std::string>& texts) {

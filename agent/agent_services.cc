@@ -36,18 +36,31 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   services_->OnNewHealthPort([this](uint16_t port) { return CheckHealthPortFree(port); });
   // Devices and services are in the maps before any program sees a packet.
   TND_RETURN_IF_ERROR(SyncDevices(facts));
-  TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(desired_.services));
-  TND_LOG_INFO("services restored: ", desired_.services.size(), " services, ", st.writes,
-               " map writes, ", st.deletes, " stale entries removed");
+  TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(std::move(desired_.services)));
+  desired_.services = {};  // the service manager holds them from here on
+  TND_LOG_INFO("services restored: ", services_->size(), " services, ", st.writes, " map writes, ", st.deletes,
+               " stale entries removed");
   return absl::OkStatus();
 }
 
 absl::Status Agent::PersistServices() {
-  // desired_ is what the state file holds: the services as they were before
-  // this change, and what the maps go back to if the file cannot be written.
-  DesiredState next = desired_;
-  next.services = services_->List();
-  return Persist(std::move(next), [this] { (void)services_->Restore(desired_.services); });
+  StateChange c;
+  for (uint16_t id : services_->last_touched()) {
+    if (const Service* s = services_->Get(id))
+      c.put_services.push_back(*s);
+    else
+      c.drop_services.push_back(id);
+  }
+  return Persist(c, [this] { RestoreStoredServices(); });
+}
+
+// The store holds the services as they were before a change that failed
+// half way or could not be stored: the maps go back to them.
+void Agent::RestoreStoredServices() {
+  auto stored = store_->Load();
+  auto r = stored.ok() ? services_->Restore(std::move(stored->services)) : stored.status();
+  if (!r.ok()) TND_LOG_ERROR("restoring the stored services: ", r.status().message());
+  SyncHealthAll();
 }
 
 absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {
@@ -70,7 +83,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(Service s, ServiceFromJson(a["service"]));
   TND_ASSIGN_OR_RETURN(Service added, services_->Add(s));
   TND_RETURN_IF_ERROR(PersistServices());
-  SyncHealth();
+  SyncHealth(services_->last_touched());
   TND_LOG_INFO("service ", added.id, " ", added.frontend.ToString(), " added with ",
                added.backends.size(), " backends (", services_->last_stats().writes, " map writes)");
   return ServiceToJson(added);
@@ -90,16 +103,14 @@ absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
   if (!rs.ok()) {
     // Replace checks everything before it writes; a kernel error half way
     // puts the previous set back.
-    if (services_->last_stats().writes || services_->last_stats().deletes)
-      if (auto r = services_->Restore(desired_.services); !r.ok())
-        TND_LOG_ERROR("restoring the services after a failed apply: ", r.status().message());
+    if (services_->last_stats().writes || services_->last_stats().deletes) RestoreStoredServices();
     return rs.status();
   }
   TND_RETURN_IF_ERROR(PersistServices());
-  SyncHealth();
-  TND_LOG_INFO("services applied: ", services_->List().size(), " declared (", rs->added, " added, ", rs->changed,
+  SyncHealth(services_->last_touched());
+  TND_LOG_INFO("services applied: ", services_->size(), " declared (", rs->added, " added, ", rs->changed,
                " changed, ", rs->removed, " removed; ", rs->writes, " map writes, ", rs->deletes, " deletes)");
-  return nlohmann::json{{"services", services_->List().size()}, {"added", rs->added}, {"changed", rs->changed},
+  return nlohmann::json{{"services", services_->size()}, {"added", rs->added}, {"changed", rs->changed},
                         {"removed", rs->removed}, {"map_writes", rs->writes}, {"map_deletes", rs->deletes}};
 }
 
@@ -108,7 +119,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(tendril::ServiceUpdate u, ServiceUpdateFromJson(a));
   TND_ASSIGN_OR_RETURN(Service updated, services_->Update(id, u));
   TND_RETURN_IF_ERROR(PersistServices());
-  SyncHealth();
+  SyncHealth(services_->last_touched());
   TND_LOG_INFO("service ", id, " updated (", services_->last_stats().writes, " map writes, ",
                services_->last_stats().deletes, " deletes)");
   return ServiceToJson(updated);
@@ -118,7 +129,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
   TND_ASSIGN_OR_RETURN(Service gone, services_->Delete(id));
   TND_RETURN_IF_ERROR(PersistServices());
-  SyncHealth();
+  SyncHealth(services_->last_touched());
   TND_LOG_INFO("service ", id, " ", gone.frontend.ToString(), " deleted");
   return ServiceToJson(gone);
 }
@@ -131,7 +142,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceGet(const nlohmann::json& a) const 
 nlohmann::json Agent::ServiceList() const {
   nlohmann::json out = nlohmann::json::array();
   if (services_)
-    for (const Service& s : services_->List()) out.push_back(ServiceToJson(s));
+    for (const auto& [id, s] : services_->services()) out.push_back(ServiceToJson(s));
   return out;
 }
 

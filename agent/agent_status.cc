@@ -78,7 +78,7 @@ nlohmann::json Agent::StatusJson() const {
   j["nat"] = NatStatus();
   nlohmann::json addrs = nlohmann::json::array();
   if (services_)
-    for (const Service& sv : services_->List())
+    for (const auto& [id, sv] : services_->services())
       for (const FrontendEntry& e : services_->Entries(sv))
         if (e.external) addrs.push_back(e.frontend.ToString());
   j["nodeport"] = {{"enabled", cfg_.enable_nodeport},

@@ -137,6 +137,8 @@ const std::vector<Setting>& Settings() {
       {"clang", "clang binary used to compile bpf/", false, StringField(&AgentConfig::clang)},
       {"bpf-object-dir", "load prebuilt objects (make -f Makefile.bpf) instead of compiling", false,
        StringField(&AgentConfig::bpf_object_dir)},
+      {"bpf-cache-dir", "compiled BPF objects by cache key (default STATE-DIR/bpf-cache; shareable)", false,
+       StringField(&AgentConfig::bpf_cache_dir)},
       {"netns", "network namespace (path, e.g. /run/netns/node) to run in", false,
        StringField(&AgentConfig::netns)},
       {"enable-ipv4", "IPv4 datapath (default true)", false, BoolField(&AgentConfig::enable_ipv4)},
@@ -271,6 +273,7 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   TND_RETURN_IF_ERROR(abs_path("state-dir", c.state_dir));
   TND_RETURN_IF_ERROR(abs_path("api-socket", c.api_socket));
   if (!c.cgroup_root.empty()) TND_RETURN_IF_ERROR(abs_path("cgroup-root", c.cgroup_root));
+  if (!c.bpf_cache_dir.empty()) TND_RETURN_IF_ERROR(abs_path("bpf-cache-dir", c.bpf_cache_dir));
   for (const auto& d : c.devices) {
     if (d.empty() || d.size() >= 16 || d.find('/') != std::string::npos ||
         d.find(' ') != std::string::npos)

@@ -26,6 +26,10 @@ struct AgentConfig {
   // start (nodes without clang; the kernel-matrix VM). They carry the default
   // config header, so node-specific settings must keep their defaults.
   std::string bpf_object_dir;
+  // Where compiled objects are cached by key; empty: STATE-DIR/bpf-cache.
+  // Agents with the same settings can share one (the key says what built it).
+  std::string bpf_cache_dir;
+  std::string BpfCacheDir() const { return bpf_cache_dir.empty() ? state_dir + "/bpf-cache" : bpf_cache_dir; }
   std::string clang = "clang";
   std::string netns;        // join this network namespace (path) at start
   bool enable_ipv4 = true;

@@ -80,24 +80,26 @@ absl::Status LbWriter::WriteMaglev(uint16_t id, const std::vector<uint32_t>& tab
       if (!info.ok() || info->max_entries != table.size()) inner.Reset();  // table size changed
     }
   }
+  const std::string what = absl::StrCat("Maglev table of service ", id);
+  std::vector<uint32_t> keys, values;
   if (inner.valid()) {
-    // Only positions that changed are written.
-    for (uint32_t pos = 0; pos < table.size(); ++pos) {
-      uint32_t cur = 0;
-      if (bpf_map_lookup_elem(inner.get(), &pos, &cur) == 0 && cur == table[pos]) continue;
-      if (bpf_map_update_elem(inner.get(), &pos, &table[pos], BPF_ANY) != 0)
-        return ErrnoError(errno, absl::StrCat("write Maglev table of service ", id));
-      stats_.writes++;
-    }
+    // Read whole, compared in memory; only positions that changed are written.
+    TND_ASSIGN_OR_RETURN(std::vector<uint32_t> cur, ReadU32Array(inner.get(), static_cast<uint32_t>(table.size())));
+    for (uint32_t pos = 0; pos < table.size(); ++pos)
+      if (cur[pos] != table[pos]) {
+        keys.push_back(pos);
+        values.push_back(table[pos]);
+      }
+    TND_RETURN_IF_ERROR(UpdateU32Batch(inner.get(), keys, values, what));
+    stats_.writes += static_cast<int>(keys.size());
     return absl::OkStatus();
   }
   // A new table, filled completely before it is published in the outer map.
   int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tnd_maglev_tbl", 4, 4, static_cast<uint32_t>(table.size()), nullptr);
   if (fd < 0) return ErrnoError(errno, absl::StrCat("create Maglev table for service ", id));
   inner.Reset(fd);
-  for (uint32_t pos = 0; pos < table.size(); ++pos)
-    if (bpf_map_update_elem(inner.get(), &pos, &table[pos], BPF_ANY) != 0)
-      return ErrnoError(errno, absl::StrCat("fill Maglev table of service ", id));
+  for (uint32_t pos = 0; pos < table.size(); ++pos) keys.push_back(pos);
+  TND_RETURN_IF_ERROR(UpdateU32Batch(inner.get(), keys, table, what));
   uint32_t val = static_cast<uint32_t>(inner.get());
   if (bpf_map_update_elem(maps_.maglev.get(), &key, &val, BPF_ANY) != 0)
     return ErrnoError(errno, absl::StrCat("publish Maglev table of service ", id));

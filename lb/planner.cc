@@ -58,14 +58,21 @@ ServiceChange ServicePlanner::Undo(const ServiceChange& c) const {
 void ServicePlanner::Begin(const Plan& p) {
   if (p.reset) {
     services_.clear();
+    index_.Clear();
     retired_.clear();  // the writer removes what no declared service names
   }
   if (p.node_addresses) node_.addresses = *p.node_addresses;
 }
 
 void ServicePlanner::Commit(const ServiceChange& c, int64_t now_ms) {
-  if (c.old && (!c.neu || c.neu->id != c.old->id)) services_.erase(c.old->id);
-  if (c.neu) services_[c.neu->id] = *c.neu;
+  if (c.old) {
+    index_.Remove(*c.old, c.old_entries);
+    if (!c.neu || c.neu->id != c.old->id) services_.erase(c.old->id);
+  }
+  if (c.neu) {
+    services_[c.neu->id] = *c.neu;
+    index_.Add(*c.neu, c.new_entries);
+  }
   for (const Backend& b : c.removed) retired_.emplace(b.id, now_ms);
 }
 
@@ -89,48 +96,56 @@ const Service* ServicePlanner::Get(uint16_t id) const {
 }
 
 absl::StatusOr<uint16_t> ServicePlanner::IdOf(const Frontend& f) const {
-  for (const auto& [id, s] : services_)
-    for (const FrontendEntry& e : Entries(s))
-      if (e.frontend == f) return id;
+  if (std::optional<uint16_t> id = index_.FrontendOwner(f)) return *id;
   return absl::NotFoundError(absl::StrCat("no service with frontend ", f.ToString()));
 }
 
-uint16_t ServicePlanner::FreeServiceId() const {
-  for (uint32_t id = 1; id <= 65535; ++id)
-    if (!services_.count(static_cast<uint16_t>(id))) return static_cast<uint16_t>(id);
-  return 0;
-}
+namespace {
 
-std::set<uint32_t> ServicePlanner::BackendIdsInUse(uint16_t ignore_id) const {
-  std::set<uint32_t> used;
-  for (const auto& [id, t] : retired_) used.insert(id);  // still in the map
-  for (const auto& [id, svc] : services_)
-    if (id != ignore_id)
-      for (const Backend& b : svc.backends) used.insert(b.id);
-  return used;
-}
-
-// A backend keeps the id it had in `previous` (same address and port); the
-// others get ids above the highest in use, wrapping to the lowest free.
-void ServicePlanner::AssignBackendIds(Service& s, const Service* previous, std::set<uint32_t>& used) {
-  for (Backend& b : s.backends) {
-    if (b.id) {
-      used.insert(b.id);
-      continue;
+// Gives backend ids during one plan: a backend keeps the id it had in the
+// service's previous version (same address and port); the others get ids
+// above the highest in use, wrapping to the lowest free, never one in use
+// before the plan (`pool`, retiring ones included) or given during it.
+class BackendIdGiver {
+ public:
+  explicit BackendIdGiver(const IdPool* pool) : pool_(pool), next_(pool ? pool->Next() : 1) {}
+  void Keep(uint32_t id) {
+    taken_.insert(id);
+    if (id >= next_) next_ = id + 1;
+  }
+  void Assign(Service& s, const Service* previous) {
+    for (Backend& b : s.backends) {
+      if (!b.id && previous)
+        for (const Backend& p : previous->backends)
+          if (p.ip == b.ip && p.port == b.port) b.id = p.id;
+      if (b.id) Keep(b.id);
     }
-    if (previous)
-      for (const Backend& p : previous->backends)
-        if (p.ip == b.ip && p.port == b.port) b.id = p.id;
-    if (b.id) used.insert(b.id);
+    for (Backend& b : s.backends)
+      if (!b.id) b.id = Give();
   }
-  uint32_t next = used.empty() ? 1 : *used.rbegin() + 1;
-  for (Backend& b : s.backends) {
-    if (b.id) continue;
-    if (next == 0 || next > TND_BACKENDS_MAX) next = 1;  // wrapped: lowest free
-    while (used.count(next)) ++next;
-    b.id = next;
-    used.insert(next++);
+
+ private:
+  bool Free(uint32_t id) const { return !(pool_ && pool_->InUse(id)) && !taken_.count(id); }
+  uint32_t Give() {
+    for (uint32_t tries = 0; tries <= TND_BACKENDS_MAX; ++tries, ++next_) {
+      if (next_ == 0 || next_ > TND_BACKENDS_MAX) next_ = 1;  // wrapped: lowest free
+      if (Free(next_)) {
+        taken_.insert(next_);
+        return next_++;
+      }
+    }
+    return 0;  // full: the capacity check refuses such a plan first
   }
+
+  const IdPool* pool_;
+  uint32_t next_;
+  std::set<uint32_t> taken_;
+};
+
+}  // namespace
+
+void ServicePlanner::ForgetRetired(uint32_t backend_id) {
+  if (retired_.erase(backend_id)) index_.ReleaseBackend(backend_id);
 }
 
 // New services take ids no current service has, so that conntrack entries
@@ -173,14 +188,42 @@ absl::Status ServicePlanner::CheckMapCapacity(const std::map<uint16_t, Service>&
   return absl::OkStatus();
 }
 
+// One service's change against what the maps hold beside it: its entries
+// replace its previous version's, its new backends come on top of every
+// backend id in use (retiring ones included).
+absl::Status ServicePlanner::CheckSingleCapacity(const Service& s, const Service* previous) const {
+  const std::vector<FrontendEntry> mine = Entries(s);
+  const std::vector<FrontendEntry> had = previous ? Entries(*previous) : std::vector<FrontendEntry>{};
+  for (Family f : {Family::kV4, Family::kV6}) {
+    const int i = f == Family::kV4 ? 0 : 1;
+    const size_t need = index_.svc_entries(i) - SvcEntries(had, f) + SvcEntries(mine, f);
+    if (need > TND_SVC_MAX)
+      return absl::ResourceExhaustedError(absl::StrCat("the services would need ", need,
+                                                       " service map entries (frontends + backend slots) in one "
+                                                       "family; the map holds ", TND_SVC_MAX));
+  }
+  size_t fresh = 0;
+  for (const Backend& b : s.backends) {
+    bool kept = false;
+    if (previous)
+      for (const Backend& p : previous->backends) kept = kept || (p.ip == b.ip && p.port == b.port);
+    fresh += !kept;
+  }
+  if (index_.backend_ids().size() + fresh > TND_BACKENDS_MAX)
+    return absl::ResourceExhaustedError(absl::StrCat("the services would need ", index_.backend_ids().size() + fresh,
+                                                     " backend map entries (removed ones stay ", kBackendGraceMs,
+                                                     " ms); the map holds ", TND_BACKENDS_MAX));
+  return absl::OkStatus();
+}
+
 absl::Status ServicePlanner::Prepare(Service& s, const Service* previous) const {
   Place(s);
   TND_RETURN_IF_ERROR(AllocatePorts(s, previous));
   TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));
   if (s.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(CheckMaglevCapacity(MaglevServices(s.id) + 1));
   TND_RETURN_IF_ERROR(CheckNewHealthPorts({&s}));
-  std::set<uint32_t> used = BackendIdsInUse(s.id);
-  AssignBackendIds(s, previous, used);
+  TND_RETURN_IF_ERROR(CheckSingleCapacity(s, previous));
+  BackendIdGiver(&index_.backend_ids()).Assign(s, previous);
   return absl::OkStatus();
 }
 
@@ -191,7 +234,7 @@ absl::StatusOr<Plan> ServicePlanner::Add(Service s) const {
                                                  services_.at(s.id).frontend.ToString()));
   TND_RETURN_IF_ERROR(CheckConflicts(s, 0));
   for (Backend& b : s.backends) b.id = 0;  // ids are the agent's to give
-  if (s.id == 0) s.id = FreeServiceId();
+  if (s.id == 0) s.id = static_cast<uint16_t>(index_.service_ids().Lowest());
   if (s.id == 0) return absl::ResourceExhaustedError("all 65535 service ids are in use");
   TND_RETURN_IF_ERROR(Prepare(s, nullptr));
   return Plan{false, std::nullopt, {Change(nullptr, &s)}};
@@ -281,15 +324,15 @@ absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const
   TND_RETURN_IF_ERROR(CheckMaglevCapacity(maglev));
   TND_RETURN_IF_ERROR(CheckNewHealthPorts(all));
   TND_RETURN_IF_ERROR(CheckMapCapacity(next));
-  std::set<uint32_t> used = BackendIdsInUse(0);
-  for (auto& [id, s] : next) AssignBackendIds(s, Get(id), used);
+  BackendIdGiver ids(&index_.backend_ids());
+  for (auto& [id, s] : next) ids.Assign(s, Get(id));
 
   // Removed services first (frees their frontends), then changed, then new.
   Plan plan;
   for (const auto& [id, s] : services_)
     if (!next.count(id)) plan.changes.push_back(Change(&s, nullptr));
-  for (const auto& [id, s] : next)
-    if (const Service* prev = Get(id)) plan.changes.push_back(Change(prev, &s));
+  for (const auto& [id, s] : next)  // a service declared as it was needs no write
+    if (const Service* prev = Get(id); prev && !(*prev == s)) plan.changes.push_back(Change(prev, &s));
   for (const auto& [id, s] : next)
     if (!Get(id)) plan.changes.push_back(Change(nullptr, &s));
   return plan;
@@ -305,19 +348,24 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
     all[s.id] = std::move(s);
   }
   for (auto& [id, s] : all) {
-    // Each keeps the ports it saved (none are picked over another's).
+    // Each keeps the ports it saved; one that has none (a hand-edited state)
+    // gets one no other restored service holds.
     const Service saved = s;
-    TND_RETURN_IF_ERROR(AllocatePortsOf(s, &saved, all));
+    TND_RETURN_IF_ERROR(AllocatePortsWith(s, &saved, [&](uint16_t port) {
+      for (const auto& [oid, o] : all)
+        if (oid != id && (o.node_port == port || o.health_check_port == port)) return true;
+      return false;
+    }));
   }
   TND_RETURN_IF_ERROR(CheckConflicts(all, node_.addresses));
-  std::set<uint32_t> used;
+  BackendIdGiver ids(nullptr);  // only the restored set's ids count
   for (const auto& [id, s] : all)
     for (const Backend& b : s.backends)
-      if (b.id) used.insert(b.id);
+      if (b.id) ids.Keep(b.id);
   Plan plan;
   plan.reset = true;
   for (auto& [id, s] : all) {
-    AssignBackendIds(s, nullptr, used);
+    ids.Assign(s, nullptr);
     plan.changes.push_back(Change(nullptr, &s));
   }
   return plan;

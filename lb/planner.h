@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "lb/service.h"
+#include "lb/planner_index.h"
 #include "lb/service_codec.h"
 
 namespace tendril {
@@ -87,7 +88,7 @@ class ServicePlanner {
   // with `all`), and forgetting one once its entry is gone.
   static constexpr int64_t kBackendGraceMs = 2000;
   std::vector<uint32_t> RetiredDue(int64_t now_ms, bool all) const;
-  void ForgetRetired(uint32_t backend_id) { retired_.erase(backend_id); }
+  void ForgetRetired(uint32_t backend_id);
   std::optional<int64_t> NextRetiredDeadlineMs() const;
 
   // Asked before a change gives a service a health check port no service
@@ -109,16 +110,10 @@ class ServicePlanner {
   // Frontends and node ports of a whole set, in one pass, with the node's
   // addresses given.
   absl::Status CheckConflicts(const std::map<uint16_t, Service>& all, const std::vector<IpAddr>& addresses) const;
-  // With the ids in use given (and updated): no scan of every service.
-  static void AssignBackendIds(Service& s, const Service* previous, std::set<uint32_t>& used);
-  std::set<uint32_t> BackendIdsInUse(uint16_t ignore_id) const;
-  uint16_t FreeServiceId() const;
   void GiveNewIds(std::vector<Service>& desired) const;
-  // Node ports and health check ports (any family, any protocol) of the
-  // services other than `ignore`: new ports are picked outside them.
-  static std::set<uint16_t> PortsInUse(const std::map<uint16_t, Service>& among, uint16_t ignore);
-  // New ports for `s` (a previous version's kept), outside those `among` holds.
-  absl::Status AllocatePortsOf(Service& s, const Service* previous, const std::map<uint16_t, Service>& among) const;
+  // New ports for `s` (a previous version's kept), outside those `taken`.
+  absl::Status AllocatePortsWith(Service& s, const Service* previous,
+                                 const std::function<bool(uint16_t)>& taken) const;
   absl::Status AllocatePorts(Service& s, const Service* previous) const;
   absl::Status AllocatePorts(std::map<uint16_t, Service>& next) const;
   absl::Status CheckNewHealthPorts(const std::vector<const Service*>& changed) const;
@@ -126,6 +121,7 @@ class ServicePlanner {
   size_t MaglevServices(uint16_t ignore_id) const;
   // The maps must hold the new set next to what is being removed.
   absl::Status CheckMapCapacity(const std::map<uint16_t, Service>& next) const;
+  absl::Status CheckSingleCapacity(const Service& s, const Service* previous) const;
   // Everything a single-service change (add, update) checks and chooses.
   absl::Status Prepare(Service& s, const Service* previous) const;
   // Sets every backend's place from the node's routes.
@@ -135,6 +131,7 @@ class ServicePlanner {
   uint32_t maglev_size_;
   NodeView node_;
   std::map<uint16_t, Service> services_;
+  ServiceIndex index_{65535, TND_BACKENDS_MAX};
   std::map<uint32_t, int64_t> retired_;  // backend id -> when it was removed (ms)
   PortCheckFn health_port_check_;
 };

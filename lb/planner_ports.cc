@@ -11,6 +11,7 @@
 //   - a new health check port must be free on the node (the agent's hook
 //     tries to bind it);
 //   - no more Maglev services than the Maglev map holds.
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -58,30 +59,34 @@ class PortBook {
   std::map<uint16_t, std::vector<const Service*>> health_;
 };
 
-// The lowest port of the node port range not in `used` (which gets it).
-absl::StatusOr<uint16_t> PickPort(std::set<uint16_t>& used, const ServiceLimits& limits, const char* what) {
-  for (uint32_t p = limits.node_port_min; p <= limits.node_port_max; ++p)
-    if (used.insert(static_cast<uint16_t>(p)).second) return static_cast<uint16_t>(p);
+// The lowest port of the node port range that is not `taken` and not in
+// `picked` (which gets it).
+absl::StatusOr<uint16_t> PickPort(const std::function<bool(uint16_t)>& taken, std::set<uint16_t>& picked,
+                                  const ServiceLimits& limits, const char* what) {
+  for (uint32_t p = limits.node_port_min; p <= limits.node_port_max; ++p) {
+    const uint16_t port = static_cast<uint16_t>(p);
+    if (!taken(port) && picked.insert(port).second) return port;
+  }
   return absl::ResourceExhaustedError(absl::StrCat("no free port in the node port range ", limits.node_port_min, "-",
                                                    limits.node_port_max, " for the ", what));
 }
 
+// For a set whose own ports are all in `picked` already.
+const std::function<bool(uint16_t)> kNone = [](uint16_t) { return false; };
+
 }  // namespace
 
+// One service against the declared set, through the indexes: port clashes
+// first (they name the port), then frontends.
 absl::Status ServicePlanner::CheckConflicts(const Service& s, uint16_t ignore_id) const {
-  std::vector<FrontendEntry> mine = Entries(s);
-  PortBook book;
-  for (const auto& [id, other] : services_)
-    if (id != ignore_id) TND_RETURN_IF_ERROR(book.Claim(other));
-  TND_RETURN_IF_ERROR(book.Claim(s));  // port clashes first: they name the port
-  for (const auto& [id, other] : services_) {
-    if (id == ignore_id) continue;
-    for (const FrontendEntry& theirs : Entries(other))
-      for (const FrontendEntry& e : mine)
-        if (e.frontend == theirs.frontend)
-          return absl::AlreadyExistsError(
-              absl::StrCat("frontend ", e.frontend.ToString(), " is already service ", id,
-                           e.frontend == s.frontend ? "" : absl::StrCat(" (", other.frontend.ToString(), ")")));
+  TND_RETURN_IF_ERROR(index_.CheckPorts(s, ignore_id, services_));
+  for (const FrontendEntry& e : Entries(s)) {
+    std::optional<uint16_t> owner = index_.FrontendOwner(e.frontend);
+    if (!owner || *owner == ignore_id) continue;
+    const Service* other = Get(*owner);
+    return absl::AlreadyExistsError(absl::StrCat(
+        "frontend ", e.frontend.ToString(), " is already service ", *owner,
+        e.frontend == s.frontend || !other ? "" : absl::StrCat(" (", other->frontend.ToString(), ")")));
   }
   return absl::OkStatus();
 }
@@ -103,48 +108,28 @@ absl::Status ServicePlanner::CheckConflicts(const std::map<uint16_t, Service>& a
   return absl::OkStatus();
 }
 
-std::set<uint16_t> ServicePlanner::PortsInUse(const std::map<uint16_t, Service>& among, uint16_t ignore) {
-  std::set<uint16_t> used;
-  for (const auto& [id, o] : among) {
-    if (id == ignore) continue;
-    if (o.node_port) used.insert(o.node_port);
-    if (o.health_check_port) used.insert(o.health_check_port);
-  }
-  return used;
-}
-
 // New ports are picked from those no service holds in any family or
 // protocol; a port given by the user is kept (CheckConflicts judges it).
-absl::Status ServicePlanner::AllocatePorts(Service& s, const Service* previous) const {
-  return AllocatePortsOf(s, previous, services_);
-}
-
-absl::Status ServicePlanner::AllocatePortsOf(Service& s, const Service* previous,
-                                             const std::map<uint16_t, Service>& among) const {
-  if (!s.HasExternal()) {  // ClusterIP: nothing to allocate (and no scan of every service)
-    s.node_port = 0;
-    s.health_check_port = 0;
-    return absl::OkStatus();
-  }
-  std::set<uint16_t> used = PortsInUse(among, s.id);
+// `taken` says whether a port is held by another service.
+absl::Status ServicePlanner::AllocatePortsWith(Service& s, const Service* previous,
+                                               const std::function<bool(uint16_t)>& taken) const {
+  if (!s.HasNodePort()) s.node_port = 0;
+  if (!s.ExternalLocal()) s.health_check_port = 0;
+  if (s.HasNodePort() && !s.node_port && previous && previous->HasNodePort()) s.node_port = previous->node_port;
+  if (s.ExternalLocal() && !s.health_check_port && previous) s.health_check_port = previous->health_check_port;
+  std::set<uint16_t> picked;
+  if (s.node_port) picked.insert(s.node_port);
   if (s.HasNodePort() && !s.node_port) {
-    if (previous && previous->HasNodePort() && previous->node_port) {
-      s.node_port = previous->node_port;
-    } else {
-      TND_ASSIGN_OR_RETURN(s.node_port, PickPort(used, limits_, "node port"));
-    }
+    TND_ASSIGN_OR_RETURN(s.node_port, PickPort(taken, picked, limits_, "node port"));
   }
-  used.insert(s.node_port);
-  if (!s.ExternalLocal()) {
-    s.health_check_port = 0;
-  } else if (!s.health_check_port) {
-    if (previous && previous->health_check_port) {
-      s.health_check_port = previous->health_check_port;
-    } else {
-      TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(used, limits_, "health check port"));
-    }
+  if (s.ExternalLocal() && !s.health_check_port) {
+    TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(taken, picked, limits_, "health check port"));
   }
   return absl::OkStatus();
+}
+
+absl::Status ServicePlanner::AllocatePorts(Service& s, const Service* previous) const {
+  return AllocatePortsWith(s, previous, [&](uint16_t port) { return index_.PortTaken(port, s.id); });
 }
 
 absl::Status ServicePlanner::AllocatePorts(std::map<uint16_t, Service>& next) const {
@@ -162,10 +147,10 @@ absl::Status ServicePlanner::AllocatePorts(std::map<uint16_t, Service>& next) co
   }
   for (auto& [id, s] : next) {
     if (s.HasNodePort() && !s.node_port) {
-      TND_ASSIGN_OR_RETURN(s.node_port, PickPort(used, limits_, "node port"));
+      TND_ASSIGN_OR_RETURN(s.node_port, PickPort(kNone, used, limits_, "node port"));
     }
     if (s.ExternalLocal() && !s.health_check_port) {
-      TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(used, limits_, "health check port"));
+      TND_ASSIGN_OR_RETURN(s.health_check_port, PickPort(kNone, used, limits_, "health check port"));
     }
   }
   return absl::OkStatus();
@@ -173,11 +158,9 @@ absl::Status ServicePlanner::AllocatePorts(std::map<uint16_t, Service>& next) co
 
 absl::Status ServicePlanner::CheckNewHealthPorts(const std::vector<const Service*>& changed) const {
   if (!health_port_check_) return absl::OkStatus();
-  std::set<uint16_t> held;
-  for (const auto& [id, o] : services_)
-    if (o.health_check_port) held.insert(o.health_check_port);
+  std::set<uint16_t> asked;
   for (const Service* s : changed)
-    if (s->health_check_port && held.insert(s->health_check_port).second)
+    if (s->health_check_port && !index_.HealthPortHeld(s->health_check_port) && asked.insert(s->health_check_port).second)
       TND_RETURN_IF_ERROR(Annotate(health_port_check_(s->health_check_port),
                                    absl::StrCat("health check port ", s->health_check_port, " of service ",
                                                 s->frontend.ToString())));
@@ -191,10 +174,8 @@ absl::Status ServicePlanner::CheckMaglevCapacity(size_t maglev_services) const {
 }
 
 size_t ServicePlanner::MaglevServices(uint16_t ignore_id) const {
-  size_t n = 0;
-  for (const auto& [id, s] : services_)
-    if (id != ignore_id && s.algorithm == Algorithm::kMaglev) n++;
-  return n;
+  const Service* s = Get(ignore_id);
+  return index_.maglev_services() - (s && s->algorithm == Algorithm::kMaglev ? 1 : 0);
 }
 
 }  // namespace tendril

@@ -53,6 +53,7 @@ struct Backend {
   BackendPlace place = BackendPlace::kRemote;
   bool IsLocal() const { return place != BackendPlace::kRemote; }
   std::string Address() const;  // "10.0.1.2:8080", "[fd00::2]:8080"
+  bool operator==(const Backend&) const = default;
 };
 
 enum class Algorithm { kRandom, kMaglev };
@@ -95,6 +96,7 @@ struct Service {
   bool HasNodePort() const { return type == ServiceType::kNodePort || type == ServiceType::kLoadBalancer; }
   bool ExternalLocal() const { return HasExternal() && traffic_policy == TrafficPolicy::kLocal; }
   bool InternalLocal() const { return internal_traffic_policy == TrafficPolicy::kLocal; }
+  bool operator==(const Service&) const = default;
 };
 
 // "10.96.0.10:80/TCP", "[fd00::10]:53/udp"; protocol defaults to TCP.

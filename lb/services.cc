@@ -16,6 +16,7 @@ absl::Status ServiceManager::Run(const Plan& plan, bool undo, ReplaceStats* rs) 
       return c.neu ? Annotate(st, absl::StrCat("service ", c.neu->frontend.ToString())) : st;
     }
     planner_.Commit(c, MonotonicMs());
+    touched_.push_back(c.neu ? c.neu->id : c.old->id);
     if (rs) {
       rs->added += !c.old;
       rs->removed += !c.neu;
@@ -26,8 +27,13 @@ absl::Status ServiceManager::Run(const Plan& plan, bool undo, ReplaceStats* rs) 
   return absl::OkStatus();
 }
 
-absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
+void ServiceManager::Begin() {
   writer_.ResetStats();
+  touched_.clear();
+}
+
+absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
+  Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Restore(std::move(services)));
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false));
   TND_RETURN_IF_ERROR(writer_.RemoveStale(planner_.services(), planner_.node_addresses()));
@@ -35,7 +41,7 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
 }
 
 absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desired) {
-  writer_.ResetStats();
+  Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Replace(std::move(desired)));
   ReplaceStats rs;
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false, &rs));
@@ -45,35 +51,35 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
 }
 
 absl::StatusOr<Service> ServiceManager::Add(Service s) {
-  writer_.ResetStats();
+  Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Add(std::move(s)));
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Update(uint16_t id, const ServiceUpdate& u) {
-  writer_.ResetStats();
+  Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Update(id, u));
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Delete(uint16_t id) {
-  writer_.ResetStats();
+  Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Delete(id));
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
   return *plan.changes.front().old;
 }
 
 absl::StatusOr<int> ServiceManager::RefreshPlacement(const std::function<bool(const IpAddr&)>& affected) {
-  writer_.ResetStats();
+  Begin();
   Plan plan = planner_.Placement(affected);
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false));
   return static_cast<int>(plan.changes.size());
 }
 
 absl::StatusOr<int> ServiceManager::SetNodeAddresses(std::vector<IpAddr> addresses) {
-  writer_.ResetStats();
+  Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.NodeAddresses(std::move(addresses)));
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false));
   return static_cast<int>(plan.changes.size());

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -44,6 +45,10 @@ class ServiceManager {
   absl::StatusOr<uint16_t> IdOf(const Frontend& f) const { return planner_.IdOf(f); }
   const Service* Get(uint16_t id) const { return planner_.Get(id); }
   std::vector<Service> List() const;
+  const std::map<uint16_t, Service>& services() const { return planner_.services(); }
+  size_t size() const { return planner_.services().size(); }
+  // The ids of the services the last change added, changed or removed.
+  const std::vector<uint16_t>& last_touched() const { return touched_; }
   const std::vector<IpAddr>& node_addresses() const { return planner_.node_addresses(); }
   // Map operations of the last change.
   const SyncStats& last_stats() const { return writer_.stats(); }
@@ -75,8 +80,12 @@ class ServiceManager {
   // whose write fails is undone in the maps before the error is returned.
   absl::Status Run(const Plan& plan, bool undo, ReplaceStats* rs = nullptr);
 
+  // Starts a change: no map operation and no service touched yet.
+  void Begin();
+
   ServicePlanner planner_;
   LbWriter writer_;
+  std::vector<uint16_t> touched_;
   RemovedFn on_removed_;
 };
 

@@ -57,4 +57,46 @@ absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size) {
   }
 }
 
+namespace {
+// The kernel has no batch operation for this map (or none at all).
+bool NoBatch(int err) { return err == EINVAL || err == ENOTSUP || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */; }
+}  // namespace
+
+absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n) {
+  std::vector<uint32_t> keys(n), values(n);
+  uint32_t out_batch = 0, done = 0;
+  bool first = true;
+  while (done < n) {
+    __u32 count = n - done;
+    int r = bpf_map_lookup_batch(fd, first ? nullptr : &out_batch, &out_batch, keys.data() + done,
+                                 values.data() + done, &count, nullptr);
+    int err = r ? errno : 0;
+    first = false;
+    if (r && err != ENOENT) {
+      if (!NoBatch(err) || done) return ErrnoError(err, "read array map in batches");
+      // Element by element.
+      for (uint32_t k = 0; k < n; ++k)
+        if (bpf_map_lookup_elem(fd, &k, &values[k]) != 0) return ErrnoError(errno, "read array map");
+      return values;
+    }
+    done += count;
+    if (err == ENOENT) break;
+  }
+  std::vector<uint32_t> out(n, 0);
+  for (uint32_t i = 0; i < done; ++i)
+    if (keys[i] < n) out[keys[i]] = values[i];
+  return out;
+}
+
+absl::Status UpdateU32Batch(int fd, const std::vector<uint32_t>& keys, const std::vector<uint32_t>& values,
+                            const std::string& what) {
+  if (keys.empty()) return absl::OkStatus();
+  __u32 count = static_cast<__u32>(keys.size());
+  if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, nullptr) == 0) return absl::OkStatus();
+  if (!NoBatch(errno)) return ErrnoError(errno, absl::StrCat("write ", what, " in a batch"));
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY) != 0) return ErrnoError(errno, absl::StrCat("write ", what));
+  return absl::OkStatus();
+}
+
 }  // namespace tendril

@@ -41,6 +41,15 @@ absl::StatusOr<UniqueFd> OpenPinnedMap(const std::string& path, uint32_t key_siz
 // Number of entries, by walking the keys.
 absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size);
 
+// An array map of `n` u32 values read whole: in batches of the kernel's
+// BPF_MAP_LOOKUP_BATCH where it has them (5.6+), else element by element.
+absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n);
+// values[i] written at keys[i] (u32 keys and values): one
+// BPF_MAP_UPDATE_BATCH where the kernel has it, else element by element.
+// `what` names the map in errors.
+absl::Status UpdateU32Batch(int fd, const std::vector<uint32_t>& keys, const std::vector<uint32_t>& values,
+                            const std::string& what);
+
 template <typename K, typename V>
 class Map {
  public:

@@ -25,12 +25,12 @@ class AgentLifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override { TND_REQUIRE_ROOT(); }
 
-  std::vector<std::string> Args(std::vector<std::string> extra) {
+  std::vector<std::string> Args(std::vector<std::string> extra, bool shared_bpf_cache = true) {
     std::vector<std::string> a = {BinaryPath("tendril-agent"), "--bpffs-root", pins_.path(),
                                   "--state-dir", state_.path(), "--api-socket", Socket(),
                                   "--cgroup-root", cgroup_.path()};
     a.insert(a.end(), extra.begin(), extra.end());
-    for (const auto& f : AgentTestFlags()) a.push_back(f);
+    for (const auto& f : AgentTestFlags(shared_bpf_cache)) a.push_back(f);
     return a;
   }
   std::string Socket() { return state_.path() + "/api.sock"; }
@@ -124,10 +124,10 @@ TEST_F(AgentLifecycleTest, BadSettingsAreRefusedBeforeAnythingHappens) {
 // The run-time build: cached by its inputs, and status says what made the
 // agent build again (the first build, a settings change) or that nothing did.
 TEST_F(AgentLifecycleTest, RunTimeBuildIsCachedAndSaysWhyItWasRebuilt) {
-  if (!AgentTestFlags().empty()) GTEST_SKIP() << "prebuilt objects in this run (TENDRIL_TEST_PREBUILT_BPF)";
+  if (PrebuiltBpfOnly()) GTEST_SKIP() << "prebuilt objects in this run (TENDRIL_TEST_PREBUILT_BPF)";
   auto start = [&](std::vector<std::string> extra) -> nlohmann::json {
     extra.insert(extra.begin(), {"--xdp-mode", "disabled"});
-    Subprocess agent(Args(extra));
+    Subprocess agent(Args(extra, /*shared_bpf_cache=*/false));
     EXPECT_TRUE(WaitReady(agent)) << agent.Log();
     auto st = CallAgent(Socket(), "status");
     EXPECT_TRUE(st.ok()) << st.status();

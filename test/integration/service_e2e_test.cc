@@ -307,7 +307,8 @@ TEST_F(ServiceE2ETest, UndeclaredPortsAndAddressesPassUntouched) {
 TEST_F(ServiceE2ETest, BadInputIsRefusedByNameAndChangesNothing) {
   Add({"--frontend", "10.96.0.10:80/TCP", "--backends", "10.0.1.11:8080"});
   CliResult before = Cli({"bpf", "lb", "list", "-o", "json"});
-  std::string state_before = ReadFile(state_.path() + "/state.json").value_or("");
+  std::string state_before = StoredState(state_.path());
+  ASSERT_NE(state_before.find("10.96.0.10:80/TCP"), std::string::npos) << state_before;
   struct Case {
     std::vector<std::string> args;
     std::string says;
@@ -338,7 +339,7 @@ TEST_F(ServiceE2ETest, BadInputIsRefusedByNameAndChangesNothing) {
     EXPECT_NE(r.err.find(c.says), std::string::npos) << "wanted \"" << c.says << "\" in: " << r.err;
   }
   EXPECT_EQ(Cli({"bpf", "lb", "list", "-o", "json"}).out, before.out);
-  EXPECT_EQ(ReadFile(state_.path() + "/state.json").value_or(""), state_before);
+  EXPECT_EQ(StoredState(state_.path()), state_before);
   EXPECT_EQ(Curl("10.96.0.10:80"), "b1");
 }
 

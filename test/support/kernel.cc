@@ -21,6 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/state.h"
+#include "agent/state_json.h"
 #include "common/api_client.h"
 #include "datapath/bpffs.h"
 #include "common/file_util.h"
@@ -43,9 +45,16 @@ std::string BpfObjectPath(const std::string& name) {
 
 std::string BinaryPath(const std::string& name) { return absl::StrCat(TENDRIL_BINARY_DIR, "/", name); }
 
-std::vector<std::string> AgentTestFlags() {
+bool PrebuiltBpfOnly() {
   const char* e = std::getenv("TENDRIL_TEST_PREBUILT_BPF");
-  if (e && std::string(e) == "1") return {"--bpf-object-dir", absl::StrCat(TENDRIL_BINARY_DIR, "/bpf")};
+  return e && std::string(e) == "1";
+}
+
+std::vector<std::string> AgentTestFlags(bool shared_bpf_cache) {
+  if (PrebuiltBpfOnly()) return {"--bpf-object-dir", absl::StrCat(TENDRIL_BINARY_DIR, "/bpf")};
+  // One cache for every agent of the run: each set of settings compiles once
+  // (the first start of each still goes through clang at run time).
+  if (shared_bpf_cache) return {"--bpf-cache-dir", absl::StrCat(TENDRIL_BINARY_DIR, "/test-bpf-cache")};
   return {};
 }
 
@@ -291,6 +300,13 @@ std::string Subprocess::Log() const { return ReadFile(log_path_).value_or(""); }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return ::testing::AssertionFailure() << "agent not ready after " << seconds << " s: " << agent.Log();
+}
+
+std::string StoredState(const std::string& state_dir) {
+  auto store = StateStore::Open(state_dir);
+  if (!store.ok()) return std::string(store.status().message());
+  auto state = store->Load();
+  return state.ok() ? StateToJson(*state) : std::string(state.status().message());
 }
 
 }  // namespace tendril::test

@@ -30,8 +30,12 @@ std::string BpfObjectPath(const std::string& name);
 std::string BinaryPath(const std::string& name);  // tendril, tendril-agent
 
 // Flags every test agent gets: with TENDRIL_TEST_PREBUILT_BPF=1 (the kernel
-// matrix VM has no clang) the prebuilt objects instead of a run-time build.
-std::vector<std::string> AgentTestFlags();
+// matrix VM has no clang) the prebuilt objects instead of a run-time build;
+// otherwise a BPF object cache shared by the run's agents (each distinct
+// config header is compiled once), unless `shared_bpf_cache` is false (the
+// cache's own tests: each agent's state dir holds its cache).
+bool PrebuiltBpfOnly();
+std::vector<std::string> AgentTestFlags(bool shared_bpf_cache = true);
 
 // A fresh directory on bpffs under /sys/fs/bpf, removed with all its pins.
 class TempPinRoot {
@@ -163,5 +167,9 @@ class Subprocess {
 // its API socket: success, or why not (it exited, or never answered) with
 // its log.
 ::testing::AssertionResult WaitForAgent(Subprocess& agent, const std::string& socket, int seconds = 15);
+
+// What the state store in `state_dir` holds, as one JSON document (read
+// beside a running agent: WAL readers do not block it), or the error.
+std::string StoredState(const std::string& state_dir);
 
 }  // namespace tendril::test

@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "lb/id_pool.h"
 #include "lb/maglev.h"
 
 namespace tendril {
@@ -308,6 +310,114 @@ TEST_F(PlannerTest, UndoSwapsTheSidesAndRetiresNothing) {
   EXPECT_EQ(undo.old->backends.size(), 1u);
   EXPECT_EQ(undo.new_entries[0].slots.size(), 2u);
   EXPECT_TRUE(undo.removed.empty());
+}
+
+TEST_F(PlannerTest, TheHighestBackendIdRemovedIsNotGivenAgainInTheSameChange) {
+  Service s = Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"}));
+  ServiceUpdate u;  // drops 10.0.1.3 (id 2, the highest), adds 10.0.1.4
+  u.backends = {*ParseBackend("10.0.1.2:8080"), *ParseBackend("10.0.1.4:8080")};
+  auto p = planner_.Update(s.id, u);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->changes[0].removed.at(0).id, 2u);
+  EXPECT_EQ(p->changes[0].neu->backends[1].id, 3u) << "its flows' conntrack entries still name id 2";
+}
+
+TEST_F(PlannerTest, ReplacePlansOnlyTheServicesThatChanged) {
+  Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
+  Add(Make("10.96.0.11:80/TCP", {"10.0.1.3:8080"}));
+  auto same = planner_.Replace({Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}), Make("10.96.0.11:80/TCP", {"10.0.1.3:8080"})});
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(same->changes.empty()) << "declared as it is: nothing to write";
+  auto one = planner_.Replace({Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}), Make("10.96.0.11:80/TCP", {"10.0.1.9:8080"})});
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->changes.size(), 1u);
+  EXPECT_EQ(one->changes[0].neu->frontend.ToString(), "10.96.0.11:80/TCP");
+}
+
+TEST_F(PlannerTest, ASingleChangeIsCheckedAgainstTheServiceMapsCapacity) {
+  ServicePlanner big(ServiceLimits{256, 4096}, kM, NodeView{});
+  auto wide = [](int i) {
+    Service s = Make(absl::StrCat("10.97.0.", i, ":80/TCP"), {});
+    for (int b = 0; b < 256; ++b) {
+      s.backends.push_back(*ParseBackend(absl::StrCat("10.", 100 + i, ".", b, ".1:80@", b ? 16 : 1)));
+    }
+    return s;
+  };
+  size_t entries = 0;
+  int i = 0;
+  for (; entries + 4082 <= TND_SVC_MAX; ++i) {
+    auto p = big.Add(wide(i));
+    ASSERT_TRUE(p.ok()) << i << ": " << p.status();
+    entries += 1 + p->changes[0].new_entries[0].slots.size();
+    big.Begin(*p);
+    big.Commit(p->changes[0], 0);
+  }
+  EXPECT_EQ(i, 16) << "16 services of 4081 slots fill the map";
+  auto refused = big.Add(wide(i));
+  ExpectError(refused.status(), absl::StatusCode::kResourceExhausted, "service map entries");
+}
+
+TEST_F(PlannerTest, IndexesAgreeWithTheDeclaredSetAfterChurn) {
+  std::mt19937 rng(7);
+  std::vector<uint16_t> ids;
+  for (int step = 0; step < 600; ++step) {
+    int op = static_cast<int>(rng() % 4);  // 0, 3: add; 1: update; 2: delete
+    if (op == 3) op = 0;
+    if (op == 0 || ids.empty()) {
+      Service s = Make(absl::StrCat("10.96.", rng() % 4, ".", rng() % 250, ":80/TCP"),
+                       {absl::StrCat("10.0.1.", rng() % 250, ":8080")},
+                       rng() % 2 ? ServiceType::kNodePort : ServiceType::kClusterIP);
+      auto p = planner_.Add(s);
+      if (!p.ok()) {  // a clash or a full port range: refused whole
+        EXPECT_TRUE(absl::IsAlreadyExists(p.status()) || absl::IsResourceExhausted(p.status())) << p.status();
+        continue;
+      }
+      Commit(*p);
+      ids.push_back(p->changes[0].neu->id);
+    } else if (op == 1) {
+      uint16_t id = ids[rng() % ids.size()];
+      ServiceUpdate u;
+      u.backends = {*ParseBackend(absl::StrCat("10.0.2.", rng() % 250, ":8080"))};
+      auto p = planner_.Update(id, u);
+      ASSERT_TRUE(p.ok()) << p.status();
+      Commit(*p, step);
+    } else {
+      size_t k = rng() % ids.size();
+      auto p = planner_.Delete(ids[k]);
+      ASSERT_TRUE(p.ok());
+      Commit(*p, step);
+      ids.erase(ids.begin() + static_cast<long>(k));
+    }
+    for (uint32_t id : planner_.RetiredDue(step, false)) planner_.ForgetRetired(id);
+  }
+  EXPECT_GT(planner_.services().size(), 20u);
+  for (const auto& [id, s] : planner_.services())
+    for (const FrontendEntry& e : planner_.Entries(s)) EXPECT_EQ(*planner_.IdOf(e.frontend), id);
+  std::vector<Service> all;
+  for (const auto& [id, s] : planner_.services()) all.push_back(s);
+  auto again = planner_.Restore(all);
+  EXPECT_TRUE(again.ok()) << "the set the indexes let in is consistent as a whole: " << again.status();
+}
+
+TEST(IdPoolTest, LowestFreeNextAndHoles) {
+  IdPool pool(10);
+  EXPECT_EQ(pool.Lowest(), 1u);
+  pool.Take(1);
+  pool.Take(2);
+  pool.Take(5);
+  EXPECT_EQ(pool.Lowest(), 3u);
+  EXPECT_EQ(pool.Next(), 6u);
+  EXPECT_EQ(pool.size(), 3u);
+  pool.Release(5);
+  EXPECT_EQ(pool.Next(), 3u) << "the holes below go with it";
+  pool.Release(1);
+  EXPECT_EQ(pool.Lowest(), 1u);
+  EXPECT_FALSE(pool.InUse(1));
+  EXPECT_TRUE(pool.InUse(2));
+  for (uint32_t i = 1; i <= 10; ++i) pool.Take(i);
+  EXPECT_EQ(pool.Lowest(), 0u) << "full";
+  pool.Take(11);
+  EXPECT_FALSE(pool.InUse(11)) << "out of range";
 }
 
 }  // namespace

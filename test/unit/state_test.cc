@@ -1,10 +1,15 @@
+// The state store (SQLite) and the migration of an earlier version's
+// state.json, without root.
 #include "agent/state.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 
+#include "agent/state_json.h"
 #include "common/file_util.h"
 
 namespace tendril {
@@ -17,57 +22,69 @@ class StateTest : public ::testing::Test {
     dir_ = mkdtemp(tmpl);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
+  static Service Svc(uint16_t id, const std::string& fe) {
+    Service s;
+    s.id = id;
+    s.frontend = *ParseFrontend(fe);
+    s.backends.push_back(*ParseBackend("10.0.1.2:8080"));
+    s.backends.back().id = id * 10u;
+    return s;
+  }
   std::string dir_;
 };
 
-TEST_F(StateTest, MissingFileIsEmptyState) {
-  auto s = StateStore(dir_).Load();
-  ASSERT_TRUE(s.ok());
-  EXPECT_TRUE(s->prefilter.empty());
+TEST_F(StateTest, ANewDirectoryIsAnEmptyStateInAPrivateDatabase) {
+  auto store = StateStore::Open(dir_ + "/sub");
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto s = store->Load();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->services.empty() && s->endpoints.empty() && s->prefilter.empty());
+  struct stat st;
+  ASSERT_EQ(::stat(store->path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-TEST_F(StateTest, RoundTrips) {
-  StateStore store(dir_);
-  DesiredState s;
-  s.prefilter.insert(*ParseCidr("10.0.0.0/8"));
-  s.prefilter.insert(*ParseCidr("fd00::/16"));
-  ASSERT_TRUE(store.Save(s).ok());
-  auto back = store.Load();
+TEST_F(StateTest, ChangesTouchOnlyTheirRowsAndSurviveAReopen) {
+  {
+    auto store = *StateStore::Open(dir_);
+    StateChange a;
+    a.put_services = {Svc(1, "10.96.0.1:80/TCP"), Svc(2, "10.96.0.2:80/TCP")};
+    a.prefilter = std::set<Cidr>{*ParseCidr("10.0.0.0/8"), *ParseCidr("fd00::/16")};
+    ASSERT_TRUE(store.Commit(a).ok());
+    StateChange b;
+    b.drop_services = {1};
+    b.put_services = {Svc(3, "10.96.0.3:53/UDP")};
+    ASSERT_TRUE(store.Commit(b).ok());
+    EXPECT_EQ(store.commits(), 2u);
+    EXPECT_TRUE(store.Commit({}).ok());
+    EXPECT_EQ(store.commits(), 2u) << "an empty change is no transaction";
+  }
+  auto back = StateStore::Open(dir_)->Load();
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->prefilter, s.prefilter);
-  // No temp files left behind by the atomic write.
-  int files = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir_)) (void)e, ++files;
-  EXPECT_EQ(files, 1);
+  ASSERT_EQ(back->services.size(), 2u);
+  EXPECT_EQ(back->services[0].id, 2);
+  EXPECT_EQ(back->services[1].frontend.ToString(), "10.96.0.3:53/UDP");
+  EXPECT_EQ(back->services[1].backends[0].id, 30u);
+  EXPECT_EQ(back->prefilter.size(), 2u);
 }
 
-TEST_F(StateTest, CorruptFileIsAnErrorNamingIt) {
-  ASSERT_TRUE(WriteFileAtomic(dir_ + "/state.json", "{not json").ok());
-  auto s = StateStore(dir_).Load();
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("state.json"), std::string::npos);
-  ASSERT_TRUE(WriteFileAtomic(dir_ + "/state.json", "{\"prefilter\": [\"10.0.0.0/33\"]}").ok());
-  EXPECT_FALSE(StateStore(dir_).Load().ok());
-}
-
-}  // namespace
-}  // namespace tendril
-
-namespace tendril {
-namespace {
-
-
-TEST_F(StateTest, EndpointsRoundTripWithoutKernelFacts) {
-  StateStore store(dir_);
-  DesiredState s;
+TEST_F(StateTest, EndpointsAreStoredWithoutKernelFacts) {
+  auto store = *StateStore::Open(dir_);
   Endpoint e;
   e.id = 7;
   e.ifname = "lxc7";
   e.netns = "/run/netns/pod7";
   e.ips = {*ParseIp("10.200.1.7"), *ParseIp("fd20::7")};
   e.ifindex = 42;  // a fact: read again at start, not persisted
-  s.endpoints.push_back(e);
-  ASSERT_TRUE(store.Save(s).ok());
+  Endpoint f = e;
+  f.id = 8;
+  f.ifname = "lxc8";
+  StateChange c;
+  c.put_endpoints = {e, f};
+  ASSERT_TRUE(store.Commit(c).ok());
+  StateChange d;
+  d.drop_endpoints = {8};
+  ASSERT_TRUE(store.Commit(d).ok());
   auto back = store.Load();
   ASSERT_TRUE(back.ok()) << back.status();
   ASSERT_EQ(back->endpoints.size(), 1u);
@@ -76,6 +93,62 @@ TEST_F(StateTest, EndpointsRoundTripWithoutKernelFacts) {
   EXPECT_EQ(back->endpoints[0].netns, "/run/netns/pod7");
   EXPECT_EQ(back->endpoints[0].ips, e.ips);
   EXPECT_EQ(back->endpoints[0].ifindex, 0);
+  StateChange all;
+  all.put_endpoints = {f};
+  all.all_endpoints = true;
+  ASSERT_TRUE(store.Commit(all).ok());
+  ASSERT_EQ(store.Load()->endpoints.size(), 1u);
+  EXPECT_EQ(store.Load()->endpoints[0].id, 8u);
+}
+
+TEST_F(StateTest, AnEarlierVersionsStateJsonIsMigratedOnce) {
+  DesiredState old;
+  old.services = {Svc(4, "10.96.0.4:80/TCP")};
+  old.prefilter = {*ParseCidr("192.0.2.0/24")};
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/state.json", StateToJson(old)).ok());
+  {
+    auto store = StateStore::Open(dir_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto s = store->Load();
+    ASSERT_EQ(s->services.size(), 1u);
+    EXPECT_EQ(s->services[0].id, 4);
+    EXPECT_EQ(s->prefilter, old.prefilter);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/state.json.migrated"));
+  auto again = StateStore::Open(dir_);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->Load()->services.size(), 1u);
+}
+
+TEST_F(StateTest, ACorruptStateJsonStopsTheOpenNamingIt) {
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/state.json", "{not json").ok());
+  auto s = StateStore::Open(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("state.json"), std::string::npos) << s.status();
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/state.json")) << "kept for the operator";
+  EXPECT_FALSE(ParseStateJson("{\"prefilter\": [\"10.0.0.0/33\"]}", "x").ok());
+  EXPECT_FALSE(ParseStateJson("[]", "x").ok());
+}
+
+TEST_F(StateTest, ACorruptRowIsAnErrorNamingTableAndRow) {
+  ASSERT_TRUE(StateStore::Open(dir_).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/state.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO services (id, doc) VALUES (9, '{\"frontend\": 5}')", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = StateStore::Open(dir_)->Load();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("services row 9"), std::string::npos) << s.status();
+}
+
+TEST_F(StateTest, ATornOrForeignDatabaseIsAnErrorNamingIt) {
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/state.db", std::string(4096, 'x')).ok());
+  auto s = StateStore::Open(dir_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("state.db"), std::string::npos) << s.status();
 }
 
 TEST(EndpointValidationTest, NamesWhatIsWrong) {
