@@ -176,22 +176,20 @@ absl::StatusOr<DesiredState> StateStore::Load() const {
     if (!j.ok()) return absl::DataLossError(j.status().message());
     return j;
   };
-  TND_RETURN_IF_ERROR(rows("services", "SELECT id, doc FROM services ORDER BY id",
-                           [&](int64_t id, const std::string& doc) -> absl::Status {
-                             TND_ASSIGN_OR_RETURN(nlohmann::json j, parse(doc));
-                             TND_ASSIGN_OR_RETURN(Service svc, ServiceFromJson(j));
-                             if (svc.id != id) return absl::DataLossError(absl::StrCat("holds service id ", svc.id));
-                             s.services.push_back(std::move(svc));
-                             return absl::OkStatus();
-                           }));
-  TND_RETURN_IF_ERROR(rows("endpoints", "SELECT id, doc FROM endpoints ORDER BY id",
-                           [&](int64_t id, const std::string& doc) -> absl::Status {
-                             TND_ASSIGN_OR_RETURN(nlohmann::json j, parse(doc));
-                             TND_ASSIGN_OR_RETURN(Endpoint e, EndpointFromJson(j));
-                             if (e.id != id) return absl::DataLossError(absl::StrCat("holds endpoint id ", e.id));
-                             s.endpoints.push_back(std::move(e));
-                             return absl::OkStatus();
-                           }));
+  // Rows of documents, each naming its own id.
+  auto docs = [&](const char* table, const char* sql, auto from_json, auto& out) {
+    return rows(table, sql, [&](int64_t id, const std::string& doc) -> absl::Status {
+      TND_ASSIGN_OR_RETURN(nlohmann::json j, parse(doc));
+      TND_ASSIGN_OR_RETURN(auto v, from_json(j));
+      if (static_cast<int64_t>(v.id) != id) return absl::DataLossError(absl::StrCat("holds id ", v.id));
+      out.push_back(std::move(v));
+      return absl::OkStatus();
+    });
+  };
+  TND_RETURN_IF_ERROR(docs("services", "SELECT id, doc FROM services ORDER BY id",
+                           [](const nlohmann::json& j) { return ServiceFromJson(j); }, s.services));
+  TND_RETURN_IF_ERROR(docs("endpoints", "SELECT id, doc FROM endpoints ORDER BY id",
+                           [](const nlohmann::json& j) { return EndpointFromJson(j); }, s.endpoints));
   TND_RETURN_IF_ERROR(rows("prefilter", "SELECT rowid, cidr FROM prefilter",
                            [&](int64_t, const std::string& text) -> absl::Status {
                              TND_ASSIGN_OR_RETURN(Cidr c, ParseCidr(text));

@@ -347,11 +347,12 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
     Place(s);
     all[s.id] = std::move(s);
   }
-  for (auto& [id, s] : all) {
+  for (auto& entry : all) {
     // Each keeps the ports it saved; one that has none (a hand-edited state)
     // gets one no other restored service holds.
-    const Service saved = s;
-    TND_RETURN_IF_ERROR(AllocatePortsWith(s, &saved, [&](uint16_t port) {
+    const uint16_t id = entry.first;
+    const Service saved = entry.second;
+    TND_RETURN_IF_ERROR(AllocatePortsWith(entry.second, &saved, [&all, id](uint16_t port) {
       for (const auto& [oid, o] : all)
         if (oid != id && (o.node_port == port || o.health_check_port == port)) return true;
       return false;
