@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "agent/map_sizes.h"
 #include "agent/nat_ports.h"
 #include "common/clock.h"
 #include "common/file_util.h"
@@ -32,11 +33,7 @@ LoadOptions Agent::Options(const std::string& path) const {
   lo.pin_root = cfg_.bpffs_root;
   // Every object names the shared maps; all must ask for the same sizes, or
   // one would replace the pins of another.
-  lo.max_entries = {{TND_MAP_CT_V4, cfg_.ct_max_entries},          {TND_MAP_CT_V6, cfg_.ct_max_entries},
-                    {TND_MAP_NAT_V4, cfg_.nat_max_entries},        {TND_MAP_NAT_V6, cfg_.nat_max_entries},
-                    {TND_MAP_SK_REVNAT_V4, cfg_.sock_revnat_max_entries},
-                    {TND_MAP_SK_REVNAT_V6, cfg_.sock_revnat_max_entries},
-                    {TND_MAP_MAGLEV, cfg_.maglev_max_services}};
+  lo.max_entries = MapSizes(cfg_, NodeMemoryBytes());
   return lo;
 }
 

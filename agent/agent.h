@@ -60,7 +60,7 @@ class Agent {
   nlohmann::json ConntrackGc();
   // Per-packet flows of backends a change removed: gone, so that their next
   // packet (a UDP client's next datagram) chooses a live backend.
-  void DeleteFlowsOf(uint16_t svc_id, L4Proto proto, const std::vector<Backend>& removed);
+  void DeleteFlowsOf(ServiceId svc_id, L4Proto proto, const std::vector<Backend>& removed);
 
   // For the main loop: file descriptors to poll besides the API and signals
   // (health check ports), what to do when one is readable, and the timer
@@ -107,7 +107,7 @@ class Agent {
   void ReattachDevice(const std::string& name);
   absl::Status SyncDevices(const NodeFacts& facts);
   // Opens, keeps and closes the health check ports of Local services.
-  void SyncHealth(const std::vector<uint16_t>& service_ids);
+  void SyncHealth(const std::vector<ServiceId>& service_ids);
   void SyncHealthAll();
   BackendPlace PlaceOf(const IpAddr& ip) const;
   // Services with a backend at one of `ips` (every service: empty) follow
@@ -128,7 +128,7 @@ class Agent {
   absl::Status PersistServices();
   void RestoreStoredServices();
   absl::Status CommitPrefilter(std::set<Cidr> want);
-  absl::StatusOr<uint16_t> ServiceIdFromArgs(const nlohmann::json& args) const;
+  absl::StatusOr<ServiceId> ServiceIdFromArgs(const nlohmann::json& args) const;
   absl::Status AttachAll();
   bool AnyDeviceRunsLoaded() const;
   // Drops the tail-call pins of objects that are no longer attached.

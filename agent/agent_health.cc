@@ -11,8 +11,8 @@ namespace tendril {
 // One server per health check port; a port two services share (the halves
 // of a dual-stack Service) counts the local backends of both. Only the
 // services `ids` are looked at (those a change touched; every one at start).
-void Agent::SyncHealth(const std::vector<uint16_t>& ids) {
-  for (uint16_t id : ids) {
+void Agent::SyncHealth(const std::vector<ServiceId>& ids) {
+  for (ServiceId id : ids) {
     const Service* s = services_->Get(id);
     const uint16_t want = s ? s->health_check_port : 0;
     auto had = health_port_of_.find(id);
@@ -40,7 +40,7 @@ void Agent::SyncHealth(const std::vector<uint16_t>& ids) {
 }
 
 void Agent::SyncHealthAll() {
-  std::vector<uint16_t> ids;
+  std::vector<ServiceId> ids;
   for (const auto& [id, port] : health_port_of_) ids.push_back(id);  // gone ones too
   for (const auto& [id, s] : services_->services()) ids.push_back(id);
   SyncHealth(ids);
@@ -50,7 +50,7 @@ size_t Agent::HealthCount(uint16_t port) const {
   size_t n = 0;
   auto it = health_services_.find(port);
   if (it == health_services_.end() || !services_) return 0;
-  for (uint16_t id : it->second)
+  for (ServiceId id : it->second)
     if (const Service* s = services_->Get(id)) n += services_->LocalBackends(*s);
   return n;
 }

@@ -61,7 +61,7 @@ void Agent::OnTimer() {
   next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
 }
 
-void Agent::DeleteFlowsOf(uint16_t svc_id, L4Proto proto, const std::vector<Backend>& removed) {
+void Agent::DeleteFlowsOf(ServiceId svc_id, L4Proto proto, const std::vector<Backend>& removed) {
   for (Family fam : {Family::kV4, Family::kV6}) {
     std::vector<BackendRef> refs;
     for (const Backend& b : removed) {

@@ -28,9 +28,10 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   node.addresses = NodePortAddresses(facts);
   node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
   ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max,
-                       cfg_.maglev_max_services};
+                       cfg_.maglev_max_services, cfg_.lb_service_map_max, cfg_.lb_backend_map_max,
+                       cfg_.lb_revnat_map_max};
   services_ = std::make_unique<ServiceManager>(std::move(maps), limits, cfg_.maglev_table_size, std::move(node));
-  services_->OnBackendsRemoved([this](uint16_t id, L4Proto proto, const std::vector<Backend>& removed) {
+  services_->OnBackendsRemoved([this](ServiceId id, L4Proto proto, const std::vector<Backend>& removed) {
     DeleteFlowsOf(id, proto, removed);
   });
   services_->OnNewHealthPort([this](uint16_t port) { return CheckHealthPortFree(port); });
@@ -45,7 +46,7 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
 
 absl::Status Agent::PersistServices() {
   StateChange c;
-  for (uint16_t id : services_->last_touched()) {
+  for (ServiceId id : services_->last_touched()) {
     if (const Service* s = services_->Get(id))
       c.put_services.push_back(*s);
     else
@@ -63,11 +64,11 @@ void Agent::RestoreStoredServices() {
   SyncHealthAll();
 }
 
-absl::StatusOr<uint16_t> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {
+absl::StatusOr<ServiceId> Agent::ServiceIdFromArgs(const nlohmann::json& a) const {
   if (a.contains("id")) {
-    if (!a["id"].is_number_integer() || a["id"].get<int64_t>() < 1 || a["id"].get<int64_t>() > 65535)
-      return absl::InvalidArgumentError("service id must be a number in 1-65535");
-    uint16_t id = static_cast<uint16_t>(a["id"].get<int64_t>());
+    if (!a["id"].is_number_integer() || a["id"].get<int64_t>() < 1 || a["id"].get<int64_t>() > UINT32_MAX)
+      return absl::InvalidArgumentError("service id must be a number in 1-4294967295");
+    ServiceId id = static_cast<ServiceId>(a["id"].get<int64_t>());
     if (!services_->Get(id)) return absl::NotFoundError(absl::StrCat("no service with id ", id));
     return id;
   }
@@ -115,7 +116,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
-  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
   TND_ASSIGN_OR_RETURN(tendril::ServiceUpdate u, ServiceUpdateFromJson(a));
   TND_ASSIGN_OR_RETURN(Service updated, services_->Update(id, u));
   TND_RETURN_IF_ERROR(PersistServices());
@@ -126,7 +127,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
-  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
   TND_ASSIGN_OR_RETURN(Service gone, services_->Delete(id));
   TND_RETURN_IF_ERROR(PersistServices());
   SyncHealth(services_->last_touched());
@@ -135,7 +136,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceGet(const nlohmann::json& a) const {
-  TND_ASSIGN_OR_RETURN(uint16_t id, ServiceIdFromArgs(a));
+  TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
   return ServiceToJson(*services_->Get(id));
 }
 

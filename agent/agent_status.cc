@@ -108,7 +108,7 @@ nlohmann::json Agent::SocketLbStatus() const {
   return {{"enabled", cfg_.enable_socket_lb},
           {"cgroup", cgroup_root_},
           {"attached", hooks},
-          {"services", services_ ? services_->List().size() : 0},
+          {"services", services_ ? services_->size() : 0},
           {"maglev_table_size", cfg_.maglev_table_size}};
 }
 
@@ -117,8 +117,10 @@ nlohmann::json Agent::NatStatus() const {
                         {"reserved_in", "net.ipv4.ip_local_reserved_ports"}};
   for (auto [key, map] : {std::pair{"v4", nat4_.get()}, std::pair{"v6", nat6_.get()}})
     if (map)
-      if (auto n = CountEntries(map->fd(), sizeof(tnd_nat_key)); n.ok())
-        nat[key] = {{"entries", *n}, {"max_entries", cfg_.nat_max_entries}};
+      if (auto n = CountEntries(map->fd(), sizeof(tnd_nat_key)); n.ok()) {
+        auto info = GetMapInfo(map->fd());
+        nat[key] = {{"entries", *n}, {"max_entries", info.ok() ? info->max_entries : 0}};
+      }
   if (auto d = DropCount(paths_.Map(TND_MAP_METRICS), TND_DROP_NAT_EXHAUSTED); d.ok())
     nat["ports_exhausted_since_start"] = *d - nat_exhausted_at_start_;
   return nat;

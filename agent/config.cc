@@ -71,6 +71,30 @@ Apply UintField(uint32_t AgentConfig::*field, uint32_t min, uint32_t max) {
   };
 }
 
+// A table size: a number in min-max, or "auto" (0: derived, see agent/map_sizes.h).
+Apply SizeField(uint32_t AgentConfig::*field, uint32_t min, uint32_t max) {
+  Apply number = UintField(field, min, max);
+  return [=](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+    if (v == "auto") {
+      c->*field = 0;
+      return absl::OkStatus();
+    }
+    absl::Status s = number(c, k, v);
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(s.message(), " or auto"));
+    return s;
+  };
+}
+
+Apply RatioField(double AgentConfig::*field) {
+  return [=](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
+    double r = 0;
+    if (!absl::SimpleAtod(v, &r) || !(r > 0 && r <= 0.1))
+      return absl::InvalidArgumentError(absl::StrCat("setting ", k, ": \"", v, "\" is not a ratio in (0, 0.1]"));
+    c->*field = r;
+    return absl::OkStatus();
+  };
+}
+
 Apply PortRangeField(uint16_t AgentConfig::*min, uint16_t AgentConfig::*max) {
   return [=](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
     std::vector<std::string> parts = absl::StrSplit(v, '-');
@@ -166,12 +190,25 @@ const std::vector<Setting>& Settings() {
        false, CidrListField(&AgentConfig::nodeport_addresses)},
       {"ct-gc-interval", "seconds between conntrack/NAT garbage collections (default 30)", false,
        UintField(&AgentConfig::ct_gc_interval, 1, 3600)},
-      {"ct-max-entries", "conntrack entries per family, preallocated (default 262144)", false,
-       UintField(&AgentConfig::ct_max_entries, 1024, 16777216)},
-      {"nat-max-entries", "NAT entries per family, preallocated (default 262144)", false,
-       UintField(&AgentConfig::nat_max_entries, 1024, 16777216)},
-      {"sock-revnat-max-entries", "socket LB reverse-NAT entries per family (default 65536)", false,
-       UintField(&AgentConfig::sock_revnat_max_entries, 1024, 16777216)},
+      {"map-dynamic-size-ratio",
+       "share of the node's memory for the flow tables whose size is auto (default 0.001)", false,
+       RatioField(&AgentConfig::map_dynamic_size_ratio)},
+      {"ct-max-entries", "conntrack entries per family, preallocated (default auto: from the memory ratio)", false,
+       SizeField(&AgentConfig::ct_max_entries, 1024, 16777216)},
+      {"nat-max-entries", "NAT entries per family, preallocated (default auto)", false,
+       SizeField(&AgentConfig::nat_max_entries, 1024, 16777216)},
+      {"sock-revnat-max-entries", "socket LB reverse-NAT entries per family (default auto)", false,
+       SizeField(&AgentConfig::sock_revnat_max_entries, 1024, 16777216)},
+      {"affinity-max-entries", "session affinity bindings (default auto)", false,
+       SizeField(&AgentConfig::affinity_max_entries, 1024, 16777216)},
+      {"lb-service-map-max", "most service map entries per family, masters + backend slots (default 4194304)",
+       false, UintField(&AgentConfig::lb_service_map_max, 1024, 268435456)},
+      {"lb-backend-map-max", "most backends, all services together (default 2097152)", false,
+       UintField(&AgentConfig::lb_backend_map_max, 1024, 268435456)},
+      {"lb-revnat-map-max", "most services (service ids 1..this; default 1048576)", false,
+       UintField(&AgentConfig::lb_revnat_map_max, 1024, 16777216)},
+      {"lb-source-range-map-max", "most loadBalancerSourceRanges entries per family (default 65536)", false,
+       UintField(&AgentConfig::lb_source_range_map_max, 1024, 16777216)},
       {"enable-masquerade", "SNAT endpoints' traffic leaving the devices to the device address (default true)",
        false, BoolField(&AgentConfig::enable_masquerade)},
       {"pod-cidrs", "comma-separated CIDRs of the cluster's endpoints: not masqueraded", false,

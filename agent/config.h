@@ -37,7 +37,13 @@ struct AgentConfig {
   bool cleanup_on_exit = false;
   bool enable_socket_lb = true;
   uint32_t maglev_table_size = 16381;
-  uint32_t maglev_max_services = TND_MAGLEV_SVC_MAX;  // Maglev tables the map holds
+  uint32_t maglev_max_services = TND_MAGLEV_SVC_MAX_DEFAULT;  // Maglev tables the map holds
+  // Caps of the growable LB tables (their size follows what is declared)
+  // and of the source range tries.
+  uint32_t lb_service_map_max = TND_SVC_MAX_DEFAULT;     // per family: masters + slots
+  uint32_t lb_backend_map_max = TND_BACKENDS_MAX_DEFAULT;
+  uint32_t lb_revnat_map_max = TND_REVNAT_MAX_DEFAULT;   // = most service ids
+  uint32_t lb_source_range_map_max = TND_SRCRANGE_MAX_DEFAULT;
   // nodeport-addresses: node ports are served on the device addresses in
   // these CIDRs (and 127.0.0.1 when it is in one); empty: all, and 127.0.0.1.
   std::vector<std::string> nodeport_addresses;  // CIDR texts, validated
@@ -51,12 +57,15 @@ struct AgentConfig {
   uint16_t nat_port_min = TND_NAT_PORT_MIN_DEFAULT;
   uint16_t nat_port_max = TND_NAT_PORT_MAX_DEFAULT;
   uint32_t ct_gc_interval = 30;  // seconds between conntrack/NAT GC runs
-  // Entries per address family of the preallocated LRU tables (their memory
-  // is taken at load: about 160 bytes per conntrack entry, 144 per NAT
-  // entry, 104-120 per socket reverse-NAT entry).
-  uint32_t ct_max_entries = 262144;
-  uint32_t nat_max_entries = 262144;
-  uint32_t sock_revnat_max_entries = 65536;
+  // Entries of the flow tables (LRU, preallocated by the kernel: their
+  // memory is taken at load, agent/map_sizes.h has the bytes per entry):
+  // per address family; 0: a share of map-dynamic-size-ratio x the node's
+  // memory (agent/map_sizes.h).
+  double map_dynamic_size_ratio = 0.001;
+  uint32_t ct_max_entries = 0;
+  uint32_t nat_max_entries = 0;
+  uint32_t sock_revnat_max_entries = 0;
+  uint32_t affinity_max_entries = 0;
   // Endpoints (pods): their traffic leaving a native device for anything
   // outside pod-cidrs and masquerade-exempt gets the device's address.
   bool enable_masquerade = true;

@@ -123,7 +123,7 @@ absl::Status Drop(sqlite3_stmt* st, int64_t id) {
 // Inside the transaction: drops first (a row may be dropped and put again).
 absl::Status StateStore::Write(const StateChange& c) {
   auto check = [&](absl::Status st, const char* what) { return st.ok() ? st : Error(what); };
-  for (uint16_t id : c.drop_services) TND_RETURN_IF_ERROR(check(Drop(drop_service_, id), "delete a service"));
+  for (ServiceId id : c.drop_services) TND_RETURN_IF_ERROR(check(Drop(drop_service_, id), "delete a service"));
   for (const Service& s : c.put_services)
     TND_RETURN_IF_ERROR(check(Put(put_service_, s.id, ServiceToJson(s).dump()), "write a service"));
   if (c.all_endpoints) TND_RETURN_IF_ERROR(Exec("DELETE FROM endpoints"));

@@ -35,7 +35,7 @@ struct DesiredState {
 // What one change does to the stored state.
 struct StateChange {
   std::vector<Service> put_services;  // written whole, by id
-  std::vector<uint16_t> drop_services;
+  std::vector<ServiceId> drop_services;
   std::vector<Endpoint> put_endpoints;
   std::vector<uint32_t> drop_endpoints;
   bool all_endpoints = false;  // put_endpoints is the whole set (others go)

@@ -31,7 +31,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct tnd_sk_revnat4_key);
 	__type(value, struct tnd_sk_revnat_val);
-	__uint(max_entries, TND_SK_REVNAT_MAX);
+	__uint(max_entries, TND_SK_REVNAT_MAX_DEFAULT);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_sk_rnat_v4 SEC(".maps");
 
@@ -39,7 +39,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct tnd_sk_revnat6_key);
 	__type(value, struct tnd_sk_revnat_val);
-	__uint(max_entries, TND_SK_REVNAT_MAX);
+	__uint(max_entries, TND_SK_REVNAT_MAX_DEFAULT);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_sk_rnat_v6 SEC(".maps");
 
@@ -101,7 +101,7 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 		return SYS_PROCEED;
 	if (loopback_not_ours(key.addr, ctx))
 		return SYS_PROCEED;
-	svc = bpf_map_lookup_elem(&tnd_svc_v4, &key);
+	svc = tnd_table_lookup(&tnd_svc_v4, &key);
 	if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
 		return SYS_PROCEED;
 	svc = tnd_svc_internal(&tnd_svc_v4, &key, &key.scope, svc);
@@ -140,7 +140,7 @@ static __always_inline void revxlate4(struct bpf_sock_addr *ctx)
 	/* Only while the service still exists. */
 	__builtin_memcpy(&sk.addr, rv->addr, 4);
 	sk.port = rv->port;
-	if (!bpf_map_lookup_elem(&tnd_svc_v4, &sk)) {
+	if (!tnd_table_lookup(&tnd_svc_v4, &sk)) {
 		bpf_map_delete_elem(&tnd_sk_rnat_v4, &rk);
 		return;
 	}
@@ -228,7 +228,7 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 		__builtin_memcpy(&k4.addr, &key.addr[12], 4);
 		if (loopback_not_ours(k4.addr, ctx))
 			return SYS_PROCEED;
-		svc = bpf_map_lookup_elem(&tnd_svc_v4, &k4);
+		svc = tnd_table_lookup(&tnd_svc_v4, &k4);
 		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
 			return SYS_PROCEED;
 		svc = tnd_svc_internal(&tnd_svc_v4, &k4, &k4.scope, svc);
@@ -239,7 +239,7 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 			return refuse(TND_DROP_BACKEND_MISSING);
 		__builtin_memcpy(&rk.addr[12], be->addr, 4);
 	} else {
-		svc = bpf_map_lookup_elem(&tnd_svc_v6, &key);
+		svc = tnd_table_lookup(&tnd_svc_v6, &key);
 		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
 			return SYS_PROCEED;
 		svc = tnd_svc_internal(&tnd_svc_v6, &key, &key.scope, svc);
@@ -286,7 +286,7 @@ static __always_inline void revxlate6(struct bpf_sock_addr *ctx)
 			return;
 		__builtin_memcpy(&k4.addr, rv->addr, 4);
 		k4.port = rv->port;
-		if (!bpf_map_lookup_elem(&tnd_svc_v4, &k4))
+		if (!tnd_table_lookup(&tnd_svc_v4, &k4))
 			return;
 		__builtin_memcpy(mapped, rk.addr, 12);
 		__builtin_memcpy(&mapped[12], rv->addr, 4);
@@ -301,12 +301,12 @@ static __always_inline void revxlate6(struct bpf_sock_addr *ctx)
 		struct tnd_svc4_key k4 = { .port = rv->port, .proto = sock_proto(ctx) };
 
 		__builtin_memcpy(&k4.addr, &rv->addr[12], 4);
-		present = bpf_map_lookup_elem(&tnd_svc_v4, &k4) != NULL;
+		present = tnd_table_lookup(&tnd_svc_v4, &k4) != NULL;
 	} else {
 		struct tnd_svc6_key k6 = { .port = rv->port, .proto = sock_proto(ctx) };
 
 		__builtin_memcpy(k6.addr, rv->addr, 16);
-		present = bpf_map_lookup_elem(&tnd_svc_v6, &k6) != NULL;
+		present = tnd_table_lookup(&tnd_svc_v6, &k6) != NULL;
 	}
 	if (!present) {
 		bpf_map_delete_elem(&tnd_sk_rnat_v6, &rk);

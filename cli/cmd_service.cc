@@ -138,7 +138,7 @@ absl::StatusOr<Service> ServiceFromArgs(const ServiceArgs& a) {
   p.Take(ParseFrontend(a.frontend), s.frontend);
   p.Take(ParseServiceType(a.type), s.type);
   s.backends = p.Each<Backend>(a.backends, ParseBackend);
-  s.id = static_cast<uint16_t>(a.id);
+  s.id = static_cast<ServiceId>(a.id);
   s.node_port = static_cast<uint16_t>(a.node_port);
   s.health_check_port = static_cast<uint16_t>(a.health_check_port);
   ServiceUpdate x = ExternalFromArgs(a, p);

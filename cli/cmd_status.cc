@@ -18,6 +18,27 @@ namespace {
 
 using nlohmann::json;
 
+// From this fill on a table is reported as nearly full.
+constexpr double kWarnFill = 0.9;
+
+// The map's memory (with a growable or Maglev map's inner tables) and how
+// full it is; a warning from kWarnFill (a growable table grows before, so it
+// reaches it only at its cap).
+void AddMemoryAndFill(const Globals& g, const abi::PinnedMapSpec& spec, json& m) {
+  if (auto outer = OpenPinned(g.pins().Map(spec.name)); outer.ok())
+    if (auto bytes = MapBytes(outer->get()); bytes.ok()) m["bytes"] = *bytes;
+  if (m.value("kind", "") != "" || !m.contains("entries")) return;
+  const double max = m.value("max_entries", 0.0), fill = max > 0 ? m.value("entries", 0.0) / max : 0;
+  m["fill"] = fill;
+  if (fill < kWarnFill) return;
+  m["warning"] = absl::StrCat(
+      spec.name, " is ", static_cast<int>(fill * 100), "% full (", m.value("entries", 0), " of ",
+      m.value("max_entries", 0), "): ",
+      spec.type == BPF_MAP_TYPE_LRU_HASH ? "the oldest entries are being evicted; raise its size setting"
+      : spec.growable                    ? "at its lb-*-map-max cap; raise the setting"
+                                         : "new entries will be refused; raise its size setting");
+}
+
 json MapFill(const Globals& g) {
   json maps = json::array();
   for (const auto& spec : abi::kPinnedMaps) {
@@ -39,6 +60,7 @@ json MapFill(const Globals& g) {
       else
         m["error"] = std::string(n.status().message());
     }
+    if (fd.ok()) AddMemoryAndFill(g, spec, m);
     maps.push_back(m);
   }
   return maps;
@@ -142,15 +164,23 @@ int CmdStatus(const Globals& g) {
     std::printf("Agent:       not running (%s)\n", std::string(agent.status().message()).c_str());
   else
     PrintAgent(*agent);
-  Table mt({"MAP", "ENTRIES", "MAX", "DESCRIPTION"});
-  for (const auto& m : maps)
+  Table mt({"MAP", "ENTRIES", "MAX", "FILL", "MEMORY", "DESCRIPTION"});
+  uint64_t total = 0;
+  std::vector<std::string> warnings;
+  for (const auto& m : maps) {
+    total += m.value("bytes", uint64_t{0});
+    if (m.contains("warning")) warnings.push_back(m["warning"].get<std::string>());
     mt.AddRow({m.value("name", ""),
                m.value("kind", "") == "ring buffer" ? "ring"
                : !m.contains("entries")        ? "not pinned"
                : m.value("kind", "") == "array" ? "array"
                                                 : std::to_string(m.value("entries", 0)),
-               std::to_string(m.value("max_entries", 0)), m.value("description", "")});
-  std::printf("Maps (%s):\n%s", g.bpffs_root.c_str(), mt.Render(2).c_str());
+               std::to_string(m.value("max_entries", 0)),
+               m.contains("fill") ? absl::StrCat(static_cast<int>(m["fill"].get<double>() * 100), "%") : "-",
+               m.contains("bytes") ? HumanBytes(m["bytes"].get<uint64_t>()) : "-", m.value("description", "")});
+  }
+  std::printf("Maps (%s, %s in all):\n%s", g.bpffs_root.c_str(), HumanBytes(total).c_str(), mt.Render(2).c_str());
+  for (const std::string& w : warnings) std::printf("Warning: %s\n", w.c_str());
   return agent.ok() ? 0 : 1;
 }
 

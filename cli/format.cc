@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "maps/tendril_maps.h"
 
@@ -76,6 +77,18 @@ std::string Age(uint32_t now, uint32_t then) {
 std::string Remaining(uint32_t now, uint32_t expires) {
   int32_t d = static_cast<int32_t>(expires - now);
   return d <= 0 ? "expired" : absl::StrCat(d, "s");
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  const char* units[] = {"kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes) / 1024;
+  int u = 0;
+  while (v >= 1024 && u < 3) {
+    v /= 1024;
+    ++u;
+  }
+  return absl::StrFormat("%.1f %s", v, units[u]);
 }
 
 }  // namespace tendril::cli

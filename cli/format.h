@@ -29,6 +29,9 @@ std::string TcpStateName(uint8_t proto, uint8_t seen);
 std::string CtFlagsText(uint8_t flags);
 // "42s", "5m", "3h" since `then`; seconds on the BPF clock.
 std::string Age(uint32_t now, uint32_t then);
+
+// Bytes for a person: 512 B, 3.2 kB, 41.0 MB (powers of 1024).
+std::string HumanBytes(uint64_t bytes);
 // "17s" until `expires`, or "expired".
 std::string Remaining(uint32_t now, uint32_t expires);
 

@@ -16,6 +16,8 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "datapath/pin_reconcile.h"
+#include "maps/growable.h"
 #include "maps/pinned_map.h"
 
 namespace tendril {
@@ -48,35 +50,6 @@ std::string LastLines(const std::string& text, size_t max_lines) {
   std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
   if (lines.size() > max_lines) lines.erase(lines.begin(), lines.end() - static_cast<long>(max_lines));
   return absl::StrJoin(lines, "\n  ");
-}
-
-// A pinned map that libbpf cannot reuse is replaced: the running programs keep
-// their reference to the old map until they are swapped out.
-absl::Status ReconcilePin(bpf_map* map) {
-  const char* path = bpf_map__pin_path(map);
-  if (!path) return absl::OkStatus();
-  struct stat st;
-  if (::stat(path, &st) != 0) return absl::OkStatus();  // not pinned yet
-  auto fd = OpenPinned(path);
-  if (!fd.ok()) return Annotate(fd.status(), "check pinned map");
-  TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(fd->get()));
-  std::vector<std::string> diffs;
-  auto cmp = [&](const char* what, uint32_t pinned, uint32_t want) {
-    if (pinned != want) diffs.push_back(absl::StrCat(what, " ", pinned, " -> ", want));
-  };
-  cmp("type", info.type, static_cast<uint32_t>(bpf_map__type(map)));
-  cmp("key_size", info.key_size, bpf_map__key_size(map));
-  cmp("value_size", info.value_size, bpf_map__value_size(map));
-  cmp("max_entries", info.max_entries, bpf_map__max_entries(map));
-  cmp("map_flags", info.map_flags, bpf_map__map_flags(map));
-  if (diffs.empty()) {
-    TND_LOG_DEBUG("reusing pinned map ", path);
-    return absl::OkStatus();
-  }
-  TND_LOG_WARN("replacing pinned map ", path, ": ABI changed (", absl::StrJoin(diffs, ", "),
-               "); its entries are not carried over");
-  if (::unlink(path) != 0) return ErrnoError(errno, absl::StrCat("unpin incompatible map ", path));
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -142,6 +115,7 @@ absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
   if (!raw) return ErrnoError(errno, absl::StrCat("open BPF object ", path));
   BpfObject obj(raw);
 
+  std::vector<std::pair<bpf_map*, UniqueFd>> carry;  // resized pinned maps: their old selves
   bpf_map* map;
   bpf_object__for_each_map(map, raw) {
     if (opts.offload_ifindex) {
@@ -157,7 +131,8 @@ absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
       bpf_map__set_pin_path(map, nullptr);
       continue;
     }
-    TND_RETURN_IF_ERROR(ReconcilePin(map));
+    TND_ASSIGN_OR_RETURN(PinDecision d, ReconcilePin(map, bpf_object__btf(raw)));
+    if (d.carry_from.valid()) carry.emplace_back(map, std::move(d.carry_from));
   }
   if (opts.offload_ifindex) {
     bpf_program* prog;
@@ -173,6 +148,12 @@ absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
                       absl::StrCat("libbpf and the verifier said:\n  ", capture.Tail(25)));
   }
   TND_RETURN_IF_ERROR(obj.CheckTailCalls());
+  for (auto& [m, old] : carry) {
+    const std::string what = bpf_map__name(m);
+    auto n = CopyEntries(old.get(), bpf_map__fd(m), TableShape{bpf_map__key_size(m), bpf_map__value_size(m)}, what);
+    if (!n.ok()) TND_LOG_WARN("carrying the entries of ", what, " into its new size: ", n.status().message());
+    else TND_LOG_INFO("carried ", *n, " entries of ", what, " into its new size");
+  }
   return obj;
 }
 

@@ -13,8 +13,8 @@
 namespace tendril {
 namespace {
 
-template <typename K, typename V>
-absl::Status Upsert(Map<K, V>& m, const K& k, const V& v, SyncStats& st) {
+template <typename K, typename V, template <typename, typename> class M>
+absl::Status Upsert(M<K, V>& m, const K& k, const V& v, SyncStats& st) {
   TND_ASSIGN_OR_RETURN(std::optional<V> cur, m.Lookup(k));
   if (cur && std::memcmp(&*cur, &v, sizeof(V)) == 0) return absl::OkStatus();
   TND_RETURN_IF_ERROR(m.Update(k, v));
@@ -22,8 +22,8 @@ absl::Status Upsert(Map<K, V>& m, const K& k, const V& v, SyncStats& st) {
   return absl::OkStatus();
 }
 
-template <typename K, typename V>
-absl::Status Remove(Map<K, V>& m, const K& k, SyncStats& st) {
+template <typename K, typename V, template <typename, typename> class M>
+absl::Status Remove(M<K, V>& m, const K& k, SyncStats& st) {
   TND_ASSIGN_OR_RETURN(std::optional<V> cur, m.Lookup(k));
   if (!cur) return absl::OkStatus();
   TND_RETURN_IF_ERROR(m.Delete(k));
@@ -47,10 +47,11 @@ absl::Status DropSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, SyncStats
 
 absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root) {
   auto path = [&](const char* name) { return pin_root + "/" + name; };
-  TND_ASSIGN_OR_RETURN(auto svc4, (Map<tnd_svc4_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V4), TND_MAP_SVC_V4)));
-  TND_ASSIGN_OR_RETURN(auto svc6, (Map<tnd_svc6_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V6), TND_MAP_SVC_V6)));
-  TND_ASSIGN_OR_RETURN(auto backends, (Map<uint32_t, tnd_backend>::OpenPin(path(TND_MAP_BACKENDS), TND_MAP_BACKENDS)));
-  TND_ASSIGN_OR_RETURN(auto revnat, (Map<uint32_t, tnd_revnat>::OpenPin(path(TND_MAP_REVNAT), TND_MAP_REVNAT)));
+  TND_ASSIGN_OR_RETURN(auto svc4, (Growable<tnd_svc4_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V4), TND_MAP_SVC_V4)));
+  TND_ASSIGN_OR_RETURN(auto svc6, (Growable<tnd_svc6_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V6), TND_MAP_SVC_V6)));
+  TND_ASSIGN_OR_RETURN(auto backends,
+                       (Growable<uint32_t, tnd_backend>::OpenPin(path(TND_MAP_BACKENDS), TND_MAP_BACKENDS)));
+  TND_ASSIGN_OR_RETURN(auto revnat, (Growable<uint32_t, tnd_revnat>::OpenPin(path(TND_MAP_REVNAT), TND_MAP_REVNAT)));
   TND_ASSIGN_OR_RETURN(UniqueFd maglev, OpenPinnedMap(path(TND_MAP_MAGLEV), sizeof(uint32_t), sizeof(uint32_t)));
   TND_ASSIGN_OR_RETURN(auto srng4,
                        (Map<tnd_srange_v4_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V4), TND_MAP_SRCRANGE_V4)));
@@ -60,13 +61,37 @@ absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root) {
                 std::move(maglev), std::move(srng4), std::move(srng6)};
 }
 
-absl::Status LbWriter::DropMaglev(uint16_t id) {
+absl::StatusOr<int> LbWriter::Reserve(const MapNeeds& needs, const ServiceLimits& limits, bool shrink) {
+  // The planner has checked the exact needs against the caps; these bounds
+  // may count a changed service twice, so they are held to the caps.
+  auto within = [](uint64_t need, uint32_t cap) { return std::min<uint64_t>(need, cap); };
+  int replaced = 0;
+  auto count = [&](absl::StatusOr<bool> r) -> absl::Status {
+    if (!r.ok()) return r.status();
+    replaced += *r;
+    return absl::OkStatus();
+  };
+  const uint32_t svc_cap = limits.service_map_entries;
+  TND_RETURN_IF_ERROR(count(maps_.backends.Reserve(within(needs.backends, limits.backend_map_entries),
+                                                   limits.backend_map_entries, shrink)));
+  TND_RETURN_IF_ERROR(count(maps_.revnat.Reserve(within(needs.services, limits.service_ids), limits.service_ids,
+                                                 shrink)));
+  TND_RETURN_IF_ERROR(count(maps_.svc4.Reserve(within(needs.svc_entries[0], svc_cap), svc_cap, shrink)));
+  TND_RETURN_IF_ERROR(count(maps_.svc6.Reserve(within(needs.svc_entries[1], svc_cap), svc_cap, shrink)));
+  return replaced;
+}
+
+std::vector<uint32_t> LbWriter::TableSizes() const {
+  return {maps_.svc4.size(), maps_.svc6.size(), maps_.backends.size(), maps_.revnat.size()};
+}
+
+absl::Status LbWriter::DropMaglev(ServiceId id) {
   uint32_t key = id;
   if (bpf_map_delete_elem(maps_.maglev.get(), &key) == 0) stats_.deletes++;
   return absl::OkStatus();
 }
 
-absl::Status LbWriter::WriteMaglev(uint16_t id, const std::vector<uint32_t>& table) {
+absl::Status LbWriter::WriteMaglev(ServiceId id, const std::vector<uint32_t>& table) {
   // No backend in the set: the master's count of 0 refuses connects; the old
   // table is dropped so no stale backend is ever chosen through it.
   if (table.empty()) return DropMaglev(id);
@@ -113,7 +138,7 @@ absl::Status LbWriter::SyncSourceRanges(const Service* old, const Service* neu) 
     for (const Cidr& c : neu->source_ranges) want.insert(c);
   if (old)
     for (const Cidr& c : old->source_ranges) had.insert(c);
-  uint16_t nid = neu ? neu->id : 0, oid = old ? old->id : 0;
+  ServiceId nid = neu ? neu->id : 0, oid = old ? old->id : 0;
   for (const Cidr& c : want) {
     auto st = c.family == Family::kV4 ? Upsert(maps_.srng4, Range4(nid, c), 1u, stats_)
                                       : Upsert(maps_.srng6, Range6(nid, c), 1u, stats_);

@@ -14,15 +14,17 @@
 #include "common/fd.h"
 #include "lb/planner.h"
 #include "maps/abi.h"
+#include "maps/growable.h"
 #include "maps/pinned_map.h"
 
 namespace tendril {
 
 struct LbMaps {
-  Map<tnd_svc4_key, tnd_svc_val> svc4;
-  Map<tnd_svc6_key, tnd_svc_val> svc6;
-  Map<uint32_t, tnd_backend> backends;
-  Map<uint32_t, tnd_revnat> revnat;
+  // Growable (maps/growable.h): sized by LbWriter::Reserve.
+  Growable<tnd_svc4_key, tnd_svc_val> svc4;
+  Growable<tnd_svc6_key, tnd_svc_val> svc6;
+  Growable<uint32_t, tnd_backend> backends;
+  Growable<uint32_t, tnd_revnat> revnat;
   UniqueFd maglev;  // hash of maps: service id -> array of backend ids
   Map<tnd_srange_v4_key, uint32_t> srng4;
   Map<tnd_srange_v6_key, uint32_t> srng6;
@@ -40,12 +42,18 @@ class LbWriter {
  public:
   explicit LbWriter(LbMaps maps) : maps_(std::move(maps)) {}
 
+  // Makes the growable tables hold `needs` (within the caps of `limits`),
+  // before a plan is written; with `shrink` (a restart) a table much larger
+  // than needed is replaced by a smaller copy. How many were replaced.
+  absl::StatusOr<int> Reserve(const MapNeeds& needs, const ServiceLimits& limits, bool shrink);
+  // The growable tables' sizes (max_entries): svc4, svc6, backends, revnat.
+  std::vector<uint32_t> TableSizes() const;
   // Writes what `c.neu` needs and removes what only `c.old` had.
   absl::Status Write(const ServiceChange& c);
   // Removes the entries that belong to none of `services` (a restart after
   // services were removed while the agent was down, or a crash half way):
   // masters first, so that a stale service stops being selected at once.
-  absl::Status RemoveStale(const std::map<uint16_t, Service>& services, const std::vector<IpAddr>& node_addresses);
+  absl::Status RemoveStale(const std::map<ServiceId, Service>& services, const std::vector<IpAddr>& node_addresses);
   // A retired backend's entry; absent is not an error. Whether it was there.
   absl::StatusOr<bool> DeleteBackend(uint32_t id);
 
@@ -56,13 +64,13 @@ class LbWriter {
  private:
   absl::Status WriteNew(const Service& neu, const ServiceChange& c);
   absl::Status RemoveOld(const Service& old, const ServiceChange& c);
-  absl::Status WriteMaglev(uint16_t id, const std::vector<uint32_t>& table);
-  absl::Status DropMaglev(uint16_t id);
+  absl::Status WriteMaglev(ServiceId id, const std::vector<uint32_t>& table);
+  absl::Status DropMaglev(ServiceId id);
   absl::Status SyncSourceRanges(const Service* old, const Service* neu);
-  absl::Status RemoveStaleFrontends(const std::map<uint16_t, Service>& services,
+  absl::Status RemoveStaleFrontends(const std::map<ServiceId, Service>& services,
                                     const std::vector<IpAddr>& node_addresses);
-  absl::Status RemoveStaleRanges(const std::map<uint16_t, Service>& services);
-  absl::Status RemoveStaleByService(const std::map<uint16_t, Service>& services);
+  absl::Status RemoveStaleRanges(const std::map<ServiceId, Service>& services);
+  absl::Status RemoveStaleByService(const std::map<ServiceId, Service>& services);
 
   LbMaps maps_;
   SyncStats stats_;

@@ -22,8 +22,8 @@ std::string KeyBytes(const K& k) {
 
 // Deletes every key of `m` not in `want` (keys as bytes), those for which
 // `first` is true before the others. How many went.
-template <typename K, typename V>
-absl::StatusOr<int> DeleteUnwanted(Map<K, V>& m, const std::set<std::string>& want,
+template <typename K, typename V, template <typename, typename> class M>
+absl::StatusOr<int> DeleteUnwanted(M<K, V>& m, const std::set<std::string>& want,
                                    bool (*first)(const K&) = nullptr) {
   std::vector<K> stale;
   TND_RETURN_IF_ERROR(m.ForEach([&](const K& k, const V&) {
@@ -41,7 +41,7 @@ bool IsMaster(const K& k) {
 
 }  // namespace
 
-absl::Status LbWriter::RemoveStaleFrontends(const std::map<uint16_t, Service>& services,
+absl::Status LbWriter::RemoveStaleFrontends(const std::map<ServiceId, Service>& services,
                                             const std::vector<IpAddr>& node_addresses) {
   std::set<std::string> want4, want6;
   for (const auto& [id, s] : services)
@@ -59,7 +59,7 @@ absl::Status LbWriter::RemoveStaleFrontends(const std::map<uint16_t, Service>& s
   return absl::OkStatus();
 }
 
-absl::Status LbWriter::RemoveStaleRanges(const std::map<uint16_t, Service>& services) {
+absl::Status LbWriter::RemoveStaleRanges(const std::map<ServiceId, Service>& services) {
   std::set<std::string> want4, want6;
   for (const auto& [id, s] : services)
     for (const Cidr& c : s.source_ranges) {
@@ -75,7 +75,7 @@ absl::Status LbWriter::RemoveStaleRanges(const std::map<uint16_t, Service>& serv
 }
 
 // Maglev tables, reverse NAT and backends, keyed by service or backend id.
-absl::Status LbWriter::RemoveStaleByService(const std::map<uint16_t, Service>& services) {
+absl::Status LbWriter::RemoveStaleByService(const std::map<ServiceId, Service>& services) {
   std::vector<uint32_t> maglev_keys;
   uint32_t k = 0, next = 0;
   for (const void* prev = nullptr; bpf_map_get_next_key(maps_.maglev.get(), prev, &next) == 0; prev = &k) {
@@ -83,7 +83,7 @@ absl::Status LbWriter::RemoveStaleByService(const std::map<uint16_t, Service>& s
     k = next;
   }
   for (uint32_t key : maglev_keys) {
-    auto it = services.find(static_cast<uint16_t>(key));
+    auto it = services.find(static_cast<ServiceId>(key));
     if (it == services.end() || it->second.algorithm != Algorithm::kMaglev)
       if (bpf_map_delete_elem(maps_.maglev.get(), &key) == 0) stats_.deletes++;
   }
@@ -98,7 +98,7 @@ absl::Status LbWriter::RemoveStaleByService(const std::map<uint16_t, Service>& s
   return absl::OkStatus();
 }
 
-absl::Status LbWriter::RemoveStale(const std::map<uint16_t, Service>& services,
+absl::Status LbWriter::RemoveStale(const std::map<ServiceId, Service>& services,
                                    const std::vector<IpAddr>& node_addresses) {
   TND_RETURN_IF_ERROR(RemoveStaleFrontends(services, node_addresses));
   TND_RETURN_IF_ERROR(RemoveStaleRanges(services));

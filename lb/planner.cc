@@ -90,13 +90,13 @@ std::optional<int64_t> ServicePlanner::NextRetiredDeadlineMs() const {
   return next;
 }
 
-const Service* ServicePlanner::Get(uint16_t id) const {
+const Service* ServicePlanner::Get(ServiceId id) const {
   auto it = services_.find(id);
   return it == services_.end() ? nullptr : &it->second;
 }
 
-absl::StatusOr<uint16_t> ServicePlanner::IdOf(const Frontend& f) const {
-  if (std::optional<uint16_t> id = index_.FrontendOwner(f)) return *id;
+absl::StatusOr<ServiceId> ServicePlanner::IdOf(const Frontend& f) const {
+  if (std::optional<ServiceId> id = index_.FrontendOwner(f)) return *id;
   return absl::NotFoundError(absl::StrCat("no service with frontend ", f.ToString()));
 }
 
@@ -108,7 +108,7 @@ namespace {
 // before the plan (`pool`, retiring ones included) or given during it.
 class BackendIdGiver {
  public:
-  explicit BackendIdGiver(const IdPool* pool) : pool_(pool), next_(pool ? pool->Next() : 1) {}
+  BackendIdGiver(const IdPool* pool, uint32_t max) : pool_(pool), max_(max), next_(pool ? pool->Next() : 1) {}
   void Keep(uint32_t id) {
     taken_.insert(id);
     if (id >= next_) next_ = id + 1;
@@ -127,8 +127,8 @@ class BackendIdGiver {
  private:
   bool Free(uint32_t id) const { return !(pool_ && pool_->InUse(id)) && !taken_.count(id); }
   uint32_t Give() {
-    for (uint32_t tries = 0; tries <= TND_BACKENDS_MAX; ++tries, ++next_) {
-      if (next_ == 0 || next_ > TND_BACKENDS_MAX) next_ = 1;  // wrapped: lowest free
+    for (uint32_t tries = 0; tries <= max_; ++tries, ++next_) {
+      if (next_ == 0 || next_ > max_) next_ = 1;  // wrapped: lowest free
       if (Free(next_)) {
         taken_.insert(next_);
         return next_++;
@@ -138,6 +138,7 @@ class BackendIdGiver {
   }
 
   const IdPool* pool_;
+  uint32_t max_;
   uint32_t next_;
   std::set<uint32_t> taken_;
 };
@@ -152,24 +153,24 @@ void ServicePlanner::ForgetRetired(uint32_t backend_id) {
 // of a removed service never translate to a new one; only when those run out
 // are the ids of removed services reused.
 void ServicePlanner::GiveNewIds(std::vector<Service>& desired) const {
-  std::set<uint16_t> kept;
+  std::set<ServiceId> kept;
   for (const Service& s : desired)
     if (s.id) kept.insert(s.id);
   uint32_t cand = 1;
-  std::vector<uint16_t> reusable;
+  std::vector<ServiceId> reusable;
   for (const auto& [id, s] : services_)
     if (!kept.count(id)) reusable.push_back(id);
   size_t reuse = 0;
   for (Service& s : desired) {
     if (s.id) continue;
-    while (cand <= 65535 && services_.count(static_cast<uint16_t>(cand))) ++cand;
-    s.id = cand <= 65535 ? static_cast<uint16_t>(cand++) : reusable.at(reuse++);
+    while (cand <= limits_.service_ids && services_.count(cand)) ++cand;
+    s.id = cand <= limits_.service_ids ? cand++ : reusable.at(reuse++);
   }
 }
 
 // The maps must hold the new set next to what is being removed (removals
 // are written first, but retired backends stay for a while).
-absl::Status ServicePlanner::CheckMapCapacity(const std::map<uint16_t, Service>& next) const {
+absl::Status ServicePlanner::CheckMapCapacity(const std::map<ServiceId, Service>& next) const {
   size_t entries[2] = {0, 0}, backends = retired_.size();
   for (const auto& [id, s] : next) {
     for (const FrontendEntry& e : Entries(s)) entries[e.frontend.ip.family == Family::kV4 ? 0 : 1] += 1 + e.slots.size();
@@ -177,14 +178,15 @@ absl::Status ServicePlanner::CheckMapCapacity(const std::map<uint16_t, Service>&
   }
   for (const auto& [id, s] : services_)
     if (!next.count(id)) backends += s.backends.size();  // retired by this change
-  if (entries[0] > TND_SVC_MAX || entries[1] > TND_SVC_MAX)
+  const uint32_t svc_cap = limits_.service_map_entries, be_cap = limits_.backend_map_entries;
+  if (entries[0] > svc_cap || entries[1] > svc_cap)
     return absl::ResourceExhaustedError(absl::StrCat("the services need ", std::max(entries[0], entries[1]),
                                                      " service map entries (frontends + backend slots) in one "
-                                                     "family; the map holds ", TND_SVC_MAX));
-  if (backends > TND_BACKENDS_MAX)
+                                                     "family; lb-service-map-max is ", svc_cap));
+  if (backends > be_cap)
     return absl::ResourceExhaustedError(absl::StrCat("the services need ", backends,
                                                      " backend map entries (removed ones stay ",
-                                                     kBackendGraceMs, " ms); the map holds ", TND_BACKENDS_MAX));
+                                                     kBackendGraceMs, " ms); lb-backend-map-max is ", be_cap));
   return absl::OkStatus();
 }
 
@@ -197,10 +199,10 @@ absl::Status ServicePlanner::CheckSingleCapacity(const Service& s, const Service
   for (Family f : {Family::kV4, Family::kV6}) {
     const int i = f == Family::kV4 ? 0 : 1;
     const size_t need = index_.svc_entries(i) - SvcEntries(had, f) + SvcEntries(mine, f);
-    if (need > TND_SVC_MAX)
+    if (need > limits_.service_map_entries)
       return absl::ResourceExhaustedError(absl::StrCat("the services would need ", need,
                                                        " service map entries (frontends + backend slots) in one "
-                                                       "family; the map holds ", TND_SVC_MAX));
+                                                       "family; lb-service-map-max is ", limits_.service_map_entries));
   }
   size_t fresh = 0;
   for (const Backend& b : s.backends) {
@@ -209,10 +211,10 @@ absl::Status ServicePlanner::CheckSingleCapacity(const Service& s, const Service
       for (const Backend& p : previous->backends) kept = kept || (p.ip == b.ip && p.port == b.port);
     fresh += !kept;
   }
-  if (index_.backend_ids().size() + fresh > TND_BACKENDS_MAX)
+  if (index_.backend_ids().size() + fresh > limits_.backend_map_entries)
     return absl::ResourceExhaustedError(absl::StrCat("the services would need ", index_.backend_ids().size() + fresh,
                                                      " backend map entries (removed ones stay ", kBackendGraceMs,
-                                                     " ms); the map holds ", TND_BACKENDS_MAX));
+                                                     " ms); lb-backend-map-max is ", limits_.backend_map_entries));
   return absl::OkStatus();
 }
 
@@ -223,7 +225,7 @@ absl::Status ServicePlanner::Prepare(Service& s, const Service* previous) const 
   if (s.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(CheckMaglevCapacity(MaglevServices(s.id) + 1));
   TND_RETURN_IF_ERROR(CheckNewHealthPorts({&s}));
   TND_RETURN_IF_ERROR(CheckSingleCapacity(s, previous));
-  BackendIdGiver(&index_.backend_ids()).Assign(s, previous);
+  BackendIdGiver(&index_.backend_ids(), limits_.backend_map_entries).Assign(s, previous);
   return absl::OkStatus();
 }
 
@@ -234,8 +236,10 @@ absl::StatusOr<Plan> ServicePlanner::Add(Service s) const {
                                                  services_.at(s.id).frontend.ToString()));
   TND_RETURN_IF_ERROR(CheckConflicts(s, 0));
   for (Backend& b : s.backends) b.id = 0;  // ids are the agent's to give
-  if (s.id == 0) s.id = static_cast<uint16_t>(index_.service_ids().Lowest());
-  if (s.id == 0) return absl::ResourceExhaustedError("all 65535 service ids are in use");
+  if (s.id == 0) s.id = index_.service_ids().Lowest();
+  if (s.id == 0)
+    return absl::ResourceExhaustedError(
+        absl::StrCat("all ", limits_.service_ids, " service ids are in use (lb-revnat-map-max)"));
   TND_RETURN_IF_ERROR(Prepare(s, nullptr));
   return Plan{false, std::nullopt, {Change(nullptr, &s)}};
 }
@@ -278,7 +282,7 @@ absl::StatusOr<Service> Updated(const Service& old, const ServiceUpdate& u) {
 
 }  // namespace
 
-absl::StatusOr<Plan> ServicePlanner::Update(uint16_t id, const ServiceUpdate& u) const {
+absl::StatusOr<Plan> ServicePlanner::Update(ServiceId id, const ServiceUpdate& u) const {
   const Service* old = Get(id);
   if (!old) return absl::NotFoundError(absl::StrCat("no service with id ", id));
   TND_ASSIGN_OR_RETURN(Service neu, Updated(*old, u));
@@ -287,7 +291,7 @@ absl::StatusOr<Plan> ServicePlanner::Update(uint16_t id, const ServiceUpdate& u)
   return Plan{false, std::nullopt, {Change(old, &neu)}};
 }
 
-absl::StatusOr<Plan> ServicePlanner::Delete(uint16_t id) const {
+absl::StatusOr<Plan> ServicePlanner::Delete(ServiceId id) const {
   const Service* old = Get(id);
   if (!old) return absl::NotFoundError(absl::StrCat("no service with id ", id));
   return Plan{false, std::nullopt, {Change(old, nullptr)}};
@@ -295,7 +299,7 @@ absl::StatusOr<Plan> ServicePlanner::Delete(uint16_t id) const {
 
 absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const {
   // Everything is checked and every id chosen before the plan is returned.
-  std::map<Frontend, uint16_t> current;
+  std::map<Frontend, ServiceId> current;
   for (const auto& [id, s] : services_) current.emplace(s.frontend, id);
   std::set<Frontend> seen;
   for (Service& s : desired) {
@@ -306,11 +310,11 @@ absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const
     auto it = current.find(s.frontend);
     s.id = it == current.end() ? 0 : it->second;  // a declared frontend keeps its id
   }
-  if (desired.size() > 65535)
-    return absl::ResourceExhaustedError(absl::StrCat(desired.size(),
-                                                     " services declared; at most 65535 (service ids are 16 bits)"));
+  if (desired.size() > limits_.service_ids)
+    return absl::ResourceExhaustedError(absl::StrCat(desired.size(), " services declared; lb-revnat-map-max allows ",
+                                                     limits_.service_ids));
   GiveNewIds(desired);
-  std::map<uint16_t, Service> next;
+  std::map<ServiceId, Service> next;
   for (Service& s : desired) next.emplace(s.id, std::move(s));
   for (auto& [id, s] : next) Place(s);
   TND_RETURN_IF_ERROR(AllocatePorts(next));
@@ -324,7 +328,7 @@ absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const
   TND_RETURN_IF_ERROR(CheckMaglevCapacity(maglev));
   TND_RETURN_IF_ERROR(CheckNewHealthPorts(all));
   TND_RETURN_IF_ERROR(CheckMapCapacity(next));
-  BackendIdGiver ids(&index_.backend_ids());
+  BackendIdGiver ids(&index_.backend_ids(), limits_.backend_map_entries);
   for (auto& [id, s] : next) ids.Assign(s, Get(id));
 
   // Removed services first (frees their frontends), then changed, then new.
@@ -339,18 +343,27 @@ absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const
 }
 
 absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) const {
-  std::map<uint16_t, Service> all;
+  std::map<ServiceId, Service> all;
   for (Service& s : services) {
     TND_RETURN_IF_ERROR(ValidateService(s, limits_));
     if (s.id == 0 || all.count(s.id))
       return absl::DataLossError(absl::StrCat("state: service ", s.frontend.ToString(), " has a bad or duplicate id"));
+    if (s.id > limits_.service_ids)
+      return absl::FailedPreconditionError(absl::StrCat("service ", s.frontend.ToString(), " has id ", s.id,
+                                                        ", above lb-revnat-map-max (", limits_.service_ids,
+                                                        "): raise the setting"));
+    for (const Backend& b : s.backends)
+      if (b.id > limits_.backend_map_entries)
+        return absl::FailedPreconditionError(absl::StrCat("service ", s.frontend.ToString(), " has backend id ", b.id,
+                                                          ", above lb-backend-map-max (", limits_.backend_map_entries,
+                                                          "): raise the setting"));
     Place(s);
     all[s.id] = std::move(s);
   }
   for (auto& entry : all) {
     // Each keeps the ports it saved; one that has none (a hand-edited state)
     // gets one no other restored service holds.
-    const uint16_t id = entry.first;
+    const ServiceId id = entry.first;
     const Service saved = entry.second;
     TND_RETURN_IF_ERROR(AllocatePortsWith(entry.second, &saved, [&all, id](uint16_t port) {
       for (const auto& [oid, o] : all)
@@ -359,7 +372,8 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
     }));
   }
   TND_RETURN_IF_ERROR(CheckConflicts(all, node_.addresses));
-  BackendIdGiver ids(nullptr);  // only the restored set's ids count
+  TND_RETURN_IF_ERROR(CheckMapCapacity(all));
+  BackendIdGiver ids(nullptr, limits_.backend_map_entries);  // only the restored set's ids count
   for (const auto& [id, s] : all)
     for (const Backend& b : s.backends)
       if (b.id) ids.Keep(b.id);
@@ -370,6 +384,27 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
     plan.changes.push_back(Change(nullptr, &s));
   }
   return plan;
+}
+
+// An upper bound, O(size of the plan): what is declared now (nothing for a
+// restore) plus everything the plan writes, as if nothing it removes went
+// first. Backend ids in use include the retiring ones.
+MapNeeds ServicePlanner::Needs(const Plan& p) const {
+  MapNeeds n;
+  if (!p.reset) {
+    n.svc_entries[0] = index_.svc_entries(0);
+    n.svc_entries[1] = index_.svc_entries(1);
+    n.backends = index_.backend_ids().size();
+    n.services = index_.service_ids().size();
+  }
+  for (const ServiceChange& c : p.changes) {
+    if (!c.neu) continue;
+    n.svc_entries[0] += SvcEntries(c.new_entries, Family::kV4);
+    n.svc_entries[1] += SvcEntries(c.new_entries, Family::kV6);
+    n.services += !c.old || p.reset;
+    for (const Backend& b : c.neu->backends) n.backends += p.reset || !index_.backend_ids().InUse(b.id);
+  }
+  return n;
 }
 
 }  // namespace tendril

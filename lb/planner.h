@@ -45,6 +45,14 @@ struct ServiceChange {
   std::vector<Backend> removed;
 };
 
+// What the growable tables must hold while a plan is written (an upper
+// bound: what is declared plus everything the plan adds).
+struct MapNeeds {
+  uint64_t svc_entries[2] = {0, 0};  // per family (0: IPv4)
+  uint64_t backends = 0;
+  uint64_t services = 0;
+};
+
 struct Plan {
   bool reset = false;  // the declared set starts empty (restore)
   std::optional<std::vector<IpAddr>> node_addresses;  // the node's new addresses
@@ -58,8 +66,8 @@ class ServicePlanner {
 
   // A new service; its id is kept when given and free, else the lowest free.
   absl::StatusOr<Plan> Add(Service s) const;
-  absl::StatusOr<Plan> Update(uint16_t id, const ServiceUpdate& u) const;
-  absl::StatusOr<Plan> Delete(uint16_t id) const;
+  absl::StatusOr<Plan> Update(ServiceId id, const ServiceUpdate& u) const;
+  absl::StatusOr<Plan> Delete(ServiceId id) const;
   // Makes the declared services exactly `desired` (a full sync, as
   // kube-proxy gets from the API server). A service whose frontend is
   // already declared keeps its id and backend ids (its flows' conntrack
@@ -96,31 +104,34 @@ class ServicePlanner {
   using PortCheckFn = std::function<absl::Status(uint16_t port)>;
   void OnNewHealthPort(PortCheckFn fn) { health_port_check_ = std::move(fn); }
 
-  const std::map<uint16_t, Service>& services() const { return services_; }
-  const Service* Get(uint16_t id) const;
-  absl::StatusOr<uint16_t> IdOf(const Frontend& f) const;
+  const std::map<ServiceId, Service>& services() const { return services_; }
+  const Service* Get(ServiceId id) const;
+  absl::StatusOr<ServiceId> IdOf(const Frontend& f) const;
   std::vector<FrontendEntry> Entries(const Service& s) const { return FrontendEntries(s, node_.addresses); }
   const std::vector<IpAddr>& node_addresses() const { return node_.addresses; }
   uint32_t maglev_size() const { return maglev_size_; }
+  const ServiceLimits& limits() const { return limits_; }
+  // What the tables must hold while `p` is written.
+  MapNeeds Needs(const Plan& p) const;
 
  private:
   // A change of one service from `old` (null: new) to `neu` (null: gone).
   ServiceChange Change(const Service* old, const Service* neu) const;
-  absl::Status CheckConflicts(const Service& s, uint16_t ignore_id) const;
+  absl::Status CheckConflicts(const Service& s, ServiceId ignore_id) const;
   // Frontends and node ports of a whole set, in one pass, with the node's
   // addresses given.
-  absl::Status CheckConflicts(const std::map<uint16_t, Service>& all, const std::vector<IpAddr>& addresses) const;
+  absl::Status CheckConflicts(const std::map<ServiceId, Service>& all, const std::vector<IpAddr>& addresses) const;
   void GiveNewIds(std::vector<Service>& desired) const;
   // New ports for `s` (a previous version's kept), outside those `taken`.
   absl::Status AllocatePortsWith(Service& s, const Service* previous,
                                  const std::function<bool(uint16_t)>& taken) const;
   absl::Status AllocatePorts(Service& s, const Service* previous) const;
-  absl::Status AllocatePorts(std::map<uint16_t, Service>& next) const;
+  absl::Status AllocatePorts(std::map<ServiceId, Service>& next) const;
   absl::Status CheckNewHealthPorts(const std::vector<const Service*>& changed) const;
   absl::Status CheckMaglevCapacity(size_t maglev_services) const;
-  size_t MaglevServices(uint16_t ignore_id) const;
+  size_t MaglevServices(ServiceId ignore_id) const;
   // The maps must hold the new set next to what is being removed.
-  absl::Status CheckMapCapacity(const std::map<uint16_t, Service>& next) const;
+  absl::Status CheckMapCapacity(const std::map<ServiceId, Service>& next) const;
   absl::Status CheckSingleCapacity(const Service& s, const Service* previous) const;
   // Everything a single-service change (add, update) checks and chooses.
   absl::Status Prepare(Service& s, const Service* previous) const;
@@ -130,8 +141,8 @@ class ServicePlanner {
   ServiceLimits limits_;
   uint32_t maglev_size_;
   NodeView node_;
-  std::map<uint16_t, Service> services_;
-  ServiceIndex index_{65535, TND_BACKENDS_MAX};
+  std::map<ServiceId, Service> services_;
+  ServiceIndex index_{limits_.service_ids, limits_.backend_map_entries};
   std::map<uint32_t, int64_t> retired_;  // backend id -> when it was removed (ms)
   PortCheckFn health_port_check_;
 };

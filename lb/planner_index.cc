@@ -5,15 +5,15 @@
 namespace tendril {
 namespace {
 
-std::string Named(const std::map<uint16_t, Service>& services, uint16_t id) {
+std::string Named(const std::map<ServiceId, Service>& services, ServiceId id) {
   auto it = services.find(id);
   return it == services.end() ? absl::StrCat("service ", id)
                               : absl::StrCat("service ", id, " (", it->second.frontend.ToString(), ")");
 }
 
 // The first of `ids` that is not `ignore`.
-std::optional<uint16_t> Other(const std::set<uint16_t>& ids, uint16_t ignore) {
-  for (uint16_t id : ids)
+std::optional<ServiceId> Other(const std::set<ServiceId>& ids, ServiceId ignore) {
+  for (ServiceId id : ids)
     if (id != ignore) return id;
   return std::nullopt;
 }
@@ -46,7 +46,7 @@ void ServiceIndex::Remove(const Service& s, const std::vector<FrontendEntry>& en
   svc_entries_[1] -= SvcEntries(entries, Family::kV6);
   for (const FrontendEntry& e : entries)
     if (auto it = frontends_.find(e.frontend); it != frontends_.end() && it->second == s.id) frontends_.erase(it);
-  auto drop = [&](std::map<uint16_t, std::set<uint16_t>>& m, uint16_t port) {
+  auto drop = [&](std::map<uint16_t, std::set<ServiceId>>& m, uint16_t port) {
     auto it = m.find(port);
     if (it == m.end()) return;
     it->second.erase(s.id);
@@ -73,13 +73,13 @@ void ServiceIndex::Clear() {
   backend_ids_.Clear();
 }
 
-std::optional<uint16_t> ServiceIndex::FrontendOwner(const Frontend& f) const {
+std::optional<ServiceId> ServiceIndex::FrontendOwner(const Frontend& f) const {
   auto it = frontends_.find(f);
   if (it == frontends_.end()) return std::nullopt;
   return it->second;
 }
 
-bool ServiceIndex::PortTaken(uint16_t port, uint16_t ignore) const {
+bool ServiceIndex::PortTaken(uint16_t port, ServiceId ignore) const {
   auto n = any_node_port_.find(port);
   if (n != any_node_port_.end() && Other(n->second, ignore)) return true;
   auto h = health_.find(port);
@@ -89,8 +89,8 @@ bool ServiceIndex::PortTaken(uint16_t port, uint16_t ignore) const {
 // A node port is unique per family and protocol and is no health check
 // port; a health check port is no node port and is shared only by services
 // of different families (the halves of one dual-stack Service).
-absl::Status ServiceIndex::CheckPorts(const Service& s, uint16_t ignore,
-                                      const std::map<uint16_t, Service>& services) const {
+absl::Status ServiceIndex::CheckPorts(const Service& s, ServiceId ignore,
+                                      const std::map<ServiceId, Service>& services) const {
   if (s.HasNodePort() && s.node_port) {
     auto it = node_ports_.find({s.frontend.ip.family, s.frontend.proto, s.node_port});
     if (it != node_ports_.end() && it->second != ignore)
@@ -107,7 +107,7 @@ absl::Status ServiceIndex::CheckPorts(const Service& s, uint16_t ignore,
         return absl::AlreadyExistsError(absl::StrCat("health check port ", s.health_check_port,
                                                      " is the node port of ", Named(services, *o)));
     if (auto h = health_.find(s.health_check_port); h != health_.end())
-      for (uint16_t id : h->second) {
+      for (ServiceId id : h->second) {
         auto o = services.find(id);
         if (id != ignore && o != services.end() && o->second.frontend.ip.family == s.frontend.ip.family)
           return absl::AlreadyExistsError(absl::StrCat("health check port ", s.health_check_port,

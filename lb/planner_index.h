@@ -35,12 +35,12 @@ class ServiceIndex {
   void ReleaseBackend(uint32_t id) { backend_ids_.Release(id); }
   void Clear();
 
-  std::optional<uint16_t> FrontendOwner(const Frontend& f) const;
+  std::optional<ServiceId> FrontendOwner(const Frontend& f) const;
   // Node port and health check port clashes of `s` with every service but
   // `ignore`, named with `services` (the declared set).
-  absl::Status CheckPorts(const Service& s, uint16_t ignore, const std::map<uint16_t, Service>& services) const;
+  absl::Status CheckPorts(const Service& s, ServiceId ignore, const std::map<ServiceId, Service>& services) const;
   // Held as a node port or health check port by a service other than `ignore`.
-  bool PortTaken(uint16_t port, uint16_t ignore) const;
+  bool PortTaken(uint16_t port, ServiceId ignore) const;
   bool HealthPortHeld(uint16_t port) const { return health_.count(port) > 0; }
   size_t maglev_services() const { return maglev_; }
   // Service map entries (masters and slots) the declared set has in the
@@ -52,10 +52,10 @@ class ServiceIndex {
 
  private:
   using NodePortKey = std::tuple<Family, L4Proto, uint16_t>;
-  std::map<Frontend, uint16_t> frontends_;
-  std::map<NodePortKey, uint16_t> node_ports_;
-  std::map<uint16_t, std::set<uint16_t>> any_node_port_;  // port -> services (any family, protocol)
-  std::map<uint16_t, std::set<uint16_t>> health_;         // port -> services
+  std::map<Frontend, ServiceId> frontends_;
+  std::map<NodePortKey, ServiceId> node_ports_;
+  std::map<uint16_t, std::set<ServiceId>> any_node_port_;  // port -> services (any family, protocol)
+  std::map<uint16_t, std::set<ServiceId>> health_;         // port -> services
   size_t maglev_ = 0;
   size_t svc_entries_[2] = {0, 0};
   IdPool service_ids_;

@@ -78,7 +78,7 @@ const std::function<bool(uint16_t)> kNone = [](uint16_t) { return false; };
 
 // One service against the declared set, through the indexes: port clashes
 // first (they name the port), then frontends.
-absl::Status ServicePlanner::CheckConflicts(const Service& s, uint16_t ignore_id) const {
+absl::Status ServicePlanner::CheckConflicts(const Service& s, ServiceId ignore_id) const {
   TND_RETURN_IF_ERROR(index_.CheckPorts(s, ignore_id, services_));
   for (const FrontendEntry& e : Entries(s)) {
     std::optional<uint16_t> owner = index_.FrontendOwner(e.frontend);
@@ -91,9 +91,9 @@ absl::Status ServicePlanner::CheckConflicts(const Service& s, uint16_t ignore_id
   return absl::OkStatus();
 }
 
-absl::Status ServicePlanner::CheckConflicts(const std::map<uint16_t, Service>& all,
+absl::Status ServicePlanner::CheckConflicts(const std::map<ServiceId, Service>& all,
                                             const std::vector<IpAddr>& addresses) const {
-  std::map<Frontend, uint16_t> owner;
+  std::map<Frontend, ServiceId> owner;
   PortBook book;
   for (const auto& [id, s] : all) {
     TND_RETURN_IF_ERROR(book.Claim(s));
@@ -132,7 +132,7 @@ absl::Status ServicePlanner::AllocatePorts(Service& s, const Service* previous) 
   return AllocatePortsWith(s, previous, [&](uint16_t port) { return index_.PortTaken(port, s.id); });
 }
 
-absl::Status ServicePlanner::AllocatePorts(std::map<uint16_t, Service>& next) const {
+absl::Status ServicePlanner::AllocatePorts(std::map<ServiceId, Service>& next) const {
   // Kept services keep theirs; the rest are allocated from what the new set
   // leaves free.
   std::set<uint16_t> used;
@@ -173,7 +173,7 @@ absl::Status ServicePlanner::CheckMaglevCapacity(size_t maglev_services) const {
                                                    limits_.max_maglev_services, " (maglev-max-services)"));
 }
 
-size_t ServicePlanner::MaglevServices(uint16_t ignore_id) const {
+size_t ServicePlanner::MaglevServices(ServiceId ignore_id) const {
   const Service* s = Get(ignore_id);
   return index_.maglev_services() - (s && s->algorithm == Algorithm::kMaglev ? 1 : 0);
 }

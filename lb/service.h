@@ -74,8 +74,11 @@ enum class TrafficPolicy { kCluster, kLocal };
 const char* TrafficPolicyName(TrafficPolicy p);
 absl::StatusOr<TrafficPolicy> ParseTrafficPolicy(const std::string& s);
 
+// A service's id: its reverse-NAT id in the maps, 1..lb-revnat-map-max.
+using ServiceId = uint32_t;
+
 struct Service {
-  uint16_t id = 0;  // 0: let the agent choose
+  ServiceId id = 0;  // 0: let the agent choose
   Frontend frontend;  // the ClusterIP frontend
   ServiceType type = ServiceType::kClusterIP;
   Algorithm algorithm = Algorithm::kRandom;
@@ -110,6 +113,10 @@ struct ServiceLimits {
   uint16_t node_port_min = 30000;
   uint16_t node_port_max = 32767;
   uint32_t max_maglev_services = 4096;  // maglev-max-services: Maglev tables the maps hold
+  // What the growable tables may grow to (settings lb-*-map-max).
+  uint32_t service_map_entries = 4194304;  // per family: masters + backend slots
+  uint32_t backend_map_entries = 2097152;  // backend ids 1..this
+  uint32_t service_ids = 1048576;          // service ids 1..this (reverse NAT entries)
 };
 
 // Everything about one service that can be checked on its own.

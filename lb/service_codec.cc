@@ -120,18 +120,18 @@ size_t ReadyLocalBackends(const Service& s) {
 }
 
 namespace {
-// A source range's LPM key: the service id (16 bits) then the prefix.
+// A source range's LPM key: the service id (32 bits) then the prefix.
 template <typename Key>
-Key RangeKey(uint16_t svc_id, const Cidr& c) {
+Key RangeKey(ServiceId svc_id, const Cidr& c) {
   Key k{};
   k.prefixlen = 32u + c.prefix_len;
-  k.svc_id = htons(svc_id);
+  k.svc_id = htonl(svc_id);
   std::memcpy(k.addr, c.addr.data(), sizeof(k.addr));
   return k;
 }
 }  // namespace
 
-tnd_srange_v4_key Range4(uint16_t svc_id, const Cidr& c) { return RangeKey<tnd_srange_v4_key>(svc_id, c); }
-tnd_srange_v6_key Range6(uint16_t svc_id, const Cidr& c) { return RangeKey<tnd_srange_v6_key>(svc_id, c); }
+tnd_srange_v4_key Range4(ServiceId svc_id, const Cidr& c) { return RangeKey<tnd_srange_v4_key>(svc_id, c); }
+tnd_srange_v6_key Range6(ServiceId svc_id, const Cidr& c) { return RangeKey<tnd_srange_v6_key>(svc_id, c); }
 
 }  // namespace tendril

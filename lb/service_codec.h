@@ -39,8 +39,8 @@ tnd_revnat RevnatValue(const Service& s);
 tnd_svc4_key Key4(const Frontend& f, uint8_t scope, uint16_t slot);
 tnd_svc6_key Key6(const Frontend& f, uint8_t scope, uint16_t slot);
 // A source range of service `svc_id` (loadBalancerSourceRanges), as tnd_srng_v4/v6 key it.
-tnd_srange_v4_key Range4(uint16_t svc_id, const Cidr& c);
-tnd_srange_v6_key Range6(uint16_t svc_id, const Cidr& c);
+tnd_srange_v4_key Range4(ServiceId svc_id, const Cidr& c);
+tnd_srange_v6_key Range6(ServiceId svc_id, const Cidr& c);
 
 // How many of the service's ready backends are on this node: what its health
 // check port reports (kube-proxy counts ready local endpoints; a node with

@@ -8,6 +8,10 @@
 namespace tendril {
 
 absl::Status ServiceManager::Run(const Plan& plan, bool undo, ReplaceStats* rs) {
+  // Room first: a table too small is replaced by a larger copy before the
+  // first write (nothing of the plan is written if that fails).
+  TND_ASSIGN_OR_RETURN(int grown, writer_.Reserve(planner_.Needs(plan), planner_.limits(), /*shrink=*/plan.reset));
+  if (grown) TND_LOG_INFO("resized ", grown, " LB tables for ", plan.changes.size(), " service changes");
   planner_.Begin(plan);
   for (const ServiceChange& c : plan.changes) {
     const int before = writer_.stats().writes + writer_.stats().deletes;
@@ -57,14 +61,14 @@ absl::StatusOr<Service> ServiceManager::Add(Service s) {
   return *plan.changes.front().neu;
 }
 
-absl::StatusOr<Service> ServiceManager::Update(uint16_t id, const ServiceUpdate& u) {
+absl::StatusOr<Service> ServiceManager::Update(ServiceId id, const ServiceUpdate& u) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Update(id, u));
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
   return *plan.changes.front().neu;
 }
 
-absl::StatusOr<Service> ServiceManager::Delete(uint16_t id) {
+absl::StatusOr<Service> ServiceManager::Delete(ServiceId id) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Delete(id));
   TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));

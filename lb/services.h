@@ -35,23 +35,25 @@ class ServiceManager {
   // capacity are checked before the first write.
   absl::StatusOr<ReplaceStats> Replace(std::vector<Service> desired);
   absl::StatusOr<Service> Add(Service s);
-  absl::StatusOr<Service> Update(uint16_t id, const ServiceUpdate& u);
-  absl::StatusOr<Service> Delete(uint16_t id);
+  absl::StatusOr<Service> Update(ServiceId id, const ServiceUpdate& u);
+  absl::StatusOr<Service> Delete(ServiceId id);
   // Placement and node addresses (see ServicePlanner); how many services
   // changed.
   absl::StatusOr<int> RefreshPlacement(const std::function<bool(const IpAddr&)>& affected);
   absl::StatusOr<int> SetNodeAddresses(std::vector<IpAddr> addresses);
 
-  absl::StatusOr<uint16_t> IdOf(const Frontend& f) const { return planner_.IdOf(f); }
-  const Service* Get(uint16_t id) const { return planner_.Get(id); }
+  absl::StatusOr<ServiceId> IdOf(const Frontend& f) const { return planner_.IdOf(f); }
+  const Service* Get(ServiceId id) const { return planner_.Get(id); }
   std::vector<Service> List() const;
-  const std::map<uint16_t, Service>& services() const { return planner_.services(); }
+  const std::map<ServiceId, Service>& services() const { return planner_.services(); }
   size_t size() const { return planner_.services().size(); }
   // The ids of the services the last change added, changed or removed.
-  const std::vector<uint16_t>& last_touched() const { return touched_; }
+  const std::vector<ServiceId>& last_touched() const { return touched_; }
   const std::vector<IpAddr>& node_addresses() const { return planner_.node_addresses(); }
   // Map operations of the last change.
   const SyncStats& last_stats() const { return writer_.stats(); }
+  // The growable tables' sizes (LbWriter::TableSizes).
+  std::vector<uint32_t> TableSizes() const { return writer_.TableSizes(); }
   // Every frontend of the service, with the slots and master entry written
   // for it (external frontends: per-packet LB; Local policy: local backends).
   std::vector<FrontendEntry> Entries(const Service& s) const { return planner_.Entries(s); }
@@ -72,7 +74,7 @@ class ServiceManager {
   // Called with the backends each change removed from their services, so
   // that their per-packet flows can be deleted (the next packet of such a
   // flow chooses a live backend, as kube-proxy's conntrack clearing does).
-  using RemovedFn = std::function<void(uint16_t svc_id, L4Proto proto, const std::vector<Backend>& removed)>;
+  using RemovedFn = std::function<void(ServiceId svc_id, L4Proto proto, const std::vector<Backend>& removed)>;
   void OnBackendsRemoved(RemovedFn fn) { on_removed_ = std::move(fn); }
 
  private:
@@ -85,7 +87,7 @@ class ServiceManager {
 
   ServicePlanner planner_;
   LbWriter writer_;
-  std::vector<uint16_t> touched_;
+  std::vector<ServiceId> touched_;
   RemovedFn on_removed_;
 };
 

@@ -20,11 +20,11 @@ static_assert(sizeof(tnd_metrics_val) == 16);
 static_assert(sizeof(tnd_svc4_key) == 12);
 static_assert(sizeof(tnd_svc6_key) == 24);
 static_assert(sizeof(tnd_svc_val) == 16);
-static_assert(sizeof(tnd_backend) == 24);
+static_assert(sizeof(tnd_backend) == 28);
 static_assert(sizeof(tnd_revnat) == 20);
 static_assert(sizeof(tnd_sk_revnat4_key) == 16);
 static_assert(sizeof(tnd_sk_revnat6_key) == 32);
-static_assert(sizeof(tnd_sk_revnat_val) == 20);
+static_assert(sizeof(tnd_sk_revnat_val) == 24);
 static_assert(sizeof(tnd_affinity_key) == 16);
 static_assert(sizeof(tnd_affinity_val) == 8);
 static_assert(sizeof(tnd_device) == 28);
@@ -63,8 +63,11 @@ struct PinnedMapSpec {
   bpf_map_type type;
   uint32_t key_size;
   uint32_t value_size;
-  uint32_t max_entries;
+  uint32_t max_entries;  // the objects' default (settings size most)
   const char* what;  // one line for `tendril status`
+  // A growable table (maps/growable.h): pinned is a one-slot array of maps;
+  // type, key and value sizes are the table's in it.
+  bool growable = false;
 };
 
 // Every map that tendril pins. Inspection iterates this table.
@@ -75,36 +78,36 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
      sizeof(tnd_prefilter_val), TND_PREFILTER_MAX, "prefilter deny CIDRs, IPv6"},
     {TND_MAP_METRICS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t),
      sizeof(tnd_metrics_val), TND_METRICS_MAX, "drop counters by reason and direction"},
-    {TND_MAP_SVC_V4, BPF_MAP_TYPE_HASH, sizeof(tnd_svc4_key), sizeof(tnd_svc_val), TND_SVC_MAX,
-     "services, IPv4: masters and backend slots"},
-    {TND_MAP_SVC_V6, BPF_MAP_TYPE_HASH, sizeof(tnd_svc6_key), sizeof(tnd_svc_val), TND_SVC_MAX,
-     "services, IPv6: masters and backend slots"},
-    {TND_MAP_BACKENDS, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_backend), TND_BACKENDS_MAX,
-     "backends by id"},
-    {TND_MAP_REVNAT, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_revnat), TND_REVNAT_MAX,
-     "service id -> frontend"},
+    {TND_MAP_SVC_V4, BPF_MAP_TYPE_HASH, sizeof(tnd_svc4_key), sizeof(tnd_svc_val), TND_SVC_MAX_DEFAULT,
+     "services, IPv4: masters and backend slots (growable)", true},
+    {TND_MAP_SVC_V6, BPF_MAP_TYPE_HASH, sizeof(tnd_svc6_key), sizeof(tnd_svc_val), TND_SVC_MAX_DEFAULT,
+     "services, IPv6: masters and backend slots (growable)", true},
+    {TND_MAP_BACKENDS, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_backend), TND_BACKENDS_MAX_DEFAULT,
+     "backends by id (growable)", true},
+    {TND_MAP_REVNAT, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_revnat), TND_REVNAT_MAX_DEFAULT,
+     "service id -> frontend (growable)", true},
     {TND_MAP_SK_REVNAT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_sk_revnat4_key),
-     sizeof(tnd_sk_revnat_val), TND_SK_REVNAT_MAX, "socket reverse NAT, IPv4 (LRU)"},
+     sizeof(tnd_sk_revnat_val), TND_SK_REVNAT_MAX_DEFAULT, "socket reverse NAT, IPv4 (LRU)"},
     {TND_MAP_SK_REVNAT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_sk_revnat6_key),
-     sizeof(tnd_sk_revnat_val), TND_SK_REVNAT_MAX, "socket reverse NAT, IPv6 (LRU)"},
+     sizeof(tnd_sk_revnat_val), TND_SK_REVNAT_MAX_DEFAULT, "socket reverse NAT, IPv6 (LRU)"},
     {TND_MAP_AFFINITY, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_affinity_key),
-     sizeof(tnd_affinity_val), TND_AFFINITY_MAX, "session affinity (LRU)"},
+     sizeof(tnd_affinity_val), TND_AFFINITY_MAX_DEFAULT, "session affinity (LRU)"},
     {TND_MAP_MAGLEV, BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(uint32_t), sizeof(uint32_t),
-     TND_MAGLEV_SVC_MAX, "service id -> Maglev table"},
-    {TND_MAP_CT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_ct_key), sizeof(tnd_ct_val), TND_CT_MAX,
+     TND_MAGLEV_SVC_MAX_DEFAULT, "service id -> Maglev table"},
+    {TND_MAP_CT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_ct_key), sizeof(tnd_ct_val), TND_CT_MAX_DEFAULT,
      "conntrack, IPv4 (LRU)"},
-    {TND_MAP_CT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_ct_key), sizeof(tnd_ct_val), TND_CT_MAX,
+    {TND_MAP_CT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_ct_key), sizeof(tnd_ct_val), TND_CT_MAX_DEFAULT,
      "conntrack, IPv6 (LRU)"},
-    {TND_MAP_NAT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_nat_key), sizeof(tnd_nat_val), TND_NAT_MAX,
+    {TND_MAP_NAT_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_nat_key), sizeof(tnd_nat_val), TND_NAT_MAX_DEFAULT,
      "SNAT port mappings, IPv4 (LRU)"},
-    {TND_MAP_NAT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_nat_key), sizeof(tnd_nat_val), TND_NAT_MAX,
+    {TND_MAP_NAT_V6, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_nat_key), sizeof(tnd_nat_val), TND_NAT_MAX_DEFAULT,
      "SNAT port mappings, IPv6 (LRU)"},
     {TND_MAP_DEVICES, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_device), TND_DEVICES_MAX,
      "native devices: ifindex -> addresses"},
     {TND_MAP_SRCRANGE_V4, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_srange_v4_key), sizeof(uint32_t),
-     TND_SRCRANGE_MAX, "loadBalancerSourceRanges, IPv4"},
+     TND_SRCRANGE_MAX_DEFAULT, "loadBalancerSourceRanges, IPv4"},
     {TND_MAP_SRCRANGE_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_srange_v6_key), sizeof(uint32_t),
-     TND_SRCRANGE_MAX, "loadBalancerSourceRanges, IPv6"},
+     TND_SRCRANGE_MAX_DEFAULT, "loadBalancerSourceRanges, IPv6"},
     {TND_MAP_FRAG_V4, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_frag_key), sizeof(tnd_frag_val),
      TND_FRAG_MAX, "IPv4 fragments -> ports of their datagram (LRU)"},
     {TND_MAP_EVENTS, BPF_MAP_TYPE_RINGBUF, 0, 0, TND_EVENTS_BYTES, "drop and trace events (ring buffer)"},

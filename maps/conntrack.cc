@@ -102,7 +102,7 @@ tnd_nat_key NatPartnerKey(const tnd_nat_key& k, const tnd_nat_val& v) {
   }
   return o;
 }
-absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint16_t svc_id, uint8_t proto,
+absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint32_t svc_id, uint8_t proto,
                                                     const std::vector<BackendRef>& backends) {
   FlowDeleteResult r;
   auto is_backend = [&](const tnd_ct_key& k) {

@@ -46,7 +46,7 @@ struct FlowDeleteResult {
   uint32_t ct_entries = 0;    // forward and reply entries
   uint32_t nat_entries = 0;
 };
-absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint16_t svc_id, uint8_t proto,
+absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint32_t svc_id, uint8_t proto,
                                                     const std::vector<BackendRef>& backends);
 
 // Packets dropped for `reason` (both directions, all CPUs), from the pinned

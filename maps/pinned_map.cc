@@ -2,7 +2,11 @@
 
 #include <linux/bpf.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+
+#include "maps/growable.h"
 
 namespace tendril {
 
@@ -23,6 +27,10 @@ absl::StatusOr<MapInfo> GetMapInfo(int fd) {
   return out;
 }
 
+bool IsGrowable(const MapInfo& info) {
+  return info.type == BPF_MAP_TYPE_ARRAY_OF_MAPS && info.max_entries == 1 && info.key_size == 4;
+}
+
 absl::StatusOr<UniqueFd> OpenPinned(const std::string& path) {
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) return ErrnoError(errno, absl::StrCat("open pinned object ", path));
@@ -33,12 +41,47 @@ absl::StatusOr<UniqueFd> OpenPinnedMap(const std::string& path, uint32_t key_siz
                                        uint32_t value_size) {
   TND_ASSIGN_OR_RETURN(UniqueFd fd, OpenPinned(path));
   TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(fd.get()));
+  if (IsGrowable(info)) {
+    // A growable map (maps/growable.h): its readers want the table in it.
+    TND_ASSIGN_OR_RETURN(fd, OpenTable(fd.get(), path));
+    TND_ASSIGN_OR_RETURN(info, GetMapInfo(fd.get()));
+  }
   if (info.key_size != key_size || info.value_size != value_size)
     return absl::FailedPreconditionError(absl::StrCat(
         "pinned map ", path, " has key/value size ", info.key_size, "/", info.value_size,
         ", this build expects ", key_size, "/", value_size,
         " (map ABI changed; restart the agent to migrate it)"));
   return fd;
+}
+
+namespace {
+absl::StatusOr<uint64_t> Memlock(int fd) {
+  std::ifstream info(absl::StrCat("/proc/self/fdinfo/", fd));
+  std::string line;
+  while (std::getline(info, line))
+    if (line.rfind("memlock:", 0) == 0) return std::strtoull(line.c_str() + 8, nullptr, 10);
+  return absl::NotFoundError(absl::StrCat("no memlock in /proc/self/fdinfo/", fd));
+}
+}  // namespace
+
+absl::StatusOr<uint64_t> MapBytes(int fd) {
+  TND_ASSIGN_OR_RETURN(uint64_t bytes, Memlock(fd));
+  TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(fd));
+  if (info.type != BPF_MAP_TYPE_ARRAY_OF_MAPS && info.type != BPF_MAP_TYPE_HASH_OF_MAPS) return bytes;
+  std::vector<uint8_t> key(info.key_size), next(info.key_size);
+  const void* prev = nullptr;
+  for (uint32_t n = 0; n <= info.max_entries; ++n) {
+    if (bpf_map_get_next_key(fd, prev, next.data()) != 0) break;
+    uint32_t id = 0;
+    if (bpf_map_lookup_elem(fd, next.data(), &id) == 0) {
+      UniqueFd inner(bpf_map_get_fd_by_id(id));
+      if (inner.valid())
+        if (auto b = Memlock(inner.get()); b.ok()) bytes += *b;
+    }
+    key.swap(next);
+    prev = key.data();
+  }
+  return bytes;
 }
 
 absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size) {

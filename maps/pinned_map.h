@@ -30,13 +30,20 @@ struct MapInfo {
 };
 
 absl::StatusOr<MapInfo> GetMapInfo(int fd);
+// A growable map's outer array (maps/growable.h).
+bool IsGrowable(const MapInfo& info);
 
 // Opens a pinned object (map, program or link) by path.
 absl::StatusOr<UniqueFd> OpenPinned(const std::string& path);
 
-// Opens a pinned map and checks its key and value sizes against K and V.
+// Opens a pinned map and checks its key and value sizes against K and V; of a
+// growable map, the table in it.
 absl::StatusOr<UniqueFd> OpenPinnedMap(const std::string& path, uint32_t key_size,
                                        uint32_t value_size);
+
+// The memory the kernel charges for a map (its fdinfo memlock), bytes; of a
+// map of maps (growable tables, Maglev), its own and every inner map's.
+absl::StatusOr<uint64_t> MapBytes(int fd);
 
 // Number of entries, by walking the keys.
 absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size);

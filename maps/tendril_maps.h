@@ -48,20 +48,25 @@
 #define TND_MAP_NOMASQ_V6 "tnd_nomasq_v6"
 #define TND_MAP_NODE "tnd_node"
 
-/* ---- sizes --------------------------------------------------------------- */
+/* ---- sizes ----------------------------------------------------------------
+ * *_DEFAULT sizes are what the objects declare; the agent sets the real ones
+ * from its settings (agent/config.cc) before loading. */
 #define TND_PREFILTER_MAX 16384 /* entries per address family */
 #define TND_METRICS_MAX 512 /* (dir << 8 | reason): 2 directions x 256 reasons */
-#define TND_SVC_MAX 65536        /* service map entries (master + slots), per family */
-#define TND_BACKENDS_MAX 65536
-#define TND_REVNAT_MAX 65535     /* service ids are 1..65535 */
-#define TND_SK_REVNAT_MAX 65536  /* LRU: one per connected/sending socket and backend */
-#define TND_AFFINITY_MAX 65536   /* LRU */
-#define TND_MAGLEV_SVC_MAX 4096  /* services with Maglev tables */
-#define TND_CT_MAX 262144        /* LRU, per family: two entries per service flow */
-#define TND_NAT_MAX 262144       /* LRU, per family: two entries per SNATed flow */
+/* Growable tables (services, backends, reverse NAT): the settings cap them;
+ * their real size follows what is declared, from TND_TABLE_MIN_ENTRIES. */
+#define TND_SVC_MAX_DEFAULT 4194304      /* service map entries (masters + slots), per family */
+#define TND_BACKENDS_MAX_DEFAULT 2097152 /* backend ids 1..this */
+#define TND_REVNAT_MAX_DEFAULT 1048576   /* service ids 1..this */
+#define TND_TABLE_MIN_ENTRIES 16384      /* a growable table's smallest size */
+#define TND_SK_REVNAT_MAX_DEFAULT 65536  /* LRU: one per connected/sending socket and backend */
+#define TND_AFFINITY_MAX_DEFAULT 65536   /* LRU */
+#define TND_MAGLEV_SVC_MAX_DEFAULT 4096  /* services with Maglev tables */
+#define TND_CT_MAX_DEFAULT 262144        /* LRU, per family: two entries per service flow */
+#define TND_NAT_MAX_DEFAULT 262144       /* LRU, per family: two entries per SNATed flow */
 #define TND_DEVICES_MAX 64
 #define TND_FRAG_MAX 8192         /* LRU */
-#define TND_SRCRANGE_MAX 16384   /* per family, all services together */
+#define TND_SRCRANGE_MAX_DEFAULT 65536   /* per family, all services together */
 #define TND_EVENTS_BYTES (256 * 1024)
 #define TND_ENDPOINTS_MAX 4096    /* endpoint addresses (v4 and v6 together) */
 #define TND_NOMASQ_MAX 1024       /* per family: pod CIDRs + exempt destinations */
@@ -217,12 +222,11 @@ struct tnd_svc6_key {
 
 struct tnd_svc_val {
 	__u32 backend_id;       /* slots: the backend; master: 0 */
-	__u16 count;            /* master: active slots */
-	__u16 svc_id;           /* master and slots: the service id (= rev NAT id) */
+	__u32 svc_id;           /* master and slots: the service id (= rev NAT id) */
 	__u32 affinity_timeout; /* master: seconds; 0 = no affinity */
+	__u16 count;            /* master: active slots */
 	__u8 flags;             /* master: TND_SVC_F_* */
 	__u8 xflags;            /* master: TND_SVC_X_* */
-	__u8 pad[2];
 };
 
 /* With count 0: the service has no usable backend anywhere (not only none
@@ -243,11 +247,12 @@ enum tnd_backend_state {
 struct tnd_backend {
 	__u8 addr[16]; /* IPv4 in the first 4 bytes */
 	__be16 port;
-	__u16 svc_id;
 	__u8 proto;
 	__u8 family; /* 4 or 6 */
+	__u32 svc_id;
 	__u8 state;  /* enum tnd_backend_state */
 	__u8 flags;  /* TND_BACKEND_F_* */
+	__u16 pad;
 };
 
 #define TND_BACKEND_F_LOCAL (1 << 0) /* on this node: reached through a non-native device */
@@ -288,7 +293,8 @@ struct tnd_sk_revnat6_key {
 struct tnd_sk_revnat_val {
 	__u8 addr[16];
 	__be16 port;
-	__u16 svc_id;
+	__u16 pad;
+	__u32 svc_id;
 };
 
 /* Session affinity: (client, service) -> backend. The client of socket LB
@@ -366,16 +372,15 @@ struct tnd_ct_key {
 struct tnd_ct_val {
 	__u8 nat_addr[16];  /* reply: the frontend address */
 	__be16 nat_port;    /* reply: the frontend port */
-	__u16 svc_id;
+	__u8 flags;         /* TND_CT_F_* */
+	__u8 tcp_flags;     /* TND_TCP_* seen so far */
+	__u32 svc_id;
 	__u32 backend_id;   /* forward: the chosen backend */
 	__u32 created;      /* seconds since boot */
 	__u32 expires;      /* seconds since boot */
+	__u32 pad;
 	__u64 packets;
 	__u64 bytes;
-	__u8 flags;         /* TND_CT_F_* */
-	__u8 tcp_flags;     /* TND_TCP_* seen so far */
-	__u16 pad;
-	__u32 pad2;
 };
 
 /*
@@ -470,16 +475,14 @@ struct tnd_dsr_opt6 {
 
 /* loadBalancerSourceRanges: (service id, client prefix) allowed. */
 struct tnd_srange_v4_key {
-	__u32 prefixlen; /* 32 (svc id and pad) + prefix length */
-	__u16 svc_id;    /* network byte order, part of the prefix */
-	__u16 pad;
+	__u32 prefixlen; /* 32 (svc id) + prefix length */
+	__be32 svc_id;   /* network byte order, part of the prefix */
 	__u8 addr[4];
 };
 
 struct tnd_srange_v6_key {
 	__u32 prefixlen;
-	__u16 svc_id;
-	__u16 pad;
+	__be32 svc_id;
 	__u8 addr[16];
 };
 

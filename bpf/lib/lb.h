@@ -37,7 +37,7 @@ static __always_inline __u32 tnd_affinity_backend(const struct tnd_svc_val *svc,
 	v = bpf_map_lookup_elem(&tnd_affinity, &k);
 	if (!v || tnd_now_sec() - v->last_used > svc->affinity_timeout)
 		return 0;
-	b = bpf_map_lookup_elem(&tnd_backends, &v->backend_id);
+	b = tnd_table_lookup(&tnd_backends, &v->backend_id);
 	if (!b || b->svc_id != svc->svc_id)
 		return 0;
 	if (!(b->flags & ((svc->flags & TND_SVC_F_LOCAL) ? TND_BACKEND_F_SEL_LOCAL : TND_BACKEND_F_SEL_CLUSTER)))
@@ -94,7 +94,7 @@ static __always_inline struct tnd_svc_val *tnd_svc_internal(void *svc_map, void 
 	if (!(svc->flags & TND_SVC_F_SCOPES))
 		return svc;
 	*scope = TND_SCOPE_INTERNAL;
-	in = bpf_map_lookup_elem(svc_map, key);
+	in = tnd_table_lookup(svc_map, key);
 	if (in)
 		return in;
 	*scope = TND_SCOPE_EXTERNAL;
@@ -124,15 +124,15 @@ static __always_inline struct tnd_backend *tnd_select_backend(void *svc_map, voi
 		id = tnd_maglev_backend(svc, tnd_hash64(flow_hash));
 	if (!id) {
 		*slot = by_hash ? (__u16)(tnd_hash64(flow_hash) % svc->count) + 1 : tnd_random_slot(svc);
-		sv = bpf_map_lookup_elem(svc_map, key);
+		sv = tnd_table_lookup(svc_map, key);
 		id = sv ? sv->backend_id : 0;
 	}
-	be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+	be = id ? tnd_table_lookup(&tnd_backends, &id) : NULL;
 	if (!be) {
 		*slot = 1;
-		sv = bpf_map_lookup_elem(svc_map, key);
+		sv = tnd_table_lookup(svc_map, key);
 		id = sv ? sv->backend_id : 0;
-		be = id ? bpf_map_lookup_elem(&tnd_backends, &id) : NULL;
+		be = id ? tnd_table_lookup(&tnd_backends, &id) : NULL;
 	}
 	if (be)
 		tnd_affinity_record(svc, client, id);

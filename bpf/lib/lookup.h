@@ -54,15 +54,15 @@ static __always_inline __u64 tnd_flow_hash(const struct tnd_ct_key *t)
 	return a ^ tnd_hash64(b);
 }
 
-static __always_inline bool tnd_srcrange_ok(const int fam, __u16 svc_id, const __u8 *saddr)
+static __always_inline bool tnd_srcrange_ok(const int fam, __u32 svc_id, const __u8 *saddr)
 {
 	if (fam == 4) {
-		struct tnd_srange_v4_key k = { .prefixlen = 64, .svc_id = bpf_htons(svc_id) };
+		struct tnd_srange_v4_key k = { .prefixlen = 64, .svc_id = bpf_htonl(svc_id) };
 
 		__builtin_memcpy(k.addr, saddr, 4);
 		return bpf_map_lookup_elem(&tnd_srng_v4, &k) != NULL;
 	}
-	struct tnd_srange_v6_key k = { .prefixlen = 160, .svc_id = bpf_htons(svc_id) };
+	struct tnd_srange_v6_key k = { .prefixlen = 160, .svc_id = bpf_htonl(svc_id) };
 
 	__builtin_memcpy(k.addr, saddr, 16);
 	return bpf_map_lookup_elem(&tnd_srng_v6, &k) != NULL;

@@ -9,7 +9,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct tnd_ct_key);
 	__type(value, struct tnd_ct_val);
-	__uint(max_entries, TND_CT_MAX);
+	__uint(max_entries, TND_CT_MAX_DEFAULT);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_ct_v4 SEC(".maps");
 
@@ -17,7 +17,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct tnd_ct_key);
 	__type(value, struct tnd_ct_val);
-	__uint(max_entries, TND_CT_MAX);
+	__uint(max_entries, TND_CT_MAX_DEFAULT);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_ct_v6 SEC(".maps");
 
@@ -25,7 +25,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct tnd_nat_key);
 	__type(value, struct tnd_nat_val);
-	__uint(max_entries, TND_NAT_MAX);
+	__uint(max_entries, TND_NAT_MAX_DEFAULT);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_nat_v4 SEC(".maps");
 
@@ -33,7 +33,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct tnd_nat_key);
 	__type(value, struct tnd_nat_val);
-	__uint(max_entries, TND_NAT_MAX);
+	__uint(max_entries, TND_NAT_MAX_DEFAULT);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_nat_v6 SEC(".maps");
 

@@ -11,6 +11,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tnd_device);
 	__uint(max_entries, TND_DEVICES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* declared state: memory follows use */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_devices SEC(".maps");
 
@@ -19,6 +20,7 @@ struct {
 	__type(key, struct tnd_ep_key);
 	__type(value, struct tnd_endpoint);
 	__uint(max_entries, TND_ENDPOINTS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_endpoints SEC(".maps");
 

@@ -226,7 +226,7 @@ static __always_inline struct tnd_svc_val *tnd_svc_lookup(const struct tnd_pkt *
 		k6->port = p->t.dport;
 		k6->proto = p->t.proto;
 	}
-	return bpf_map_lookup_elem(TND_SVC_MAP(fam), TND_SVC_KEY(k4, k6, fam));
+	return tnd_table_lookup(TND_SVC_MAP(fam), TND_SVC_KEY(k4, k6, fam));
 }
 
 /* SNAT of a flow to a remote backend: the device's address of the family
@@ -261,7 +261,7 @@ static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, c
 	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc->svc_id &&
 	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
 		bid = ct->backend_id;
-		be = bpf_map_lookup_elem(&tnd_backends, &bid);
+		be = tnd_table_lookup(&tnd_backends, &bid);
 		if (be && be->svc_id != svc->svc_id)
 			be = NULL;
 	}

@@ -37,10 +37,11 @@ struct tnd_lb_work {
 	__u8 node[16];
 	__u64 hash;
 	__be16 be_port;
-	__u16 svc_id;
-	__u32 bid;
 	__u8 flags; /* TND_CT_F_* of a new flow */
-	__u8 pad[7];
+	__u8 pad;
+	__u32 svc_id;
+	__u32 bid;
+	__u32 pad2;
 };
 
 /* A parsed packet: the tuple as on the wire and where its headers are. */

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "maps/pinned_map.h"
 #include "test/support/tcp.h"
 
 namespace tendril::test {
@@ -120,20 +121,13 @@ void Settle(long mem_before) {
 }
 
 namespace {
-// memlock of the map pinned at `path`, kB; 0 for anything else.
+// Memory of the map pinned at `path` (with its inner maps), kB; 0 for
+// anything else.
 long MapKb(const std::string& path) {
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) return 0;
-  std::ifstream info(absl::StrCat("/proc/self/fdinfo/", fd));
-  std::string line;
-  bool is_map = false;
-  long memlock = 0;
-  while (std::getline(info, line)) {
-    if (line.rfind("map_type:", 0) == 0) is_map = true;
-    if (line.rfind("memlock:", 0) == 0) memlock = std::strtol(line.c_str() + 8, nullptr, 10);
-  }
-  ::close(fd);
-  return is_map ? memlock / 1024 : 0;
+  auto fd = OpenPinned(path);
+  if (!fd.ok() || !GetMapInfo(fd->get()).ok()) return 0;
+  auto bytes = MapBytes(fd->get());
+  return bytes.ok() ? static_cast<long>(*bytes / 1024) : 0;
 }
 }  // namespace
 

@@ -338,12 +338,7 @@ TEST_F(NodePortTest, LocalPolicyKeepsTheClientAddress) {
 
 TEST_F(NodePortTest, SourceRangesAllowAndDeny) {
   AddService("10.0.0.1", 30084, kTcp, 15, kExt | TND_SVC_F_SRCRANGE, {{"10.1.2.2", 80}}, 70);
-  tnd_srange_v4_key k{};
-  k.prefixlen = 32 + 30;
-  k.svc_id = htons(15);
-  auto a = Addr("10.0.0.100");
-  std::memcpy(k.addr, a.data(), 4);
-  ASSERT_TRUE(srng4_->Update(k, 1).ok());
+  ASSERT_TRUE(srng4_->Update(Range4(15, *ParseCidr("10.0.0.100/30")), 1).ok());
   Bytes allowed = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.101", "10.0.0.1").Tcp(40000, 30084).Build();
   Bytes denied = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.104", "10.0.0.1").Tcp(40000, 30084).Build();
   EXPECT_EQ(Run(tc_in_, allowed).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
@@ -351,10 +346,9 @@ TEST_F(NodePortTest, SourceRangesAllowAndDeny) {
   EXPECT_EQ(Run(xdp_in_, denied).retval, static_cast<uint32_t>(XDP_DROP));
   EXPECT_EQ(Drops()[TND_DROP_SOURCE_RANGE], 2u);
   // Another service's range does not apply.
-  k.svc_id = htons(16);
-  auto b = Addr("10.0.0.104");
-  std::memcpy(k.addr, b.data(), 4);
-  ASSERT_TRUE(srng4_->Update(k, 1).ok());
+  ASSERT_TRUE(srng4_->Update(Range4(16, *ParseCidr("10.0.0.104/30")), 1).ok());
+  // An id beyond 16 bits whose low half is this service's does not either.
+  ASSERT_TRUE(srng4_->Update(Range4(15 + (1u << 16), *ParseCidr("10.0.0.104/30")), 1).ok());
   EXPECT_EQ(Run(tc_in_, denied).retval, static_cast<uint32_t>(TC_ACT_SHOT));
 }
 

@@ -264,8 +264,12 @@ TEST_F(ServicesMapTest, ReplaceChecksEverythingBeforeWriting) {
     EXPECT_EQ(CountEntries4(), before) << c.message;
     ASSERT_NE(manager_->Get(a.id), nullptr) << "nothing removed: " << c.message;
   }
-  // More services than the 16-bit ids hold.
-  std::vector<Service> many(65536, Make("10.96.0.30:80/TCP", {}));
+  // More services than lb-revnat-map-max allows ids for.
+  ServiceLimits few_ids{64, 4096};
+  few_ids.service_ids = 1024;
+  manager_ = std::make_unique<ServiceManager>(*OpenLbMaps(pins_->path()), few_ids, kMaglevM);
+  ASSERT_TRUE(manager_->Restore({a}).ok());
+  std::vector<Service> many(1025, Make("10.96.0.30:80/TCP", {}));
   for (size_t i = 0; i < many.size(); ++i) {
     uint32_t v = (10u << 24) | (100u << 16) | static_cast<uint32_t>(i);
     many[i].frontend = *ParseFrontend(absl::StrCat(v >> 24, ".", (v >> 16) & 255, ".", (v >> 8) & 255, ".", v & 255, ":80"));
@@ -273,7 +277,7 @@ TEST_F(ServicesMapTest, ReplaceChecksEverythingBeforeWriting) {
   auto r = manager_->Replace(many);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
-  EXPECT_NE(std::string(r.status().message()).find("at most 65535"), std::string::npos) << r.status();
+  EXPECT_NE(std::string(r.status().message()).find("lb-revnat-map-max allows 1024"), std::string::npos) << r.status();
   EXPECT_EQ(CountEntries4(), before);
 }
 

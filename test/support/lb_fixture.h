@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "datapath/programs.h"
+#include "lb/lb_writer.h"
 #include "lb/service_codec.h"
 #include "datapath/loader.h"
 #include "maps/abi.h"
@@ -48,6 +49,13 @@ class LbFixture : public ::testing::Test {
     auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path()});
     ASSERT_TRUE(host.ok()) << host.status();
     host_ = std::make_unique<BpfObject>(std::move(*host));
+    {  // The growable LB tables, as the agent creates them at start.
+      auto lb = OpenLbMaps(pins_->path());
+      ASSERT_TRUE(lb.ok()) << lb.status();
+      LbWriter writer(std::move(*lb));
+      auto made = writer.Reserve(MapNeeds{}, ServiceLimits{}, false);
+      ASSERT_TRUE(made.ok()) << made.status();
+    }
     auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins_->path()});
     ASSERT_TRUE(xdp.ok()) << xdp.status();
     xdp_ = std::make_unique<BpfObject>(std::move(*xdp));
@@ -107,9 +115,9 @@ class LbFixture : public ::testing::Test {
       uint32_t id = first_id + slot;
       ASSERT_TRUE(backends_->Update(id, b).ok());
       ++slot;
-      PutSlot(addr, port, proto, slot, tnd_svc_val{id, 0, svc_id, 0, 0, {}});
+      PutSlot(addr, port, proto, slot, tnd_svc_val{id, svc_id, 0, 0, 0, 0});
     }
-    PutSlot(addr, port, proto, 0, tnd_svc_val{0, slot, svc_id, 0, flags, {}});
+    PutSlot(addr, port, proto, 0, tnd_svc_val{0, svc_id, 0, slot, flags, 0});
   }
 
   // The key as the agent encodes it (lb/service_codec.h), in the external scope.

@@ -1,4 +1,5 @@
 #include "agent/config.h"
+#include "agent/map_sizes.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -179,13 +180,55 @@ TEST(ConfigTest, MapSizeSettings) {
   EXPECT_EQ(p->config.nat_max_entries, 32768u);
   EXPECT_EQ(p->config.sock_revnat_max_entries, 4096u);
   AgentConfig d;
-  EXPECT_EQ(d.ct_max_entries, 262144u);
-  for (const char* bad : {"--ct-max-entries=100", "--nat-max-entries=99999999999", "--ct-max-entries=lots"}) {
+  EXPECT_EQ(d.ct_max_entries, 0u) << "auto: from the memory ratio";
+  auto a = Parse({"--xdp-mode", "disabled", "--ct-max-entries", "auto", "--map-dynamic-size-ratio", "0.002",
+                  "--lb-service-map-max", "100000", "--lb-revnat-map-max", "5000"});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->config.ct_max_entries, 0u);
+  EXPECT_DOUBLE_EQ(a->config.map_dynamic_size_ratio, 0.002);
+  EXPECT_EQ(a->config.lb_service_map_max, 100000u);
+  EXPECT_EQ(a->config.lb_revnat_map_max, 5000u);
+  for (const char* bad : {"--ct-max-entries=100", "--nat-max-entries=99999999999", "--ct-max-entries=lots",
+                          "--map-dynamic-size-ratio=0", "--map-dynamic-size-ratio=0.5", "--lb-revnat-map-max=10",
+                          "--affinity-max-entries=-1"}) {
     auto r = Parse({"--xdp-mode", "disabled", bad});
     ASSERT_FALSE(r.ok()) << bad;
     std::string flag = std::string(bad).substr(2, std::string(bad).find('=') - 2);
     EXPECT_NE(r.status().message().find(flag), std::string::npos) << r.status();
   }
+}
+
+// The flow tables follow the node's memory unless set; a setting wins; the
+// share of each stays within its bounds.
+TEST(ConfigTest, FlowTablesFollowTheNodesMemory) {
+  AgentConfig c;
+  constexpr uint64_t kGiB = 1ull << 30;
+  FlowTableSizes small = FlowTablesFor(c, 1 * kGiB), big = FlowTablesFor(c, 64 * kGiB);
+  EXPECT_EQ(small.ct, kFlowTableMin) << "1 GiB x 0.001 is below the floor";
+  EXPECT_GT(big.ct, 4 * kFlowTableMin);
+  EXPECT_GT(big.nat, 2 * kFlowTableMin);
+  // The budget is what the tables take (within one entry each).
+  const double bytes = 2.0 * big.ct * HashEntryBytes(sizeof(tnd_ct_key), sizeof(tnd_ct_val)) +
+                       2.0 * big.nat * HashEntryBytes(sizeof(tnd_nat_key), sizeof(tnd_nat_val)) +
+                       2.0 * big.sock_revnat * HashEntryBytes(sizeof(tnd_sk_revnat6_key), sizeof(tnd_sk_revnat_val)) +
+                       1.0 * big.affinity * HashEntryBytes(sizeof(tnd_affinity_key), sizeof(tnd_affinity_val));
+  auto pow2 = [](double n) {
+    double p = 1;
+    while (p < n) p *= 2;
+    return p;
+  };
+  const double buckets = 16.0 * (2 * pow2(big.ct) + 2 * pow2(big.nat) + 2 * pow2(big.sock_revnat) + pow2(big.affinity));
+  EXPECT_LE(bytes + buckets, 0.001 * 64 * kGiB) << "entries and buckets within the budget";
+  EXPECT_GT(bytes, 0.6 * 0.001 * 64 * kGiB) << "and most of it used";
+  c.ct_max_entries = 4096;
+  c.map_dynamic_size_ratio = 0.002;
+  FlowTableSizes set = FlowTablesFor(c, 64 * kGiB);
+  EXPECT_EQ(set.ct, 4096u);
+  EXPECT_GE(set.nat, 2 * big.nat - 1);
+  auto sizes = MapSizes(c, 64 * kGiB);
+  EXPECT_EQ(sizes.at(TND_MAP_CT_V4), 4096u);
+  EXPECT_EQ(sizes.at(TND_MAP_CT_V6), 4096u);
+  EXPECT_EQ(sizes.at(TND_MAP_MAGLEV), c.maglev_max_services);
 }
 
 }  // namespace

@@ -337,7 +337,9 @@ TEST_F(PlannerTest, ReplacePlansOnlyTheServicesThatChanged) {
 }
 
 TEST_F(PlannerTest, ASingleChangeIsCheckedAgainstTheServiceMapsCapacity) {
-  ServicePlanner big(ServiceLimits{256, 4096}, kM, NodeView{});
+  ServiceLimits limits{256, 4096};
+  limits.service_map_entries = 65536;  // lb-service-map-max
+  ServicePlanner big(limits, kM, NodeView{});
   auto wide = [](int i) {
     Service s = Make(absl::StrCat("10.97.0.", i, ":80/TCP"), {});
     for (int b = 0; b < 256; ++b) {
@@ -347,7 +349,7 @@ TEST_F(PlannerTest, ASingleChangeIsCheckedAgainstTheServiceMapsCapacity) {
   };
   size_t entries = 0;
   int i = 0;
-  for (; entries + 4082 <= TND_SVC_MAX; ++i) {
+  for (; entries + 4082 <= limits.service_map_entries; ++i) {
     auto p = big.Add(wide(i));
     ASSERT_TRUE(p.ok()) << i << ": " << p.status();
     entries += 1 + p->changes[0].new_entries[0].slots.size();
@@ -356,12 +358,12 @@ TEST_F(PlannerTest, ASingleChangeIsCheckedAgainstTheServiceMapsCapacity) {
   }
   EXPECT_EQ(i, 16) << "16 services of 4081 slots fill the map";
   auto refused = big.Add(wide(i));
-  ExpectError(refused.status(), absl::StatusCode::kResourceExhausted, "service map entries");
+  ExpectError(refused.status(), absl::StatusCode::kResourceExhausted, "lb-service-map-max is 65536");
 }
 
 TEST_F(PlannerTest, IndexesAgreeWithTheDeclaredSetAfterChurn) {
   std::mt19937 rng(7);
-  std::vector<uint16_t> ids;
+  std::vector<ServiceId> ids;
   for (int step = 0; step < 600; ++step) {
     int op = static_cast<int>(rng() % 4);  // 0, 3: add; 1: update; 2: delete
     if (op == 3) op = 0;

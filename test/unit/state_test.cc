@@ -22,7 +22,7 @@ class StateTest : public ::testing::Test {
     dir_ = mkdtemp(tmpl);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  static Service Svc(uint16_t id, const std::string& fe) {
+  static Service Svc(ServiceId id, const std::string& fe) {
     Service s;
     s.id = id;
     s.frontend = *ParseFrontend(fe);

@@ -1,0 +1,109 @@
+// Growable tables: the declared-state hashes (services, backends, reverse
+// NAT) that the programs reach through a one-slot array of maps (see
+// bpf/lib/maps_lb.h). The agent creates each table at the size what is
+// declared needs and, before a change that would fill it, replaces it by a
+// larger copy with one atomic update of the slot: no program reload, no
+// moment without the entries. Memory follows what is declared (a hash's
+// fixed cost is its bucket array, 16 bytes per entry of size), not a
+// maximum fixed at load.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/fd.h"
+#include "maps/pinned_map.h"
+
+namespace tendril {
+
+// The size a table gets for `need` entries: twice the need rounded up to a
+// power of two (the kernel's bucket count), at least TND_TABLE_MIN_ENTRIES,
+// at most `cap` (the setting that bounds it).
+uint32_t TableSizeFor(uint64_t need, uint32_t cap);
+
+// The table in a growable map's slot; NotFound while none was created.
+absl::StatusOr<UniqueFd> OpenTable(int outer_fd, const std::string& what);
+
+struct TableShape {
+  uint32_t key_size;
+  uint32_t value_size;
+};
+
+// Makes the table in `outer_fd`'s slot hold `need` entries: creates it when
+// there is none, replaces it by a copy of size TableSizeFor(need, cap) when
+// `need` is over three quarters of it (unless it is that size already), it
+// is larger than `cap`, or (with `shrink`) more than four times that size. Returns the table to use from now on and whether it
+// was replaced. Refuses `need` above `cap`, touching nothing.
+struct TableResult {
+  UniqueFd fd;
+  uint32_t size = 0;
+  bool replaced = false;
+};
+absl::StatusOr<TableResult> EnsureTable(int outer_fd, const std::string& what, TableShape shape, uint64_t need,
+                                        uint32_t cap, bool shrink);
+
+// Every entry of `from` written into `to` (same key and value sizes): in
+// batches where the kernel has them, else one by one. How many.
+absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const std::string& what);
+
+// A growable map as the writer sees it: the Map<K, V> operations act on the
+// current table; Reserve() makes room first.
+template <typename K, typename V>
+class Growable {
+ public:
+  static absl::StatusOr<Growable> OpenPin(const std::string& path, const std::string& name) {
+    TND_ASSIGN_OR_RETURN(UniqueFd outer, OpenPinned(path));
+    Growable g(std::move(outer), name);
+    auto t = OpenTable(g.outer_.get(), name);
+    if (t.ok()) {
+      TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(t->get()));
+      if (info.key_size != sizeof(K) || info.value_size != sizeof(V))
+        return absl::FailedPreconditionError(absl::StrCat("table of ", path, " has key/value size ", info.key_size,
+                                                          "/", info.value_size, ", this build expects ", sizeof(K),
+                                                          "/", sizeof(V)));
+      g.size_ = info.max_entries;
+      g.table_.emplace(std::move(*t), name);
+    } else if (!absl::IsNotFound(t.status())) {
+      return t.status();
+    }
+    return g;
+  }
+
+  // Room for `need` entries (see EnsureTable); whether the table was replaced.
+  absl::StatusOr<bool> Reserve(uint64_t need, uint32_t cap, bool shrink = false) {
+    TND_ASSIGN_OR_RETURN(TableResult r,
+                         EnsureTable(outer_.get(), name_, TableShape{sizeof(K), sizeof(V)}, need, cap, shrink));
+    size_ = r.size;
+    table_.emplace(std::move(r.fd), name_);
+    return r.replaced;
+  }
+
+  bool has_table() const { return table_.has_value(); }
+  uint32_t size() const { return size_; }  // the table's max_entries
+  Map<K, V>& table() { return *table_; }
+  const Map<K, V>& table() const { return *table_; }
+
+  absl::StatusOr<std::optional<V>> Lookup(const K& k) const {
+    if (!table_) return std::optional<V>();
+    return table_->Lookup(k);
+  }
+  absl::Status Update(const K& k, const V& v) {
+    if (!table_) return absl::FailedPreconditionError(absl::StrCat(name_, ": no table yet (Reserve first)"));
+    return table_->Update(k, v);
+  }
+  absl::Status Delete(const K& k) { return table_ ? table_->Delete(k) : absl::OkStatus(); }
+  absl::Status ForEach(const std::function<void(const K&, const V&)>& fn) const {
+    return table_ ? table_->ForEach(fn) : absl::OkStatus();
+  }
+
+ private:
+  Growable(UniqueFd outer, std::string name) : outer_(std::move(outer)), name_(std::move(name)) {}
+  UniqueFd outer_;
+  std::string name_;
+  std::optional<Map<K, V>> table_;
+  uint32_t size_ = 0;
+};
+
+}  // namespace tendril
