@@ -12,9 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "agent/map_sizes.h"
 #include "common/api_client.h"
 #include "common/fd.h"
 #include "common/subprocess.h"
+#include "maps/pinned_map.h"
 #include "maps/tendril_maps.h"
 #include "test/support/kernel.h"
 
@@ -191,8 +193,14 @@ TEST_F(AgentLifecycleTest, MapSizeSettingsSizeThePinnedTables) {
   };
   {
     Subprocess agent(Args({"--xdp-mode", "disabled", "--ct-max-entries", "4096", "--nat-max-entries", "8192",
-                           "--sock-revnat-max-entries", "2048"}));
+                           "--sock-revnat-max-entries", "2048", "--affinity-max-entries", "1024"}));
     ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+    // A table 90% full is named in a warning.
+    auto aff = Map<tnd_affinity_key, tnd_affinity_val>::OpenPin(pins_.path() + "/" TND_MAP_AFFINITY, "affinity");
+    ASSERT_TRUE(aff.ok()) << aff.status();
+    for (uint32_t i = 0; i < 930; ++i) ASSERT_TRUE(aff->Update(tnd_affinity_key{i + 1, 7, 0}, {1, 0}).ok());
+    CliResult text = RunCli(Socket(), pins_.path(), {"status"});
+    EXPECT_NE(text.out.find("Warning: tnd_affinity is 90% full (930 of 1024)"), std::string::npos) << text.out;
     auto s = sizes();
     EXPECT_EQ(s[TND_MAP_CT_V4], 4096u);
     EXPECT_EQ(s[TND_MAP_CT_V6], 4096u);
@@ -201,11 +209,26 @@ TEST_F(AgentLifecycleTest, MapSizeSettingsSizeThePinnedTables) {
     EXPECT_EQ(agent.Stop(), 0);
     EXPECT_EQ(agent.Log().find("replacing pinned map"), std::string::npos)
         << "all objects must ask for the same sizes: " << agent.Log();
+    EXPECT_EQ(agent.Log().find("resizing pinned map"), std::string::npos) << agent.Log();
   }
+  // Defaults: the flow tables follow the node's memory; the resized tables
+  // keep their entries (the devices' entry among them).
+  const uint32_t ct = FlowTablesFor(AgentConfig{}, NodeMemoryBytes()).ct;
   Subprocess agent(Args({"--xdp-mode", "disabled"}));
   ASSERT_TRUE(WaitReady(agent)) << agent.Log();
-  EXPECT_EQ(sizes()[TND_MAP_CT_V4], 262144u);
-  EXPECT_NE(agent.Log().find("max_entries 4096 -> 262144"), std::string::npos) << agent.Log();
+  EXPECT_EQ(sizes()[TND_MAP_CT_V4], ct);
+  EXPECT_NE(agent.Log().find(absl::StrCat("max_entries 4096 -> ", ct, "): its entries are carried over")),
+            std::string::npos)
+      << agent.Log();
+  CliResult r = RunCli(Socket(), pins_.path(), {"-o", "json", "status"});
+  nlohmann::json st = nlohmann::json::parse(r.out);
+  uint64_t total = 0;
+  for (const auto& m : st["maps"]) {
+    EXPECT_TRUE(m.contains("bytes")) << m.dump();
+    total += m.value("bytes", uint64_t{0});
+    EXPECT_FALSE(m.contains("warning")) << m.dump();
+  }
+  EXPECT_GT(total, 1u << 20);
 }
 
 }  // namespace

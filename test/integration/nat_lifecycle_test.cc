@@ -189,7 +189,7 @@ TEST_P(NatLifecycleTest, NodePortChurnReleasesItsNatMappings) {
   EXPECT_NE(list.out.find("SYN ACK"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("service"), std::string::npos) << list.out;
   CliResult st = Cli({"status"});
-  EXPECT_NE(st.out.find("NAT:         ports 10000-29999 (reserved), entries v4 2/262144"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("NAT:         ports 10000-29999 (reserved), entries v4 2/"), std::string::npos) << st.out;
   EXPECT_NE(st.out.find(" times since start"), std::string::npos) << st.out;
 }
 
