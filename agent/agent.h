@@ -110,6 +110,8 @@ class Agent {
   void SyncHealth(const std::vector<ServiceId>& service_ids);
   void SyncHealthAll();
   BackendPlace PlaceOf(const IpAddr& ip) const;
+  std::vector<BackendPlace> PlacesOf(const std::vector<IpAddr>& ips) const;
+  BackendPlace PlaceFromRoute(const std::optional<RouteInfo>& route) const;
   // Services with a backend at one of `ips` (every service: empty) follow
   // where their backends are now (an endpoint or route came or went).
   void RefreshPlacement(const std::vector<IpAddr>& ips);

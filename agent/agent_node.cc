@@ -83,17 +83,33 @@ void Agent::RefreshPlacementWhere(const std::function<bool(const IpAddr&)>& affe
                  services_->last_stats().deletes, " deletes)");
 }
 
+BackendPlace Agent::PlaceFromRoute(const std::optional<RouteInfo>& route) const {
+  if (!route) return BackendPlace::kRemote;
+  if (route->local_address) return BackendPlace::kHost;
+  for (int idx : device_ifindexes_)
+    if (idx == route->oif) return BackendPlace::kRemote;
+  return BackendPlace::kLocal;
+}
+
 BackendPlace Agent::PlaceOf(const IpAddr& ip) const {
   auto route = LookupRoute(ip);
   if (!route.ok()) {
     TND_LOG_WARN("backend ", ip.ToString(), ": ", route.status().message(), " (taken as remote)");
     return BackendPlace::kRemote;
   }
-  if (!*route) return BackendPlace::kRemote;
-  if ((*route)->local_address) return BackendPlace::kHost;
-  for (int idx : device_ifindexes_)
-    if (idx == (*route)->oif) return BackendPlace::kRemote;
-  return BackendPlace::kLocal;
+  return PlaceFromRoute(*route);
+}
+
+std::vector<BackendPlace> Agent::PlacesOf(const std::vector<IpAddr>& ips) const {
+  auto routes = LookupRoutes(ips);
+  if (!routes.ok()) {
+    TND_LOG_WARN("route lookups for ", ips.size(), " backends: ", routes.status().message(), " (one by one)");
+    return {};  // the planner asks PlaceOf for each
+  }
+  std::vector<BackendPlace> out;
+  out.reserve(routes->size());
+  for (const auto& r : *routes) out.push_back(PlaceFromRoute(r));
+  return out;
 }
 
 void Agent::OnLinkEvents() {

@@ -27,6 +27,7 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   for (const DeviceFacts& d : facts.devices) device_ifindexes_.push_back(d.ifindex);
   node.addresses = NodePortAddresses(facts);
   node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
+  node.place_all = [this](const std::vector<IpAddr>& ips) { return PlacesOf(ips); };
   ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max,
                        cfg_.maglev_max_services, cfg_.lb_service_map_max, cfg_.lb_backend_map_max,
                        cfg_.lb_revnat_map_max};
@@ -92,7 +93,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
 
 absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
   if (!a.contains("services") || !a["services"].is_array())
-    return absl::InvalidArgumentError("missing argument \"services\" (an array of services)");
+    return absl::InvalidArgumentError("expected an array of services (or {\"services\": [...]})");
   std::vector<Service> desired;
   desired.reserve(a["services"].size());
   for (size_t i = 0; i < a["services"].size(); ++i) {

@@ -189,13 +189,18 @@ int CmdServiceApply(const Globals& g, const std::string& file) {
     if (!in) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", file, ": ", std::strerror(errno))));
     text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  absl::StatusOr<json> parsed = jsonf::Parse(text);
-  if (!parsed.ok()) return Fail(Annotate(parsed.status(), file));
-  json doc = std::move(*parsed);
-  if (doc.is_object() && doc.contains("services")) doc = doc["services"];
-  if (!doc.is_array())
+  // Checked here (syntax, and an array or an object at the top) and sent as
+  // it is: the agent parses it once and says which service is wrong.
+  if (!json::accept(text)) {
+    absl::StatusOr<json> parsed = jsonf::Parse(text);  // for the error's position
+    return Fail(Annotate(parsed.ok() ? absl::InvalidArgumentError("not JSON") : parsed.status(), file));
+  }
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  const char top = first == std::string::npos ? 0 : text[first];
+  if (top != '[' && top != '{')
     return Fail(absl::InvalidArgumentError(absl::StrCat(file, ": expected an array of services (or {\"services\": [...]})")));
-  auto r = CallAgent(g.api_socket, "service.apply", {{"services", doc}}, 120000);
+  auto r = CallAgentRaw(g.api_socket, "service.apply", top == '[' ? absl::StrCat("{\"services\":", text, "}") : text,
+                        120000);
   if (!r.ok() || g.json()) return PrintResult(g, r);
   std::printf("%d services declared: %d added, %d changed, %d removed (%d map writes, %d deletes)\n",
               r->value("services", 0), r->value("added", 0), r->value("changed", 0), r->value("removed", 0),

@@ -91,9 +91,21 @@ absl::StatusOr<UniqueFd> ConnectApi(const std::string& socket_path) {
 
 absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const std::string& op,
                                          const nlohmann::json& args, int timeout_ms) {
+  return CallAgentRaw(socket_path, op, jsonf::Dump(args), timeout_ms);
+}
+
+absl::StatusOr<nlohmann::json> CallAgentRaw(const std::string& socket_path, const std::string& op,
+                                            std::string args_json, int timeout_ms) {
+  if (args_json.size() > kMaxApiMessage - 64)
+    return absl::InvalidArgumentError(
+        absl::StrCat("request of ", args_json.size(), " bytes; the API takes at most ", kMaxApiMessage));
+  // JSON allows line breaks only between tokens, where a space does as well:
+  // the request stays one line.
+  for (char& ch : args_json)
+    if (ch == '\n' || ch == '\r') ch = ' ';
   TND_ASSIGN_OR_RETURN(UniqueFd fd, ConnectApi(socket_path));
-  nlohmann::json req = {{"op", op}, {"args", args}};
-  TND_RETURN_IF_ERROR(WriteAll(fd.get(), jsonf::Dump(req) + "\n"));
+  TND_RETURN_IF_ERROR(
+      WriteAll(fd.get(), absl::StrCat("{\"op\":", jsonf::Dump(nlohmann::json(op)), ",\"args\":", args_json, "}\n")));
   TND_ASSIGN_OR_RETURN(std::string line, ReadLine(fd.get(), timeout_ms));
   absl::StatusOr<nlohmann::json> parsed = jsonf::Parse(line);
   if (!parsed.ok()) return absl::DataLossError(absl::StrCat("agent's answer: ", parsed.status().message()));

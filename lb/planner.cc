@@ -219,7 +219,7 @@ absl::Status ServicePlanner::CheckSingleCapacity(const Service& s, const Service
 }
 
 absl::Status ServicePlanner::Prepare(Service& s, const Service* previous) const {
-  Place(s);
+  Place(s, previous);
   TND_RETURN_IF_ERROR(AllocatePorts(s, previous));
   TND_RETURN_IF_ERROR(CheckConflicts(s, s.id));
   if (s.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(CheckMaglevCapacity(MaglevServices(s.id) + 1));
@@ -316,7 +316,9 @@ absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const
   GiveNewIds(desired);
   std::map<ServiceId, Service> next;
   for (Service& s : desired) next.emplace(s.id, std::move(s));
-  for (auto& [id, s] : next) Place(s);
+  std::vector<std::pair<Service*, const Service*>> place;
+  for (auto& [id, s] : next) place.emplace_back(&s, Get(id));
+  Place(place);
   TND_RETURN_IF_ERROR(AllocatePorts(next));
   TND_RETURN_IF_ERROR(CheckConflicts(next, node_.addresses));
   size_t maglev = 0;
@@ -357,9 +359,11 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
         return absl::FailedPreconditionError(absl::StrCat("service ", s.frontend.ToString(), " has backend id ", b.id,
                                                           ", above lb-backend-map-max (", limits_.backend_map_entries,
                                                           "): raise the setting"));
-    Place(s);
     all[s.id] = std::move(s);
   }
+  std::vector<std::pair<Service*, const Service*>> place;
+  for (auto& [id, s] : all) place.emplace_back(&s, nullptr);
+  Place(place);
   for (auto& entry : all) {
     // Each keeps the ports it saved; one that has none (a hand-edited state)
     // gets one no other restored service holds.

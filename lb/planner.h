@@ -30,6 +30,8 @@ namespace tendril {
 struct NodeView {
   std::vector<IpAddr> addresses;
   std::function<BackendPlace(const IpAddr&)> place = [](const IpAddr&) { return BackendPlace::kRemote; };
+  // Many at once, in order (a whole set); when unset, `place` for each.
+  std::function<std::vector<BackendPlace>(const std::vector<IpAddr>&)> place_all;
 };
 
 // One service's change. `old` is what the maps hold for it (none: it is
@@ -135,8 +137,11 @@ class ServicePlanner {
   absl::Status CheckSingleCapacity(const Service& s, const Service* previous) const;
   // Everything a single-service change (add, update) checks and chooses.
   absl::Status Prepare(Service& s, const Service* previous) const;
-  // Sets every backend's place from the node's routes.
-  void Place(Service& s) const;
+  // Sets every backend's place: the previous version's where it had the
+  // address (routes and links that move one are followed by Placement()),
+  // else from the node's routes, asked once for all of `todo`.
+  void Place(const std::vector<std::pair<Service*, const Service*>>& todo) const;
+  void Place(Service& s, const Service* previous = nullptr) const { Place({{&s, previous}}); }
 
   ServiceLimits limits_;
   uint32_t maglev_size_;

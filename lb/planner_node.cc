@@ -1,6 +1,8 @@
 // The planner's view of the node: where each backend is (placement, from
 // the node's routes) and which addresses serve node ports. Both change
 // under the declared services, which then follow them.
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "lb/planner.h"
@@ -21,8 +23,32 @@ absl::StatusOr<Plan> ServicePlanner::NodeAddresses(std::vector<IpAddr> addresses
   return plan;
 }
 
-void ServicePlanner::Place(Service& s) const {
-  for (Backend& b : s.backends) b.place = node_.place(b.ip);
+void ServicePlanner::Place(const std::vector<std::pair<Service*, const Service*>>& todo) const {
+  std::vector<IpAddr> ask;
+  std::map<IpAddr, size_t> asked;  // address -> its index in `ask`
+  std::vector<std::pair<Backend*, size_t>> fill;
+  for (auto [s, previous] : todo)
+    for (Backend& b : s->backends) {
+      const Backend* had = nullptr;
+      if (previous)
+        for (const Backend& p : previous->backends)
+          if (p.ip == b.ip) had = &p;
+      if (had) {
+        b.place = had->place;
+        continue;
+      }
+      auto [it, fresh] = asked.emplace(b.ip, ask.size());
+      if (fresh) ask.push_back(b.ip);
+      fill.emplace_back(&b, it->second);
+    }
+  if (ask.empty()) return;
+  std::vector<BackendPlace> places;
+  if (node_.place_all) places = node_.place_all(ask);
+  if (places.size() != ask.size()) {
+    places.clear();
+    for (const IpAddr& ip : ask) places.push_back(node_.place(ip));
+  }
+  for (auto [b, i] : fill) b->place = places[i];
 }
 
 Plan ServicePlanner::Placement(const std::function<bool(const IpAddr&)>& affected) const {

@@ -111,7 +111,18 @@ absl::StatusOr<TableResult> EnsureTable(int outer_fd, const std::string& what, T
   // A new table, filled before it is published: readers see the old table
   // or the complete new one.
   TND_ASSIGN_OR_RETURN(out.fd, CreateTable(what, shape, want));
-  if (cur.ok()) TND_RETURN_IF_ERROR(CopyEntries(cur->get(), out.fd.get(), shape, what).status());
+  if (cur.ok()) {
+    absl::StatusOr<uint64_t> copied = CopyEntries(cur->get(), out.fd.get(), shape, what);
+    if (!copied.ok()) {
+      // A shrink that the old entries do not fit (stale ones a restore is
+      // about to remove): the old table stays.
+      TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(cur->get()));
+      if (info.max_entries < need || info.max_entries > cap) return copied.status();
+      out.fd = std::move(*cur);
+      out.size = info.max_entries;
+      return out;
+    }
+  }
   uint32_t zero = 0, fd = static_cast<uint32_t>(out.fd.get());
   if (bpf_map_update_elem(outer_fd, &zero, &fd, BPF_ANY) != 0)
     return ErrnoError(errno, absl::StrCat("publish the new table of ", what));

@@ -110,6 +110,66 @@ int AddrCb(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
+namespace {
+// One RTM_GETROUTE request for `dst` at the end of `buf`.
+void PutRouteRequest(std::vector<char>& buf, const IpAddr& dst, uint32_t seq) {
+  const size_t at = buf.size();
+  buf.resize(at + MNL_ALIGN(sizeof(nlmsghdr)) + MNL_ALIGN(sizeof(rtmsg)) + MNL_ALIGN(sizeof(nlattr)) + 16);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data() + at);
+  nlh->nlmsg_type = RTM_GETROUTE;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  nlh->nlmsg_seq = seq;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  const bool v4 = dst.family == Family::kV4;
+  rtm->rtm_family = v4 ? AF_INET : AF_INET6;
+  rtm->rtm_dst_len = v4 ? 32 : 128;
+  mnl_attr_put(nlh, RTA_DST, v4 ? 4 : 16, dst.bytes.data());
+  buf.resize(at + nlh->nlmsg_len);
+}
+
+// Sends requests seq first..first+n-1 (in `buf`) and fills out[seq - base].
+absl::Status RouteBatch(mnl_socket* nl, const std::vector<char>& req, uint32_t first, size_t n, uint32_t base,
+                        std::vector<std::optional<RouteInfo>>& out) {
+  if (mnl_socket_sendto(nl, req.data(), req.size()) < 0) return ErrnoError(errno, "route lookups");
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
+  for (size_t answered = 0; answered < n;) {
+    const ssize_t got = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+    if (got < 0) return ErrnoError(errno, "route lookups");
+    int len = static_cast<int>(got);
+    for (const auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, len);
+         nlh = mnl_nlmsg_next(nlh, &len)) {
+      if (nlh->nlmsg_seq < first || nlh->nlmsg_seq >= first + n) continue;  // not ours
+      std::optional<RouteInfo>& slot = out[nlh->nlmsg_seq - base];
+      if (nlh->nlmsg_type == NLMSG_ERROR) {
+        const auto* e = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        if (e->error != 0 && -e->error != ENETUNREACH && -e->error != EHOSTUNREACH)
+          return ErrnoError(-e->error, "route lookup");
+        slot.reset();  // no route is an answer
+        ++answered;
+      } else if (nlh->nlmsg_type == RTM_NEWROUTE) {
+        RouteCb(nlh, &slot);
+        ++answered;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<std::vector<std::optional<RouteInfo>>> LookupRoutes(const std::vector<IpAddr>& dsts) {
+  constexpr size_t kBatch = 128;
+  TND_ASSIGN_OR_RETURN(MnlSocket nl, OpenRoute());
+  std::vector<std::optional<RouteInfo>> out(dsts.size());
+  std::vector<char> req;
+  for (size_t i = 0; i < dsts.size(); i += kBatch) {
+    const size_t n = std::min(kBatch, dsts.size() - i);
+    req.clear();
+    for (size_t k = 0; k < n; ++k) PutRouteRequest(req, dsts[i + k], static_cast<uint32_t>(1 + i + k));
+    TND_RETURN_IF_ERROR(RouteBatch(nl.get(), req, static_cast<uint32_t>(1 + i), n, 1, out));
+  }
+  return out;
+}
+
 absl::StatusOr<std::optional<RouteInfo>> LookupRoute(const IpAddr& dst) {
   // One socket per thread, kept: a service sync looks up every backend
   // (20000 lookups for 10000 services), and opening a socket for each was

@@ -63,8 +63,9 @@ std::map<std::string, Cap> Caps() {
           {"iptables-nft", {10000, "iptables-nft-restore took 188 s at 100000 services; run with --full"}}};
 }
 
-// The pinned maps' memory is fixed at load (preallocated LRU tables): what
-// the agent takes with its default table sizes and with smaller ones.
+// The pinned maps' memory with no service declared: the flow tables (LRU,
+// preallocated at load) by their size settings; the LB tables follow what
+// is declared (their growth is in the per-S rows).
 nlohmann::json MapMemory() {
   nlohmann::json out = nlohmann::json::array();
   struct Variant {
@@ -72,11 +73,14 @@ nlohmann::json MapMemory() {
     std::vector<std::string> flags;
   };
   std::vector<Variant> variants = {
-      {"defaults (ct/nat 262144, sock rev-NAT 65536 per family)", {}},
-      {"ct/nat 65536, sock rev-NAT 16384",
-       {"--ct-max-entries", "65536", "--nat-max-entries", "65536", "--sock-revnat-max-entries", "16384"}},
-      {"ct/nat 16384, sock rev-NAT 4096",
-       {"--ct-max-entries", "16384", "--nat-max-entries", "16384", "--sock-revnat-max-entries", "4096"}},
+      {"defaults (flow tables: 0.0025 of the node's memory)", {}},
+      {"map-dynamic-size-ratio 0.001", {"--map-dynamic-size-ratio", "0.001"}},
+      {"flow tables at their floor (16384 entries)",
+       {"--ct-max-entries", "16384", "--nat-max-entries", "16384", "--sock-revnat-max-entries", "16384",
+        "--affinity-max-entries", "16384"}},
+      {"ct/nat 262144 (the defaults before they followed memory)",
+       {"--ct-max-entries", "262144", "--nat-max-entries", "262144", "--sock-revnat-max-entries", "65536",
+        "--affinity-max-entries", "65536"}},
   };
   for (const Variant& v : variants) {
     Node n(9);
@@ -139,6 +143,15 @@ void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, con
                     "applied again: %s\n",
                     (*r)["mode"].get<std::string>().c_str(), Ms(Num(*r, "change_api_s")).c_str(),
                     Ms(Num(*r, "reapply_s")).c_str());
+    for (const nlohmann::json* r : rows)
+      if (r->contains("restart_ready_s") || r->contains("restart_error"))
+        std::printf("   %s: kill -9 and start: ready in %s, %s map writes and %s deletes at restore; a client "
+                    "connecting in a loop: %s failures of %s%s\n",
+                    (*r)["mode"].get<std::string>().c_str(), Ms(Num(*r, "restart_ready_s")).c_str(),
+                    F(Num(*r, "restart_map_writes")).c_str(), F(Num(*r, "restart_map_deletes")).c_str(),
+                    F(Num(*r, "restart_failures")).c_str(), F(Num(*r, "restart_connects")).c_str(),
+                    r->contains("restart_error") ? ("  (" + (*r)["restart_error"].get<std::string>() + ")").c_str()
+                                                 : "");
     // Ratios: each tendril mode over each kube-proxy mode (lower is better
     // for times, higher for rates).
     for (const nlohmann::json* t : rows) {
@@ -157,7 +170,7 @@ void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, con
     }
   }
   if (!memory.empty()) {
-    std::printf("\n-- tendril's pinned maps (preallocated at load, whatever S is), by table size settings\n");
+    std::printf("\n-- tendril's pinned maps with no service, by flow table size settings\n");
     std::printf("%-58s %12s %12s\n", "tables", "maps kB", "agent kB");
     for (const auto& m : memory)
       std::printf("%-58s %12s %12s\n", m["tables"].get<std::string>().c_str(), F(Num(m, "pinned_map_kb")).c_str(),
@@ -251,6 +264,7 @@ int Main(const Options& o) {
       for (int r = 0; r < o.rounds; ++r)
         for (auto& c : cells) c->Round();
       for (auto& c : cells) c->Change();
+      for (auto& c : cells) c->Restart();
       if (s == o.iperf_size)
         for (auto& c : cells)
           if (auto ip = c->Iperf(); !ip.is_null()) iperf.push_back(ip);

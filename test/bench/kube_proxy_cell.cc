@@ -1,5 +1,12 @@
 #include "test/bench/kube_proxy_cell.h"
 
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+
 namespace tendril::test {
 namespace {
 
@@ -55,6 +62,47 @@ double Timed(const Netns& ns, std::vector<std::string> argv, std::string* out) {
   int rc = Sh(full, out);
   auto t1 = Clock::now();
   return rc == 0 ? Seconds(t0, t1) : -1;
+}
+
+void Cell::Restart() {
+  if (!ok() || !tendril()) return;
+  std::atomic<bool> stop{false};
+  std::atomic<long> connects{0}, failures{0};
+  if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());  // the client's connects go through socket LB
+  std::thread client([&] {
+    NetnsGuard in(n_.client);
+    while (!stop) {
+      (ConnectOnce(Vip(), kSvcPort) >= 0 ? connects : failures)++;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  t_->agent->Stop(9, 2000);
+  auto t0 = Clock::now();
+  absl::Status st = t_->Run();
+  const double ready_s = Seconds(t0, Clock::now());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  client.join();
+  if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+  if (!st.ok()) {
+    j_["restart_error"] = std::string(st.message()).substr(0, 300);
+    return;
+  }
+  j_["restart_ready_s"] = ready_s;
+  j_["restart_connects"] = connects.load();
+  j_["restart_failures"] = failures.load();
+  // "services restored: N services, W map writes, D stale entries removed"
+  const std::string log = t_->agent->Log();
+  const size_t at = log.find("services restored: ");
+  if (at != std::string::npos) {
+    const std::string line = log.substr(at, log.find('\n', at) - at);
+    std::vector<std::string> words = absl::StrSplit(line, ' ');
+    for (size_t i = 1; i < words.size(); ++i) {
+      long n = 0;
+      if (words[i] == "map" && absl::SimpleAtoi(words[i - 1], &n)) j_["restart_map_writes"] = n;
+      if (words[i] == "stale" && absl::SimpleAtoi(words[i - 1], &n)) j_["restart_map_deletes"] = n;
+    }
+  }
 }
 
 }  // namespace tendril::test

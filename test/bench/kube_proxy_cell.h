@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/api_client.h"
+#include "common/status.h"
 #include "datapath/bpffs.h"
 #include "tendril_build_config.h"
 #include "test/bench/bench_util.h"
@@ -116,16 +117,17 @@ struct Tendril {
   std::unique_ptr<Subprocess> agent;
   std::string sock() const { return state.path() + "/api.sock"; }
 
+  std::vector<std::string> argv;
+
   absl::Status Start(const Node& n, bool socket_lb, const std::vector<std::string>& extra = {}, bool endpoints = true) {
-    std::vector<std::string> argv = {BinaryPath("tendril-agent"), "--netns", n.node.path(), "--xdp-mode",
+    argv = {BinaryPath("tendril-agent"), "--netns", n.node.path(), "--xdp-mode",
                                      "disabled", "--bpffs-root", pins.path(), "--state-dir", state.path(),
                                      "--api-socket", sock(), "--cgroup-root", cgroup.path(), "--pod-cidrs",
                                      kPodCidr, "--enable-masquerade", "false", "--enable-socket-lb",
                                      socket_lb ? "true" : "false", "--bpf-object-dir",
                                      absl::StrCat(TENDRIL_BINARY_DIR, "/bpf"), "--ct-gc-interval", "3600"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    agent = std::make_unique<Subprocess>(argv);
-    if (auto ready = WaitForAgent(*agent, sock()); !ready) return absl::InternalError(ready.message());
+    TND_RETURN_IF_ERROR(Run());
     for (int i = 0; endpoints && i < 3; ++i) {
       CliResult r = Cli({"endpoint", "add", "--id", std::to_string(i + 1), "--ifname", n.host_if[i], "--ip",
                          i == 0 ? kClient : kBackend[i - 1]});
@@ -134,6 +136,12 @@ struct Tendril {
     return absl::OkStatus();
   }
   CliResult Cli(const std::vector<std::string>& args) const { return RunCli(sock(), pins.path(), args); }
+  // (Re)starts the agent with the same arguments and waits until it answers.
+  absl::Status Run(int wait_seconds = 60) {
+    agent = std::make_unique<Subprocess>(argv);
+    if (auto ready = WaitForAgent(*agent, sock(), wait_seconds); !ready) return absl::InternalError(ready.message());
+    return absl::OkStatus();
+  }
 };
 
 // One mode at one S: its own node, programmed from nothing; connection
@@ -259,6 +267,12 @@ class Cell {
       }
     }
   }
+
+  // kill -9 of the agent and a start, with a client connecting to the
+  // measured service in a loop all along: failures (there must be none: the
+  // datapath stays), the time until the new agent answers, and the map
+  // writes its restore made (none: nothing changed).
+  void Restart();
 
   // iperf3 through the iperf service and straight to backend 1.
   nlohmann::json Iperf() {
