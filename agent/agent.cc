@@ -22,7 +22,8 @@
 
 namespace tendril {
 
-Agent::Agent(AgentConfig cfg) : cfg_(std::move(cfg)), paths_(cfg_.bpffs_root) {}
+Agent::Agent(AgentConfig cfg, AgentSeams seams)
+    : cfg_(std::move(cfg)), seams_(std::move(seams)), paths_(cfg_.bpffs_root) {}
 Agent::~Agent() = default;
 
 absl::StatusOr<NodeFacts> Agent::GatherFacts() const { return GatherNodeFacts(cfg_.devices); }
@@ -72,7 +73,7 @@ absl::Status Agent::Persist(const StateChange& c, const std::function<void()>& u
 absl::Status Agent::Start() {
   started_at_ = NowUtcText();
   TND_RETURN_IF_ERROR(MakeDirs(cfg_.state_dir, 0700));
-  TND_ASSIGN_OR_RETURN(StateStore store, StateStore::Open(cfg_.state_dir));
+  TND_ASSIGN_OR_RETURN(StateStore store, StateStore::Open(cfg_.state_dir, seams_.state_vfs));
   store_.emplace(std::move(store));
   TND_ASSIGN_OR_RETURN(desired_, store_->Load());
   TND_LOG_INFO("desired state from ", store_->path(), ": ", desired_.services.size(), " services, ",

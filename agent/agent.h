@@ -27,9 +27,18 @@
 
 namespace tendril {
 
+// What the agent calls out to at its two boundaries, where not the real
+// thing's defaults: the map writes (maps/map_ops.h) and the SQLite VFS of
+// the state store. test/integration/fault_injection_test.cc passes ones
+// that fail the N-th write or sync.
+struct AgentSeams {
+  MapOps* map_ops = nullptr;  // null: the kernel's
+  std::string state_vfs;      // a registered SQLite VFS; empty: SQLite's default
+};
+
 class Agent {
  public:
-  explicit Agent(AgentConfig cfg);
+  explicit Agent(AgentConfig cfg, AgentSeams seams = {});
   ~Agent();
 
   // Restores desired state, compiles, loads, syncs maps, attaches. On error
@@ -84,7 +93,7 @@ class Agent {
   // which live on the device and cannot be pinned, come from the object.
   template <typename K, typename V>
   absl::StatusOr<Map<K, V>> PinnedMap(const char* name) const {
-    return Map<K, V>::OpenPin(paths_.Map(name), name);
+    return Map<K, V>::OpenPin(paths_.Map(name), name, seams_.map_ops);
   }
   absl::StatusOr<UniqueFd> PinnedFd(const char* name) const { return OpenPinned(paths_.Map(name)); }
   absl::StatusOr<Loaded> LoadObject(const std::string& path, const std::string& offload_dev);
@@ -137,6 +146,7 @@ class Agent {
   void PruneTailCallPins();
 
   AgentConfig cfg_;
+  AgentSeams seams_;
   BpffsPaths paths_;
   std::optional<StateStore> store_;  // opened at start
   // What the store held at start; afterwards its prefilter and endpoints
@@ -154,11 +164,13 @@ class Agent {
   uint64_t nat_exhausted_at_start_ = 0;  // nat-ports-exhausted drops before this start
   std::vector<int> device_ifindexes_;
   std::map<uint16_t, std::unique_ptr<HealthServer>> health_;  // by port
-  std::map<uint16_t, std::vector<uint16_t>> health_services_;  // port -> service ids
-  std::map<uint16_t, uint16_t> health_port_of_;                // service id -> its port
+  std::map<uint16_t, std::vector<ServiceId>> health_services_;  // port -> service ids
+  std::map<ServiceId, uint16_t> health_port_of_;                // service id -> its port
   size_t HealthCount(uint16_t port) const;
   absl::Status CheckHealthPortFree(uint16_t port) const;
   uint32_t next_gc_ = 0;
+  bool placement_retry_ = false;  // a placement refresh failed half way
+  static constexpr int kPlacementRetryMs = 1000;
   nlohmann::json last_gc_;
   std::unique_ptr<ServiceManager> services_;
   CompileResult compiled_;

@@ -18,7 +18,7 @@ absl::Status Agent::StartEndpoints(const std::string& object_path) {
   TND_RETURN_IF_ERROR(SyncNoMasquerade());
   TND_ASSIGN_OR_RETURN(UniqueFd map_fd, PinnedFd(TND_MAP_ENDPOINTS));
   EndpointManager::Hooks hooks{[this](const Endpoint& e) { return AttachEndpoint(e); },
-                               [this](const Endpoint& e) { return DetachEndpoint(e); }};
+                               [this](const Endpoint& e) { return DetachEndpoint(e); }, seams_.map_ops};
   endpoints_ = std::make_unique<EndpointManager>(std::move(map_fd), std::move(hooks), cfg_.devices, cfg_.enable_ipv4,
                                                  cfg_.enable_ipv6);
   TND_ASSIGN_OR_RETURN(auto dropped, endpoints_->Restore(desired_.endpoints));

@@ -42,6 +42,7 @@ int Agent::NextTimeoutMs() const {
   }
   for (const auto& [id, h] : health_)
     if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
+  if (placement_retry_) ms = std::min(ms, kPlacementRetryMs);
   return ms;
 }
 
@@ -50,6 +51,10 @@ void Agent::OnTimer() {
   if (services_) {
     int n = services_->FlushRetiredBackends();
     if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");
+  }
+  if (placement_retry_) {
+    placement_retry_ = false;
+    RefreshPlacement({});  // sets it again if it fails again
   }
   if (static_cast<int32_t>(next_gc_ - BpfClockSeconds()) > 0) return;
   nlohmann::json r = ConntrackGc();

@@ -75,7 +75,10 @@ void Agent::RefreshPlacementWhere(const std::function<bool(const IpAddr&)>& affe
   if (!services_) return;
   auto n = services_->RefreshPlacement(affected);
   if (!n.ok()) {
-    TND_LOG_WARN("backend placement: ", n.status().message());
+    // The services not yet rewritten keep their old placement until the
+    // timer tries all of them again.
+    placement_retry_ = true;
+    TND_LOG_WARN("backend placement: ", n.status().message(), " (tried again in a second)");
     return;
   }
   if (*n)

@@ -21,7 +21,7 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   ct6_ = std::make_unique<CtMap>(std::move(ct6));
   nat4_ = std::make_unique<NatMap>(std::move(nat4));
   nat6_ = std::make_unique<NatMap>(std::move(nat6));
-  TND_ASSIGN_OR_RETURN(LbMaps maps, OpenLbMaps(paths_.root()));
+  TND_ASSIGN_OR_RETURN(LbMaps maps, OpenLbMaps(paths_.root(), seams_.map_ops));
   NodeView node;
   device_ifindexes_.clear();
   for (const DeviceFacts& d : facts.devices) device_ifindexes_.push_back(d.ifindex);

@@ -205,7 +205,7 @@ absl::Status EndpointManager::ConfigureHostSide(const Endpoint& e, Rtnl& host) {
 }
 
 absl::Status EndpointManager::WriteMap(const Endpoint& e) {
-  EpMap m(UniqueFd(::fcntl(map_.get(), F_DUPFD_CLOEXEC, 3)), TND_MAP_ENDPOINTS);
+  EpMap m(UniqueFd(::fcntl(map_.get(), F_DUPFD_CLOEXEC, 3)), TND_MAP_ENDPOINTS, hooks_.map_ops);
   tnd_endpoint v{};
   v.ifindex = static_cast<uint32_t>(e.ifindex);
   v.id = e.id;
@@ -217,7 +217,7 @@ absl::Status EndpointManager::WriteMap(const Endpoint& e) {
 }
 
 void EndpointManager::EraseMap(const Endpoint& e) {
-  EpMap m(UniqueFd(::fcntl(map_.get(), F_DUPFD_CLOEXEC, 3)), TND_MAP_ENDPOINTS);
+  EpMap m(UniqueFd(::fcntl(map_.get(), F_DUPFD_CLOEXEC, 3)), TND_MAP_ENDPOINTS, hooks_.map_ops);
   for (const IpAddr& ip : e.ips) (void)m.Delete(KeyOf(ip));
 }
 
@@ -324,7 +324,7 @@ absl::StatusOr<std::vector<std::string>> EndpointManager::Restore(const std::vec
       tnd_ep_key k = KeyOf(ip);
       want.insert(std::vector<uint8_t>(reinterpret_cast<uint8_t*>(&k), reinterpret_cast<uint8_t*>(&k) + sizeof(k)));
     }
-  EpMap m(UniqueFd(::fcntl(map_.get(), F_DUPFD_CLOEXEC, 3)), TND_MAP_ENDPOINTS);
+  EpMap m(UniqueFd(::fcntl(map_.get(), F_DUPFD_CLOEXEC, 3)), TND_MAP_ENDPOINTS, hooks_.map_ops);
   std::vector<tnd_ep_key> stale;
   TND_RETURN_IF_ERROR(m.ForEach([&](const tnd_ep_key& k, const tnd_endpoint&) {
     std::vector<uint8_t> b(reinterpret_cast<const uint8_t*>(&k), reinterpret_cast<const uint8_t*>(&k) + sizeof(k));

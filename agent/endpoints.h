@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "maps/map_ops.h"
 #include "network/netlink.h"
 #include "lb/service.h"
 #include "common/fd.h"
@@ -54,6 +55,7 @@ class EndpointManager {
     // Attaches bpf_lxc.o to the host-side device (replacing what is there).
     std::function<absl::Status(const Endpoint&)> attach;
     std::function<absl::Status(const Endpoint&)> detach;
+    MapOps* map_ops = nullptr;  // the endpoint map's writes (null: the kernel's)
   };
   EndpointManager(UniqueFd endpoints_map, Hooks hooks, std::vector<std::string> native_devices,
                   bool ipv4, bool ipv6);

@@ -52,12 +52,12 @@ absl::Status StateStore::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<StateStore> StateStore::Open(const std::string& dir) {
+absl::StatusOr<StateStore> StateStore::Open(const std::string& dir, const std::string& vfs) {
   TND_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   StateStore s;
   s.path_ = dir + "/state.db";
   if (sqlite3_open_v2(s.path_.c_str(), &s.db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK)
+                      vfs.empty() ? nullptr : vfs.c_str()) != SQLITE_OK)
     return s.Error("open");
   ::chmod(s.path_.c_str(), 0600);
   // WAL with synchronous FULL: a commit is on disk when it returns.

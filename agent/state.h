@@ -49,8 +49,9 @@ nlohmann::json StoredEndpointJson(const Endpoint& e);
 
 class StateStore {
  public:
-  // Opens DIR/state.db, creating it (and DIR) if needed.
-  static absl::StatusOr<StateStore> Open(const std::string& dir);
+  // Opens DIR/state.db, creating it (and DIR) if needed; through the SQLite
+  // VFS named `vfs` (registered by the caller) when not empty.
+  static absl::StatusOr<StateStore> Open(const std::string& dir, const std::string& vfs = "");
   StateStore(StateStore&&) noexcept;
   StateStore& operator=(StateStore&&) noexcept;
   ~StateStore();

@@ -246,7 +246,8 @@ void AddServiceCommands(CLI::App& app, Cli& c) {
   add->add_option("--algorithm", sa->algorithm, "random (default) or maglev");
   add->add_option("--affinity-timeout", sa->affinity, "ClientIP session affinity, seconds (0: off)")
       ->check(CLI::Range(0, 604800));
-  add->add_option("--id", sa->id, "service id (default: the lowest free)")->check(CLI::Range(1, 65535));
+  add->add_option("--id", sa->id, "service id (default: the lowest free)")
+      ->check(CLI::Range(int64_t{1}, int64_t{UINT32_MAX}));
   add->callback([&c, sa] { c.rc = CmdServiceAdd(c.g, *sa); });
   auto file = std::make_shared<std::string>();
   auto* apply = svc->add_subcommand("apply", "declare the whole set of services from a JSON file (others are removed)");

@@ -45,20 +45,20 @@ absl::Status DropSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, SyncStats
 
 }  // namespace
 
-absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root) {
+absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root, MapOps* ops) {
   auto path = [&](const char* name) { return pin_root + "/" + name; };
-  TND_ASSIGN_OR_RETURN(auto svc4, (Growable<tnd_svc4_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V4), TND_MAP_SVC_V4)));
-  TND_ASSIGN_OR_RETURN(auto svc6, (Growable<tnd_svc6_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V6), TND_MAP_SVC_V6)));
+  TND_ASSIGN_OR_RETURN(auto svc4, (Growable<tnd_svc4_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V4), TND_MAP_SVC_V4, ops)));
+  TND_ASSIGN_OR_RETURN(auto svc6, (Growable<tnd_svc6_key, tnd_svc_val>::OpenPin(path(TND_MAP_SVC_V6), TND_MAP_SVC_V6, ops)));
   TND_ASSIGN_OR_RETURN(auto backends,
-                       (Growable<uint32_t, tnd_backend>::OpenPin(path(TND_MAP_BACKENDS), TND_MAP_BACKENDS)));
-  TND_ASSIGN_OR_RETURN(auto revnat, (Growable<uint32_t, tnd_revnat>::OpenPin(path(TND_MAP_REVNAT), TND_MAP_REVNAT)));
+                       (Growable<uint32_t, tnd_backend>::OpenPin(path(TND_MAP_BACKENDS), TND_MAP_BACKENDS, ops)));
+  TND_ASSIGN_OR_RETURN(auto revnat, (Growable<uint32_t, tnd_revnat>::OpenPin(path(TND_MAP_REVNAT), TND_MAP_REVNAT, ops)));
   TND_ASSIGN_OR_RETURN(UniqueFd maglev, OpenPinnedMap(path(TND_MAP_MAGLEV), sizeof(uint32_t), sizeof(uint32_t)));
   TND_ASSIGN_OR_RETURN(auto srng4,
-                       (Map<tnd_srange_v4_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V4), TND_MAP_SRCRANGE_V4)));
+                       (Map<tnd_srange_v4_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V4), TND_MAP_SRCRANGE_V4, ops)));
   TND_ASSIGN_OR_RETURN(auto srng6,
-                       (Map<tnd_srange_v6_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V6), TND_MAP_SRCRANGE_V6)));
+                       (Map<tnd_srange_v6_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V6), TND_MAP_SRCRANGE_V6, ops)));
   return LbMaps{std::move(svc4),   std::move(svc6),  std::move(backends), std::move(revnat),
-                std::move(maglev), std::move(srng4), std::move(srng6)};
+                std::move(maglev), std::move(srng4), std::move(srng6), ops};
 }
 
 absl::StatusOr<int> LbWriter::Reserve(const MapNeeds& needs, const ServiceLimits& limits, bool shrink) {
@@ -87,7 +87,11 @@ std::vector<uint32_t> LbWriter::TableSizes() const {
 
 absl::Status LbWriter::DropMaglev(ServiceId id) {
   uint32_t key = id;
-  if (bpf_map_delete_elem(maps_.maglev.get(), &key) == 0) stats_.deletes++;
+  if (OpsOr(maps_.ops).Delete(maps_.maglev.get(), &key) == 0) {
+    stats_.deletes++;
+  } else if (errno != ENOENT) {
+    return ErrnoError(errno, absl::StrCat("drop the Maglev table of service ", id));
+  }
   return absl::OkStatus();
 }
 
@@ -115,18 +119,19 @@ absl::Status LbWriter::WriteMaglev(ServiceId id, const std::vector<uint32_t>& ta
         keys.push_back(pos);
         values.push_back(table[pos]);
       }
-    TND_RETURN_IF_ERROR(UpdateU32Batch(inner.get(), keys, values, what));
+    TND_RETURN_IF_ERROR(UpdateU32Batch(inner.get(), keys, values, what, OpsOr(maps_.ops)));
     stats_.writes += static_cast<int>(keys.size());
     return absl::OkStatus();
   }
   // A new table, filled completely before it is published in the outer map.
-  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "tnd_maglev_tbl", 4, 4, static_cast<uint32_t>(table.size()), nullptr);
+  int fd = OpsOr(maps_.ops).Create(BPF_MAP_TYPE_ARRAY, "tnd_maglev_tbl", 4, 4, static_cast<uint32_t>(table.size()),
+                                   nullptr);
   if (fd < 0) return ErrnoError(errno, absl::StrCat("create Maglev table for service ", id));
   inner.Reset(fd);
   for (uint32_t pos = 0; pos < table.size(); ++pos) keys.push_back(pos);
-  TND_RETURN_IF_ERROR(UpdateU32Batch(inner.get(), keys, table, what));
+  TND_RETURN_IF_ERROR(UpdateU32Batch(inner.get(), keys, table, what, OpsOr(maps_.ops)));
   uint32_t val = static_cast<uint32_t>(inner.get());
-  if (bpf_map_update_elem(maps_.maglev.get(), &key, &val, BPF_ANY) != 0)
+  if (OpsOr(maps_.ops).Update(maps_.maglev.get(), &key, &val, BPF_ANY) != 0)
     return ErrnoError(errno, absl::StrCat("publish Maglev table of service ", id));
   stats_.writes += static_cast<int>(table.size()) + 1;
   return absl::OkStatus();

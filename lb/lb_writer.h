@@ -28,10 +28,12 @@ struct LbMaps {
   UniqueFd maglev;  // hash of maps: service id -> array of backend ids
   Map<tnd_srange_v4_key, uint32_t> srng4;
   Map<tnd_srange_v6_key, uint32_t> srng6;
+  MapOps* ops = nullptr;  // every write goes through it (null: the kernel's)
 };
 
-// Opens the LB maps pinned under `pin_root` (by bpf_host.o, which has them all).
-absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root);
+// Opens the LB maps pinned under `pin_root` (by bpf_host.o, which has them
+// all), their writes going through `ops` (maps/map_ops.h; null: the kernel's).
+absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root, MapOps* ops = nullptr);
 
 struct SyncStats {
   int writes = 0;

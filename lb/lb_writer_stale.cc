@@ -85,7 +85,7 @@ absl::Status LbWriter::RemoveStaleByService(const std::map<ServiceId, Service>& 
   for (uint32_t key : maglev_keys) {
     auto it = services.find(static_cast<ServiceId>(key));
     if (it == services.end() || it->second.algorithm != Algorithm::kMaglev)
-      if (bpf_map_delete_elem(maps_.maglev.get(), &key) == 0) stats_.deletes++;
+      if (OpsOr(maps_.ops).Delete(maps_.maglev.get(), &key) == 0) stats_.deletes++;
   }
   std::set<std::string> want_ids, want_backends;
   for (const auto& [id, s] : services) {

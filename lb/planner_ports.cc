@@ -81,7 +81,7 @@ const std::function<bool(uint16_t)> kNone = [](uint16_t) { return false; };
 absl::Status ServicePlanner::CheckConflicts(const Service& s, ServiceId ignore_id) const {
   TND_RETURN_IF_ERROR(index_.CheckPorts(s, ignore_id, services_));
   for (const FrontendEntry& e : Entries(s)) {
-    std::optional<uint16_t> owner = index_.FrontendOwner(e.frontend);
+    std::optional<ServiceId> owner = index_.FrontendOwner(e.frontend);
     if (!owner || *owner == ignore_id) continue;
     const Service* other = Get(*owner);
     return absl::AlreadyExistsError(absl::StrCat(

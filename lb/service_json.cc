@@ -80,7 +80,7 @@ absl::Status ExternalFromJson(const nlohmann::json& j, Service& s) {
 absl::StatusOr<Service> ServiceFromJsonFields(const nlohmann::json& j) {
   TND_RETURN_IF_ERROR(jsonf::Object(j, "a service"));
   Service s;
-  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(j, "id", 0, 65535, 0));
+  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(j, "id", 0, UINT32_MAX, 0));
   s.id = static_cast<ServiceId>(id);
   TND_ASSIGN_OR_RETURN(std::string frontend, jsonf::String(j, "frontend", ""));
   if (frontend.empty()) return absl::InvalidArgumentError("\"frontend\" is missing");

@@ -78,14 +78,16 @@ absl::StatusOr<Service> ServiceManager::Delete(ServiceId id) {
 absl::StatusOr<int> ServiceManager::RefreshPlacement(const std::function<bool(const IpAddr&)>& affected) {
   Begin();
   Plan plan = planner_.Placement(affected);
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false));
+  // A change whose write fails is undone: the services before it follow
+  // the new placement, it and the rest keep the old (the caller retries).
+  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
   return static_cast<int>(plan.changes.size());
 }
 
 absl::StatusOr<int> ServiceManager::SetNodeAddresses(std::vector<IpAddr> addresses) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.NodeAddresses(std::move(addresses)));
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false));
+  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
   return static_cast<int>(plan.changes.size());
 }
 

@@ -38,7 +38,8 @@ class ServiceManager {
   absl::StatusOr<Service> Update(ServiceId id, const ServiceUpdate& u);
   absl::StatusOr<Service> Delete(ServiceId id);
   // Placement and node addresses (see ServicePlanner); how many services
-  // changed.
+  // changed. A change whose write fails is undone in the maps: the
+  // services before it have the new placement, the others the old one.
   absl::StatusOr<int> RefreshPlacement(const std::function<bool(const IpAddr&)>& affected);
   absl::StatusOr<int> SetNodeAddresses(std::vector<IpAddr> addresses);
 

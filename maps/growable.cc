@@ -14,17 +14,17 @@ namespace tendril {
 namespace {
 bool NoBatchOp(int err) { return err == EINVAL || err == ENOTSUP || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */; }
 
-absl::StatusOr<UniqueFd> CreateTable(const std::string& what, TableShape shape, uint32_t size) {
+absl::StatusOr<UniqueFd> CreateTable(const std::string& what, TableShape shape, uint32_t size, MapOps& ops) {
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
   // The name the kernel shows (bpftool): the pin's, truncated to 15 bytes.
   std::string name = what.substr(0, 15);
-  int fd = bpf_map_create(BPF_MAP_TYPE_HASH, name.c_str(), shape.key_size, shape.value_size, size, &opts);
+  int fd = ops.Create(BPF_MAP_TYPE_HASH, name.c_str(), shape.key_size, shape.value_size, size, &opts);
   if (fd < 0) return ErrnoError(errno, absl::StrCat("create table of ", what, " with ", size, " entries"));
   return UniqueFd(fd);
 }
 
 // One by one: kernels or map types without batch operations.
-absl::StatusOr<uint64_t> CopyEach(int from, int to, TableShape shape, const std::string& what) {
+absl::StatusOr<uint64_t> CopyEach(int from, int to, TableShape shape, const std::string& what, MapOps& ops) {
   std::vector<uint8_t> key(shape.key_size), next(shape.key_size), value(shape.value_size);
   const void* prev = nullptr;
   uint64_t n = 0;
@@ -34,7 +34,7 @@ absl::StatusOr<uint64_t> CopyEach(int from, int to, TableShape shape, const std:
       return ErrnoError(errno, absl::StrCat("walk ", what));
     }
     if (bpf_map_lookup_elem(from, next.data(), value.data()) == 0) {
-      if (bpf_map_update_elem(to, next.data(), value.data(), BPF_ANY) != 0)
+      if (ops.Update(to, next.data(), value.data(), BPF_ANY) != 0)
         return ErrnoError(errno, absl::StrCat("copy an entry of ", what));
       ++n;
     }
@@ -61,7 +61,7 @@ absl::StatusOr<UniqueFd> OpenTable(int outer_fd, const std::string& what) {
   return UniqueFd(fd);
 }
 
-absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const std::string& what) {
+absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const std::string& what, MapOps& ops) {
   constexpr uint32_t kBatch = 4096;
   std::vector<uint8_t> keys(size_t{kBatch} * shape.key_size), values(size_t{kBatch} * shape.value_size);
   // The resume token: a bucket index for hashes, a key for others.
@@ -73,12 +73,12 @@ absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const s
                                  values.data(), &count, nullptr);
     const int err = r ? errno : 0;
     if (r && err != ENOENT) {
-      if (NoBatchOp(err) && first) return CopyEach(from, to, shape, what);
+      if (NoBatchOp(err) && first) return CopyEach(from, to, shape, what, ops);
       return ErrnoError(err, absl::StrCat("read ", what, " in batches"));
     }
     if (count > 0) {
       __u32 wrote = count;
-      if (bpf_map_update_batch(to, keys.data(), values.data(), &wrote, nullptr) != 0)
+      if (ops.UpdateBatch(to, keys.data(), values.data(), &wrote) != 0)
         return ErrnoError(errno, absl::StrCat("write the copy of ", what, " in batches"));
       n += count;
     }
@@ -88,7 +88,7 @@ absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const s
 }
 
 absl::StatusOr<TableResult> EnsureTable(int outer_fd, const std::string& what, TableShape shape, uint64_t need,
-                                        uint32_t cap, bool shrink) {
+                                        uint32_t cap, bool shrink, MapOps& ops) {
   if (need > cap)
     return absl::ResourceExhaustedError(
         absl::StrCat(what, ": ", need, " entries needed, the setting caps the table at ", cap));
@@ -110,9 +110,9 @@ absl::StatusOr<TableResult> EnsureTable(int outer_fd, const std::string& what, T
   }
   // A new table, filled before it is published: readers see the old table
   // or the complete new one.
-  TND_ASSIGN_OR_RETURN(out.fd, CreateTable(what, shape, want));
+  TND_ASSIGN_OR_RETURN(out.fd, CreateTable(what, shape, want, ops));
   if (cur.ok()) {
-    absl::StatusOr<uint64_t> copied = CopyEntries(cur->get(), out.fd.get(), shape, what);
+    absl::StatusOr<uint64_t> copied = CopyEntries(cur->get(), out.fd.get(), shape, what, ops);
     if (!copied.ok()) {
       // A shrink that the old entries do not fit (stale ones a restore is
       // about to remove): the old table stays.
@@ -124,7 +124,7 @@ absl::StatusOr<TableResult> EnsureTable(int outer_fd, const std::string& what, T
     }
   }
   uint32_t zero = 0, fd = static_cast<uint32_t>(out.fd.get());
-  if (bpf_map_update_elem(outer_fd, &zero, &fd, BPF_ANY) != 0)
+  if (ops.Update(outer_fd, &zero, &fd, BPF_ANY) != 0)
     return ErrnoError(errno, absl::StrCat("publish the new table of ", what));
   out.size = want;
   out.replaced = true;

@@ -42,20 +42,21 @@ struct TableResult {
   bool replaced = false;
 };
 absl::StatusOr<TableResult> EnsureTable(int outer_fd, const std::string& what, TableShape shape, uint64_t need,
-                                        uint32_t cap, bool shrink);
+                                        uint32_t cap, bool shrink, MapOps& ops = KernelMapOps());
 
 // Every entry of `from` written into `to` (same key and value sizes): in
 // batches where the kernel has them, else one by one. How many.
-absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const std::string& what);
+absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const std::string& what,
+                                     MapOps& ops = KernelMapOps());
 
 // A growable map as the writer sees it: the Map<K, V> operations act on the
 // current table; Reserve() makes room first.
 template <typename K, typename V>
 class Growable {
  public:
-  static absl::StatusOr<Growable> OpenPin(const std::string& path, const std::string& name) {
+  static absl::StatusOr<Growable> OpenPin(const std::string& path, const std::string& name, MapOps* ops = nullptr) {
     TND_ASSIGN_OR_RETURN(UniqueFd outer, OpenPinned(path));
-    Growable g(std::move(outer), name);
+    Growable g(std::move(outer), name, ops);
     auto t = OpenTable(g.outer_.get(), name);
     if (t.ok()) {
       TND_ASSIGN_OR_RETURN(MapInfo info, GetMapInfo(t->get()));
@@ -64,7 +65,7 @@ class Growable {
                                                           "/", info.value_size, ", this build expects ", sizeof(K),
                                                           "/", sizeof(V)));
       g.size_ = info.max_entries;
-      g.table_.emplace(std::move(*t), name);
+      g.table_.emplace(std::move(*t), name, g.ops_);
     } else if (!absl::IsNotFound(t.status())) {
       return t.status();
     }
@@ -74,9 +75,9 @@ class Growable {
   // Room for `need` entries (see EnsureTable); whether the table was replaced.
   absl::StatusOr<bool> Reserve(uint64_t need, uint32_t cap, bool shrink = false) {
     TND_ASSIGN_OR_RETURN(TableResult r,
-                         EnsureTable(outer_.get(), name_, TableShape{sizeof(K), sizeof(V)}, need, cap, shrink));
+                         EnsureTable(outer_.get(), name_, TableShape{sizeof(K), sizeof(V)}, need, cap, shrink, *ops_));
     size_ = r.size;
-    table_.emplace(std::move(r.fd), name_);
+    table_.emplace(std::move(r.fd), name_, ops_);
     return r.replaced;
   }
 
@@ -99,9 +100,11 @@ class Growable {
   }
 
  private:
-  Growable(UniqueFd outer, std::string name) : outer_(std::move(outer)), name_(std::move(name)) {}
+  Growable(UniqueFd outer, std::string name, MapOps* ops)
+      : outer_(std::move(outer)), name_(std::move(name)), ops_(&OpsOr(ops)) {}
   UniqueFd outer_;
   std::string name_;
+  MapOps* ops_;
   std::optional<Map<K, V>> table_;
   uint32_t size_ = 0;
 };

@@ -132,13 +132,13 @@ absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n) {
 }
 
 absl::Status UpdateU32Batch(int fd, const std::vector<uint32_t>& keys, const std::vector<uint32_t>& values,
-                            const std::string& what) {
+                            const std::string& what, MapOps& ops) {
   if (keys.empty()) return absl::OkStatus();
   __u32 count = static_cast<__u32>(keys.size());
-  if (bpf_map_update_batch(fd, keys.data(), values.data(), &count, nullptr) == 0) return absl::OkStatus();
+  if (ops.UpdateBatch(fd, keys.data(), values.data(), &count) == 0) return absl::OkStatus();
   if (!NoBatch(errno)) return ErrnoError(errno, absl::StrCat("write ", what, " in a batch"));
   for (size_t i = 0; i < keys.size(); ++i)
-    if (bpf_map_update_elem(fd, &keys[i], &values[i], BPF_ANY) != 0) return ErrnoError(errno, absl::StrCat("write ", what));
+    if (ops.Update(fd, &keys[i], &values[i], BPF_ANY) != 0) return ErrnoError(errno, absl::StrCat("write ", what));
   return absl::OkStatus();
 }
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
 #include "common/status.h"
+#include "maps/map_ops.h"
 
 namespace tendril {
 
@@ -53,22 +54,26 @@ absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size);
 absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n);
 // values[i] written at keys[i] (u32 keys and values): one
 // BPF_MAP_UPDATE_BATCH where the kernel has it, else element by element.
-// `what` names the map in errors.
+// `what` names the map in errors; the writes go through `ops`.
 absl::Status UpdateU32Batch(int fd, const std::vector<uint32_t>& keys, const std::vector<uint32_t>& values,
-                            const std::string& what);
+                            const std::string& what, MapOps& ops = KernelMapOps());
 
+// Writes go through a MapOps (maps/map_ops.h): the kernel's unless one is
+// given.
 template <typename K, typename V>
 class Map {
  public:
-  Map(UniqueFd fd, std::string name) : fd_(std::move(fd)), name_(std::move(name)) {}
+  Map(UniqueFd fd, std::string name, MapOps* ops = nullptr)
+      : fd_(std::move(fd)), name_(std::move(name)), ops_(&OpsOr(ops)) {}
 
-  static absl::StatusOr<Map> OpenPin(const std::string& path, std::string name) {
+  static absl::StatusOr<Map> OpenPin(const std::string& path, std::string name, MapOps* ops = nullptr) {
     TND_ASSIGN_OR_RETURN(UniqueFd fd, OpenPinnedMap(path, sizeof(K), sizeof(V)));
-    return Map(std::move(fd), std::move(name));
+    return Map(std::move(fd), std::move(name), ops);
   }
 
   int fd() const { return fd_.get(); }
   const std::string& name() const { return name_; }
+  MapOps& ops() const { return *ops_; }
 
   absl::StatusOr<std::optional<V>> Lookup(const K& key) const {
     V v{};
@@ -80,14 +85,14 @@ class Map {
   }
 
   absl::Status Update(const K& key, const V& value, uint64_t flags = BPF_ANY) {
-    if (bpf_map_update_elem(fd_.get(), &key, &value, flags) != 0)
+    if (ops_->Update(fd_.get(), &key, &value, flags) != 0)
       return ErrnoError(errno, absl::StrCat("update map ", name_));
     return absl::OkStatus();
   }
 
   // Deleting an absent key is not an error.
   absl::Status Delete(const K& key) {
-    if (bpf_map_delete_elem(fd_.get(), &key) != 0 && errno != ENOENT)
+    if (ops_->Delete(fd_.get(), &key) != 0 && errno != ENOENT)
       return ErrnoError(errno, absl::StrCat("delete from map ", name_));
     return absl::OkStatus();
   }
@@ -114,6 +119,7 @@ class Map {
   static constexpr uint64_t kMaxWalk = 1u << 24;
   UniqueFd fd_;
   std::string name_;
+  MapOps* ops_;
 };
 
 // Per-CPU maps return one value per possible CPU, each padded to 8 bytes.

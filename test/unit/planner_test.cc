@@ -257,6 +257,25 @@ TEST_F(PlannerTest, RestoreKeepsSavedIdsAndPortsAndRefusesDuplicates) {
   ExpectError(planner_.Restore({a, b}).status(), absl::StatusCode::kDataLoss, "bad or duplicate id");
 }
 
+// Ids past 16 bits (a node with more than 65,535 services) are whole
+// everywhere: a service updates without "conflicting" with the service
+// whose id is its id's low 16 bits.
+TEST_F(PlannerTest, ServicesWithIdsPastSixteenBitsUpdateAndConflictByTheirWholeId) {
+  Service low = Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"});
+  low.id = 34465;
+  Service high = Make("10.96.0.11:80/TCP", {"10.0.1.3:8080"});
+  high.id = 100001;  // 100001 - 65536 = 34465
+  auto p = planner_.Restore({low, high});
+  ASSERT_TRUE(p.ok()) << p.status();
+  Commit(*p);
+  auto upd = planner_.Update(100001, ServiceUpdate{.backends = std::vector<Backend>{*ParseBackend("10.0.1.4:8080")}});
+  ASSERT_TRUE(upd.ok()) << upd.status();
+  Commit(*upd);
+  EXPECT_EQ(planner_.Get(100001)->backends[0].Address(), "10.0.1.4:8080");
+  ExpectError(planner_.Add(Make("10.96.0.11:80/TCP", {})).status(), absl::StatusCode::kAlreadyExists,
+              "is already service 100001");
+}
+
 TEST_F(PlannerTest, LocalPolicyUsesPlacementAndFollowsIt) {
   std::set<IpAddr> here = {Ip("10.0.1.2")};
   ServicePlanner planner(limits_, kM,

@@ -155,7 +155,13 @@ TEST(ServiceJsonTest, RoundTrips) {
   auto back = ServiceFromJson(ServiceToJson(s));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(ServiceToJson(*back), ServiceToJson(s));
-  EXPECT_FALSE(ServiceFromJson({{"frontend", "10.0.0.1:80"}, {"id", 70000}}).ok());
+  // Ids are 32 bits: a store row of a node with 100,000 services reads back.
+  for (int64_t id : {int64_t{65536}, int64_t{100001}, int64_t{UINT32_MAX}}) {
+    auto wide = ServiceFromJson({{"frontend", "10.0.0.1:80"}, {"id", id}});
+    ASSERT_TRUE(wide.ok()) << id << ": " << wide.status();
+    EXPECT_EQ(wide->id, id);
+  }
+  EXPECT_FALSE(ServiceFromJson({{"frontend", "10.0.0.1:80"}, {"id", int64_t{UINT32_MAX} + 1}}).ok());
   EXPECT_FALSE(ServiceFromJson({{"backends", nlohmann::json::array()}}).ok());
 }
 

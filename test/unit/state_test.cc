@@ -68,6 +68,23 @@ TEST_F(StateTest, ChangesTouchOnlyTheirRowsAndSurviveAReopen) {
   EXPECT_EQ(back->prefilter.size(), 2u);
 }
 
+// A node with more than 65,535 services: rows with 32-bit ids read back (a
+// 16-bit check once made such a node's agent refuse to start).
+TEST_F(StateTest, ServicesWithIdsPastSixteenBitsReadBack) {
+  {
+    auto store = *StateStore::Open(dir_);
+    StateChange c;
+    c.put_services = {Svc(65536, "10.97.0.0:80/TCP"), Svc(100001, "10.97.1.0:80/TCP")};
+    ASSERT_TRUE(store.Commit(c).ok());
+  }
+  auto back = StateStore::Open(dir_)->Load();
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->services.size(), 2u);
+  EXPECT_EQ(back->services[0].id, 65536u);
+  EXPECT_EQ(back->services[1].id, 100001u);
+  EXPECT_EQ(back->services[1].backends[0].id, 1000010u);
+}
+
 TEST_F(StateTest, EndpointsAreStoredWithoutKernelFacts) {
   auto store = *StateStore::Open(dir_);
   Endpoint e;
