@@ -136,8 +136,8 @@ class Agent {
   absl::Status Persist(const StateChange& c, const std::function<void()>& undo);
   // Stores the services the last change touched (only those); on failure
   // the maps are restored to the stored services.
-  absl::Status PersistServices();
-  void RestoreStoredServices();
+  absl::Status PersistServices(const std::vector<ServiceId>& touched);
+  void RestoreStoredServicesIfNeeded();
   absl::Status CommitPrefilter(std::set<Cidr> want);
   absl::StatusOr<ServiceId> ServiceIdFromArgs(const nlohmann::json& args) const;
   absl::Status AttachAll();

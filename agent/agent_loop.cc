@@ -42,7 +42,7 @@ int Agent::NextTimeoutMs() const {
   }
   for (const auto& [id, h] : health_)
     if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
-  if (placement_retry_) ms = std::min(ms, kPlacementRetryMs);
+  if (placement_retry_ || (services_ && services_->needs_restore())) ms = std::min(ms, kPlacementRetryMs);
   return ms;
 }
 
@@ -52,6 +52,7 @@ void Agent::OnTimer() {
     int n = services_->FlushRetiredBackends();
     if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");
   }
+  RestoreStoredServicesIfNeeded();
   if (placement_retry_) {
     placement_retry_ = false;
     RefreshPlacement({});  // sets it again if it fails again

@@ -36,6 +36,7 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
     DeleteFlowsOf(id, proto, removed);
   });
   services_->OnNewHealthPort([this](uint16_t port) { return CheckHealthPortFree(port); });
+  services_->OnCommit([this](const std::vector<ServiceId>& touched) { return PersistServices(touched); });
   // Devices and services are in the maps before any program sees a packet.
   TND_RETURN_IF_ERROR(SyncDevices(facts));
   TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(std::move(desired_.services)));
@@ -45,23 +46,31 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   return absl::OkStatus();
 }
 
-absl::Status Agent::PersistServices() {
+// A change's services, stored once its writes are done; an error here has
+// the service manager undo them in the maps.
+absl::Status Agent::PersistServices(const std::vector<ServiceId>& touched) {
   StateChange c;
-  for (ServiceId id : services_->last_touched()) {
+  for (ServiceId id : touched) {
     if (const Service* s = services_->Get(id))
       c.put_services.push_back(*s);
     else
       c.drop_services.push_back(id);
   }
-  return Persist(c, [this] { RestoreStoredServices(); });
+  return Annotate(store_->Commit(c), "persist desired state (maps rolled back)");
 }
 
-// The store holds the services as they were before a change that failed
-// half way or could not be stored: the maps go back to them.
-void Agent::RestoreStoredServices() {
+// An undo that could not be written leaves the maps between two states:
+// they are written again from the store (which holds the services as
+// before the change), now and on the timer until that works.
+void Agent::RestoreStoredServicesIfNeeded() {
+  if (!services_ || !services_->needs_restore()) return;
   auto stored = store_->Load();
   auto r = stored.ok() ? services_->Restore(std::move(stored->services)) : stored.status();
-  if (!r.ok()) TND_LOG_ERROR("restoring the stored services: ", r.status().message());
+  if (!r.ok()) {
+    TND_LOG_ERROR("writing the stored services again: ", r.status().message());
+    return;
+  }
+  TND_LOG_INFO("services written again from the stored state (", r->writes, " writes, ", r->deletes, " deletes)");
   SyncHealthAll();
 }
 
@@ -83,12 +92,13 @@ absl::StatusOr<ServiceId> Agent::ServiceIdFromArgs(const nlohmann::json& a) cons
 absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
   if (!a.contains("service")) return absl::InvalidArgumentError("missing argument \"service\"");
   TND_ASSIGN_OR_RETURN(Service s, ServiceFromJson(a["service"]));
-  TND_ASSIGN_OR_RETURN(Service added, services_->Add(s));
-  TND_RETURN_IF_ERROR(PersistServices());
+  auto added = services_->Add(s);
+  RestoreStoredServicesIfNeeded();
+  if (!added.ok()) return added.status();
   SyncHealth(services_->last_touched());
-  TND_LOG_INFO("service ", added.id, " ", added.frontend.ToString(), " added with ",
-               added.backends.size(), " backends (", services_->last_stats().writes, " map writes)");
-  return ServiceToJson(added);
+  TND_LOG_INFO("service ", added->id, " ", added->frontend.ToString(), " added with ",
+               added->backends.size(), " backends (", services_->last_stats().writes, " map writes)");
+  return ServiceToJson(*added);
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
@@ -101,14 +111,11 @@ absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
     if (!s.ok()) return Annotate(s.status(), absl::StrCat("services[", i, "]"));
     desired.push_back(std::move(*s));
   }
+  // Replace checks everything before it writes; a kernel or store error
+  // half way puts the previous set back.
   auto rs = services_->Replace(std::move(desired));
-  if (!rs.ok()) {
-    // Replace checks everything before it writes; a kernel error half way
-    // puts the previous set back.
-    if (services_->last_stats().writes || services_->last_stats().deletes) RestoreStoredServices();
-    return rs.status();
-  }
-  TND_RETURN_IF_ERROR(PersistServices());
+  RestoreStoredServicesIfNeeded();
+  if (!rs.ok()) return rs.status();
   SyncHealth(services_->last_touched());
   TND_LOG_INFO("services applied: ", services_->size(), " declared (", rs->added, " added, ", rs->changed,
                " changed, ", rs->removed, " removed; ", rs->writes, " map writes, ", rs->deletes, " deletes)");
@@ -119,21 +126,23 @@ absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
 absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
   TND_ASSIGN_OR_RETURN(tendril::ServiceUpdate u, ServiceUpdateFromJson(a));
-  TND_ASSIGN_OR_RETURN(Service updated, services_->Update(id, u));
-  TND_RETURN_IF_ERROR(PersistServices());
+  auto updated = services_->Update(id, u);
+  RestoreStoredServicesIfNeeded();
+  if (!updated.ok()) return updated.status();
   SyncHealth(services_->last_touched());
   TND_LOG_INFO("service ", id, " updated (", services_->last_stats().writes, " map writes, ",
                services_->last_stats().deletes, " deletes)");
-  return ServiceToJson(updated);
+  return ServiceToJson(*updated);
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
-  TND_ASSIGN_OR_RETURN(Service gone, services_->Delete(id));
-  TND_RETURN_IF_ERROR(PersistServices());
+  auto gone = services_->Delete(id);
+  RestoreStoredServicesIfNeeded();
+  if (!gone.ok()) return gone.status();
   SyncHealth(services_->last_touched());
-  TND_LOG_INFO("service ", id, " ", gone.frontend.ToString(), " deleted");
-  return ServiceToJson(gone);
+  TND_LOG_INFO("service ", id, " ", gone->frontend.ToString(), " deleted");
+  return ServiceToJson(*gone);
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceGet(const nlohmann::json& a) const {

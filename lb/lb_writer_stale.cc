@@ -84,8 +84,11 @@ absl::Status LbWriter::RemoveStaleByService(const std::map<ServiceId, Service>& 
   }
   for (uint32_t key : maglev_keys) {
     auto it = services.find(static_cast<ServiceId>(key));
-    if (it == services.end() || it->second.algorithm != Algorithm::kMaglev)
-      if (OpsOr(maps_.ops).Delete(maps_.maglev.get(), &key) == 0) stats_.deletes++;
+    if (it != services.end() && it->second.algorithm == Algorithm::kMaglev) continue;
+    if (OpsOr(maps_.ops).Delete(maps_.maglev.get(), &key) == 0)
+      stats_.deletes++;
+    else if (errno != ENOENT)
+      return ErrnoError(errno, absl::StrCat("delete the stale Maglev table of service ", key));
   }
   std::set<std::string> want_ids, want_backends;
   for (const auto& [id, s] : services) {

@@ -51,8 +51,12 @@ ServiceChange ServicePlanner::Undo(const ServiceChange& c) const {
   ServiceChange u = Change(c.neu ? &*c.neu : nullptr, c.old ? &*c.old : nullptr);
   u.old_entries = c.new_entries;  // as written, whatever the node's addresses are now
   u.new_entries = c.old_entries;
-  u.removed.clear();  // nothing is retired by an undo
-  return u;
+  return u;  // removed: the backends `c` added, retired like any other
+}
+
+void ServicePlanner::Revert(const ServiceChange& c, const ServiceChange& u, int64_t now_ms) {
+  Commit(u, now_ms);
+  for (const Backend& b : c.removed) retired_.erase(b.id);  // the old version holds them again
 }
 
 void ServicePlanner::Begin(const Plan& p) {

@@ -86,13 +86,16 @@ class ServicePlanner {
   // when a new address would take another service's frontend.
   absl::StatusOr<Plan> NodeAddresses(std::vector<IpAddr> addresses) const;
 
-  // The change that undoes `c` (a failed write is rolled back with it).
+  // The change that undoes `c` (a failed write is rolled back with it);
+  // the backends `c` added are its removed ones.
   ServiceChange Undo(const ServiceChange& c) const;
 
   // Takes a plan's parts as declared once they are written. `now_ms` starts
   // the grace period of the backends a change removes.
   void Begin(const Plan& p);
   void Commit(const ServiceChange& c, int64_t now_ms);
+  // Takes back a committed `c` once its undo `u` is written.
+  void Revert(const ServiceChange& c, const ServiceChange& u, int64_t now_ms);
 
   // Removed backends whose grace period is over at `now_ms` (all of them
   // with `all`), and forgetting one once its entry is gone.

@@ -7,28 +7,59 @@
 
 namespace tendril {
 
-absl::Status ServiceManager::Run(const Plan& plan, bool undo, ReplaceStats* rs) {
+absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* rs) {
   // Room first: a table too small is replaced by a larger copy before the
   // first write (nothing of the plan is written if that fails).
   TND_ASSIGN_OR_RETURN(int grown, writer_.Reserve(planner_.Needs(plan), planner_.limits(), /*shrink=*/plan.reset));
   if (grown) TND_LOG_INFO("resized ", grown, " LB tables for ", plan.changes.size(), " service changes");
   planner_.Begin(plan);
+  std::vector<const ServiceChange*> done;
+  done.reserve(plan.changes.size());
   for (const ServiceChange& c : plan.changes) {
     const int before = writer_.stats().writes + writer_.stats().deletes;
     if (absl::Status st = writer_.Write(c); !st.ok()) {
-      if (undo) (void)writer_.Write(planner_.Undo(c));
-      return c.neu ? Annotate(st, absl::StrCat("service ", c.neu->frontend.ToString())) : st;
+      if (c.neu) st = Annotate(st, absl::StrCat("service ", c.neu->frontend.ToString()));
+      if (mode == RunMode::kRestore) return st;
+      // Half written: taken as written, then undone with those before it.
+      planner_.Commit(c, MonotonicMs());
+      done.push_back(&c);
+      return RollBack(done, st);
     }
     planner_.Commit(c, MonotonicMs());
+    done.push_back(&c);
     touched_.push_back(c.neu ? c.neu->id : c.old->id);
     if (rs) {
       rs->added += !c.old;
       rs->removed += !c.neu;
       rs->changed += c.old && c.neu && writer_.stats().writes + writer_.stats().deletes != before;
     }
-    if (c.old && !c.removed.empty() && on_removed_) on_removed_(c.old->id, c.old->frontend.proto, c.removed);
   }
+  if (mode == RunMode::kCommit && on_commit_)
+    if (absl::Status st = on_commit_(touched_); !st.ok()) return RollBack(done, st);
+  for (const ServiceChange* c : done) NotifyRemoved(c->old, c->removed);
   return absl::OkStatus();
+}
+
+// Newest first, each change's undo is written and taken back by the
+// planner: the maps and the declared set are as before the change, the
+// backends it removed are in use again and those it added retire.
+absl::Status ServiceManager::RollBack(const std::vector<const ServiceChange*>& done, const absl::Status& why) {
+  for (auto it = done.rbegin(); it != done.rend(); ++it) {
+    ServiceChange u = planner_.Undo(**it);
+    if (absl::Status st = writer_.Write(u); !st.ok()) {
+      needs_restore_ = true;
+      return Annotate(why, absl::StrCat("rolling the maps back failed too (", st.message(),
+                                        "); they are written again from the stored state"));
+    }
+    planner_.Revert(**it, u, MonotonicMs());
+    NotifyRemoved(u.old, u.removed);
+  }
+  touched_.clear();
+  return why;
+}
+
+void ServiceManager::NotifyRemoved(const std::optional<Service>& old, const std::vector<Backend>& removed) {
+  if (old && !removed.empty() && on_removed_) on_removed_(old->id, old->frontend.proto, removed);
 }
 
 void ServiceManager::Begin() {
@@ -39,8 +70,9 @@ void ServiceManager::Begin() {
 absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Restore(std::move(services)));
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false));
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kRestore));
   TND_RETURN_IF_ERROR(writer_.RemoveStale(planner_.services(), planner_.node_addresses()));
+  needs_restore_ = false;
   return writer_.stats();
 }
 
@@ -48,7 +80,7 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Replace(std::move(desired)));
   ReplaceStats rs;
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/false, &rs));
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &rs));
   rs.writes = writer_.stats().writes;
   rs.deletes = writer_.stats().deletes;
   return rs;
@@ -57,37 +89,36 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
 absl::StatusOr<Service> ServiceManager::Add(Service s) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Add(std::move(s)));
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Update(ServiceId id, const ServiceUpdate& u) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Update(id, u));
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Delete(ServiceId id) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Delete(id));
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit));
   return *plan.changes.front().old;
 }
 
 absl::StatusOr<int> ServiceManager::RefreshPlacement(const std::function<bool(const IpAddr&)>& affected) {
   Begin();
   Plan plan = planner_.Placement(affected);
-  // A change whose write fails is undone: the services before it follow
-  // the new placement, it and the rest keep the old (the caller retries).
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
+  // A write that fails undoes the whole refresh (the caller retries).
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kUndo));
   return static_cast<int>(plan.changes.size());
 }
 
 absl::StatusOr<int> ServiceManager::SetNodeAddresses(std::vector<IpAddr> addresses) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.NodeAddresses(std::move(addresses)));
-  TND_RETURN_IF_ERROR(Run(plan, /*undo=*/true));
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kUndo));
   return static_cast<int>(plan.changes.size());
 }
 

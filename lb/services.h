@@ -28,8 +28,8 @@ class ServiceManager {
   ServiceManager(LbMaps maps, ServiceLimits limits, uint32_t maglev_size, NodeView node = {})
       : planner_(limits, maglev_size, std::move(node)), writer_(std::move(maps)) {}
 
-  // Makes the maps hold exactly `services` (restart), removing entries that
-  // belong to no declared service.
+  // Makes the maps hold exactly `services` (restart, or after an undo that
+  // failed), removing entries that belong to no declared service.
   absl::StatusOr<SyncStats> Restore(std::vector<Service> services);
   // ServicePlanner::Replace, written: every service, conflict and the maps'
   // capacity are checked before the first write.
@@ -38,8 +38,7 @@ class ServiceManager {
   absl::StatusOr<Service> Update(ServiceId id, const ServiceUpdate& u);
   absl::StatusOr<Service> Delete(ServiceId id);
   // Placement and node addresses (see ServicePlanner); how many services
-  // changed. A change whose write fails is undone in the maps: the
-  // services before it have the new placement, the others the old one.
+  // changed. A write that fails undoes the whole change in the maps.
   absl::StatusOr<int> RefreshPlacement(const std::function<bool(const IpAddr&)>& affected);
   absl::StatusOr<int> SetNodeAddresses(std::vector<IpAddr> addresses);
 
@@ -62,6 +61,18 @@ class ServiceManager {
   // health check port reports).
   size_t LocalBackends(const Service& s) const { return ReadyLocalBackends(s); }
 
+  // Called after the writes of an Add, Update, Delete or Replace with the
+  // services it touched (the agent stores them there). An error, or a map
+  // write failing before, undoes the whole change in the maps, newest
+  // service first, and is returned: the maps and the declared set are as
+  // before it.
+  using CommitFn = std::function<absl::Status(const std::vector<ServiceId>& touched)>;
+  void OnCommit(CommitFn fn) { on_commit_ = std::move(fn); }
+  // An undo could not be written either: the maps may differ from the
+  // declared set until Restore() writes the stored set whole (the agent
+  // retries it on its timer).
+  bool needs_restore() const { return needs_restore_; }
+
   void OnNewHealthPort(ServicePlanner::PortCheckFn fn) { planner_.OnNewHealthPort(std::move(fn)); }
 
   // A removed backend's map entry stays for a grace period: a datapath
@@ -79,9 +90,15 @@ class ServiceManager {
   void OnBackendsRemoved(RemovedFn fn) { on_removed_ = std::move(fn); }
 
  private:
-  // Writes and commits the plan's changes in order. With `undo`, a change
-  // whose write fails is undone in the maps before the error is returned.
-  absl::Status Run(const Plan& plan, bool undo, ReplaceStats* rs = nullptr);
+  // kRestore: a write failing stops the plan where it is (the next start
+  // restores again). kUndo: it undoes the whole plan. kCommit: so does a
+  // failing OnCommit after the last write.
+  enum class RunMode { kRestore, kUndo, kCommit };
+  // Writes and commits the plan's changes in order.
+  absl::Status Run(const Plan& plan, RunMode mode, ReplaceStats* rs = nullptr);
+  absl::Status RollBack(const std::vector<const ServiceChange*>& done, const absl::Status& why);
+  // Tells OnBackendsRemoved, once the change that removed them stays.
+  void NotifyRemoved(const std::optional<Service>& old, const std::vector<Backend>& removed);
 
   // Starts a change: no map operation and no service touched yet.
   void Begin();
@@ -90,6 +107,8 @@ class ServiceManager {
   LbWriter writer_;
   std::vector<ServiceId> touched_;
   RemovedFn on_removed_;
+  CommitFn on_commit_;
+  bool needs_restore_ = false;
 };
 
 }  // namespace tendril

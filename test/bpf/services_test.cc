@@ -14,6 +14,7 @@
 #include "datapath/loader.h"
 #include "lb/maglev.h"
 #include "lb/services.h"
+#include "test/support/faults.h"
 #include "test/support/kernel.h"
 
 namespace tendril::test {
@@ -182,6 +183,69 @@ TEST_F(ServicesMapTest, RestoreRemovesStaleEntriesAndKeepsDeclaredOnes) {
   ASSERT_TRUE(svc6.ForEach([&](const tnd_svc6_key&, const tnd_svc_val&) { n6++; }).ok());
   EXPECT_EQ(n6, 0u);
   (void)b;
+}
+
+// What the LB maps hold: service and backend entries, as bytes.
+std::map<std::string, std::string> LbBytes(const std::string& pins) {
+  std::map<std::string, std::string> out;
+  auto lb = OpenLbMaps(pins);
+  EXPECT_TRUE(lb.ok()) << lb.status();
+  auto hex = [](const void* p, size_t n) { return std::string(static_cast<const char*>(p), n); };
+  auto put = [&](const auto& m, const char* tag) {
+    EXPECT_TRUE(m.ForEach([&](const auto& k, const auto& v) {
+                   out[tag + hex(&k, sizeof(k))] = hex(&v, sizeof(v));
+                 }).ok());
+  };
+  put(lb->svc4, "svc4:");
+  put(lb->backends, "backend:");
+  put(lb->revnat, "revnat:");
+  return out;
+}
+
+// A change whose commit fails (the agent could not store it) is undone in
+// the maps and in the declared set: the backends it removed are in use
+// again (never flushed, their flows never cleared), those it added retire.
+TEST_F(ServicesMapTest, AChangeWhoseCommitFailsIsUndoneWhole) {
+  auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"}));
+  auto b = *manager_->Add(Make("10.96.0.11:80/TCP", {"10.0.1.4:8080"}));
+  const auto before = LbBytes(pins_->path());
+  int removed_calls = 0, commits = 0;
+  manager_->OnBackendsRemoved([&](ServiceId, L4Proto, const std::vector<Backend>&) { removed_calls++; });
+  manager_->OnCommit([&](const std::vector<ServiceId>& touched) {
+    commits++;
+    EXPECT_EQ(touched.size(), 3u);
+    return absl::UnavailableError("disk I/O error");
+  });
+  auto r = manager_->Replace({Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.9:8080"}),
+                              Make("10.96.0.12:80/TCP", {"10.0.1.5:8080"})});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "disk I/O error");
+  EXPECT_EQ(commits, 1);
+  EXPECT_FALSE(manager_->needs_restore());
+  ASSERT_EQ(manager_->size(), 2u);
+  EXPECT_EQ(manager_->Get(a.id)->backends, a.backends);
+  EXPECT_EQ(manager_->Get(b.id)->backends, b.backends);
+  EXPECT_EQ(manager_->FlushRetiredBackends(/*all=*/true), 2) << "10.0.1.9 and 10.0.1.5 retire";
+  EXPECT_EQ(LbBytes(pins_->path()), before);
+  EXPECT_EQ(removed_calls, 2) << "only for the backends the undo removed";
+
+  // An undo that cannot be written: the maps are written again whole.
+  FaultyMapOps ops;
+  LbMaps maps = *OpenLbMaps(pins_->path(), &ops);
+  ServiceManager faulty(std::move(maps), ServiceLimits{64, 4096}, kMaglevM);
+  ASSERT_TRUE(faulty.Restore({*manager_->Get(a.id), *manager_->Get(b.id)}).ok());
+  faulty.OnCommit([&](const std::vector<ServiceId>&) {
+    ops.FailNth(1);  // the undo's first write
+    return absl::UnavailableError("disk I/O error");
+  });
+  auto u = faulty.Delete(a.id);
+  ops.Disarm();
+  ASSERT_FALSE(u.ok());
+  EXPECT_NE(u.status().message().find("rolling the maps back failed too"), std::string::npos) << u.status();
+  EXPECT_TRUE(faulty.needs_restore());
+  ASSERT_TRUE(faulty.Restore({*manager_->Get(a.id), *manager_->Get(b.id)}).ok());
+  EXPECT_FALSE(faulty.needs_restore());
+  EXPECT_EQ(LbBytes(pins_->path()), before);
 }
 
 TEST_F(ServicesMapTest, ConflictsAndUnknownIdsChangeNothing) {

@@ -87,7 +87,7 @@ TEST(JsonFieldsTest, ServiceFieldsOutOfRangeAreNamed) {
       {R"("type": "NodePort", "source_ranges": {"a": 1})", "\"source_ranges\" must be a list of strings"},
       {R"("backends": ["10.0.0.2:80"])", "backends[0]: a backend must be an object, not a string"},
       {R"("dsr": "yes")", "\"dsr\" must be true or false, not a string"},
-      {R"("id": 65536)", "\"id\" must be an integer in 0-65535"},
+      {R"("id": 4294967296)", "\"id\" must be an integer in 0-4294967295"},
   };
   for (const Case& c : cases) {
     json j = json::parse(absl::StrCat(R"({"frontend": "10.96.0.1:80/TCP", )", c.field, "}"));

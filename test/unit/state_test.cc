@@ -11,6 +11,7 @@
 
 #include "agent/state_json.h"
 #include "common/file_util.h"
+#include "test/support/faults.h"
 
 namespace tendril {
 namespace {
@@ -66,6 +67,45 @@ TEST_F(StateTest, ChangesTouchOnlyTheirRowsAndSurviveAReopen) {
   EXPECT_EQ(back->services[1].frontend.ToString(), "10.96.0.3:53/UDP");
   EXPECT_EQ(back->services[1].backends[0].id, 30u);
   EXPECT_EQ(back->prefilter.size(), 2u);
+}
+
+// A commit whose write or fsync fails is refused with the error, and the
+// store reads as before it (in this connection and after a reopen, as a
+// restart would see it), for every write and sync of the commit.
+TEST_F(StateTest, ACommitWhoseWriteOrSyncFailsLeavesThePreviousState) {
+  using Op = test::FaultyVfs::Op;
+  for (Op op : {Op::kWrite, Op::kSync}) {
+    std::filesystem::remove_all(dir_);
+    auto store = StateStore::Open(dir_, test::FaultyVfs::Name());
+    ASSERT_TRUE(store.ok()) << store.status();
+    StateChange a;
+    for (ServiceId id = 1; id <= 200; ++id) a.put_services.push_back(Svc(id, "10.96.0.1:80/TCP"));
+    ASSERT_TRUE(store->Commit(a).ok());
+    StateChange b;
+    for (ServiceId id = 1; id <= 100; ++id) b.drop_services.push_back(id);
+    for (ServiceId id = 300; id <= 400; ++id) b.put_services.push_back(Svc(id, "10.96.0.2:80/TCP"));
+    long n = 1;
+    for (;; ++n) {
+      test::FaultyVfs::FailNth(op, n);
+      absl::Status st = store->Commit(b);
+      test::FaultyVfs::Disarm();
+      if (!test::FaultyVfs::Fired()) {
+        ASSERT_TRUE(st.ok()) << st;
+        break;
+      }
+      ASSERT_FALSE(st.ok()) << "fault " << n << " of the commit, yet it succeeded";
+      EXPECT_NE(st.message().find("state store"), std::string::npos) << st;
+      auto now = store->Load();
+      ASSERT_TRUE(now.ok()) << now.status();
+      ASSERT_EQ(now->services.size(), 200u) << (op == Op::kWrite ? "write " : "sync ") << n;
+      ASSERT_EQ(now->services.front().id, 1u);
+      auto reopened = StateStore::Open(dir_);
+      ASSERT_TRUE(reopened.ok()) << reopened.status();
+      ASSERT_EQ(reopened->Load()->services.size(), 200u) << (op == Op::kWrite ? "write " : "sync ") << n;
+    }
+    EXPECT_GT(n, 1) << "the commit " << (op == Op::kWrite ? "writes" : "syncs");
+    ASSERT_EQ(store->Load()->services.size(), 201u);
+  }
 }
 
 // A node with more than 65,535 services: rows with 32-bit ids read back (a
