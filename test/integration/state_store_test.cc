@@ -47,7 +47,9 @@ class StateStoreTest : public ::testing::Test {
     size_t n = 0;
     auto m = Map<tnd_svc4_key, tnd_svc_val>::OpenPin(pins_.path() + "/" TND_MAP_SVC_V4, "svc4");
     EXPECT_TRUE(m.ok()) << m.status();
-    if (m.ok()) EXPECT_TRUE(m->ForEach([&](const tnd_svc4_key& k, const tnd_svc_val&) { n += k.slot == 0; }).ok());
+    if (m.ok()) {
+      EXPECT_TRUE(m->ForEach([&](const tnd_svc4_key& k, const tnd_svc_val&) { n += k.slot == 0; }).ok());
+    }
     return n;
   }
   // The backend ports in the pinned backend map.
