@@ -1,6 +1,9 @@
 // Services: the service manager's start (maps restored from the desired
 // state) and the service.* API.
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agent/agent.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -104,6 +107,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
 absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
   if (!a.contains("services") || !a["services"].is_array())
     return absl::InvalidArgumentError("expected an array of services (or {\"services\": [...]})");
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<Service> desired;
   desired.reserve(a["services"].size());
   for (size_t i = 0; i < a["services"].size(); ++i) {
@@ -113,12 +117,15 @@ absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
   }
   // Replace checks everything before it writes; a kernel or store error
   // half way puts the previous set back.
+  const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   auto rs = services_->Replace(std::move(desired));
   RestoreStoredServicesIfNeeded();
   if (!rs.ok()) return rs.status();
   SyncHealth(services_->last_touched());
   TND_LOG_INFO("services applied: ", services_->size(), " declared (", rs->added, " added, ", rs->changed,
-               " changed, ", rs->removed, " removed; ", rs->writes, " map writes, ", rs->deletes, " deletes)");
+               " changed, ", rs->removed, " removed; ", rs->writes, " map writes, ", rs->deletes,
+               " deletes; ms: decode ", absl::StrFormat("%.1f", parse_ms), ", plan ", absl::StrFormat("%.1f", rs->plan_ms),
+               ", write ", absl::StrFormat("%.1f", rs->write_ms), ", store ", absl::StrFormat("%.1f", rs->commit_ms), ")");
   return nlohmann::json{{"services", services_->size()}, {"added", rs->added}, {"changed", rs->changed},
                         {"removed", rs->removed}, {"map_writes", rs->writes}, {"map_deletes", rs->deletes}};
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "lb/service_codec.h"
@@ -13,34 +14,52 @@
 namespace tendril {
 namespace {
 
+// Writes `v` at `k` unless the map holds it already: under Prior::kOld what
+// it holds is `was` (null: nothing), known without a look; under kUnknown it
+// is read first.
 template <typename K, typename V, template <typename, typename> class M>
-absl::Status Upsert(M<K, V>& m, const K& k, const V& v, SyncStats& st) {
-  TND_ASSIGN_OR_RETURN(std::optional<V> cur, m.Lookup(k));
-  if (cur && std::memcmp(&*cur, &v, sizeof(V)) == 0) return absl::OkStatus();
+absl::Status Upsert(M<K, V>& m, const K& k, const V& v, const V* was, Prior prior, SyncStats& st) {
+  if (prior == Prior::kOld) {
+    if (was && std::memcmp(was, &v, sizeof(V)) == 0) return absl::OkStatus();
+  } else {
+    TND_ASSIGN_OR_RETURN(std::optional<V> cur, m.Lookup(k));
+    if (cur && std::memcmp(&*cur, &v, sizeof(V)) == 0) return absl::OkStatus();
+  }
   TND_RETURN_IF_ERROR(m.Update(k, v));
   st.writes++;
   return absl::OkStatus();
 }
 
+// One delete; absent is not an error (and not counted).
 template <typename K, typename V, template <typename, typename> class M>
 absl::Status Remove(M<K, V>& m, const K& k, SyncStats& st) {
-  TND_ASSIGN_OR_RETURN(std::optional<V> cur, m.Lookup(k));
-  if (!cur) return absl::OkStatus();
-  TND_RETURN_IF_ERROR(m.Delete(k));
-  st.deletes++;
+  TND_ASSIGN_OR_RETURN(bool gone, m.Erase(k));
+  st.deletes += gone;
   return absl::OkStatus();
 }
 
-absl::Status PutSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, const tnd_svc_val& v, SyncStats& st) {
+absl::Status PutSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, const tnd_svc_val& v, const tnd_svc_val* was,
+                    Prior prior, SyncStats& st) {
   const Frontend& f = e.frontend;
-  return f.ip.family == Family::kV4 ? Upsert(m.svc4, Key4(f, e.scope, slot), v, st)
-                                    : Upsert(m.svc6, Key6(f, e.scope, slot), v, st);
+  return f.ip.family == Family::kV4 ? Upsert(m.svc4, Key4(f, e.scope, slot), v, was, prior, st)
+                                    : Upsert(m.svc6, Key6(f, e.scope, slot), v, was, prior, st);
 }
 
 absl::Status DropSvc(LbMaps& m, const FrontendEntry& e, uint16_t slot, SyncStats& st) {
   const Frontend& f = e.frontend;
   return f.ip.family == Family::kV4 ? Remove(m.svc4, Key4(f, e.scope, slot), st)
                                     : Remove(m.svc6, Key6(f, e.scope, slot), st);
+}
+
+// The old entry of the same frontend and scope, if the old service had it.
+const FrontendEntry* OldEntry(const ServiceChange& c, const FrontendEntry& e) {
+  for (const FrontendEntry& oe : c.old_entries)
+    if (oe.SameKey(e)) return &oe;
+  return nullptr;
+}
+
+std::set<Cidr> RangeSet(const Service* s) {
+  return s ? std::set<Cidr>(s->source_ranges.begin(), s->source_ranges.end()) : std::set<Cidr>();
 }
 
 }  // namespace
@@ -137,22 +156,24 @@ absl::Status LbWriter::WriteMaglev(ServiceId id, const std::vector<uint32_t>& ta
   return absl::OkStatus();
 }
 
-absl::Status LbWriter::SyncSourceRanges(const Service* old, const Service* neu) {
-  std::set<Cidr> want, had;
-  if (neu)
-    for (const Cidr& c : neu->source_ranges) want.insert(c);
-  if (old)
-    for (const Cidr& c : old->source_ranges) had.insert(c);
-  ServiceId nid = neu ? neu->id : 0, oid = old ? old->id : 0;
-  for (const Cidr& c : want) {
-    auto st = c.family == Family::kV4 ? Upsert(maps_.srng4, Range4(nid, c), 1u, stats_)
-                                      : Upsert(maps_.srng6, Range6(nid, c), 1u, stats_);
+absl::Status LbWriter::PutSourceRanges(const Service* old, const Service& neu) {
+  const uint32_t one = 1;
+  const std::set<Cidr> had = old && old->id == neu.id ? RangeSet(old) : std::set<Cidr>();
+  for (const Cidr& c : RangeSet(&neu)) {
+    const uint32_t* was = had.count(c) ? &one : nullptr;
+    auto st = c.family == Family::kV4 ? Upsert(maps_.srng4, Range4(neu.id, c), one, was, prior_, stats_)
+                                      : Upsert(maps_.srng6, Range6(neu.id, c), one, was, prior_, stats_);
     TND_RETURN_IF_ERROR(st);
   }
-  for (const Cidr& c : had) {
-    if (want.count(c) && nid == oid) continue;
-    auto st = c.family == Family::kV4 ? Remove(maps_.srng4, Range4(oid, c), stats_)
-                                      : Remove(maps_.srng6, Range6(oid, c), stats_);
+  return absl::OkStatus();
+}
+
+absl::Status LbWriter::DropSourceRanges(const Service& old, const Service* neu) {
+  const std::set<Cidr> kept = neu && neu->id == old.id ? RangeSet(neu) : std::set<Cidr>();
+  for (const Cidr& c : RangeSet(&old)) {
+    if (kept.count(c)) continue;
+    auto st = c.family == Family::kV4 ? Remove(maps_.srng4, Range4(old.id, c), stats_)
+                                      : Remove(maps_.srng6, Range6(old.id, c), stats_);
     TND_RETURN_IF_ERROR(st);
   }
   return absl::OkStatus();
@@ -161,16 +182,32 @@ absl::Status LbWriter::SyncSourceRanges(const Service* old, const Service* neu) 
 // 1. backends, 2. reverse NAT, 3. Maglev table, 4. source ranges,
 // 5. per frontend: slots, then the master that publishes them.
 absl::Status LbWriter::WriteNew(const Service& neu, const ServiceChange& c) {
+  const Service* old = c.old ? &*c.old : nullptr;
+  absl::flat_hash_map<uint32_t, tnd_backend> had;  // the old backends' values, by id
+  if (old && prior_ == Prior::kOld) {
+    const BackendSets old_sets = SelectBackendSets(*old);
+    for (size_t j = 0; j < old->backends.size(); ++j) had[old->backends[j].id] = BackendValue(*old, j, old_sets);
+  }
   const BackendSets sets = SelectBackendSets(neu);
-  for (size_t i = 0; i < neu.backends.size(); ++i)
-    TND_RETURN_IF_ERROR(Upsert(maps_.backends, neu.backends[i].id, BackendValue(neu, i, sets), stats_));
-  TND_RETURN_IF_ERROR(Upsert(maps_.revnat, static_cast<uint32_t>(neu.id), RevnatValue(neu), stats_));
+  for (size_t i = 0; i < neu.backends.size(); ++i) {
+    auto it = had.find(neu.backends[i].id);
+    TND_RETURN_IF_ERROR(Upsert(maps_.backends, neu.backends[i].id, BackendValue(neu, i, sets),
+                               it == had.end() ? nullptr : &it->second, prior_, stats_));
+  }
+  const tnd_revnat old_revnat = old ? RevnatValue(*old) : tnd_revnat{};
+  TND_RETURN_IF_ERROR(Upsert(maps_.revnat, static_cast<uint32_t>(neu.id), RevnatValue(neu),
+                             old && old->id == neu.id ? &old_revnat : nullptr, prior_, stats_));
   if (neu.algorithm == Algorithm::kMaglev) TND_RETURN_IF_ERROR(WriteMaglev(neu.id, c.maglev));
-  TND_RETURN_IF_ERROR(SyncSourceRanges(nullptr, &neu));
+  TND_RETURN_IF_ERROR(PutSourceRanges(old, neu));
   for (const FrontendEntry& e : c.new_entries) {
-    for (size_t i = 0; i < e.slots.size(); ++i)
-      TND_RETURN_IF_ERROR(PutSvc(maps_, e, static_cast<uint16_t>(i + 1), SlotValue(neu, e.slots[i]), stats_));
-    TND_RETURN_IF_ERROR(PutSvc(maps_, e, 0, e.master, stats_));
+    const FrontendEntry* oe = OldEntry(c, e);
+    for (size_t i = 0; i < e.slots.size(); ++i) {
+      const bool had_slot = oe && i < oe->slots.size();
+      const tnd_svc_val was = had_slot ? SlotValue(*old, oe->slots[i]) : tnd_svc_val{};
+      TND_RETURN_IF_ERROR(PutSvc(maps_, e, static_cast<uint16_t>(i + 1), SlotValue(neu, e.slots[i]),
+                                 had_slot ? &was : nullptr, prior_, stats_));
+    }
+    TND_RETURN_IF_ERROR(PutSvc(maps_, e, 0, e.master, oe ? &oe->master : nullptr, prior_, stats_));
   }
   return absl::OkStatus();
 }
@@ -194,22 +231,18 @@ absl::Status LbWriter::RemoveOld(const Service& old, const ServiceChange& c) {
   }
   if (old.algorithm == Algorithm::kMaglev && (!neu || neu->algorithm != Algorithm::kMaglev))
     TND_RETURN_IF_ERROR(DropMaglev(old.id));
-  TND_RETURN_IF_ERROR(SyncSourceRanges(&old, neu));
+  TND_RETURN_IF_ERROR(DropSourceRanges(old, neu));
   if (!neu || neu->id != old.id) TND_RETURN_IF_ERROR(Remove(maps_.revnat, static_cast<uint32_t>(old.id), stats_));
   return absl::OkStatus();
 }
 
-absl::Status LbWriter::Write(const ServiceChange& c) {
+absl::Status LbWriter::Write(const ServiceChange& c, Prior prior) {
+  prior_ = prior;
   if (c.neu) TND_RETURN_IF_ERROR(WriteNew(*c.neu, c));
   if (c.old) TND_RETURN_IF_ERROR(RemoveOld(*c.old, c));
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> LbWriter::DeleteBackend(uint32_t id) {
-  TND_ASSIGN_OR_RETURN(std::optional<tnd_backend> cur, maps_.backends.Lookup(id));
-  if (!cur) return false;
-  TND_RETURN_IF_ERROR(maps_.backends.Delete(id));
-  return true;
-}
+absl::StatusOr<bool> LbWriter::DeleteBackend(uint32_t id) { return maps_.backends.Erase(id); }
 
 }  // namespace tendril

@@ -35,6 +35,17 @@ struct LbMaps {
 // all), their writes going through `ops` (maps/map_ops.h; null: the kernel's).
 absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root, MapOps* ops = nullptr);
 
+// What the maps hold when a change is written.
+enum class Prior {
+  // Exactly the old service's entries (what this writer wrote last), each
+  // key its old or its new value: an entry the old service had with the
+  // same value is not written; the others are written without a look.
+  kOld,
+  // Anything (a restart, or after an undo failed): each entry is read and
+  // written only if it differs.
+  kUnknown,
+};
+
 struct SyncStats {
   int writes = 0;
   int deletes = 0;
@@ -51,7 +62,12 @@ class LbWriter {
   // The growable tables' sizes (max_entries): svc4, svc6, backends, revnat.
   std::vector<uint32_t> TableSizes() const;
   // Writes what `c.neu` needs and removes what only `c.old` had.
-  absl::Status Write(const ServiceChange& c);
+  absl::Status Write(const ServiceChange& c, Prior prior);
+  // Changes that only add services (no c.old; Prior::kOld), written phase
+  // by phase across all of them, each phase in batches: backends, reverse
+  // NAT, Maglev tables and source ranges, every slot, then every master.
+  // After an error any part may be written (the caller undoes them all).
+  absl::Status WriteAdditions(const std::vector<const ServiceChange*>& adds);
   // Removes the entries that belong to none of `services` (a restart after
   // services were removed while the agent was down, or a crash half way):
   // masters first, so that a stale service stops being selected at once.
@@ -68,7 +84,8 @@ class LbWriter {
   absl::Status RemoveOld(const Service& old, const ServiceChange& c);
   absl::Status WriteMaglev(ServiceId id, const std::vector<uint32_t>& table);
   absl::Status DropMaglev(ServiceId id);
-  absl::Status SyncSourceRanges(const Service* old, const Service* neu);
+  absl::Status PutSourceRanges(const Service* old, const Service& neu);
+  absl::Status DropSourceRanges(const Service& old, const Service* neu);
   absl::Status RemoveStaleFrontends(const std::map<ServiceId, Service>& services,
                                     const std::vector<IpAddr>& node_addresses);
   absl::Status RemoveStaleRanges(const std::map<ServiceId, Service>& services);
@@ -76,6 +93,7 @@ class LbWriter {
 
   LbMaps maps_;
   SyncStats stats_;
+  Prior prior_ = Prior::kUnknown;  // of the change being written
 };
 
 }  // namespace tendril

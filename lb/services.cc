@@ -1,11 +1,20 @@
 #include "lb/services.h"
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 
 namespace tendril {
+namespace {
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
 
 absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* rs) {
   // Room first: a table too small is replaced by a larger copy before the
@@ -13,29 +22,40 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
   TND_ASSIGN_OR_RETURN(int grown, writer_.Reserve(planner_.Needs(plan), planner_.limits(), /*shrink=*/plan.reset));
   if (grown) TND_LOG_INFO("resized ", grown, " LB tables for ", plan.changes.size(), " service changes");
   planner_.Begin(plan);
-  std::vector<const ServiceChange*> done;
+  // The maps hold what the planner has, unless this is a restore or an
+  // undo failed before: then every entry is read before it is written.
+  const Prior prior = plan.reset || needs_restore_ ? Prior::kUnknown : Prior::kOld;
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<const ServiceChange*> done, group;
   done.reserve(plan.changes.size());
-  for (const ServiceChange& c : plan.changes) {
+  for (size_t i = 0; i < plan.changes.size();) {
+    // Consecutive additions go as one batched group; anything else alone.
+    group.assign(1, &plan.changes[i++]);
+    while (prior == Prior::kOld && !group.front()->old && i < plan.changes.size() && !plan.changes[i].old)
+      group.push_back(&plan.changes[i++]);
     const int before = writer_.stats().writes + writer_.stats().deletes;
-    if (absl::Status st = writer_.Write(c); !st.ok()) {
-      if (c.neu) st = Annotate(st, absl::StrCat("service ", c.neu->frontend.ToString()));
-      if (mode == RunMode::kRestore) return st;
-      // Half written: taken as written, then undone with those before it.
-      planner_.Commit(c, MonotonicMs());
-      done.push_back(&c);
-      return RollBack(done, st);
+    absl::Status st = group.size() > 1 ? writer_.WriteAdditions(group) : writer_.Write(*group.front(), prior);
+    if (!st.ok() && group.size() == 1 && group.front()->neu)
+      st = Annotate(st, absl::StrCat("service ", group.front()->neu->frontend.ToString()));
+    if (!st.ok() && mode == RunMode::kRestore) return st;
+    for (const ServiceChange* c : group) {
+      // A group half written is taken as written, then undone with those before it.
+      planner_.Commit(*c, MonotonicMs());
+      done.push_back(c);
+      touched_.push_back(c->neu ? c->neu->id : c->old->id);
+      if (rs && st.ok()) {
+        rs->added += !c->old;
+        rs->removed += !c->neu;
+        rs->changed += c->old && c->neu && writer_.stats().writes + writer_.stats().deletes != before;
+      }
     }
-    planner_.Commit(c, MonotonicMs());
-    done.push_back(&c);
-    touched_.push_back(c.neu ? c.neu->id : c.old->id);
-    if (rs) {
-      rs->added += !c.old;
-      rs->removed += !c.neu;
-      rs->changed += c.old && c.neu && writer_.stats().writes + writer_.stats().deletes != before;
-    }
+    if (!st.ok()) return RollBack(done, st);
   }
+  if (rs) rs->write_ms = MsSince(t0);
+  t0 = std::chrono::steady_clock::now();
   if (mode == RunMode::kCommit && on_commit_)
     if (absl::Status st = on_commit_(touched_); !st.ok()) return RollBack(done, st);
+  if (rs) rs->commit_ms = MsSince(t0);
   for (const ServiceChange* c : done) NotifyRemoved(c->old, c->removed);
   return absl::OkStatus();
 }
@@ -46,7 +66,9 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
 absl::Status ServiceManager::RollBack(const std::vector<const ServiceChange*>& done, const absl::Status& why) {
   for (auto it = done.rbegin(); it != done.rend(); ++it) {
     ServiceChange u = planner_.Undo(**it);
-    if (absl::Status st = writer_.Write(u); !st.ok()) {
+    // Each key holds its value before or after the change: an entry equal
+    // in both is right either way, the others are written.
+    if (absl::Status st = writer_.Write(u, Prior::kOld); !st.ok()) {
       needs_restore_ = true;
       return Annotate(why, absl::StrCat("rolling the maps back failed too (", st.message(),
                                         "); they are written again from the stored state"));
@@ -78,8 +100,10 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
 
 absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desired) {
   Begin();
+  auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Replace(std::move(desired)));
   ReplaceStats rs;
+  rs.plan_ms = MsSince(t0);
   TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &rs));
   rs.writes = writer_.stats().writes;
   rs.deletes = writer_.stats().deletes;

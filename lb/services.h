@@ -21,6 +21,9 @@ namespace tendril {
 struct ReplaceStats {
   int added = 0, changed = 0, removed = 0;  // services
   int writes = 0, deletes = 0;              // map operations
+  // Where the time went: checking and planning, the map writes, the
+  // commit (the agent's store).
+  double plan_ms = 0, write_ms = 0, commit_ms = 0;
 };
 
 class ServiceManager {

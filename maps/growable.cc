@@ -12,7 +12,6 @@
 
 namespace tendril {
 namespace {
-bool NoBatchOp(int err) { return err == EINVAL || err == ENOTSUP || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */; }
 
 absl::StatusOr<UniqueFd> CreateTable(const std::string& what, TableShape shape, uint32_t size, MapOps& ops) {
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
@@ -73,7 +72,7 @@ absl::StatusOr<uint64_t> CopyEntries(int from, int to, TableShape shape, const s
                                  values.data(), &count, nullptr);
     const int err = r ? errno : 0;
     if (r && err != ENOENT) {
-      if (NoBatchOp(err) && first) return CopyEach(from, to, shape, what, ops);
+      if (BatchUnsupported(err) && first) return CopyEach(from, to, shape, what, ops);
       return ErrnoError(err, absl::StrCat("read ", what, " in batches"));
     }
     if (count > 0) {

@@ -95,6 +95,11 @@ class Growable {
     return table_->Update(k, v);
   }
   absl::Status Delete(const K& k) { return table_ ? table_->Delete(k) : absl::OkStatus(); }
+  absl::StatusOr<bool> Erase(const K& k) { return table_ ? table_->Erase(k) : false; }
+  absl::Status UpdateBatch(const std::vector<K>& keys, const std::vector<V>& values) {
+    if (!table_) return absl::FailedPreconditionError(absl::StrCat(name_, ": no table yet (Reserve first)"));
+    return table_->UpdateBatch(keys, values);
+  }
   absl::Status ForEach(const std::function<void(const K&, const V&)>& fn) const {
     return table_ ? table_->ForEach(fn) : absl::OkStatus();
   }

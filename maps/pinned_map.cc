@@ -100,10 +100,9 @@ absl::StatusOr<uint32_t> CountEntries(int fd, uint32_t key_size) {
   }
 }
 
-namespace {
-// The kernel has no batch operation for this map (or none at all).
-bool NoBatch(int err) { return err == EINVAL || err == ENOTSUP || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */; }
-}  // namespace
+bool BatchUnsupported(int err) {
+  return err == EINVAL || err == ENOTSUP || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */;
+}
 
 absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n) {
   std::vector<uint32_t> keys(n), values(n);
@@ -116,7 +115,7 @@ absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n) {
     int err = r ? errno : 0;
     first = false;
     if (r && err != ENOENT) {
-      if (!NoBatch(err) || done) return ErrnoError(err, "read array map in batches");
+      if (!BatchUnsupported(err) || done) return ErrnoError(err, "read array map in batches");
       // Element by element.
       for (uint32_t k = 0; k < n; ++k)
         if (bpf_map_lookup_elem(fd, &k, &values[k]) != 0) return ErrnoError(errno, "read array map");
@@ -136,7 +135,7 @@ absl::Status UpdateU32Batch(int fd, const std::vector<uint32_t>& keys, const std
   if (keys.empty()) return absl::OkStatus();
   __u32 count = static_cast<__u32>(keys.size());
   if (ops.UpdateBatch(fd, keys.data(), values.data(), &count) == 0) return absl::OkStatus();
-  if (!NoBatch(errno)) return ErrnoError(errno, absl::StrCat("write ", what, " in a batch"));
+  if (!BatchUnsupported(errno)) return ErrnoError(errno, absl::StrCat("write ", what, " in a batch"));
   for (size_t i = 0; i < keys.size(); ++i)
     if (ops.Update(fd, &keys[i], &values[i], BPF_ANY) != 0) return ErrnoError(errno, absl::StrCat("write ", what));
   return absl::OkStatus();

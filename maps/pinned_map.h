@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <functional>
@@ -58,6 +59,10 @@ absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n);
 absl::Status UpdateU32Batch(int fd, const std::vector<uint32_t>& keys, const std::vector<uint32_t>& values,
                             const std::string& what, MapOps& ops = KernelMapOps());
 
+// Whether a batch operation failed with `err` because the kernel or the map
+// type has no batch operations (the caller goes element by element).
+bool BatchUnsupported(int err);
+
 // Writes go through a MapOps (maps/map_ops.h): the kernel's unless one is
 // given.
 template <typename K, typename V>
@@ -91,9 +96,26 @@ class Map {
   }
 
   // Deleting an absent key is not an error.
-  absl::Status Delete(const K& key) {
-    if (ops_->Delete(fd_.get(), &key) != 0 && errno != ENOENT)
-      return ErrnoError(errno, absl::StrCat("delete from map ", name_));
+  absl::Status Delete(const K& key) { return Erase(key).status(); }
+  // One syscall: whether the key was there (and is gone now).
+  absl::StatusOr<bool> Erase(const K& key) {
+    if (ops_->Delete(fd_.get(), &key) == 0) return true;
+    if (errno == ENOENT) return false;
+    return ErrnoError(errno, absl::StrCat("delete from map ", name_));
+  }
+
+  // values[i] at keys[i]: in BPF_MAP_UPDATE_BATCH calls where the kernel has
+  // them (5.6+), else one by one. After an error any prefix may be written.
+  absl::Status UpdateBatch(const std::vector<K>& keys, const std::vector<V>& values) {
+    for (size_t done = 0; done < keys.size();) {
+      uint32_t count = static_cast<uint32_t>(std::min<size_t>(keys.size() - done, kBatch));
+      if (ops_->UpdateBatch(fd_.get(), &keys[done], &values[done], &count) == 0) {
+        done += count;
+        continue;
+      }
+      if (!BatchUnsupported(errno) || count != 0) return ErrnoError(errno, absl::StrCat("update map ", name_, " in a batch"));
+      for (; done < keys.size(); ++done) TND_RETURN_IF_ERROR(Update(keys[done], values[done]));
+    }
     return absl::OkStatus();
   }
 
@@ -117,6 +139,7 @@ class Map {
 
  private:
   static constexpr uint64_t kMaxWalk = 1u << 24;
+  static constexpr size_t kBatch = 16384;  // entries per batch call
   UniqueFd fd_;
   std::string name_;
   MapOps* ops_;
