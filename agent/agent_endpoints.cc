@@ -27,7 +27,12 @@ absl::Status Agent::StartEndpoints(const std::string& object_path) {
   for (const Endpoint& e : endpoints_->List()) ready += e.ready ? 1 : 0;
   TND_LOG_INFO("endpoints restored: ", ready, " ready, ", endpoints_->List().size() - ready, " waiting for their device");
   if (!dropped.empty()) TND_RETURN_IF_ERROR(PersistEndpoints());
-  RefreshPlacement({});  // services were restored before their local endpoints were
+  // Services were placed before their local endpoints were restored: the
+  // backends at those endpoints' addresses are placed again (all of them
+  // when some endpoint was dropped).
+  std::vector<IpAddr> ips;
+  for (const Endpoint& e : endpoints_->List()) ips.insert(ips.end(), e.ips.begin(), e.ips.end());
+  if (!dropped.empty() || !ips.empty()) RefreshPlacement(dropped.empty() ? ips : std::vector<IpAddr>{});
   auto w = LinkWatcher::Open();
   if (w.ok()) {
     links_ = std::move(*w);

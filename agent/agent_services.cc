@@ -1,5 +1,7 @@
 // Services: the service manager's start (maps restored from the desired
 // state) and the service.* API.
+#include <malloc.h>
+
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -44,6 +46,7 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   TND_RETURN_IF_ERROR(SyncDevices(facts));
   TND_ASSIGN_OR_RETURN(SyncStats st, services_->Restore(std::move(desired_.services)));
   desired_.services = {};  // the service manager holds them from here on
+  malloc_trim(0);          // the restore's copies of the tables are freed: return them to the system
   TND_LOG_INFO("services restored: ", services_->size(), " services, ", st.writes, " map writes, ", st.deletes,
                " stale entries removed");
   return absl::OkStatus();

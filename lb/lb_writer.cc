@@ -100,6 +100,20 @@ absl::StatusOr<int> LbWriter::Reserve(const MapNeeds& needs, const ServiceLimits
   return replaced;
 }
 
+absl::Status LbWriter::CacheTables() {
+  TND_RETURN_IF_ERROR(maps_.svc4.Cache());
+  TND_RETURN_IF_ERROR(maps_.svc6.Cache());
+  TND_RETURN_IF_ERROR(maps_.backends.Cache());
+  return maps_.revnat.Cache();
+}
+
+void LbWriter::UncacheTables() {
+  maps_.svc4.Uncache();
+  maps_.svc6.Uncache();
+  maps_.backends.Uncache();
+  maps_.revnat.Uncache();
+}
+
 std::vector<uint32_t> LbWriter::TableSizes() const {
   return {maps_.svc4.size(), maps_.svc6.size(), maps_.backends.size(), maps_.revnat.size()};
 }

@@ -59,6 +59,10 @@ class LbWriter {
   // before a plan is written; with `shrink` (a restart) a table much larger
   // than needed is replaced by a smaller copy. How many were replaced.
   absl::StatusOr<int> Reserve(const MapNeeds& needs, const ServiceLimits& limits, bool shrink);
+  // A restore reads the growable tables whole first (Growable::Cache) and
+  // compares in memory; Uncache when it is done.
+  absl::Status CacheTables();
+  void UncacheTables();
   // The growable tables' sizes (max_entries): svc4, svc6, backends, revnat.
   std::vector<uint32_t> TableSizes() const;
   // Writes what `c.neu` needs and removes what only `c.old` had.

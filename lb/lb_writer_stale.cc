@@ -5,9 +5,9 @@
 #include <bpf/bpf.h>
 
 #include <algorithm>
-#include <set>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "common/status.h"
 #include "lb/lb_writer.h"
 #include "lb/service_codec.h"
@@ -23,7 +23,7 @@ std::string KeyBytes(const K& k) {
 // Deletes every key of `m` not in `want` (keys as bytes), those for which
 // `first` is true before the others. How many went.
 template <typename K, typename V, template <typename, typename> class M>
-absl::StatusOr<int> DeleteUnwanted(M<K, V>& m, const std::set<std::string>& want,
+absl::StatusOr<int> DeleteUnwanted(M<K, V>& m, const absl::flat_hash_set<std::string>& want,
                                    bool (*first)(const K&) = nullptr) {
   std::vector<K> stale;
   TND_RETURN_IF_ERROR(m.ForEach([&](const K& k, const V&) {
@@ -43,7 +43,7 @@ bool IsMaster(const K& k) {
 
 absl::Status LbWriter::RemoveStaleFrontends(const std::map<ServiceId, Service>& services,
                                             const std::vector<IpAddr>& node_addresses) {
-  std::set<std::string> want4, want6;
+  absl::flat_hash_set<std::string> want4, want6;
   for (const auto& [id, s] : services)
     for (const FrontendEntry& e : FrontendEntries(s, node_addresses))
       for (size_t slot = 0; slot <= e.slots.size(); ++slot) {
@@ -60,7 +60,7 @@ absl::Status LbWriter::RemoveStaleFrontends(const std::map<ServiceId, Service>& 
 }
 
 absl::Status LbWriter::RemoveStaleRanges(const std::map<ServiceId, Service>& services) {
-  std::set<std::string> want4, want6;
+  absl::flat_hash_set<std::string> want4, want6;
   for (const auto& [id, s] : services)
     for (const Cidr& c : s.source_ranges) {
       if (c.family == Family::kV4)
@@ -90,7 +90,7 @@ absl::Status LbWriter::RemoveStaleByService(const std::map<ServiceId, Service>& 
     else if (errno != ENOENT)
       return ErrnoError(errno, absl::StrCat("delete the stale Maglev table of service ", key));
   }
-  std::set<std::string> want_ids, want_backends;
+  absl::flat_hash_set<std::string> want_ids, want_backends;
   for (const auto& [id, s] : services) {
     want_ids.insert(KeyBytes(static_cast<uint32_t>(id)));
     for (const Backend& b : s.backends) want_backends.insert(KeyBytes(b.id));

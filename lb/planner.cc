@@ -339,6 +339,7 @@ absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const
 
   // Removed services first (frees their frontends), then changed, then new.
   Plan plan;
+  plan.changes.reserve(next.size());
   for (const auto& [id, s] : services_)
     if (!next.count(id)) plan.changes.push_back(Change(&s, nullptr));
   for (const auto& [id, s] : next)  // a service declared as it was needs no write
@@ -387,6 +388,7 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
       if (b.id) ids.Keep(b.id);
   Plan plan;
   plan.reset = true;
+  plan.changes.reserve(all.size());
   for (auto& [id, s] : all) {
     ids.Assign(s, nullptr);
     plan.changes.push_back(Change(nullptr, &s));

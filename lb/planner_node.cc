@@ -1,6 +1,7 @@
 // The planner's view of the node: where each backend is (placement, from
 // the node's routes) and which addresses serve node ports. Both change
 // under the declared services, which then follow them.
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -52,16 +53,24 @@ void ServicePlanner::Place(const std::vector<std::pair<Service*, const Service*>
 }
 
 Plan ServicePlanner::Placement(const std::function<bool(const IpAddr&)>& affected) const {
+  // Every affected service placed again in one call (the route lookups go
+  // in batches), then compared with what it has.
+  std::vector<const Service*> cur;
+  std::vector<Service> neu;
+  for (const auto& [id, s] : services_)
+    if (std::any_of(s.backends.begin(), s.backends.end(), [&](const Backend& b) { return affected(b.ip); })) {
+      cur.push_back(&s);
+      neu.push_back(s);
+    }
+  std::vector<std::pair<Service*, const Service*>> todo;
+  for (Service& s : neu) todo.emplace_back(&s, nullptr);
+  Place(todo);
   Plan plan;
-  for (const auto& [id, cur] : services_) {
-    bool touch = false;
-    for (const Backend& b : cur.backends) touch = touch || affected(b.ip);
-    if (!touch) continue;
-    Service neu = cur;
-    Place(neu);
+  for (size_t k = 0; k < neu.size(); ++k) {
     bool moved = false;
-    for (size_t i = 0; i < neu.backends.size(); ++i) moved = moved || neu.backends[i].place != cur.backends[i].place;
-    if (moved) plan.changes.push_back(Change(&cur, &neu));
+    for (size_t i = 0; i < neu[k].backends.size(); ++i)
+      moved = moved || neu[k].backends[i].place != cur[k]->backends[i].place;
+    if (moved) plan.changes.push_back(Change(cur[k], &neu[k]));
   }
   return plan;
 }

@@ -92,8 +92,12 @@ void ServiceManager::Begin() {
 absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
   Begin();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Restore(std::move(services)));
-  TND_RETURN_IF_ERROR(Run(plan, RunMode::kRestore));
-  TND_RETURN_IF_ERROR(writer_.RemoveStale(planner_.services(), planner_.node_addresses()));
+  // Every entry is compared with the tables, read whole once.
+  absl::Status st = writer_.CacheTables();
+  if (st.ok()) st = Run(plan, RunMode::kRestore);
+  if (st.ok()) st = writer_.RemoveStale(planner_.services(), planner_.node_addresses());
+  writer_.UncacheTables();
+  TND_RETURN_IF_ERROR(st);
   needs_restore_ = false;
   return writer_.stats();
 }

@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/fd.h"
 #include "maps/pinned_map.h"
@@ -86,21 +88,55 @@ class Growable {
   Map<K, V>& table() { return *table_; }
   const Map<K, V>& table() const { return *table_; }
 
+  // Reads the table whole (in batches) and answers Lookup and ForEach from
+  // that copy until Uncache(); Update and Erase keep it in step. For a
+  // restore, which compares every declared entry with the table: one read
+  // of the table instead of a lookup per entry.
+  absl::Status Cache() {
+    cache_.emplace();
+    if (!table_) return absl::OkStatus();
+    return table_->ForEach([this](const K& k, const V& v) { (*cache_)[KeyBytes(k)] = v; });
+  }
+  void Uncache() { cache_.reset(); }
+
   absl::StatusOr<std::optional<V>> Lookup(const K& k) const {
+    if (cache_) {
+      auto it = cache_->find(KeyBytes(k));
+      return it == cache_->end() ? std::optional<V>() : std::optional<V>(it->second);
+    }
     if (!table_) return std::optional<V>();
     return table_->Lookup(k);
   }
   absl::Status Update(const K& k, const V& v) {
     if (!table_) return absl::FailedPreconditionError(absl::StrCat(name_, ": no table yet (Reserve first)"));
-    return table_->Update(k, v);
+    TND_RETURN_IF_ERROR(table_->Update(k, v));
+    if (cache_) (*cache_)[KeyBytes(k)] = v;
+    return absl::OkStatus();
   }
-  absl::Status Delete(const K& k) { return table_ ? table_->Delete(k) : absl::OkStatus(); }
-  absl::StatusOr<bool> Erase(const K& k) { return table_ ? table_->Erase(k) : false; }
+  absl::Status Delete(const K& k) { return Erase(k).status(); }
+  absl::StatusOr<bool> Erase(const K& k) {
+    if (!table_) return false;
+    TND_ASSIGN_OR_RETURN(bool gone, table_->Erase(k));
+    if (cache_) cache_->erase(KeyBytes(k));
+    return gone;
+  }
   absl::Status UpdateBatch(const std::vector<K>& keys, const std::vector<V>& values) {
     if (!table_) return absl::FailedPreconditionError(absl::StrCat(name_, ": no table yet (Reserve first)"));
-    return table_->UpdateBatch(keys, values);
+    absl::Status st = table_->UpdateBatch(keys, values);
+    if (cache_ && !st.ok()) cache_.reset();  // which prefix went in is unknown: read the table again
+    if (cache_)
+      for (size_t i = 0; i < keys.size(); ++i) (*cache_)[KeyBytes(keys[i])] = values[i];
+    return st;
   }
   absl::Status ForEach(const std::function<void(const K&, const V&)>& fn) const {
+    if (cache_) {
+      for (const auto& [bytes, v] : *cache_) {
+        K k;
+        std::memcpy(&k, bytes.data(), sizeof(K));
+        fn(k, v);
+      }
+      return absl::OkStatus();
+    }
     return table_ ? table_->ForEach(fn) : absl::OkStatus();
   }
 
@@ -110,7 +146,9 @@ class Growable {
   UniqueFd outer_;
   std::string name_;
   MapOps* ops_;
+  static std::string KeyBytes(const K& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(K)); }
   std::optional<Map<K, V>> table_;
+  std::optional<absl::flat_hash_map<std::string, V>> cache_;  // see Cache()
   uint32_t size_ = 0;
 };
 

@@ -119,7 +119,27 @@ class Map {
     return absl::OkStatus();
   }
 
+  // Every entry: read in BPF_MAP_LOOKUP_BATCH calls where the map type has
+  // them (hash maps, arrays: 5.6+), else key by key.
   absl::Status ForEach(const std::function<void(const K&, const V&)>& fn) const {
+    std::vector<K> keys(kReadBatch);
+    std::vector<V> values(kReadBatch);
+    alignas(8) unsigned char token[sizeof(K) > 8 ? sizeof(K) : 8];  // the kernel's place in the map
+    for (bool first = true;; first = false) {
+      uint32_t n = kReadBatch;
+      const int err = bpf_map_lookup_batch(fd_.get(), first ? nullptr : token, token, keys.data(), values.data(),
+                                           &n, nullptr) == 0 ? 0 : errno;
+      if (err != 0 && err != ENOENT) {
+        if (first && BatchUnsupported(err)) return Walk(fn);
+        return ErrnoError(err, absl::StrCat("read map ", name_, " in batches"));
+      }
+      for (uint32_t i = 0; i < n; ++i) fn(keys[i], values[i]);
+      if (err == ENOENT) return absl::OkStatus();
+    }
+  }
+
+  // Key by key (get_next_key), for maps without batch reads.
+  absl::Status Walk(const std::function<void(const K&, const V&)>& fn) const {
     K key{}, next{};
     const void* prev = nullptr;
     // Bounded: a map cannot hold more than max_entries; stop at twice that in
@@ -139,7 +159,8 @@ class Map {
 
  private:
   static constexpr uint64_t kMaxWalk = 1u << 24;
-  static constexpr size_t kBatch = 16384;  // entries per batch call
+  static constexpr size_t kBatch = 16384;     // entries per batch write
+  static constexpr size_t kReadBatch = 4096;  // entries per batch read
   UniqueFd fd_;
   std::string name_;
   MapOps* ops_;
