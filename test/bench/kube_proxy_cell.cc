@@ -45,12 +45,14 @@ std::vector<KpService> MakeServices(int s) {
   return out;
 }
 
-nlohmann::json TendrilServices(const std::vector<KpService>& services) {
+nlohmann::json TendrilServices(const std::vector<KpService>& services, int maglev_every) {
   nlohmann::json arr = nlohmann::json::array();
-  for (const KpService& s : services) {
+  for (size_t i = 0; i < services.size(); ++i) {
+    const KpService& s = services[i];
     nlohmann::json b = nlohmann::json::array();
     for (const KpEndpoint& e : s.endpoints) b.push_back({{"address", absl::StrCat(e.ip, ":", e.port)}});
     arr.push_back({{"frontend", absl::StrCat(s.cluster_ip, ":", s.port, "/TCP")}, {"backends", b}});
+    if (maglev_every > 0 && i % static_cast<size_t>(maglev_every) == 0) arr.back()["algorithm"] = "maglev";
   }
   return arr;
 }
@@ -68,7 +70,7 @@ void Cell::Restart() {
   if (!ok() || !tendril()) return;
   std::atomic<bool> stop{false};
   std::atomic<long> connects{0}, failures{0};
-  if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());  // the client's connects go through socket LB
+  if (socket_lb()) JoinCgroup(t_->cgroup.path());  // the client's connects go through socket LB
   std::thread client([&] {
     NetnsGuard in(n_.client);
     while (!stop) {
@@ -83,7 +85,7 @@ void Cell::Restart() {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   stop = true;
   client.join();
-  if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+  if (socket_lb()) JoinCgroup(*FindCgroup2Mount());
   if (!st.ok()) {
     j_["restart_error"] = std::string(st.message()).substr(0, 300);
     return;

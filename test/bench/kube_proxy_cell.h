@@ -35,8 +35,10 @@ constexpr const char* kBackend[2] = {"10.244.1.1", "10.244.1.2"};
 constexpr const char* kPodCidr = "10.244.0.0/16";
 constexpr uint16_t kSvcPort = 80, kTargetPort = 8080, kIperfPort = 5201;
 
+// tendril-maglev: tendril with every third service on Maglev (the others
+// random), the case of issue #18's Maglev figures.
 const std::vector<std::string> kAllModes = {"iptables-legacy", "iptables-nft", "nftables", "tendril",
-                                            "tendril-tc"};
+                                            "tendril-tc", "tendril-maglev"};
 
 struct Options {
   std::vector<int> sizes = {1, 1000, 10000, 100000};
@@ -57,7 +59,9 @@ struct Options {
 // The iperf service and S services; the last is the measured one.
 std::vector<KpService> MakeServices(int s);
 // The services as `tendril service apply` takes them.
-nlohmann::json TendrilServices(const std::vector<KpService>& services);
+// The services as `tendril service apply` reads them; with `maglev_every`
+// > 0 every that many-th one uses Maglev.
+nlohmann::json TendrilServices(const std::vector<KpService>& services, int maglev_every = 0);
 // Runs argv in the namespace (nsenter keeps /sys, and is what kube-proxy's
 // exec of iptables-restore costs, roughly); returns wall seconds, or -1.
 double Timed(const Netns& ns, std::vector<std::string> argv, std::string* out = nullptr);
@@ -155,6 +159,8 @@ class Cell {
   bool ok() const { return !j_.contains("error"); }
   const std::string& mode() const { return mode_; }
   bool tendril() const { return mode_.rfind("tendril", 0) == 0; }
+  // The tendril modes whose client connects go through socket LB.
+  bool socket_lb() const { return tendril() && mode_ != "tendril-tc"; }
 
   // Builds the node and programs the services; time, kernel memory, and for
   // tendril the agent's RSS and its pinned maps.
@@ -166,8 +172,8 @@ class Cell {
     std::string out;
     if (tendril()) {
       t_ = std::make_unique<Tendril>();
-      if (auto st = t_->Start(n_, mode_ == "tendril"); !st.ok()) return Fail(std::string(st.message()));
-      WriteFile(file_, TendrilServices(services_).dump());
+      if (auto st = t_->Start(n_, socket_lb()); !st.ok()) return Fail(std::string(st.message()));
+      WriteFile(file_, TendrilServices(services_, mode_ == "tendril-maglev" ? 3 : 0).dump());
       mem0 = KernelMemKb();
       auto t0 = Clock::now();
       CliResult r = t_->Cli({"service", "apply", "-f", file_});
@@ -203,13 +209,13 @@ class Cell {
   // One round of connects to the last ClusterIP, then straight to backend 1.
   void Round() {
     if (!ok() || !vip_.error.empty() || !direct_.error.empty()) return;
-    if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());
+    if (socket_lb()) JoinCgroup(t_->cgroup.path());
     {
       NetnsGuard in(n_.client);
       if (vip_.Round(Vip(), kSvcPort, o_.round_max, o_.round_seconds))
         direct_.Round(kBackend[0], kTargetPort, o_.round_max, o_.round_seconds);
     }
-    if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+    if (socket_lb()) JoinCgroup(*FindCgroup2Mount());
   }
 
   // One backend change: the measured service loses backend 2; then 40
@@ -245,12 +251,12 @@ class Cell {
     j_["change_s"] = change_s;
     long before_accepts = n_.srv[1]->accepted();
     bool reached = true;
-    if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());
+    if (socket_lb()) JoinCgroup(t_->cgroup.path());
     {
       NetnsGuard in(n_.client);
       for (int i = 0; i < 40 && reached; ++i) reached = ConnectOnce(Vip(), kSvcPort) >= 0;
     }
-    if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+    if (socket_lb()) JoinCgroup(*FindCgroup2Mount());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     j_["change_verified"] = reached && n_.srv[1]->accepted() == before_accepts;
     if (tendril()) {
@@ -281,9 +287,9 @@ class Cell {
       std::string json_text;
       std::vector<std::string> argv = {"nsenter", "--net=" + n_.client.path(), "iperf3", "-c", addr, "-p",
                                        std::to_string(kIperfPort), "-t", absl::StrCat(o_.iperf_seconds), "-J"};
-      if (mode_ == "tendril") JoinCgroup(t_->cgroup.path());  // iperf3 inherits it
+      if (socket_lb()) JoinCgroup(t_->cgroup.path());  // iperf3 inherits it
       int rc = Sh(argv, &json_text);
-      if (mode_ == "tendril") JoinCgroup(*FindCgroup2Mount());
+      if (socket_lb()) JoinCgroup(*FindCgroup2Mount());
       if (rc != 0) return -1;
       try {
         auto r = nlohmann::json::parse(json_text.substr(json_text.find('{')));
