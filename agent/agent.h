@@ -2,12 +2,14 @@
 // devices, keeps the maps equal to the desired state, and answers the API.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "absl/status/statusor.h"
 #include "agent/api_server.h"
@@ -58,6 +60,9 @@ class Agent {
 
   absl::StatusOr<nlohmann::json> ServiceAdd(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceApply(const nlohmann::json& args);
+  // The same request read from simdjson's tape (large sets: no DOM).
+  absl::StatusOr<nlohmann::json> ServiceApplyTape(simdjson::dom::element args);
+  absl::StatusOr<nlohmann::json> ApplyServices(std::vector<Service> desired, std::chrono::steady_clock::time_point t0);
   absl::StatusOr<nlohmann::json> ServiceUpdate(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceDelete(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceGet(const nlohmann::json& args) const;

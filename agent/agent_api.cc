@@ -32,6 +32,7 @@ void Agent::RegisterApi(ApiServer& api) {
   api.Register("service.add", [this](const nlohmann::json& a) { return ServiceAdd(a); });
   api.Register("service.update", [this](const nlohmann::json& a) { return ServiceUpdate(a); });
   api.Register("service.apply", [this](const nlohmann::json& a) { return ServiceApply(a); });
+  api.RegisterTape("service.apply", [this](simdjson::dom::element a) { return ServiceApplyTape(a); });
   api.Register("service.delete", [this](const nlohmann::json& a) { return ServiceDelete(a); });
   api.Register("service.get", [this](const nlohmann::json& a) { return ServiceGet(a); });
   api.Register("service.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {

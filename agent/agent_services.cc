@@ -9,7 +9,9 @@
 #include "agent/agent.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "agent/json_tape.h"
 #include "lb/service_json.h"
+#include "lb/service_json_read.h"
 #include "maps/abi.h"
 
 namespace tendril {
@@ -108,19 +110,22 @@ absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceApply(const nlohmann::json& a) {
-  if (!a.contains("services") || !a["services"].is_array())
-    return absl::InvalidArgumentError("expected an array of services (or {\"services\": [...]})");
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<Service> desired;
-  desired.reserve(a["services"].size());
-  for (size_t i = 0; i < a["services"].size(); ++i) {
-    auto s = ServiceFromJson(a["services"][i]);
-    if (!s.ok()) return Annotate(s.status(), absl::StrCat("services[", i, "]"));
-    desired.push_back(std::move(*s));
-  }
+  TND_ASSIGN_OR_RETURN(std::vector<Service> desired, ServicesFromJsonValue(a));
+  return ApplyServices(std::move(desired), t0);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ServiceApplyTape(simdjson::dom::element a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  TND_ASSIGN_OR_RETURN(std::vector<Service> desired, ServicesFromJsonValue(a));
+  return ApplyServices(std::move(desired), t0);
+}
+
+absl::StatusOr<nlohmann::json> Agent::ApplyServices(std::vector<Service> desired,
+                                                    std::chrono::steady_clock::time_point t0) {
+  const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   // Replace checks everything before it writes; a kernel or store error
   // half way puts the previous set back.
-  const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   auto rs = services_->Replace(std::move(desired));
   RestoreStoredServicesIfNeeded();
   if (!rs.ok()) return rs.status();

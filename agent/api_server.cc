@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "agent/json_tape.h"
 #include "common/api_client.h"
 #include "common/file_util.h"
 #include "common/log.h"
@@ -87,6 +88,26 @@ nlohmann::json ApiServer::Dispatch(const nlohmann::json& req) {
   } catch (const nlohmann::json::exception& e) {
     r = absl::InvalidArgumentError(absl::StrCat("bad arguments for ", op, ": ", e.what()));
   }
+  return Reply(op, std::move(r));
+}
+
+// The request is read from simdjson's tape when its op has a tape handler
+// and it parses there with object args; anything else (including JSON that
+// does not parse) goes the nlohmann way, which says what is wrong.
+std::optional<nlohmann::json> ApiServer::AnswerFromTape(absl::string_view line) {
+  if (tape_handlers_.empty()) return std::nullopt;
+  simdjson::dom::parser parser;
+  auto req = jsonf::ParseTape(parser, line);
+  std::string_view op;
+  if (!req.ok() || (*req)["op"].get(op) != simdjson::SUCCESS) return std::nullopt;
+  auto it = tape_handlers_.find(std::string(op));
+  simdjson::dom::element args;
+  if (it == tape_handlers_.end() || (*req)["args"].get(args) != simdjson::SUCCESS || !args.is_object())
+    return std::nullopt;
+  return Reply(it->first, it->second(args));
+}
+
+nlohmann::json ApiServer::Reply(const std::string& op, absl::StatusOr<nlohmann::json> r) {
   if (!r.ok()) {
     // Errors quote what was wrong; a megabyte of it is not worth quoting.
     absl::string_view msg = r.status().message();
@@ -100,6 +121,7 @@ nlohmann::json ApiServer::Dispatch(const nlohmann::json& req) {
 
 std::string ApiServer::Answer(absl::string_view line) {
   try {
+    if (auto tape = AnswerFromTape(line)) return jsonf::Dump(*tape);
     absl::StatusOr<nlohmann::json> req = jsonf::Parse(line);
     if (!req.ok())
       return jsonf::Dump(ErrorAnswer(absl::StatusCode::kInvalidArgument,

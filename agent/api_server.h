@@ -18,11 +18,13 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "absl/status/statusor.h"
 #include "common/api_client.h"
@@ -42,6 +44,9 @@ struct ApiLimits {
 class ApiServer {
  public:
   using Handler = std::function<absl::StatusOr<nlohmann::json>(const nlohmann::json& args)>;
+  // A handler that reads its args from simdjson's tape (agent/json_tape.h):
+  // for requests that may carry megabytes (service.apply).
+  using TapeHandler = std::function<absl::StatusOr<nlohmann::json>(simdjson::dom::element args)>;
   static constexpr size_t kReadChunk = 1 << 20;
 
   // Binds `path` (mode 0600, parent created 0700). A socket file left by a dead
@@ -52,6 +57,7 @@ class ApiServer {
   ~ApiServer();
 
   void Register(const std::string& op, Handler h) { handlers_[op] = std::move(h); }
+  void RegisterTape(const std::string& op, TapeHandler h) { tape_handlers_[op] = std::move(h); }
 
   // The descriptors to poll (the listener and every connection, each for
   // what it waits for), then what poll said about them, in the same order.
@@ -91,7 +97,13 @@ class ApiServer {
   UniqueFd fd_;
   std::string path_;
   ApiLimits limits_;
+  // A tape handler's answer, if `line` is a valid request for one.
+  std::optional<nlohmann::json> AnswerFromTape(absl::string_view line);
+  // A handler's result as the answer (errors quoted up to a limit).
+  nlohmann::json Reply(const std::string& op, absl::StatusOr<nlohmann::json> r);
+
   std::map<std::string, Handler> handlers_;
+  std::map<std::string, TapeHandler> tape_handlers_;
   std::list<Conn> conns_;  // oldest first
 };
 

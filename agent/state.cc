@@ -6,11 +6,13 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "agent/json_tape.h"
 #include "agent/state_json.h"
 #include "common/file_util.h"
 #include "common/json_fields.h"
 #include "common/status.h"
 #include "lb/service_json.h"
+#include "lb/service_json_read.h"
 
 namespace tendril {
 namespace {
@@ -171,25 +173,34 @@ absl::StatusOr<DesiredState> StateStore::Load() const {
     }
     return rc == SQLITE_DONE ? absl::OkStatus() : Error(sql);
   };
-  auto parse = [](const std::string& doc) -> absl::StatusOr<nlohmann::json> {
-    auto j = jsonf::Parse(doc);
-    if (!j.ok()) return absl::DataLossError(j.status().message());
-    return j;
-  };
-  // Rows of documents, each naming its own id.
-  auto docs = [&](const char* table, const char* sql, auto from_json, auto& out) {
+  // Rows of documents, each naming its own id; `decode` reads one.
+  auto docs = [&](const char* table, const char* sql, auto decode, auto& out) {
     return rows(table, sql, [&](int64_t id, const std::string& doc) -> absl::Status {
-      TND_ASSIGN_OR_RETURN(nlohmann::json j, parse(doc));
-      TND_ASSIGN_OR_RETURN(auto v, from_json(j));
+      TND_ASSIGN_OR_RETURN(auto v, decode(doc));
       if (static_cast<int64_t>(v.id) != id) return absl::DataLossError(absl::StrCat("holds id ", v.id));
       out.push_back(std::move(v));
       return absl::OkStatus();
     });
   };
-  TND_RETURN_IF_ERROR(docs("services", "SELECT id, doc FROM services ORDER BY id",
-                           [](const nlohmann::json& j) { return ServiceFromJson(j); }, s.services));
-  TND_RETURN_IF_ERROR(docs("endpoints", "SELECT id, doc FROM endpoints ORDER BY id",
-                           [](const nlohmann::json& j) { return EndpointFromJson(j); }, s.endpoints));
+  auto dom = [](const std::string& doc) -> absl::StatusOr<nlohmann::json> {
+    auto j = jsonf::Parse(doc);
+    if (!j.ok()) return absl::DataLossError(j.status().message());
+    return j;
+  };
+  // Services may be 100,000 rows: read from simdjson's tape, one parser for all.
+  simdjson::dom::parser parser;
+  auto service = [&](const std::string& doc) -> absl::StatusOr<Service> {
+    auto e = jsonf::ParseTape(parser, doc);
+    if (e.ok()) return ServiceFromJsonValue(*e);
+    TND_ASSIGN_OR_RETURN(nlohmann::json j, dom(doc));  // the error says where it broke
+    return ServiceFromJson(j);
+  };
+  auto endpoint = [&](const std::string& doc) -> absl::StatusOr<Endpoint> {
+    TND_ASSIGN_OR_RETURN(nlohmann::json j, dom(doc));
+    return EndpointFromJson(j);
+  };
+  TND_RETURN_IF_ERROR(docs("services", "SELECT id, doc FROM services ORDER BY id", service, s.services));
+  TND_RETURN_IF_ERROR(docs("endpoints", "SELECT id, doc FROM endpoints ORDER BY id", endpoint, s.endpoints));
   TND_RETURN_IF_ERROR(rows("prefilter", "SELECT rowid, cidr FROM prefilter",
                            [&](int64_t, const std::string& text) -> absl::Status {
                              TND_ASSIGN_OR_RETURN(Cidr c, ParseCidr(text));

@@ -1,6 +1,7 @@
 #include "common/json_fields.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/json_read.h"
 
 namespace tendril::jsonf {
 
@@ -33,15 +34,6 @@ absl::Status CheckDepth(absl::string_view text, int max_depth) {
   return absl::OkStatus();
 }
 
-absl::Status Bad(absl::string_view key, absl::string_view want, const json& got) {
-  return absl::InvalidArgumentError(absl::StrCat("\"", key, "\" must be ", want, ", not ", Describe(got)));
-}
-
-const json* Find(const json& obj, absl::string_view key) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
-}
 }  // namespace
 
 absl::StatusOr<json> Parse(absl::string_view text, int max_depth) {
@@ -64,73 +56,33 @@ absl::StatusOr<json> Parse(absl::string_view text, int max_depth) {
   return v;
 }
 
-std::string Describe(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "a list";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return v.get<bool>() ? "true" : "false";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-    case json::value_t::number_float: return absl::StrCat("the number ", v.dump());
-    default: return "an unexpected value";
-  }
-}
+std::string Describe(const json& v) { return DescribeValue(v); }
 
 absl::StatusOr<int64_t> Int(const json& obj, absl::string_view key, int64_t min, int64_t max, int64_t def) {
-  const json* v = Find(obj, key);
-  if (!v) return def;
-  std::string want = absl::StrCat("an integer in ", min, "-", max);
-  if (v->is_number_unsigned()) {
-    uint64_t u = v->get<uint64_t>();
-    if (max < 0 || u > static_cast<uint64_t>(max)) return Bad(key, want, *v);
-    return static_cast<int64_t>(u);
-  }
-  if (!v->is_number_integer()) return Bad(key, want, *v);
-  int64_t i = v->get<int64_t>();
-  if (i < min || i > max) return Bad(key, want, *v);
-  return i;
+  return IntField(obj, key, min, max, def);
 }
 
 absl::StatusOr<std::string> String(const json& obj, absl::string_view key, std::string def) {
-  const json* v = Find(obj, key);
-  if (!v) return def;
-  if (!v->is_string()) return Bad(key, "a string", *v);
-  return v->get<std::string>();
+  return StringField(obj, key, std::move(def));
 }
 
-absl::StatusOr<bool> Bool(const json& obj, absl::string_view key, bool def) {
-  const json* v = Find(obj, key);
-  if (!v) return def;
-  if (!v->is_boolean()) return Bad(key, "true or false", *v);
-  return v->get<bool>();
-}
+absl::StatusOr<bool> Bool(const json& obj, absl::string_view key, bool def) { return BoolField(obj, key, def); }
 
 absl::StatusOr<std::vector<json>> List(const json& obj, absl::string_view key) {
-  const json* v = Find(obj, key);
-  if (!v) return std::vector<json>{};
-  if (!v->is_array()) return Bad(key, "a list", *v);
-  return v->get<std::vector<json>>();
-}
-
-absl::StatusOr<std::vector<std::string>> Strings(const json& obj, absl::string_view key) {
-  const json* v = Find(obj, key);
-  std::vector<std::string> out;
-  if (!v) return out;
-  if (!v->is_array()) return Bad(key, "a list of strings", *v);
-  for (size_t i = 0; i < v->size(); ++i) {
-    if (!(*v)[i].is_string())
-      return Bad(absl::StrCat(key, "[", i, "]"), "a string", (*v)[i]);
-    out.push_back((*v)[i].get<std::string>());
-  }
+  std::vector<json> out;
+  absl::Status st = ForEachItem(obj, key, [&](const json& item, size_t) {
+    out.push_back(item);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
   return out;
 }
 
-absl::Status Object(const json& obj, absl::string_view what) {
-  if (obj.is_object()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(what, " must be an object, not ", Describe(obj)));
+absl::StatusOr<std::vector<std::string>> Strings(const json& obj, absl::string_view key) {
+  return StringsField(obj, key);
 }
+
+absl::Status Object(const json& obj, absl::string_view what) { return ObjectValue(obj, what); }
 
 std::string Dump(const json& v, int indent) {
   return v.dump(indent, ' ', false, json::error_handler_t::replace);

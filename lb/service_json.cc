@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/json_fields.h"
 #include "common/status.h"
+#include "lb/service_json_read.h"
 
 namespace tendril {
 
@@ -35,83 +36,7 @@ nlohmann::json ServiceToJson(const Service& s) {
   return j;
 }
 
-namespace {
-// The same rules as the CLI's flags (cli/cmd_service.cc): a weight 0-1000, an
-// affinity timeout 0-604800 s, ports 1-65535 (0: allocate).
-constexpr int64_t kMaxWeight = 1000;
-constexpr int64_t kMaxAffinity = 604800;
-
-absl::StatusOr<Backend> BackendFromJson(const nlohmann::json& bj) {
-  TND_RETURN_IF_ERROR(jsonf::Object(bj, "a backend"));
-  TND_ASSIGN_OR_RETURN(std::string address, jsonf::String(bj, "address", ""));
-  if (address.empty()) return absl::InvalidArgumentError("\"address\" is missing");
-  TND_ASSIGN_OR_RETURN(Backend b, ParseBackend(address));
-  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(bj, "id", 0, UINT32_MAX, 0));
-  TND_ASSIGN_OR_RETURN(int64_t weight, jsonf::Int(bj, "weight", 0, kMaxWeight, 1));
-  TND_ASSIGN_OR_RETURN(std::string state, jsonf::String(bj, "state", "active"));
-  TND_ASSIGN_OR_RETURN(b.state, ParseBackendState(state));
-  b.id = static_cast<uint32_t>(id);
-  b.weight = static_cast<uint32_t>(weight);
-  return b;
-}
-
-absl::Status ExternalFromJson(const nlohmann::json& j, Service& s) {
-  TND_ASSIGN_OR_RETURN(int64_t np, jsonf::Int(j, "node_port", 0, 65535, 0));
-  s.node_port = static_cast<uint16_t>(np);
-  TND_ASSIGN_OR_RETURN(std::vector<std::string> ips, jsonf::Strings(j, "external_ips"));
-  for (const std::string& ip : ips) {
-    TND_ASSIGN_OR_RETURN(IpAddr a, ParseIp(ip));
-    s.external_ips.push_back(a);
-  }
-  TND_ASSIGN_OR_RETURN(std::string tp, jsonf::String(j, "traffic_policy", "Cluster"));
-  TND_ASSIGN_OR_RETURN(s.traffic_policy, ParseTrafficPolicy(tp));
-  TND_ASSIGN_OR_RETURN(std::vector<std::string> ranges, jsonf::Strings(j, "source_ranges"));
-  for (const std::string& text : ranges) {
-    auto c = ParseCidr(text);
-    if (!c.ok()) return absl::InvalidArgumentError(absl::StrCat("source range: ", c.status().message()));
-    s.source_ranges.push_back(*c);
-  }
-  TND_ASSIGN_OR_RETURN(s.dsr, jsonf::Bool(j, "dsr", false));
-  TND_ASSIGN_OR_RETURN(int64_t hc, jsonf::Int(j, "health_check_port", 0, 65535, 0));
-  s.health_check_port = static_cast<uint16_t>(hc);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<Service> ServiceFromJsonFields(const nlohmann::json& j) {
-  TND_RETURN_IF_ERROR(jsonf::Object(j, "a service"));
-  Service s;
-  TND_ASSIGN_OR_RETURN(int64_t id, jsonf::Int(j, "id", 0, UINT32_MAX, 0));
-  s.id = static_cast<ServiceId>(id);
-  TND_ASSIGN_OR_RETURN(std::string frontend, jsonf::String(j, "frontend", ""));
-  if (frontend.empty()) return absl::InvalidArgumentError("\"frontend\" is missing");
-  TND_ASSIGN_OR_RETURN(s.frontend, ParseFrontend(frontend));
-  TND_ASSIGN_OR_RETURN(std::string type, jsonf::String(j, "type", "ClusterIP"));
-  TND_ASSIGN_OR_RETURN(s.type, ParseServiceType(type));
-  TND_ASSIGN_OR_RETURN(std::string algorithm, jsonf::String(j, "algorithm", "random"));
-  TND_ASSIGN_OR_RETURN(s.algorithm, ParseAlgorithm(algorithm));
-  TND_ASSIGN_OR_RETURN(int64_t affinity, jsonf::Int(j, "affinity_timeout", 0, kMaxAffinity, 0));
-  s.affinity_timeout = static_cast<uint32_t>(affinity);
-  TND_ASSIGN_OR_RETURN(std::string itp, jsonf::String(j, "internal_traffic_policy", "Cluster"));
-  TND_ASSIGN_OR_RETURN(s.internal_traffic_policy, ParseTrafficPolicy(itp));
-  TND_ASSIGN_OR_RETURN(std::vector<nlohmann::json> backends, jsonf::List(j, "backends"));
-  for (size_t i = 0; i < backends.size(); ++i) {
-    auto b = BackendFromJson(backends[i]);
-    if (!b.ok()) return Annotate(b.status(), absl::StrCat("backends[", i, "]"));
-    s.backends.push_back(*b);
-  }
-  TND_RETURN_IF_ERROR(ExternalFromJson(j, s));
-  return s;
-}
-}  // namespace
-
-absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) {
-  auto s = ServiceFromJsonFields(j);
-  if (s.ok()) return s;
-  std::string name = "service";
-  if (j.is_object() && j.contains("frontend") && j["frontend"].is_string())
-    name = absl::StrCat("service ", j["frontend"].get<std::string>());
-  return Annotate(s.status(), name);
-}
+absl::StatusOr<Service> ServiceFromJson(const nlohmann::json& j) { return ServiceFromJsonValue(j); }
 
 namespace {
 // A list of strings, each parsed by `parse`; errors name the field and item.
@@ -157,7 +82,7 @@ absl::StatusOr<ServiceUpdate> ServiceUpdateFromJson(const nlohmann::json& a) {
     TND_ASSIGN_OR_RETURN(u.algorithm, ParseAlgorithm(text));
   }
   if (a.contains("affinity_timeout")) {
-    TND_ASSIGN_OR_RETURN(int64_t t, jsonf::Int(a, "affinity_timeout", 0, kMaxAffinity, 0));
+    TND_ASSIGN_OR_RETURN(int64_t t, jsonf::Int(a, "affinity_timeout", 0, service_json_internal::kMaxAffinity, 0));
     u.affinity_timeout = static_cast<uint32_t>(t);
   }
   if (a.contains("traffic_policy")) {
