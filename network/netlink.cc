@@ -23,51 +23,11 @@
 #include "absl/strings/str_format.h"
 #include "common/fd.h"
 #include "common/status.h"
+#include "network/netlink_socket.h"
+#include "network/route_table.h"
 
 namespace tendril {
 namespace {
-
-struct MnlCloser {
-  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
-using MnlSocket = std::unique_ptr<mnl_socket, MnlCloser>;
-
-absl::StatusOr<MnlSocket> OpenRoute() {
-  MnlSocket nl(mnl_socket_open(NETLINK_ROUTE));
-  if (!nl) return ErrnoError(errno, "open rtnetlink socket");
-  if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) return ErrnoError(errno, "bind rtnetlink socket");
-  return nl;
-}
-
-// Sends `nlh` and runs `cb` over every answer until the kernel is done.
-absl::Status Transact(mnl_socket* nl, nlmsghdr* nlh, mnl_cb_t cb, void* data, const std::string& what,
-                      int* err = nullptr) {
-  uint32_t seq = nlh->nlmsg_seq;
-  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return ErrnoError(errno, what);
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  uint32_t portid = mnl_socket_get_portid(nl);
-  for (;;) {
-    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
-    if (n < 0) return ErrnoError(errno, what);
-    int r = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, cb, data);
-    if (r < 0) {
-      if (err) *err = errno;
-      return ErrnoError(errno, what);
-    }
-    if (r == MNL_CB_STOP) return absl::OkStatus();
-  }
-}
-
-// mnl_attr_for_each, written for C++ (the macro converts from void*).
-template <typename Fn>
-void ForEachAttr(const nlmsghdr* nlh, size_t offset, Fn fn) {
-  const auto* a = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, offset));
-  const char* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-  while (mnl_attr_ok(a, static_cast<int>(tail - reinterpret_cast<const char*>(a)))) {
-    fn(a);
-    a = mnl_attr_next(a);
-  }
-}
 
 int RouteCb(const nlmsghdr* nlh, void* data) {
   auto* out = static_cast<std::optional<RouteInfo>*>(data);
@@ -158,15 +118,35 @@ absl::Status RouteBatch(mnl_socket* nl, const std::vector<char>& req, uint32_t f
 
 absl::StatusOr<std::vector<std::optional<RouteInfo>>> LookupRoutes(const std::vector<IpAddr>& dsts) {
   constexpr size_t kBatch = 128;
-  TND_ASSIGN_OR_RETURN(MnlSocket nl, OpenRoute());
+  // Many addresses: answered from one dump of the rules and routes where it
+  // can (network/route_table.h); the kernel answers the rest.
+  constexpr size_t kTableFrom = 64;
   std::vector<std::optional<RouteInfo>> out(dsts.size());
-  std::vector<char> req;
-  for (size_t i = 0; i < dsts.size(); i += kBatch) {
-    const size_t n = std::min(kBatch, dsts.size() - i);
-    req.clear();
-    for (size_t k = 0; k < n; ++k) PutRouteRequest(req, dsts[i + k], static_cast<uint32_t>(1 + i + k));
-    TND_RETURN_IF_ERROR(RouteBatch(nl.get(), req, static_cast<uint32_t>(1 + i), n, 1, out));
+  std::vector<IpAddr> ask;
+  std::vector<size_t> ask_at;
+  std::optional<RouteTable> table;
+  if (dsts.size() >= kTableFrom) {
+    TND_ASSIGN_OR_RETURN(table, RouteTable::Load());
   }
+  for (size_t i = 0; i < dsts.size(); ++i) {
+    RouteInfo r;
+    const auto answer = table ? table->Lookup(dsts[i], &r) : RouteTable::Answer::kAskKernel;
+    if (answer == RouteTable::Answer::kRoute) out[i] = r;
+    if (answer != RouteTable::Answer::kAskKernel) continue;
+    ask.push_back(dsts[i]);
+    ask_at.push_back(i);
+  }
+  if (ask.empty()) return out;
+  TND_ASSIGN_OR_RETURN(MnlSocket nl, OpenRoute());
+  std::vector<std::optional<RouteInfo>> asked(ask.size());
+  std::vector<char> req;
+  for (size_t i = 0; i < ask.size(); i += kBatch) {
+    const size_t n = std::min(kBatch, ask.size() - i);
+    req.clear();
+    for (size_t k = 0; k < n; ++k) PutRouteRequest(req, ask[i + k], static_cast<uint32_t>(1 + i + k));
+    TND_RETURN_IF_ERROR(RouteBatch(nl.get(), req, static_cast<uint32_t>(1 + i), n, 1, asked));
+  }
+  for (size_t k = 0; k < ask.size(); ++k) out[ask_at[k]] = asked[k];
   return out;
 }
 
