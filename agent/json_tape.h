@@ -64,6 +64,11 @@ struct JsonTraits<simdjson::dom::element> {
     return b;
   }
   static std::string NumberText(const E& v) { return simdjson::to_string(v); }
+  // Items of an array (0 for anything else).
+  static size_t Size(const E& v) {
+    simdjson::dom::array arr;
+    return v.get(arr) == simdjson::SUCCESS ? arr.size() : 0;
+  }
   template <class Fn>
   static absl::Status Items(const E& v, Fn fn) {
     simdjson::dom::array arr;

@@ -60,6 +60,7 @@ struct JsonTraits<nlohmann::json> {
     return v.is_boolean() ? std::optional<bool>(v.get<bool>()) : std::nullopt;
   }
   static std::string NumberText(const json& v) { return v.dump(); }
+  static size_t Size(const json& v) { return v.size(); }
   // Calls fn(item, index) for each item of an array, stopping at an error.
   template <class Fn>
   static absl::Status Items(const json& v, Fn fn) {

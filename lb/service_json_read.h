@@ -110,6 +110,7 @@ absl::StatusOr<std::vector<Service>> ServicesFromJsonValue(const V& args) {
   if (!list || T::KindOf(*list) != jsonf::Kind::kArray)
     return absl::InvalidArgumentError("expected an array of services (or {\"services\": [...]})");
   std::vector<Service> out;
+  out.reserve(T::Size(*list));
   absl::Status st = T::Items(*list, [&](const auto& item, size_t i) -> absl::Status {
     auto s = ServiceFromJsonValue(item);
     if (!s.ok()) return Annotate(s.status(), absl::StrCat("services[", i, "]"));
