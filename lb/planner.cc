@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "lb/maglev.h"
@@ -301,7 +302,53 @@ absl::StatusOr<Plan> ServicePlanner::Delete(ServiceId id) const {
   return Plan{false, std::nullopt, {Change(old, nullptr)}};
 }
 
+namespace {
+
+// Whether `d`, as a request declares it, is `cur`: the fields the planner
+// derives (ids, backend placement, ports left for it to choose) are taken
+// from `cur` for the comparison (and the ports put back when it differs).
+bool DeclaredAs(Service& d, const Service& cur) {
+  if (d.backends.size() != cur.backends.size()) return false;
+  for (size_t i = 0; i < d.backends.size(); ++i) {
+    Backend& b = d.backends[i];
+    const Backend& c = cur.backends[i];
+    if (b.ip != c.ip || b.port != c.port) return false;
+    b.id = c.id;  // what the full plan gives them too
+    b.place = c.place;
+  }
+  const uint16_t node_port = d.node_port, health = d.health_check_port;
+  d.id = cur.id;
+  if (!node_port) d.node_port = cur.node_port;
+  if (!health) d.health_check_port = cur.health_check_port;
+  if (d == cur) return true;
+  d.node_port = node_port;
+  d.health_check_port = health;
+  return false;
+}
+
+}  // namespace
+
+// A set declared as it is, or a part of it (a controller's periodic full
+// sync): every desired service is its declared one, so the plan is the
+// removals alone and nothing needs checking (taking services away cannot
+// make a conflict). nullopt: a full plan is needed.
+std::optional<Plan> ServicePlanner::RemovalsOnly(std::vector<Service>& desired) const {
+  if (desired.size() > services_.size()) return std::nullopt;
+  absl::flat_hash_set<ServiceId> kept;
+  kept.reserve(desired.size());
+  for (Service& d : desired) {
+    std::optional<ServiceId> id = index_.FrontendOwner(d.frontend);
+    const Service* cur = id ? Get(*id) : nullptr;
+    if (!cur || !DeclaredAs(d, *cur) || !kept.insert(*id).second) return std::nullopt;
+  }
+  Plan plan;
+  for (const auto& [id, s] : services_)
+    if (!kept.count(id)) plan.changes.push_back(Change(&s, nullptr));
+  return plan;
+}
+
 absl::StatusOr<Plan> ServicePlanner::Replace(std::vector<Service> desired) const {
+  if (std::optional<Plan> removals = RemovalsOnly(desired)) return std::move(*removals);
   // Everything is checked and every id chosen before the plan is returned.
   std::map<Frontend, ServiceId> current;
   for (const auto& [id, s] : services_) current.emplace(s.frontend, id);

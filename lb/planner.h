@@ -77,6 +77,9 @@ class ServicePlanner {
   // services not in `desired` are removed. Ids and backend ids in `desired`
   // are ignored.
   absl::StatusOr<Plan> Replace(std::vector<Service> desired) const;
+  // Replace's fast case: every desired service declared as it is (see
+  // planner.cc); the plan removes the others. nullopt otherwise.
+  std::optional<Plan> RemovalsOnly(std::vector<Service>& desired) const;
   // The declared set from the state file (a restart): ids as saved.
   absl::StatusOr<Plan> Restore(std::vector<Service> services) const;
   // Re-reads where the backends for which `affected` is true are and plans

@@ -355,6 +355,38 @@ TEST_F(PlannerTest, ReplacePlansOnlyTheServicesThatChanged) {
   EXPECT_EQ(one->changes[0].neu->frontend.ToString(), "10.96.0.11:80/TCP");
 }
 
+// The fast case of Replace (RemovalsOnly): a set declared as it is, or a
+// part of it, plans only removals; anything else takes the full path.
+TEST_F(PlannerTest, ReplaceOfTheDeclaredSetOrAPartOfItPlansOnlyRemovals) {
+  Service np = Make("10.96.0.12:80/TCP", {"10.0.1.4:8080"}, ServiceType::kNodePort);
+  const Service a = Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"}));
+  const Service n = Add(np);
+  ASSERT_NE(n.node_port, 0) << "allocated";
+  Add(Make("10.96.0.11:80/TCP", {"10.0.1.3:8080"}));
+  // The node port left to the planner matches the one it chose; the third
+  // service goes.
+  auto part = planner_.Replace({Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"}), np});
+  ASSERT_TRUE(part.ok()) << part.status();
+  ASSERT_EQ(part->changes.size(), 1u);
+  EXPECT_FALSE(part->changes[0].neu);
+  EXPECT_EQ(part->changes[0].old->frontend.ToString(), "10.96.0.11:80/TCP");
+  // Backends in another order, another weight, a frontend twice, or a
+  // frontend owned as another service's node port: the full path.
+  auto reordered = planner_.Replace({Make("10.96.0.10:80/TCP", {"10.0.1.3:8080", "10.0.1.2:8080"})});
+  ASSERT_TRUE(reordered.ok()) << reordered.status();
+  ASSERT_EQ(reordered->changes.size(), 3u) << "two removals and the reordered service";
+  EXPECT_EQ(reordered->changes.back().neu->backends[0].id, a.backends[1].id) << "ids follow address and port";
+  auto weighted = planner_.Replace({Make("10.96.0.10:80/TCP", {"10.0.1.2:8080@5", "10.0.1.3:8080"})});
+  ASSERT_TRUE(weighted.ok());
+  EXPECT_EQ(weighted->changes.back().neu->backends[0].weight, 5u);
+  auto twice = planner_.Replace({Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"}),
+                                 Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080"})});
+  ExpectError(twice.status(), absl::StatusCode::kInvalidArgument, "declared twice");
+  auto as_node_port = planner_.Replace({Make(absl::StrCat("10.0.0.1:", n.node_port, "/TCP"), {})});
+  EXPECT_FALSE(as_node_port.ok() && as_node_port->changes.size() == 3 && !as_node_port->changes[2].neu)
+      << "a frontend that is another service's node port is never taken as that service";
+}
+
 TEST_F(PlannerTest, ASingleChangeIsCheckedAgainstTheServiceMapsCapacity) {
   ServiceLimits limits{256, 4096};
   limits.service_map_entries = 65536;  // lb-service-map-max
