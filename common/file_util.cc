@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/string_view.h"
@@ -17,15 +18,21 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(errno, absl::StrCat("open ", path));
   std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+  struct stat st {};
+  // Read in place, in one piece for a regular file (its size, plus one byte
+  // to see the end); a pipe or a growing file still reads to its end.
+  size_t want = ::fstat(fd.get(), &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536;
+  for (size_t have = 0;;) {
+    out.resize(have + want);
+    ssize_t n = ::read(fd.get(), out.data() + have, want);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, absl::StrCat("read ", path));
     }
+    have += static_cast<size_t>(n);
+    out.resize(have);
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    want = std::max<size_t>(65536, have);
   }
   return out;
 }

@@ -139,7 +139,7 @@ void PrintTables(const nlohmann::json& results, const nlohmann::json& iperf, con
     }
     for (const nlohmann::json* r : rows)
       if (r->contains("change_api_s"))
-        std::printf("   %s: one backend change through the API socket (no CLI process): %s; the same set "
+        std::printf("   %s: one backend change through the API socket (no CLI process, median of 21): %s; the same set "
                     "applied again: %s\n",
                     (*r)["mode"].get<std::string>().c_str(), Ms(Num(*r, "change_api_s")).c_str(),
                     Ms(Num(*r, "reapply_s")).c_str());

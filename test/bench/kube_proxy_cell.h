@@ -263,13 +263,21 @@ class Cell {
       // The same kind of change (backend 2 back) straight through the API
       // socket, as a controller makes it: the agent's share without the
       // CLI's process start.
+      // Median of 21 such changes, alternating (backend 2 back, away, ...,
+      // back: the last leaves both).
       auto id = CallAgent(t_->sock(), "service.get", {{"frontend", absl::StrCat(Vip(), ":80/TCP")}});
-      if (id.ok()) {
-        nlohmann::json args = {{"id", id->value("id", 0)},
-                               {"backends", {absl::StrCat(kBackend[0], ":", kTargetPort),
-                                             absl::StrCat(kBackend[1], ":", kTargetPort)}}};
+      std::vector<double> times;
+      for (int i = 0; id.ok() && i < 21; ++i) {
+        nlohmann::json backends = {absl::StrCat(kBackend[0], ":", kTargetPort)};
+        if (i % 2 == 0) backends.push_back(absl::StrCat(kBackend[1], ":", kTargetPort));
+        nlohmann::json args = {{"id", id->value("id", 0)}, {"backends", backends}};
         auto t0 = Clock::now();
-        if (CallAgent(t_->sock(), "service.update", args).ok()) j_["change_api_s"] = Seconds(t0, Clock::now());
+        if (!CallAgent(t_->sock(), "service.update", args).ok()) break;
+        times.push_back(Seconds(t0, Clock::now()));
+      }
+      if (times.size() == 21) {
+        std::sort(times.begin(), times.end());
+        j_["change_api_s"] = times[10];
       }
     }
   }
