@@ -72,7 +72,9 @@ TEST(PinnedMapsTest, TheTableMatchesWhatTheObjectsPin) {
       EXPECT_EQ(d.key_size, spec.key_size) << spec.name;
       EXPECT_EQ(d.value_size, spec.value_size) << spec.name;
     }
-    if (!spec.growable) EXPECT_EQ(d.max_entries, spec.max_entries) << spec.name << " (" << d.object << ")";
+    if (!spec.growable) {
+      EXPECT_EQ(d.max_entries, spec.max_entries) << spec.name << " (" << d.object << ")";
+    }
   }
   for (const auto& [name, d] : pinned)
     EXPECT_TRUE(in_table.count(name)) << name << " is pinned by " << d.object << " but missing from kPinnedMaps";
