@@ -162,10 +162,7 @@ absl::StatusOr<std::optional<RouteInfo>> LookupRoute(const IpAddr& dst) {
   }
   mnl_socket* nl = cached.get();
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_GETROUTE;
-  nlh->nlmsg_flags = NLM_F_REQUEST;
-  nlh->nlmsg_seq = ++seq;
+  nlmsghdr* nlh = Header(buf, RTM_GETROUTE, 0, ++seq);
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   bool v4 = dst.family == Family::kV4;
   rtm->rtm_family = v4 ? AF_INET : AF_INET6;
@@ -186,10 +183,7 @@ absl::StatusOr<std::optional<RouteInfo>> LookupRoute(const IpAddr& dst) {
 absl::StatusOr<std::vector<IpAddr>> DeviceAddresses(int ifindex) {
   TND_ASSIGN_OR_RETURN(MnlSocket nl, OpenRoute());
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_GETADDR;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  nlh->nlmsg_seq = 2;
+  nlmsghdr* nlh = Header(buf, RTM_GETADDR, NLM_F_DUMP, 2);
   auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
   ifa->ifa_family = AF_UNSPEC;
   AddrQuery q{ifindex, {}};
@@ -244,13 +238,6 @@ int LinkCb(const nlmsghdr* nlh, void* data) {
   return MNL_CB_STOP;  // a single answer (no NLMSG_DONE follows)
 }
 
-nlmsghdr* Header(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_t seq) {
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = type;
-  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
-  nlh->nlmsg_seq = seq;
-  return nlh;
-}
 
 }  // namespace
 

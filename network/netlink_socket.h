@@ -28,6 +28,15 @@ inline absl::StatusOr<MnlSocket> OpenRoute() {
   return nl;
 }
 
+// A request header at the start of `buf` (NLM_F_REQUEST and `flags`).
+inline nlmsghdr* Header(std::vector<char>& buf, uint16_t type, uint16_t flags, uint32_t seq) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+  nlh->nlmsg_seq = seq;
+  return nlh;
+}
+
 // Sends `nlh` and runs `cb` over every answer until the kernel is done.
 inline absl::Status Transact(mnl_socket* nl, nlmsghdr* nlh, mnl_cb_t cb, void* data, const std::string& what,
                              int* err = nullptr) {

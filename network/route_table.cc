@@ -89,10 +89,7 @@ int RouteDumpCb(const nlmsghdr* nlh, void* data) {
 
 absl::Status Dump(mnl_socket* nl, uint16_t type, int family, mnl_cb_t cb, void* data, const std::string& what) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = type;
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  nlh->nlmsg_seq = 1;
+  nlmsghdr* nlh = Header(buf, type, NLM_F_DUMP, 1);
   // rtmsg and fib_rule_hdr both start with the family.
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = static_cast<uint8_t>(family);

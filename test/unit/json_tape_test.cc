@@ -17,25 +17,21 @@ namespace tendril {
 namespace {
 
 // Decoded both ways: the service as JSON again, or the error's text.
-std::string ViaDom(const std::string& text) {
-  auto j = jsonf::Parse(text);
-  if (!j.ok()) return "parse: " + std::string(j.status().message());
-  auto s = ServicesFromJsonValue(*j);
+template <class V>
+std::string Decoded(const absl::StatusOr<V>& parsed) {
+  if (!parsed.ok()) return "parse: " + std::string(parsed.status().message());
+  auto s = ServicesFromJsonValue(*parsed);
   if (!s.ok()) return std::string(s.status().message());
   nlohmann::json out = nlohmann::json::array();
   for (const Service& v : *s) out.push_back(ServiceToJson(v));
   return out.dump();
 }
 
+std::string ViaDom(const std::string& text) { return Decoded(jsonf::Parse(text)); }
+
 std::string ViaTape(const std::string& text) {
   simdjson::dom::parser p;
-  auto e = jsonf::ParseTape(p, text);
-  if (!e.ok()) return "parse: " + std::string(e.status().message());
-  auto s = ServicesFromJsonValue(*e);
-  if (!s.ok()) return std::string(s.status().message());
-  nlohmann::json out = nlohmann::json::array();
-  for (const Service& v : *s) out.push_back(ServiceToJson(v));
-  return out.dump();
+  return Decoded(jsonf::ParseTape(p, text));
 }
 
 TEST(JsonTapeTest, BothDecodersAgreeOnServicesAndOnErrors) {
