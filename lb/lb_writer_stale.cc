@@ -15,11 +15,6 @@
 namespace tendril {
 namespace {
 
-template <typename K>
-std::string KeyBytes(const K& k) {
-  return std::string(reinterpret_cast<const char*>(&k), sizeof(K));
-}
-
 // Deletes every key of `m` not in `want` (keys as bytes), those for which
 // `first` is true before the others. How many went.
 template <typename K, typename V, template <typename, typename> class M>

@@ -146,7 +146,6 @@ class Growable {
   UniqueFd outer_;
   std::string name_;
   MapOps* ops_;
-  static std::string KeyBytes(const K& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(K)); }
   std::optional<Map<K, V>> table_;
   std::optional<absl::flat_hash_map<std::string, V>> cache_;  // see Cache()
   uint32_t size_ = 0;

@@ -59,6 +59,12 @@ absl::StatusOr<std::vector<uint32_t>> ReadU32Array(int fd, uint32_t n);
 absl::Status UpdateU32Batch(int fd, const std::vector<uint32_t>& keys, const std::vector<uint32_t>& values,
                             const std::string& what, MapOps& ops = KernelMapOps());
 
+// A map key's bytes, for sets and maps of keys of any layout.
+template <typename K>
+std::string KeyBytes(const K& k) {
+  return std::string(reinterpret_cast<const char*>(&k), sizeof(K));
+}
+
 // Whether a batch operation failed with `err` because the kernel or the map
 // type has no batch operations (the caller goes element by element).
 bool BatchUnsupported(int err);
