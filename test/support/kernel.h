@@ -110,6 +110,9 @@ class Netns {
   std::string path() const { return "/run/netns/" + name_; }
   // Runs argv inside the namespace (ip netns exec).
   int Exec(const std::vector<std::string>& argv, std::string* out = nullptr) const;
+  // Runs `ip` commands ("link add ...", one per entry) in the namespace, all
+  // in one `ip -batch`. Returns ip's exit code (-1 if it could not run).
+  int IpBatch(const std::vector<std::string>& commands, std::string* out = nullptr) const;
 
  private:
   std::string name_;

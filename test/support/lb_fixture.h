@@ -46,7 +46,7 @@ class LbFixture : public ::testing::Test {
     ASSERT_NE(tn0_, 0u);
 
     pins_ = std::make_unique<TempPinRoot>();
-    auto host = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path()});
+    auto host = BpfObject::Load(Options("bpf_host"));
     ASSERT_TRUE(host.ok()) << host.status();
     host_ = std::make_unique<BpfObject>(std::move(*host));
     {  // The growable LB tables, as the agent creates them at start.
@@ -56,13 +56,13 @@ class LbFixture : public ::testing::Test {
       auto made = writer.Reserve(MapNeeds{}, ServiceLimits{}, false);
       ASSERT_TRUE(made.ok()) << made.status();
     }
-    auto xdp = BpfObject::Load({BpfObjectPath("bpf_xdp"), pins_->path()});
+    auto xdp = BpfObject::Load(Options("bpf_xdp"));
     ASSERT_TRUE(xdp.ok()) << xdp.status();
     xdp_ = std::make_unique<BpfObject>(std::move(*xdp));
     tc_in_ = *host_->ProgramFd(kHostIngressProgram);
     tc_out_ = *host_->ProgramFd(kHostEgressProgram);
     xdp_in_ = *xdp_->ProgramFd(kXdpEntryProgram);
-    auto lxc = BpfObject::Load({BpfObjectPath("bpf_lxc"), pins_->path()});
+    auto lxc = BpfObject::Load(Options("bpf_lxc"));
     ASSERT_TRUE(lxc.ok()) << lxc.status();
     lxc_ = std::make_unique<BpfObject>(std::move(*lxc));
     lxc_in_ = *lxc_->ProgramFd(kLxcIngressProgram);
@@ -87,6 +87,16 @@ class LbFixture : public ::testing::Test {
     std::memcpy(d.ipv6, a6.data(), 16);
     std::memcpy(d.mac, kMacNode.b, 6);
     ASSERT_TRUE(devices_->Update(tn0_, d).ok());
+  }
+
+  // The conntrack and NAT tables at 32,768 entries: enough for every test
+  // here, and an eighth of the preallocation of the defaults (most of a
+  // fixture's set-up time on an emulated kernel). Every object is loaded with
+  // the same sizes, so each finds the pinned table as it wants it.
+  LoadOptions Options(const char* object) const {
+    LoadOptions o{BpfObjectPath(object), pins_->path()};
+    for (const char* m : {TND_MAP_CT_V4, TND_MAP_CT_V6, TND_MAP_NAT_V4, TND_MAP_NAT_V6}) o.max_entries[m] = 32768;
+    return o;
   }
 
   template <typename K, typename V>
