@@ -72,9 +72,13 @@ class Agent {
   nlohmann::json EndpointList() const;
   // Removes expired conntrack and NAT entries now.
   nlohmann::json ConntrackGc();
-  // Per-packet flows of backends a change removed: gone, so that their next
-  // packet (a UDP client's next datagram) chooses a live backend.
+  // Conntrack and NAT entries of backends a change removed. The datapath no
+  // longer uses them (a removed backend's entry is marked retired: its flows
+  // choose again at their next packet), so the change does not wait for a
+  // conntrack walk: the backends are queued, and one walk a second after
+  // the first of them deletes the entries of all (DeletePendingFlows).
   void DeleteFlowsOf(ServiceId svc_id, L4Proto proto, const std::vector<Backend>& removed);
+  void DeletePendingFlows();
 
   // For the main loop: file descriptors to poll besides the API and signals
   // (health check ports), what to do when one is readable, and the timer
@@ -174,6 +178,9 @@ class Agent {
   size_t HealthCount(uint16_t port) const;
   absl::Status CheckHealthPortFree(uint16_t port) const;
   uint32_t next_gc_ = 0;
+  std::vector<BackendRef> pending_flows_[2];  // per family (IPv4, IPv6)
+  int64_t pending_since_ms_ = -1;             // the first queued removal (-1: none)
+  static constexpr int64_t kFlowCleanupDelayMs = 1000;
   bool placement_retry_ = false;  // a placement refresh failed half way
   static constexpr int kPlacementRetryMs = 1000;
   nlohmann::json last_gc_;

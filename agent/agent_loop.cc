@@ -3,6 +3,7 @@
 // and conntrack: GC and the flows of removed backends.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "agent/agent.h"
@@ -43,10 +44,13 @@ int Agent::NextTimeoutMs() const {
   for (const auto& [id, h] : health_)
     if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
   if (placement_retry_ || (services_ && services_->needs_restore())) ms = std::min(ms, kPlacementRetryMs);
+  if (pending_since_ms_ >= 0)
+    ms = std::min<int64_t>(ms, std::max<int64_t>(0, pending_since_ms_ + kFlowCleanupDelayMs - MonotonicMs()));
   return ms;
 }
 
 void Agent::OnTimer() {
+  DeletePendingFlows();
   for (const auto& [port, h] : health_) h->OnTimer(HealthCount(port));
   if (services_) {
     int n = services_->FlushRetiredBackends();
@@ -68,27 +72,46 @@ void Agent::OnTimer() {
 }
 
 void Agent::DeleteFlowsOf(ServiceId svc_id, L4Proto proto, const std::vector<Backend>& removed) {
-  for (Family fam : {Family::kV4, Family::kV6}) {
+  for (const Backend& b : removed) {
+    BackendRef r;
+    r.svc_id = svc_id;
+    r.proto = static_cast<uint8_t>(proto);
+    r.id = b.id;
+    memcpy(r.addr, b.ip.bytes.data(), 16);
+    r.port_be = htons(b.port);
+    pending_flows_[b.ip.family == Family::kV4 ? 0 : 1].push_back(r);
+  }
+  if (pending_since_ms_ < 0 && !removed.empty()) pending_since_ms_ = MonotonicMs();
+}
+
+// One walk per family for every backend removed since the first of them,
+// a second after it (before the removed ids' 2 s grace ends and they can be
+// given out again). A backend declared again since (same service, address
+// and port) keeps its flows.
+void Agent::DeletePendingFlows() {
+  if (pending_since_ms_ < 0 || MonotonicMs() - pending_since_ms_ < kFlowCleanupDelayMs) return;
+  pending_since_ms_ = -1;
+  for (int f = 0; f < 2; ++f) {
     std::vector<BackendRef> refs;
-    for (const Backend& b : removed) {
-      if (b.ip.family != fam) continue;
-      BackendRef r;
-      r.id = b.id;
-      memcpy(r.addr, b.ip.bytes.data(), 16);
-      r.port_be = htons(b.port);
-      refs.push_back(r);
-    }
-    CtMap* ct = (fam == Family::kV4 ? ct4_ : ct6_).get();
+    refs.swap(pending_flows_[f]);
+    std::erase_if(refs, [&](const BackendRef& r) {
+      const Service* s = services_ ? services_->Get(static_cast<ServiceId>(r.svc_id)) : nullptr;
+      if (!s) return false;
+      return std::any_of(s->backends.begin(), s->backends.end(), [&](const Backend& b) {
+        return htons(b.port) == r.port_be && memcmp(b.ip.bytes.data(), r.addr, 16) == 0;
+      });
+    });
+    CtMap* ct = (f == 0 ? ct4_ : ct6_).get();
     if (refs.empty() || !ct) continue;
-    NatMap* nat = (fam == Family::kV4 ? nat4_ : nat6_).get();
-    auto r = DeleteBackendFlows(*ct, nat, svc_id, static_cast<uint8_t>(proto), refs);
+    auto t0 = MonotonicMs();
+    auto r = DeleteBackendFlows(*ct, (f == 0 ? nat4_ : nat6_).get(), refs);
     if (!r.ok()) {
-      TND_LOG_WARN("service ", svc_id, ": deleting the flows of removed backends: ", r.status().message());
+      TND_LOG_WARN("deleting the flows of ", refs.size(), " removed backends: ", r.status().message());
       continue;
     }
     if (r->ct_entries)
-      TND_LOG_INFO("service ", svc_id, ": deleted ", r->flows, " ", L4ProtoName(proto), " flows of ", refs.size(),
-                   " removed backends (", r->ct_entries, " conntrack, ", r->nat_entries, " NAT entries)");
+      TND_LOG_INFO("deleted ", r->flows, " flows of ", refs.size(), " removed backends (", r->ct_entries,
+                   " conntrack, ", r->nat_entries, " NAT entries; ", MonotonicMs() - t0, " ms)");
   }
 }
 

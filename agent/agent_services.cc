@@ -15,6 +15,9 @@
 #include "maps/abi.h"
 
 namespace tendril {
+namespace {
+std::string Ms2(double ms) { return absl::StrFormat("%.2f", ms); }
+}  // namespace
 
 absl::Status Agent::StartServices(const std::string& object_path, const NodeFacts& facts) {
   TND_ASSIGN_OR_RETURN(BpfObject obj, BpfObject::Load(Options(object_path)));
@@ -139,14 +142,18 @@ absl::StatusOr<nlohmann::json> Agent::ApplyServices(std::vector<Service> desired
 }
 
 absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
+  const auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
   TND_ASSIGN_OR_RETURN(tendril::ServiceUpdate u, ServiceUpdateFromJson(a));
   auto updated = services_->Update(id, u);
   RestoreStoredServicesIfNeeded();
   if (!updated.ok()) return updated.status();
   SyncHealth(services_->last_touched());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   TND_LOG_INFO("service ", id, " updated (", services_->last_stats().writes, " map writes, ",
-               services_->last_stats().deletes, " deletes)");
+               services_->last_stats().deletes, " deletes; ms: plan ", Ms2(services_->last_run().plan_ms), ", write ",
+               Ms2(services_->last_run().write_ms), ", store ", Ms2(services_->last_run().commit_ms), ", flows ",
+               Ms2(services_->last_run().flows_ms), ", all ", Ms2(ms), ")");
   return ServiceToJson(*updated);
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "lb/service_codec.h"
@@ -247,6 +248,24 @@ absl::Status LbWriter::RemoveOld(const Service& old, const ServiceChange& c) {
     TND_RETURN_IF_ERROR(DropMaglev(old.id));
   TND_RETURN_IF_ERROR(DropSourceRanges(old, neu));
   if (!neu || neu->id != old.id) TND_RETURN_IF_ERROR(Remove(maps_.revnat, static_cast<uint32_t>(old.id), stats_));
+  return RetireBackends(old, c.removed);
+}
+
+// Each removed backend's entry, marked retired and in no set: the per-packet
+// flows pinned to it choose again (no conntrack walk in the change).
+absl::Status LbWriter::RetireBackends(const Service& old, const std::vector<Backend>& removed) {
+  if (removed.empty()) return absl::OkStatus();
+  absl::flat_hash_set<uint32_t> gone;
+  for (const Backend& b : removed) gone.insert(b.id);
+  const BackendSets sets = SelectBackendSets(old);
+  for (size_t j = 0; j < old.backends.size(); ++j) {
+    if (!gone.contains(old.backends[j].id)) continue;
+    const tnd_backend was = BackendValue(old, j, sets);
+    tnd_backend v = was;
+    v.flags = static_cast<uint8_t>((v.flags & ~(TND_BACKEND_F_SEL_CLUSTER | TND_BACKEND_F_SEL_LOCAL)) |
+                                   TND_BACKEND_F_RETIRED);
+    TND_RETURN_IF_ERROR(Upsert(maps_.backends, old.backends[j].id, v, &was, prior_, stats_));
+  }
   return absl::OkStatus();
 }
 

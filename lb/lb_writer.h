@@ -86,6 +86,7 @@ class LbWriter {
  private:
   absl::Status WriteNew(const Service& neu, const ServiceChange& c);
   absl::Status RemoveOld(const Service& old, const ServiceChange& c);
+  absl::Status RetireBackends(const Service& old, const std::vector<Backend>& removed);
   absl::Status WriteMaglev(ServiceId id, const std::vector<uint32_t>& table);
   absl::Status DropMaglev(ServiceId id);
   absl::Status PutSourceRanges(const Service* old, const Service& neu);

@@ -56,7 +56,9 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
   if (mode == RunMode::kCommit && on_commit_)
     if (absl::Status st = on_commit_(touched_); !st.ok()) return RollBack(done, st);
   if (rs) rs->commit_ms = MsSince(t0);
+  t0 = std::chrono::steady_clock::now();
   for (const ServiceChange* c : done) NotifyRemoved(c->old, c->removed);
+  if (rs) rs->flows_ms = MsSince(t0);
   return absl::OkStatus();
 }
 
@@ -116,22 +118,31 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
 
 absl::StatusOr<Service> ServiceManager::Add(Service s) {
   Begin();
+  auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Add(std::move(s)));
-  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit));
+  last_run_ = ReplaceStats{};
+  last_run_.plan_ms = MsSince(t0);
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &last_run_));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Update(ServiceId id, const ServiceUpdate& u) {
   Begin();
+  auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Update(id, u));
-  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit));
+  last_run_ = ReplaceStats{};
+  last_run_.plan_ms = MsSince(t0);
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &last_run_));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Delete(ServiceId id) {
   Begin();
+  auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Delete(id));
-  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit));
+  last_run_ = ReplaceStats{};
+  last_run_.plan_ms = MsSince(t0);
+  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &last_run_));
   return *plan.changes.front().old;
 }
 

@@ -22,8 +22,8 @@ struct ReplaceStats {
   int added = 0, changed = 0, removed = 0;  // services
   int writes = 0, deletes = 0;              // map operations
   // Where the time went: checking and planning, the map writes, the
-  // commit (the agent's store).
-  double plan_ms = 0, write_ms = 0, commit_ms = 0;
+  // commit (the agent's store), deleting the removed backends' flows.
+  double plan_ms = 0, write_ms = 0, commit_ms = 0, flows_ms = 0;
 };
 
 class ServiceManager {
@@ -55,6 +55,8 @@ class ServiceManager {
   const std::vector<IpAddr>& node_addresses() const { return planner_.node_addresses(); }
   // Map operations of the last change.
   const SyncStats& last_stats() const { return writer_.stats(); }
+  // Where the time of the last Add, Update or Delete went.
+  const ReplaceStats& last_run() const { return last_run_; }
   // The growable tables' sizes (LbWriter::TableSizes).
   std::vector<uint32_t> TableSizes() const { return writer_.TableSizes(); }
   // Every frontend of the service, with the slots and master entry written
@@ -99,6 +101,7 @@ class ServiceManager {
   enum class RunMode { kRestore, kUndo, kCommit };
   // Writes and commits the plan's changes in order.
   absl::Status Run(const Plan& plan, RunMode mode, ReplaceStats* rs = nullptr);
+  ReplaceStats last_run_;
   absl::Status RollBack(const std::vector<const ServiceChange*>& done, const absl::Status& why);
   // Tells OnBackendsRemoved, once the change that removed them stays.
   void NotifyRemoved(const std::optional<Service>& old, const std::vector<Backend>& removed);

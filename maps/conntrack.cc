@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <map>
+#include <string>
+#include <tuple>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
@@ -102,21 +105,26 @@ tnd_nat_key NatPartnerKey(const tnd_nat_key& k, const tnd_nat_val& v) {
   }
   return o;
 }
-absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint32_t svc_id, uint8_t proto,
-                                                    const std::vector<BackendRef>& backends) {
+
+absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, const std::vector<BackendRef>& backends) {
   FlowDeleteResult r;
-  auto is_backend = [&](const tnd_ct_key& k) {
-    for (const BackendRef& b : backends)
-      if (k.sport == b.port_be && memcmp(k.saddr, b.addr, 16) == 0) return true;
-    return false;
+  // (service, protocol, backend id) of forward entries; (service, protocol,
+  // address, port) of reply entries.
+  absl::flat_hash_set<std::tuple<uint32_t, uint8_t, uint32_t>> by_id;
+  absl::flat_hash_set<std::tuple<uint32_t, uint8_t, std::string, uint16_t>> by_addr;
+  for (const BackendRef& b : backends) {
+    by_id.emplace(b.svc_id, b.proto, b.id);
+    by_addr.emplace(b.svc_id, b.proto, std::string(reinterpret_cast<const char*>(b.addr), 16), b.port_be);
+  }
+  auto is_backend = [&](const tnd_ct_key& k, const tnd_ct_val& v) {
+    return by_addr.contains(
+        std::make_tuple(v.svc_id, k.proto, std::string(reinterpret_cast<const char*>(k.saddr), 16), k.sport));
   };
   std::vector<tnd_ct_key> dead;
   std::vector<tnd_nat_key> nat_dead;
   TND_RETURN_IF_ERROR(ct.ForEach([&](const tnd_ct_key& k, const tnd_ct_val& v) {
-    if (k.proto != proto || v.svc_id != svc_id) return;
-    bool fwd = (v.flags & TND_CT_F_SERVICE) &&
-               std::any_of(backends.begin(), backends.end(), [&](const BackendRef& b) { return b.id == v.backend_id; });
-    bool reply = (v.flags & TND_CT_F_REPLY) && is_backend(k);
+    bool fwd = (v.flags & TND_CT_F_SERVICE) && by_id.contains(std::make_tuple(v.svc_id, k.proto, v.backend_id));
+    bool reply = (v.flags & TND_CT_F_REPLY) && is_backend(k, v);
     if (!fwd && !reply) return;
     dead.push_back(k);
     r.flows += fwd;

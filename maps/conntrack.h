@@ -33,10 +33,13 @@ absl::StatusOr<GcResult> GcNat(NatMap& nat, uint32_t now);
 tnd_nat_key NatPartnerKey(const tnd_nat_key& k, const tnd_nat_val& v);
 inline bool operator==(const tnd_nat_key& a, const tnd_nat_key& b) { return memcmp(&a, &b, sizeof(a)) == 0; }
 
-// The flows of backends that left a service: conntrack entries (forward
-// entries naming one of `ids`, reply entries from one of `addrs` of the
-// service) and the NAT pairs of SNATed ones. Returns what was deleted.
+// The flows of backends that left their services (any number of services
+// in one walk): conntrack entries (forward entries of the service naming the
+// backend's id, reply entries of the service from the backend's address and
+// port) and the NAT pairs of SNATed ones. Returns what was deleted.
 struct BackendRef {
+  uint32_t svc_id = 0;
+  uint8_t proto = 0;
   uint32_t id = 0;
   uint8_t addr[16] = {};
   uint16_t port_be = 0;  // network byte order
@@ -46,8 +49,7 @@ struct FlowDeleteResult {
   uint32_t ct_entries = 0;    // forward and reply entries
   uint32_t nat_entries = 0;
 };
-absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, uint32_t svc_id, uint8_t proto,
-                                                    const std::vector<BackendRef>& backends);
+absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, const std::vector<BackendRef>& backends);
 
 // Packets dropped for `reason` (both directions, all CPUs), from the pinned
 // per-CPU metrics map at `pin`.

@@ -264,6 +264,12 @@ struct tnd_backend {
  * connection through an old binding. */
 #define TND_BACKEND_F_SEL_CLUSTER (1 << 2) /* in the cluster-wide set */
 #define TND_BACKEND_F_SEL_LOCAL (1 << 3)   /* in the node-local set (Local policies) */
+/* Removed from its service: the entry stays for a grace period so that a
+ * reader that took its id from a slot a moment before the change still
+ * finds it, but a per-packet flow pinned to it chooses again at its next
+ * packet (as if its conntrack entry were gone), and it is in no set. The
+ * agent deletes such flows' entries later, in one conntrack walk. */
+#define TND_BACKEND_F_RETIRED (1 << 4)
 
 /* Service id -> frontend, for reverse translation. */
 struct tnd_revnat {

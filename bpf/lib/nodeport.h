@@ -262,7 +262,7 @@ static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, c
 	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
 		bid = ct->backend_id;
 		be = tnd_table_lookup(&tnd_backends, &bid);
-		if (be && be->svc_id != svc->svc_id)
+		if (be && (be->svc_id != svc->svc_id || (be->flags & TND_BACKEND_F_RETIRED)))
 			be = NULL;
 	}
 	__builtin_memset(w, 0, sizeof(*w));

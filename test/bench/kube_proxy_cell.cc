@@ -16,6 +16,17 @@ std::string Ip4(uint32_t v) {
 
 }  // namespace
 
+std::vector<double> AgentUpdateMs(const std::string& log) {
+  std::vector<double> out;
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    size_t at = line.find(", all ");
+    if (!absl::StrContains(line, " updated (") || at == absl::string_view::npos || !absl::EndsWith(line, ")")) continue;
+    double ms = 0;
+    if (absl::SimpleAtod(line.substr(at + 6, line.size() - 7 - at), &ms)) out.push_back(ms);
+  }
+  return out;
+}
+
 std::vector<KpService> MakeServices(int s) {
   std::vector<KpService> out;
   KpService iperf;

@@ -58,13 +58,15 @@ struct Options {
 
 // The iperf service and S services; the last is the measured one.
 std::vector<KpService> MakeServices(int s);
-// The services as `tendril service apply` takes them.
 // The services as `tendril service apply` reads them; with `maglev_every`
 // > 0 every that many-th one uses Maglev.
 nlohmann::json TendrilServices(const std::vector<KpService>& services, int maglev_every = 0);
 // Runs argv in the namespace (nsenter keeps /sys, and is what kube-proxy's
 // exec of iptables-restore costs, roughly); returns wall seconds, or -1.
 double Timed(const Netns& ns, std::vector<std::string> argv, std::string* out = nullptr);
+// The milliseconds of each "service N updated (..., all X)" line of an agent's
+// log, in order.
+std::vector<double> AgentUpdateMs(const std::string& log);
 inline std::string Ms(double s) { return s < 0 ? "-" : absl::StrFormat("%.1f ms", s * 1000); }
 
 // One node with a client pod and two backend pods (see the top comment).
@@ -276,8 +278,27 @@ class Cell {
         times.push_back(Seconds(t0, Clock::now()));
       }
       if (times.size() == 21) {
+        j_["change_api_each_s"] = times;
         std::sort(times.begin(), times.end());
         j_["change_api_s"] = times[10];
+        // The agent's own handling of the same 21 (its log says each).
+        // What a CLI command costs before it does anything: `tendril
+        // version` (process start, the command tree), median of 5.
+        std::vector<double> start;
+        for (int i = 0; i < 5; ++i) {
+          auto t0 = Clock::now();
+          if (t_->Cli({"version"}).rc == 0) start.push_back(Seconds(t0, Clock::now()));
+        }
+        if (start.size() == 5) {
+          std::sort(start.begin(), start.end());
+          j_["cli_start_s"] = start[2];
+        }
+        std::vector<double> agent = AgentUpdateMs(t_->agent->Log());
+        if (agent.size() >= 21) {
+          agent.erase(agent.begin(), agent.end() - 21);
+          std::sort(agent.begin(), agent.end());
+          j_["change_agent_s"] = agent[10] / 1000;
+        }
       }
     }
   }

@@ -291,6 +291,34 @@ TEST_F(NodePortTest, UdpChecksumsAreUpdatedAndAZeroChecksumStaysZero) {
   EXPECT_EQ(r2.out, Frame().Eth(kMacPeer, kMacNode).Ipv4("10.0.0.1", "10.1.2.2").Udp(nport2, 53).NoUdpChecksum().Payload("q").Build());
 }
 
+// A backend removed from its service is written back marked retired (the
+// agent's writer does this); a flow pinned to it chooses again at its next
+// datagram, in XDP and in tc, with its conntrack entry still there. Without
+// the mark (only the slots changed), the flow stays where it was.
+TEST_F(NodePortTest, FlowOfARetiredBackendChoosesAgainAtItsNextPacket) {
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    AddService("10.0.0.1", 30053, kUdp, 12, kExt, {{"10.1.2.2", 53}, {"10.1.2.3", 53}}, 40);
+    const uint16_t sport = fd == tc_in_ ? 5353 : 5354;  // a flow of its own for each
+    Bytes q = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Udp(sport, 30053).Payload("q").Build();
+    auto backend_of = [&]() { return Run(fd, q).out.at(14 + 16 + 3); };  // last byte of the new destination
+    const uint8_t first = backend_of();
+    ASSERT_TRUE(first == 2 || first == 3) << int{first};
+    const uint32_t gone_id = first == 2 ? 40 : 41, stays_id = first == 2 ? 41 : 40;
+    // The removal's slot and master writes: only the other backend is left.
+    PutSlot("10.0.0.1", 30053, kUdp, 1, tnd_svc_val{stays_id, 12, 0, 0, 0, 0});
+    PutSlot("10.0.0.1", 30053, kUdp, 0, tnd_svc_val{0, 12, 0, 1, kExt, 0});
+    EXPECT_EQ(backend_of(), first) << "pinned by its conntrack entry while the backend is not retired";
+    auto be = backends_->Lookup(gone_id);
+    ASSERT_TRUE(be.ok() && be->has_value());
+    tnd_backend retired = **be;
+    retired.flags |= TND_BACKEND_F_RETIRED;
+    ASSERT_TRUE(backends_->Update(gone_id, retired).ok());
+    EXPECT_EQ(backend_of(), first == 2 ? 3 : 2) << "a retired backend's flow chooses again";
+    EXPECT_EQ(backend_of(), first == 2 ? 3 : 2) << "and stays on its new choice";
+  }
+}
+
 TEST_F(NodePortTest, Ipv6RemoteBackendExactly) {
   AddService("fd00::1", 30080, kTcp, 12, kExt, {{"fd02::2", 80}}, 40);
   Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv6("fd00::100", "fd00::1").Tcp(40000, 30080).Payload("v6").Build();

@@ -308,6 +308,7 @@ TEST_P(NatLifecycleTest, RemovedBackendsUdpFlowMovesToALiveOne) {
   std::string other = first == "10.2.0.2" ? "10.2.0.3" : "10.2.0.2";
   CliResult u = Cli({"service", "update", "1", "--backends", other + ":5353"});
   EXPECT_EQ(u.rc, 0) << u.out << u.err;
+  // At once: the removed backend is marked retired, and the flow chooses again.
   EXPECT_EQ(write(in[1], "\n", 1), 1);
   std::string then = fgets(line, sizeof(line), rd) ? std::string(absl::StripAsciiWhitespace(line)) : "";
   fclose(rd);
@@ -316,6 +317,9 @@ TEST_P(NatLifecycleTest, RemovedBackendsUdpFlowMovesToALiveOne) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(first == "10.2.0.2" || first == "10.2.0.3") << first;
   EXPECT_EQ(then, other + " " + other) << "first answer from " << first;
+  // A second later the agent deletes the removed backend's entries, in one walk.
+  for (int i = 0; i < 300 && agent_->Log().find("removed backends") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_NE(agent_->Log().find("removed backends"), std::string::npos) << agent_->Log();
 }
 
