@@ -94,10 +94,13 @@ nlohmann::json ApiServer::Dispatch(const nlohmann::json& req) {
 // The request is read from simdjson's tape when its op has a tape handler
 // and it parses there with object args; anything else (including JSON that
 // does not parse) goes the nlohmann way, which says what is wrong.
-std::optional<nlohmann::json> ApiServer::AnswerFromTape(absl::string_view line) {
+std::optional<nlohmann::json> ApiServer::AnswerFromTape(absl::string_view line, size_t readable) {
   if (tape_handlers_.empty()) return std::nullopt;
-  simdjson::dom::parser parser;
-  auto req = jsonf::ParseTape(parser, line);
+  // The parser's buffers stay for the next large request (a controller's
+  // periodic full sync): parsing into warm memory is tens of times faster
+  // than into fresh pages. OnTimer frees them after a quiet while.
+  tape_used_ = Clock::now();
+  auto req = jsonf::ParseTape(tape_parser_, line, readable);
   std::string_view op;
   if (!req.ok() || (*req)["op"].get(op) != simdjson::SUCCESS) return std::nullopt;
   auto it = tape_handlers_.find(std::string(op));
@@ -119,9 +122,9 @@ nlohmann::json ApiServer::Reply(const std::string& op, absl::StatusOr<nlohmann::
   return {{"ok", true}, {"result", std::move(*r)}};
 }
 
-std::string ApiServer::Answer(absl::string_view line) {
+std::string ApiServer::Answer(absl::string_view line, size_t readable) {
   try {
-    if (auto tape = AnswerFromTape(line)) return jsonf::Dump(*tape);
+    if (auto tape = AnswerFromTape(line, readable)) return jsonf::Dump(*tape);
     absl::StatusOr<nlohmann::json> req = jsonf::Parse(line);
     if (!req.ok())
       return jsonf::Dump(ErrorAnswer(absl::StatusCode::kInvalidArgument,
@@ -195,34 +198,59 @@ void ApiServer::SetAnswer(Conn& c, std::string answer) {
 bool ApiServer::Step(Conn& c, short revents) {
   if (c.out.empty()) {
     if (!(revents & (POLLIN | POLLHUP | POLLERR))) return true;
-    size_t room = std::min(kReadChunk, limits_.max_request + 1 - std::min(c.in.size(), limits_.max_request));
-    size_t old = c.in.size();
-    c.in.resize(old + room);
+    // Reads start at 64 kB and grow with the request up to kReadChunk.
+    size_t room = std::min({std::max<size_t>(64 << 10, c.used), kReadChunk,
+                            limits_.max_request + 1 - std::min(c.used, limits_.max_request)});
+    // The buffer grows by doubling and is filled in place: each byte is
+    // zeroed once, not once per read.
+    if (c.in.size() < c.used + room) {
+      // A large request takes the buffer the last one left, if it is larger.
+      if (c.used + room > kKeepParserBytes && spare_in_.size() > c.in.size()) {
+        std::memcpy(spare_in_.data(), c.in.data(), c.used);
+        c.in.swap(spare_in_);
+        std::string().swap(spare_in_);
+      }
+      if (c.in.size() < c.used + room) c.in.resize(std::max(2 * c.in.size(), c.used + room));
+    }
+    const size_t old = c.used;
     ssize_t n = ::recv(c.fd.get(), c.in.data() + old, room, 0);
-    c.in.resize(old + std::max<ssize_t>(n, 0));
     if (n < 0) return errno == EAGAIN || errno == EINTR;
-    size_t nl = c.in.find('\n', old);
-    if (nl == std::string::npos) {
-      if (c.in.size() > limits_.max_request) {
+    c.used += static_cast<size_t>(n);
+    const char* nl = static_cast<const char*>(std::memchr(c.in.data() + old, '\n', c.used - old));
+    if (!nl) {
+      if (c.used > limits_.max_request) {
         SetAnswer(c, jsonf::Dump(ErrorAnswer(absl::StatusCode::kResourceExhausted,
                                              absl::StrCat("request larger than ", limits_.max_request, " bytes"))));
       } else if (n == 0) {
-        if (c.in.empty()) return false;  // a probe: connected and went
-        SetAnswer(c, Answer(c.in));      // the last line may lack its newline
+        if (c.used == 0) return false;  // a probe: connected and went
+        // The last line may lack its newline.
+        SetAnswer(c, Answer(absl::string_view(c.in.data(), c.used), c.in.size()));
       } else {
         return true;
       }
     } else {
-      c.in.resize(nl);
-      SetAnswer(c, Answer(c.in));
+      SetAnswer(c, Answer(absl::string_view(c.in.data(), static_cast<size_t>(nl - c.in.data())), c.in.size()));
     }
+    const bool large = c.used + c.out.size() > (1u << 20);
+    bool more = Send(c);  // the answer first, then the clean-up
     // A large request, its parse and its effects are megabytes at thousands
     // of services, freed by now: give them back to the system instead of
     // keeping them as heap (the agent's RSS is what operators see).
-    if (c.in.size() + c.out.size() > (1u << 20)) malloc_trim(0);
+    if (c.in.size() > kKeepParserBytes && c.in.size() > spare_in_.size()) {
+      c.in.swap(spare_in_);  // for the next
+      tape_used_ = Clock::now();
+    }
     std::string().swap(c.in);
+    c.used = 0;
+    if (large) malloc_trim(0);
+    return more;
   }
-  // Write what the socket takes now; the rest when poll says it can take more.
+  return Send(c);
+}
+
+// Writes what the socket takes now; the rest when poll says it can take
+// more. False once the whole answer is written (or the socket failed).
+bool ApiServer::Send(Conn& c) {
   while (c.sent < c.out.size()) {
     ssize_t n = ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
@@ -242,8 +270,9 @@ void ApiServer::OnPoll(const pollfd* fds, size_t n) {
 }
 
 int ApiServer::NextTimeoutMs() const {
-  if (conns_.empty()) return -1;
-  Clock::time_point first = conns_.front().deadline;
+  const bool parser_held = HoldsLargeBuffers();
+  if (conns_.empty() && !parser_held) return -1;
+  Clock::time_point first = parser_held ? tape_used_ + kParserIdle : conns_.front().deadline;
   for (const Conn& c : conns_) first = std::min(first, c.deadline);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(first - Clock::now()).count();
   return static_cast<int>(std::clamp<int64_t>(ms + 1, 0, 60000));
@@ -251,6 +280,11 @@ int ApiServer::NextTimeoutMs() const {
 
 void ApiServer::OnTimer() {
   Clock::time_point now = Clock::now();
+  if (HoldsLargeBuffers() && now - tape_used_ > kParserIdle) {
+    tape_parser_ = simdjson::dom::parser();
+    std::string().swap(spare_in_);
+    malloc_trim(0);
+  }
   for (auto it = conns_.begin(); it != conns_.end();) {
     if (it->deadline > now) {
       ++it;

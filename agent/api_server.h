@@ -71,7 +71,9 @@ class ApiServer {
 
   // One request line -> its answer (valid UTF-8 JSON, no newline). Never
   // throws: anything the handlers throw is an INTERNAL answer.
-  std::string Answer(absl::string_view line);
+  // `readable`: bytes from line.data() that may be read (parsed in place
+  // when there is padding past the line).
+  std::string Answer(absl::string_view line, size_t readable = 0);
   nlohmann::json Dispatch(const nlohmann::json& req);
 
  private:
@@ -79,7 +81,8 @@ class ApiServer {
   struct Conn {
     UniqueFd fd;
     pid_t pid = 0;
-    std::string in;
+    std::string in;   // the request so far: its first `used` bytes
+    size_t used = 0;
     std::string out;  // the answer, once there is one
     size_t sent = 0;
     Clock::time_point deadline;
@@ -98,7 +101,18 @@ class ApiServer {
   std::string path_;
   ApiLimits limits_;
   // A tape handler's answer, if `line` is a valid request for one.
-  std::optional<nlohmann::json> AnswerFromTape(absl::string_view line);
+  std::optional<nlohmann::json> AnswerFromTape(absl::string_view line, size_t readable);
+  bool Send(Conn& c);
+  // simdjson's buffers and a request buffer, kept between large requests
+  // (parsing and reading into warm memory is tens of times faster than
+  // into fresh pages on this kind of VM) and freed after
+  // kParserIdle without one (those of small requests always stay).
+  simdjson::dom::parser tape_parser_;
+  std::string spare_in_;  // the last large request's buffer, for the next
+  bool HoldsLargeBuffers() const { return tape_parser_.capacity() > kKeepParserBytes || !spare_in_.empty(); }
+  Clock::time_point tape_used_;
+  static constexpr size_t kKeepParserBytes = 1 << 20;
+  static constexpr std::chrono::seconds kParserIdle{30};
   // A handler's result as the answer (errors quoted up to a limit).
   nlohmann::json Reply(const std::string& op, absl::StatusOr<nlohmann::json> r);
 

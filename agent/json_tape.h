@@ -85,14 +85,18 @@ struct JsonTraits<simdjson::dom::element> {
 // Parses `text` with `parser` (its tape lives as long as the parser, until
 // its next parse), nesting at most kMaxDepth. An error says only that the
 // text did not parse here: callers that need the position ask jsonf::Parse.
-inline absl::StatusOr<simdjson::dom::element> ParseTape(simdjson::dom::parser& parser, absl::string_view text) {
+// `readable` is how many bytes from text.data() may be read: with
+// SIMDJSON_PADDING of them past the text, it is parsed where it is (no copy).
+inline absl::StatusOr<simdjson::dom::element> ParseTape(simdjson::dom::parser& parser, absl::string_view text,
+                                                        size_t readable = 0) {
   // Grown when needed, never shrunk: a parser reused for many small
   // documents (the store's rows) allocates once.
   if ((parser.capacity() < text.size() || parser.max_depth() != static_cast<size_t>(kMaxDepth)) &&
       parser.allocate(std::max(text.size(), parser.capacity()), kMaxDepth) != simdjson::SUCCESS)
     return absl::ResourceExhaustedError("no memory to parse the request");
   simdjson::dom::element root;
-  if (parser.parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(root) != simdjson::SUCCESS)
+  const bool padded = readable >= text.size() + simdjson::SIMDJSON_PADDING;
+  if (parser.parse(text.data(), text.size(), /*realloc_if_needed=*/!padded).get(root) != simdjson::SUCCESS)
     return absl::InvalidArgumentError("not valid JSON");
   return root;
 }

@@ -52,7 +52,7 @@ absl::StatusOr<std::string> ReadLine(int fd, int timeout_ms) {
   }
 }
 
-absl::Status WriteAll(int fd, const std::string& data) {
+absl::Status WriteAll(int fd, absl::string_view data) {
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
@@ -96,16 +96,29 @@ absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const s
 
 absl::StatusOr<nlohmann::json> CallAgentRaw(const std::string& socket_path, const std::string& op,
                                             std::string args_json, int timeout_ms) {
-  if (args_json.size() > kMaxApiMessage - 64)
+  return CallAgentPieces(socket_path, op, {absl::Span<char>(args_json.data(), args_json.size())}, timeout_ms);
+}
+
+absl::StatusOr<nlohmann::json> CallAgentPieces(const std::string& socket_path, const std::string& op,
+                                               const std::vector<absl::Span<char>>& args_pieces, int timeout_ms) {
+  size_t total = 0;
+  for (const auto& p : args_pieces) total += p.size();
+  if (total > kMaxApiMessage - 64)
     return absl::InvalidArgumentError(
-        absl::StrCat("request of ", args_json.size(), " bytes; the API takes at most ", kMaxApiMessage));
+        absl::StrCat("request of ", total, " bytes; the API takes at most ", kMaxApiMessage));
   // JSON allows line breaks only between tokens, where a space does as well:
   // the request stays one line.
-  for (char& ch : args_json)
-    if (ch == '\n' || ch == '\r') ch = ' ';
+  for (const auto& p : args_pieces)
+    for (char* ch = p.data(); (ch = static_cast<char*>(std::memchr(ch, '\n', p.data() + p.size() - ch)));) *ch++ = ' ';
+  for (const auto& p : args_pieces)
+    for (char* ch = p.data(); (ch = static_cast<char*>(std::memchr(ch, '\r', p.data() + p.size() - ch)));) *ch++ = ' ';
   TND_ASSIGN_OR_RETURN(UniqueFd fd, ConnectApi(socket_path));
-  TND_RETURN_IF_ERROR(
-      WriteAll(fd.get(), absl::StrCat("{\"op\":", jsonf::Dump(nlohmann::json(op)), ",\"args\":", args_json, "}\n")));
+  const std::string head = absl::StrCat("{\"op\":", jsonf::Dump(nlohmann::json(op)), ",\"args\":");
+  const std::string tail = "}\n";
+  std::vector<absl::string_view> parts = {head};
+  for (const auto& p : args_pieces) parts.emplace_back(p.data(), p.size());
+  parts.emplace_back(tail);
+  for (absl::string_view part : parts) TND_RETURN_IF_ERROR(WriteAll(fd.get(), part));
   TND_ASSIGN_OR_RETURN(std::string line, ReadLine(fd.get(), timeout_ms));
   absl::StatusOr<nlohmann::json> parsed = jsonf::Parse(line);
   if (!parsed.ok()) return absl::DataLossError(absl::StrCat("agent's answer: ", parsed.status().message()));

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "common/fd.h"
 
 namespace tendril {
@@ -24,13 +27,18 @@ absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const s
 // JSON value (nlohmann::json::accept); line breaks in it become spaces.
 absl::StatusOr<nlohmann::json> CallAgentRaw(const std::string& socket_path, const std::string& op,
                                             std::string args_json, int timeout_ms = 10000);
+// The same with the args as pieces of text sent one after the other (no
+// copy into one string); their line breaks are replaced in place.
+absl::StatusOr<nlohmann::json> CallAgentPieces(const std::string& socket_path, const std::string& op,
+                                               const std::vector<absl::Span<char>>& args_pieces,
+                                               int timeout_ms = 10000);
 
 // A connection to the agent's API socket (errors say whether the agent runs).
 absl::StatusOr<UniqueFd> ConnectApi(const std::string& socket_path);
 
 // Reads one '\n'-terminated line (at most kMaxApiMessage bytes) from fd.
 absl::StatusOr<std::string> ReadLine(int fd, int timeout_ms);
-absl::Status WriteAll(int fd, const std::string& data);
+absl::Status WriteAll(int fd, absl::string_view data);
 
 // Maps an absl status code to/from the wire so the CLI can tell "bad input"
 // from "agent failed".

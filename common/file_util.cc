@@ -1,6 +1,7 @@
 #include "common/file_util.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,20 +22,43 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   struct stat st {};
   // Read in place, in one piece for a regular file (its size, plus one byte
   // to see the end); a pipe or a growing file still reads to its end.
-  size_t want = ::fstat(fd.get(), &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536;
-  for (size_t have = 0;;) {
-    out.resize(have + want);
-    ssize_t n = ::read(fd.get(), out.data() + have, want);
+  // The buffer doubles only when a read fills it: a regular file of the size
+  // fstat said is read once, and its end seen in the spare byte.
+  out.resize(::fstat(fd.get(), &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536);
+  size_t have = 0;
+  for (;;) {
+    if (have == out.size()) out.resize(2 * out.size());
+    ssize_t n = ::read(fd.get(), out.data() + have, out.size() - have);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, absl::StrCat("read ", path));
     }
-    have += static_cast<size_t>(n);
-    out.resize(have);
     if (n == 0) break;
-    want = std::max<size_t>(65536, have);
+    have += static_cast<size_t>(n);
   }
+  out.resize(have);
   return out;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(data_, size_);
+}
+
+absl::StatusOr<MappedFile> MappedFile::Open(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, absl::StrCat("open ", path));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, absl::StrCat("stat ", path));
+  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, " is not a regular file"));
+  MappedFile m;
+  if (st.st_size == 0) return m;
+  // Private and writable: the caller's changes stay in its copy of a page.
+  void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE,
+                   fd.get(), 0);
+  if (p == MAP_FAILED) return ErrnoError(errno, absl::StrCat("mmap ", path));
+  m.data_ = static_cast<char*>(p);
+  m.size_ = static_cast<size_t>(st.st_size);
+  return m;
 }
 
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents, int mode) {
