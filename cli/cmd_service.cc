@@ -201,8 +201,11 @@ int CmdServiceApply(const Globals& g, const std::string& file) {
   const absl::string_view view(text.data(), text.size());
   const size_t first = view.find_first_not_of(" \t\r\n");
   const char top = first == absl::string_view::npos ? 0 : view[first];
-  if (top != '[' && top != '{')
+  if (top != '[' && top != '{') {
+    absl::StatusOr<json> parsed = jsonf::Parse(view);  // not JSON at all, or JSON of another kind
+    if (!parsed.ok()) return Fail(Annotate(parsed.status(), file));
     return Fail(absl::InvalidArgumentError(absl::StrCat(file, ": expected an array of services (or {\"services\": [...]})")));
+  }
   std::string open = "{\"services\":", close = "}";
   std::vector<absl::Span<char>> pieces = {text};
   if (top == '[') pieces = {absl::Span<char>(open.data(), open.size()), text, absl::Span<char>(close.data(), close.size())};

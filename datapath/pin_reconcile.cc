@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/fd.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "maps/pinned_map.h"
@@ -59,6 +60,34 @@ bool Carriable(uint32_t type) {
   return type == BPF_MAP_TYPE_HASH || type == BPF_MAP_TYPE_LRU_HASH || type == BPF_MAP_TYPE_LPM_TRIE;
 }
 
+// A pinned map of maps whose inner maps differ from the object's template
+// (type, key or value size, flags) takes none of the object's inner maps:
+// compared with one of its inner maps, or, when it has none, by inserting a
+// map of the template under key 0 (no service id) and taking it out again.
+bool InnerDiffers(int outer_fd, bpf_map* map) {
+  bpf_map* tmpl = bpf_map__type(map) == BPF_MAP_TYPE_HASH_OF_MAPS ? bpf_map__inner_map(map) : nullptr;
+  if (!tmpl) return false;
+  uint32_t key = 0, inner_id = 0;
+  if (bpf_map_get_next_key(outer_fd, nullptr, &key) == 0 && bpf_map_lookup_elem(outer_fd, &key, &inner_id) == 0) {
+    UniqueFd inner(bpf_map_get_fd_by_id(inner_id));
+    bpf_map_info info;
+    std::memset(&info, 0, sizeof(info));
+    uint32_t len = sizeof(info);
+    if (!inner.valid() || bpf_obj_get_info_by_fd(inner.get(), &info, &len) != 0) return false;
+    return info.type != static_cast<uint32_t>(bpf_map__type(tmpl)) || info.key_size != bpf_map__key_size(tmpl) ||
+           info.value_size != bpf_map__value_size(tmpl) || info.map_flags != bpf_map__map_flags(tmpl);
+  }
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = bpf_map__map_flags(tmpl));
+  UniqueFd probe(bpf_map_create(bpf_map__type(tmpl), "tnd_probe", bpf_map__key_size(tmpl), bpf_map__value_size(tmpl),
+                                bpf_map__max_entries(tmpl), &opts));
+  if (!probe.valid()) return false;
+  key = 0;
+  uint32_t val = static_cast<uint32_t>(probe.get());
+  if (bpf_map_update_elem(outer_fd, &key, &val, BPF_NOEXIST) != 0) return errno == EINVAL;
+  bpf_map_delete_elem(outer_fd, &key);
+  return false;
+}
+
 }  // namespace
 
 std::string BtfLayout(const btf* b, uint32_t id) { return Layout(b, id, 0); }
@@ -84,6 +113,7 @@ absl::StatusOr<PinDecision> ReconcilePin(bpf_map* map, const btf* obj_btf) {
   cmp(layout_diffs, "value_size", info.value_size, bpf_map__value_size(map));
   cmp(size_diffs, "max_entries", info.max_entries, bpf_map__max_entries(map));
   cmp(size_diffs, "map_flags", info.map_flags, bpf_map__map_flags(map));
+  if (InnerDiffers(fd->get(), map)) layout_diffs.push_back("inner map type or flags");
   // Both sides described by BTF: the layouts must agree too.
   if (layout_diffs.empty() && info.btf_id && obj_btf && bpf_map__btf_value_type_id(map)) {
     std::unique_ptr<btf, BtfCloser> pinned_btf(btf__load_from_kernel_by_id(info.btf_id));

@@ -158,8 +158,10 @@ absl::Status LbWriter::WriteMaglev(ServiceId id, const std::vector<uint32_t>& ta
     return absl::OkStatus();
   }
   // A new table, filled completely before it is published in the outer map.
+  // The flags of the BPF side's inner template (bpf/lib/maps_lb.h).
+  LIBBPF_OPTS(bpf_map_create_opts, mmapable, .map_flags = TND_MAGLEV_INNER_FLAGS);
   int fd = OpsOr(maps_.ops).Create(BPF_MAP_TYPE_ARRAY, "tnd_maglev_tbl", 4, 4, static_cast<uint32_t>(table.size()),
-                                   nullptr);
+                                   &mmapable);
   if (fd < 0) return ErrnoError(errno, absl::StrCat("create Maglev table for service ", id));
   inner.Reset(fd);
   for (uint32_t pos = 0; pos < table.size(); ++pos) keys.push_back(pos);

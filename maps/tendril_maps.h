@@ -62,6 +62,9 @@
 #define TND_SK_REVNAT_MAX_DEFAULT 65536  /* LRU: one per connected/sending socket and backend */
 #define TND_AFFINITY_MAX_DEFAULT 65536   /* LRU */
 #define TND_MAGLEV_SVC_MAX_DEFAULT 4096  /* services with Maglev tables */
+/* Each Maglev table (an array, the inner maps of tnd_maglev) is mappable:
+ * the agent reads one without a copy per position. */
+#define TND_MAGLEV_INNER_FLAGS BPF_F_MMAPABLE
 #define TND_CT_MAX_DEFAULT 262144        /* LRU, per family: two entries per service flow */
 #define TND_NAT_MAX_DEFAULT 262144       /* LRU, per family: two entries per SNATed flow */
 #define TND_DEVICES_MAX 64

@@ -59,6 +59,7 @@ struct {
 
 struct tnd_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, TND_MAGLEV_INNER_FLAGS);
 	__uint(max_entries, TENDRIL_MAGLEV_TABLE_SIZE);
 	__type(key, __u32);
 	__type(value, __u32);

@@ -76,6 +76,44 @@ TEST_F(LoaderTest, ReplacesPinnedMapWhoseAbiChanged) {
   EXPECT_EQ(info->max_entries, static_cast<uint32_t>(TND_PREFILTER_MAX));
 }
 
+// The Maglev map of an older build, whose tables were not mappable: the
+// object's tables could not go into it, so it is replaced; the new one takes
+// them and is kept on the next load, with or without tables in it.
+TEST_F(LoaderTest, ReplacesAMapOfMapsWhoseInnerMapsChanged) {
+  auto table = [](uint32_t flags) {
+    LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = flags);
+    return UniqueFd(bpf_map_create(BPF_MAP_TYPE_ARRAY, "tbl", 4, 4, TENDRIL_MAGLEV_TABLE_SIZE, &o));
+  };
+  UniqueFd old_tbl = table(0);
+  ASSERT_TRUE(old_tbl.valid()) << strerror(errno);
+  LIBBPF_OPTS(bpf_map_create_opts, oo, .inner_map_fd = static_cast<__u32>(old_tbl.get()), .map_flags = BPF_F_NO_PREALLOC);
+  UniqueFd old(bpf_map_create(BPF_MAP_TYPE_HASH_OF_MAPS, TND_MAP_MAGLEV, 4, 4, TND_MAGLEV_SVC_MAX_DEFAULT, &oo));
+  ASSERT_TRUE(old.valid()) << strerror(errno);
+  uint32_t key = 5, val = static_cast<uint32_t>(old_tbl.get());
+  ASSERT_EQ(bpf_map_update_elem(old.get(), &key, &val, BPF_ANY), 0) << strerror(errno);
+  ASSERT_EQ(bpf_obj_pin(old.get(), Pin(TND_MAP_MAGLEV).c_str()), 0);
+  const uint32_t old_id = GetMapInfo(old.get())->id;
+
+  auto load = [&]() {
+    auto obj = BpfObject::Load(Opts());
+    EXPECT_TRUE(obj.ok()) << obj.status();
+    auto fd = OpenPinned(Pin(TND_MAP_MAGLEV));
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    return fd.ok() ? GetMapInfo(fd->get())->id : 0u;
+  };
+  const uint32_t new_id = load();
+  EXPECT_NE(new_id, old_id) << "replaced";
+  EXPECT_EQ(load(), new_id) << "an empty map of the right kind is kept";
+  auto fd = OpenPinned(Pin(TND_MAP_MAGLEV));
+  ASSERT_TRUE(fd.ok());
+  UniqueFd new_tbl = table(TND_MAGLEV_INNER_FLAGS);
+  val = static_cast<uint32_t>(new_tbl.get());
+  EXPECT_EQ(bpf_map_update_elem(fd->get(), &key, &val, BPF_ANY), 0) << "a mappable table goes in: " << strerror(errno);
+  val = static_cast<uint32_t>(old_tbl.get());
+  EXPECT_NE(bpf_map_update_elem(fd->get(), &key, &val, BPF_ANY), 0) << "an old one does not";
+  EXPECT_EQ(load(), new_id) << "and with a table in it, it is kept too";
+}
+
 TEST_F(LoaderTest, ProgArrayWithAnEmptySlotIsAClearError) {
   LoadOptions lo = Opts();
   lo.object_path = BpfObjectPath("test_tail_gap");
