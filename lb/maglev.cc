@@ -38,15 +38,17 @@ std::vector<uint32_t> MaglevTable(const std::vector<MaglevBackend>& input, uint3
             [](const MaglevBackend& a, const MaglevBackend& b) { return a.name < b.name; });
 
   const size_t n = backends.size();
-  std::vector<uint64_t> offset(n), skip(n), next(n, 0);
+  // Each backend's preference list is offset, offset + skip, ... (mod m):
+  // `pos` is its next candidate, stepped by addition, not a division.
+  std::vector<uint32_t> pos(n), skip(n);
   uint32_t max_weight = 0;
   for (size_t i = 0; i < n; ++i) {
-    offset[i] = Fnv1a64(backends[i].name, 0x5eed0ff5e7ULL) % m;
-    skip[i] = Fnv1a64(backends[i].name, 0x5eed5c1bULL) % (m - 1) + 1;
+    pos[i] = static_cast<uint32_t>(Fnv1a64(backends[i].name, 0x5eed0ff5e7ULL) % m);
+    skip[i] = static_cast<uint32_t>(Fnv1a64(backends[i].name, 0x5eed5c1bULL) % (m - 1) + 1);
     max_weight = std::max(max_weight, backends[i].weight);
   }
   std::vector<uint32_t> table(m, 0);
-  std::vector<bool> taken(m, false);
+  std::vector<uint8_t> taken(m, 0);
   std::vector<uint64_t> credit(n, 0);
   uint32_t filled = 0;
   // Each round every backend earns its weight in credit and claims one
@@ -56,13 +58,14 @@ std::vector<uint32_t> MaglevTable(const std::vector<MaglevBackend>& input, uint3
       credit[i] += backends[i].weight;
       while (credit[i] >= max_weight && filled < m) {
         credit[i] -= max_weight;
-        uint64_t pos;
+        uint32_t p;
         do {
-          pos = (offset[i] + next[i] * skip[i]) % m;
-          ++next[i];
-        } while (taken[pos]);
-        taken[pos] = true;
-        table[pos] = backends[i].id;
+          p = pos[i];
+          pos[i] += skip[i];
+          if (pos[i] >= m) pos[i] -= m;
+        } while (taken[p]);
+        taken[p] = 1;
+        table[p] = backends[i].id;
         ++filled;
       }
     }
