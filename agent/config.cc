@@ -191,7 +191,7 @@ const std::vector<Setting>& Settings() {
       {"ct-gc-interval", "seconds between conntrack/NAT garbage collections (default 30)", false,
        UintField(&AgentConfig::ct_gc_interval, 1, 3600)},
       {"map-dynamic-size-ratio",
-       "share of the node's memory for the flow tables whose size is auto (default 0.00125)", false,
+       "share of the node's memory for the flow tables whose size is auto (default 0.0025)", false,
        RatioField(&AgentConfig::map_dynamic_size_ratio)},
       {"ct-max-entries", "conntrack entries per family, preallocated (default auto: from the memory ratio)", false,
        SizeField(&AgentConfig::ct_max_entries, 1024, 16777216)},

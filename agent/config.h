@@ -61,9 +61,7 @@ struct AgentConfig {
   // memory is taken at load, agent/map_sizes.h has the bytes per entry):
   // per address family; 0: a share of map-dynamic-size-ratio x the node's
   // memory (agent/map_sizes.h).
-  // Half of Cilium's default (0.0025): its flows through socket LB take no
-  // conntrack entry, and all flow tables of a 24 GiB node fit in 32 MB.
-  double map_dynamic_size_ratio = 0.00125;
+  double map_dynamic_size_ratio = 0.0025;  // Cilium's default
   uint32_t ct_max_entries = 0;
   uint32_t nat_max_entries = 0;
   uint32_t sock_revnat_max_entries = 0;

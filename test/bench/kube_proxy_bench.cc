@@ -73,8 +73,8 @@ nlohmann::json MapMemory() {
     std::vector<std::string> flags;
   };
   std::vector<Variant> variants = {
-      {"defaults (flow tables: 0.00125 of the node's memory)", {}},
-      {"map-dynamic-size-ratio 0.0025 (Cilium's default)", {"--map-dynamic-size-ratio", "0.0025"}},
+      {"defaults (flow tables: 0.0025 of the node's memory)", {}},
+      {"map-dynamic-size-ratio 0.00125", {"--map-dynamic-size-ratio", "0.00125"}},
       {"flow tables at their floor (16384 entries)",
        {"--ct-max-entries", "16384", "--nat-max-entries", "16384", "--sock-revnat-max-entries", "16384",
         "--affinity-max-entries", "16384"}},

@@ -204,7 +204,7 @@ TEST(ConfigTest, FlowTablesFollowTheNodesMemory) {
   AgentConfig c;
   constexpr uint64_t kGiB = 1ull << 30;
   FlowTableSizes small = FlowTablesFor(c, 1 * kGiB), big = FlowTablesFor(c, 64 * kGiB);
-  EXPECT_EQ(small.ct, kFlowTableMin) << "1 GiB x the default ratio is below the floor";
+  EXPECT_EQ(small.ct, kFlowTableMin) << "1 GiB x 0.0025 is below the floor";
   EXPECT_GT(big.ct, 4 * kFlowTableMin);
   EXPECT_GT(big.nat, 2 * kFlowTableMin);
   // The budget is what the tables take (within one entry each).
@@ -218,9 +218,8 @@ TEST(ConfigTest, FlowTablesFollowTheNodesMemory) {
     return p;
   };
   const double buckets = 16.0 * (2 * pow2(big.ct) + 2 * pow2(big.nat) + 2 * pow2(big.sock_revnat) + pow2(big.affinity));
-  const double budget = c.map_dynamic_size_ratio * 64 * kGiB;
-  EXPECT_LE(bytes + buckets, budget) << "entries and buckets within the budget";
-  EXPECT_GT(bytes, 0.6 * budget) << "and most of it used";
+  EXPECT_LE(bytes + buckets, 0.0025 * 64 * kGiB) << "entries and buckets within the budget";
+  EXPECT_GT(bytes, 0.6 * 0.0025 * 64 * kGiB) << "and most of it used";
   c.ct_max_entries = 4096;
   c.map_dynamic_size_ratio = 0.005;
   FlowTableSizes set = FlowTablesFor(c, 64 * kGiB);
