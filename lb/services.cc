@@ -42,7 +42,8 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
       // A group half written is taken as written, then undone with those before it.
       planner_.Commit(*c, MonotonicMs());
       done.push_back(c);
-      touched_.push_back(c->neu ? c->neu->id : c->old->id);
+      // A service declared as it was has nothing new to store.
+      if (!(c->old && c->neu && *c->old == *c->neu)) touched_.push_back(c->neu ? c->neu->id : c->old->id);
       if (rs && st.ok()) {
         rs->added += !c->old;
         rs->removed += !c->neu;
@@ -53,7 +54,7 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
   }
   if (rs) rs->write_ms = MsSince(t0);
   t0 = std::chrono::steady_clock::now();
-  if (mode == RunMode::kCommit && on_commit_)
+  if (mode == RunMode::kCommit && on_commit_ && !touched_.empty())
     if (absl::Status st = on_commit_(touched_); !st.ok()) return RollBack(done, st);
   if (rs) rs->commit_ms = MsSince(t0);
   t0 = std::chrono::steady_clock::now();

@@ -229,6 +229,22 @@ TEST_F(ServicesMapTest, AChangeWhoseCommitFailsIsUndoneWhole) {
   EXPECT_EQ(LbBytes(pins_->path()), before);
   EXPECT_EQ(removed_calls, 2) << "only for the backends the undo removed";
 
+  // A change that declares a service as it is stores nothing.
+  commits = 0;
+  manager_->OnCommit([&](const std::vector<ServiceId>&) {
+    commits++;
+    return absl::OkStatus();
+  });
+  ServiceUpdate same;
+  same.backends = manager_->Get(a.id)->backends;
+  ASSERT_TRUE(manager_->Update(a.id, same).ok());
+  EXPECT_EQ(commits, 0);
+  same.affinity_timeout = 30;  // a real change is stored
+  ASSERT_TRUE(manager_->Update(a.id, same).ok());
+  EXPECT_EQ(commits, 1);
+  same.affinity_timeout = a.affinity_timeout;  // and back
+  ASSERT_TRUE(manager_->Update(a.id, same).ok());
+
   // An undo that cannot be written: the maps are written again whole.
   FaultyMapOps ops;
   LbMaps maps = *OpenLbMaps(pins_->path(), &ops);
