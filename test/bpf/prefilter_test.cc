@@ -14,6 +14,7 @@
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"
+#include "test/support/lb_fixture.h"
 #include "test/support/packet.h"
 
 namespace tendril::test {
@@ -24,10 +25,7 @@ class PrefilterPacketTest : public ::testing::Test {
   void SetUp() override {
     TND_REQUIRE_ROOT();
     pins_ = std::make_unique<TempPinRoot>();
-    LoadOptions lo;
-    lo.object_path = BpfObjectPath("bpf_xdp");
-    lo.pin_root = pins_->path();
-    auto obj = BpfObject::Load(lo);
+    auto obj = BpfObject::Load(TestLoadOptions("bpf_xdp", pins_->path()));
     ASSERT_TRUE(obj.ok()) << obj.status();
     obj_ = std::make_unique<BpfObject>(std::move(*obj));
     auto v4 = PrefilterV4Map::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_V4, "v4");

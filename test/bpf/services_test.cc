@@ -16,6 +16,7 @@
 #include "lb/services.h"
 #include "test/support/faults.h"
 #include "test/support/kernel.h"
+#include "test/support/lb_fixture.h"
 
 namespace tendril::test {
 namespace {
@@ -27,7 +28,7 @@ class ServicesMapTest : public ::testing::Test {
   void SetUp() override {
     TND_REQUIRE_ROOT();
     pins_ = std::make_unique<TempPinRoot>();
-    auto obj = BpfObject::Load({BpfObjectPath("bpf_host"), pins_->path()});
+    auto obj = BpfObject::Load(TestLoadOptions("bpf_host", pins_->path()));
     ASSERT_TRUE(obj.ok()) << obj.status();
     obj_ = std::make_unique<BpfObject>(std::move(*obj));
     manager_ = NewManager();

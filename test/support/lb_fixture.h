@@ -35,6 +35,16 @@ inline std::array<uint8_t, 16> Addr(const char* text) {
   return a;
 }
 
+// An object's load options for the packet tests: the conntrack and NAT
+// tables at 32,768 entries (enough for every test here, and an eighth of the
+// defaults' preallocation, most of a test's set-up time on an emulated
+// kernel). Objects sharing a pin root must be loaded with the same sizes.
+inline LoadOptions TestLoadOptions(const char* object, const std::string& pin_root) {
+  LoadOptions o{BpfObjectPath(object), pin_root};
+  for (const char* m : {TND_MAP_CT_V4, TND_MAP_CT_V6, TND_MAP_NAT_V4, TND_MAP_NAT_V6}) o.max_entries[m] = 32768;
+  return o;
+}
+
 inline uint16_t PortAt(const Bytes& f, size_t off) { return static_cast<uint16_t>(f[off] << 8 | f[off + 1]); }
 
 class LbFixture : public ::testing::Test {
@@ -89,15 +99,7 @@ class LbFixture : public ::testing::Test {
     ASSERT_TRUE(devices_->Update(tn0_, d).ok());
   }
 
-  // The conntrack and NAT tables at 32,768 entries: enough for every test
-  // here, and an eighth of the preallocation of the defaults (most of a
-  // fixture's set-up time on an emulated kernel). Every object is loaded with
-  // the same sizes, so each finds the pinned table as it wants it.
-  LoadOptions Options(const char* object) const {
-    LoadOptions o{BpfObjectPath(object), pins_->path()};
-    for (const char* m : {TND_MAP_CT_V4, TND_MAP_CT_V6, TND_MAP_NAT_V4, TND_MAP_NAT_V6}) o.max_entries[m] = 32768;
-    return o;
-  }
+  LoadOptions Options(const char* object) const { return TestLoadOptions(object, pins_->path()); }
 
   template <typename K, typename V>
   std::unique_ptr<Map<K, V>> Open(const char* name) {
