@@ -189,15 +189,20 @@ int CmdServiceApply(const Globals& g, const std::string& file) {
   // JSON is it parsed here, for the error's line and column in the file.
   std::string piped;
   MappedFile mapped;
-  if (file == "-") {
+  bool is_piped = file == "-";
+  if (is_piped) {
     piped.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    auto m = MappedFile::Open(file);
-    if (!m.ok()) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", file, ": ", m.status().message())));
+  } else if (auto m = MappedFile::Open(file); m.ok()) {
     mapped = std::move(*m);
+  } else {
+    // Not a regular file (a pipe, `<(...)`): read to its end.
+    auto read = m.status().code() == absl::StatusCode::kInvalidArgument ? ReadFile(file) : m.status();
+    if (!read.ok()) return Fail(absl::NotFoundError(absl::StrCat("cannot read ", file, ": ", read.status().message())));
+    piped = std::move(*read);
+    is_piped = true;
   }
-  absl::Span<char> text = file == "-" ? absl::Span<char>(piped.data(), piped.size())
-                                      : absl::Span<char>(mapped.data(), mapped.size());
+  absl::Span<char> text = is_piped ? absl::Span<char>(piped.data(), piped.size())
+                                   : absl::Span<char>(mapped.data(), mapped.size());
   const absl::string_view view(text.data(), text.size());
   const size_t first = view.find_first_not_of(" \t\r\n");
   const char top = first == absl::string_view::npos ? 0 : view[first];

@@ -109,9 +109,8 @@ absl::StatusOr<nlohmann::json> CallAgentPieces(const std::string& socket_path, c
   // JSON allows line breaks only between tokens, where a space does as well:
   // the request stays one line.
   for (const auto& p : args_pieces)
-    for (char* ch = p.data(); (ch = static_cast<char*>(std::memchr(ch, '\n', p.data() + p.size() - ch)));) *ch++ = ' ';
-  for (const auto& p : args_pieces)
-    for (char* ch = p.data(); (ch = static_cast<char*>(std::memchr(ch, '\r', p.data() + p.size() - ch)));) *ch++ = ' ';
+    for (char brk : {'\n', '\r'})
+      for (char* ch = p.data(); (ch = static_cast<char*>(std::memchr(ch, brk, p.data() + p.size() - ch)));) *ch++ = ' ';
   TND_ASSIGN_OR_RETURN(UniqueFd fd, ConnectApi(socket_path));
   const std::string head = absl::StrCat("{\"op\":", jsonf::Dump(nlohmann::json(op)), ",\"args\":");
   const std::string tail = "}\n";

@@ -27,7 +27,6 @@ class MappedFile {
   ~MappedFile();
   char* data() { return data_; }
   size_t size() const { return size_; }
-  absl::string_view view() const { return absl::string_view(data_, size_); }
 
  private:
   char* data_ = nullptr;

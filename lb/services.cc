@@ -117,33 +117,30 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
   return rs;
 }
 
-absl::StatusOr<Service> ServiceManager::Add(Service s) {
+// One service's change: planned (timed), then written and committed; the
+// plan, for the service before or after.
+absl::StatusOr<Plan> ServiceManager::RunOne(const std::function<absl::StatusOr<Plan>()>& make) {
   Begin();
   auto t0 = std::chrono::steady_clock::now();
-  TND_ASSIGN_OR_RETURN(Plan plan, planner_.Add(std::move(s)));
+  TND_ASSIGN_OR_RETURN(Plan plan, make());
   last_run_ = ReplaceStats{};
   last_run_.plan_ms = MsSince(t0);
   TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &last_run_));
+  return plan;
+}
+
+absl::StatusOr<Service> ServiceManager::Add(Service s) {
+  TND_ASSIGN_OR_RETURN(Plan plan, RunOne([&] { return planner_.Add(std::move(s)); }));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Update(ServiceId id, const ServiceUpdate& u) {
-  Begin();
-  auto t0 = std::chrono::steady_clock::now();
-  TND_ASSIGN_OR_RETURN(Plan plan, planner_.Update(id, u));
-  last_run_ = ReplaceStats{};
-  last_run_.plan_ms = MsSince(t0);
-  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &last_run_));
+  TND_ASSIGN_OR_RETURN(Plan plan, RunOne([&] { return planner_.Update(id, u); }));
   return *plan.changes.front().neu;
 }
 
 absl::StatusOr<Service> ServiceManager::Delete(ServiceId id) {
-  Begin();
-  auto t0 = std::chrono::steady_clock::now();
-  TND_ASSIGN_OR_RETURN(Plan plan, planner_.Delete(id));
-  last_run_ = ReplaceStats{};
-  last_run_.plan_ms = MsSince(t0);
-  TND_RETURN_IF_ERROR(Run(plan, RunMode::kCommit, &last_run_));
+  TND_ASSIGN_OR_RETURN(Plan plan, RunOne([&] { return planner_.Delete(id); }));
   return *plan.changes.front().old;
 }
 

@@ -101,6 +101,7 @@ class ServiceManager {
   enum class RunMode { kRestore, kUndo, kCommit };
   // Writes and commits the plan's changes in order.
   absl::Status Run(const Plan& plan, RunMode mode, ReplaceStats* rs = nullptr);
+  absl::StatusOr<Plan> RunOne(const std::function<absl::StatusOr<Plan>()>& make);
   ReplaceStats last_run_;
   absl::Status RollBack(const std::vector<const ServiceChange*>& done, const absl::Status& why);
   // Tells OnBackendsRemoved, once the change that removed them stays.

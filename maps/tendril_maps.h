@@ -62,9 +62,7 @@
 #define TND_SK_REVNAT_MAX_DEFAULT 65536  /* LRU: one per connected/sending socket and backend */
 #define TND_AFFINITY_MAX_DEFAULT 65536   /* LRU */
 #define TND_MAGLEV_SVC_MAX_DEFAULT 4096  /* services with Maglev tables */
-/* Each Maglev table (an array, the inner maps of tnd_maglev) is mappable:
- * the agent reads one without a copy per position. */
-#define TND_MAGLEV_INNER_FLAGS BPF_F_MMAPABLE
+#define TND_MAGLEV_INNER_FLAGS BPF_F_MMAPABLE /* tables the agent reads mapped */
 #define TND_CT_MAX_DEFAULT 262144        /* LRU, per family: two entries per service flow */
 #define TND_NAT_MAX_DEFAULT 262144       /* LRU, per family: two entries per SNATed flow */
 #define TND_DEVICES_MAX 64
@@ -267,12 +265,7 @@ struct tnd_backend {
  * connection through an old binding. */
 #define TND_BACKEND_F_SEL_CLUSTER (1 << 2) /* in the cluster-wide set */
 #define TND_BACKEND_F_SEL_LOCAL (1 << 3)   /* in the node-local set (Local policies) */
-/* Removed from its service: the entry stays for a grace period so that a
- * reader that took its id from a slot a moment before the change still
- * finds it, but a per-packet flow pinned to it chooses again at its next
- * packet (as if its conntrack entry were gone), and it is in no set. The
- * agent deletes such flows' entries later, in one conntrack walk. */
-#define TND_BACKEND_F_RETIRED (1 << 4)
+#define TND_BACKEND_F_RETIRED (1 << 4) /* removed, in its grace period: in no set; its flows choose again */
 
 /* Service id -> frontend, for reverse translation. */
 struct tnd_revnat {
