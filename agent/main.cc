@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +30,21 @@ absl::Status JoinNetns(const std::string& path) {
   if (::setns(fd.get(), CLONE_NEWNET) != 0)
     return ErrnoError(errno, absl::StrCat("join network namespace ", path));
   return absl::OkStatus();
+}
+
+// At 100,000 services the agent holds about 100 MB of small allocations;
+// with 4 KiB pages a restart spent a quarter of its time in page faults
+// (1.74 s -> 1.2-1.38 s to ready, measured with 2 MiB pages). glibc backs its
+// heap with transparent huge pages when its glibc.malloc.hugetlb tunable
+// says so, and reads tunables only at exec: the agent re-executes itself
+// once with it set, unless the operator set it either way. Where THP is
+// "never" this changes nothing; if the exec fails, it runs as it is.
+void UseHugePageHeap(char** argv) {
+  const char* cur = std::getenv("GLIBC_TUNABLES");
+  if (cur && std::strstr(cur, "glibc.malloc.hugetlb")) return;
+  const std::string v = cur && *cur ? absl::StrCat(cur, ":glibc.malloc.hugetlb=1") : "glibc.malloc.hugetlb=1";
+  if (::setenv("GLIBC_TUNABLES", v.c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
 }
 
 LogLevel ParseLevel(const std::string& s) {
@@ -142,4 +159,7 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace tendril
 
-int main(int argc, char** argv) { return tendril::Run(argc, argv); }
+int main(int argc, char** argv) {
+  tendril::UseHugePageHeap(argv);
+  return tendril::Run(argc, argv);
+}

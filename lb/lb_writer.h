@@ -72,10 +72,12 @@ class LbWriter {
   // NAT, Maglev tables and source ranges, every slot, then every master.
   // After an error any part may be written (the caller undoes them all).
   absl::Status WriteAdditions(const std::vector<const ServiceChange*>& adds);
-  // Removes the entries that belong to none of `services` (a restart after
-  // services were removed while the agent was down, or a crash half way):
-  // masters first, so that a stale service stops being selected at once.
-  absl::Status RemoveStale(const std::map<ServiceId, Service>& services, const std::vector<IpAddr>& node_addresses);
+  // After a restore's writes into the cached tables: removes the entries
+  // that belong to none of `services` (a restart after services were
+  // removed while the agent was down, or a crash half way): masters first,
+  // so that a stale service stops being selected at once. In the growable
+  // tables those are the entries the writes did not touch (CacheTables).
+  absl::Status RemoveStale(const std::map<ServiceId, Service>& services);
   // A retired backend's entry; absent is not an error. Whether it was there.
   absl::StatusOr<bool> DeleteBackend(uint32_t id);
 
@@ -91,8 +93,7 @@ class LbWriter {
   absl::Status DropMaglev(ServiceId id);
   absl::Status PutSourceRanges(const Service* old, const Service& neu);
   absl::Status DropSourceRanges(const Service& old, const Service* neu);
-  absl::Status RemoveStaleFrontends(const std::map<ServiceId, Service>& services,
-                                    const std::vector<IpAddr>& node_addresses);
+  absl::Status RemoveStaleFrontends();
   absl::Status RemoveStaleRanges(const std::map<ServiceId, Service>& services);
   absl::Status RemoveStaleByService(const std::map<ServiceId, Service>& services);
 

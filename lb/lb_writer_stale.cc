@@ -17,14 +17,12 @@ namespace {
 
 // Deletes every key of `m` not in `want` (keys as bytes), those for which
 // `first` is true before the others. How many went.
-template <typename K, typename V, template <typename, typename> class M>
-absl::StatusOr<int> DeleteUnwanted(M<K, V>& m, const absl::flat_hash_set<std::string>& want,
-                                   bool (*first)(const K&) = nullptr) {
+template <typename K, typename V>
+absl::StatusOr<int> DeleteUnwanted(Map<K, V>& m, const absl::flat_hash_set<std::string>& want) {
   std::vector<K> stale;
   TND_RETURN_IF_ERROR(m.ForEach([&](const K& k, const V&) {
     if (!want.count(KeyBytes(k))) stale.push_back(k);
   }));
-  if (first) std::stable_partition(stale.begin(), stale.end(), first);
   for (const K& k : stale) TND_RETURN_IF_ERROR(m.Delete(k));
   return static_cast<int>(stale.size());
 }
@@ -36,20 +34,21 @@ bool IsMaster(const K& k) {
 
 }  // namespace
 
-absl::Status LbWriter::RemoveStaleFrontends(const std::map<ServiceId, Service>& services,
-                                            const std::vector<IpAddr>& node_addresses) {
-  absl::flat_hash_set<std::string> want4, want6;
-  for (const auto& [id, s] : services)
-    for (const FrontendEntry& e : FrontendEntries(s, node_addresses))
-      for (size_t slot = 0; slot <= e.slots.size(); ++slot) {
-        const Frontend& f = e.frontend;
-        if (f.ip.family == Family::kV4)
-          want4.insert(KeyBytes(Key4(f, e.scope, static_cast<uint16_t>(slot))));
-        else
-          want6.insert(KeyBytes(Key6(f, e.scope, static_cast<uint16_t>(slot))));
-      }
-  TND_ASSIGN_OR_RETURN(int n4, DeleteUnwanted(maps_.svc4, want4, &IsMaster<tnd_svc4_key>));
-  TND_ASSIGN_OR_RETURN(int n6, DeleteUnwanted(maps_.svc6, want6, &IsMaster<tnd_svc6_key>));
+// The growable tables were read whole before the restore's writes
+// (CacheTables): what no declared service looked up or wrote is stale.
+template <typename K, typename V>
+absl::StatusOr<int> DeleteUntouched(Growable<K, V>& m, bool (*first)(const K&) = nullptr) {
+  if (!m.cached())
+    return absl::FailedPreconditionError("stale entries are found from the cached tables: CacheTables first");
+  std::vector<K> stale = m.Untouched();
+  if (first) std::stable_partition(stale.begin(), stale.end(), first);
+  for (const K& k : stale) TND_RETURN_IF_ERROR(m.Delete(k));
+  return static_cast<int>(stale.size());
+}
+
+absl::Status LbWriter::RemoveStaleFrontends() {
+  TND_ASSIGN_OR_RETURN(int n4, DeleteUntouched(maps_.svc4, &IsMaster<tnd_svc4_key>));
+  TND_ASSIGN_OR_RETURN(int n6, DeleteUntouched(maps_.svc6, &IsMaster<tnd_svc6_key>));
   stats_.deletes += n4 + n6;
   return absl::OkStatus();
 }
@@ -85,20 +84,14 @@ absl::Status LbWriter::RemoveStaleByService(const std::map<ServiceId, Service>& 
     else if (errno != ENOENT)
       return ErrnoError(errno, absl::StrCat("delete the stale Maglev table of service ", key));
   }
-  absl::flat_hash_set<std::string> want_ids, want_backends;
-  for (const auto& [id, s] : services) {
-    want_ids.insert(KeyBytes(static_cast<uint32_t>(id)));
-    for (const Backend& b : s.backends) want_backends.insert(KeyBytes(b.id));
-  }
-  TND_ASSIGN_OR_RETURN(int revnat, DeleteUnwanted(maps_.revnat, want_ids));
-  TND_ASSIGN_OR_RETURN(int backends, DeleteUnwanted(maps_.backends, want_backends));
+  TND_ASSIGN_OR_RETURN(int revnat, DeleteUntouched(maps_.revnat));
+  TND_ASSIGN_OR_RETURN(int backends, DeleteUntouched(maps_.backends));
   stats_.deletes += revnat + backends;
   return absl::OkStatus();
 }
 
-absl::Status LbWriter::RemoveStale(const std::map<ServiceId, Service>& services,
-                                   const std::vector<IpAddr>& node_addresses) {
-  TND_RETURN_IF_ERROR(RemoveStaleFrontends(services, node_addresses));
+absl::Status LbWriter::RemoveStale(const std::map<ServiceId, Service>& services) {
+  TND_RETURN_IF_ERROR(RemoveStaleFrontends());
   TND_RETURN_IF_ERROR(RemoveStaleRanges(services));
   return RemoveStaleByService(services);
 }

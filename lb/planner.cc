@@ -27,18 +27,19 @@ std::vector<uint32_t> MaglevOf(const Service& s, uint32_t m) {
 
 }  // namespace
 
-ServiceChange ServicePlanner::Change(const Service* old, const Service* neu) const {
+ServiceChange ServicePlanner::Added(Service neu) const {
   ServiceChange c;
+  c.new_entries = Entries(neu);
+  if (neu.algorithm == Algorithm::kMaglev) c.maglev = MaglevOf(neu, maglev_size_);
+  c.neu = std::move(neu);
+  return c;
+}
+
+ServiceChange ServicePlanner::Change(const Service* old, const Service* neu) const {
+  ServiceChange c = neu ? Added(*neu) : ServiceChange{};
   if (old) {
     c.old = *old;
     c.old_entries = Entries(*old);
-  }
-  if (neu) {
-    c.neu = *neu;
-    c.new_entries = Entries(*neu);
-    if (neu->algorithm == Algorithm::kMaglev) c.maglev = MaglevOf(*neu, maglev_size_);
-  }
-  if (old) {
     std::set<uint32_t> still;
     if (neu)
       for (const Backend& b : neu->backends) still.insert(b.id);
@@ -420,7 +421,11 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
     // Each keeps the ports it saved; one that has none (a hand-edited state)
     // gets one no other restored service holds.
     const ServiceId id = entry.first;
-    const Service saved = entry.second;
+    Service saved;  // what AllocatePortsWith reads of the service as saved
+    saved.type = entry.second.type;
+    saved.traffic_policy = entry.second.traffic_policy;
+    saved.node_port = entry.second.node_port;
+    saved.health_check_port = entry.second.health_check_port;
     TND_RETURN_IF_ERROR(AllocatePortsWith(entry.second, &saved, [&all, id](uint16_t port) {
       for (const auto& [oid, o] : all)
         if (oid != id && (o.node_port == port || o.health_check_port == port)) return true;
@@ -438,7 +443,7 @@ absl::StatusOr<Plan> ServicePlanner::Restore(std::vector<Service> services) cons
   plan.changes.reserve(all.size());
   for (auto& [id, s] : all) {
     ids.Assign(s, nullptr);
-    plan.changes.push_back(Change(nullptr, &s));
+    plan.changes.push_back(Added(std::move(s)));  // `all` is not used after this
   }
   return plan;
 }

@@ -125,6 +125,7 @@ class ServicePlanner {
  private:
   // A change of one service from `old` (null: new) to `neu` (null: gone).
   ServiceChange Change(const Service* old, const Service* neu) const;
+  ServiceChange Added(Service neu) const;  // Change(nullptr, &neu), moving it
   absl::Status CheckConflicts(const Service& s, ServiceId ignore_id) const;
   // Frontends and node ports of a whole set, in one pass, with the node's
   // addresses given.

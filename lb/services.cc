@@ -98,7 +98,7 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
   // Every entry is compared with the tables, read whole once.
   absl::Status st = writer_.CacheTables();
   if (st.ok()) st = Run(plan, RunMode::kRestore);
-  if (st.ok()) st = writer_.RemoveStale(planner_.services(), planner_.node_addresses());
+  if (st.ok()) st = writer_.RemoveStale(planner_.services());
   writer_.UncacheTables();
   TND_RETURN_IF_ERROR(st);
   needs_restore_ = false;

@@ -12,8 +12,11 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
 #include "common/fd.h"
 #include "maps/pinned_map.h"
@@ -91,18 +94,31 @@ class Growable {
   // Reads the table whole (in batches) and answers Lookup and ForEach from
   // that copy until Uncache(); Update and Erase keep it in step. For a
   // restore, which compares every declared entry with the table: one read
-  // of the table instead of a lookup per entry.
+  // of the table instead of a lookup per entry. The copy remembers which
+  // keys were looked up or written since: Untouched() lists the others
+  // (after a restore, the entries no declared service has).
   absl::Status Cache() {
     cache_.emplace();
     if (!table_) return absl::OkStatus();
-    return table_->ForEach([this](const K& k, const V& v) { (*cache_)[KeyBytes(k)] = v; });
+    cache_->reserve(size_ / 2);  // what a table of this size holds before it grows
+    return table_->ForEach([this](const K& k, const V& v) { (*cache_)[k] = Cached{v, false}; });
   }
   void Uncache() { cache_.reset(); }
+  bool cached() const { return cache_.has_value(); }
+  std::vector<K> Untouched() const {
+    std::vector<K> out;
+    if (cache_)
+      for (const auto& [k, c] : *cache_)
+        if (!c.touched) out.push_back(k);
+    return out;
+  }
 
   absl::StatusOr<std::optional<V>> Lookup(const K& k) const {
     if (cache_) {
-      auto it = cache_->find(KeyBytes(k));
-      return it == cache_->end() ? std::optional<V>() : std::optional<V>(it->second);
+      auto it = cache_->find(k);
+      if (it == cache_->end()) return std::optional<V>();
+      it->second.touched = true;
+      return std::optional<V>(it->second.v);
     }
     if (!table_) return std::optional<V>();
     return table_->Lookup(k);
@@ -110,14 +126,14 @@ class Growable {
   absl::Status Update(const K& k, const V& v) {
     if (!table_) return absl::FailedPreconditionError(absl::StrCat(name_, ": no table yet (Reserve first)"));
     TND_RETURN_IF_ERROR(table_->Update(k, v));
-    if (cache_) (*cache_)[KeyBytes(k)] = v;
+    if (cache_) (*cache_)[k] = Cached{v, true};
     return absl::OkStatus();
   }
   absl::Status Delete(const K& k) { return Erase(k).status(); }
   absl::StatusOr<bool> Erase(const K& k) {
     if (!table_) return false;
     TND_ASSIGN_OR_RETURN(bool gone, table_->Erase(k));
-    if (cache_) cache_->erase(KeyBytes(k));
+    if (cache_) cache_->erase(k);
     return gone;
   }
   absl::Status UpdateBatch(const std::vector<K>& keys, const std::vector<V>& values) {
@@ -125,16 +141,12 @@ class Growable {
     absl::Status st = table_->UpdateBatch(keys, values);
     if (cache_ && !st.ok()) cache_.reset();  // which prefix went in is unknown: read the table again
     if (cache_)
-      for (size_t i = 0; i < keys.size(); ++i) (*cache_)[KeyBytes(keys[i])] = values[i];
+      for (size_t i = 0; i < keys.size(); ++i) (*cache_)[keys[i]] = Cached{values[i], true};
     return st;
   }
   absl::Status ForEach(const std::function<void(const K&, const V&)>& fn) const {
     if (cache_) {
-      for (const auto& [bytes, v] : *cache_) {
-        K k;
-        std::memcpy(&k, bytes.data(), sizeof(K));
-        fn(k, v);
-      }
+      for (const auto& [k, c] : *cache_) fn(k, c.v);
       return absl::OkStatus();
     }
     return table_ ? table_->ForEach(fn) : absl::OkStatus();
@@ -147,7 +159,21 @@ class Growable {
   std::string name_;
   MapOps* ops_;
   std::optional<Map<K, V>> table_;
-  std::optional<absl::flat_hash_map<std::string, V>> cache_;  // see Cache()
+  // Keys hashed and compared as bytes, as the kernel compares them.
+  struct KeyHash {
+    size_t operator()(const K& k) const {
+      return absl::Hash<absl::string_view>()(absl::string_view(reinterpret_cast<const char*>(&k), sizeof(K)));
+    }
+  };
+  struct KeyEq {
+    bool operator()(const K& a, const K& b) const { return std::memcmp(&a, &b, sizeof(K)) == 0; }
+  };
+  struct Cached {
+    V v;
+    bool touched;  // looked up or written since Cache()
+  };
+  // See Cache(); mutable: a lookup marks its key.
+  mutable std::optional<absl::flat_hash_map<K, Cached, KeyHash, KeyEq>> cache_;
   uint32_t size_ = 0;
 };
 

@@ -172,13 +172,21 @@ TEST_F(ServicesMapTest, MaglevTableIsPublishedAndUpdatedInPlace) {
 TEST_F(ServicesMapTest, RestoreRemovesStaleEntriesAndKeepsDeclaredOnes) {
   auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
   auto b = *manager_->Add(Make("[fd00::10]:53/UDP", {"[fd00::2]:53", "[fd00::3]:53"}));
+  // What a crash half way through a change of a can leave: a slot past its
+  // count and a backend no service names.
+  ASSERT_TRUE(Svc4().Update(Key(a, 7), tnd_svc_val{}).ok());
+  ASSERT_TRUE(Backends().Update(9999, tnd_backend{}).ok());
   // The agent restarts knowing only service a (b was deleted while it was down).
   auto fresh = NewManager();
   auto st = fresh->Restore({a});
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_EQ(st->writes, 0) << "a's entries were already right";
-  EXPECT_EQ(st->deletes, 3 /* b: master + 2 slots */ + 2 /* backends */ + 1 /* revnat */);
+  EXPECT_EQ(st->deletes, 3 /* b: master + 2 slots */ + 2 /* backends */ + 1 /* revnat */ + 2 /* strays */);
   EXPECT_TRUE(*Svc4().Lookup(Key(a, 0)));
+  EXPECT_TRUE(*Svc4().Lookup(Key(a, 1)));
+  EXPECT_FALSE(*Svc4().Lookup(Key(a, 7)));
+  EXPECT_FALSE(*Backends().Lookup(9999));
+  EXPECT_TRUE(*Backends().Lookup(a.backends[0].id));
   uint32_t n6 = 0;
   auto svc6 = *Map<tnd_svc6_key, tnd_svc_val>::OpenPin(pins_->path() + "/" TND_MAP_SVC_V6, "svc6");
   ASSERT_TRUE(svc6.ForEach([&](const tnd_svc6_key&, const tnd_svc_val&) { n6++; }).ok());
