@@ -15,7 +15,11 @@
 
 namespace tendril {
 
-inline constexpr size_t kMaxApiMessage = 64 << 20;  // a full service set (service apply) at 65535 services
+// One request or answer line. A whole service set goes in one `service apply`
+// request: 1,000,000 services of 2 backends are 113 MB of JSON. Memory is
+// taken as the bytes arrive; the cap only bounds a runaway client (the
+// socket is root's).
+inline constexpr size_t kMaxApiMessage = size_t{512} << 20;
 
 // Sends one request and returns the result, or the agent's error as a status.
 absl::StatusOr<nlohmann::json> CallAgent(const std::string& socket_path, const std::string& op,

@@ -7,7 +7,9 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -16,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/api_client.h"
 #include "common/status.h"
 #include "datapath/bpffs.h"
@@ -261,46 +264,58 @@ class Cell {
     if (socket_lb()) JoinCgroup(*FindCgroup2Mount());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     j_["change_verified"] = reached && n_.srv[1]->accepted() == before_accepts;
-    if (tendril()) {
-      // The same kind of change (backend 2 back) straight through the API
-      // socket, as a controller makes it: the agent's share without the
-      // CLI's process start.
-      // Median of 21 such changes, alternating (backend 2 back, away, ...,
-      // back: the last leaves both).
-      auto id = CallAgent(t_->sock(), "service.get", {{"frontend", absl::StrCat(Vip(), ":80/TCP")}});
-      std::vector<double> times;
-      for (int i = 0; id.ok() && i < 21; ++i) {
-        nlohmann::json backends = {absl::StrCat(kBackend[0], ":", kTargetPort)};
-        if (i % 2 == 0) backends.push_back(absl::StrCat(kBackend[1], ":", kTargetPort));
-        nlohmann::json args = {{"id", id->value("id", 0)}, {"backends", backends}};
-        auto t0 = Clock::now();
-        if (!CallAgent(t_->sock(), "service.update", args).ok()) break;
-        times.push_back(Seconds(t0, Clock::now()));
-      }
-      if (times.size() == 21) {
-        j_["change_api_each_s"] = times;
-        std::sort(times.begin(), times.end());
-        j_["change_api_s"] = times[10];
-        // The agent's own handling of the same 21 (its log says each).
-        // What a CLI command costs before it does anything: `tendril
-        // version` (process start, the command tree), median of 5.
-        std::vector<double> start;
-        for (int i = 0; i < 5; ++i) {
-          auto t0 = Clock::now();
-          if (t_->Cli({"version"}).rc == 0) start.push_back(Seconds(t0, Clock::now()));
-        }
-        if (start.size() == 5) {
-          std::sort(start.begin(), start.end());
-          j_["cli_start_s"] = start[2];
-        }
-        std::vector<double> agent = AgentUpdateMs(t_->agent->Log());
-        if (agent.size() >= 21) {
-          agent.erase(agent.begin(), agent.end() - 21);
-          std::sort(agent.begin(), agent.end());
-          j_["change_agent_s"] = agent[10] / 1000;
-        }
-      }
+    if (tendril()) ChangeMedians();
+  }
+
+  // Backend 2 back, away, ..., back (an odd count leaves both): `n` changes
+  // through `one(backends)`, each timed; empty if one failed.
+  std::vector<double> Alternate(int n, const std::function<bool(const std::vector<std::string>&)>& one) {
+    std::vector<double> times;
+    for (int i = 0; i < n; ++i) {
+      std::vector<std::string> backends = {absl::StrCat(kBackend[0], ":", kTargetPort)};
+      if (i % 2 == 0) backends.push_back(absl::StrCat(kBackend[1], ":", kTargetPort));
+      auto t0 = Clock::now();
+      if (!one(backends)) return {};
+      times.push_back(Seconds(t0, Clock::now()));
     }
+    return times;
+  }
+  static double Median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+
+  // The same kind of change, many times: straight through the API socket as
+  // a controller makes it (the agent's share without the CLI's process
+  // start; median of 21), the agent's own handling of those (its log says
+  // each), through the CLI (median of 9), and what a CLI command costs
+  // before it does anything (`tendril version`: process start, the command
+  // tree; median of 5).
+  void ChangeMedians() {
+    auto id = CallAgent(t_->sock(), "service.get", {{"frontend", absl::StrCat(Vip(), ":80/TCP")}});
+    if (!id.ok()) return;
+    const std::string sid = std::to_string(id->value("id", 0));
+    std::vector<double> api = Alternate(21, [&](const std::vector<std::string>& b) {
+      return CallAgent(t_->sock(), "service.update", {{"id", id->value("id", 0)}, {"backends", b}}).ok();
+    });
+    if (api.empty()) return;
+    j_["change_api_each_s"] = api;
+    j_["change_api_s"] = Median(api);
+    std::vector<double> agent = AgentUpdateMs(t_->agent->Log());
+    if (agent.size() >= 21) {
+      agent.erase(agent.begin(), agent.end() - 21);
+      j_["change_agent_s"] = Median(agent) / 1000;
+    }
+    std::vector<double> cli = Alternate(9, [&](const std::vector<std::string>& b) {
+      return t_->Cli({"service", "update", sid, "--backends", absl::StrJoin(b, ",")}).rc == 0;
+    });
+    if (!cli.empty()) j_["change_cli_s"] = Median(cli);
+    std::vector<double> start;
+    for (int i = 0; i < 5; ++i) {
+      auto t0 = Clock::now();
+      if (t_->Cli({"version"}).rc == 0) start.push_back(Seconds(t0, Clock::now()));
+    }
+    if (start.size() == 5) j_["cli_start_s"] = Median(start);
   }
 
   // kill -9 of the agent and a start, with a client connecting to the

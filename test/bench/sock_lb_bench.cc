@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "common/fd.h"
 #include "datapath/attach.h"
 #include "datapath/bpffs.h"
 #include "datapath/loader.h"
@@ -31,14 +34,32 @@ namespace {
 constexpr int kRounds = 6;
 constexpr int kPerRound = 1500;
 
-void Print(const ConnectPath& b, const ConnectPath& d, const ConnectPath& v, bool json_out) {
+// The kernel's own count of a program's runs and their time
+// (BPF_ENABLE_STATS keeps it while its fd is open).
+struct ProgTime {
+  uint64_t ns = 0, runs = 0;
+  static ProgTime Of(int fd) {
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return {};
+    return {info.run_time_ns, info.run_cnt};
+  }
+  ProgTime operator-(const ProgTime& o) const { return {ns - o.ns, runs - o.runs}; }
+  ProgTime operator+(const ProgTime& o) const { return {ns + o.ns, runs + o.runs}; }
+  double PerRun() const { return runs ? static_cast<double>(ns) / static_cast<double>(runs) : 0; }
+};
+
+void Print(const ConnectPath& b, const ConnectPath& d, const ConnectPath& v, const ProgTime& miss,
+           const ProgTime& hit, bool json_out) {
   if (json_out) {
     PrintJson({{"connects_per_path", d.lat.size()},
                {"direct_no_program", b.Json()},
                {"direct", d.Json()},
                {"vip_socket_lb", v.Json()},
                {"rate_ratio_vs_direct", v.Rate() / d.Rate()},
-               {"rate_ratio_vs_no_program", v.Rate() / b.Rate()}});
+               {"rate_ratio_vs_no_program", v.Rate() / b.Rate()},
+               {"connect4_ns_miss", miss.PerRun()},
+               {"connect4_ns_vip", hit.PerRun()}});
     return;
   }
   std::printf("TCP connect()+close() over veth, %d connects per path in %d alternating rounds\n",
@@ -54,6 +75,9 @@ void Print(const ConnectPath& b, const ConnectPath& d, const ConnectPath& v, boo
   row("ClusterIP 10.96.9.9:80 (socket LB)", v);
   std::printf("\nratio VIP / direct (no program): rate %.3f, p50 %.3f, p99 %.3f\n", v.Rate() / b.Rate(),
               v.Percentile(50) / b.Percentile(50), v.Percentile(99) / b.Percentile(99));
+  std::printf("connect4 itself, kernel-reported (run_time_ns / run_cnt): %.0f ns per connect to the\n"
+              "ClusterIP, %.0f ns per connect straight to the backend (its lookup misses)\n",
+              hit.PerRun(), miss.PerRun());
 }
 
 int Main(bool json_out) {
@@ -94,6 +118,9 @@ int Main(bool json_out) {
   // child cgroup (connect4 attached), alternating rounds to share any drift.
   std::string root_cg = *FindCgroup2Mount();
   ConnectPath bare, direct, vip;
+  ProgTime miss, hit;
+  const int prog = *obj->ProgramFd("tnd_sock_connect4");
+  UniqueFd stats(bpf_enable_stats(BPF_STATS_RUN_TIME));
   bool ok = true;
   {
     NetnsGuard in(node);
@@ -103,7 +130,13 @@ int Main(bool json_out) {
       JoinCgroup(root_cg);
       ok = bare.Round("10.0.9.2", 8080, kPerRound);
       JoinCgroup(cgroup.path());
-      ok = ok && direct.Round("10.0.9.2", 8080, kPerRound) && vip.Round("10.96.9.9", 80, kPerRound);
+      ProgTime t0 = ProgTime::Of(prog);
+      ok = ok && direct.Round("10.0.9.2", 8080, kPerRound);
+      ProgTime t1 = ProgTime::Of(prog);
+      ok = ok && vip.Round("10.96.9.9", 80, kPerRound);
+      ProgTime t2 = ProgTime::Of(prog);
+      miss = miss + (t1 - t0);
+      hit = hit + (t2 - t1);
     }
     JoinCgroup(root_cg);
   }
@@ -111,7 +144,8 @@ int Main(bool json_out) {
     std::fprintf(stderr, "bench: %s%s%s\n", bare.error.c_str(), direct.error.c_str(), vip.error.c_str());
     return 1;
   }
-  Print(bare, direct, vip, json_out);
+  if (stats.get() < 0) std::fprintf(stderr, "bench: BPF_ENABLE_STATS: %s (no per-program times)\n", strerror(errno));
+  Print(bare, direct, vip, miss, hit, json_out);
   return 0;
 }
 
