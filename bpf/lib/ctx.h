@@ -43,8 +43,40 @@ static __always_inline __u32 ctx_in_ifindex(TND_CTX *ctx)
 #endif
 }
 
+/*
+ * Packet bytes at `off`: read and written in place (direct packet access)
+ * when they are in the frame's linear part, which in XDP is the whole frame
+ * and in tc is where the headers are on every common path; the helpers
+ * (tens of ns a call here) only where they are not (a tc packet whose
+ * headers are in fragments), and for a length that is not a constant where
+ * the call is inlined (the rare ICMP error paths). Far
+ * offsets are left to the helpers: the verifier bounds a packet pointer's
+ * variable offset, and headers are never that far.
+ */
+#define TND_DIRECT_MAX_OFF 0x3ff
+
+static __always_inline void *ctx_ptr(TND_CTX *ctx, __u32 off, __u32 len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *p;
+
+	if (off > TND_DIRECT_MAX_OFF)
+		return NULL;
+	p = data + off;
+	if (p + len > data_end)
+		return NULL;
+	return p;
+}
+
 static __always_inline int ctx_load(TND_CTX *ctx, __u32 off, void *to, __u32 len)
 {
+	void *p = __builtin_constant_p(len) ? ctx_ptr(ctx, off, len) : NULL;
+
+	if (p) {
+		__builtin_memcpy(to, p, len);
+		return 0;
+	}
 #if TND_CTX_XDP
 	return bpf_xdp_load_bytes(ctx, off, to, len);
 #else
@@ -54,6 +86,12 @@ static __always_inline int ctx_load(TND_CTX *ctx, __u32 off, void *to, __u32 len
 
 static __always_inline int ctx_store(TND_CTX *ctx, __u32 off, const void *from, __u32 len)
 {
+	void *p = __builtin_constant_p(len) ? ctx_ptr(ctx, off, len) : NULL;
+
+	if (p) {
+		__builtin_memcpy(p, from, len);
+		return 0;
+	}
 #if TND_CTX_XDP
 	return bpf_xdp_store_bytes(ctx, off, (void *)from, len);
 #else

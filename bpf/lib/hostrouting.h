@@ -102,15 +102,17 @@ static __always_inline int tnd_load_addrs(struct __sk_buff *ctx, __u32 l3_off, c
 		__builtin_memcpy(p->t.daddr, &ip.daddr, 4);
 		return 0;
 	}
-	struct ipv6hdr ip6;
+	/* Version and payload length, then the addresses straight into `p`
+	 * (no header copy on this frame's stack: it is two calls deep). */
+	__u8 vh[6];
 
-	if (ctx_load(ctx, l3_off, &ip6, sizeof(ip6)) < 0 || ip6.version != 6)
+	if (ctx_load(ctx, l3_off, vh, sizeof(vh)) < 0 || (vh[0] >> 4) != 6)
 		return -1;
-	p->l3_end = tnd_l3_end(l3_off + sizeof(ip6), bpf_ntohs(ip6.payload_len), p->len);
+	p->l3_end = tnd_l3_end(l3_off + sizeof(struct ipv6hdr), (__u32)vh[4] << 8 | vh[5], p->len);
 	if (!p->l3_end)
 		return -1;
-	__builtin_memcpy(p->t.saddr, &ip6.saddr, 16);
-	__builtin_memcpy(p->t.daddr, &ip6.daddr, 16);
+	if (ctx_load(ctx, l3_off + 8, p->t.saddr, 16) < 0 || ctx_load(ctx, l3_off + 24, p->t.daddr, 16) < 0)
+		return -1;
 	return 0;
 }
 

@@ -37,7 +37,7 @@ static __always_inline bool tnd_expired(__u32 expires, __u32 now)
 
 static __always_inline __u32 tnd_now_ms(void)
 {
-	return (__u32)(bpf_ktime_get_ns() / 1000000ULL);
+	return (__u32)(tnd_now_ns() / 1000000ULL);
 }
 
 /* An in entry learns that its flow was reset: when, for tnd_nat_reset_settled. */

@@ -55,7 +55,7 @@ static __always_inline bool tnd_reject_allowed(void)
 {
 	__u32 k = 0;
 	struct tnd_reject_window *w = bpf_map_lookup_elem(&tnd_reject_rate, &k);
-	__u64 now = bpf_ktime_get_ns() / 1000000000ULL;
+	__u64 now = tnd_now_sec();
 
 	if (!w)
 		return false;
