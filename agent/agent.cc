@@ -128,6 +128,7 @@ absl::Status Agent::Start() {
   PruneTailCallPins();
   TND_RETURN_IF_ERROR(StartSocketLb(compiled_.object_paths.at("bpf_sock")));
   SyncHealthAll();
+  BumpGeneration();  // flows cached by the agent before this one decide again
   next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
   return absl::OkStatus();
 }

@@ -140,6 +140,10 @@ class Agent {
   void OnNodeAddressesChanged();
   // tnd_node: this namespace's cookie, for socket LB of 127.0.0.1.
   absl::Status WriteNodeInfo();
+  // Bumps the node's generation (tnd_node_info.gen): every flow's cached
+  // path (tnd_ct_val.hop_*) is decided again at its next packet. After any
+  // change of services, backends, endpoints, devices, routes, neighbours.
+  void BumpGeneration();
   // Commits `c` to the state store (one durable transaction); when it
   // cannot be, `undo` puts the maps back to what the store holds.
   absl::Status Persist(const StateChange& c, const std::function<void()>& undo);

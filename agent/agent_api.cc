@@ -15,6 +15,17 @@ absl::StatusOr<std::vector<std::string>> Strings(const nlohmann::json& args, con
 }  // namespace
 
 void Agent::RegisterApi(ApiServer& api) {
+  // An endpoint change moves flows' next hops: cached flow paths go
+  // (BumpGeneration), whether it succeeded or not (nothing is half applied,
+  // but the bump is cheap and never wrong). Service changes bump it where
+  // they are written (lb/services.cc).
+  auto changing = [this](auto handler) {
+    return [this, handler](const auto& a) -> absl::StatusOr<nlohmann::json> {
+      absl::StatusOr<nlohmann::json> r = handler(a);
+      BumpGeneration();
+      return r;
+    };
+  };
   api.Register("status", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return StatusJson();
   });
@@ -38,8 +49,8 @@ void Agent::RegisterApi(ApiServer& api) {
   api.Register("service.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return ServiceList();
   });
-  api.Register("endpoint.add", [this](const nlohmann::json& a) { return EndpointAdd(a); });
-  api.Register("endpoint.delete", [this](const nlohmann::json& a) { return EndpointDelete(a); });
+  api.Register("endpoint.add", changing([this](const nlohmann::json& a) { return EndpointAdd(a); }));
+  api.Register("endpoint.delete", changing([this](const nlohmann::json& a) { return EndpointDelete(a); }));
   api.Register("endpoint.list", [this](const nlohmann::json&) -> absl::StatusOr<nlohmann::json> {
     return EndpointList();
   });

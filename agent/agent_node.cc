@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/agent.h"
 #include "datapath/attach.h"
+#include "maps/node_gen.h"
 #include "network/netlink.h"
 #include "agent/prefilter.h"
 #include "common/fd.h"
@@ -118,7 +119,9 @@ std::vector<BackendPlace> Agent::PlacesOf(const std::vector<IpAddr>& ips) const 
 void Agent::OnLinkEvents() {
   bool addresses = false;
   std::vector<Cidr> routes;
-  for (const LinkEvent& ev : links_->Read()) {
+  const std::vector<LinkEvent> events = links_->Read();
+  for (const LinkEvent& ev : events) {
+    if (ev.kind == LinkEvent::Kind::kNeighbour) continue;  // only the generation below
     if (ev.kind == LinkEvent::Kind::kAddress) {
       addresses = addresses || std::count(device_ifindexes_.begin(), device_ifindexes_.end(), ev.ifindex) > 0;
       continue;
@@ -156,6 +159,8 @@ void Agent::OnLinkEvents() {
         if (c.Contains(ip.family, ip.bytes)) return true;
       return false;
     });
+  // A next hop (route, neighbour's MAC, device) may be another now.
+  if (!events.empty()) BumpGeneration();
 }
 
 void Agent::ReattachDevice(const std::string& name) {
@@ -191,12 +196,19 @@ void Agent::ReattachDevice(const std::string& name) {
 absl::Status Agent::WriteNodeInfo() {
   UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock.valid()) return ErrnoError(errno, "socket for the namespace cookie");
-  tnd_node_info info{};
+  TND_ASSIGN_OR_RETURN(auto node, (PinnedMap<uint32_t, tnd_node_info>(TND_MAP_NODE)));
+  TND_ASSIGN_OR_RETURN(std::optional<tnd_node_info> cur, node.Lookup(0));
+  tnd_node_info info = cur.value_or(tnd_node_info{});
   socklen_t len = sizeof(info.host_netns_cookie);
   if (getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &info.host_netns_cookie, &len) != 0)
     return ErrnoError(errno, "read this namespace's cookie (SO_NETNS_COOKIE)");
-  TND_ASSIGN_OR_RETURN(auto node, (PinnedMap<uint32_t, tnd_node_info>(TND_MAP_NODE)));
+  info.gen += 1;  // a new agent may decide differently: no cached path survives it
   return node.Update(0, info);
+}
+
+void Agent::BumpGeneration() {
+  // Without it, cached paths live on to the end of their second.
+  if (auto st = BumpNodeGeneration(paths_.Map(TND_MAP_NODE)); !st.ok()) TND_LOG_WARN(st.message());
 }
 
 }  // namespace tendril

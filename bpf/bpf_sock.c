@@ -23,6 +23,7 @@
 #include "lib/common.h"
 #include "lib/lb.h"
 #include "lib/metrics.h"
+#include "lib/node_info.h"
 
 #define SYS_REJECT 0
 #define SYS_PROCEED 1
@@ -43,24 +44,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_sk_rnat_v6 SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct tnd_node_info);
-	__uint(max_entries, 1);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} tnd_node SEC(".maps");
-
 /* 127.0.0.0/8 frontends (127.0.0.1:NODEPORT) are the node's own: a pod's
  * loopback is its own, never a service. */
 static __always_inline bool loopback_not_ours(__be32 addr, const struct bpf_sock_addr *ctx)
 {
-	__u32 k = 0;
 	struct tnd_node_info *n;
 
 	if ((bpf_ntohl(addr) >> 24) != 127)
 		return false;
-	n = bpf_map_lookup_elem(&tnd_node, &k);
+	n = tnd_node_get();
 	return !n || n->host_netns_cookie != bpf_get_netns_cookie((void *)ctx);
 }
 

@@ -106,13 +106,15 @@ absl::StatusOr<std::string> CompilerVersion(const std::string& clang) {
 
 absl::StatusOr<std::map<std::string, std::string>> ReadBpfSources(const std::string& src_dir) {
   std::map<std::string, std::string> out;
-  auto add_dir = [&](const std::string& rel, const std::string& ext) -> absl::Status {
+  // Files of `rel` whose names start with `prefix` and end with `ext`.
+  auto add_dir = [&](const std::string& rel, const std::string& ext, const std::string& prefix = "") -> absl::Status {
     fs::path dir = fs::path(src_dir) / rel;
     std::error_code ec;
     if (!fs::is_directory(dir, ec))
       return absl::NotFoundError(absl::StrCat("BPF source directory ", dir.string(), " not found"));
     for (const auto& e : fs::directory_iterator(dir, ec)) {
-      if (!e.is_regular_file() || e.path().extension() != ext) continue;
+      if (!e.is_regular_file() || e.path().extension() != ext || e.path().filename().string().rfind(prefix, 0) != 0)
+        continue;
       TND_ASSIGN_OR_RETURN(std::string content, ReadFile(e.path().string()));
       out[(fs::path(rel) / e.path().filename()).string()] = std::move(content);
     }
@@ -120,8 +122,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadBpfSources(const std::str
   };
   TND_RETURN_IF_ERROR(add_dir("bpf", ".c"));
   TND_RETURN_IF_ERROR(add_dir("bpf/lib", ".h"));
-  TND_ASSIGN_OR_RETURN(out["maps/tendril_maps.h"],
-                       ReadFile((fs::path(src_dir) / "maps/tendril_maps.h").string()));
+  TND_RETURN_IF_ERROR(add_dir("maps", ".h", "tendril_maps"));  // the map ABI (tendril_maps*.h)
   return out;
 }
 

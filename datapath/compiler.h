@@ -66,7 +66,7 @@ struct CompileResult {
 
 absl::StatusOr<std::string> CompilerVersion(const std::string& clang);
 
-// Reads bpf/*.c, bpf/lib/*.h and maps/tendril_maps.h under src_dir.
+// Reads bpf/*.c, bpf/lib/*.h and maps/tendril_maps*.h under src_dir.
 absl::StatusOr<std::map<std::string, std::string>> ReadBpfSources(const std::string& src_dir);
 
 absl::StatusOr<CompileResult> CompileBpf(const CompileRequest& req);

@@ -10,7 +10,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "common/log.h"
 #include "lb/service_codec.h"
+#include "maps/node_gen.h"
 
 namespace tendril {
 namespace {
@@ -77,8 +79,10 @@ absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root, MapOps* ops) {
                        (Map<tnd_srange_v4_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V4), TND_MAP_SRCRANGE_V4, ops)));
   TND_ASSIGN_OR_RETURN(auto srng6,
                        (Map<tnd_srange_v6_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V6), TND_MAP_SRCRANGE_V6, ops)));
+  // The node map is bpf_host.o's too; a test that loads no such object has none.
+  UniqueFd node = OpenPinnedMap(path(TND_MAP_NODE), sizeof(uint32_t), sizeof(tnd_node_info)).value_or(UniqueFd());
   return LbMaps{std::move(svc4),   std::move(svc6),  std::move(backends), std::move(revnat),
-                std::move(maglev), std::move(srng4), std::move(srng6), ops};
+                std::move(maglev), std::move(srng4), std::move(srng6), ops, std::move(node)};
 }
 
 absl::StatusOr<int> LbWriter::Reserve(const MapNeeds& needs, const ServiceLimits& limits, bool shrink) {
@@ -279,5 +283,10 @@ absl::Status LbWriter::Write(const ServiceChange& c, Prior prior) {
 }
 
 absl::StatusOr<bool> LbWriter::DeleteBackend(uint32_t id) { return maps_.backends.Erase(id); }
+
+void LbWriter::BumpGeneration() {
+  if (!maps_.node.valid()) return;
+  if (absl::Status st = BumpNodeGeneration(maps_.node.get()); !st.ok()) TND_LOG_WARN(st.message());
+}
 
 }  // namespace tendril

@@ -29,6 +29,7 @@ struct LbMaps {
   Map<tnd_srange_v4_key, uint32_t> srng4;
   Map<tnd_srange_v6_key, uint32_t> srng6;
   MapOps* ops = nullptr;  // every write goes through it (null: the kernel's)
+  UniqueFd node;          // TND_MAP_NODE, for the generation (maps/node_gen.h); may be absent
 };
 
 // Opens the LB maps pinned under `pin_root` (by bpf_host.o, which has them
@@ -80,6 +81,10 @@ class LbWriter {
   absl::Status RemoveStale(const std::map<ServiceId, Service>& services);
   // A retired backend's entry; absent is not an error. Whether it was there.
   absl::StatusOr<bool> DeleteBackend(uint32_t id);
+
+  // After a change is written: cached flow paths are decided again
+  // (maps/node_gen.h). A failure is logged; the caches end with their second.
+  void BumpGeneration();
 
   // Map operations since the last ResetStats.
   const SyncStats& stats() const { return stats_; }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -92,8 +93,14 @@ void ServiceManager::Begin() {
   touched_.clear();
 }
 
+// After a change (or its undo) wrote anything: cached flow paths go.
+void ServiceManager::End() {
+  if (writer_.stats().writes + writer_.stats().deletes > 0) writer_.BumpGeneration();
+}
+
 absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services) {
   Begin();
+  absl::Cleanup end = [this] { End(); };
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Restore(std::move(services)));
   // Every entry is compared with the tables, read whole once.
   absl::Status st = writer_.CacheTables();
@@ -107,6 +114,7 @@ absl::StatusOr<SyncStats> ServiceManager::Restore(std::vector<Service> services)
 
 absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desired) {
   Begin();
+  absl::Cleanup end = [this] { End(); };
   auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.Replace(std::move(desired)));
   ReplaceStats rs;
@@ -121,6 +129,7 @@ absl::StatusOr<ReplaceStats> ServiceManager::Replace(std::vector<Service> desire
 // plan, for the service before or after.
 absl::StatusOr<Plan> ServiceManager::RunOne(const std::function<absl::StatusOr<Plan>()>& make) {
   Begin();
+  absl::Cleanup end = [this] { End(); };
   auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(Plan plan, make());
   last_run_ = ReplaceStats{};
@@ -146,6 +155,7 @@ absl::StatusOr<Service> ServiceManager::Delete(ServiceId id) {
 
 absl::StatusOr<int> ServiceManager::RefreshPlacement(const std::function<bool(const IpAddr&)>& affected) {
   Begin();
+  absl::Cleanup end = [this] { End(); };
   Plan plan = planner_.Placement(affected);
   // A write that fails undoes the whole refresh (the caller retries).
   TND_RETURN_IF_ERROR(Run(plan, RunMode::kUndo));
@@ -154,6 +164,7 @@ absl::StatusOr<int> ServiceManager::RefreshPlacement(const std::function<bool(co
 
 absl::StatusOr<int> ServiceManager::SetNodeAddresses(std::vector<IpAddr> addresses) {
   Begin();
+  absl::Cleanup end = [this] { End(); };
   TND_ASSIGN_OR_RETURN(Plan plan, planner_.NodeAddresses(std::move(addresses)));
   TND_RETURN_IF_ERROR(Run(plan, RunMode::kUndo));
   return static_cast<int>(plan.changes.size());
@@ -179,6 +190,7 @@ int ServiceManager::FlushRetiredBackends(bool all) {
     n += *gone;
     planner_.ForgetRetired(id);
   }
+  if (n) writer_.BumpGeneration();
   return n;
 }
 

@@ -108,6 +108,7 @@ class ServiceManager {
   void NotifyRemoved(const std::optional<Service>& old, const std::vector<Backend>& removed);
 
   // Starts a change: no map operation and no service touched yet.
+  void End();
   void Begin();
 
   ServicePlanner planner_;

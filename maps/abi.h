@@ -29,7 +29,7 @@ static_assert(sizeof(tnd_affinity_key) == 16);
 static_assert(sizeof(tnd_affinity_val) == 8);
 static_assert(sizeof(tnd_device) == 28);
 static_assert(sizeof(tnd_ct_key) == 40);
-static_assert(sizeof(tnd_ct_val) == 56);
+static_assert(sizeof(tnd_ct_val) == 96);
 static_assert(sizeof(tnd_nat_key) == 40);
 static_assert(sizeof(tnd_nat_val) == 40);
 static_assert(sizeof(tnd_srange_v4_key) == 12);

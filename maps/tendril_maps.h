@@ -163,7 +163,11 @@ struct tnd_metrics_val {
  */
 struct tnd_node_info {
 	__u64 host_netns_cookie; /* the node's own network namespace */
-	__u64 pad[3];
+	__u32 gen;               /* bumped on every change a cached flow path depends on
+				  * (tnd_ct_val.hop_gen): services, backends, endpoints,
+				  * devices, routes, neighbours; and at each agent start */
+	__u32 pad0;
+	__u64 pad[2];
 };
 
 /* ---- services --------------------------------------------------------------
@@ -312,181 +316,7 @@ struct tnd_affinity_val {
 	__u32 last_used; /* seconds since boot (bpf_ktime_get_ns() / 1e9) */
 };
 
-/* ---- per-packet load balancing: devices, conntrack, NAT ------------------
- *
- * tnd_devices: the node's native devices (ifindex -> addresses, MAC). The
- * agent writes one entry per configured device; the per-packet programs take
- * the SNAT source address from the device a packet leaves through, and know
- * from it whether a FIB result points back out of the node (remote backend)
- * or into it (local backend).
- */
-struct tnd_device {
-	__be32 ipv4;     /* 0: none */
-	__u8 ipv6[16];   /* all zero: none */
-	__u8 mac[6];
-	__u8 flags;      /* reserved */
-	__u8 pad;
-};
-
-/*
- * Conntrack (LRU hash per family). Every per-packet service flow has two
- * entries:
- *   forward (client -> frontend, TND_CT_F_SERVICE): which backend the flow
- *     uses, so every packet goes to the same one;
- *   reply (backend -> client, TND_CT_F_REPLY): the frontend that replies are
- *     rewritten to come from.
- * IPv4 uses the first 4 bytes of each address. `expires` is refreshed by the
- * data path; the agent deletes entries past it (GC) and the LRU evicts the
- * oldest under pressure.
- */
-struct tnd_ct_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__be16 sport;
-	__be16 dport;
-	__u8 proto;
-	__u8 pad;
-	__u16 pad2;
-};
-
-#define TND_CT_F_SERVICE (1 << 0) /* forward entry of a service flow */
-#define TND_CT_F_REPLY (1 << 1)   /* reply entry: rewrite the source to nat_addr:nat_port */
-#define TND_CT_F_SNAT (1 << 2)    /* the flow is SNATed to the node (see tnd_nat_*) */
-#define TND_CT_F_DSR (1 << 3)     /* the backend's node answers the client directly */
-#define TND_CT_F_LOCAL (1 << 4)   /* the backend is on this node */
-#define TND_CT_F_XDP (1 << 5)     /* created by the XDP program (else tc) */
-#define TND_CT_F_ENDPOINT (1 << 6) /* started by a local endpoint (pod); on a reply entry of a
-				      * service flow: the client is a local endpoint */
-#define TND_CT_F_INBOUND (1 << 7)  /* started elsewhere, toward a local endpoint */
-
-/* TCP flags seen, in tcp_flags (either direction). */
-#define TND_TCP_SYN 0x02
-#define TND_TCP_FIN 0x01
-#define TND_TCP_RST 0x04
-#define TND_TCP_ACK 0x10
-
-/* Lifetimes, seconds (Cilium's defaults). */
-#define TND_CT_SYN_TIMEOUT 60
-#define TND_CT_TCP_TIMEOUT 21600
-#define TND_CT_CLOSE_TIMEOUT 10
-#define TND_CT_UDP_TIMEOUT 60
-
-struct tnd_ct_val {
-	__u8 nat_addr[16];  /* reply: the frontend address */
-	__be16 nat_port;    /* reply: the frontend port */
-	__u8 flags;         /* TND_CT_F_* */
-	__u8 tcp_flags;     /* TND_TCP_* seen so far */
-	__u32 svc_id;
-	__u32 backend_id;   /* forward: the chosen backend */
-	__u32 created;      /* seconds since boot */
-	__u32 expires;      /* seconds since boot */
-	__u32 pad;
-	__u64 packets;
-	__u64 bytes;
-};
-
-/*
- * NAT (LRU hash per family), shared by service SNAT and pod masquerade:
- *   out (dir TND_NAT_OUT): original tuple (client -> peer) -> the node
- *     address and port it leaves with;
- *   in (dir TND_NAT_IN): reply tuple (peer -> node:port) -> the client
- *     address and port to restore.
- * Each entry follows its flow like a conntrack entry (tcp_flags, expires
- * by tnd_ct_lifetime): refreshed by its own direction's packets, closing
- * and reopening together with the other entry of its pair. The agent's GC
- * removes a pair once both are expired. The node port comes from the NAT
- * port range (setting nat-port-range, outside the node's own ephemeral
- * ports): random probes, then a scan of the whole range; a port whose
- * mapping expired, or (for a new TCP connection, when no port is free)
- * whose flow was reset over TND_NAT_RESET_SETTLE_MS ago, is taken over.
- */
-#define TND_NAT_OUT 0
-#define TND_NAT_IN 1
-#define TND_NAT_PORT_MIN_DEFAULT 10000  /* below the node-port range and Linux's ephemeral ports */
-#define TND_NAT_PORT_MAX_DEFAULT 29999
-#define TND_NAT_PROBES 32              /* random probes before the scan of the whole range */
-#define TND_NAT_RESET_SETTLE_MS 200    /* a reset flow's port is not reused sooner */
-
-#define TND_NAT_F_SERVICE (1 << 0)  /* SNAT of a per-packet service flow */
-#define TND_NAT_F_MASQ (1 << 1)     /* masquerade of an endpoint's own flow */
-
-struct tnd_nat_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__be16 sport;
-	__be16 dport;
-	__u8 proto;
-	__u8 dir;           /* TND_NAT_OUT or TND_NAT_IN */
-	__u16 pad;
-};
-
-struct tnd_nat_val {
-	__u8 to_addr[16];
-	__be16 to_port;
-	__u8 tcp_flags;     /* TND_TCP_* of the flow, as this entry knows it */
-	__u8 flags;         /* TND_NAT_F_* */
-	__u32 created;
-	__u32 expires;      /* with `gen`, one 8-byte word: the data path takes a */
-	__u32 gen;          /* mapping over by swapping it (gen counts take-overs) */
-	__u32 reset_ms;     /* in entries: when the flow's RST was seen (ms since boot, low 32 bits) */
-	__u32 pad;
-};
-
-/* IPv4 fragments: the ports of a datagram, learnt from its first fragment,
- * so later fragments follow the same flow. LRU. */
-struct tnd_frag_key {
-	__be32 saddr;
-	__be32 daddr;
-	__be16 id;
-	__u8 proto;
-	__u8 pad;
-};
-
-struct tnd_frag_val {
-	__be16 sport;
-	__be16 dport;
-};
-
-/* Direct server return: the IPv4 option the LB node adds to the first
- * packets of a flow, naming the frontend the backend's node must answer
- * from. Type: copied, class 0, number 30 (unassigned). */
-#define TND_DSR_OPT_TYPE 0x9e
-#define TND_DSR_OPT_LEN 8
-struct tnd_dsr_opt {
-	__u8 type;
-	__u8 len;
-	__be16 port;
-	__be32 addr;
-};
-
-/* Direct server return over IPv6: a Destination Options extension header
- * with one option naming the frontend, padded to 24 bytes. The option type's
- * top bits are 00: a node that does not know it skips it. */
-#define TND_DSR_OPT6_TYPE 0x1e
-#define TND_DSR_OPT6_LEN 24
-struct tnd_dsr_opt6 {
-	__u8 nexthdr;
-	__u8 hdrlen;     /* in 8-byte units, not counting the first 8: 2 */
-	__u8 opt_type;   /* TND_DSR_OPT6_TYPE */
-	__u8 opt_len;    /* 18: port and address */
-	__be16 port;
-	__u8 addr[16];
-	__u8 pad_type;   /* PadN */
-	__u8 pad_len;    /* 0 */
-};
-
-/* loadBalancerSourceRanges: (service id, client prefix) allowed. */
-struct tnd_srange_v4_key {
-	__u32 prefixlen; /* 32 (svc id) + prefix length */
-	__be32 svc_id;   /* network byte order, part of the prefix */
-	__u8 addr[4];
-};
-
-struct tnd_srange_v6_key {
-	__u32 prefixlen;
-	__be32 svc_id;
-	__u8 addr[16];
-};
+#include "tendril_maps_flow.h"
 
 /* ---- endpoints (pods) -------------------------------------------------------
  *

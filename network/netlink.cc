@@ -440,6 +440,11 @@ std::optional<LinkEvent> DecodeEvent(const nlmsghdr* nlh) {
     });
     return e;
   }
+  if (t == RTM_NEWNEIGH || t == RTM_DELNEIGH) {
+    e.kind = LinkEvent::Kind::kNeighbour;
+    e.deleted = t == RTM_DELNEIGH;
+    return e;
+  }
   return std::nullopt;
 }
 }  // namespace
@@ -448,11 +453,11 @@ absl::StatusOr<std::unique_ptr<LinkWatcher>> LinkWatcher::Open() {
   mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (!nl) return ErrnoError(errno, "open rtnetlink socket for link events");
   const unsigned groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE |
-                          RTMGRP_IPV6_ROUTE;
+                          RTMGRP_IPV6_ROUTE | RTMGRP_NEIGH;
   if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
     int e = errno;
     mnl_socket_close(nl);
-    return ErrnoError(e, "subscribe to link, address and route events (RTMGRP_*)");
+    return ErrnoError(e, "subscribe to link, address, route and neighbour events (RTMGRP_*)");
   }
   return std::unique_ptr<LinkWatcher>(new LinkWatcher(nl));
 }

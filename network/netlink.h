@@ -86,7 +86,7 @@ class Rtnl {
 
 // Link, address and route changes for the agent's poll loop.
 struct LinkEvent {
-  enum class Kind { kLink, kAddress, kRoute };
+  enum class Kind { kLink, kAddress, kRoute, kNeighbour };
   Kind kind = Kind::kLink;
   bool deleted = false;
   int ifindex = 0;   // kLink, kAddress

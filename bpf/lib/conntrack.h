@@ -7,6 +7,8 @@
 #include "lb.h"
 #include "maps_ct.h"
 #include "maps_node.h"
+#include "node_info.h"
+#include "scratch.h"
 
 /* How long an entry lives after this packet, by protocol and TCP flags seen. */
 static __always_inline __u32 tnd_ct_lifetime(__u8 proto, __u8 seen)
@@ -157,6 +159,58 @@ static __noinline void tnd_ct_mark_reply(const int fam, const struct tnd_ct_key 
 
 	tnd_ct_reply_key(&rk, fwd, be_addr, be_port);
 	tnd_ct_mark(fam, &rk, evf);
+}
+
+/* ---- the established path's cache (tnd_ct_val.hop_*) ----------------------
+ *
+ * The full path fills a forward entry's cache with what it decided (backend,
+ * SNAT address and port, next hop); a later packet of the flow in the same
+ * second, under the same node generation, and adding nothing to the TCP
+ * state, uses it without any other lookup (tnd_lb_fast). */
+
+/* The node's generation now (0 without the node map). */
+static __always_inline __u32 tnd_node_gen(void)
+{
+	struct tnd_node_info *n = tnd_node_get();
+
+	return n ? n->gen : 0;
+}
+
+/* Fills (w->cache) or clears v's cache from the decided path. */
+static __always_inline void tnd_ct_cache_path(struct tnd_ct_val *v, const struct tnd_lb_work *w,
+					      const struct tnd_fwd *fwd)
+{
+	if (!w->cache) {
+		v->hop_flags = 0;
+		return;
+	}
+	__builtin_memcpy(v->nat_addr, w->be_addr, 16);
+	v->nat_port = w->be_port;
+	__builtin_memcpy(v->snat_addr, w->node, 16);
+	v->snat_port = w->nport;
+	v->hop_ifindex = fwd->ifindex;
+	__builtin_memcpy(v->hop_smac, fwd->smac, 6);
+	__builtin_memcpy(v->hop_dmac, fwd->dmac, 6);
+	v->hop_sec = tnd_now_sec();
+	/* A reader on another CPU that sees the generation sees the fields. */
+	asm volatile("" ::: "memory");
+	v->hop_gen = w->gen;
+	v->hop_flags = TND_HOP_VALID | (fwd->peer ? TND_HOP_PEER : 0);
+}
+
+/* Whether v's cache serves a packet with `tcp_flags` now: filled under the
+ * node's current generation `gen`, in this second, on an open flow that
+ * the packet's flags add nothing to (a FIN, RST or reopening SYN takes the
+ * full path, which tells the flow's other entries). */
+static __always_inline bool tnd_ct_cache_ok(const struct tnd_ct_val *v, __u8 tcp_flags, __u32 gen)
+{
+	const __u8 state = TND_TCP_SYN | TND_TCP_FIN | TND_TCP_RST | TND_TCP_ACK;
+
+	if (!(v->hop_flags & TND_HOP_VALID) || v->hop_gen != gen)
+		return false;
+	if ((v->tcp_flags & (TND_TCP_FIN | TND_TCP_RST)) || (tcp_flags & state & ~v->tcp_flags))
+		return false;
+	return v->hop_sec == tnd_now_sec();
 }
 
 #endif

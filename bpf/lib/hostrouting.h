@@ -257,7 +257,7 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	r = tnd_lb_pick(ctx, s, fam, &k4, &k6, &svc, ct, &new_flow, &be_flags, ctx->ifindex);
 	if (r >= 0)
 		return r == TND_REDIRECT ? TND_LXC_REJECTED : TND_LXC_DROPPED;
-	tnd_lb_track(p, fam, w, new_flow ? NULL : ct, TND_CT_F_ENDPOINT);
+	tnd_lb_track(p, fam, w, new_flow ? NULL : ct, TND_CT_F_ENDPOINT, &s->fwd);
 	__builtin_memcpy(w->node, p->t.daddr, 16); /* the frontend */
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0) {
 		tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);

@@ -185,8 +185,10 @@ static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p, const int fam)
 	bpf_map_update_elem(tnd_ct_map(fam), &rk, &v, BPF_ANY);
 }
 
-/* The forward and reply conntrack entries of a new service flow. */
-static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, const struct tnd_lb_work *w)
+/* The forward and reply conntrack entries of a new service flow; the
+ * forward one caches the path (w->cache). */
+static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, const struct tnd_lb_work *w,
+				     const struct tnd_fwd *fwd)
 {
 	/* One value, reused: this runs two calls deep. */
 	struct tnd_ct_val v = { .svc_id = w->svc_id, .backend_id = w->bid, .created = tnd_now_sec(),
@@ -203,6 +205,7 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 	__builtin_memset(v.nat_addr, 0, 16);
 	v.nat_port = 0;
 	v.flags = TND_CT_F_SERVICE | w->flags;
+	tnd_ct_cache_path(&v, w, fwd);
 	bpf_map_update_elem(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
 }
 
@@ -327,18 +330,45 @@ static __always_inline int tnd_lb_route(TND_CTX *ctx, const struct tnd_pkt *p, c
  * entry (names the frontend for the way back); an existing one is touched,
  * and its reply entry learns of a close or reopen. */
 static __always_inline void tnd_lb_track(const struct tnd_pkt *p, const int fam, struct tnd_lb_work *w,
-					 struct tnd_ct_val *ct, __u8 flags)
+					 struct tnd_ct_val *ct, __u8 flags, const struct tnd_fwd *fwd)
 {
 	int ev;
 
 	if (!ct) {
 		w->flags = flags;
-		tnd_ct_create(fam, p, w);
+		tnd_ct_create(fam, p, w, fwd);
 		return;
 	}
 	ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 	if (ev != TND_EV_NONE)
 		tnd_ct_mark_reply(fam, &p->t, w->be_addr, w->be_port, TND_EVF(ev, p->tcp_flags));
+	tnd_ct_cache_path(ct, w, fwd);
+}
+
+/* 0. An established flow whose forward entry caches its path (conntrack.h):
+ * the rewrite and the redirect, no other lookup. < 0: the full path runs. */
+static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const int fam, struct tnd_fwd *fwd,
+				       struct tnd_ct_val *ct, __u32 gen, __u32 in_if)
+{
+	if (!ct || !(ct->flags & TND_CT_F_SERVICE) || !tnd_ct_cache_ok(ct, p->tcp_flags, gen))
+		return -1;
+#if TND_CTX_XDP
+	if (ct->hop_flags & TND_HOP_PEER)
+		return TND_PASS; /* into a pod's namespace: tc's */
+#endif
+	ct->packets += 1;
+	ct->bytes += p->len;
+	fwd->ifindex = ct->hop_ifindex;
+	__builtin_memcpy(fwd->smac, ct->hop_smac, 6);
+	__builtin_memcpy(fwd->dmac, ct->hop_dmac, 6);
+	fwd->have_mac = 1;
+	fwd->peer = (ct->hop_flags & TND_HOP_PEER) ? 1 : 0;
+	if (tnd_rw(ctx, p, fam, false, p->t.daddr, ct->nat_addr, p->t.dport, ct->nat_port) < 0 ||
+	    ((ct->flags & TND_CT_F_SNAT) &&
+	     tnd_rw(ctx, p, fam, true, p->t.saddr, ct->snat_addr, p->t.sport, ct->snat_port) < 0) ||
+	    tnd_write_macs(ctx, fwd) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+	return TND_REDIRECT;
 }
 
 /* 3. A packet to a service frontend (or nothing of ours: TND_PASS). */
@@ -360,19 +390,26 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	__u32 in_if = ctx_in_ifindex(ctx);
 	bool new_flow = false, remote, snat, dsr;
 	__be16 nport = 0;
+	__u32 gen;
 	int r, verdict = TND_PASS;
 
 	svcp = tnd_svc_lookup(p, fam, &k4, &k6);
 	if (!svcp || !(svcp->flags & TND_SVC_F_EXTERNAL))
 		return TND_PASS;
+	/* Read before any decision: a change after it bumps it again. */
+	gen = tnd_node_gen();
+	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+	r = tnd_lb_fast(ctx, p, fam, fwd, ct, gen, in_if);
+	if (r >= 0)
+		return r;
 	svc = *svcp;
 	if ((svc.flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svc.svc_id, p->t.saddr))
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, in_if);
 
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	r = tnd_lb_pick(ctx, s, fam, &k4, &k6, &svc, ct, &new_flow, &be_flags, in_if);
 	if (r >= 0)
 		return r;
+	w->gen = gen;
 
 	r = tnd_lb_route(ctx, p, fam, w, fwd, be_flags, in_if, &verdict);
 	if (r < 0)
@@ -396,9 +433,12 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 					    TND_DIR_INGRESS, in_if);
 	}
 
+	w->nport = nport;
+	w->cache = r == 0 && !dsr; /* forwarded with the MACs known, no option to insert */
 	tnd_lb_track(p, fam, w, new_flow ? NULL : ct,
 		     (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) | (remote ? 0 : TND_CT_F_LOCAL) |
-			     (TND_CTX_XDP ? TND_CT_F_XDP : 0));
+			     (TND_CTX_XDP ? TND_CT_F_XDP : 0),
+		     fwd);
 
 	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0)
@@ -487,9 +527,12 @@ static __always_inline int tnd_lb_ingress(TND_CTX *ctx, __u32 l3_off, const int 
 		return TND_PASS;
 	if (p->icmp_err)
 		return tnd_lb_icmp_ingress(ctx, p, fam, fwd);
-	v = tnd_lb_rev_snat(ctx, p, fam, fwd);
-	if (v >= 0)
-		return v;
+	/* Replies of SNATed flows come to a port of the NAT range. */
+	if (tnd_nat_port_ours(p->t.dport)) {
+		v = tnd_lb_rev_snat(ctx, p, fam, fwd);
+		if (v >= 0)
+			return v;
+	}
 	if (p->dsr) {
 		tnd_lb_dsr_learn(p, fam);
 		return TND_PASS;

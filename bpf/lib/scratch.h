@@ -38,10 +38,12 @@ struct tnd_lb_work {
 	__u64 hash;
 	__be16 be_port;
 	__u8 flags; /* TND_CT_F_* of a new flow */
-	__u8 pad;
+	__u8 cache; /* the forward entry caches the path (tnd_ct_cache_path) */
 	__u32 svc_id;
 	__u32 bid;
-	__u32 pad2;
+	__u32 gen;    /* the node's generation before the path was decided */
+	__be16 nport; /* SNAT: the node port */
+	__u8 pad[6];
 };
 
 /* A parsed packet: the tuple as on the wire and where its headers are. */

@@ -21,6 +21,7 @@
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"
+#include "maps/node_gen.h"
 #include "test/support/lb_fixture.h"
 #include "maps/conntrack.h"
 #include "test/support/lb_node.h"
@@ -314,6 +315,8 @@ TEST_F(NodePortTest, FlowOfARetiredBackendChoosesAgainAtItsNextPacket) {
     tnd_backend retired = **be;
     retired.flags |= TND_BACKEND_F_RETIRED;
     ASSERT_TRUE(backends_->Update(gone_id, retired).ok());
+    // As the writer does after a change: the flow's cached path goes.
+    ASSERT_TRUE(BumpNodeGeneration(pins_->path() + "/" TND_MAP_NODE).ok());
     EXPECT_EQ(backend_of(), first == 2 ? 3 : 2) << "a retired backend's flow chooses again";
     EXPECT_EQ(backend_of(), first == 2 ? 3 : 2) << "and stays on its new choice";
   }

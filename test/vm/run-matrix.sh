@@ -75,7 +75,7 @@ mkdir -p "$IR$ROOT/test/vm" "$IR$ROOT/vagrant" "$IR$ROOT/systemd"
 cp "$ROOT/test/vm/suites.sh" "$IR$ROOT/test/vm/"
 # The BPF sources (the unit tests read them: the config header against what they use).
 mkdir -p "$IR$ROOT/bpf/lib" "$IR$ROOT/maps"
-cp "$ROOT"/bpf/*.c "$IR$ROOT/bpf/" && cp "$ROOT"/bpf/lib/*.h "$IR$ROOT/bpf/lib/" && cp "$ROOT/maps/tendril_maps.h" "$IR$ROOT/maps/"
+cp "$ROOT"/bpf/*.c "$IR$ROOT/bpf/" && cp "$ROOT"/bpf/lib/*.h "$IR$ROOT/bpf/lib/" && cp "$ROOT"/maps/tendril_maps*.h "$IR$ROOT/maps/"
 cp "$ROOT/vagrant/provision.sh" "$ROOT/vagrant/check-nodeport.sh" "$IR$ROOT/vagrant/"
 cp "$ROOT/systemd/tendril-agent.service" "$IR$ROOT/systemd/"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$IR/etc/passwd"

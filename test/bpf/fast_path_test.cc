@@ -1,0 +1,161 @@
+// The established path's cache (tnd_ct_val.hop_*, bpf/lib/conntrack.h): a
+// NodePort flow's forward entry caches its backend, SNAT mapping and next
+// hop; later packets of the flow take one lookup. These tests show that the
+// cached packets are byte for byte what the full path writes, that the
+// cache is what they use (a planted MAC comes out), and that everything
+// that must end it does: the node generation, the second turning, a FIN.
+// Real objects in the running kernel, frames through BPF_PROG_TEST_RUN in
+// the test namespace of lb_node.h.
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+
+#include <cstring>
+
+#include "maps/conntrack.h"
+#include "maps/node_gen.h"
+#include "test/support/lb_fixture.h"
+
+namespace tendril::test {
+namespace {
+
+constexpr uint8_t kExt = TND_SVC_F_EXTERNAL | TND_SVC_F_NODEPORT;
+constexpr uint8_t kTcp = IPPROTO_TCP;
+constexpr size_t kL4 = 14 + 20;
+constexpr Mac kMacPlanted{{0x02, 0xee, 0xee, 0xee, 0xee, 0xee}};
+
+class FastPathTest : public LbFixture {
+ protected:
+  // The forward entry of client 10.0.0.100:sport -> 10.0.0.1:30080.
+  tnd_ct_key FwdKey(uint16_t sport) const {
+    tnd_ct_key k{};
+    auto s = Addr("10.0.0.100"), d = Addr("10.0.0.1");
+    std::memcpy(k.saddr, s.data(), 4);
+    std::memcpy(k.daddr, d.data(), 4);
+    k.sport = htons(sport);
+    k.dport = htons(30080);
+    k.proto = kTcp;
+    return k;
+  }
+  tnd_ct_val Entry(uint16_t sport) {
+    auto v = ct4_->Lookup(FwdKey(sport));
+    EXPECT_TRUE(v.ok() && v->has_value());
+    return v.ok() && v->has_value() ? **v : tnd_ct_val{};
+  }
+  Bytes In(uint16_t sport, uint8_t flags = 0x10) const {
+    return Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(sport, 30080, flags).Payload("data").Build();
+  }
+  Bytes Want(uint16_t nport, const Mac& dmac, uint8_t flags = 0x10) const {
+    return Frame().Eth(dmac, kMacNode).Ipv4("10.0.0.1", "10.1.2.2").Tcp(nport, 80, flags).Payload("data").Build();
+  }
+  void Bump() { ASSERT_TRUE(BumpNodeGeneration(pins_->path() + "/" TND_MAP_NODE).ok()); }
+  // Plants a MAC in the entry's cache, valid now (within this second). The
+  // second may turn between the write and the run: false then.
+  bool PlantMac(uint16_t sport) {
+    tnd_ct_val v = Entry(sport);
+    std::memcpy(v.hop_dmac, kMacPlanted.b, 6);
+    v.hop_sec = BpfClockSeconds();
+    return ct4_->Update(FwdKey(sport), v).ok() && v.hop_sec == BpfClockSeconds();
+  }
+};
+
+TEST_F(FastPathTest, CachedPacketsAreRewrittenExactlyAsTheFullPathDoes) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    const uint16_t sport = fd == tc_in_ ? 40001 : 40002;
+    ProgRun first = Run(fd, In(sport));
+    const uint16_t nport = PortAt(first.out, kL4);
+    EXPECT_EQ(first.out, Want(nport, kMacPeer));
+    tnd_ct_val v = Entry(sport);
+    ASSERT_TRUE(v.hop_flags & TND_HOP_VALID) << "the full path fills the cache";
+    EXPECT_EQ(ntohs(v.snat_port), nport);
+    EXPECT_EQ(std::memcmp(v.hop_dmac, kMacPeer.b, 6), 0);
+    EXPECT_EQ(v.nat_addr[3], 2);  // 10.1.2.2
+    for (int i = 0; i < 50; ++i) {
+      ProgRun r = Run(fd, In(sport));
+      ASSERT_EQ(r.retval, fd == tc_in_ ? static_cast<uint32_t>(TC_ACT_REDIRECT) : static_cast<uint32_t>(XDP_REDIRECT));
+      ASSERT_EQ(r.out, Want(nport, kMacPeer)) << "packet " << i;
+    }
+    EXPECT_EQ(Entry(sport).packets, 51u) << "cached packets are counted";
+  }
+}
+
+TEST_F(FastPathTest, TheCacheIsWhatCachedPacketsUseUntilTheGenerationChanges) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    const uint16_t sport = fd == tc_in_ ? 40011 : 40012;
+    const uint16_t nport = PortAt(Run(fd, In(sport)).out, kL4);
+    bool planted = false;
+    for (int attempt = 0; attempt < 3 && !planted; ++attempt) {
+      if (!PlantMac(sport)) continue;
+      Bytes out = Run(fd, In(sport)).out;
+      planted = Entry(sport).hop_sec == BpfClockSeconds();  // no second turned in between
+      if (planted) {
+        EXPECT_EQ(out, Want(nport, kMacPlanted)) << "a cached packet takes the cached MAC";
+      }
+    }
+    ASSERT_TRUE(planted) << "the second turned in each of three attempts";
+    Bump();  // as the agent does after a neighbour event
+    EXPECT_EQ(Run(fd, In(sport)).out, Want(nport, kMacPeer)) << "a new generation decides again";
+    EXPECT_EQ(std::memcmp(Entry(sport).hop_dmac, kMacPeer.b, 6), 0);
+  }
+}
+
+TEST_F(FastPathTest, ACacheOfAnEarlierSecondIsDecidedAgain) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  const uint16_t nport = PortAt(Run(tc_in_, In(40021)).out, kL4);
+  tnd_ct_val v = Entry(40021);
+  std::memcpy(v.hop_dmac, kMacPlanted.b, 6);
+  v.hop_sec -= 1;
+  ASSERT_TRUE(ct4_->Update(FwdKey(40021), v).ok());
+  EXPECT_EQ(Run(tc_in_, In(40021)).out, Want(nport, kMacPeer));
+  EXPECT_GT(Entry(40021).hop_sec, v.hop_sec) << "filled again now";
+}
+
+TEST_F(FastPathTest, AFinTakesTheFullPathAndTheReplyEntryLearnsOfIt) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    ClearFlows();
+    const uint16_t nport = PortAt(Run(fd, In(40031)).out, kL4);
+    ASSERT_TRUE(PlantMac(40031) || PlantMac(40031));
+    // A FIN adds to the flow's state: not the cache's to forward.
+    EXPECT_EQ(Run(fd, In(40031, 0x11)).out, Want(nport, kMacPeer, 0x11));
+    EXPECT_TRUE(Entry(40031).tcp_flags & TND_TCP_FIN);
+    int reply_closed = 0;
+    ASSERT_TRUE(ct4_->ForEach([&](const tnd_ct_key&, const tnd_ct_val& e) {
+      if ((e.flags & TND_CT_F_REPLY) && (e.tcp_flags & TND_TCP_FIN)) ++reply_closed;
+    }).ok());
+    EXPECT_EQ(reply_closed, 1) << "the reply entry closes with the forward one";
+    // Closed: no packet of the flow uses the cache any more.
+    ASSERT_TRUE(PlantMac(40031) || PlantMac(40031));
+    EXPECT_EQ(Run(fd, In(40031)).out, Want(nport, kMacPeer));
+  }
+}
+
+TEST_F(FastPathTest, ARetiredBackendsFlowMovesAfterTheWritersBump) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}, {"10.1.2.3", 80}}, 1);
+  Run(tc_in_, In(40041));
+  const tnd_ct_val v = Entry(40041);
+  ASSERT_TRUE(v.hop_flags & TND_HOP_VALID);
+  const uint32_t gone = v.backend_id, stays = gone == 1 ? 2 : 1;
+  // The writer's removal: the slots hold only the other backend, the
+  // removed one is marked retired, then the generation.
+  PutSlot("10.0.0.1", 30080, kTcp, 1, tnd_svc_val{stays, 7, 0, 0, 0, 0});
+  PutSlot("10.0.0.1", 30080, kTcp, 0, tnd_svc_val{0, 7, 0, 1, kExt, 0});
+  EXPECT_EQ(Run(tc_in_, In(40041)).out[14 + 16 + 3], v.nat_addr[3]) << "pinned while its backend is not retired";
+  auto be = backends_->Lookup(gone);
+  ASSERT_TRUE(be.ok() && be->has_value());
+  tnd_backend retired = **be;
+  retired.flags |= TND_BACKEND_F_RETIRED;
+  ASSERT_TRUE(backends_->Update(gone, retired).ok());
+  Bump();
+  ProgRun r = Run(tc_in_, In(40041));
+  EXPECT_NE(r.out[14 + 16 + 3], v.nat_addr[3]) << "the flow chose again";
+  EXPECT_EQ(Entry(40041).backend_id, stays);
+}
+
+}  // namespace
+}  // namespace tendril::test
