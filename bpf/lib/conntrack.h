@@ -176,7 +176,32 @@ static __always_inline __u32 tnd_node_gen(void)
 	return n ? n->gen : 0;
 }
 
-/* Fills (w->cache) or clears v's cache from the decided path. */
+/* Caches the next hop in fwd (a forward or a reply entry), decided under
+ * generation `gen`. */
+static __always_inline void tnd_ct_cache_hop(struct tnd_ct_val *v, const struct tnd_fwd *fwd, __u32 gen)
+{
+	v->hop_ifindex = fwd->ifindex;
+	__builtin_memcpy(v->hop_smac, fwd->smac, 6);
+	__builtin_memcpy(v->hop_dmac, fwd->dmac, 6);
+	v->hop_sec = tnd_now_sec();
+	/* A reader on another CPU that sees the generation sees the fields. */
+	asm volatile("" ::: "memory");
+	v->hop_gen = gen;
+	v->hop_flags = TND_HOP_VALID | (fwd->peer ? TND_HOP_PEER : 0);
+}
+
+/* The cached next hop, into fwd. */
+static __always_inline void tnd_ct_cached_hop(const struct tnd_ct_val *v, struct tnd_fwd *fwd)
+{
+	fwd->ifindex = v->hop_ifindex;
+	__builtin_memcpy(fwd->smac, v->hop_smac, 6);
+	__builtin_memcpy(fwd->dmac, v->hop_dmac, 6);
+	fwd->have_mac = 1;
+	fwd->peer = (v->hop_flags & TND_HOP_PEER) ? 1 : 0;
+}
+
+/* Fills (w->cache) or clears a forward entry's cache from the decided path:
+ * backend (nat_*), SNAT mapping and next hop. */
 static __always_inline void tnd_ct_cache_path(struct tnd_ct_val *v, const struct tnd_lb_work *w,
 					      const struct tnd_fwd *fwd)
 {
@@ -188,14 +213,7 @@ static __always_inline void tnd_ct_cache_path(struct tnd_ct_val *v, const struct
 	v->nat_port = w->be_port;
 	__builtin_memcpy(v->snat_addr, w->node, 16);
 	v->snat_port = w->nport;
-	v->hop_ifindex = fwd->ifindex;
-	__builtin_memcpy(v->hop_smac, fwd->smac, 6);
-	__builtin_memcpy(v->hop_dmac, fwd->dmac, 6);
-	v->hop_sec = tnd_now_sec();
-	/* A reader on another CPU that sees the generation sees the fields. */
-	asm volatile("" ::: "memory");
-	v->hop_gen = w->gen;
-	v->hop_flags = TND_HOP_VALID | (fwd->peer ? TND_HOP_PEER : 0);
+	tnd_ct_cache_hop(v, fwd, w->gen);
 }
 
 /* Whether v's cache serves a packet with `tcp_flags` now: filled under the

@@ -55,6 +55,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	struct tnd_ct_val *ct;
 	__u8 client[16], fe[16] = {};
 	__be16 client_port, fe_port = 0;
+	__u32 gen = tnd_node_gen(); /* before any decision */
 	int r, ev;
 
 	__builtin_memcpy(in.saddr, p->t.saddr, 16);
@@ -73,11 +74,22 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	__builtin_memcpy(ck.daddr, client, 16);
 	ck.dport = client_port;
 	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &ck);
-	if (ct && (ct->flags & TND_CT_F_REPLY)) {
+	if (ct && !(ct->flags & TND_CT_F_REPLY))
+		ct = NULL;
+	if (ct) {
 		__builtin_memcpy(fe, ct->nat_addr, 16);
 		fe_port = ct->nat_port;
 	}
-	r = tnd_fib(ctx, fam, ct ? fe : p->t.daddr, client, p, ct ? fe_port : p->t.dport, client_port, fwd);
+	/* The way to the client: cached in the reply entry (conntrack.h), or
+	 * the FIB's answer, which the entry then caches. */
+	if (ct && tnd_ct_cache_ok(ct, p->tcp_flags, gen)) {
+		tnd_ct_cached_hop(ct, fwd);
+		r = fwd->peer && TND_CTX_XDP ? 1 : 0; /* into a pod: tc's */
+	} else {
+		r = tnd_fib(ctx, fam, ct ? fe : p->t.daddr, client, p, ct ? fe_port : p->t.dport, client_port, fwd);
+		if (ct && r == 0)
+			tnd_ct_cache_hop(ct, fwd, gen);
+	}
 #if TND_CTX_XDP
 	if (r == 1 || r == -2)
 		return TND_PASS; /* tc resolves the neighbour / answers too big */
@@ -93,7 +105,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	}
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, client, p->t.dport, client_port) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
-	if (ct && (ct->flags & TND_CT_F_REPLY)) {
+	if (ct) {
 		ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 		if (ev != TND_EV_NONE)
 			tnd_ct_mark_fwd(fam, &ck, ct, TND_EVF(ev, p->tcp_flags));
@@ -358,11 +370,7 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 #endif
 	ct->packets += 1;
 	ct->bytes += p->len;
-	fwd->ifindex = ct->hop_ifindex;
-	__builtin_memcpy(fwd->smac, ct->hop_smac, 6);
-	__builtin_memcpy(fwd->dmac, ct->hop_dmac, 6);
-	fwd->have_mac = 1;
-	fwd->peer = (ct->hop_flags & TND_HOP_PEER) ? 1 : 0;
+	tnd_ct_cached_hop(ct, fwd);
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, ct->nat_addr, p->t.dport, ct->nat_port) < 0 ||
 	    ((ct->flags & TND_CT_F_SNAT) &&
 	     tnd_rw(ctx, p, fam, true, p->t.saddr, ct->snat_addr, p->t.sport, ct->snat_port) < 0) ||
