@@ -9,7 +9,6 @@ PKGS=(
   libmnl-dev libabsl-dev googletest libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libsystemd-dev libsqlite3-dev sqlite3 libsimdjson-dev
   iproute2 iputils-ping netcat-openbsd socat curl iperf3 procps psmisc python3 ethtool iptables nftables
-  netsniff-ng sockperf
   qemu-system-x86 busybox-static cpio dash
 )
 

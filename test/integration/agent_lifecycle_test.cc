@@ -231,5 +231,41 @@ TEST_F(AgentLifecycleTest, MapSizeSettingsSizeThePinnedTables) {
   EXPECT_GT(total, 1u << 20);
 }
 
+// Cached flow paths (tnd_ct_val.hop_*) hold only under the node generation:
+// the agent bumps it at start, after a service change, and when the kernel
+// reports a neighbour (or route, address, link) change on the node.
+TEST_F(AgentLifecycleTest, TheNodeGenerationMovesWithChangesAFlowsPathDependsOn) {
+  Netns ns("gen");
+  ASSERT_EQ(ns.IpBatch({"link add eth0 type veth peer name peer0", "link set eth0 up", "link set peer0 up",
+                        "addr add 10.0.0.1/24 dev eth0"}),
+            0);
+  Subprocess agent(Args({"--netns", ns.path(), "--devices", "eth0", "--xdp-mode", "disabled"}));
+  ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+  auto node = Map<uint32_t, tnd_node_info>::OpenPin(pins_.path() + "/" TND_MAP_NODE, "node");
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto gen = [&]() -> uint32_t {
+    auto v = node->Lookup(0);
+    return v.ok() && v->has_value() ? (*v)->gen : 0;
+  };
+  // Waits (bounded) for the generation to move past `from`.
+  auto moved = [&](uint32_t from) {
+    for (int i = 0; i < 100 && gen() == from; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return gen() != from;
+  };
+  const uint32_t started = gen();
+  EXPECT_GT(started, 0u) << "bumped at start";
+  CliResult r = RunCli(Socket(), pins_.path(),
+                       {"service", "add", "--frontend", "10.96.0.10:80/TCP", "--type", "NodePort", "--node-port",
+                        "30080", "--backends", "10.0.0.2:8080"});
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_GT(gen(), started) << "a service change bumps it";
+  const uint32_t before = gen();
+  ASSERT_EQ(ns.Exec({"ip", "neigh", "replace", "10.0.0.2", "lladdr", "02:00:00:00:00:22", "dev", "eth0"}), 0);
+  EXPECT_TRUE(moved(before)) << "a neighbour change bumps it";
+  const uint32_t before_route = gen();
+  ASSERT_EQ(ns.Exec({"ip", "route", "add", "10.9.0.0/16", "via", "10.0.0.2"}), 0);
+  EXPECT_TRUE(moved(before_route)) << "a route change bumps it";
+}
+
 }  // namespace
 }  // namespace tendril::test
