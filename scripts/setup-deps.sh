@@ -8,7 +8,7 @@ PKGS=(
   clang llvm libclang-rt-14-dev libbpf-dev bpftool linux-libc-dev
   libmnl-dev libabsl-dev googletest libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libsystemd-dev libsqlite3-dev sqlite3 libsimdjson-dev
-  iproute2 iputils-ping netcat-openbsd socat curl iperf3 procps psmisc python3 ethtool iptables nftables
+  iproute2 iputils-ping netcat-openbsd socat curl iperf3 sockperf procps psmisc python3 ethtool iptables nftables
   qemu-system-x86 busybox-static cpio dash
 )
 

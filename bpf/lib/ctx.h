@@ -61,9 +61,15 @@ static __always_inline void *ctx_ptr(TND_CTX *ctx, __u32 off, __u32 len)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *p;
 
+	__u64 o = off;
+
 	if (off > TND_DIRECT_MAX_OFF)
 		return NULL;
-	p = data + off;
+	/* Bound the very register added to the packet pointer: clang may have
+	 * tested a copy, and older verifiers (6.1) then see an offset of up to
+	 * 4 GiB, which no bounds check can make a usable packet pointer. */
+	asm volatile("%0 &= %1" : "+r"(o) : "i"(TND_DIRECT_MAX_OFF));
+	p = data + o;
 	if (p + len > data_end)
 		return NULL;
 	return p;

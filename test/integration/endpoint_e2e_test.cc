@@ -9,6 +9,7 @@
 //   node 2: 10.0.0.2, pod  10.200.2.10 (endpoint 1)
 //   outside: 10.0.0.100 (no route to the pod CIDRs: it only sees nodes)
 #include "test/integration/endpoint_cluster.h"
+#include "test/support/kube_proxy_rules.h"
 
 namespace tendril::test {
 namespace {
@@ -220,14 +221,46 @@ TEST_F(EndpointE2ETest, AnExistingVethIsAdopted) {
 
 // Rounds and seconds per run from TND_IPERF_ROUNDS / TND_IPERF_SECONDS
 // (test/bench/run asks for more than CI's one short round).
+// kube-proxy's iptables rules for `n` ClusterIP services of two endpoints
+// each (test/support/kube_proxy_rules.h): what a node's netfilter holds when
+// kube-proxy runs.
+std::string KubeProxyRules(int n) {
+  std::vector<bench::KpService> services;
+  for (int i = 0; i < n; ++i) {
+    bench::KpService s;
+    s.ns = "default";
+    s.name = absl::StrCat("svc", i);
+    s.cluster_ip = absl::StrCat("10.96.", i / 250, ".", i % 250 + 1);
+    s.port = 80;
+    s.endpoints = {{absl::StrCat("10.244.", i / 250, ".", i % 250 + 1), 8080},
+                   {absl::StrCat("10.245.", i / 250, ".", i % 250 + 1), 8080}};
+    services.push_back(s);
+  }
+  return bench::IptablesFull(services);
+}
+
+// Pod to pod across the nodes: iperf3 throughput and sockperf UDP
+// ping-pong latency (p50), with eBPF host routing and with plain kernel
+// routing, the latter also with kube-proxy's iptables rules for
+// TND_KUBE_PROXY_SERVICES services (default 1000; the benchmark run uses
+// 10,000) loaded on both nodes, what a node has when kube-proxy runs.
 TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
   auto env = [](const char* name, int dflt) {
     const char* v = std::getenv(name);
     int n = 0;
     return v && absl::SimpleAtoi(v, &n) && n > 0 ? n : dflt;
   };
-  const int rounds = env("TND_IPERF_ROUNDS", 1), seconds = env("TND_IPERF_SECONDS", 2);
-  std::vector<double> ebpf, kernel;
+  const int rounds = env("TND_IPERF_ROUNDS", 1), seconds = env("TND_IPERF_SECONDS", 2),
+            kp_services = env("TND_KUBE_PROXY_SERVICES", 1000);
+  const std::string rules = KubeProxyRules(kp_services), rules_file = scripts_.path() + "/kube-proxy.rules";
+  std::ofstream(rules_file) << rules;
+  Subprocess sockperf({"nsenter", "--net=" + Pod(1, 1).path(), "sockperf", "server", "-i", "10.200.2.10", "-p",
+                       "11111"});
+  std::vector<double> gbps[3], p50[3];  // eBPF, kernel, kernel + kube-proxy's rules
+  auto measure = [&](int k) {
+    gbps[k].push_back(Iperf(seconds));
+    p50[k].push_back(SockperfP50());
+  };
   for (int r = 0; r < rounds; ++r) {
     // tc only: generic XDP (the other tests' mode) copies every frame and is
     // not what a node with a real NIC runs; native XDP on these veths would
@@ -237,25 +270,42 @@ TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
       StartAgent(i, /*cleanup_on_exit=*/true, "disabled");
     }
     ASSERT_EQ(Json(0, {"endpoint", "list"})[0].value("state", ""), "ready");
-    ebpf.push_back(Iperf(seconds));
+    measure(0);
     // Plain kernel routing: the agents detach everything on exit; the routes
     // and neighbours they installed stay, so the kernel forwards instead.
     for (int i = 0; i < 2; ++i) nodes_[i]->agent->Stop();
     std::string tc;
     nodes_[0]->ns->Exec({"tc", "filter", "show", "dev", "lxc1", "ingress"}, &tc);
     EXPECT_EQ(tc.find("tnd_"), std::string::npos) << tc;
-    kernel.push_back(Iperf(seconds));
+    measure(1);
+    for (int i = 0; i < 2; ++i)
+      ASSERT_EQ(nodes_[i]->ns->Exec({"sh", "-c", "iptables-legacy-restore < " + rules_file}), 0);
+    measure(2);
+    for (int i = 0; i < 2; ++i)
+      for (const char* t : {"nat", "filter"}) nodes_[i]->ns->Exec({"iptables-legacy", "-t", t, "-F"});
+    for (int i = 0; i < 2; ++i)
+      for (const char* t : {"nat", "filter"}) nodes_[i]->ns->Exec({"iptables-legacy", "-t", t, "-X"});
   }
-  std::sort(ebpf.begin(), ebpf.end());
-  std::sort(kernel.begin(), kernel.end());
-  double e = ebpf[ebpf.size() / 2], k = kernel[kernel.size() / 2];
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double e = median(gbps[0]), k = median(gbps[1]), kp = median(gbps[2]);
+  const double le = median(p50[0]), lk = median(p50[1]), lkp = median(p50[2]);
   std::printf("THROUGHPUT pod->pod across nodes (iperf3, %d s, median of %d): eBPF host routing %.2f Gbit/s, "
-              "kernel routing %.2f Gbit/s, ratio %.2f\n",
-              seconds, rounds, e, k, k > 0 ? e / k : 0.0);
+              "kernel routing %.2f Gbit/s, ratio %.2f; with kube-proxy's rules for %d services %.2f Gbit/s, "
+              "ratio %.2f\n",
+              seconds, rounds, e, k, k > 0 ? e / k : 0.0, kp_services, kp, kp > 0 ? e / kp : 0.0);
+  std::printf("LATENCY pod->pod across nodes (sockperf UDP ping-pong p50, median of %d): eBPF host routing "
+              "%.1f us, kernel routing %.1f us, ratio %.2f; with kube-proxy's rules %.1f us, ratio %.2f\n",
+              rounds, le, lk, lk > 0 ? le / lk : 0.0, lkp, lkp > 0 ? le / lkp : 0.0);
   RecordProperty("ebpf_gbps", std::to_string(e));
   RecordProperty("kernel_gbps", std::to_string(k));
   EXPECT_GT(e, 0.1);
   EXPECT_GT(k, 0.1);
+  EXPECT_GT(kp, 0.1);
+  EXPECT_GT(le, 0);
+  EXPECT_GT(lk, 0);
 }
 
 }  // namespace
