@@ -154,18 +154,18 @@ static __noinline void tnd_trace(const struct tnd_pkt *p, const struct tnd_ct_ke
 }
 
 /* Conntrack for an endpoint flow that is not a service flow: refreshes the
- * packet's own entry or the entry of the flow it answers; else creates one
- * with `flags` (TND_CT_F_ENDPOINT or TND_CT_F_INBOUND). 1: created. */
-static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32 flags)
+ * packet's own entry (`ct`, the caller's lookup of p->t) or the entry of the
+ * flow it answers; else creates one with `flags` (TND_CT_F_ENDPOINT or
+ * TND_CT_F_INBOUND). 1: created. */
+static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32 flags, struct tnd_ct_val *ct)
 {
 	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = p->t.dport, .dport = p->t.sport };
 	const bool opens = tnd_tcp_opens(p->t.proto, p->tcp_flags);
 	struct tnd_ct_val v = {};
-	struct tnd_ct_val *ct, *rev;
+	struct tnd_ct_val *rev;
 
 	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
 	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	if (opens) {
 		/* A new connection on a tuple whose reverse a closed service
 		 * flow's reply entry still names (the client now talks to the
@@ -190,11 +190,12 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 }
 
 /* A reply of a service flow whose client is an endpoint (or, `mask`, of a
- * local/DSR backend): source back to the frontend. 1: rewritten, 0: not
- * such a reply, < 0: the rewrite failed. Updates p->t. */
-static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam, __u32 mask)
+ * local/DSR backend): source back to the frontend. `ct`: the caller's
+ * lookup of p->t. 1: rewritten, 0: not such a reply, < 0: the rewrite
+ * failed. Updates p->t. */
+static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, const int fam, __u32 mask,
+				   struct tnd_ct_val *ct)
 {
-	struct tnd_ct_val *ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	__u8 fe[16], backend[16];
 	__be16 fe_port;
 	bool hairpin;
@@ -227,8 +228,10 @@ static __noinline int tnd_rev_dnat(struct __sk_buff *ctx, struct tnd_pkt *p, con
  * socket LB did not translate: DNAT to the flow's backend (conntrack) or a
  * new one. The client keeps its address. -1: not a service; 0: existing
  * flow; 1: new flow; TND_LXC_DROPPED: dropped (fwd->reason); TND_LXC_REJECTED:
- * answered (no backend anywhere). Updates p->t. */
-static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
+ * answered (no backend anywhere). `ct`: the caller's lookup of p->t.
+ * Updates p->t. */
+static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s,
+				      struct tnd_ct_val *ct)
 {
 	struct tnd_pkt *p = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
@@ -239,7 +242,6 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 	struct tnd_svc4_key k4 = {};
 	struct tnd_svc6_key k6 = {};
 	struct tnd_svc_val *svcp, svc;
-	struct tnd_ct_val *ct;
 	__u8 be_flags = 0;
 	bool new_flow = false;
 	int r;
@@ -252,7 +254,6 @@ static __noinline int tnd_lxc_service(struct __sk_buff *ctx, const int fam, stru
 		return TND_LXC_DROPPED;
 	}
 	svc = *tnd_svc_internal(TND_SVC_MAP(fam), TND_SVC_KEY(&k4, &k6, fam), TND_SVC_SCOPE(&k4, &k6, fam), svcp);
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
 	/* The same choice as per-packet LB at the node's devices (nodeport.h). */
 	r = tnd_lb_pick(ctx, s, fam, &k4, &k6, &svc, ct, &new_flow, &be_flags, ctx->ifindex);
 	if (r >= 0)
@@ -311,6 +312,7 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 	struct tnd_pkt *p = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
 	struct tnd_ct_key *orig = &s->orig;
+	struct tnd_ct_val *ct;
 	__u8 daddr[16] = {};
 	__u8 trace;
 	int created = 0, v;
@@ -323,11 +325,13 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 		return TND_PASS;
 	*orig = p->t;
 	if (p->parsed && !p->icmp_err) {
-		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT);
+		/* One lookup of the packet's own entry serves each stage. */
+		ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT, ct);
 		if (v < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
 		if (v == 0)
-			created = tnd_ct_track(fam, p, TND_CT_F_INBOUND);
+			created = tnd_ct_track(fam, p, TND_CT_F_INBOUND, ct);
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
 	if (created && v != TND_DROP)
@@ -342,6 +346,7 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	struct tnd_fwd *fwd = &s->fwd;
 	struct tnd_endpoint *src;
 	struct tnd_ct_key *orig = &s->orig;
+	struct tnd_ct_val *ct;
 	__u8 trace;
 	int created = 0, v;
 
@@ -354,17 +359,19 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	fwd->src_ep = src ? src->id : 0;
 	*orig = p->t;
 	if (p->parsed) {
-		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT | TND_CT_F_LOCAL | TND_CT_F_DSR);
+		/* One lookup of the packet's own entry serves each stage. */
+		ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT | TND_CT_F_LOCAL | TND_CT_F_DSR, ct);
 		if (v < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
 		if (v == 0) {
-			v = tnd_lxc_service(ctx, fam, s);
+			v = tnd_lxc_service(ctx, fam, s, ct);
 			if (v == TND_LXC_DROPPED)
 				return TND_DROP;
 			if (v == TND_LXC_REJECTED)
 				return TND_REDIRECT;
 			if (v < 0)
-				created = tnd_ct_track(fam, p, TND_CT_F_ENDPOINT);
+				created = tnd_ct_track(fam, p, TND_CT_F_ENDPOINT, ct);
 			else
 				created = v;
 		}
