@@ -89,7 +89,7 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 	__u64 cookie;
 	__u32 bid;
 
-	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
+	if ((key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP) || !tnd_svc_port_used(key.port))
 		return SYS_PROCEED;
 	if (loopback_not_ours(key.addr, ctx))
 		return SYS_PROCEED;
@@ -208,7 +208,7 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 	__u64 cookie, client;
 	__u32 bid;
 
-	if (key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP)
+	if ((key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP) || !tnd_svc_port_used(key.port))
 		return SYS_PROCEED;
 	load6(key.addr, ctx);
 	cookie = bpf_get_socket_cookie(ctx);

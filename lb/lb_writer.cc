@@ -81,8 +81,10 @@ absl::StatusOr<LbMaps> OpenLbMaps(const std::string& pin_root, MapOps* ops) {
                        (Map<tnd_srange_v6_key, uint32_t>::OpenPin(path(TND_MAP_SRCRANGE_V6), TND_MAP_SRCRANGE_V6, ops)));
   // The node map is bpf_host.o's too; a test that loads no such object has none.
   UniqueFd node = OpenPinnedMap(path(TND_MAP_NODE), sizeof(uint32_t), sizeof(tnd_node_info)).value_or(UniqueFd());
-  return LbMaps{std::move(svc4),   std::move(svc6),  std::move(backends), std::move(revnat),
-                std::move(maglev), std::move(srng4), std::move(srng6), ops, std::move(node)};
+  UniqueFd ports =
+      OpenPinnedMap(path(TND_MAP_SVC_PORTS), sizeof(uint32_t), sizeof(tnd_svc_ports)).value_or(UniqueFd());
+  return LbMaps{std::move(svc4),  std::move(svc6),  std::move(backends), std::move(revnat), std::move(maglev),
+                std::move(srng4), std::move(srng6), ops,                 std::move(node),   std::move(ports)};
 }
 
 absl::StatusOr<int> LbWriter::Reserve(const MapNeeds& needs, const ServiceLimits& limits, bool shrink) {
@@ -283,6 +285,18 @@ absl::Status LbWriter::Write(const ServiceChange& c, Prior prior) {
 }
 
 absl::StatusOr<bool> LbWriter::DeleteBackend(uint32_t id) { return maps_.backends.Erase(id); }
+
+absl::Status LbWriter::WritePorts(const tnd_svc_ports& bitmap) {
+  if (!maps_.ports.valid()) return absl::OkStatus();
+  const uint32_t zero = 0;
+  tnd_svc_ports cur{};
+  if (bpf_map_lookup_elem(maps_.ports.get(), &zero, &cur) == 0 && std::memcmp(&cur, &bitmap, sizeof(cur)) == 0)
+    return absl::OkStatus();
+  if (OpsOr(maps_.ops).Update(maps_.ports.get(), &zero, &bitmap, BPF_ANY) != 0)
+    return ErrnoError(errno, "update map " TND_MAP_SVC_PORTS);
+  stats_.writes++;
+  return absl::OkStatus();
+}
 
 void LbWriter::BumpGeneration() {
   if (!maps_.node.valid()) return;

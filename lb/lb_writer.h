@@ -30,6 +30,7 @@ struct LbMaps {
   Map<tnd_srange_v6_key, uint32_t> srng6;
   MapOps* ops = nullptr;  // every write goes through it (null: the kernel's)
   UniqueFd node;          // TND_MAP_NODE, for the generation (maps/node_gen.h); may be absent
+  UniqueFd ports;         // TND_MAP_SVC_PORTS, the port filter (lb/port_refs.h); may be absent
 };
 
 // Opens the LB maps pinned under `pin_root` (by bpf_host.o, which has them
@@ -82,6 +83,9 @@ class LbWriter {
   // A retired backend's entry; absent is not an error. Whether it was there.
   absl::StatusOr<bool> DeleteBackend(uint32_t id);
 
+  // The port filter's bitmap, unless the map holds it already (then no
+  // write is counted).
+  absl::Status WritePorts(const tnd_svc_ports& bitmap);
   // After a change is written: cached flow paths are decided again
   // (maps/node_gen.h). A failure is logged; the caches end with their second.
   void BumpGeneration();

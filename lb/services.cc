@@ -26,6 +26,12 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
   // The maps hold what the planner has, unless this is a restore or an
   // undo failed before: then every entry is read before it is written.
   const Prior prior = plan.reset || needs_restore_ ? Prior::kUnknown : Prior::kOld;
+  // The port filter: a restore counts every service at once, so that no
+  // declared port is missing while the rest is written.
+  if (plan.reset) {
+    ports_.Reset();
+    for (const ServiceChange& c : plan.changes) ports_.Add(c.new_entries);
+  }
   auto t0 = std::chrono::steady_clock::now();
   std::vector<const ServiceChange*> done, group;
   done.reserve(plan.changes.size());
@@ -34,14 +40,18 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
     group.assign(1, &plan.changes[i++]);
     while (prior == Prior::kOld && !group.front()->old && i < plan.changes.size() && !plan.changes[i].old)
       group.push_back(&plan.changes[i++]);
+    if (!plan.reset)
+      for (const ServiceChange* c : group) ports_.Add(c->new_entries);
+    absl::Status st = SyncPorts();  // a new frontend's port before the frontend
     const int before = writer_.stats().writes + writer_.stats().deletes;
-    absl::Status st = group.size() > 1 ? writer_.WriteAdditions(group) : writer_.Write(*group.front(), prior);
+    if (st.ok()) st = group.size() > 1 ? writer_.WriteAdditions(group) : writer_.Write(*group.front(), prior);
     if (!st.ok() && group.size() == 1 && group.front()->neu)
       st = Annotate(st, absl::StrCat("service ", group.front()->neu->frontend.ToString()));
     if (!st.ok() && mode == RunMode::kRestore) return st;
     for (const ServiceChange* c : group) {
       // A group half written is taken as written, then undone with those before it.
       planner_.Commit(*c, MonotonicMs());
+      ports_.Remove(c->old_entries);
       done.push_back(c);
       // A service declared as it was has nothing new to store.
       if (!(c->old && c->neu && *c->old == *c->neu)) touched_.push_back(c->neu ? c->neu->id : c->old->id);
@@ -53,6 +63,7 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
     }
     if (!st.ok()) return RollBack(done, st);
   }
+  if (absl::Status st = SyncPorts(); !st.ok()) return RollBack(done, st);  // ports no frontend has now
   if (rs) rs->write_ms = MsSince(t0);
   t0 = std::chrono::steady_clock::now();
   if (mode == RunMode::kCommit && on_commit_ && !touched_.empty())
@@ -70,16 +81,21 @@ absl::Status ServiceManager::Run(const Plan& plan, RunMode mode, ReplaceStats* r
 absl::Status ServiceManager::RollBack(const std::vector<const ServiceChange*>& done, const absl::Status& why) {
   for (auto it = done.rbegin(); it != done.rend(); ++it) {
     ServiceChange u = planner_.Undo(**it);
+    ports_.Add(u.new_entries);
     // Each key holds its value before or after the change: an entry equal
     // in both is right either way, the others are written.
-    if (absl::Status st = writer_.Write(u, Prior::kOld); !st.ok()) {
+    absl::Status st = SyncPorts();
+    if (st.ok()) st = writer_.Write(u, Prior::kOld);
+    if (!st.ok()) {
       needs_restore_ = true;
       return Annotate(why, absl::StrCat("rolling the maps back failed too (", st.message(),
                                         "); they are written again from the stored state"));
     }
     planner_.Revert(**it, u, MonotonicMs());
+    ports_.Remove(u.old_entries);
     NotifyRemoved(u.old, u.removed);
   }
+  (void)SyncPorts();  // a port left set only costs a lookup
   touched_.clear();
   return why;
 }
@@ -91,6 +107,13 @@ void ServiceManager::NotifyRemoved(const std::optional<Service>& old, const std:
 void ServiceManager::Begin() {
   writer_.ResetStats();
   touched_.clear();
+}
+
+absl::Status ServiceManager::SyncPorts() {
+  if (!ports_.dirty()) return absl::OkStatus();
+  TND_RETURN_IF_ERROR(writer_.WritePorts(ports_.bitmap()));
+  ports_.Written();
+  return absl::OkStatus();
 }
 
 // After a change (or its undo) wrote anything: cached flow paths go.

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "lb/lb_writer.h"
+#include "lb/port_refs.h"
 #include "lb/planner.h"
 #include "lb/service.h"
 
@@ -111,8 +112,12 @@ class ServiceManager {
   void End();
   void Begin();
 
+  // Writes the port filter's bitmap when it changed (lb/port_refs.h).
+  absl::Status SyncPorts();
+
   ServicePlanner planner_;
   LbWriter writer_;
+  PortRefs ports_;
   std::vector<ServiceId> touched_;
   RemovedFn on_removed_;
   CommitFn on_commit_;

@@ -40,6 +40,7 @@ static_assert(sizeof(tnd_endpoint) == 24);
 static_assert(sizeof(tnd_nomasq_val) == 4);
 static_assert(sizeof(tnd_frag_key) == 12);
 static_assert(sizeof(tnd_node_info) == 32);
+static_assert(sizeof(tnd_svc_ports) == 8200);
 static_assert(sizeof(tnd_dsr_opt) == TND_DSR_OPT_LEN);
 static_assert(sizeof(tnd_dsr_opt6) == TND_DSR_OPT6_LEN);
 
@@ -82,6 +83,8 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
      "services, IPv4: masters and backend slots (growable)", true},
     {TND_MAP_SVC_V6, BPF_MAP_TYPE_HASH, sizeof(tnd_svc6_key), sizeof(tnd_svc_val), TND_SVC_MAX_DEFAULT,
      "services, IPv6: masters and backend slots (growable)", true},
+    {TND_MAP_SVC_PORTS, BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(tnd_svc_ports), 1,
+     "the ports service frontends use (a bitmap)"},
     {TND_MAP_BACKENDS, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_backend), TND_BACKENDS_MAX_DEFAULT,
      "backends by id (growable)", true},
     {TND_MAP_REVNAT, BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(tnd_revnat), TND_REVNAT_MAX_DEFAULT,

@@ -25,6 +25,7 @@
 
 #define TND_MAP_SVC_V4 "tnd_svc_v4"
 #define TND_MAP_SVC_V6 "tnd_svc_v6"
+#define TND_MAP_SVC_PORTS "tnd_svc_ports"
 #define TND_MAP_BACKENDS "tnd_backends"
 #define TND_MAP_REVNAT "tnd_revnat"
 #define TND_MAP_SK_REVNAT_V4 "tnd_sk_rnat_v4"
@@ -314,6 +315,19 @@ struct tnd_affinity_key {
 struct tnd_affinity_val {
 	__u32 backend_id;
 	__u32 last_used; /* seconds since boot (bpf_ktime_get_ns() / 1e9) */
+};
+
+/*
+ * The ports any service frontend uses (tnd_svc_ports, one array entry): a
+ * packet to a port no frontend has is not a service packet, known without
+ * a service lookup. The LB writer sets a port's bit before the first
+ * frontend with it is written and clears it after the last is removed;
+ * while `valid` is 0 (nothing written yet) every port counts as used.
+ */
+struct tnd_svc_ports {
+	__u32 valid;
+	__u32 pad;
+	__u64 bits[1024]; /* bit p % 64 of word p / 64: port p (host order) */
 };
 
 #include "tendril_maps_flow.h"

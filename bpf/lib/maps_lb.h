@@ -39,6 +39,27 @@ TND_GROWABLE(tnd_svc_v6, struct tnd_svc6_key, struct tnd_svc_val);
 TND_GROWABLE(tnd_backends, __u32, struct tnd_backend);
 TND_GROWABLE(tnd_revnat, __u32, struct tnd_revnat);
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct tnd_svc_ports);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_svc_ports SEC(".maps");
+
+/* Whether some service frontend uses `port` (network order): the cheap
+ * "is this mine" before any service lookup. */
+static __always_inline bool tnd_svc_port_used(__be16 port)
+{
+	__u32 zero = 0;
+	struct tnd_svc_ports *m = bpf_map_lookup_elem(&tnd_svc_ports, &zero);
+	__u16 p = bpf_ntohs(port);
+
+	if (!m || !m->valid)
+		return true;
+	return (m->bits[(p >> 6) & 1023] >> (p & 63)) & 1;
+}
+
 /* A lookup in a growable table (`outer` is the array of maps); NULL while
  * the agent has not created the table yet, as for a key not in it. */
 static __always_inline void *tnd_table_lookup(void *outer, const void *key)

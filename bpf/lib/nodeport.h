@@ -222,8 +222,9 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 }
 
 /* A service lookup by p's destination (slot 0, external scope), from the
- * key of its family; `fam` is a constant in each program. Choosing a
- * backend later rewrites the key's slot (and scope). */
+ * key of its family, after the port filter (tnd_svc_port_used); `fam` is a
+ * constant in each program. Choosing a backend later rewrites the key's
+ * slot (and scope). */
 #define TND_SVC_MAP(fam) ((fam) == 4 ? (void *)&tnd_svc_v4 : (void *)&tnd_svc_v6)
 #define TND_SVC_KEY(k4, k6, fam) ((fam) == 4 ? (void *)(k4) : (void *)(k6))
 #define TND_SVC_SLOT(k4, k6, fam) ((fam) == 4 ? &(k4)->slot : &(k6)->slot)
@@ -232,6 +233,8 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 static __always_inline struct tnd_svc_val *tnd_svc_lookup(const struct tnd_pkt *p, const int fam,
 							  struct tnd_svc4_key *k4, struct tnd_svc6_key *k6)
 {
+	if (!tnd_svc_port_used(p->t.dport))
+		return NULL; /* no frontend has this port: no lookup */
 	if (fam == 4) {
 		__builtin_memcpy(&k4->addr, p->t.daddr, 4);
 		k4->port = p->t.dport;

@@ -39,6 +39,14 @@ class ServicesMapTest : public ::testing::Test {
     return std::make_unique<ServiceManager>(std::move(maps), ServiceLimits{64, 4096}, kMaglevM);
   }
 
+  // The port filter's bit for `port` (tnd_svc_ports), as the datapath reads it.
+  bool PortUsed(uint16_t port) {
+    auto m = Map<uint32_t, tnd_svc_ports>::OpenPin(pins_->path() + "/" TND_MAP_SVC_PORTS, "ports");
+    EXPECT_TRUE(m.ok()) << m.status();
+    auto v = m.ok() ? m->Lookup(0) : absl::StatusOr<std::optional<tnd_svc_ports>>(std::nullopt);
+    if (!v.ok() || !v->has_value()) return false;
+    return !(*v)->valid || (((*v)->bits[port >> 6] >> (port & 63)) & 1);  // not written yet: every port
+  }
   Map<tnd_svc4_key, tnd_svc_val> Svc4() {
     return *Map<tnd_svc4_key, tnd_svc_val>::OpenPin(pins_->path() + "/" TND_MAP_SVC_V4, "svc4");
   }
@@ -169,6 +177,21 @@ TEST_F(ServicesMapTest, MaglevTableIsPublishedAndUpdatedInPlace) {
   EXPECT_NE(bpf_map_lookup_elem(outer_fd.get(), &key, &same_inner), 0);
 }
 
+// The port filter holds a port while any frontend of any service uses it:
+// set before the first is written, cleared after the last is removed.
+TEST_F(ServicesMapTest, ThePortFilterFollowsTheFrontendsPorts) {
+  auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
+  auto b = *manager_->Add(Make("10.96.0.11:80/TCP", {"10.0.1.3:8080"}));
+  EXPECT_TRUE(PortUsed(80));
+  EXPECT_FALSE(PortUsed(8080)) << "a backend's port is not a frontend's";
+  ASSERT_TRUE(manager_->Delete(a.id).ok());
+  EXPECT_TRUE(PortUsed(80)) << "b still uses it";
+  ASSERT_TRUE(manager_->Delete(b.id).ok());
+  EXPECT_FALSE(PortUsed(80));
+  EXPECT_TRUE(manager_->Add(Make("[fd00::10]:443/TCP", {"[fd00::2]:8443"})).ok());
+  EXPECT_TRUE(PortUsed(443)) << "one filter for both families";
+}
+
 TEST_F(ServicesMapTest, RestoreRemovesStaleEntriesAndKeepsDeclaredOnes) {
   auto a = *manager_->Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}));
   auto b = *manager_->Add(Make("[fd00::10]:53/UDP", {"[fd00::2]:53", "[fd00::3]:53"}));
@@ -180,7 +203,9 @@ TEST_F(ServicesMapTest, RestoreRemovesStaleEntriesAndKeepsDeclaredOnes) {
   auto fresh = NewManager();
   auto st = fresh->Restore({a});
   ASSERT_TRUE(st.ok()) << st.status();
-  EXPECT_EQ(st->writes, 0) << "a's entries were already right";
+  EXPECT_EQ(st->writes, 1) << "a's entries were already right; the port filter lost b's port 53";
+  EXPECT_TRUE(PortUsed(80));
+  EXPECT_FALSE(PortUsed(53));
   EXPECT_EQ(st->deletes, 3 /* b: master + 2 slots */ + 2 /* backends */ + 1 /* revnat */ + 2 /* strays */);
   EXPECT_TRUE(*Svc4().Lookup(Key(a, 0)));
   EXPECT_TRUE(*Svc4().Lookup(Key(a, 1)));
