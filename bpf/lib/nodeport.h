@@ -382,6 +382,31 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 	return TND_REDIRECT;
 }
 
+/* The rewrite of a flow's packet on the full path: DNAT to the backend,
+ * SNAT when w->nport is set, the DSR option (tc, a flow's first packet or a
+ * SYN), the MACs. `r` is tnd_lb_route's answer. A verdict. */
+static __always_inline int tnd_lb_rewrite(TND_CTX *ctx, struct tnd_pkt *p, const int fam,
+					  const struct tnd_lb_work *w, struct tnd_fwd *fwd, bool dsr, bool new_flow,
+					  int r, __u32 in_if)
+{
+	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
+	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+	if (w->nport && tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, w->nport) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+#if !TND_CTX_XDP
+	if (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
+	    (fam == 4 ? tnd_dsr_insert4(ctx, p, p->t.daddr, p->t.dport)
+		      : tnd_dsr_insert6(ctx, p, p->t.daddr, p->t.dport)) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+#endif
+	if (r == 2)
+		return TND_PASS;
+	if (tnd_write_macs(ctx, fwd) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
+	return TND_REDIRECT;
+}
+
 /* 3. A packet to a service frontend (or nothing of ours: TND_PASS). */
 static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, const int fam)
 {
@@ -450,23 +475,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 		     (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) | (remote ? 0 : TND_CT_F_LOCAL) |
 			     (TND_CTX_XDP ? TND_CT_F_XDP : 0),
 		     fwd);
-
-	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
-	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
-	if (snat && tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, nport) < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
-#if !TND_CTX_XDP
-	if (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
-	    (fam == 4 ? tnd_dsr_insert4(ctx, p, p->t.daddr, p->t.dport)
-		      : tnd_dsr_insert6(ctx, p, p->t.daddr, p->t.dport)) < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
-#endif
-	if (r == 2)
-		return TND_PASS;
-	if (tnd_write_macs(ctx, fwd) < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
-	return TND_REDIRECT;
+	return tnd_lb_rewrite(ctx, p, fam, w, fwd, dsr, new_flow, r, in_if);
 }
 
 #if !TND_CTX_XDP
