@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -91,23 +92,33 @@ long RssKb(pid_t pid) {
   return -1;
 }
 
-double CpuBusy(int ms) {
-  auto sample = [] {
-    std::ifstream f("/proc/stat");
-    std::string cpu;
-    uint64_t v, total = 0, idle = 0;
-    f >> cpu;
-    for (int i = 0; i < 10 && f >> v; ++i) {
-      total += v;
-      if (i == 3 || i == 4) idle += v;  // idle, iowait
+CpuTimes ReadCpuTimes(const std::string& cpu) {
+  std::ifstream f("/proc/stat");
+  std::string line;
+  CpuTimes t;
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string name;
+    if (!(in >> name) || name != cpu) continue;
+    uint64_t v;
+    for (int i = 0; i < 10 && in >> v; ++i) {
+      t.total += v;
+      if (i == 3 || i == 4) t.idle += v;  // idle, iowait
     }
-    return std::make_pair(total, idle);
-  };
-  auto a = sample();
+    break;
+  }
+  return t;
+}
+
+double BusyShare(const CpuTimes& a, const CpuTimes& b) {
+  const double dt = static_cast<double>(b.total - a.total);
+  return dt > 0 ? 1.0 - static_cast<double>(b.idle - a.idle) / dt : 0;
+}
+
+double CpuBusy(int ms) {
+  const CpuTimes a = ReadCpuTimes();
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-  auto b = sample();
-  double dt = static_cast<double>(b.first - a.first);
-  return dt > 0 ? 1.0 - static_cast<double>(b.second - a.second) / dt : 0;
+  return BusyShare(a, ReadCpuTimes());
 }
 
 // The kernel frees a deleted namespace's rules in the background (tens of

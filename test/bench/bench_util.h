@@ -44,6 +44,14 @@ void JoinCgroup(const std::string& cg);
 // Slab + VmallocUsed + Percpu of /proc/meminfo, kB.
 long KernelMemKb();
 long RssKb(pid_t pid);
+// Jiffies of one line of /proc/stat ("cpu": all CPUs, "cpu1": CPU 1);
+// idle counts iowait too.
+struct CpuTimes {
+  uint64_t total = 0, idle = 0;
+};
+CpuTimes ReadCpuTimes(const std::string& cpu = "cpu");
+// The busy share between two readings (0 when no time passed).
+double BusyShare(const CpuTimes& a, const CpuTimes& b);
 // Busy share of all CPUs over `ms` milliseconds, from /proc/stat.
 double CpuBusy(int ms);
 // Waits (bounded) until kernel memory is back near `mem_before` and the

@@ -44,6 +44,7 @@
 #include "absl/strings/strip.h"
 #include "datapath/attach.h"
 #include "datapath/loader.h"
+#include "network/addr.h"
 #include "test/bench/bench_util.h"
 #include "test/support/kernel.h"
 #include "test/support/kube_proxy_rules.h"
@@ -62,13 +63,6 @@ struct Mode {
   std::string iptables;   // "iptables-legacy-restore", "iptables-nft-restore"; empty: none
   bool sink = false;      // the node's eth0 counts and drops: what the sender can offer
 };
-
-bool ParseMac(const std::string& text, Mac* m) {
-  unsigned v[6];
-  if (std::sscanf(text.c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) return false;
-  for (int i = 0; i < 6; ++i) m->b[i] = static_cast<uint8_t>(v[i]);
-  return true;
-}
 
 // The sender (a forked child): joins the namespace at `netns`, runs on CPU 0
 // only, and sends `frames` in turn out of eth0 through a raw packet socket
@@ -112,29 +106,6 @@ struct Result {
   double Capacity() const { return busy > 0 ? rx / busy : -1; }
 };
 
-struct CpuTimes {
-  uint64_t idle = 0, total = 0;
-};
-
-// CPU 1's jiffies from /proc/stat (idle includes iowait).
-CpuTimes Cpu1() {
-  CpuTimes t;
-  FILE* f = std::fopen("/proc/stat", "r");
-  if (!f) return t;
-  char line[512];
-  while (std::fgets(line, sizeof(line), f)) {
-    unsigned long long v[8] = {};
-    if (std::sscanf(line, "cpu1 %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                    &v[6], &v[7]) == 8) {
-      for (unsigned long long x : v) t.total += x;
-      t.idle = v[3] + v[4];
-      break;
-    }
-  }
-  std::fclose(f);
-  return t;
-}
-
 // One copy of the topology, its counter program and (in tendril modes) its agent.
 class Bed {
  public:
@@ -169,22 +140,22 @@ class Bed {
   // how busy the node's CPU (1) was, over `secs`.
   Result Measure(double secs) {
     const uint64_t rx0 = Received(), tx0 = ClientTx();
-    const CpuTimes c0 = Cpu1();
+    const CpuTimes c0 = ReadCpuTimes("cpu1");
     auto t0 = Clock::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(secs));
     const double dt = Seconds(t0, Clock::now());
-    const CpuTimes c1 = Cpu1();
-    const double total = static_cast<double>(c1.total - c0.total);
-    return {mode_.name, (Received() - rx0) / dt, (ClientTx() - tx0) / dt,
-            total > 0 ? 1.0 - static_cast<double>(c1.idle - c0.idle) / total : -1};
+    const CpuTimes c1 = ReadCpuTimes("cpu1");
+    return {mode_.name, (Received() - rx0) / dt, (ClientTx() - tx0) / dt, BusyShare(c0, c1)};
   }
 
   // The sender, a child process in the client namespace on CPU 0 (Send).
   pid_t StartSender() {
     std::string mac_text;
     node_.Exec({"cat", "/sys/class/net/eth0/address"}, &mac_text);
+    auto mac = ParseMac(std::string(absl::StripAsciiWhitespace(mac_text)));
+    if (!mac.ok()) return -1;
     Mac dst{}, src{{0x02, 0, 0, 0, 0, 0x64}};
-    if (!ParseMac(std::string(absl::StripAsciiWhitespace(mac_text)), &dst)) return -1;
+    std::memcpy(dst.b, mac->data(), 6);
     std::vector<Bytes> frames;
     for (uint16_t sport = 1024; sport < 1024 + kFlows; ++sport)
       frames.push_back(
