@@ -202,8 +202,7 @@ absl::Status Agent::WriteNodeInfo() {
   socklen_t len = sizeof(info.host_netns_cookie);
   if (getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &info.host_netns_cookie, &len) != 0)
     return ErrnoError(errno, "read this namespace's cookie (SO_NETNS_COOKIE)");
-  info.gen += 1;  // a new agent may decide differently: no cached path survives it
-  return node.Update(0, info);
+  return node.Update(0, info);  // the generation as it was: Start bumps it once all is written
 }
 
 void Agent::BumpGeneration() {
