@@ -66,19 +66,36 @@ int tnd_host_ingress(struct __sk_buff *ctx)
 }
 
 /* A packet from the network, of family `fam`: per-packet LB, else to a
- * local endpoint, else the stack. One tail-called program per family. */
+ * local endpoint, else the stack. One tail-called program per family. A
+ * packet neither could want (tnd_lb_maybe, the endpoint lookup) leaves
+ * before the scratch is touched. */
 static __always_inline int tnd_host_in(struct __sk_buff *ctx, const int fam)
 {
-	struct tnd_lb_scratch *s = tnd_scratch(0);
+	struct tnd_endpoint *ep = NULL;
+	struct tnd_lb_scratch *s;
+	bool lb = tnd_lb_maybe(ctx, ETH_HLEN, fam);
 	int v;
 
+	if (!lb) {
+		ep = tnd_host_dst_ep(ctx, fam);
+		if (!ep)
+			return TC_ACT_OK;
+		v = tnd_ep_fast(ctx, fam, TND_CT_F_INBOUND);
+		if (v >= 0)
+			return v;
+	}
+	s = tnd_scratch(0);
 	if (!s)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_NETWORK;
 	s->fwd.obs_ifindex = ctx->ifindex;
-	v = tnd_lb_ingress(ctx, ETH_HLEN, fam, s);
+	v = TND_PASS;
+	if (lb)
+		v = tnd_lb_ingress(ctx, ETH_HLEN, fam, s);
+	else
+		tnd_parse(ctx, ETH_HLEN, fam, &s->p); /* s->p.parsed says whether it is TCP/UDP */
 	if (v == TND_PASS)
-		v = tnd_host_to_endpoint(ctx, fam, s);
+		v = tnd_host_to_endpoint(ctx, fam, s, ep);
 	return tnd_tc_verdict(v, &s->fwd);
 }
 

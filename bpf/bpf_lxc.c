@@ -65,12 +65,17 @@ int tnd_lxc_ingress(struct __sk_buff *ctx)
 	return TC_ACT_OK;
 }
 
-/* A packet the endpoint sent, of family `fam`. One tail-called program
+/* A packet the endpoint sent, of family `fam`: an established flow's by
+ * its cached path (ep_fast.h), else the full path. One tail-called program
  * per family. */
 static __always_inline int tnd_lxc_in(struct __sk_buff *ctx, const int fam)
 {
-	struct tnd_lb_scratch *s = tnd_scratch(0);
+	struct tnd_lb_scratch *s;
+	int v = tnd_ep_fast(ctx, fam, TND_CT_F_ENDPOINT);
 
+	if (v >= 0)
+		return v;
+	s = tnd_scratch(0);
 	if (!s)
 		return TC_ACT_OK;
 	s->fwd.point = TND_OBS_FROM_ENDPOINT;

@@ -143,6 +143,9 @@ static __always_inline int xdp_lb(struct xdp_md *ctx, const int fam)
 	/* VLAN-tagged frames are left to tc, which sees them untagged. */
 	if (!s || s->l3_off != ETH_HLEN)
 		return XDP_PASS;
+	/* Not a service's nor a SNATed flow's reply: no scratch, no parse. */
+	if (!tnd_lb_maybe(ctx, ETH_HLEN, fam))
+		return XDP_PASS;
 	lb = tnd_scratch(0);
 	if (!lb)
 		return XDP_PASS;

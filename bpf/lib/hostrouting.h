@@ -31,6 +31,7 @@
 #include <linux/pkt_cls.h>
 
 #include "nodeport.h"
+#include "ep_fast.h"
 
 #ifndef TENDRIL_ENABLE_MASQUERADE
 #define TENDRIL_ENABLE_MASQUERADE 1
@@ -132,7 +133,7 @@ static __noinline void tnd_trace(const struct tnd_pkt *p, const struct tnd_ct_ke
 	e->point = fwd->point;
 	e->ifindex = fwd->obs_ifindex;
 	e->verdict = verdict;
-	e->src_ep = fwd->src_ep;
+	e->src_ep = tnd_event_src_ep(fwd, orig->saddr, fam);
 	e->dst_ep = fwd->dst_ep;
 	e->to_ifindex = fwd->ifindex;
 	__builtin_memcpy(e->saddr, orig->saddr, 16);
@@ -305,21 +306,34 @@ static __noinline int tnd_route(struct __sk_buff *ctx, struct tnd_pkt *p, const 
 	return TND_REDIRECT;
 }
 
-/* From the network, after per-packet LB passed the packet on: one for a
- * local endpoint goes into its namespace. */
-static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
+/* The local endpoint a packet from the network is addressed to, if any. */
+static __always_inline struct tnd_endpoint *tnd_host_dst_ep(struct __sk_buff *ctx, const int fam)
+{
+	/* The key filled in place: this is the entry program's frame. */
+	struct tnd_ep_key k = { .family = fam };
+
+	if (ctx_load(ctx, ETH_HLEN + (fam == 4 ? 16 : 24), k.addr, fam == 4 ? 4 : 16) < 0)
+		return NULL;
+	return bpf_map_lookup_elem(&tnd_endpoints, &k);
+}
+
+/* From the network, parsed into s->p (per-packet LB's parse, or the
+ * caller's when LB had nothing to do with it): one for a local endpoint goes
+ * into its namespace. `ep`: the caller's lookup of the destination, NULL
+ * when it did not make one. */
+static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_buff *ctx, const int fam,
+								    struct tnd_lb_scratch *s,
+								    struct tnd_endpoint *ep)
 {
 	struct tnd_pkt *p = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
 	struct tnd_ct_key *orig = &s->orig;
-	struct tnd_ct_val *ct;
-	__u8 daddr[16] = {};
+	struct tnd_ct_val *ct = NULL;
+	__u32 gen = tnd_node_gen(); /* before any decision */
 	__u8 trace;
 	int created = 0, v;
 
-	if (ctx_load(ctx, ETH_HLEN + (fam == 4 ? 16 : 24), daddr, fam == 4 ? 4 : 16) < 0)
-		return TND_PASS;
-	if (!tnd_ep_lookup(daddr, fam))
+	if (!ep && !tnd_host_dst_ep(ctx, fam))
 		return TND_PASS;
 	if (!p->parsed && tnd_load_addrs(ctx, ETH_HLEN, fam, p) < 0)
 		return TND_PASS;
@@ -334,6 +348,7 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 			created = tnd_ct_track(fam, p, TND_CT_F_INBOUND, ct);
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
+	tnd_ep_cache(ct, fwd, gen, TND_CT_F_INBOUND, v);
 	if (created && v != TND_DROP)
 		tnd_trace(p, orig, fam, fwd, trace);
 	return v;
@@ -344,9 +359,9 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 {
 	struct tnd_pkt *p = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
-	struct tnd_endpoint *src;
 	struct tnd_ct_key *orig = &s->orig;
-	struct tnd_ct_val *ct;
+	struct tnd_ct_val *ct = NULL;
+	__u32 gen = tnd_node_gen(); /* before any decision */
 	__u8 trace;
 	int created = 0, v;
 
@@ -355,8 +370,6 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 		if (tnd_load_addrs(ctx, ETH_HLEN, fam, p) < 0)
 			return TND_PASS;
 	}
-	src = tnd_ep_lookup(p->t.saddr, fam);
-	fwd->src_ep = src ? src->id : 0;
 	*orig = p->t;
 	if (p->parsed) {
 		/* One lookup of the packet's own entry serves each stage. */
@@ -377,6 +390,7 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 		}
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
+	tnd_ep_cache(ct, fwd, gen, TND_CT_F_ENDPOINT, v);
 	if (created && v != TND_DROP)
 		tnd_trace(p, orig, fam, fwd, trace);
 	return v;

@@ -22,22 +22,10 @@
 #ifndef TND_BPF_NAT_H_
 #define TND_BPF_NAT_H_
 
-#ifndef TENDRIL_NAT_PORT_MIN
-#define TENDRIL_NAT_PORT_MIN TND_NAT_PORT_MIN_DEFAULT
-#define TENDRIL_NAT_PORT_MAX TND_NAT_PORT_MAX_DEFAULT
-#endif
+#include "classify.h"
 
 #define TND_NAT_RANGE (TENDRIL_NAT_PORT_MAX - TENDRIL_NAT_PORT_MIN + 1)
 
-/* A port of the NAT range (network order): where the replies of SNATed
- * flows arrive. Changing the range across a restart ends the reverse
- * translation of flows mapped outside the new one. */
-static __always_inline bool tnd_nat_port_ours(__be16 port)
-{
-	__u16 p = bpf_ntohs(port);
-
-	return p >= TENDRIL_NAT_PORT_MIN && p <= TENDRIL_NAT_PORT_MAX;
-}
 #define TND_NAT_SLOT_EGRESS (1u << 16) /* in tnd_snat_port's info: the egress scratch slot */
 
 static __always_inline bool tnd_expired(__u32 expires, __u32 now)

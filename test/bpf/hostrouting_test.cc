@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "maps/conntrack.h"
+#include "maps/node_gen.h"
 #include "test/support/lb_fixture.h"
 
 namespace tendril::test {
@@ -65,6 +67,34 @@ class HostRoutingTest : public LbFixture {
     k.proto = kTcp;
     auto v = ct4_->Lookup(k);
     return v.ok() ? *v : std::nullopt;
+  }
+
+  // The flow's own conntrack entry (either family).
+  std::optional<tnd_ct_val> Entry(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+    bool v6 = std::string(s).find(':') != std::string::npos;
+    tnd_ct_key k{};
+    std::memcpy(k.saddr, Addr(s).data(), v6 ? 16 : 4);
+    std::memcpy(k.daddr, Addr(d).data(), v6 ? 16 : 4);
+    k.sport = htons(sport);
+    k.dport = htons(dport);
+    k.proto = kTcp;
+    auto v = (v6 ? ct6_ : ct4_)->Lookup(k);
+    return v.ok() ? *v : std::nullopt;
+  }
+  // Plants `mac` as the cached destination MAC of the entry, valid now;
+  // false if the second turned meanwhile (the cache would not be used).
+  bool PlantMac(const char* s, uint16_t sport, const char* d, uint16_t dport, const Mac& mac) {
+    auto v = Entry(s, sport, d, dport);
+    if (!v || !(v->hop_flags & TND_HOP_VALID)) return false;
+    tnd_ct_key k{};
+    std::memcpy(k.saddr, Addr(s).data(), 4);
+    std::memcpy(k.daddr, Addr(d).data(), 4);
+    k.sport = htons(sport);
+    k.dport = htons(dport);
+    k.proto = kTcp;
+    std::memcpy(v->hop_dmac, mac.b, 6);
+    v->hop_sec = BpfClockSeconds();
+    return ct4_->Update(k, *v).ok() && v->hop_sec == BpfClockSeconds();
   }
 
   uint32_t lx0_ = 0;
@@ -261,6 +291,104 @@ TEST_F(HostRoutingTest, PodCidrsAndRepliesOfInboundFlowsAreNotMasqueraded) {
   int nat = 0;
   ASSERT_TRUE(nat4_->ForEach([&](const tnd_nat_key&, const tnd_nat_val&) { nat++; }).ok());
   EXPECT_EQ(nat, 0);
+}
+
+// The established path of endpoint flows (bpf/lib/ep_fast.h): the second
+// packet of a flow caches its next hop in the flow's own entry, later ones
+// take that one lookup. What comes out is what the full path writes, byte
+// for byte, and every packet is counted.
+TEST_F(HostRoutingTest, EstablishedEndpointFlowsTakeTheCachedPathByteForByte) {
+  struct Case {
+    const char* what;
+    int fd;
+    const char *s, *d;
+    uint16_t sport, dport;
+    Mac in_dst, in_src, out_dst, out_src;
+    uint8_t flag;
+  };
+  const Case cases[] = {
+      {"pod to pod", lxc_in_, "10.1.1.2", "10.1.1.3", 41000, 8080, kMacLx, kMacLocal, kMacEp2, kMacLx, TND_CT_F_ENDPOINT},
+      {"pod to pod, IPv6", lxc_in_, "fd01::2", "fd01::3", 41001, 8080, kMacLx, kMacLocal, kMacEp2, kMacLx,
+       TND_CT_F_ENDPOINT},
+      {"pod to elsewhere (FIB)", lxc_in_, "10.1.1.2", "10.1.2.7", 41002, 80, kMacLx, kMacLocal, kMacPeer, kMacNode,
+       TND_CT_F_ENDPOINT},
+      {"network to pod", tc_in_, "10.0.0.100", "10.1.1.2", 41003, 80, kMacNode, kMacClient, kMacLocal, kMacLx,
+       TND_CT_F_INBOUND},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    bool v6 = std::string(c.s).find(':') != std::string::npos;
+    auto frame = [&](Mac dst, Mac src, uint8_t ttl) {
+      Frame f;
+      f.Eth(dst, src);
+      if (v6)
+        f.Ipv6(c.s, c.d);
+      else
+        f.Ipv4(c.s, c.d);
+      return f.Ttl(ttl).Tcp(c.sport, c.dport, 0x10).Payload("data").Build();
+    };
+    const Bytes in = frame(c.in_dst, c.in_src, 64), want = frame(c.out_dst, c.out_src, 63);
+    for (int i = 0; i < 52; ++i) {
+      ProgRun r = Run(c.fd, in);
+      ASSERT_EQ(r.retval, kRedirect) << "packet " << i;
+      ASSERT_EQ(r.out, want) << "packet " << i;
+      if (i == 1) {
+        auto e = Entry(c.s, c.sport, c.d, c.dport);
+        ASSERT_TRUE(e.has_value());
+        EXPECT_EQ(e->flags, c.flag);
+        EXPECT_TRUE(e->hop_flags & TND_HOP_VALID) << "the second packet fills the cache";
+      }
+    }
+    EXPECT_EQ(Entry(c.s, c.sport, c.d, c.dport)->packets, 52u) << "cached packets are counted";
+  }
+}
+
+TEST_F(HostRoutingTest, AnEndpointFlowsCacheIsUsedUntilSomethingMustEndIt) {
+  constexpr Mac kPlanted{{0x02, 0xee, 0xee, 0xee, 0xee, 0xee}};
+  auto pkt = [](uint8_t ttl, uint8_t flags) {
+    return Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Ttl(ttl).Tcp(42000, 8080, flags).Build();
+  };
+  auto routed = [](const Mac& dst, uint8_t flags) {
+    return Frame().Eth(dst, kMacLx).Ipv4("10.1.1.2", "10.1.1.3").Ttl(63).Tcp(42000, 8080, flags).Build();
+  };
+  auto plant = [&] {
+    for (int attempt = 0; attempt < 3; ++attempt)
+      if (PlantMac("10.1.1.2", 42000, "10.1.1.3", 8080, kPlanted)) return true;
+    return false;
+  };
+  Run(lxc_in_, pkt(64, 0x10));
+  Run(lxc_in_, pkt(64, 0x10));
+  bool used = false;
+  for (int attempt = 0; attempt < 3 && !used; ++attempt) {
+    if (!plant()) continue;
+    Bytes out = Run(lxc_in_, pkt(64, 0x10)).out;
+    used = Entry("10.1.1.2", 42000, "10.1.1.3", 8080)->hop_sec == BpfClockSeconds();  // no second turned
+    if (used) EXPECT_EQ(out, routed(kPlanted, 0x10)) << "a cached packet takes the cached MAC";
+  }
+  ASSERT_TRUE(used) << "the second turned in each of three attempts";
+
+  // A packet about to expire goes to the stack (time exceeded), untouched.
+  ASSERT_TRUE(plant());
+  ProgRun dying = Run(lxc_in_, pkt(1, 0x10));
+  EXPECT_EQ(dying.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(dying.out, pkt(1, 0x10));
+  // A header the kernel would refuse (bad checksum) is the stack's too.
+  Bytes bad = pkt(64, 0x10);
+  bad[14 + 10] ^= 0x5a;
+  ProgRun rb = Run(lxc_in_, bad);
+  EXPECT_EQ(rb.retval, static_cast<uint32_t>(TC_ACT_OK));
+  EXPECT_EQ(rb.out, bad);
+  // A new generation (the agent's bump on a route, neighbour or endpoint
+  // change) decides again.
+  ASSERT_TRUE(plant());
+  ASSERT_TRUE(BumpNodeGeneration(pins_->path() + "/" TND_MAP_NODE).ok());
+  EXPECT_EQ(Run(lxc_in_, pkt(64, 0x10)).out, routed(kMacEp2, 0x10));
+  // A FIN adds to the flow's state: the full path's, and the flow is closed.
+  ASSERT_TRUE(plant());
+  EXPECT_EQ(Run(lxc_in_, pkt(64, 0x11)).out, routed(kMacEp2, 0x11));
+  EXPECT_TRUE(Entry("10.1.1.2", 42000, "10.1.1.3", 8080)->tcp_flags & TND_TCP_FIN);
+  ASSERT_TRUE(plant());
+  EXPECT_EQ(Run(lxc_in_, pkt(64, 0x10)).out, routed(kMacEp2, 0x10)) << "a closed flow's cache serves nothing";
 }
 
 }  // namespace
