@@ -56,9 +56,11 @@ absl::StatusOr<Agent::Loaded> Agent::LoadObject(const std::string& path,
   }
   TND_ASSIGN_OR_RETURN(int v4, obj->MapFd(TND_MAP_PREFILTER_V4));
   TND_ASSIGN_OR_RETURN(int v6, obj->MapFd(TND_MAP_PREFILTER_V6));
+  TND_ASSIGN_OR_RETURN(int state, obj->MapFd(TND_MAP_PREFILTER_STATE));
   Loaded l{std::move(*obj), nullptr, offload_dev};
   l.prefilter = std::make_unique<Prefilter>(PrefilterV4Map(Dup(v4), TND_MAP_PREFILTER_V4),
-                                            PrefilterV6Map(Dup(v6), TND_MAP_PREFILTER_V6));
+                                            PrefilterV6Map(Dup(v6), TND_MAP_PREFILTER_V6),
+                                            PrefilterStateMap(Dup(state), TND_MAP_PREFILTER_STATE));
   return l;
 }
 

@@ -78,15 +78,25 @@ absl::Status Prefilter::Remove(const Cidr& c) {
   return c.family == Family::kV4 ? v4_.Delete(V4Key(c)) : v6_.Delete(V6Key(c));
 }
 
+absl::Status Prefilter::WriteState(const std::set<Cidr>& a, const std::set<Cidr>& b) {
+  tnd_prefilter_state st{};
+  for (const auto* set : {&a, &b})
+    for (const Cidr& c : *set) (c.family == Family::kV4 ? st.v4 : st.v6) = 1;
+  return Annotate(state_.Update(0, st), "prefilter state (which deny lists hold entries)");
+}
+
 absl::StatusOr<Prefilter::SyncStats> Prefilter::Sync(const std::set<Cidr>& want) {
   TND_RETURN_IF_ERROR(CheckPrefilterCapacity(want));
   TND_ASSIGN_OR_RETURN(std::set<Cidr> have, Current());
+  // Both lists' families on while entries come and go; the final ones after.
+  TND_RETURN_IF_ERROR(WriteState(have, want));
   SyncStats st;
   std::vector<Cidr> added;
   auto restore = [&]() {
     for (const Cidr& c : added) (void)Remove(c);
     for (const Cidr& c : have)
       if (auto s = Insert(c); !s.ok()) TND_LOG_ERROR("prefilter restore of ", c.ToString(), ": ", s.message());
+    if (auto s = WriteState(have, {}); !s.ok()) TND_LOG_ERROR(s.message());
   };
   for (const Cidr& c : want) {
     if (have.count(c)) continue;
@@ -105,6 +115,7 @@ absl::StatusOr<Prefilter::SyncStats> Prefilter::Sync(const std::set<Cidr>& want)
     }
     st.removed++;
   }
+  TND_RETURN_IF_ERROR(WriteState(want, {}));
   return st;
 }
 

@@ -14,6 +14,7 @@ namespace tendril {
 
 using PrefilterV4Map = Map<tnd_lpm_v4_key, tnd_prefilter_val>;
 using PrefilterV6Map = Map<tnd_lpm_v6_key, tnd_prefilter_val>;
+using PrefilterStateMap = Map<uint32_t, tnd_prefilter_state>;
 
 // Parses every text; the error names each one that is bad.
 absl::StatusOr<std::vector<Cidr>> ParseCidrList(const std::vector<std::string>& texts);
@@ -23,7 +24,9 @@ absl::Status CheckPrefilterCapacity(const std::set<Cidr>& want);
 
 class Prefilter {
  public:
-  Prefilter(PrefilterV4Map v4, PrefilterV6Map v6) : v4_(std::move(v4)), v6_(std::move(v6)) {}
+  // `state`: which lists hold entries (the programs skip an empty one).
+  Prefilter(PrefilterV4Map v4, PrefilterV6Map v6, PrefilterStateMap state)
+      : v4_(std::move(v4)), v6_(std::move(v6)), state_(std::move(state)) {}
 
   // What the kernel maps hold now.
   absl::StatusOr<std::set<Cidr>> Current() const;
@@ -33,15 +36,20 @@ class Prefilter {
     int removed = 0;
   };
   // Makes the maps hold exactly `want`: adds first, then removes. If a write
-  // fails, restores what the maps held before and returns the error.
+  // fails, restores what the maps held before and returns the error. A
+  // family's "may hold entries" flag is set before its first entry is added
+  // and cleared after its last is removed.
   absl::StatusOr<SyncStats> Sync(const std::set<Cidr>& want);
 
  private:
   absl::Status Insert(const Cidr& c);
   absl::Status Remove(const Cidr& c);
+  // Sets the state to which families hold entries in `a` or in `b`.
+  absl::Status WriteState(const std::set<Cidr>& a, const std::set<Cidr>& b);
 
   PrefilterV4Map v4_;
   PrefilterV6Map v6_;
+  PrefilterStateMap state_;
 };
 
 }  // namespace tendril

@@ -19,6 +19,7 @@
 /* ---- map names (pin names) ---------------------------------------------- */
 #define TND_MAP_PREFILTER_V4 "tnd_pf_v4"
 #define TND_MAP_PREFILTER_V6 "tnd_pf_v6"
+#define TND_MAP_PREFILTER_STATE "tnd_pf_state"
 #define TND_MAP_METRICS "tnd_metrics"
 #define TND_MAP_XDP_CALLS "tnd_xdp_calls" /* prog array, per object, not pinned */
 #define TND_MAP_XDP_SCRATCH "tnd_xdp_scratch" /* per-CPU scratch, not pinned */
@@ -109,6 +110,15 @@ struct tnd_lpm_v6_key {
 
 struct tnd_prefilter_val {
 	__u32 flags; /* reserved, 0 */
+};
+
+/* Which deny lists may hold entries (one array entry, next to the tries of
+ * the same object): 0 for a family means its list is empty and a packet of
+ * it passes without a trie lookup. The writer sets a family's flag before
+ * its first entry goes in and clears it after its last is gone. */
+struct tnd_prefilter_state {
+	__u32 v4;
+	__u32 v6;
 };
 
 /* ---- metrics (per-CPU array) --------------------------------------------- */

@@ -60,39 +60,7 @@ double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t* verdict) {
   return test::NsPerPacket(prog_fd, frame, kRepeat, kRounds, verdict);
 }
 
-// The other way to measure: one run per BPF_PROG_TEST_RUN call (repeat 1),
-// each on the original frame, the kernel-reported duration of that run,
-// median of kSingles calls. The figure carries the kernel's fixed cost of
-// timing one run (a bare program reads 20-30 ns this way) and a cold start
-// of each run; it needs no wrapper. `vary`: a new source port every call
-// (a new flow each time), at byte `sport_off`.
-constexpr int kSingles = 3001;
-
-double SingleRunNs(int prog_fd, Bytes frame, bool vary, size_t sport_off) {
-  std::vector<double> d;
-  Bytes out(frame.size() + 512);
-  for (int i = 0; i < kSingles; ++i) {
-    if (vary) {
-      const uint16_t port = static_cast<uint16_t>(1024 + i % 60000);
-      frame[sport_off] = static_cast<uint8_t>(port >> 8);
-      frame[sport_off + 1] = static_cast<uint8_t>(port);
-      // TCP checksum: the programs check only the IP header's; the ports
-      // are rewritten incrementally, so a stale L4 sum stays stale.
-    }
-    bpf_test_run_opts o;
-    std::memset(&o, 0, sizeof(o));
-    o.sz = sizeof(o);
-    o.data_in = frame.data();
-    o.data_size_in = static_cast<uint32_t>(frame.size());
-    o.data_out = out.data();
-    o.data_size_out = static_cast<uint32_t>(out.size());
-    o.repeat = 1;
-    if (bpf_prog_test_run_opts(prog_fd, &o) != 0) return -1;
-    d.push_back(static_cast<double>(o.duration));
-  }
-  std::sort(d.begin(), d.end());
-  return d[d.size() / 2];
-}
+constexpr int kSingles = 3001;  // one run per call: the median of this many
 
 // The node's device, a NodePort service with three backends on the other
 // node (DNAT + SNAT, the XDP fast path's case), two pods behind lx0
@@ -187,9 +155,9 @@ struct Wrapper {
       r.wrapped_np = NsPerPacket(wrap, frame, &v);
       r.net = r.wrapped_np - r.wrapped_pass + r.bare;
     }
-    r.single_bare = SingleRunNs(pass, frame, false, 0);
+    r.single_bare = test::SingleRunNs(kSingles, pass, frame, false, 0);
     if (vary == Vary::kNewFlows && flush) flush();
-    r.single = SingleRunNs(prog, frame, vary != Vary::kNone, 34);
+    r.single = test::SingleRunNs(kSingles, prog, frame, vary != Vary::kNone, 34);
     if (!r.wrapped) r.verdict = static_cast<uint32_t>(RunProgram(prog, frame).value_or(ProgRun{}).retval);
     else r.verdict = v;
     return r;

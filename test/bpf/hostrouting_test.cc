@@ -363,7 +363,9 @@ TEST_F(HostRoutingTest, AnEndpointFlowsCacheIsUsedUntilSomethingMustEndIt) {
     if (!plant()) continue;
     Bytes out = Run(lxc_in_, pkt(64, 0x10)).out;
     used = Entry("10.1.1.2", 42000, "10.1.1.3", 8080)->hop_sec == BpfClockSeconds();  // no second turned
-    if (used) EXPECT_EQ(out, routed(kPlanted, 0x10)) << "a cached packet takes the cached MAC";
+    if (used) {
+      EXPECT_EQ(out, routed(kPlanted, 0x10)) << "a cached packet takes the cached MAC";
+    }
   }
   ASSERT_TRUE(used) << "the second turned in each of three attempts";
 

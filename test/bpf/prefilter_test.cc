@@ -30,8 +30,9 @@ class PrefilterPacketTest : public ::testing::Test {
     obj_ = std::make_unique<BpfObject>(std::move(*obj));
     auto v4 = PrefilterV4Map::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_V4, "v4");
     auto v6 = PrefilterV6Map::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_V6, "v6");
-    ASSERT_TRUE(v4.ok() && v6.ok());
-    prefilter_ = std::make_unique<Prefilter>(std::move(*v4), std::move(*v6));
+    auto state = PrefilterStateMap::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_STATE, "state");
+    ASSERT_TRUE(v4.ok() && v6.ok() && state.ok());
+    prefilter_ = std::make_unique<Prefilter>(std::move(*v4), std::move(*v6), std::move(*state));
     entry_fd_ = *obj_->ProgramFd(kXdpEntryProgram);
   }
 
@@ -119,6 +120,35 @@ TEST_F(PrefilterPacketTest, DeniedIpv6SourceIsDropped) {
   // An IPv4 deny list never matches IPv6 and the other way round.
   Expect(TcpV4("32.1.13.184"), XDP_PASS, "v4 with the same leading bytes");
   EXPECT_EQ(Drops()[TND_DROP_PREFILTER_DENIED].packets, 4u);
+}
+
+// A family whose deny list is empty costs no trie lookup: the state says
+// which lists hold entries, and the programs trust it (an entry written
+// behind the writer's back, with the state left at "empty", denies nothing).
+TEST_F(PrefilterPacketTest, TheStateFollowsWhichListsHoldEntries) {
+  auto state = PrefilterStateMap::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_STATE, "state");
+  ASSERT_TRUE(state.ok()) << state.status();
+  auto flags = [&] {
+    auto v = state->Lookup(0);
+    EXPECT_TRUE(v.ok() && v->has_value());
+    return v.ok() && v->has_value() ? std::make_pair((*v)->v4, (*v)->v6) : std::make_pair(9u, 9u);
+  };
+  Deny({"198.51.100.0/24"});
+  EXPECT_EQ(flags(), std::make_pair(1u, 0u));
+  Deny({"198.51.100.0/24", "2001:db8:bad::/48"});
+  EXPECT_EQ(flags(), std::make_pair(1u, 1u));
+  Deny({"2001:db8:bad::/48"});
+  EXPECT_EQ(flags(), std::make_pair(0u, 1u));
+  Expect(TcpV4("198.51.100.7"), XDP_PASS, "v4 list emptied");
+  Expect(TcpV6("2001:db8:bad::1"), XDP_DROP, "v6 list kept");
+
+  auto v4 = PrefilterV4Map::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_V4, "v4");
+  ASSERT_TRUE(v4.ok());
+  tnd_lpm_v4_key k{24, {198, 51, 100, 0}};
+  ASSERT_TRUE(v4->Update(k, tnd_prefilter_val{}).ok());
+  Expect(TcpV4("198.51.100.7"), XDP_PASS, "the state says the v4 list is empty: no lookup");
+  ASSERT_TRUE(state->Update(0, tnd_prefilter_state{1, 1}).ok());
+  Expect(TcpV4("198.51.100.7"), XDP_DROP, "looked up once the state says so");
 }
 
 TEST_F(PrefilterPacketTest, PrefixBoundariesAndLongestPrefix) {

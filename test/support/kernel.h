@@ -90,6 +90,14 @@ absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame, uint32_t ifi
 // the kernel refuses the run.
 double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds, uint32_t* verdict);
 
+// The other way to measure: one run per BPF_PROG_TEST_RUN call (repeat 1),
+// each on the original frame, the kernel-reported duration of that run,
+// median of `calls`. The figure carries the kernel's fixed cost of timing one
+// run (a bare program reads 20-60 ns this way) and a cold start of each run;
+// it needs no wrapper. `vary`: a new source port every call (a new flow each
+// time), at byte `sport_off`. -1 if the kernel refuses the run.
+double SingleRunNs(int calls, int prog_fd, Bytes frame, bool vary, size_t sport_off);
+
 // The `tendril` CLI against an agent's socket and pins.
 struct CliResult {
   int rc = -1;
