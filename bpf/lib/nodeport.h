@@ -367,6 +367,9 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 {
 	if (!ct || !(ct->flags & TND_CT_F_SERVICE) || !tnd_ct_cache_ok(ct, p->tcp_flags, gen))
 		return -1;
+	/* A DSR flow's SYN (a retransmission too) carries the option: tc's. */
+	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN))
+		return TND_CTX_XDP ? TND_PASS : -1;
 #if TND_CTX_XDP
 	if (ct->hop_flags & TND_HOP_PEER)
 		return TND_PASS; /* into a pod's namespace: tc's */
@@ -455,9 +458,11 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	dsr = remote && (svc.flags & TND_SVC_F_DSR) && !(svc.flags & TND_SVC_F_LOCAL);
 	snat = remote && !(svc.flags & (TND_SVC_F_LOCAL | TND_SVC_F_DSR));
 #if TND_CTX_XDP
-	/* XDP does the remote SNAT case; local delivery, DSR (adds an option)
-	 * and unresolved neighbours are tc's, on the unmodified packet. */
-	if (r > 0 || !snat)
+	/* XDP does the remote cases it rewrites in place: SNAT, and DSR past
+	 * the packets that carry the option (a flow's first, a SYN: tc inserts
+	 * it). Local delivery and unresolved neighbours are tc's, on the
+	 * unmodified packet. */
+	if (r > 0 || !(snat || dsr) || (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN))))
 		return TND_PASS;
 #endif
 	if (snat) {
@@ -470,7 +475,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	}
 
 	w->nport = nport;
-	w->cache = r == 0 && !dsr; /* forwarded with the MACs known, no option to insert */
+	w->cache = r == 0; /* forwarded with the MACs known (a DSR SYN never takes the cache) */
 	tnd_lb_track(p, fam, w, new_flow ? NULL : ct,
 		     (snat ? TND_CT_F_SNAT : 0) | (dsr ? TND_CT_F_DSR : 0) | (remote ? 0 : TND_CT_F_LOCAL) |
 			     (TND_CTX_XDP ? TND_CT_F_XDP : 0),

@@ -409,7 +409,7 @@ TEST_F(NodePortTest, FragmentsFollowTheirFirstFragment) {
 TEST_F(NodePortTest, DsrAddsTheFrontendOptionAndTheBackendNodeAnswersFromIt) {
   AddService("10.0.0.1", 30086, kTcp, 18, kExt | TND_SVC_F_DSR, {{"10.1.2.2", 80}}, 90);
   Bytes syn = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30086).Build();
-  // XDP does not add options: tc's job.
+  // XDP does not add options: the first packet is tc's.
   EXPECT_EQ(Run(xdp_in_, syn).retval, static_cast<uint32_t>(XDP_PASS));
   ProgRun r = Run(tc_in_, syn);
   EXPECT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
@@ -420,6 +420,18 @@ TEST_F(NodePortTest, DsrAddsTheFrontendOptionAndTheBackendNodeAnswersFromIt) {
   int nat = 0;
   (void)nat4_->ForEach([&](const tnd_nat_key&, const tnd_nat_val&) { nat++; });
   EXPECT_EQ(nat, 0);
+  // Past the SYN nothing needs the option: XDP forwards the flow itself,
+  // by the full path and then by the cached one; a retransmitted SYN is
+  // tc's again, and gets the option again.
+  Bytes ack = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30086, 0x10).Build();
+  Bytes ack_out = Frame().Eth(kMacPeer, kMacNode).Ipv4("10.0.0.100", "10.1.2.2").Tcp(40000, 80, 0x10).Build();
+  for (int i = 0; i < 3; ++i) {
+    ProgRun x = Run(xdp_in_, ack);
+    EXPECT_EQ(x.retval, static_cast<uint32_t>(XDP_REDIRECT)) << "ACK " << i;
+    EXPECT_EQ(x.out, ack_out) << "ACK " << i;
+  }
+  EXPECT_EQ(Run(xdp_in_, syn).retval, static_cast<uint32_t>(XDP_PASS)) << "a retransmitted SYN";
+  EXPECT_EQ(Run(tc_in_, syn).out, want);
 
   // On the backend's node (a fresh state): the option is learnt and the
   // packet passed on; the backend's reply leaves from the frontend.

@@ -192,9 +192,10 @@ class NodePortE2ETest : public ::testing::TestWithParam<std::string> {
 };
 
 // Cases by the modes they need, to keep the run short: the core paths in all
-// three; where XDP does work of its own (SNAT, source ranges, ICMP, Maglev,
-// restart) native XDP and tc; where XDP only passes packets on to tc (Local
-// policy, DSR: covered frame by frame in the packet tests) tc.
+// three; where XDP does work of its own (SNAT, DSR past the first packet,
+// source ranges, ICMP, Maglev, restart) native XDP and tc; where XDP only
+// passes packets on to tc (Local policy: covered frame by frame in the packet
+// tests) tc.
 class NodePortXdpE2ETest : public NodePortE2ETest {};
 class NodePortTcE2ETest : public NodePortE2ETest {};
 
@@ -299,7 +300,7 @@ TEST_P(NodePortTcE2ETest, LocalPolicyKeepsTheClientAndDropsWithoutLocalBackends)
   EXPECT_EQ(json::parse(out, nullptr, false).value("localEndpoints", -1), 1) << out;
 }
 
-TEST_P(NodePortTcE2ETest, DsrRepliesComeFromTheBackendsNode) {
+TEST_P(NodePortXdpE2ETest, DsrRepliesComeFromTheBackendsNode) {
   AddEverywhere({"--frontend", "10.96.0.15:80/TCP", "--type", "NodePort", "--node-port", "30084", "--dsr",
                  "--backends", "10.1.2.2:8080"});
   // be2 sees the client itself (no SNAT) and the client sees the frontend.
