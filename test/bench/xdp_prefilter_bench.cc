@@ -54,6 +54,38 @@ std::set<Cidr> RandomCidrs(Family f, size_t n, uint32_t seed) {
   return out;
 }
 
+struct Row {
+  std::string name;
+  size_t entries;
+  double ns, base_ns;
+  double single, single_base;  // one run per call (SingleRunNs)
+  uint32_t verdict;
+};
+
+void Print(const std::vector<Row>& rows, bool json_out) {
+  if (json_out) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : rows)
+      j.push_back({{"case", r.name}, {"deny_entries", r.entries}, {"ns_per_packet", r.ns},
+                   {"baseline_ns_per_packet", r.base_ns}, {"ratio", r.ns / r.base_ns},
+                   {"one_run_ns", r.single}, {"one_run_baseline_ns", r.single_base},
+                   {"one_run_ratio", r.single / r.single_base},
+                   {"verdict", r.verdict == XDP_DROP ? "drop" : "pass"}});
+    PrintJson(j);
+    return;
+  }
+  std::printf("XDP prefilter per-packet cost (BPF_PROG_TEST_RUN, repeat %u, kernel-reported duration, median of %d;\n",
+              kRepeat, kRounds);
+  std::printf("and one run per call: repeat 1, kernel-reported duration, median of %d)\n", kSingles);
+  std::printf("baseline: bench_xdp_pass (return XDP_PASS) on the same frame, same run\n\n");
+  std::printf("%-32s %8s %9s %9s %7s | %9s %9s %7s\n", "case", "verdict", "ns/pkt", "baseline", "ratio", "1 run",
+              "baseline", "ratio");
+  for (const auto& r : rows)
+    std::printf("%-32s %8s %9.1f %9.1f %6.2fx | %9.1f %9.1f %6.2fx\n", r.name.c_str(),
+                r.verdict == XDP_DROP ? "drop" : "pass", r.ns, r.base_ns, r.ns / r.base_ns, r.single, r.single_base,
+                r.single / r.single_base);
+}
+
 int Main(bool json_out) {
   TempPinRoot pins;
   LoadOptions lo{BpfObjectPath("bpf_xdp"), pins.path()};
@@ -83,13 +115,6 @@ int Main(bool json_out) {
   Bytes v6 = Frame().Eth().Ipv6("fd00::3", "fd00::1").Tcp(40000, 80).Build();
   Bytes vlan = Frame().Eth().Vlan(100).Ipv4("10.1.2.3", "10.0.0.1").Tcp(40000, 80).Build();
 
-  struct Row {
-    std::string name;
-    size_t entries;
-    double ns, base_ns;
-    double single, single_base;  // one run per call (SingleRunNs)
-    uint32_t verdict;
-  };
   std::vector<Row> rows;
   auto measure = [&](const std::string& name, size_t entries, const Bytes& frame) {
     uint32_t v, bv;
@@ -120,27 +145,7 @@ int Main(bool json_out) {
     measure("v6 pass, " + tag, n, v6);
   }
 
-  if (json_out) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& r : rows)
-      j.push_back({{"case", r.name}, {"deny_entries", r.entries}, {"ns_per_packet", r.ns},
-                   {"baseline_ns_per_packet", r.base_ns}, {"ratio", r.ns / r.base_ns},
-                   {"one_run_ns", r.single}, {"one_run_baseline_ns", r.single_base},
-                   {"one_run_ratio", r.single / r.single_base},
-                   {"verdict", r.verdict == XDP_DROP ? "drop" : "pass"}});
-    PrintJson(j);
-    return 0;
-  }
-  std::printf("XDP prefilter per-packet cost (BPF_PROG_TEST_RUN, repeat %u, kernel-reported duration, median of %d;\n",
-              kRepeat, kRounds);
-  std::printf("and one run per call: repeat 1, kernel-reported duration, median of %d)\n", kSingles);
-  std::printf("baseline: bench_xdp_pass (return XDP_PASS) on the same frame, same run\n\n");
-  std::printf("%-32s %8s %9s %9s %7s | %9s %9s %7s\n", "case", "verdict", "ns/pkt", "baseline", "ratio", "1 run",
-              "baseline", "ratio");
-  for (const auto& r : rows)
-    std::printf("%-32s %8s %9.1f %9.1f %6.2fx | %9.1f %9.1f %6.2fx\n", r.name.c_str(),
-                r.verdict == XDP_DROP ? "drop" : "pass", r.ns, r.base_ns, r.ns / r.base_ns, r.single, r.single_base,
-                r.single / r.single_base);
+  Print(rows, json_out);
   return 0;
 }
 
