@@ -46,14 +46,15 @@ int CmdBpfCtList(const Globals& g, bool v6) {
     }
     if (v.flags & TND_CT_F_REPLY) e["reply_source"] = AddrPortText(v.nat_addr, v.nat_port, fam);
     // The established path's cache (valid while the node's generation holds,
-    // within the second it was filled).
-    if ((v.flags & TND_CT_F_SERVICE) && (v.hop_flags & TND_HOP_VALID)) {
-      json c = {{"backend", AddrPortText(v.nat_addr, v.nat_port, fam)},
-                {"ifindex", v.hop_ifindex},
+    // within the second it was filled): a service flow's forward entry, or
+    // a pod's own flow (endpoint, inbound).
+    if (!(v.flags & TND_CT_F_REPLY) && (v.hop_flags & TND_HOP_VALID)) {
+      json c = {{"ifindex", v.hop_ifindex},
                 {"dest_mac", MacToString(v.hop_dmac)},
                 {"source_mac", MacToString(v.hop_smac)},
                 {"into_endpoint", (v.hop_flags & TND_HOP_PEER) != 0},
                 {"generation", v.hop_gen}};
+      if (v.flags & TND_CT_F_SERVICE) c["backend"] = AddrPortText(v.nat_addr, v.nat_port, fam);
       if (v.flags & TND_CT_F_SNAT) c["snat_source"] = AddrPortText(v.snat_addr, v.snat_port, fam);
       e["cached_path"] = c;
     }

@@ -44,10 +44,16 @@ TEST_F(EndpointE2ETest, PodsOnOneNodeAreRoutedWithoutTheHostStack) {
   json bpf_eps = Json(0, {"bpf", "endpoint", "list"});
   EXPECT_EQ(bpf_eps.size(), 4u);  // two pods, v4 and v6 each
   json ct = Json(0, {"bpf", "ct", "list"});
-  bool saw_pod_flow = false;
-  for (const auto& e : ct)
-    if (e.value("source", "").rfind("10.200.1.10:", 0) == 0 && e.value("flags", "") == "endpoint") saw_pod_flow = true;
+  bool saw_pod_flow = false, saw_cache = false;
+  for (const auto& e : ct) {
+    if (e.value("source", "").rfind("10.200.1.10:", 0) != 0 || e.value("flags", "") != "endpoint") continue;
+    saw_pod_flow = true;
+    // Pod to pod on the node: the flow's entry caches the way into pod 2.
+    if (e.value("destination", "") == "10.200.1.11:8080" && e.contains("cached_path"))
+      saw_cache |= e["cached_path"].value("into_endpoint", false);
+  }
   EXPECT_TRUE(saw_pod_flow) << ct.dump();
+  EXPECT_TRUE(saw_cache) << "no cached path into pod 2: " << ct.dump();
   json nat = Json(0, {"bpf", "nat", "list"});
   bool masq = false;
   for (const auto& e : nat) masq |= e.value("source", "").rfind("10.200.1.10:", 0) == 0;
