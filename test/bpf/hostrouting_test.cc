@@ -58,27 +58,23 @@ class HostRoutingTest : public LbFixture {
     ASSERT_TRUE(nomasq4_->Update(k, tnd_nomasq_val{1}).ok());
   }
 
-  std::optional<tnd_ct_val> Ct4(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+  // The key of the TCP flow s:sport -> d:dport (either family).
+  static tnd_ct_key Key(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+    const size_t n = std::string(s).find(':') != std::string::npos ? 16 : 4;
     tnd_ct_key k{};
-    std::memcpy(k.saddr, Addr(s).data(), 4);
-    std::memcpy(k.daddr, Addr(d).data(), 4);
+    std::memcpy(k.saddr, Addr(s).data(), n);
+    std::memcpy(k.daddr, Addr(d).data(), n);
     k.sport = htons(sport);
     k.dport = htons(dport);
     k.proto = kTcp;
-    auto v = ct4_->Lookup(k);
-    return v.ok() ? *v : std::nullopt;
+    return k;
   }
-
-  // The flow's own conntrack entry (either family).
+  Map<tnd_ct_key, tnd_ct_val>& CtMap(const char* s) {
+    return std::string(s).find(':') != std::string::npos ? *ct6_ : *ct4_;
+  }
+  // The flow's own conntrack entry.
   std::optional<tnd_ct_val> Entry(const char* s, uint16_t sport, const char* d, uint16_t dport) {
-    bool v6 = std::string(s).find(':') != std::string::npos;
-    tnd_ct_key k{};
-    std::memcpy(k.saddr, Addr(s).data(), v6 ? 16 : 4);
-    std::memcpy(k.daddr, Addr(d).data(), v6 ? 16 : 4);
-    k.sport = htons(sport);
-    k.dport = htons(dport);
-    k.proto = kTcp;
-    auto v = (v6 ? ct6_ : ct4_)->Lookup(k);
+    auto v = CtMap(s).Lookup(Key(s, sport, d, dport));
     return v.ok() ? *v : std::nullopt;
   }
   // Plants `mac` as the cached destination MAC of the entry, valid now;
@@ -86,15 +82,9 @@ class HostRoutingTest : public LbFixture {
   bool PlantMac(const char* s, uint16_t sport, const char* d, uint16_t dport, const Mac& mac) {
     auto v = Entry(s, sport, d, dport);
     if (!v || !(v->hop_flags & TND_HOP_VALID)) return false;
-    tnd_ct_key k{};
-    std::memcpy(k.saddr, Addr(s).data(), 4);
-    std::memcpy(k.daddr, Addr(d).data(), 4);
-    k.sport = htons(sport);
-    k.dport = htons(dport);
-    k.proto = kTcp;
     std::memcpy(v->hop_dmac, mac.b, 6);
     v->hop_sec = BpfClockSeconds();
-    return ct4_->Update(k, *v).ok() && v->hop_sec == BpfClockSeconds();
+    return CtMap(s).Update(Key(s, sport, d, dport), *v).ok() && v->hop_sec == BpfClockSeconds();
   }
 
   uint32_t lx0_ = 0;
@@ -106,7 +96,7 @@ TEST_F(HostRoutingTest, EndpointToLocalEndpointGoesStraightIntoItsNamespace) {
   EXPECT_EQ(r.retval, kRedirect);
   Bytes want = Frame().Eth(kMacEp2, kMacLx).Ipv4("10.1.1.2", "10.1.1.3").Ttl(63).Tcp(40000, 8080).Payload("hi").Build();
   EXPECT_EQ(r.out, want);
-  auto ct = Ct4("10.1.1.2", 40000, "10.1.1.3", 8080);
+  auto ct = Entry("10.1.1.2", 40000, "10.1.1.3", 8080);
   ASSERT_TRUE(ct.has_value());
   EXPECT_EQ(ct->flags, TND_CT_F_ENDPOINT);
 
@@ -157,7 +147,7 @@ TEST_F(HostRoutingTest, ServiceFromAnEndpointIsTranslatedBothWays) {
   EXPECT_EQ(r.retval, kRedirect);
   EXPECT_EQ(r.out,
             Frame().Eth(kMacEp2, kMacLx).Ipv4("10.1.1.2", "10.1.1.3").Ttl(63).Tcp(40000, 8080).Payload("GET").Build());
-  auto fwd = Ct4("10.1.1.2", 40000, "10.96.0.10", 80);
+  auto fwd = Entry("10.1.1.2", 40000, "10.96.0.10", 80);
   ASSERT_TRUE(fwd.has_value());
   EXPECT_EQ(fwd->flags, TND_CT_F_SERVICE | TND_CT_F_ENDPOINT);
   EXPECT_EQ(fwd->backend_id, 300u);
@@ -199,7 +189,7 @@ TEST_F(HostRoutingTest, SynOnAClosedFlowsTupleIsANewFlow) {
   AddService("10.96.0.10", 80, kTcp, 21, 0, {{"10.1.1.3", 9090}}, 301);
   EXPECT_EQ(to_vip(40000, 0x02).out, at_backend(40000, 9090, 0x02)) << "the closed flow's backend was reused";
   EXPECT_EQ(to_vip(40001, 0x10).out, at_backend(40001, 8080, 0x10)) << "an open flow keeps its backend";
-  auto fwd = Ct4("10.1.1.2", 40000, "10.96.0.10", 80);
+  auto fwd = Entry("10.1.1.2", 40000, "10.96.0.10", 80);
   ASSERT_TRUE(fwd.has_value());
   EXPECT_EQ(fwd->backend_id, 301u);
 
@@ -281,7 +271,7 @@ TEST_F(HostRoutingTest, PodCidrsAndRepliesOfInboundFlowsAreNotMasqueraded) {
   ProgRun ri = Run(tc_in_, in);
   EXPECT_EQ(ri.retval, kRedirect);
   EXPECT_EQ(ri.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.0.0.100", "10.1.1.2").Ttl(63).Tcp(5000, 80).Build());
-  auto ct = Ct4("10.0.0.100", 5000, "10.1.1.2", 80);
+  auto ct = Entry("10.0.0.100", 5000, "10.1.1.2", 80);
   ASSERT_TRUE(ct.has_value());
   EXPECT_EQ(ct->flags, TND_CT_F_INBOUND);
   Bytes answer = Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.2", "10.0.0.100").Tcp(80, 5000, 0x12).Build();

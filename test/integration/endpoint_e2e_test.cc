@@ -8,7 +8,10 @@
 //   node 1: 10.0.0.1, pods 10.200.1.10 (endpoint 1), 10.200.1.11 (endpoint 2)
 //   node 2: 10.0.0.2, pod  10.200.2.10 (endpoint 1)
 //   outside: 10.0.0.100 (no route to the pod CIDRs: it only sees nodes)
+#include <thread>
+
 #include "test/integration/endpoint_cluster.h"
+#include "test/support/churn.h"
 #include "test/support/kube_proxy_rules.h"
 
 namespace tendril::test {
@@ -58,6 +61,42 @@ TEST_F(EndpointE2ETest, PodsOnOneNodeAreRoutedWithoutTheHostStack) {
   bool masq = false;
   for (const auto& e : nat) masq |= e.value("source", "").rfind("10.200.1.10:", 0) == 0;
   EXPECT_TRUE(masq) << nat.dump();
+}
+
+// Sustained pod-to-pod churn while everything the flows' cached paths
+// depend on moves: short connections for 5 s (each one's later packets take
+// the cached path; source ports wrap, so closed tuples are reused) while the
+// agent restarts and route changes bump the node's generation. None may
+// fail, and the disturbance must fall inside the churn.
+TEST_F(EndpointE2ETest, PodToPodChurnThroughARestartAndRouteChangesFailsNone) {
+  using Clock = std::chrono::steady_clock;
+  RequestServer server(Pod(0, 2), "10.200.1.11", 9090);
+  ASSERT_TRUE(server.ok());
+  ChurnSpec spec;
+  spec.sources = {"10.200.1.10"};
+  spec.dst = "10.200.1.11";
+  spec.dport = 9090;
+  spec.seconds = 5;
+  Clock::time_point disturbed;
+  std::thread disturb([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    EXPECT_EQ(nodes_[0]->agent->Stop(), 0);
+    StartAgent(0);
+    for (int i = 0; i < 3; ++i) {  // each route event bumps the generation
+      EXPECT_EQ(nodes_[0]->ns->Exec({"ip", "route", "add", "blackhole", "10.250." + std::to_string(i) + ".0/24"}),
+                0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    disturbed = Clock::now();
+  });
+  ChurnResult r = RunChurn(Pod(0, 1), spec);
+  const Clock::time_point churn_end = Clock::now();
+  disturb.join();
+  EXPECT_LT(disturbed, churn_end) << "the restart and route changes ended after the churn";
+  EXPECT_EQ(r.failed, 0) << r.Summary();
+  EXPECT_GE(r.ok, 20000) << r.Summary();
+  // The cached path serves the flows after all of it.
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
 }
 
 TEST_F(EndpointE2ETest, PodsOnTwoNodesTalkThroughTheNativeDevices) {
