@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -13,6 +14,7 @@
 #include "common/status.h"
 #include "maps/pinned_map.h"
 #include "maps/tendril_maps.h"
+#include "network/netns.h"
 
 namespace tendril {
 namespace {
@@ -156,6 +158,9 @@ absl::Status EndpointManager::ConfigureNamespaceSide(Endpoint& e) {
   TND_ASSIGN_OR_RETURN(auto link, pod.GetLink(e.container_ifname));
   if (!link) return absl::NotFoundError(absl::StrCat("device ", what, " is missing"));
   e.mac = link->mac;
+  // GRO on runs the namespace side's receive path under NAPI: frames XDP
+  // redirects into the veth are taken (without it the kernel drops them).
+  TND_RETURN_IF_ERROR(Annotate(InNetns(e.netns, [&] { return SetGro(e.container_ifname, true); }), what));
   TND_RETURN_IF_ERROR(pod.SetUp(1, absl::StrCat("lo in ", e.netns)));
   TND_RETURN_IF_ERROR(pod.SetUp(link->ifindex, what));
   for (const IpAddr& ip : e.ips) {
@@ -184,6 +189,7 @@ absl::Status EndpointManager::ReadPeer(Endpoint& e, Rtnl& host) {
     TND_ASSIGN_OR_RETURN(auto peer, pod.GetLink(e.container_ifname));
     if (!peer) return absl::NotFoundError(absl::StrCat("device ", e.container_ifname, " in ", e.netns, " is missing"));
     e.mac = peer->mac;
+    e.mtu = peer->mtu;
     return absl::OkStatus();
   }
   TND_ASSIGN_OR_RETURN(auto peer, host.GetLinkByIndex(link->peer_ifindex, link->link_netnsid));
@@ -191,6 +197,7 @@ absl::Status EndpointManager::ReadPeer(Endpoint& e, Rtnl& host) {
     return absl::NotFoundError(absl::StrCat("the peer of veth ", e.ifname, " (ifindex ", link->peer_ifindex,
                                             ") cannot be read"));
   e.mac = peer->mac;
+  e.mtu = peer->mtu;
   return absl::OkStatus();
 }
 
@@ -211,7 +218,11 @@ absl::Status EndpointManager::WriteMap(const Endpoint& e) {
   v.id = e.id;
   std::memcpy(v.mac, e.mac.data(), 6);
   std::memcpy(v.node_mac, e.node_mac.data(), 6);
-  v.flags = e.adopted() ? TND_EP_F_ADOPTED : 0;
+  // Only a veth the agent made has GRO on its namespace side (set above),
+  // and XDP delivers only to one that takes a full-size frame: the rest
+  // are tc's (bpf_redirect_peer).
+  v.flags = e.adopted() ? TND_EP_F_ADOPTED : e.mtu >= TND_XDP_RX_MTU ? TND_EP_F_XDP_RX : 0;
+  v.mtu = static_cast<uint16_t>(std::min<uint32_t>(e.mtu, UINT16_MAX));
   for (const IpAddr& ip : e.ips) TND_RETURN_IF_ERROR(m.Update(KeyOf(ip), v));
   return absl::OkStatus();
 }

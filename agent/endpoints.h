@@ -37,6 +37,7 @@ struct Endpoint {
   int ifindex = 0;
   std::array<uint8_t, 6> mac{};         // namespace side
   std::array<uint8_t, 6> node_mac{};    // host side
+  uint32_t mtu = 0;                     // namespace side
   bool ready = false;                   // device present, map written, programs attached
   bool adopted() const { return netns.empty(); }
 };

@@ -62,6 +62,15 @@ int CmdEndpointList(const Globals& g) {
   return 0;
 }
 
+// TND_EP_F_* as words: "adopted" (the veth was made by someone else),
+// "xdp-rx" (XDP delivers into it).
+std::string EndpointFlags(uint16_t flags) {
+  std::vector<std::string> f;
+  if (flags & TND_EP_F_ADOPTED) f.push_back("adopted");
+  if (flags & TND_EP_F_XDP_RX) f.push_back("xdp-rx");
+  return f.empty() ? "-" : absl::StrJoin(f, ",");
+}
+
 int CmdBpfEndpointList(const Globals& g) {
   auto m = Map<tnd_ep_key, tnd_endpoint>::OpenPin(g.pins().Map(TND_MAP_ENDPOINTS), TND_MAP_ENDPOINTS);
   if (!m.ok()) return Fail(m.status());
@@ -72,7 +81,8 @@ int CmdBpfEndpointList(const Globals& g) {
                    {"ifindex", v.ifindex},
                    {"mac", MacToString(v.mac)},
                    {"node_mac", MacToString(v.node_mac)},
-                   {"flags", (v.flags & TND_EP_F_ADOPTED) ? "adopted" : "-"}});
+                   {"mtu", v.mtu},
+                   {"flags", EndpointFlags(v.flags)}});
   });
   if (!st.ok()) return Fail(st);
   std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
@@ -82,10 +92,11 @@ int CmdBpfEndpointList(const Globals& g) {
     PrintJson(out);
     return 0;
   }
-  Table t({"ADDRESS", "ENDPOINT", "IFINDEX", "MAC", "NODE MAC", "FLAGS"});
+  Table t({"ADDRESS", "ENDPOINT", "IFINDEX", "MAC", "NODE MAC", "MTU", "FLAGS"});
   for (const auto& e : out)
     t.AddRow({e.value("address", ""), std::to_string(e.value("id", 0)), std::to_string(e.value("ifindex", 0)),
-              e.value("mac", ""), e.value("node_mac", ""), e.value("flags", "")});
+              e.value("mac", ""), e.value("node_mac", ""), std::to_string(e.value("mtu", 0)),
+              e.value("flags", "")});
   std::printf("%s", t.Render().c_str());
   return 0;
 }

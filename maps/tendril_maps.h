@@ -356,6 +356,12 @@ struct tnd_ep_key {
 };
 
 #define TND_EP_F_ADOPTED (1 << 0) /* the veth was made by someone else */
+#define TND_EP_F_XDP_RX (1 << 1)  /* its namespace side runs NAPI (GRO on): XDP can redirect into it */
+/* XDP redirects into a pod's veth frames of at most this many bytes of IP
+ * on a flow's cached path (the full path checks the endpoint's own MTU);
+ * the agent marks TND_EP_F_XDP_RX only veths whose namespace side's MTU is
+ * at least this. Larger frames go to the pod through tc. */
+#define TND_XDP_RX_MTU 1500
 
 struct tnd_endpoint {
 	__u32 ifindex;      /* host side of the veth */
@@ -363,7 +369,7 @@ struct tnd_endpoint {
 	__u8 mac[6];        /* the endpoint's own (namespace side) MAC */
 	__u8 node_mac[6];   /* the host side's MAC: the endpoint's gateway */
 	__u16 flags;        /* TND_EP_F_* */
-	__u16 pad;
+	__u16 mtu;          /* the namespace side's MTU: XDP redirects only frames that fit */
 };
 
 /* Masquerade exemptions (LPM per family, struct tnd_lpm_v*_key): the pod

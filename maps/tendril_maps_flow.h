@@ -100,6 +100,7 @@ struct tnd_ct_val {
 
 #define TND_HOP_VALID (1 << 0) /* the cache is filled (while hop_gen and hop_sec hold) */
 #define TND_HOP_PEER (1 << 1)  /* into a local endpoint's namespace (tc: bpf_redirect_peer) */
+#define TND_HOP_XDP_RX (1 << 2) /* ... whose veth takes XDP frames (XDP: bpf_redirect) */
 
 /*
  * NAT (LRU hash per family), shared by service SNAT and pod masquerade:

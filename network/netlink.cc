@@ -8,7 +8,6 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,7 +15,6 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +22,7 @@
 #include "common/fd.h"
 #include "common/status.h"
 #include "network/netlink_socket.h"
+#include "network/netns.h"
 #include "network/route_table.h"
 
 namespace tendril {
@@ -216,6 +215,9 @@ int LinkCb(const nlmsghdr* nlh, void* data) {
       case IFLA_LINK:
         if (mnl_attr_validate(a, MNL_TYPE_U32) >= 0) l.peer_ifindex = static_cast<int>(mnl_attr_get_u32(a));
         break;
+      case IFLA_MTU:
+        if (mnl_attr_validate(a, MNL_TYPE_U32) >= 0) l.mtu = mnl_attr_get_u32(a);
+        break;
       case IFLA_LINK_NETNSID:
         if (mnl_attr_validate(a, MNL_TYPE_U32) >= 0) l.link_netnsid = static_cast<int>(mnl_attr_get_u32(a));
         break;
@@ -247,22 +249,11 @@ absl::StatusOr<Rtnl> Rtnl::Open() {
 }
 
 absl::StatusOr<Rtnl> Rtnl::OpenIn(const std::string& netns_path) {
-  // setns() moves only the calling thread: a short-lived thread joins the
-  // namespace and opens the socket, which stays there.
   absl::StatusOr<Rtnl> out = absl::InternalError("netlink thread did not run");
-  std::thread t([&] {
-    UniqueFd fd(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) {
-      out = ErrnoError(errno, absl::StrCat("open network namespace ", netns_path));
-      return;
-    }
-    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
-      out = ErrnoError(errno, absl::StrCat("join network namespace ", netns_path));
-      return;
-    }
+  TND_RETURN_IF_ERROR(InNetns(netns_path, [&] {
     out = Open();
-  });
-  t.join();
+    return absl::OkStatus();
+  }));
   return out;
 }
 

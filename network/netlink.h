@@ -45,6 +45,7 @@ struct LinkInfo {
   int peer_ifindex = 0;    // IFLA_LINK (a veth's peer)
   int link_netnsid = -1;   // IFLA_LINK_NETNSID: the peer's namespace, as seen from here
   bool up = false;
+  uint32_t mtu = 0;
 };
 
 // An rtnetlink socket in the caller's network namespace or in another one

@@ -187,7 +187,7 @@ static __always_inline void tnd_ct_cache_hop(struct tnd_ct_val *v, const struct 
 	/* A reader on another CPU that sees the generation sees the fields. */
 	asm volatile("" ::: "memory");
 	v->hop_gen = gen;
-	v->hop_flags = TND_HOP_VALID | (fwd->peer ? TND_HOP_PEER : 0);
+	v->hop_flags = TND_HOP_VALID | (fwd->peer ? TND_HOP_PEER : 0) | (fwd->peer == TND_PEER_XDP ? TND_HOP_XDP_RX : 0);
 }
 
 /* The cached next hop, into fwd. */
@@ -197,7 +197,7 @@ static __always_inline void tnd_ct_cached_hop(const struct tnd_ct_val *v, struct
 	__builtin_memcpy(fwd->smac, v->hop_smac, 6);
 	__builtin_memcpy(fwd->dmac, v->hop_dmac, 6);
 	fwd->have_mac = 1;
-	fwd->peer = (v->hop_flags & TND_HOP_PEER) ? 1 : 0;
+	fwd->peer = !(v->hop_flags & TND_HOP_PEER) ? 0 : (v->hop_flags & TND_HOP_XDP_RX) ? TND_PEER_XDP : TND_PEER_TC;
 }
 
 /* Fills (w->cache) or clears a forward entry's cache from the decided path:

@@ -7,7 +7,7 @@
 #include "scratch.h"
 
 /* Route to `dst` as the kernel would forward it; a local endpoint first
- * (fwd->peer: bpf_redirect_peer into its namespace). 0: found, MACs in fwd;
+ * (fwd->peer, TND_PEER_*). 0: found, MACs in fwd;
  * 1: found but the neighbour is not resolved (tc resolves it); 2: not
  * forwarded (a local address of this node: the stack delivers it); 3:
  * forwarding is off on the ingress device; -2: larger than the route's MTU;
@@ -21,16 +21,19 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 	long rc;
 
 	if (ep) {
-		/* A local endpoint: straight into its namespace (tc), without a
-		 * FIB lookup. XDP cannot do that: tc's job. */
+		/* A local endpoint, without a FIB lookup: tc hands the packet
+		 * into its namespace (bpf_redirect_peer); XDP redirects the frame
+		 * into its veth where the namespace side takes XDP frames (and a
+		 * cached path's frames: TND_XDP_RX_MTU) and the frame fits its
+		 * MTU, and leaves the rest to tc. */
 		fwd->ifindex = ep->ifindex;
 		fwd->dst_ep = ep->id;
-		if (TND_CTX_XDP)
+		fwd->peer = (ep->flags & TND_EP_F_XDP_RX) && ep->mtu >= TND_XDP_RX_MTU ? TND_PEER_XDP : TND_PEER_TC;
+		if (TND_CTX_XDP && (fwd->peer != TND_PEER_XDP || p->l3_end - p->l3_off > ep->mtu))
 			return 1;
 		__builtin_memcpy(fwd->smac, ep->node_mac, 6);
 		__builtin_memcpy(fwd->dmac, ep->mac, 6);
 		fwd->have_mac = 1;
-		fwd->peer = 1;
 		return 0;
 	}
 	f.ifindex = ctx_in_ifindex(ctx);
@@ -69,6 +72,13 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return -2;
 	return -1;
+}
+
+/* Whether XDP delivers a frame of `p` on a cached hop `fwd` into a local
+ * endpoint: its veth takes XDP frames and the frame fits (TND_XDP_RX_MTU). */
+static __always_inline bool tnd_xdp_rx_fits(const struct tnd_fwd *fwd, const struct tnd_pkt *p)
+{
+	return fwd->peer == TND_PEER_XDP && p->l3_end - p->l3_off <= TND_XDP_RX_MTU;
 }
 
 static __always_inline int tnd_write_macs(TND_CTX *ctx, const struct tnd_fwd *fwd)

@@ -84,7 +84,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	 * the FIB's answer, which the entry then caches. */
 	if (ct && tnd_ct_cache_ok(ct, p->tcp_flags, gen)) {
 		tnd_ct_cached_hop(ct, fwd);
-		r = fwd->peer && TND_CTX_XDP ? 1 : 0; /* into a pod: tc's */
+		r = TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p) ? 1 : 0; /* into a pod XDP cannot reach: tc's */
 	} else {
 		r = tnd_fib(ctx, fam, ct ? fe : p->t.daddr, client, p, ct ? fe_port : p->t.dport, client_port, fwd);
 		if (ct && r == 0)
@@ -370,13 +370,11 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 	/* A DSR flow's SYN (a retransmission too) carries the option: tc's. */
 	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN))
 		return TND_CTX_XDP ? TND_PASS : -1;
-#if TND_CTX_XDP
-	if (ct->hop_flags & TND_HOP_PEER)
-		return TND_PASS; /* into a pod's namespace: tc's */
-#endif
+	tnd_ct_cached_hop(ct, fwd);
+	if (TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p))
+		return TND_PASS; /* into a pod XDP cannot reach: tc's */
 	ct->packets += 1;
 	ct->bytes += p->len;
-	tnd_ct_cached_hop(ct, fwd);
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, ct->nat_addr, p->t.dport, ct->nat_port) < 0 ||
 	    ((ct->flags & TND_CT_F_SNAT) &&
 	     tnd_rw(ctx, p, fam, true, p->t.saddr, ct->snat_addr, p->t.sport, ct->snat_port) < 0) ||
@@ -458,11 +456,12 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	dsr = remote && (svc.flags & TND_SVC_F_DSR) && !(svc.flags & TND_SVC_F_LOCAL);
 	snat = remote && !(svc.flags & (TND_SVC_F_LOCAL | TND_SVC_F_DSR));
 #if TND_CTX_XDP
-	/* XDP does the remote cases it rewrites in place: SNAT, and DSR past
-	 * the packets that carry the option (a flow's first, a SYN: tc inserts
-	 * it). Local delivery and unresolved neighbours are tc's, on the
-	 * unmodified packet. */
-	if (r > 0 || !(snat || dsr) || (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN))))
+	/* XDP does what it rewrites in place: SNAT, DSR past the packets that
+	 * carry the option (a flow's first, a SYN: tc inserts it), and delivery
+	 * to a local backend whose veth takes XDP frames. Other local delivery
+	 * and unresolved neighbours are tc's, on the unmodified packet. */
+	if (r > 0 || !(snat || dsr || fwd->peer == TND_PEER_XDP) ||
+	    (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN))))
 		return TND_PASS;
 #endif
 	if (snat) {

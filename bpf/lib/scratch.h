@@ -18,13 +18,19 @@ enum tnd_verdict {
 	TND_REDIRECT = 2, /* out of fwd->ifindex (MACs written when have_mac) */
 };
 
+/* tnd_fwd.peer: a local endpoint; tc hands any into its namespace
+ * (bpf_redirect_peer), XDP redirects into the veth of one whose namespace
+ * side takes XDP frames (TND_EP_F_XDP_RX). */
+#define TND_PEER_TC 1
+#define TND_PEER_XDP 2
+
 struct tnd_fwd {
 	__u32 ifindex;
 	__u8 smac[6];
 	__u8 dmac[6];
 	__u8 have_mac;
 	__u8 reason;
-	__u8 peer;   /* tc: into a local endpoint's namespace (bpf_redirect_peer) */
+	__u8 peer;   /* into a local endpoint (TND_PEER_*) */
 	__u8 point;  /* enum tnd_obs_point, for events */
 	__u32 src_ep; /* endpoint the packet came from, for events */
 	__u32 dst_ep; /* endpoint it is routed to */

@@ -11,6 +11,7 @@
 #include <linux/pkt_cls.h>
 
 #include <cstring>
+#include <utility>
 
 #include "maps/conntrack.h"
 #include "maps/node_gen.h"
@@ -155,6 +156,69 @@ TEST_F(FastPathTest, ARetiredBackendsFlowMovesAfterTheWritersBump) {
   ProgRun r = Run(tc_in_, In(40041));
   EXPECT_NE(r.out[14 + 16 + 3], v.nat_addr[3]) << "the flow chose again";
   EXPECT_EQ(Entry(40041).backend_id, stays);
+}
+
+// A local backend whose veth takes XDP frames (the agent turned GRO on in
+// its namespace): XDP delivers the flow itself, first packet and cached
+// ones, byte for byte what tc delivers; tc serves the cache XDP filled.
+TEST_F(FastPathTest, XdpDeliversToALocalBackendWhoseVethTakesXdpFrames) {
+  AddService("10.0.0.1", 30081, kTcp, 9, kExt, {{"10.1.1.2", 8080}}, 20);
+  AddEndpoint("10.1.1.2", 1, kMacLocal, TND_EP_F_XDP_RX);
+  auto in = [](uint8_t flags) {
+    return Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30081, flags).Payload("data").Build();
+  };
+  auto want = [](uint8_t flags) {
+    return Frame().Eth(kMacLocal, kMacLx).Ipv4("10.0.0.100", "10.1.1.2").Tcp(40000, 8080, flags).Payload("data").Build();
+  };
+  ProgRun first = Run(xdp_in_, in(0x02));
+  EXPECT_EQ(first.retval, static_cast<uint32_t>(XDP_REDIRECT));
+  EXPECT_EQ(first.out, want(0x02));
+  tnd_ct_key k = FwdKey(40000);
+  k.dport = htons(30081);
+  auto v = ct4_->Lookup(k);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ((*v)->flags & (TND_CT_F_LOCAL | TND_CT_F_XDP), TND_CT_F_LOCAL | TND_CT_F_XDP);
+  EXPECT_EQ((*v)->hop_flags, TND_HOP_VALID | TND_HOP_PEER | TND_HOP_XDP_RX);
+  EXPECT_EQ((*v)->hop_ifindex, lx0_);
+  for (int i = 0; i < 20; ++i) {
+    ProgRun r = Run(xdp_in_, in(0x10));
+    ASSERT_EQ(r.retval, static_cast<uint32_t>(XDP_REDIRECT));
+    ASSERT_EQ(r.out, want(0x10)) << "packet " << i;
+  }
+  v = ct4_->Lookup(k);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ((*v)->packets, 21u);
+  // A cached frame larger than TND_XDP_RX_MTU goes to the pod through tc.
+  std::string big(TND_XDP_RX_MTU, 'x');
+  Bytes big_in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30081, 0x10).Payload(big).Build();
+  ProgRun b = Run(xdp_in_, big_in);
+  EXPECT_EQ(b.retval, static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(b.out, big_in);
+  // tc (a packet XDP passed, e.g. on a device in generic mode) takes the
+  // same cache into the namespace.
+  ProgRun t = Run(tc_in_, in(0x10));
+  EXPECT_EQ(t.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+  EXPECT_EQ(t.out, want(0x10));
+}
+
+// Where the namespace side cannot take XDP frames (an adopted veth: no
+// flag), or the frame is larger than its MTU, XDP hands the packet to tc
+// untouched, and a cache tc filled is not XDP's to use.
+TEST_F(FastPathTest, XdpLeavesToTcWhatTheEndpointsVethCannotTake) {
+  AddService("10.0.0.1", 30081, kTcp, 9, kExt, {{"10.1.1.2", 8080}}, 20);
+  Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30081, 0x10).Payload("data").Build();
+  for (auto [flags, mtu] : {std::pair<uint16_t, uint16_t>{0, 1500}, {TND_EP_F_XDP_RX, 43}, {TND_EP_F_XDP_RX, 0}}) {
+    SCOPED_TRACE(testing::Message() << "flags " << flags << " mtu " << mtu);
+    ClearFlows();
+    AddEndpoint("10.1.1.2", 1, kMacLocal, flags, mtu);
+    ProgRun x = Run(xdp_in_, in);
+    EXPECT_EQ(x.retval, static_cast<uint32_t>(XDP_PASS));
+    EXPECT_EQ(x.out, in);
+    ProgRun t = Run(tc_in_, in);
+    EXPECT_EQ(t.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+    EXPECT_EQ(t.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.0.0.100", "10.1.1.2").Tcp(40000, 8080, 0x10).Payload("data").Build());
+    EXPECT_EQ(Run(xdp_in_, in).retval, static_cast<uint32_t>(XDP_PASS)) << "tc's cache is not XDP's";
+  }
 }
 
 }  // namespace

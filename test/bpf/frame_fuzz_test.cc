@@ -260,7 +260,6 @@ class FrameFuzzTest : public LbFixture {
   void SetUp() override {
     LbFixture::SetUp();
     if (HasFatalFailure() || IsSkipped()) return;
-    lx0_ = if_nametoindex_in_ns("lx0");
     AddService("10.0.0.1", 30080, IPPROTO_TCP, 7, kExt, {{"10.1.2.2", 80}}, 1);
     AddService("10.0.0.1", 30053, IPPROTO_UDP, 8, kExt, {{"10.1.1.2", 5353}}, 10);
     AddService("fd00::1", 30080, IPPROTO_TCP, 9, kExt, {{"fd02::2", 80}}, 20);
@@ -274,24 +273,10 @@ class FrameFuzzTest : public LbFixture {
         v.xflags = TND_SVC_X_REJECT;
         PutSlot(a, kRejectPort, proto, 0, v);
       }
-    for (const char* a : {"10.1.1.2", "fd01::2"}) {
-      tnd_ep_key k{};
-      bool v6 = std::strchr(a, ':');
-      std::memcpy(k.addr, Addr(a).data(), v6 ? 16 : 4);
-      k.family = v6 ? 6 : 4;
-      tnd_endpoint v{};
-      v.ifindex = lx0_;
-      v.id = 1;
-      std::memcpy(v.mac, kMacLocal.b, 6);
-      std::memcpy(v.node_mac, kMacLx.b, 6);
-      ASSERT_TRUE(endpoints_->Update(k, v).ok());
-    }
+    // The local backend's veth takes XDP frames: XDP delivers to it too.
+    AddEndpoint("10.1.1.2", 1, kMacLocal, TND_EP_F_XDP_RX);
+    AddEndpoint("fd01::2", 1, kMacLocal, TND_EP_F_XDP_RX);
     frag4_ = Open<tnd_frag_key, tnd_frag_val>(TND_MAP_FRAG_V4);
-  }
-
-  uint32_t if_nametoindex_in_ns(const char* name) {
-    NetnsGuard g(*ns_);
-    return if_nametoindex(name);
   }
 
   size_t Entries() {
@@ -350,7 +335,6 @@ class FrameFuzzTest : public LbFixture {
     return "";
   }
 
-  uint32_t lx0_ = 0;
   std::unique_ptr<Map<tnd_frag_key, tnd_frag_val>> frag4_;
 };
 

@@ -26,9 +26,6 @@ class HostRoutingTest : public LbFixture {
   void SetUp() override {
     LbFixture::SetUp();
     if (HasFatalFailure() || IsSkipped()) return;
-    std::string idx;
-    ASSERT_EQ(ns_->Exec({"cat", "/sys/class/net/lx0/ifindex"}, &idx), 0);
-    lx0_ = static_cast<uint32_t>(std::stoul(idx));
     // Endpoint 1 is 10.1.1.2 / fd01::2 (kMacLocal), endpoint 2 is
     // 10.1.1.3 / fd01::3; both behind lx0 as their host-side veth.
     AddEndpoint("10.1.1.2", 1, kMacLocal);
@@ -36,20 +33,6 @@ class HostRoutingTest : public LbFixture {
     AddEndpoint("10.1.1.3", 2, kMacEp2);
     AddEndpoint("fd01::3", 2, kMacEp2);
     (void)Events();  // start with an empty ring
-  }
-
-  void AddEndpoint(const char* addr, uint32_t id, Mac mac) {
-    bool v6 = std::string(addr).find(':') != std::string::npos;
-    tnd_ep_key k{};
-    auto a = Addr(addr);
-    std::memcpy(k.addr, a.data(), v6 ? 16 : 4);
-    k.family = v6 ? 6 : 4;
-    tnd_endpoint v{};
-    v.ifindex = lx0_;
-    v.id = id;
-    std::memcpy(v.mac, mac.b, 6);
-    std::memcpy(v.node_mac, kMacLx.b, 6);
-    ASSERT_TRUE(endpoints_->Update(k, v).ok());
   }
 
   void NoMasquerade(const char* addr, uint32_t len) {
@@ -87,7 +70,6 @@ class HostRoutingTest : public LbFixture {
     return CtMap(s).Update(Key(s, sport, d, dport), *v).ok() && v->hop_sec == BpfClockSeconds();
   }
 
-  uint32_t lx0_ = 0;
 };
 
 TEST_F(HostRoutingTest, EndpointToLocalEndpointGoesStraightIntoItsNamespace) {

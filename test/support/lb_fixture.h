@@ -97,6 +97,27 @@ class LbFixture : public ::testing::Test {
     std::memcpy(d.ipv6, a6.data(), 16);
     std::memcpy(d.mac, kMacNode.b, 6);
     ASSERT_TRUE(devices_->Update(tn0_, d).ok());
+    std::string idx;
+    ASSERT_EQ(ns_->Exec({"cat", "/sys/class/net/lx0/ifindex"}, &idx), 0);
+    lx0_ = static_cast<uint32_t>(std::stoul(idx));
+  }
+
+  // A local endpoint (pod) behind lx0 as its host-side veth, as the agent
+  // writes it: `flags` TND_EP_F_*, `mtu` its namespace side's.
+  void AddEndpoint(const char* addr, uint32_t id, Mac mac, uint16_t flags = 0, uint16_t mtu = 1500) {
+    bool v6 = std::string(addr).find(':') != std::string::npos;
+    tnd_ep_key k{};
+    auto a = Addr(addr);
+    std::memcpy(k.addr, a.data(), v6 ? 16 : 4);
+    k.family = v6 ? 6 : 4;
+    tnd_endpoint v{};
+    v.ifindex = lx0_;
+    v.id = id;
+    std::memcpy(v.mac, mac.b, 6);
+    std::memcpy(v.node_mac, kMacLx.b, 6);
+    v.flags = flags;
+    v.mtu = mtu;
+    ASSERT_TRUE(endpoints_->Update(k, v).ok());
   }
 
   LoadOptions Options(const char* object) const { return TestLoadOptions(object, pins_->path()); }
@@ -205,7 +226,7 @@ class LbFixture : public ::testing::Test {
   int tc_in_ = -1, tc_out_ = -1, xdp_in_ = -1, lxc_in_ = -1, lxc_out_ = -1;
   std::unique_ptr<Map<tnd_ep_key, tnd_endpoint>> endpoints_;
   std::unique_ptr<Map<tnd_lpm_v4_key, tnd_nomasq_val>> nomasq4_;
-  uint32_t tn0_ = 0;
+  uint32_t tn0_ = 0, lx0_ = 0;
   std::unique_ptr<Map<tnd_svc4_key, tnd_svc_val>> svc4_;
   std::unique_ptr<Map<tnd_svc6_key, tnd_svc_val>> svc6_;
   std::unique_ptr<Map<uint32_t, tnd_backend>> backends_;
