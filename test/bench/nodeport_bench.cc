@@ -64,7 +64,8 @@ constexpr int kSingles = 3001;  // one run per call: the median of this many
 
 // The node's device, a NodePort service with three backends on the other
 // node (DNAT + SNAT, the XDP fast path's case), two pods behind lx0
-// (endpoints 1 and 2) and a ClusterIP whose backend is pod 2.
+// (endpoints 1 and 2, veths that take XDP frames), a NodePort service whose
+// backend is pod 1 and a ClusterIP whose backend is pod 2.
 bool Declare(const TempPinRoot& pins, uint32_t tn0) {
   auto maps = OpenLbMaps(pins.path());
   auto devices = Map<uint32_t, tnd_device>::OpenPin(pins.path() + "/" TND_MAP_DEVICES, "devices");
@@ -85,6 +86,11 @@ bool Declare(const TempPinRoot& pins, uint32_t tn0) {
     std::fprintf(stderr, "service: %s\n", std::string(st.status().message()).c_str());
     return false;
   }
+  Service local = s;  // one backend: pod 1
+  local.frontend = *ParseFrontend("10.96.0.11:80/TCP");
+  local.node_port = 30081;
+  local.backends = {*ParseBackend("10.1.1.2:8080")};
+  if (!mgr.Add(local).ok()) return false;
   uint32_t lx0 = static_cast<uint32_t>(*IfIndex("lx0"));
   for (uint32_t id : {1u, 2u}) {
     tnd_ep_key k{};
@@ -95,6 +101,8 @@ bool Declare(const TempPinRoot& pins, uint32_t tn0) {
     v.id = id;
     std::memcpy(v.mac, id == 1 ? kMacLocal.b : kMacPeer.b, 6);
     std::memcpy(v.node_mac, kMacLx.b, 6);
+    v.flags = TND_EP_F_XDP_RX;  // veths the agent made
+    v.mtu = 1500;
     if (!eps->Update(k, v).ok()) return false;
   }
   Service cip;
@@ -234,6 +242,7 @@ int Main(bool json_out) {
     return Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", dst).Tcp(40000, dport, 0x10).Payload(pay).Build();
   };
   Bytes fwd = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30080, 0x10).Payload(pay).Build();
+  Bytes to_pod = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30081, 0x10).Payload(pay).Build();
   Bytes other = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 22, 0x10).Payload(pay).Build();
   // The reply of the forward frame's flow, as its node port is now: a real
   // run establishes the flow (again, after a new-flow row emptied the
@@ -256,6 +265,7 @@ int Main(bool json_out) {
     rows.push_back(w.Measure(hook, "NodePort, 60,000 established flows in turn", fwd, Vary::kFlowsInTurn, np));
     rows.push_back(w.Measure(hook, "NodePort, new flow (its first packet)", fwd, Vary::kNewFlows, np, flush));
     rows.push_back(w.Measure(hook, "reply of a NodePort flow (revSNAT+revDNAT)", reply_frame(), Vary::kNone, np));
+    rows.push_back(w.Measure(hook, "NodePort to a local pod, established (DNAT)", to_pod, Vary::kNone, np));
     rows.push_back(w.Measure(hook, "not a service (passes)", other, Vary::kNone, np));
   }
   const Vary same = Vary::kNone;

@@ -151,19 +151,44 @@ class EndpointE2ETest : public ::testing::Test {
 
   // iperf3 from pod 1 of node 1 to pod 1 of node 2, Gbit/s; retried while
   // the server is not up yet (or still busy with the previous run).
-  double Iperf(int seconds = 2) {
+  double Iperf(int seconds = 2) { return IperfFrom(Pod(0, 1), "10.200.2.10", 5201, seconds); }
+
+  // iperf3 TCP from `from` to dst:port (retried while servers start);
+  // Gbit/s received. With `udp_len` > 0: UDP datagrams of that size sent
+  // as fast as possible, and the result is thousands of datagrams per
+  // second received.
+  double IperfFrom(const Netns& from, const std::string& dst, int port, int seconds, int udp_len = 0) {
     std::string out;
-    for (int i = 0; i < 20; ++i) {
+    std::vector<std::string> argv = {"iperf3", "-c", dst, "-p", std::to_string(port), "-t", std::to_string(seconds),
+                                     "-J"};
+    if (udp_len > 0) argv.insert(argv.end(), {"-u", "-b", "0", "-l", std::to_string(udp_len)});
+    for (int i = 0; i < 5; ++i) {
       out.clear();
-      Pod(0, 1).Exec({"iperf3", "-c", "10.200.2.10", "-p", "5201", "-t", std::to_string(seconds), "-J"}, &out);
+      from.Exec(argv, &out);
       json j = json::parse(out, nullptr, false);
-      if (!j.is_discarded() && j.contains("end") && j["end"].contains("sum_received") &&
-          j["end"]["sum_received"].is_object())
-        return j["end"]["sum_received"].value("bits_per_second", 0.0) / 1e9;
+      const char* sum = udp_len > 0 ? "sum" : "sum_received";
+      if (!j.is_discarded() && j.contains("end") && j["end"].contains(sum) && j["end"][sum].is_object()) {
+        const json& e = j["end"][sum];
+        if (udp_len == 0) return e.value("bits_per_second", 0.0) / 1e9;
+        double secs = e.value("seconds", 0.0);
+        return secs > 0 ? (e.value("packets", 0.0) - e.value("lost_packets", 0.0)) / secs / 1e3 : 0;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
-    ADD_FAILURE() << "iperf3: " << out;
+    ADD_FAILURE() << "iperf3 " << absl::StrJoin(argv, " ") << ": " << out.substr(0, 2000);
     return 0;
+  }
+
+  static double Median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+
+  static int EnvInt(const char* name, int dflt) {
+    const char* v = std::getenv(name);
+    int n = 0;
+    return v && absl::SimpleAtoi(v, &n) && n > 0 ? n : dflt;
   }
 
   // sockperf UDP ping-pong from pod 1 of node 1 to the sockperf server at

@@ -290,13 +290,8 @@ std::string KubeProxyRules(int n) {
 // TND_KUBE_PROXY_SERVICES services (default 1000; the benchmark run uses
 // 10,000) loaded on both nodes, what a node has when kube-proxy runs.
 TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
-  auto env = [](const char* name, int dflt) {
-    const char* v = std::getenv(name);
-    int n = 0;
-    return v && absl::SimpleAtoi(v, &n) && n > 0 ? n : dflt;
-  };
-  const int rounds = env("TND_IPERF_ROUNDS", 1), seconds = env("TND_IPERF_SECONDS", 2),
-            kp_services = env("TND_KUBE_PROXY_SERVICES", 1000);
+  const int rounds = EnvInt("TND_IPERF_ROUNDS", 1), seconds = EnvInt("TND_IPERF_SECONDS", 2),
+            kp_services = EnvInt("TND_KUBE_PROXY_SERVICES", 1000);
   const std::string rules = KubeProxyRules(kp_services), rules_file = scripts_.path() + "/kube-proxy.rules";
   std::ofstream(rules_file) << rules;
   Subprocess sockperf({"nsenter", "--net=" + Pod(1, 1).path(), "sockperf", "server", "-i", "10.200.2.10", "-p",
@@ -331,12 +326,8 @@ TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
     for (int i = 0; i < 2; ++i)
       for (const char* t : {"nat", "filter"}) nodes_[i]->ns->Exec({"iptables-legacy", "-t", t, "-X"});
   }
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
-  const double e = median(gbps[0]), k = median(gbps[1]), kp = median(gbps[2]);
-  const double le = median(p50[0]), lk = median(p50[1]), lkp = median(p50[2]);
+  const double e = Median(gbps[0]), k = Median(gbps[1]), kp = Median(gbps[2]);
+  const double le = Median(p50[0]), lk = Median(p50[1]), lkp = Median(p50[2]);
   std::printf("THROUGHPUT pod->pod across nodes (iperf3, %d s, median of %d): eBPF host routing %.2f Gbit/s, "
               "kernel routing %.2f Gbit/s, ratio %.2f; with kube-proxy's rules for %d services %.2f Gbit/s, "
               "ratio %.2f\n",

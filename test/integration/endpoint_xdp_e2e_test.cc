@@ -4,6 +4,11 @@
 // a pod on node 1 is translated and redirected into the pod's veth by XDP,
 // without an skb before the pod. The cluster is endpoint_cluster.h's.
 #include <thread>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "maps/abi.h"
+#include "maps/pinned_map.h"
 
 #include "test/integration/endpoint_cluster.h"
 #include "test/support/churn.h"
@@ -44,6 +49,20 @@ class EndpointXdpE2ETest : public EndpointE2ETest {
       if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(line.find(':') + 1)), &v)) n += v;
     }
     return n;
+  }
+
+  // Clears the XDP flag of node 1's endpoint entries behind the agent's
+  // back (the benchmark's "XDP passing to tc"): new flows go by tc.
+  void ClearXdpRx() {
+    auto m = Map<tnd_ep_key, tnd_endpoint>::OpenPin(nodes_[0]->pins.path() + "/" TND_MAP_ENDPOINTS,
+                                                   TND_MAP_ENDPOINTS);
+    ASSERT_TRUE(m.ok()) << m.status();
+    std::vector<std::pair<tnd_ep_key, tnd_endpoint>> all;
+    ASSERT_TRUE(m->ForEach([&](const tnd_ep_key& k, const tnd_endpoint& v) { all.push_back({k, v}); }).ok());
+    for (auto& [k, v] : all) {
+      v.flags &= ~TND_EP_F_XDP_RX;
+      ASSERT_TRUE(m->Update(k, v).ok());
+    }
   }
 
   // Service flows node 1's XDP program created (conntrack flag "xdp"), of
@@ -111,6 +130,47 @@ TEST_F(EndpointXdpE2ETest, NodePortChurnIntoAPodThroughAnAgentRestartFailsNone) 
   EXPECT_GE(r.ok, 5000) << r.Summary();
   EXPECT_GE(XdpXmit() - before, 2 * r.ok) << "each connection's SYN, request and close go by XDP";
   EXPECT_GE(server.answered(), r.ok);
+}
+
+// Benchmark (test/bench/run): from the outside through a NodePort into a pod
+// on node 1, alternating in the same run: native XDP delivering into the
+// pod's veth; native XDP handing the packets to tc (the endpoints' XDP flag
+// cleared in the map, as for a veth that cannot take XDP frames), which
+// delivers by bpf_redirect_peer; and tc alone (XDP disabled). TCP
+// throughput and 64-byte UDP datagrams per second received.
+TEST_F(EndpointXdpE2ETest, NodePortIntoAPodXdpAgainstTc) {
+  const int rounds = EnvInt("TND_IPERF_ROUNDS", 1), seconds = EnvInt("TND_IPERF_SECONDS", 2);
+  // iperf3's control connection is TCP, its UDP test's datagrams UDP.
+  AddNodePort("10.96.0.21:5201", 30201, "10.200.1.10:5201");
+  AddNodePort("10.96.0.21:5201/UDP", 30201, "10.200.1.10:5201");
+  const char* names[3] = {"XDP delivering", "XDP passing to tc", "tc only"};
+  std::vector<double> gbps[3], kpps[3];
+  for (int r = 0; r < rounds; ++r)
+    for (int k = 0; k < 3; ++k) {
+      nodes_[0]->agent->Stop();
+      StartAgent(0, false, k == 2 ? "disabled" : "native");
+      if (k == 1) ClearXdpRx();
+      gbps[k].push_back(IperfFrom(*out_, "10.0.0.1", 30201, seconds));
+      kpps[k].push_back(IperfFrom(*out_, "10.0.0.1", 30201, seconds, 64));
+    }
+  std::string tput, pps;
+  for (int k = 0; k < 3; ++k) {
+    absl::StrAppendFormat(&tput, "%s%s %.2f Gbit/s", k ? ", " : "", names[k], Median(gbps[k]));
+    absl::StrAppendFormat(&pps, "%s%s %.0f k/s", k ? ", " : "", names[k], Median(kpps[k]));
+  }
+  auto ratio = [](const std::vector<double>* v, int a, int b) {
+    return Median(v[b]) > 0 ? Median(v[a]) / Median(v[b]) : 0.0;
+  };
+  std::printf("THROUGHPUT outside->NodePort->local pod (iperf3 TCP, %d s, median of %d): %s; XDP delivering / "
+              "passing %.2f, / tc only %.2f\n",
+              seconds, rounds, tput.c_str(), ratio(gbps, 0, 1), ratio(gbps, 0, 2));
+  std::printf("PPS outside->NodePort->local pod (iperf3 UDP 64 B, received): %s; XDP delivering / passing %.2f, "
+              "/ tc only %.2f\n",
+              pps.c_str(), ratio(kpps, 0, 1), ratio(kpps, 0, 2));
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_GT(Median(gbps[k]), 0.05) << names[k];
+    EXPECT_GT(Median(kpps[k]), 1) << names[k];
+  }
 }
 
 }  // namespace
