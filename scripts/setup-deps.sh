@@ -8,9 +8,14 @@ PKGS=(
   clang llvm libclang-rt-14-dev libbpf-dev bpftool linux-libc-dev
   libmnl-dev libabsl-dev googletest libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libsystemd-dev libsqlite3-dev sqlite3 libsimdjson-dev
+  libcurl4-openssl-dev openssl python3-prometheus-client
   iproute2 iputils-ping netcat-openbsd socat curl iperf3 sockperf procps psmisc python3 ethtool iptables nftables
   qemu-system-x86 busybox-static cpio dash
 )
+# The Kubernetes tests build their objects with kubectl (--dry-run=client):
+# Debian's, unless a kubectl is installed already (another package's would
+# conflict with it).
+command -v kubectl >/dev/null 2>&1 || PKGS+=(kubernetes-client)
 
 missing=()
 for p in "${PKGS[@]}"; do
