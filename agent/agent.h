@@ -63,6 +63,10 @@ class Agent {
   // The same request read from simdjson's tape (large sets: no DOM).
   absl::StatusOr<nlohmann::json> ServiceApplyTape(simdjson::dom::element args);
   absl::StatusOr<nlohmann::json> ApplyServices(std::vector<Service> desired, std::chrono::steady_clock::time_point t0);
+  // Services of the cluster (owner set) or of the API.
+  std::vector<Service> ServicesOf(bool cluster) const;
+  // Refuses a change through the API to a service of the cluster.
+  absl::Status NotClusterOwned(ServiceId id) const;
   absl::StatusOr<nlohmann::json> ServiceUpdate(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceDelete(const nlohmann::json& args);
   absl::StatusOr<nlohmann::json> ServiceGet(const nlohmann::json& args) const;

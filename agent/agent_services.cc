@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <chrono>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -100,9 +101,34 @@ absl::StatusOr<ServiceId> Agent::ServiceIdFromArgs(const nlohmann::json& a) cons
   return absl::InvalidArgumentError("give a service id or a frontend");
 }
 
+namespace {
+
+absl::Status NoOwner(const Service& s) {
+  if (s.owner.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(s.frontend.ToString(), ": \"owner\" is set by the agent (services "
+                                                 "of the Kubernetes cluster come from its API server)"));
+}
+
+}  // namespace
+
+absl::Status Agent::NotClusterOwned(ServiceId id) const {
+  const Service* s = services_->Get(id);
+  if (!s || s->owner.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("service ", id, " ", s->frontend.ToString(), " is Kubernetes's (",
+                                                    s->owner, "): it follows the API server; change it there"));
+}
+
+std::vector<Service> Agent::ServicesOf(bool cluster) const {
+  std::vector<Service> out;
+  for (const auto& [id, s] : services_->services())
+    if (s.owner.empty() != cluster) out.push_back(s);
+  return out;
+}
+
 absl::StatusOr<nlohmann::json> Agent::ServiceAdd(const nlohmann::json& a) {
   if (!a.contains("service")) return absl::InvalidArgumentError("missing argument \"service\"");
   TND_ASSIGN_OR_RETURN(Service s, ServiceFromJson(a["service"]));
+  TND_RETURN_IF_ERROR(NoOwner(s));
   auto added = services_->Add(s);
   RestoreStoredServicesIfNeeded();
   if (!added.ok()) return added.status();
@@ -127,6 +153,17 @@ absl::StatusOr<nlohmann::json> Agent::ServiceApplyTape(simdjson::dom::element a)
 absl::StatusOr<nlohmann::json> Agent::ApplyServices(std::vector<Service> desired,
                                                     std::chrono::steady_clock::time_point t0) {
   const double parse_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  // An apply declares the API's services: the cluster's stay as they are,
+  // and their frontends are not the API's to take.
+  std::set<Frontend> cluster;
+  for (const Service& s : ServicesOf(true)) cluster.insert(s.frontend);
+  for (const Service& s : desired) {
+    TND_RETURN_IF_ERROR(NoOwner(s));
+    if (cluster.count(s.frontend))
+      return absl::FailedPreconditionError(
+          absl::StrCat(s.frontend.ToString(), " is a Kubernetes service's frontend: nothing was applied"));
+  }
+  for (Service& s : ServicesOf(true)) desired.push_back(std::move(s));
   // Replace checks everything before it writes; a kernel or store error
   // half way puts the previous set back.
   auto rs = services_->Replace(std::move(desired));
@@ -144,6 +181,7 @@ absl::StatusOr<nlohmann::json> Agent::ApplyServices(std::vector<Service> desired
 absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
   const auto t0 = std::chrono::steady_clock::now();
   TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
+  TND_RETURN_IF_ERROR(NotClusterOwned(id));
   TND_ASSIGN_OR_RETURN(tendril::ServiceUpdate u, ServiceUpdateFromJson(a));
   auto updated = services_->Update(id, u);
   RestoreStoredServicesIfNeeded();
@@ -159,6 +197,7 @@ absl::StatusOr<nlohmann::json> Agent::ServiceUpdate(const nlohmann::json& a) {
 
 absl::StatusOr<nlohmann::json> Agent::ServiceDelete(const nlohmann::json& a) {
   TND_ASSIGN_OR_RETURN(ServiceId id, ServiceIdFromArgs(a));
+  TND_RETURN_IF_ERROR(NotClusterOwned(id));
   auto gone = services_->Delete(id);
   RestoreStoredServicesIfNeeded();
   if (!gone.ok()) return gone.status();

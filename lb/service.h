@@ -94,6 +94,10 @@ struct Service {
   std::vector<Cidr> source_ranges;   // loadBalancerSourceRanges (LoadBalancer IPs only); empty: all
   bool dsr = false;                  // remote backends answer the client directly
   uint16_t health_check_port = 0;    // Local policy: healthCheckNodePort; 0: allocated by the agent
+  // Who declared it: empty for the API and CLI; "k8s/<namespace>/<name>"
+  // for a Service of the cluster (agent/agent_k8s.cc), which only the
+  // cluster changes. Set by the agent, never taken from a request.
+  std::string owner;
 
   bool HasExternal() const { return type != ServiceType::kClusterIP; }
   bool HasNodePort() const { return type == ServiceType::kNodePort || type == ServiceType::kLoadBalancer; }

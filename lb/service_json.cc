@@ -40,6 +40,7 @@ nlohmann::json ServiceToJson(const Service& s) {
   if (!s.source_ranges.empty()) j["source_ranges"] = rs;
   if (s.dsr) j["dsr"] = true;
   if (s.health_check_port) j["health_check_port"] = s.health_check_port;
+  if (!s.owner.empty()) j["owner"] = s.owner;
   return j;
 }
 

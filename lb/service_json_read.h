@@ -57,6 +57,7 @@ absl::Status ExternalFromJson(const V& j, Service& s) {
   TND_ASSIGN_OR_RETURN(s.dsr, jsonf::BoolField(j, "dsr", false));
   TND_ASSIGN_OR_RETURN(int64_t hc, jsonf::IntField(j, "health_check_port", 0, 65535, 0));
   s.health_check_port = static_cast<uint16_t>(hc);
+  TND_ASSIGN_OR_RETURN(s.owner, jsonf::StringField(j, "owner", ""));
   return absl::OkStatus();
 }
 

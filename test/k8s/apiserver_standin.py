@@ -78,6 +78,8 @@ class Store:
         key = (meta["namespace"], meta["name"])
         with self.cv:
             old = self.objects[resource].get(key)
+            if kind == "Service":
+                self._allocate(obj, old)
             self.rv += 1
             meta["resourceVersion"] = str(self.rv)
             meta["uid"] = old["metadata"]["uid"] if old else str(uuid.uuid4())
@@ -86,6 +88,36 @@ class Store:
             self.objects[resource][key] = obj
             self._event(resource, "MODIFIED" if old else "ADDED", obj)
             return self.rv
+
+    def _allocate(self, svc, old):
+        """What the API server's registry fills in: a ClusterIP (kept from
+        the old object), node ports, a health check node port."""
+        spec = svc.setdefault("spec", {})
+        typ = spec.setdefault("type", "ClusterIP")
+        if typ == "ExternalName":
+            return
+        prev = (old or {}).get("spec", {})
+        if not spec.get("clusterIP"):
+            spec["clusterIP"] = prev.get("clusterIP") or self._next_ip()
+        if spec["clusterIP"] != "None" and not spec.get("clusterIPs"):
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        if typ in ("NodePort", "LoadBalancer"):
+            for p in spec.get("ports", []):
+                if not p.get("nodePort"):
+                    p["nodePort"] = self._next_node_port()
+            if typ == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local" and \
+                    not spec.get("healthCheckNodePort"):
+                spec["healthCheckNodePort"] = self._next_node_port()
+
+    def _next_ip(self):
+        self.ips = getattr(self, "ips", 10)
+        self.ips += 1
+        return "10.96.%d.%d" % (self.ips // 250, self.ips % 250 + 1)
+
+    def _next_node_port(self):
+        self.node_ports = getattr(self, "node_ports", 30999)
+        self.node_ports += 1
+        return self.node_ports
 
     def delete(self, kind, namespace, name):
         resource = KIND_TO_RESOURCE.get(kind)
@@ -194,7 +226,8 @@ class Handler(BaseHTTPRequestHandler):
         path = urlparse(self.path).path
         try:
             if path == "/standin/apply":
-                return self.send_json(200, {"resourceVersion": store.apply(body)})
+                rv = store.apply(body)
+                return self.send_json(200, {"resourceVersion": rv, "object": body})
             if path == "/standin/delete":
                 rv = store.delete(body["kind"], body.get("namespace", "default"), body["name"])
                 return self.send_json(200 if rv else 404, {"resourceVersion": rv})

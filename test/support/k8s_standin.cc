@@ -159,12 +159,23 @@ json ApiStandin::Kubectl(const std::vector<std::string>& args) const {
   }
   std::string out, err;
   auto rc = RunCommandSplit(argv, &out, &err);
-  json j = json::parse(out, nullptr, false);
-  if (!rc.ok() || *rc != 0 || j.is_discarded()) {
+  // Several objects come as one JSON document after another: a List.
+  json items = json::array();
+  std::istringstream in(out);
+  try {
+    for (in >> std::ws; in.peek() != EOF; in >> std::ws) {
+      json doc;
+      in >> doc;  // one value (json::parse would want the input's end after it)
+      items.push_back(std::move(doc));
+    }
+  } catch (const json::exception&) {
+    items = nullptr;
+  }
+  if (!rc.ok() || *rc != 0 || !items.is_array() || items.empty()) {
     ADD_FAILURE() << absl::StrJoin(argv, " ") << ": " << out << err;
     return nullptr;
   }
-  return j;
+  return items.size() == 1 ? items[0] : json{{"kind", "List"}, {"apiVersion", "v1"}, {"items", items}};
 }
 
 json ApiStandin::FromManifest(const std::string& yaml) const {
