@@ -3,6 +3,7 @@
 // agent_services.cc, agent_endpoints.cc, agent_prefilter.cc; status in
 // agent_status.cc; the poll loop's timers and events in agent_loop.cc.
 #include "agent/agent.h"
+#include "agent/k8s_watch.h"
 
 #include <filesystem>
 
@@ -80,6 +81,9 @@ absl::Status Agent::Start() {
   TND_ASSIGN_OR_RETURN(desired_, store_->Load());
   TND_LOG_INFO("desired state from ", store_->path(), ": ", desired_.services.size(), " services, ",
                desired_.endpoints.size(), " endpoints, ", desired_.prefilter.size(), " prefilter CIDRs");
+  // The cluster's configuration is checked before anything is touched; its
+  // changes wait on the eventfd until the main loop runs.
+  TND_RETURN_IF_ERROR(StartK8s());
   TND_RETURN_IF_ERROR(EnsureBpffs(cfg_.bpffs_root));
   // Socket programs (services, next) attach here; checked now so that a bad
   // setting fails at start, not at the first service.

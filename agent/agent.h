@@ -38,6 +38,8 @@ struct AgentSeams {
   std::string state_vfs;      // a registered SQLite VFS; empty: SQLite's default
 };
 
+class K8sWatch;
+
 class Agent {
  public:
   explicit Agent(AgentConfig cfg, AgentSeams seams = {});
@@ -51,6 +53,8 @@ class Agent {
   absl::Status Cleanup();
 
   nlohmann::json StatusJson() const;
+  // The cluster the agent follows (null when none): connection, syncs, skips.
+  nlohmann::json K8sStatus() const;
   nlohmann::json SocketLbStatus() const;
   nlohmann::json NatStatus() const;
 
@@ -93,6 +97,11 @@ class Agent {
   void OnTimer();
 
  private:
+  // Kubernetes (agent_k8s.cc): start the watch, react to its changes, sync.
+  absl::Status StartK8s();
+  void OnK8sChange();
+  void SyncK8s();
+
   struct Loaded {
     BpfObject object;
     std::unique_ptr<Prefilter> prefilter;
@@ -175,6 +184,7 @@ class Agent {
   std::optional<BpfObject> lxc_obj_;
   std::unique_ptr<EndpointManager> endpoints_;
   std::unique_ptr<LinkWatcher> links_;
+  std::unique_ptr<K8sWatch> k8s_;
   std::map<std::string, int> device_index_;  // native devices as attached
   std::unique_ptr<CtMap> ct4_, ct6_;
   std::unique_ptr<NatMap> nat4_, nat6_;

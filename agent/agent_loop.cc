@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "agent/agent.h"
+#include "agent/k8s_watch.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "maps/conntrack.h"
@@ -18,12 +19,17 @@ std::vector<int> Agent::PollFds() const {
   for (const auto& [id, h] : health_)
     for (int fd : h->Fds()) fds.push_back(fd);
   if (links_) fds.push_back(links_->fd());
+  if (k8s_) fds.push_back(k8s_->fd());
   return fds;
 }
 
 void Agent::OnReadable(int fd) {
   if (links_ && fd == links_->fd()) {
     OnLinkEvents();
+    return;
+  }
+  if (k8s_ && fd == k8s_->fd()) {
+    OnK8sChange();
     return;
   }
   for (const auto& [port, h] : health_) {
@@ -43,7 +49,8 @@ int Agent::NextTimeoutMs() const {
   }
   for (const auto& [id, h] : health_)
     if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
-  if (placement_retry_ || (services_ && services_->needs_restore())) ms = std::min(ms, kPlacementRetryMs);
+  if (placement_retry_ || (services_ && services_->needs_restore()) || (k8s_ && k8s_->needs_retry()))
+    ms = std::min(ms, kPlacementRetryMs);
   if (pending_since_ms_ >= 0)
     ms = std::min<int64_t>(ms, std::max<int64_t>(0, pending_since_ms_ + kFlowCleanupDelayMs - MonotonicMs()));
   return ms;
@@ -57,6 +64,7 @@ void Agent::OnTimer() {
     if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");
   }
   RestoreStoredServicesIfNeeded();
+  if (k8s_ && k8s_->needs_retry()) OnK8sChange();
   if (placement_retry_) {
     placement_retry_ = false;
     RefreshPlacement({});  // sets it again if it fails again

@@ -75,6 +75,7 @@ nlohmann::json Agent::StatusJson() const {
     if (*o) AddPrograms(j["programs"], **o);
   j["prefilter_desired"] = desired_.prefilter.size();
   j["socket_lb"] = SocketLbStatus();
+  j["kubernetes"] = K8sStatus();
   j["nat"] = NatStatus();
   nlohmann::json addrs = nlohmann::json::array();
   if (services_)

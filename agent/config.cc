@@ -215,6 +215,14 @@ const std::vector<Setting>& Settings() {
        CidrListField(&AgentConfig::pod_cidrs)},
       {"masquerade-exempt", "comma-separated CIDRs endpoints reach with their own address", false,
        CidrListField(&AgentConfig::masquerade_exempt)},
+      {"k8s-kubeconfig", "follow this kubeconfig's cluster: its Services and EndpointSlices become services", false,
+       StringField(&AgentConfig::k8s_kubeconfig)},
+      {"k8s-context", "the kubeconfig's context to use (default: its current-context)", false,
+       StringField(&AgentConfig::k8s_context)},
+      {"k8s-in-cluster", "follow the cluster the agent runs in (service account token and CA)", true,
+       BoolField(&AgentConfig::k8s_in_cluster)},
+      {"k8s-node-name", "this node's name in the cluster (default: $NODE_NAME, else the hostname)", false,
+       StringField(&AgentConfig::k8s_node_name)},
       {"log-level", "debug|info|warning|error", false,
        [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
          if (v != "debug" && v != "info" && v != "warning" && v != "error")
@@ -311,6 +319,10 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   TND_RETURN_IF_ERROR(abs_path("api-socket", c.api_socket));
   if (!c.cgroup_root.empty()) TND_RETURN_IF_ERROR(abs_path("cgroup-root", c.cgroup_root));
   if (!c.bpf_cache_dir.empty()) TND_RETURN_IF_ERROR(abs_path("bpf-cache-dir", c.bpf_cache_dir));
+  if (c.k8s_in_cluster && !c.k8s_kubeconfig.empty())
+    return absl::InvalidArgumentError("k8s-kubeconfig and k8s-in-cluster: give one (the cluster to follow)");
+  if (!c.k8s_context.empty() && c.k8s_kubeconfig.empty())
+    return absl::InvalidArgumentError("k8s-context needs k8s-kubeconfig");
   for (const auto& d : c.devices) {
     if (d.empty() || d.size() >= 16 || d.find('/') != std::string::npos ||
         d.find(' ') != std::string::npos)

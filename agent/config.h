@@ -72,6 +72,13 @@ struct AgentConfig {
   std::vector<std::string> pod_cidrs;          // CIDR texts, validated
   std::vector<std::string> masquerade_exempt;  // CIDR texts, validated
   std::string log_level = "info";
+  // A Kubernetes cluster to follow (agent/k8s_watch.h): its Services and
+  // EndpointSlices become services beside the API's. Off when neither is set.
+  std::string k8s_kubeconfig;   // a kubeconfig file
+  std::string k8s_context;      // its context; empty: current-context
+  bool k8s_in_cluster = false;  // the pod's service account instead
+  std::string k8s_node_name;    // this node's name; empty: $NODE_NAME, else the hostname
+  bool K8sEnabled() const { return k8s_in_cluster || !k8s_kubeconfig.empty(); }
 
   XdpMode XdpModeFor(const std::string& dev) const {
     auto it = device_xdp_mode.find(dev);

@@ -1,5 +1,8 @@
 #include "k8s/kubeconfig.h"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
@@ -52,7 +55,33 @@ absl::StatusOr<std::string> Credential(const YAML::Node& n, const std::string& k
   return *text;
 }
 
+// How many certificates (or keys) a PEM text holds; -1 when it is not PEM.
+int PemCount(const std::string& pem, bool key) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (!bio) return -1;
+  int n = 0;
+  if (key) {
+    EVP_PKEY* k = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    n = k ? 1 : 0;
+    EVP_PKEY_free(k);
+  } else {
+    while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      X509_free(x);
+      n++;
+    }
+  }
+  BIO_free(bio);
+  ERR_clear_error();
+  return n;
+}
+
 absl::Status CheckUsable(const ClusterConfig& c, const std::string& where) {
+  if (!c.ca_pem.empty() && PemCount(c.ca_pem, false) < 1)
+    return absl::InvalidArgumentError(absl::StrCat(where, ": the certificate authority holds no PEM certificate"));
+  if (!c.cert_pem.empty() && PemCount(c.cert_pem, false) < 1)
+    return absl::InvalidArgumentError(absl::StrCat(where, ": the client certificate is not a PEM certificate"));
+  if (!c.key_pem.empty() && PemCount(c.key_pem, true) < 1)
+    return absl::InvalidArgumentError(absl::StrCat(where, ": the client key is not a PEM private key"));
   if (c.server.rfind("https://", 0) != 0)
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": server '", c.server, "' is not an https:// URL (the API server is spoken to over TLS)"));

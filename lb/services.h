@@ -48,6 +48,7 @@ class ServiceManager {
 
   absl::StatusOr<ServiceId> IdOf(const Frontend& f) const { return planner_.IdOf(f); }
   const Service* Get(ServiceId id) const { return planner_.Get(id); }
+  const ServiceLimits& limits() const { return planner_.limits(); }
   std::vector<Service> List() const;
   const std::map<ServiceId, Service>& services() const { return planner_.services(); }
   size_t size() const { return planner_.services().size(); }

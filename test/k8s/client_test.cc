@@ -98,6 +98,10 @@ TEST_F(K8sClientTest, BadKubeconfigsAreRefusedNamingTheProblem) {
       with("current-context: x\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\nclusters:\n- name: c\n"
            "  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    exec:\n      command: x\n"),
       "exec or auth-provider plugin"));
+  EXPECT_TRUE(absl::StrContains(
+      with("current-context: x\ncontexts:\n- name: x\n  context:\n    cluster: c\nclusters:\n- name: c\n  cluster:\n"
+           "    server: https://127.0.0.1:1\n    certificate-authority-data: bm90IGEgY2VydGlmaWNhdGU=\n"),
+      "holds no PEM certificate"));
   // A CA that did not sign the server's certificate: no answer is trusted.
   auto cfg = k8s::LoadKubeconfig(good);
   ASSERT_TRUE(cfg.ok());

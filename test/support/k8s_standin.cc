@@ -51,7 +51,12 @@ std::string Base64File(const std::string& path) {
 
 }  // namespace
 
-ApiStandin::ApiStandin(double bookmark_s) : bookmark_s_(bookmark_s) {
+std::vector<std::string> ApiStandin::In(std::vector<std::string> argv) const {
+  if (!netns_.empty()) argv.insert(argv.begin(), {"nsenter", "--net=" + netns_});
+  return argv;
+}
+
+ApiStandin::ApiStandin(double bookmark_s, const std::string& netns) : bookmark_s_(bookmark_s), netns_(netns) {
   if (!MakeCertificates(dir())) return;
   RotateToken("standin-token-1");
   Start();
@@ -68,7 +73,7 @@ void ApiStandin::Start() {
                                    "--bookmark-interval", absl::StrCat(bookmark_s_),
                                    "--state-file", dir() + "/state.json"};
   if (port_ > 0) argv.insert(argv.end(), {"--port", std::to_string(port_)});
-  proc_ = std::make_unique<Subprocess>(argv);
+  proc_ = std::make_unique<Subprocess>(In(argv));
   for (int i = 0; i < 100; ++i) {
     auto p = ReadFile(port_file);
     if (p.ok() && !p->empty()) {
@@ -118,9 +123,9 @@ json ApiStandin::Call(const std::string& method, const std::string& path, const 
   const std::string body_file = dir() + "/body.json";
   std::ofstream(body_file) << body;
   std::string out, err;
-  auto rc = RunCommandSplit({"curl", "-s", "--cacert", ca(), "-H", "Authorization: Bearer " + token(), "-X", method,
-                             "-H", "Content-Type: application/json", "--data-binary", "@" + body_file,
-                             server() + path},
+  auto rc = RunCommandSplit(In({"curl", "-s", "--cacert", ca(), "-H", "Authorization: Bearer " + token(), "-X",
+                                method, "-H", "Content-Type: application/json", "--data-binary", "@" + body_file,
+                                server() + path}),
                             &out, &err);
   json j = json::parse(out, nullptr, false);
   if (!rc.ok() || *rc != 0 || j.is_discarded()) {
@@ -140,8 +145,8 @@ json ApiStandin::Op(const std::string& op) const { return Call("POST", "/standin
 
 json ApiStandin::Stats() const {
   std::string out;
-  auto rc = RunCommand({"curl", "-s", "--cacert", ca(), "-H", "Authorization: Bearer " + token(),
-                        server() + "/standin/stats"},
+  auto rc = RunCommand(In({"curl", "-s", "--cacert", ca(), "-H", "Authorization: Bearer " + token(),
+                           server() + "/standin/stats"}),
                        &out);
   json j = json::parse(out, nullptr, false);
   return rc.ok() && *rc == 0 && !j.is_discarded() ? j : json(nullptr);
@@ -158,7 +163,7 @@ json ApiStandin::Kubectl(const std::vector<std::string>& args) const {
       << "\ncontexts:\n- name: s\n  context:\n    cluster: s\n    user: u\n";
   }
   std::string out, err;
-  auto rc = RunCommandSplit(argv, &out, &err);
+  auto rc = RunCommandSplit(In(argv), &out, &err);
   // Several objects come as one JSON document after another: a List.
   json items = json::array();
   std::istringstream in(out);

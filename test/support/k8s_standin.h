@@ -16,8 +16,10 @@ namespace tendril::test {
 
 class ApiStandin {
  public:
-  // `bookmark_s`: seconds between BOOKMARK events.
-  explicit ApiStandin(double bookmark_s = 1.0);
+  // `bookmark_s`: seconds between BOOKMARK events. With `netns` (a path),
+  // it listens on that namespace's loopback, and the test's requests to it
+  // (curl, kubectl) run there too.
+  explicit ApiStandin(double bookmark_s = 1.0, const std::string& netns = "");
   ~ApiStandin();
   bool ok() const { return port_ > 0; }
   std::string server() const;  // https://127.0.0.1:PORT
@@ -52,8 +54,11 @@ class ApiStandin {
 
  private:
   nlohmann::json Call(const std::string& method, const std::string& path, const std::string& body) const;
+  // argv with the namespace entered first, when there is one.
+  std::vector<std::string> In(std::vector<std::string> argv) const;
   TempDir dir_;
   double bookmark_s_;
+  std::string netns_;
   int port_ = 0;
   std::unique_ptr<Subprocess> proc_;
 };

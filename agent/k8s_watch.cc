@@ -1,0 +1,131 @@
+#include "agent/k8s_watch.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace tendril {
+
+using nlohmann::json;
+
+absl::StatusOr<std::unique_ptr<K8sWatch>> K8sWatch::Open(const AgentConfig& cfg) {
+  absl::StatusOr<k8s::ClusterConfig> cc = cfg.k8s_in_cluster ? k8s::InClusterConfig()
+                                                             : k8s::LoadKubeconfig(cfg.k8s_kubeconfig, cfg.k8s_context);
+  if (!cc.ok()) return Annotate(cc.status(), "kubernetes");
+  std::unique_ptr<K8sWatch> w(new K8sWatch());
+  TND_ASSIGN_OR_RETURN(w->client_, k8s::ApiClient::Create(*cc));
+  w->event_fd_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!w->event_fd_.valid()) return ErrnoError(errno, "eventfd for kubernetes changes");
+  k8s::ReflectorOptions so, eo;
+  so.path = "/api/v1/services";
+  eo.path = "/apis/discovery.k8s.io/v1/endpointslices";
+  // kube-proxy's own filter: Services another proxy serves are not watched.
+  so.label_selector = "!service.kubernetes.io/service-proxy-name";
+  K8sWatch* self = w.get();
+  w->services_ = std::make_unique<k8s::Reflector>(w->client_.get(), so, [self] { self->Notify(); });
+  w->slices_ = std::make_unique<k8s::Reflector>(w->client_.get(), eo, [self] { self->Notify(); });
+  w->services_->Start();
+  w->slices_->Start();
+  TND_LOG_INFO("kubernetes: following Services and EndpointSlices of ", cc->server, " (", cc->source, ")");
+  return w;
+}
+
+K8sWatch::~K8sWatch() {
+  if (services_) services_->Stop();
+  if (slices_) slices_->Stop();
+}
+
+void K8sWatch::Notify() {
+  int64_t zero = 0;
+  first_change_ns_.compare_exchange_strong(zero, absl::ToUnixNanos(absl::Now()));
+  uint64_t one = 1;
+  (void)!::write(event_fd_.get(), &one, sizeof(one));
+}
+
+bool K8sWatch::Drain() {
+  uint64_t n = 0;
+  bool any = ::read(event_fd_.get(), &n, sizeof(n)) == static_cast<ssize_t>(sizeof(n)) && n > 0;
+  int64_t first = first_change_ns_.exchange(0);
+  if (first) pending_since_ = absl::FromUnixNanos(first);
+  return any || first;
+}
+
+bool K8sWatch::Synced() const { return services_->State().synced && slices_->State().synced; }
+
+void K8sWatch::SyncDone(SyncResult r) {
+  syncs_++;
+  needs_retry_ = !r.ok;
+  if (!r.ok) {
+    failed_syncs_++;
+    TND_LOG_WARN("kubernetes: sync failed, the datapath keeps the previous services: ", r.error);
+  } else {
+    last_ok_ = absl::Now();
+    pending_since_ = absl::InfinitePast();
+  }
+  // Each object skipped is logged once per reason (the next syncs would
+  // repeat it for every change elsewhere).
+  std::map<std::string, std::string> now;
+  for (const k8s::Skipped& s : r.skipped) {
+    now[s.object] += (now[s.object].empty() ? "" : "; ") + s.reason;
+  }
+  for (const auto& [obj, why] : now) {
+    auto it = skipped_.find(obj);
+    if (it == skipped_.end() || it->second != why) TND_LOG_WARN("kubernetes: ", obj, " skipped: ", why);
+  }
+  skipped_ = std::move(now);
+  last_ = std::move(r);
+}
+
+namespace {
+
+json ReflectorJson(const k8s::ReflectorState& s) {
+  json j = {{"synced", s.synced},
+            {"watching", s.watching},
+            {"resource_version", s.resource_version},
+            {"lists", s.lists},
+            {"watches", s.watches},
+            {"events", s.events},
+            {"bookmarks", s.bookmarks},
+            {"gone", s.gone},
+            {"failures", s.failures}};
+  if (!s.last_error.empty()) {
+    j["last_error"] = s.last_error;
+    j["last_error_at"] = absl::FormatTime(absl::RFC3339_sec, s.last_error_at, absl::UTCTimeZone());
+  }
+  if (s.last_sync != absl::Time()) j["last_sync"] = absl::FormatTime(absl::RFC3339_sec, s.last_sync, absl::UTCTimeZone());
+  return j;
+}
+
+}  // namespace
+
+json K8sWatch::Status() const {
+  const k8s::ReflectorState sv = services_->State(), sl = slices_->State();
+  const bool connected = sv.watching && sl.watching && sv.last_error.empty() && sl.last_error.empty();
+  json j = {{"server", client_->config().server},
+            {"source", client_->config().source},
+            {"state", !Synced() ? "not-synced" : connected ? "connected" : "unreachable-serving-last-known"},
+            {"services", ReflectorJson(sv)},
+            {"endpointslices", ReflectorJson(sl)},
+            {"syncs", syncs_},
+            {"failed_syncs", failed_syncs_},
+            {"declared_services", last_.services},
+            {"ignored_services", last_.ignored},
+            {"skipped_objects", skipped_.size()}};
+  if (last_ok_ != absl::InfinitePast())
+    j["last_sync"] = absl::FormatTime(absl::RFC3339_sec, last_ok_, absl::UTCTimeZone());
+  if (!last_.ok && syncs_) j["last_sync_error"] = last_.error;
+  json sk = json::array();
+  for (const auto& [obj, why] : skipped_) {
+    if (sk.size() >= 20) break;
+    sk.push_back({{"object", obj}, {"reason", why}});
+  }
+  j["skipped"] = std::move(sk);
+  return j;
+}
+
+}  // namespace tendril

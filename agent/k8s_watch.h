@@ -1,0 +1,75 @@
+// The agent's view of a Kubernetes cluster (settings k8s-kubeconfig or
+// k8s-in-cluster): the API client and a reflector each for Services and
+// EndpointSlices, an eventfd the main loop polls (readable after either
+// store changed), and what the syncs did, for status and metrics.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/config.h"
+#include "common/fd.h"
+#include "k8s/client.h"
+#include "k8s/mapping.h"
+#include "k8s/reflector.h"
+
+namespace tendril {
+
+class K8sWatch {
+ public:
+  // Reads the configuration (kubeconfig or in-cluster) and starts both
+  // reflectors; an error names what is wrong with the configuration. The
+  // API server need not be reachable: the reflectors keep trying.
+  static absl::StatusOr<std::unique_ptr<K8sWatch>> Open(const AgentConfig& cfg);
+  ~K8sWatch();
+
+  int fd() const { return event_fd_.get(); }
+  // Empties the eventfd; true when a store changed since the last call.
+  bool Drain();
+  // Both stores are whole (each has listed once): a sync may remove.
+  bool Synced() const;
+  std::map<std::string, nlohmann::json> Services() const { return services_->Snapshot(); }
+  std::map<std::string, nlohmann::json> Slices() const { return slices_->Snapshot(); }
+  // When the first change not yet synced arrived (for the programming
+  // latency), reset by Drain's caller through SyncDone.
+  absl::Time pending_since() const { return pending_since_; }
+
+  // What a sync did: the services it declared, what it skipped, how long.
+  struct SyncResult {
+    bool ok = false;
+    std::string error;
+    size_t services = 0;
+    std::vector<k8s::Skipped> skipped;
+    int ignored = 0;
+    absl::Duration took;
+    absl::Duration since_change;  // from the change's arrival to the maps written
+  };
+  void SyncDone(SyncResult r);
+  bool needs_retry() const { return needs_retry_; }
+
+  nlohmann::json Status() const;
+
+ private:
+  K8sWatch() = default;
+  void Notify();
+
+  std::unique_ptr<k8s::ApiClient> client_;
+  std::unique_ptr<k8s::Reflector> services_, slices_;
+  UniqueFd event_fd_;
+  std::atomic<bool> dirty_{false};
+  absl::Time pending_since_ = absl::InfinitePast();
+  std::atomic<int64_t> first_change_ns_{0};
+  bool needs_retry_ = false;
+  SyncResult last_;
+  absl::Time last_ok_ = absl::InfinitePast();
+  uint64_t syncs_ = 0, failed_syncs_ = 0;
+  std::map<std::string, std::string> skipped_;  // object -> reason, as last logged
+};
+
+}  // namespace tendril

@@ -1,0 +1,251 @@
+// tendril-agent following a Kubernetes cluster, end to end on the real
+// datapath. The cluster is the API server stand-in (test/k8s: not an API
+// server, it speaks the wire protocol a node agent uses), listening inside
+// node 1's namespace; node 1's agent watches it through a kubeconfig. The
+// nodes and pods are endpoint_cluster.h's: pods answer HTTP with their name
+// and the client they see. Objects are the real kubectl's (--dry-run=client).
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_replace.h"
+#include "test/integration/endpoint_cluster.h"
+#include "test/support/churn.h"
+#include "test/support/k8s_standin.h"
+
+namespace tendril::test {
+namespace {
+
+constexpr char kService[] = R"(
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  type: NodePort
+  clusterIP: 10.96.100.10
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]
+)";
+
+// An EndpointSlice of web with pod 1.1 (node 1) and pod 2.1 (node 2) in the
+// given conditions.
+std::string Slice(const std::string& pod11, const std::string& pod21) {
+  return absl::StrReplaceAll(R"(
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints:
+- {addresses: [10.200.1.10], nodeName: node1, conditions: POD11}
+- {addresses: [10.200.2.10], nodeName: node2, conditions: POD21}
+)",
+                             {{"POD11", pod11}, {"POD21", pod21}});
+}
+constexpr char kReady[] = "{ready: true, serving: true, terminating: false}";
+constexpr char kTerminating[] = "{ready: false, serving: true, terminating: true}";
+constexpr char kGone[] = "{ready: false, serving: false, terminating: true}";
+
+class K8sE2ETest : public EndpointE2ETest {
+ protected:
+  void SetUp() override {
+    EndpointE2ETest::SetUp();
+    if (HasFatalFailure() || IsSkipped()) return;
+    api_ = std::make_unique<ApiStandin>(0.5, nodes_[0]->ns->path());
+    ASSERT_TRUE(api_->ok());
+    nodes_[0]->agent->Stop();
+    nodes_[0]->extra_flags = {"--k8s-kubeconfig", api_->WriteKubeconfig("cert")};
+    StartAgent(0);
+  }
+  void TearDown() override {
+    EndpointE2ETest::TearDown();
+    api_.reset();
+  }
+
+  void Apply(const std::string& yaml) {
+    nlohmann::json obj = api_->FromManifest(yaml);
+    ASSERT_FALSE(obj.is_null());
+    ASSERT_FALSE(api_->Apply(obj).is_null());
+  }
+
+  // The cluster's services node 1 declares: frontend -> backends "addr=state".
+  std::map<std::string, std::set<std::string>> ClusterServices() {
+    std::map<std::string, std::set<std::string>> out;
+    for (const auto& s : Json(0, {"service", "list"})) {
+      if (s.value("owner", "").rfind("k8s/", 0) != 0) continue;
+      auto& b = out[s.value("frontend", "")];
+      for (const auto& be : s["backends"]) b.insert(be.value("address", "") + "=" + be.value("state", ""));
+    }
+    return out;
+  }
+
+  // Waits up to 10 s for node 1 to declare exactly `want`.
+  ::testing::AssertionResult Declares(const std::map<std::string, std::set<std::string>>& want) {
+    std::map<std::string, std::set<std::string>> got;
+    for (int i = 0; i < 200; ++i) {
+      got = ClusterServices();
+      if (got == want) return ::testing::AssertionSuccess();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::string text;
+    for (const auto& [f, bs] : got) text += f + " -> " + absl::StrJoin(bs, ",") + "; ";
+    return ::testing::AssertionFailure() << "declared: " << text;
+  }
+
+  // Which pods answer through `hostport` from the outside host, over n tries.
+  std::set<std::string> Answers(const std::string& hostport, int n = 12) {
+    std::set<std::string> seen;
+    for (int i = 0; i < n; ++i) {
+      std::string out;
+      if (out_->Exec({"curl", "-s", "--max-time", "2", "http://" + hostport + "/"}, &out) == 0)
+        seen.insert(out.substr(0, out.find(' ')));
+      else
+        seen.insert("refused");
+    }
+    return seen;
+  }
+
+  std::unique_ptr<ApiStandin> api_;
+};
+
+TEST_F(K8sE2ETest, ServicesFollowTheClusterThroughScalingTerminationAndDeletion) {
+  Apply(kService);
+  Apply(Slice(kReady, kReady));
+  const std::set<std::string> both = {"10.200.1.10:8080=active", "10.200.2.10:8080=active"};
+  ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", both}}));
+  EXPECT_EQ(Answers("10.0.0.1:30080"), (std::set<std::string>{"pod1.1", "pod2.1"}));
+  EXPECT_TRUE(absl::StartsWith(Curl(Pod(0, 2), "10.96.100.10:80"), "pod")) << "the ClusterIP from a pod";
+  // Pod 1.1 goes terminating: only pod 2.1 gets new connections.
+  Apply(Slice(kTerminating, kReady));
+  ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", {"10.200.1.10:8080=terminating", "10.200.2.10:8080=active"}}}));
+  EXPECT_EQ(Answers("10.0.0.1:30080"), (std::set<std::string>{"pod2.1"}));
+  // Pod 2.1 terminating too: kube-proxy's fallback serves the terminating.
+  Apply(Slice(kTerminating, kTerminating));
+  EXPECT_EQ(Answers("10.0.0.1:30080").count("refused"), 0u);
+  // Neither serving: nothing takes new connections.
+  Apply(Slice(kGone, kGone));
+  ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", {"10.200.1.10:8080=maintenance", "10.200.2.10:8080=maintenance"}}}));
+  EXPECT_EQ(Answers("10.0.0.1:30080", 3), (std::set<std::string>{"refused"}));
+  // The slice deleted, then the Service.
+  ASSERT_FALSE(api_->Delete("EndpointSlice", "shop", "web-1").is_null());
+  ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", {}}}));
+  ASSERT_FALSE(api_->Delete("Service", "shop", "web").is_null());
+  ASSERT_TRUE(Declares({}));
+  EXPECT_EQ(Answers("10.0.0.1:30080", 2), (std::set<std::string>{"refused"}));
+}
+
+TEST_F(K8sE2ETest, TheApiAndTheClusterKeepTheirOwnServices) {
+  Apply(kService);
+  Apply(Slice(kReady, kReady));
+  ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", {"10.200.1.10:8080=active", "10.200.2.10:8080=active"}}}));
+  nlohmann::json list = Json(0, {"service", "list"});
+  ASSERT_EQ(list.size(), 1u);
+  const std::string id = std::to_string(list[0].value("id", 0));
+  CliResult del = Cli(0, {"service", "delete", id});
+  EXPECT_NE(del.rc, 0);
+  EXPECT_TRUE(absl::StrContains(del.err, "shop/web")) << del.err;
+  // The API's service on the same frontend is refused; another one stays
+  // through every cluster change.
+  CliResult same = Cli(0, {"service", "add", "--frontend", "10.96.100.10:80", "--backends", "10.200.1.11:8080"});
+  EXPECT_NE(same.rc, 0);
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.7.7:80", "--backends", "10.200.1.11:8080"}).rc, 0);
+  ASSERT_FALSE(api_->Delete("Service", "shop", "web").is_null());
+  ASSERT_TRUE(Declares({}));
+  EXPECT_EQ(Json(0, {"service", "list"}).size(), 1u) << "the API's service stays";
+  nlohmann::json st = Json(0, {"status"});
+  EXPECT_EQ(st["kubernetes"].value("state", ""), "connected") << st["kubernetes"].dump();
+}
+
+// Churn on an unchanged service while the cluster changes around it: the
+// watch is cut 20 times, the history compacted (410: relist) and the API
+// server restored with a new version history, other services come and go.
+// No connection to the unchanged service fails, and the declared set ends
+// equal to the API's.
+TEST_F(K8sE2ETest, WatchCutsAndRelistsUnderChurnFailNoConnection) {
+  RequestServer server(Pod(0, 1), "10.200.1.10", 9090);
+  ASSERT_TRUE(server.ok());
+  Apply(R"(
+apiVersion: v1
+kind: Service
+metadata: {name: steady, namespace: default}
+spec:
+  type: NodePort
+  clusterIP: 10.96.100.20
+  ports: [{port: 9090, nodePort: 30090}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: steady-1, namespace: default, labels: {kubernetes.io/service-name: steady}}
+addressType: IPv4
+ports: [{port: 9090, protocol: TCP}]
+endpoints: [{addresses: [10.200.1.10]}]
+)");
+  ASSERT_TRUE(Declares({{"10.96.100.20:9090/TCP", {"10.200.1.10:9090=active"}}}));
+  // The objects first (kubectl takes a while): the disturbance is the API's.
+  std::vector<nlohmann::json> churn;
+  for (int i = 0; i < 5; ++i)
+    churn.push_back(api_->Kubectl({"create", "service", "clusterip", "churn" + std::to_string(i), "--tcp", "80:8080",
+                                   "--dry-run=client", "-o", "json"}));
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point disturbed;
+  std::thread disturb([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    for (int i = 0; i < 20; ++i) {
+      if (i % 2 == 0) api_->Apply(churn[(i / 2) % 5]);
+      else api_->Delete("Service", "default", "churn" + std::to_string((i / 2) % 5));
+      // A cut, then the history compacted while the watch is away: it comes
+      // back to 410 and lists again.
+      api_->Op(i == 10 ? "restart" : "cut");
+      if (i == 5) api_->Op("compact");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    disturbed = Clock::now();
+  });
+  ChurnSpec spec;
+  spec.sources = {"10.0.0.100"};
+  spec.dst = "10.0.0.1";
+  spec.dport = 30090;
+  spec.seconds = 10;
+  ChurnResult r = RunChurn(*out_, spec);
+  const Clock::time_point churn_end = Clock::now();
+  disturb.join();
+  EXPECT_LT(disturbed, churn_end) << "the cluster's changes ended after the churn";
+  EXPECT_EQ(r.failed, 0) << r.Summary();
+  EXPECT_GE(r.ok, 1000) << r.Summary();
+  // The end state: what the stand-in holds.
+  std::map<std::string, std::set<std::string>> want = {{"10.96.100.20:9090/TCP", {"10.200.1.10:9090=active"}}};
+  auto held = api_->Kubectl({"get", "services", "-A", "-o", "json"});
+  ASSERT_FALSE(held.is_null());
+  for (const auto& s : held["items"])
+    if (s["metadata"].value("name", "") != "steady")
+      want[s["spec"].value("clusterIP", "") + ":80/TCP"] = {};
+  EXPECT_TRUE(Declares(want));
+  nlohmann::json k = Json(0, {"status"})["kubernetes"];
+  EXPECT_GE(k["services"].value("lists", 0), 3) << k.dump();
+  EXPECT_GE(k["services"].value("gone", 0), 2) << k.dump();
+}
+
+TEST_F(K8sE2ETest, BadKubeconfigsKeepTheAgentFromStarting) {
+  nodes_[0]->agent->Stop();
+  auto refused = [&](const std::vector<std::string>& flags, const std::string& want) {
+    std::vector<std::string> argv = nodes_[0]->argv;
+    argv.resize(argv.size() - nodes_[0]->extra_flags.size());
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    std::string out;
+    auto rc = RunCommand(argv, &out);
+    ASSERT_TRUE(rc.ok());
+    EXPECT_NE(*rc, 0) << out;
+    EXPECT_TRUE(absl::StrContains(out, want)) << out;
+  };
+  refused({"--k8s-kubeconfig", "/nonexistent/kubeconfig"}, "/nonexistent/kubeconfig");
+  refused({"--k8s-kubeconfig", api_->WriteKubeconfig(), "--k8s-context", "nosuch"}, "no context named 'nosuch'");
+  std::ofstream(api_->dir() + "/bad-ca.crt") << "not a certificate\n";
+  std::string conf = api_->dir() + "/kubeconfig";
+  ASSERT_EQ(std::system(("sed -i 's|certificate-authority: .*|certificate-authority: " + api_->dir() +
+                         "/bad-ca.crt|' " + conf).c_str()), 0);
+  refused({"--k8s-kubeconfig", conf}, "holds no PEM certificate");
+}
+
+}  // namespace
+}  // namespace tendril::test
