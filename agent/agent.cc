@@ -136,6 +136,7 @@ absl::Status Agent::Start() {
   SyncHealthAll();
   BumpGeneration();  // flows cached by the agent before this one decide again
   next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
+  StartNodeHttp();
   return absl::OkStatus();
 }
 

@@ -12,6 +12,7 @@
 #include <simdjson.h>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "agent/api_server.h"
 #include "datapath/compiler.h"
 #include "datapath/node_maps.h"
@@ -39,6 +40,7 @@ struct AgentSeams {
 };
 
 class K8sWatch;
+class PromText;
 
 class Agent {
  public:
@@ -97,6 +99,17 @@ class Agent {
   void OnTimer();
 
  private:
+  // kube-proxy's operator endpoints (node_http.cc).
+  void StartNodeHttp();
+  HttpReply NodeHealth(const std::string& path) const;
+  std::string MetricsText() const;
+  void WriteDatapathMetrics(PromText& t) const;
+  HttpResponder::Handler NodeHttpHandler(bool metrics) const;
+  std::vector<int> NodeHttpFds() const;
+  bool OnNodeHttpReadable(int fd);
+  void NodeHttpTimer();
+  int NodeHttpTimeoutMs() const;
+
   // Kubernetes (agent_k8s.cc): start the watch, react to its changes, sync.
   absl::Status StartK8s();
   void OnK8sChange();
@@ -185,6 +198,11 @@ class Agent {
   std::unique_ptr<EndpointManager> endpoints_;
   std::unique_ptr<LinkWatcher> links_;
   std::unique_ptr<K8sWatch> k8s_;
+  std::unique_ptr<HttpResponder> healthz_, metrics_;
+  std::vector<std::string> node_http_errors_;
+  absl::Time started_time_ = absl::Now();
+  std::map<std::string, uint64_t> gc_removed_total_;  // by table
+  uint64_t gc_runs_ = 0;
   std::map<std::string, int> device_index_;  // native devices as attached
   std::unique_ptr<CtMap> ct4_, ct6_;
   std::unique_ptr<NatMap> nat4_, nat6_;

@@ -20,6 +20,7 @@ std::vector<int> Agent::PollFds() const {
     for (int fd : h->Fds()) fds.push_back(fd);
   if (links_) fds.push_back(links_->fd());
   if (k8s_) fds.push_back(k8s_->fd());
+  for (int fd : NodeHttpFds()) fds.push_back(fd);
   return fds;
 }
 
@@ -32,6 +33,7 @@ void Agent::OnReadable(int fd) {
     OnK8sChange();
     return;
   }
+  if (OnNodeHttpReadable(fd)) return;
   for (const auto& [port, h] : health_) {
     if (!h->Owns(fd)) continue;
     h->OnReadable(fd, HealthCount(port));
@@ -49,6 +51,7 @@ int Agent::NextTimeoutMs() const {
   }
   for (const auto& [id, h] : health_)
     if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
+  if (int t = NodeHttpTimeoutMs(); t >= 0) ms = std::min(ms, t);
   if (placement_retry_ || (services_ && services_->needs_restore()) || (k8s_ && k8s_->needs_retry()))
     ms = std::min(ms, kPlacementRetryMs);
   if (pending_since_ms_ >= 0)
@@ -59,6 +62,7 @@ int Agent::NextTimeoutMs() const {
 void Agent::OnTimer() {
   DeletePendingFlows();
   for (const auto& [port, h] : health_) h->OnTimer(HealthCount(port));
+  NodeHttpTimer();
   if (services_) {
     int n = services_->FlushRetiredBackends();
     if (n) TND_LOG_DEBUG("removed ", n, " backend entries after their grace period");
@@ -136,12 +140,14 @@ nlohmann::json Agent::ConntrackGc() {
     }
     out[name] = {{"scanned", r->scanned}, {"removed", r->removed}};
     removed += static_cast<int>(r->removed);
+    gc_removed_total_[name] += r->removed;
   };
   one("ct_v4", ct4_, GcConntrack);
   one("ct_v6", ct6_, GcConntrack);
   one("nat_v4", nat4_, GcNat);
   one("nat_v6", nat6_, GcNat);
   out["removed"] = removed;
+  gc_runs_++;
   last_gc_ = out;
   return out;
 }

@@ -76,6 +76,9 @@ nlohmann::json Agent::StatusJson() const {
   j["prefilter_desired"] = desired_.prefilter.size();
   j["socket_lb"] = SocketLbStatus();
   j["kubernetes"] = K8sStatus();
+  j["operator_endpoints"] = {{"healthz", healthz_ ? cfg_.healthz_bind_address : ""},
+                             {"metrics", metrics_ ? cfg_.metrics_bind_address : ""},
+                             {"errors", node_http_errors_}};
   j["nat"] = NatStatus();
   nlohmann::json addrs = nlohmann::json::array();
   if (services_)

@@ -1,5 +1,7 @@
 #include "agent/config.h"
 
+#include "network/addr.h"
+
 #include "agent/prefilter.h"
 
 #include <yaml-cpp/yaml.h>
@@ -221,8 +223,12 @@ const std::vector<Setting>& Settings() {
        StringField(&AgentConfig::k8s_context)},
       {"k8s-in-cluster", "follow the cluster the agent runs in (service account token and CA)", true,
        BoolField(&AgentConfig::k8s_in_cluster)},
-      {"k8s-node-name", "this node's name in the cluster (default: $NODE_NAME, else the hostname)", false,
-       StringField(&AgentConfig::k8s_node_name)},
+      {"healthz-bind-address", "ADDRESS:PORT of /healthz and /livez, as kube-proxy's (default 0.0.0.0:10256; empty: off)",
+       false, StringField(&AgentConfig::healthz_bind_address)},
+      {"metrics-bind-address", "ADDRESS:PORT of /metrics, Prometheus text (default 127.0.0.1:10249; empty: off)", false,
+       StringField(&AgentConfig::metrics_bind_address)},
+      {"healthz-timeout", "seconds a cluster change may wait for the maps before /healthz answers 503 (default 60)",
+       false, UintField(&AgentConfig::healthz_timeout, 1, 3600)},
       {"log-level", "debug|info|warning|error", false,
        [](AgentConfig* c, const std::string& k, const std::string& v) -> absl::Status {
          if (v != "debug" && v != "info" && v != "warning" && v != "error")
@@ -323,6 +329,11 @@ absl::Status ValidateConfig(const AgentConfig& c) {
     return absl::InvalidArgumentError("k8s-kubeconfig and k8s-in-cluster: give one (the cluster to follow)");
   if (!c.k8s_context.empty() && c.k8s_kubeconfig.empty())
     return absl::InvalidArgumentError("k8s-context needs k8s-kubeconfig");
+  for (auto [key, addr] : {std::pair{"healthz-bind-address", &c.healthz_bind_address},
+                           std::pair{"metrics-bind-address", &c.metrics_bind_address}})
+    if (!addr->empty())
+      if (auto hp = ParseHostPort(*addr); !hp.ok())
+        return absl::InvalidArgumentError(absl::StrCat(key, " \"", *addr, "\" is not ADDRESS:PORT (", hp.status().message(), ")"));
   for (const auto& d : c.devices) {
     if (d.empty() || d.size() >= 16 || d.find('/') != std::string::npos ||
         d.find(' ') != std::string::npos)

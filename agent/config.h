@@ -77,8 +77,11 @@ struct AgentConfig {
   std::string k8s_kubeconfig;   // a kubeconfig file
   std::string k8s_context;      // its context; empty: current-context
   bool k8s_in_cluster = false;  // the pod's service account instead
-  std::string k8s_node_name;    // this node's name; empty: $NODE_NAME, else the hostname
   bool K8sEnabled() const { return k8s_in_cluster || !k8s_kubeconfig.empty(); }
+  // kube-proxy's operator endpoints (agent/node_http.cc); empty: off.
+  std::string healthz_bind_address = "0.0.0.0:10256";
+  std::string metrics_bind_address = "127.0.0.1:10249";
+  uint32_t healthz_timeout = 60;  // seconds a cluster change may wait for the maps before /healthz says 503
 
   XdpMode XdpModeFor(const std::string& dev) const {
     auto it = device_xdp_mode.find(dev);

@@ -66,6 +66,8 @@ void K8sWatch::SyncDone(SyncResult r) {
   } else {
     last_ok_ = absl::Now();
     pending_since_ = absl::InfinitePast();
+    sync_seconds_.Observe(absl::ToDoubleSeconds(r.took));
+    if (r.since_change > absl::ZeroDuration()) programming_seconds_.Observe(absl::ToDoubleSeconds(r.since_change));
   }
   // Each object skipped is logged once per reason (the next syncs would
   // repeat it for every change elsewhere).
@@ -126,6 +128,46 @@ json K8sWatch::Status() const {
   }
   j["skipped"] = std::move(sk);
   return j;
+}
+
+absl::Time K8sWatch::OldestPending() const {
+  if (last_ok_ == absl::InfinitePast()) return opened_at_;
+  const int64_t queued = first_change_ns_.load();
+  if (pending_since_ != absl::InfinitePast()) return pending_since_;
+  return queued ? absl::FromUnixNanos(queued) : absl::InfinitePast();
+}
+
+void K8sWatch::WriteMetrics(PromText& t) const {
+  sync_seconds_.Write(t, "kubeproxy_sync_proxy_rules_duration_seconds",
+                      "Time a sync of the cluster's services into the maps took (kube-proxy's name)");
+  programming_seconds_.Write(t, "kubeproxy_network_programming_duration_seconds",
+                             "From a Service or EndpointSlice change reaching the agent to its maps written");
+  t.Family("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge", "When the last sync succeeded");
+  t.Sample("kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+           last_ok_ == absl::InfinitePast() ? 0 : absl::ToDoubleSeconds(last_ok_ - absl::UnixEpoch()));
+  const std::pair<const char*, k8s::ReflectorState> rs[] = {{"services", services_->State()},
+                                                            {"endpointslices", slices_->State()}};
+  auto each = [&](const char* name, const char* type, const char* help, auto value) {
+    t.Family(name, type, help);
+    for (const auto& [res, st] : rs) t.Sample(name, {{"resource", res}}, static_cast<double>(value(st)));
+  };
+  each("tendril_k8s_watch_up", "gauge", "1 while the watch streams without error",
+       [](const k8s::ReflectorState& s) { return s.watching && s.last_error.empty() ? 1 : 0; });
+  each("tendril_k8s_synced", "gauge", "1 once the resource has been listed whole",
+       [](const k8s::ReflectorState& s) { return s.synced ? 1 : 0; });
+  each("tendril_k8s_lists_total", "counter", "Lists (the first, and every relist)",
+       [](const k8s::ReflectorState& s) { return s.lists; });
+  each("tendril_k8s_watch_events_total", "counter", "Watch events applied to the store",
+       [](const k8s::ReflectorState& s) { return s.events; });
+  each("tendril_k8s_watch_gone_total", "counter", "410 Gone answers (a relist followed)",
+       [](const k8s::ReflectorState& s) { return s.gone; });
+  each("tendril_k8s_watch_failures_total", "counter", "Failed lists and broken watches",
+       [](const k8s::ReflectorState& s) { return s.failures; });
+  t.Family("tendril_k8s_syncs_total", "counter", "Syncs of the cluster's services, by result");
+  t.Sample("tendril_k8s_syncs_total", {{"result", "ok"}}, static_cast<double>(syncs_ - failed_syncs_));
+  t.Sample("tendril_k8s_syncs_total", {{"result", "error"}}, static_cast<double>(failed_syncs_));
+  t.Family("tendril_k8s_skipped_objects", "gauge", "Services and EndpointSlices the last sync could not represent");
+  t.Sample("tendril_k8s_skipped_objects", static_cast<double>(skipped_.size()));
 }
 
 }  // namespace tendril

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/config.h"
+#include "agent/metrics_text.h"
 #include "common/fd.h"
 #include "k8s/client.h"
 #include "k8s/mapping.h"
@@ -54,6 +55,12 @@ class K8sWatch {
   bool needs_retry() const { return needs_retry_; }
 
   nlohmann::json Status() const;
+  // The watch's and the syncs' metrics (kube-proxy's names where it has one).
+  void WriteMetrics(PromText& t) const;
+  // The oldest change not yet in the maps: InfinitePast when none; before
+  // the first sync, when the watch started (kube-proxy's health rule).
+  absl::Time OldestPending() const;
+  absl::Time last_sync() const { return last_ok_; }
 
  private:
   K8sWatch() = default;
@@ -70,6 +77,8 @@ class K8sWatch {
   absl::Time last_ok_ = absl::InfinitePast();
   uint64_t syncs_ = 0, failed_syncs_ = 0;
   std::map<std::string, std::string> skipped_;  // object -> reason, as last logged
+  absl::Time opened_at_ = absl::Now();
+  Histogram sync_seconds_{Histogram::SyncBuckets()}, programming_seconds_{Histogram::SyncBuckets()};
 };
 
 }  // namespace tendril

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_replace.h"
 #include "test/integration/endpoint_cluster.h"
 #include "test/support/churn.h"
@@ -104,6 +105,40 @@ class K8sE2ETest : public EndpointE2ETest {
         seen.insert("refused");
     }
     return seen;
+  }
+
+  // GET http://ADDR/PATH from node 1's namespace: the status code and body.
+  std::pair<int, std::string> Get(const std::string& url, const Netns* from = nullptr) {
+    std::string out;
+    (from ? *from : *nodes_[0]->ns).Exec({"curl", "-s", "--max-time", "3", "-w", "\n%{http_code}", url}, &out);
+    size_t nl = out.rfind('\n');
+    int code = 0;
+    if (nl != std::string::npos) absl::SimpleAtoi(out.substr(nl + 1), &code);
+    return {code, nl == std::string::npos ? out : out.substr(0, nl)};
+  }
+
+  // /metrics parsed by the Prometheus client library's own parser
+  // (python3-prometheus-client): "name{label=value,...}" -> value.
+  std::map<std::string, double> Metrics() {
+    std::string out;
+    // Debian's interpreter: python3-prometheus-client is installed for it.
+    nodes_[0]->ns->Exec({"/usr/bin/python3", "-c", R"(
+import json, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen('http://127.0.0.1:10249/metrics', timeout=3).read().decode()
+out = {}
+for fam in text_string_to_metric_families(text):
+    for s in fam.samples:
+        labels = ','.join('%s=%s' % kv for kv in sorted(s.labels.items()))
+        out[s.name + ('{' + labels + '}' if labels else '')] = s.value
+print(json.dumps(out))
+)"}, &out);
+    nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << out;
+    std::map<std::string, double> m;
+    if (j.is_object())
+      for (auto& [k, v] : j.items()) m[k] = v.get<double>();
+    return m;
   }
 
   std::unique_ptr<ApiStandin> api_;
@@ -224,6 +259,58 @@ endpoints: [{addresses: [10.200.1.10]}]
   nlohmann::json k = Json(0, {"status"})["kubernetes"];
   EXPECT_GE(k["services"].value("lists", 0), 3) << k.dump();
   EXPECT_GE(k["services"].value("gone", 0), 2) << k.dump();
+}
+
+TEST_F(K8sE2ETest, HealthAndMetricsEndpointsAnswerAsKubeProxys) {
+  Apply(kService);
+  Apply(Slice(kGone, kGone));
+  ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", {"10.200.1.10:8080=maintenance", "10.200.2.10:8080=maintenance"}}}));
+  for (const char* path : {"/healthz", "/livez"}) {
+    auto [code, body] = Get(std::string("http://127.0.0.1:10256") + path);
+    EXPECT_EQ(code, 200) << body;
+    nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+    EXPECT_TRUE(j.contains("lastUpdated") && j.contains("currentTime")) << body;
+    EXPECT_EQ(j.value("nodeEligible", false), true) << body;
+  }
+  EXPECT_EQ(Get("http://127.0.0.1:10256/other").first, 404);
+  EXPECT_EQ(Get("http://10.0.0.1:10256/healthz", out_.get()).first, 200) << "load balancers probe it from outside";
+  EXPECT_EQ(Get("http://10.0.0.1:10249/metrics", out_.get()).first, 0) << "metrics only on loopback";
+
+  std::map<std::string, double> m0 = Metrics();
+  EXPECT_GE(m0["kubeproxy_sync_proxy_rules_duration_seconds_count"], 1);
+  EXPECT_GT(m0["kubeproxy_sync_proxy_rules_last_timestamp_seconds"], 1.7e9);
+  EXPECT_EQ(m0["tendril_services{source=kubernetes}"], 1);
+  EXPECT_EQ(m0["tendril_k8s_watch_up{resource=services}"], 1);
+  EXPECT_GE(m0["tendril_flow_table_max_entries{table=ct_v4}"], 1024);
+  // Traffic moves the counters: connections to a service without a usable
+  // backend are refused and counted; a cluster change moves the watch's.
+  EXPECT_EQ(Answers("10.0.0.1:30080", 3), (std::set<std::string>{"refused"}));
+  Apply(Slice(kReady, kGone));
+  ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", {"10.200.1.10:8080=active", "10.200.2.10:8080=maintenance"}}}));
+  std::map<std::string, double> m1 = Metrics();
+  const std::string refused = "tendril_datapath_drops_total{direction=ingress,reason=no-service-backend}";
+  EXPECT_GE(m1[refused] - m0[refused], 3) << "refused connections are counted";
+  EXPECT_GT(m1["tendril_k8s_watch_events_total{resource=endpointslices}"],
+            m0["tendril_k8s_watch_events_total{resource=endpointslices}"]);
+  EXPECT_GT(m1["kubeproxy_network_programming_duration_seconds_count"],
+            m0["kubeproxy_network_programming_duration_seconds_count"]);
+
+  // An API server out of reach from the start: no sync within
+  // healthz-timeout, so /healthz says 503 until the cluster is synced.
+  api_->Stop();
+  nodes_[0]->agent->Stop();
+  nodes_[0]->extra_flags.insert(nodes_[0]->extra_flags.end(), {"--healthz-timeout", "1"});
+  StartAgent(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(Get("http://127.0.0.1:10256/healthz").first, 503);
+  EXPECT_EQ(Answers("10.0.0.1:30080", 2), (std::set<std::string>{"pod1.1"})) << "the stored services keep serving";
+  api_->Start();
+  int code = 0;
+  for (int i = 0; i < 100 && code != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    code = Get("http://127.0.0.1:10256/healthz").first;
+  }
+  EXPECT_EQ(code, 200);
 }
 
 TEST_F(K8sE2ETest, BadKubeconfigsKeepTheAgentFromStarting) {
