@@ -227,7 +227,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path == "/standin/apply":
                 rv = store.apply(body)
-                return self.send_json(200, {"resourceVersion": rv, "object": body})
+                # The wall-clock time of the change, for latency measurements.
+                return self.send_json(200, {"resourceVersion": rv, "object": body, "appliedAt": time.time()})
             if path == "/standin/delete":
                 rv = store.delete(body["kind"], body.get("namespace", "default"), body["name"])
                 return self.send_json(200 if rv else 404, {"resourceVersion": rv})
