@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "agent/endpoints.h"
 #include "network/netlink.h"
 #include "agent/health.h"
+#include "agent/k8s_watch.h"
 #include "datapath/loader.h"
 #include "agent/prefilter.h"
 #include "lb/services.h"
@@ -39,7 +41,6 @@ struct AgentSeams {
   std::string state_vfs;      // a registered SQLite VFS; empty: SQLite's default
 };
 
-class K8sWatch;
 class PromText;
 
 class Agent {
@@ -113,7 +114,12 @@ class Agent {
   // Kubernetes (agent_k8s.cc): start the watch, react to its changes, sync.
   absl::Status StartK8s();
   void OnK8sChange();
-  void SyncK8s();
+  k8s::MapOptions K8sMapOptions() const;
+  void K8sDropApiFrontends(k8s::Mapped& m) const;
+  void SyncK8sFull();
+  void SyncK8sServices(const std::set<std::string>& keys);
+  bool SyncK8sService(const std::string& key, const std::vector<Service>& want, std::string* error);
+  void FinishK8sSync(K8sWatch::SyncResult r, absl::Time t0, bool full, const std::set<std::string>& keys);
 
   struct Loaded {
     BpfObject object;
@@ -198,6 +204,8 @@ class Agent {
   std::unique_ptr<EndpointManager> endpoints_;
   std::unique_ptr<LinkWatcher> links_;
   std::unique_ptr<K8sWatch> k8s_;
+  bool k8s_synced_once_ = false;
+  std::map<std::string, std::set<Frontend>> k8s_owned_;  // Service "ns/name" -> its frontends
   std::unique_ptr<HttpResponder> healthz_, metrics_;
   std::vector<std::string> node_http_errors_;
   absl::Time started_time_ = absl::Now();

@@ -1,10 +1,15 @@
-// Following a Kubernetes cluster: after every change of its Services or
-// EndpointSlices (agent/k8s_watch.h), the cluster's services are mapped
-// again (k8s/mapping.h) and the declared set made the API's services plus
-// those, in one Replace: the planner keeps every unchanged service and its
-// ids, writes only what differs, and checks everything before the first
-// write (nothing half applied). Until both stores have listed once nothing
-// is removed: a restarted agent keeps serving the stored services.
+// Following a Kubernetes cluster (agent/k8s_watch.h). After a list (start,
+// 410, a failed sync) the whole cluster is mapped (k8s/mapping.h) and the
+// declared set made the API's services plus the cluster's in one Replace:
+// the planner keeps unchanged services and their ids, writes only what
+// differs, and checks everything before the first write. After events,
+// only the Services whose Service or EndpointSlices changed are mapped
+// again and applied service by service (add, update, delete; a change of
+// type or node port is a delete and an add), so a change costs the same at
+// any number of services. Each service's change is whole or not at all;
+// one that fails makes the next sync a full one. Until both stores have
+// listed once nothing is removed: a restarted agent keeps serving the
+// stored services.
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +18,37 @@
 #include "common/log.h"
 
 namespace tendril {
+namespace {
+
+// The same service as declared, ids and placement aside.
+bool SameAsDeclared(Service declared, const Service& want) {
+  declared.id = 0;
+  for (Backend& b : declared.backends) {
+    b.id = 0;
+    b.place = BackendPlace::kRemote;
+  }
+  Service w = want;
+  w.health_check_port = w.health_check_port ? w.health_check_port : declared.health_check_port;
+  return declared == w;
+}
+
+tendril::ServiceUpdate UpdateTo(const Service& s) {
+  tendril::ServiceUpdate u;
+  u.backends = s.backends;
+  // A backend list keeps the states its addresses had: the cluster's
+  // conditions are given as state changes.
+  for (const Backend& b : s.backends) u.states.push_back({b.ip, b.port, b.state});
+  u.algorithm = s.algorithm;
+  u.affinity_timeout = s.affinity_timeout;
+  u.traffic_policy = s.traffic_policy;
+  u.internal_traffic_policy = s.internal_traffic_policy;
+  u.source_ranges = s.source_ranges;
+  u.external_ips = s.external_ips;
+  u.dsr = s.dsr;
+  return u;
+}
+
+}  // namespace
 
 absl::Status Agent::StartK8s() {
   if (!cfg_.K8sEnabled()) return absl::OkStatus();
@@ -23,49 +59,124 @@ absl::Status Agent::StartK8s() {
 void Agent::OnK8sChange() {
   if (!k8s_->Drain() && !k8s_->needs_retry()) return;
   if (!k8s_->Synced()) return;  // a partial picture removes nothing
-  SyncK8s();
+  K8sWatch::Dirty d = k8s_->TakeDirty();
+  if (d.full || k8s_->needs_retry() || !k8s_synced_once_) {
+    SyncK8sFull();
+  } else if (!d.services.empty()) {
+    SyncK8sServices(d.services);
+  }
 }
 
-void Agent::SyncK8s() {
-  const absl::Time t0 = absl::Now();
+k8s::MapOptions Agent::K8sMapOptions() const {
   k8s::MapOptions o;
   o.ipv4 = cfg_.enable_ipv4;
   o.ipv6 = cfg_.enable_ipv6;
   o.limits = services_->limits();
-  k8s::Mapped m = k8s::MapCluster(k8s_->Services(), k8s_->Slices(), o);
-  // The API's services keep their frontends: a cluster service that wants
-  // one of them is skipped.
-  std::vector<Service> desired = ServicesOf(false);
-  std::set<Frontend> api;
-  for (const Service& s : desired) api.insert(s.frontend);
-  size_t cluster = 0;
+  return o;
+}
+
+// Drops the mapped services whose frontend the API declared (skipped).
+void Agent::K8sDropApiFrontends(k8s::Mapped& m) const {
+  std::vector<Service> kept;
   for (Service& s : m.services) {
-    if (api.count(s.frontend)) {
+    auto id = services_->IdOf(s.frontend);
+    const Service* cur = id.ok() ? services_->Get(*id) : nullptr;
+    if (cur && cur->owner.empty()) {
       m.skipped.push_back({"Service " + s.owner.substr(4),
-                           absl::StrCat(s.frontend.ToString(), " is declared through the API")});
+                           absl::StrCat(s.frontend.ToString(), " is declared through the API"), s.owner.substr(4)});
       continue;
     }
-    desired.push_back(std::move(s));
-    cluster++;
+    kept.push_back(std::move(s));
   }
+  m.services = std::move(kept);
+}
+
+void Agent::SyncK8sFull() {
+  const absl::Time t0 = absl::Now();
+  k8s::Mapped m = k8s::MapCluster(k8s_->Services(), k8s_->Slices(), K8sMapOptions());
+  K8sDropApiFrontends(m);
+  std::vector<Service> desired = ServicesOf(false);
+  std::map<std::string, std::set<Frontend>> owned;
+  for (const Service& s : m.services) owned[s.owner].insert(s.frontend);
+  const size_t cluster = m.services.size();
+  for (Service& s : m.services) desired.push_back(std::move(s));
   K8sWatch::SyncResult r;
-  r.services = cluster;
   r.ignored = m.ignored;
   r.skipped = std::move(m.skipped);
   auto rs = services_->Replace(std::move(desired));
   RestoreStoredServicesIfNeeded();
   r.ok = rs.ok();
-  r.took = absl::Now() - t0;
-  if (k8s_->pending_since() != absl::InfinitePast()) r.since_change = absl::Now() - k8s_->pending_since();
-  if (!rs.ok()) {
-    r.error = std::string(rs.status().message());
-  } else {
+  if (rs.ok()) {
+    k8s_owned_ = std::move(owned);
+    k8s_synced_once_ = true;
     SyncHealth(services_->last_touched());
     if (rs->added || rs->changed || rs->removed)
       TND_LOG_INFO("kubernetes: ", cluster, " cluster services (", rs->added, " added, ", rs->changed, " changed, ",
-                   rs->removed, " removed; ", rs->writes, " map writes) in ", absl::FormatDuration(r.took));
+                   rs->removed, " removed; ", rs->writes, " map writes) in ", absl::FormatDuration(absl::Now() - t0));
+  } else {
+    r.error = std::string(rs.status().message());
   }
-  k8s_->SyncDone(std::move(r));
+  FinishK8sSync(std::move(r), t0, true, {});
+}
+
+// One Service's frontends made what the cluster says; false with *error set
+// when a change was refused (the maps keep what they had for it).
+bool Agent::SyncK8sService(const std::string& key, const std::vector<Service>& want, std::string* error) {
+  const std::string owner = "k8s/" + key;
+  std::set<Frontend> now;
+  for (const Service& s : want) now.insert(s.frontend);
+  auto fail = [&](const absl::Status& st) {
+    *error = absl::StrCat("Service ", key, ": ", st.message());
+    return false;
+  };
+  for (const Frontend& f : k8s_owned_[key])
+    if (!now.count(f))
+      if (auto id = services_->IdOf(f); id.ok())
+        if (auto st = services_->Delete(*id); !st.ok()) return fail(st.status());
+  for (const Service& s : want) {
+    auto id = services_->IdOf(s.frontend);
+    const Service* cur = id.ok() ? services_->Get(*id) : nullptr;
+    if (cur && cur->owner == owner && SameAsDeclared(*cur, s)) continue;
+    if (cur && cur->owner == owner && cur->type == s.type && cur->node_port == s.node_port &&
+        (!s.health_check_port || cur->health_check_port == s.health_check_port)) {
+      if (auto st = services_->Update(*id, UpdateTo(s)); !st.ok()) return fail(st.status());
+      continue;
+    }
+    if (cur && cur->owner == owner)
+      if (auto st = services_->Delete(*id); !st.ok()) return fail(st.status());
+    if (auto st = services_->Add(s); !st.ok()) return fail(st.status());
+  }
+  if (now.empty()) k8s_owned_.erase(key);
+  else k8s_owned_[key] = std::move(now);
+  return true;
+}
+
+void Agent::SyncK8sServices(const std::set<std::string>& keys) {
+  const absl::Time t0 = absl::Now();
+  K8sWatch::SyncResult r;
+  r.ok = true;
+  for (const std::string& key : keys) {
+    k8s::Mapped m = k8s::MapCluster(k8s_->ServiceOnly(key), k8s_->SlicesOf(key), K8sMapOptions());
+    K8sDropApiFrontends(m);
+    r.ignored += m.ignored;
+    for (k8s::Skipped& s : m.skipped) r.skipped.push_back(std::move(s));
+    std::string error;
+    const bool ok = SyncK8sService(key, m.services, &error);
+    RestoreStoredServicesIfNeeded();
+    SyncHealth(services_->last_touched());
+    if (!ok) {
+      r.ok = false;
+      r.error = error;
+    }
+  }
+  FinishK8sSync(std::move(r), t0, false, keys);
+}
+
+void Agent::FinishK8sSync(K8sWatch::SyncResult r, absl::Time t0, bool full, const std::set<std::string>& keys) {
+  r.took = absl::Now() - t0;
+  for (const auto& [k, fs] : k8s_owned_) r.services += fs.size();
+  if (k8s_->pending_since() != absl::InfinitePast()) r.since_change = absl::Now() - k8s_->pending_since();
+  k8s_->SyncDone(std::move(r), full, keys);
 }
 
 nlohmann::json Agent::K8sStatus() const {

@@ -27,8 +27,10 @@ absl::StatusOr<std::unique_ptr<K8sWatch>> K8sWatch::Open(const AgentConfig& cfg)
   // kube-proxy's own filter: Services another proxy serves are not watched.
   so.label_selector = "!service.kubernetes.io/service-proxy-name";
   K8sWatch* self = w.get();
-  w->services_ = std::make_unique<k8s::Reflector>(w->client_.get(), so, [self] { self->Notify(); });
-  w->slices_ = std::make_unique<k8s::Reflector>(w->client_.get(), eo, [self] { self->Notify(); });
+  w->services_ = std::make_unique<k8s::Reflector>(w->client_.get(), so,
+                                                  [self](const k8s::ReflectorChange& c) { self->OnServiceChange(c); });
+  w->slices_ = std::make_unique<k8s::Reflector>(w->client_.get(), eo,
+                                                [self](const k8s::ReflectorChange& c) { self->OnSliceChange(c); });
   w->services_->Start();
   w->slices_->Start();
   TND_LOG_INFO("kubernetes: following Services and EndpointSlices of ", cc->server, " (", cc->source, ")");
@@ -47,6 +49,75 @@ void K8sWatch::Notify() {
   (void)!::write(event_fd_.get(), &one, sizeof(one));
 }
 
+void K8sWatch::OnServiceChange(const k8s::ReflectorChange& c) {
+  {
+    std::lock_guard<std::mutex> l(dirty_mu_);
+    if (c.relist) dirty_.full = true;
+    else dirty_.services.insert(c.key);
+  }
+  Notify();
+}
+
+// Keeps the slices-by-Service index; a slice's change dirties the Service
+// it belonged to and the one it belongs to now.
+void K8sWatch::OnSliceChange(const k8s::ReflectorChange& c) {
+  if (c.relist) {
+    std::map<std::string, std::set<std::string>> index;
+    for (const auto& [key, s] : slices_->Snapshot())
+      if (std::string svc = k8s::SliceService(s); !svc.empty()) index[svc].insert(key);
+    std::lock_guard<std::mutex> l(dirty_mu_);
+    slices_of_ = std::move(index);
+    dirty_.full = true;
+  } else {
+    const std::string before = c.before.is_null() ? "" : k8s::SliceService(c.before);
+    const std::string after = c.after.is_null() ? "" : k8s::SliceService(c.after);
+    std::lock_guard<std::mutex> l(dirty_mu_);
+    if (!before.empty()) {
+      auto& set = slices_of_[before];
+      set.erase(c.key);
+      if (set.empty()) slices_of_.erase(before);
+      dirty_.services.insert(before);
+    }
+    if (!after.empty()) {
+      slices_of_[after].insert(c.key);
+      dirty_.services.insert(after);
+    }
+  }
+  Notify();
+}
+
+K8sWatch::Dirty K8sWatch::TakeDirty() {
+  std::lock_guard<std::mutex> l(dirty_mu_);
+  Dirty d = std::move(dirty_);
+  dirty_ = Dirty{};
+  return d;
+}
+
+std::map<std::string, json> K8sWatch::ServiceOnly(const std::string& key) const {
+  std::map<std::string, json> out;
+  if (json s = services_->Get(key); !s.is_null()) out[key] = std::move(s);
+  return out;
+}
+
+std::map<std::string, json> K8sWatch::SlicesOf(const std::string& key) const {
+  std::set<std::string> keys;
+  {
+    std::lock_guard<std::mutex> l(dirty_mu_);
+    auto it = slices_of_.find(key);
+    if (it != slices_of_.end()) keys = it->second;
+  }
+  std::map<std::string, json> out;
+  for (const std::string& k : keys)
+    if (json s = slices_->Get(k); !s.is_null()) out[k] = std::move(s);
+  return out;
+}
+
+size_t K8sWatch::SkippedCount() const {
+  size_t n = 0;
+  for (const auto& [svc, objs] : skipped_) n += objs.size();
+  return n;
+}
+
 bool K8sWatch::Drain() {
   uint64_t n = 0;
   bool any = ::read(event_fd_.get(), &n, sizeof(n)) == static_cast<ssize_t>(sizeof(n)) && n > 0;
@@ -57,29 +128,40 @@ bool K8sWatch::Drain() {
 
 bool K8sWatch::Synced() const { return services_->State().synced && slices_->State().synced; }
 
-void K8sWatch::SyncDone(SyncResult r) {
+void K8sWatch::SyncDone(SyncResult r, bool full, const std::set<std::string>& keys) {
   syncs_++;
+  full_syncs_ += full ? 1 : 0;
   needs_retry_ = !r.ok;
   if (!r.ok) {
     failed_syncs_++;
     TND_LOG_WARN("kubernetes: sync failed, the datapath keeps the previous services: ", r.error);
+    std::lock_guard<std::mutex> l(dirty_mu_);
+    dirty_.full = true;  // the next try maps the whole cluster
   } else {
     last_ok_ = absl::Now();
     pending_since_ = absl::InfinitePast();
     sync_seconds_.Observe(absl::ToDoubleSeconds(r.took));
     if (r.since_change > absl::ZeroDuration()) programming_seconds_.Observe(absl::ToDoubleSeconds(r.since_change));
   }
-  // Each object skipped is logged once per reason (the next syncs would
-  // repeat it for every change elsewhere).
-  std::map<std::string, std::string> now;
+  // Each object skipped is logged once per reason (later syncs would repeat
+  // it for every change elsewhere).
+  std::map<std::string, std::map<std::string, std::string>> now;
   for (const k8s::Skipped& s : r.skipped) {
-    now[s.object] += (now[s.object].empty() ? "" : "; ") + s.reason;
+    std::string& why = now[s.service][s.object];
+    why += (why.empty() ? "" : "; ") + s.reason;
   }
-  for (const auto& [obj, why] : now) {
-    auto it = skipped_.find(obj);
-    if (it == skipped_.end() || it->second != why) TND_LOG_WARN("kubernetes: ", obj, " skipped: ", why);
+  for (const auto& [svc, objs] : now)
+    for (const auto& [obj, why] : objs) {
+      auto it = skipped_.find(svc);
+      if (it == skipped_.end() || !it->second.count(obj) || it->second.at(obj) != why)
+        TND_LOG_WARN("kubernetes: ", obj, " skipped: ", why);
+    }
+  if (full) {
+    skipped_ = std::move(now);
+  } else {
+    for (const std::string& k : keys) skipped_.erase(k);
+    for (auto& [svc, objs] : now) skipped_[svc] = std::move(objs);
   }
-  skipped_ = std::move(now);
   last_ = std::move(r);
 }
 
@@ -115,17 +197,17 @@ json K8sWatch::Status() const {
             {"endpointslices", ReflectorJson(sl)},
             {"syncs", syncs_},
             {"failed_syncs", failed_syncs_},
+            {"full_syncs", full_syncs_},
             {"declared_services", last_.services},
             {"ignored_services", last_.ignored},
-            {"skipped_objects", skipped_.size()}};
+            {"skipped_objects", SkippedCount()}};
   if (last_ok_ != absl::InfinitePast())
     j["last_sync"] = absl::FormatTime(absl::RFC3339_sec, last_ok_, absl::UTCTimeZone());
   if (!last_.ok && syncs_) j["last_sync_error"] = last_.error;
   json sk = json::array();
-  for (const auto& [obj, why] : skipped_) {
-    if (sk.size() >= 20) break;
-    sk.push_back({{"object", obj}, {"reason", why}});
-  }
+  for (const auto& [svc, objs] : skipped_)
+    for (const auto& [obj, why] : objs)
+      if (sk.size() < 20) sk.push_back({{"object", obj}, {"reason", why}});
   j["skipped"] = std::move(sk);
   return j;
 }
@@ -166,8 +248,10 @@ void K8sWatch::WriteMetrics(PromText& t) const {
   t.Family("tendril_k8s_syncs_total", "counter", "Syncs of the cluster's services, by result");
   t.Sample("tendril_k8s_syncs_total", {{"result", "ok"}}, static_cast<double>(syncs_ - failed_syncs_));
   t.Sample("tendril_k8s_syncs_total", {{"result", "error"}}, static_cast<double>(failed_syncs_));
+  t.Family("tendril_k8s_full_syncs_total", "counter", "Syncs that mapped the whole cluster (after a list or a failure)");
+  t.Sample("tendril_k8s_full_syncs_total", static_cast<double>(full_syncs_));
   t.Family("tendril_k8s_skipped_objects", "gauge", "Services and EndpointSlices the last sync could not represent");
-  t.Sample("tendril_k8s_skipped_objects", static_cast<double>(skipped_.size()));
+  t.Sample("tendril_k8s_skipped_objects", static_cast<double>(SkippedCount()));
 }
 
 }  // namespace tendril

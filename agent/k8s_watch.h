@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <map>
+#include <mutex>
+#include <set>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -37,6 +39,18 @@ class K8sWatch {
   bool Synced() const;
   std::map<std::string, nlohmann::json> Services() const { return services_->Snapshot(); }
   std::map<std::string, nlohmann::json> Slices() const { return slices_->Snapshot(); }
+
+  // What changed since the last call: everything (a list: map the whole
+  // cluster again) or these Services ("namespace/name"), whose Service or
+  // EndpointSlices changed.
+  struct Dirty {
+    bool full = false;
+    std::set<std::string> services;
+  };
+  Dirty TakeDirty();
+  // One Service and its EndpointSlices, as MapCluster takes them.
+  std::map<std::string, nlohmann::json> ServiceOnly(const std::string& key) const;
+  std::map<std::string, nlohmann::json> SlicesOf(const std::string& key) const;
   // When the first change not yet synced arrived (for the programming
   // latency), reset by Drain's caller through SyncDone.
   absl::Time pending_since() const { return pending_since_; }
@@ -51,7 +65,8 @@ class K8sWatch {
     absl::Duration took;
     absl::Duration since_change;  // from the change's arrival to the maps written
   };
-  void SyncDone(SyncResult r);
+  // `full`: r.skipped is the whole cluster's; else only `keys`' Services'.
+  void SyncDone(SyncResult r, bool full, const std::set<std::string>& keys);
   bool needs_retry() const { return needs_retry_; }
 
   nlohmann::json Status() const;
@@ -65,18 +80,24 @@ class K8sWatch {
  private:
   K8sWatch() = default;
   void Notify();
+  void OnServiceChange(const k8s::ReflectorChange& c);
+  void OnSliceChange(const k8s::ReflectorChange& c);
 
   std::unique_ptr<k8s::ApiClient> client_;
   std::unique_ptr<k8s::Reflector> services_, slices_;
   UniqueFd event_fd_;
-  std::atomic<bool> dirty_{false};
   absl::Time pending_since_ = absl::InfinitePast();
   std::atomic<int64_t> first_change_ns_{0};
   bool needs_retry_ = false;
   SyncResult last_;
   absl::Time last_ok_ = absl::InfinitePast();
-  uint64_t syncs_ = 0, failed_syncs_ = 0;
-  std::map<std::string, std::string> skipped_;  // object -> reason, as last logged
+  uint64_t syncs_ = 0, failed_syncs_ = 0, full_syncs_ = 0;
+  // Service -> object -> reasons, as last logged.
+  std::map<std::string, std::map<std::string, std::string>> skipped_;
+  size_t SkippedCount() const;
+  mutable std::mutex dirty_mu_;
+  Dirty dirty_{true, {}};
+  std::map<std::string, std::set<std::string>> slices_of_;  // Service -> its slices' keys
   absl::Time opened_at_ = absl::Now();
   Histogram sync_seconds_{Histogram::SyncBuckets()}, programming_seconds_{Histogram::SyncBuckets()};
 };

@@ -51,11 +51,8 @@ absl::StatusOr<std::vector<IpAddr>> Addresses(const json& list, Family fam, cons
 // EndpointSlices by the "namespace/name" of their Service, in slice-name order.
 std::map<std::string, std::vector<const json*>> SlicesByService(const std::map<std::string, json>& slices) {
   std::map<std::string, std::vector<const json*>> out;
-  for (const auto& [key, s] : slices) {
-    const json& meta = Field(s, "metadata");
-    std::string svc = Str(Field(meta, "labels"), kServiceNameLabel);
-    if (!svc.empty()) out[absl::StrCat(Str(meta, "namespace"), "/", svc)].push_back(&s);
-  }
+  for (const auto& [key, s] : slices)
+    if (std::string svc = SliceService(s); !svc.empty()) out[svc].push_back(&s);
   return out;
 }
 
@@ -65,7 +62,8 @@ int Rank(BackendState s) { return s == BackendState::kActive ? 2 : s == BackendS
 // `fam`, from the Service's slices. Malformed slices are reported and left
 // out; an address in two slices counts once, in its best state.
 std::vector<Backend> Backends(const std::vector<const json*>& slices, const std::string& port_name,
-                              const std::string& proto, Family fam, std::vector<Skipped>* skipped) {
+                              const std::string& proto, Family fam, const std::string& svc_key,
+                              std::vector<Skipped>* skipped) {
   std::map<std::pair<IpAddr, uint16_t>, BackendState> seen;
   for (const json* sp : slices) {
     const json& s = *sp;
@@ -78,7 +76,7 @@ std::vector<Backend> Backends(const std::vector<const json*>& slices, const std:
     const std::string what = absl::StrCat("EndpointSlice ", Str(Field(s, "metadata"), "namespace"), "/",
                                           Str(Field(s, "metadata"), "name"));
     if (*port < 1 || *port > 65535) {
-      skipped->push_back({what, absl::StrCat("port '", port_name, "' has no valid port number")});
+      skipped->push_back({what, absl::StrCat("port '", port_name, "' has no valid port number"), svc_key});
       continue;
     }
     for (const json& e : Field(s, "endpoints").is_array() ? Field(s, "endpoints") : json::array()) {
@@ -86,8 +84,10 @@ std::vector<Backend> Backends(const std::vector<const json*>& slices, const std:
       if (!addrs.is_array() || addrs.empty() || !addrs[0].is_string()) continue;
       auto ip = ParseIp(addrs[0].get<std::string>());  // kube-proxy uses the first address
       if (!ip.ok() || ip->family != fam) {
-        skipped->push_back({what, absl::StrCat("endpoint address '", addrs[0].dump(), "' is not an IPv",
-                                               fam == Family::kV4 ? "4" : "6", " address")});
+        skipped->push_back({what,
+                            absl::StrCat("endpoint address '", addrs[0].dump(), "' is not an IPv",
+                                         fam == Family::kV4 ? "4" : "6", " address"),
+                            svc_key});
         continue;
       }
       const json& c = Field(e, "conditions");
@@ -167,16 +167,17 @@ void MapService(const std::string& key, const json& svc, const std::vector<const
   std::vector<Service> made;
   for (const std::string& text : cluster_ips) {
     auto ip = ParseIp(text);
-    if (!ip.ok()) return out.skipped.push_back({what, absl::StrCat("clusterIP '", text, "' is not an IP address")});
+    if (!ip.ok()) return out.skipped.push_back({what, absl::StrCat("clusterIP '", text, "' is not an IP address"), key});
     if (ip->family == Family::kV4 ? !opts.ipv4 : !opts.ipv6) continue;
     Service base;
     base.owner = "k8s/" + key;
-    if (auto st = Common(svc, ip->family, base); !st.ok()) return out.skipped.push_back({what, std::string(st.message())});
+    if (auto st = Common(svc, ip->family, base); !st.ok())
+      return out.skipped.push_back({what, std::string(st.message()), key});
     for (const json& p : Field(spec, "ports").is_array() ? Field(spec, "ports") : json::array()) {
       const std::string proto = Str(p, "protocol").empty() ? "TCP" : Str(p, "protocol");
       const std::string pname = Str(p, "name");
       if (proto != "TCP" && proto != "UDP") {
-        out.skipped.push_back({what, absl::StrCat("port '", pname, "': protocol ", proto, " is not supported")});
+        out.skipped.push_back({what, absl::StrCat("port '", pname, "': protocol ", proto, " is not supported"), key});
         continue;
       }
       Service t = base;
@@ -186,11 +187,11 @@ void MapService(const std::string& key, const json& svc, const std::vector<const
         t.node_port = static_cast<uint16_t>(std::clamp<int64_t>(Int(p, "nodePort"), 0, 65535));
         if (!t.node_port)
           return out.skipped.push_back(
-              {what, absl::StrCat("port '", pname, "' has no nodePort (allocateLoadBalancerNodePorts false?)")});
+              {what, absl::StrCat("port '", pname, "' has no nodePort (allocateLoadBalancerNodePorts false?)"), key});
       }
-      t.backends = Backends(slices, pname, proto, ip->family, &out.skipped);
+      t.backends = Backends(slices, pname, proto, ip->family, key, &out.skipped);
       if (auto st = ValidateService(t, opts.limits); !st.ok())
-        return out.skipped.push_back({what, absl::StrCat(t.frontend.ToString(), ": ", st.message())});
+        return out.skipped.push_back({what, absl::StrCat(t.frontend.ToString(), ": ", st.message()), key});
       made.push_back(std::move(t));
     }
   }
@@ -201,6 +202,12 @@ void MapService(const std::string& key, const json& svc, const std::vector<const
 }
 
 }  // namespace
+
+std::string SliceService(const json& slice) {
+  const json& meta = Field(slice, "metadata");
+  std::string svc = Str(Field(meta, "labels"), kServiceNameLabel);
+  return svc.empty() ? "" : absl::StrCat(Str(meta, "namespace"), "/", svc);
+}
 
 Mapped MapCluster(const std::map<std::string, json>& services, const std::map<std::string, json>& slices,
                   const MapOptions& opts) {

@@ -32,8 +32,9 @@
 namespace tendril::k8s {
 
 struct Skipped {
-  std::string object;  // "Service default/web", "EndpointSlice default/web-abc"
+  std::string object;   // "Service default/web", "EndpointSlice default/web-abc"
   std::string reason;
+  std::string service;  // "namespace/name" of the Service it belongs to
 };
 
 struct Mapped {
@@ -47,8 +48,13 @@ struct MapOptions {
   ServiceLimits limits;
 };
 
-// `services` and `slices`: objects by "namespace/name" (a reflector's store).
+// `services` and `slices`: objects by "namespace/name" (a reflector's store,
+// or one Service and its slices).
 Mapped MapCluster(const std::map<std::string, nlohmann::json>& services,
                   const std::map<std::string, nlohmann::json>& slices, const MapOptions& opts);
+
+// "namespace/name" of the Service an EndpointSlice belongs to (its
+// kubernetes.io/service-name label); "" when it has none.
+std::string SliceService(const nlohmann::json& slice);
 
 }  // namespace tendril::k8s

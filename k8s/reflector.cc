@@ -33,7 +33,8 @@ std::string StatusMessage(const json& j, const std::string& raw) {
 
 }  // namespace
 
-Reflector::Reflector(const ApiClient* client, ReflectorOptions opts, std::function<void()> on_change)
+Reflector::Reflector(const ApiClient* client, ReflectorOptions opts,
+                     std::function<void(const ReflectorChange&)> on_change)
     : client_(client), opts_(std::move(opts)), on_change_(std::move(on_change)), backoff_(opts_.min_backoff) {}
 
 Reflector::~Reflector() { Stop(); }
@@ -52,6 +53,12 @@ void Reflector::Stop() {
 std::map<std::string, json> Reflector::Snapshot() const {
   std::lock_guard<std::mutex> l(mu_);
   return store_;
+}
+
+json Reflector::Get(const std::string& key) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = store_.find(key);
+  return it == store_.end() ? json(nullptr) : it->second;
 }
 
 ReflectorState Reflector::State() const {
@@ -124,7 +131,9 @@ bool Reflector::List() {
     state_.last_error.clear();
     state_.lists++;
   }
-  on_change_();
+  ReflectorChange all;
+  all.relist = true;
+  on_change_(all);
   return true;
 }
 
@@ -149,28 +158,30 @@ bool Reflector::OnEvent(std::string_view line) {
     return false;
   }
   const std::string rv = obj.value("metadata", json::object()).value("resourceVersion", "");
-  bool changed = true;
+  const bool bookmark = type == "BOOKMARK";
+  const bool change = type == "ADDED" || type == "MODIFIED" || type == "DELETED";
   got_event_ = true;
+  ReflectorChange c;
   {
     std::lock_guard<std::mutex> l(mu_);
     state_.last_error.clear();  // the watch is healthy
     if (!rv.empty()) state_.resource_version = rv;
     state_.last_sync = absl::Now();
-    if (type == "BOOKMARK") {
-      state_.bookmarks++;
-      changed = false;
-    } else if (type == "ADDED" || type == "MODIFIED") {
-      std::string key = ObjectKey(obj);
-      store_[key] = std::move(obj);
+    if (bookmark) state_.bookmarks++;
+    if (change) {
+      c.key = ObjectKey(obj);
+      auto it = store_.find(c.key);
+      if (it != store_.end()) c.before = it->second;
+      if (type == "DELETED") {
+        if (it != store_.end()) store_.erase(it);
+      } else {
+        c.after = obj;
+        store_[c.key] = std::move(obj);
+      }
       state_.events++;
-    } else if (type == "DELETED") {
-      store_.erase(ObjectKey(obj));
-      state_.events++;
-    } else {
-      changed = false;
     }
   }
-  if (changed) on_change_();
+  if (change) on_change_(c);
   return !stop_;
 }
 

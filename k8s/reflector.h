@@ -45,11 +45,18 @@ struct ReflectorState {
   uint64_t lists = 0, watches = 0, events = 0, bookmarks = 0, gone = 0, failures = 0;
 };
 
+// What changed in a reflector's store: all of it (a list), or one object.
+struct ReflectorChange {
+  bool relist = false;
+  std::string key;                 // "namespace/name" of the object
+  nlohmann::json before, after;    // null where it did not exist
+};
+
 class Reflector {
  public:
   // `on_change` runs on the reflector's thread after the store changed
   // (a list, or an event); it must not block.
-  Reflector(const ApiClient* client, ReflectorOptions opts, std::function<void()> on_change);
+  Reflector(const ApiClient* client, ReflectorOptions opts, std::function<void(const ReflectorChange&)> on_change);
   ~Reflector();
   Reflector(const Reflector&) = delete;
 
@@ -58,6 +65,8 @@ class Reflector {
 
   // The objects, by "namespace/name", as of the last change.
   std::map<std::string, nlohmann::json> Snapshot() const;
+  // One object (null when the store has none by that key).
+  nlohmann::json Get(const std::string& key) const;
   ReflectorState State() const;
 
  private:
@@ -75,7 +84,7 @@ class Reflector {
 
   const ApiClient* client_;
   const ReflectorOptions opts_;
-  std::function<void()> on_change_;
+  std::function<void(const ReflectorChange&)> on_change_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::mutex wait_mu_;

@@ -139,7 +139,7 @@ TEST_F(EndpointXdpE2ETest, NodePortChurnIntoAPodThroughAnAgentRestartFailsNone) 
 // delivers by bpf_redirect_peer; and tc alone (XDP disabled). TCP
 // throughput and 64-byte UDP datagrams per second received.
 TEST_F(EndpointXdpE2ETest, NodePortIntoAPodXdpAgainstTc) {
-  const int rounds = EnvInt("TND_IPERF_ROUNDS", 1), seconds = EnvInt("TND_IPERF_SECONDS", 2);
+  const int rounds = EnvInt("TND_IPERF_ROUNDS", 1), seconds = EnvInt("TND_IPERF_SECONDS", 1);
   // iperf3's control connection is TCP, its UDP test's datagrams UDP.
   AddNodePort("10.96.0.21:5201", 30201, "10.200.1.10:5201");
   AddNodePort("10.96.0.21:5201/UDP", 30201, "10.200.1.10:5201");

@@ -168,6 +168,9 @@ TEST_F(K8sE2ETest, ServicesFollowTheClusterThroughScalingTerminationAndDeletion)
   ASSERT_FALSE(api_->Delete("Service", "shop", "web").is_null());
   ASSERT_TRUE(Declares({}));
   EXPECT_EQ(Answers("10.0.0.1:30080", 2), (std::set<std::string>{"refused"}));
+  nlohmann::json k = Json(0, {"status"})["kubernetes"];
+  EXPECT_EQ(k.value("full_syncs", 0), 1) << "after the first list, changes sync Service by Service: " << k.dump();
+  EXPECT_GE(k.value("syncs", 0), 6) << k.dump();
 }
 
 TEST_F(K8sE2ETest, TheApiAndTheClusterKeepTheirOwnServices) {
@@ -259,6 +262,7 @@ endpoints: [{addresses: [10.200.1.10]}]
   nlohmann::json k = Json(0, {"status"})["kubernetes"];
   EXPECT_GE(k["services"].value("lists", 0), 3) << k.dump();
   EXPECT_GE(k["services"].value("gone", 0), 2) << k.dump();
+  EXPECT_GE(k.value("full_syncs", 0), 3) << "each list maps the whole cluster: " << k.dump();
 }
 
 TEST_F(K8sE2ETest, HealthAndMetricsEndpointsAnswerAsKubeProxys) {

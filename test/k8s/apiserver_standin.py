@@ -315,8 +315,13 @@ class Handler(BaseHTTPRequestHandler):
             next_bookmark = time.monotonic() + self.server.bookmark_interval
             while True:
                 with store.cv:
-                    pending = [(rv, t, o) for rv, r, t, o in store.history
-                               if r == resource and rv > sent and (not ns or o["metadata"].get("namespace") == ns)]
+                    pending = []
+                    for rv, r, t, o in reversed(store.history):  # newest first: only what is new is read
+                        if rv <= sent:
+                            break
+                        if r == resource and (not ns or o["metadata"].get("namespace") == ns):
+                            pending.append((rv, t, o))
+                    pending.reverse()
                     if not pending and store.epoch == epoch and time.monotonic() < min(deadline, next_bookmark):
                         store.cv.wait(timeout=max(0.0, min(deadline, next_bookmark) - time.monotonic()))
                         continue

@@ -149,7 +149,7 @@ TEST_F(K8sClientTest, ReflectorListsInPagesThenFollowsEventsAndBookmarks) {
   k8s::ReflectorOptions o;
   o.path = "/api/v1/services";
   o.page_size = 3;
-  k8s::Reflector r(c.get(), o, [&] { changes++; });
+  k8s::Reflector r(c.get(), o, [&](const k8s::ReflectorChange&) { changes++; });
   r.Start();
   ASSERT_TRUE(Eventually([&] { return r.State().synced; }));
   EXPECT_EQ(r.Snapshot().size(), 7u);
@@ -179,7 +179,7 @@ TEST_F(K8sClientTest, ReflectorResumesAfterCutsAndRelistsOnGone) {
   k8s::ReflectorOptions o;
   o.path = "/api/v1/services";
   o.min_backoff = absl::Milliseconds(50);
-  k8s::Reflector r(c.get(), o, [] {});
+  k8s::Reflector r(c.get(), o, [](const k8s::ReflectorChange&) {});
   r.Start();
   ASSERT_TRUE(Eventually([&] { return r.State().synced; }));
   for (int i = 0; i < 20; ++i) {
@@ -209,7 +209,7 @@ TEST_F(K8sClientTest, ReflectorKeepsItsStoreWhileTheApiServerIsDown) {
   o.path = "/api/v1/services";
   o.min_backoff = absl::Milliseconds(50);
   o.max_backoff = absl::Milliseconds(400);
-  k8s::Reflector r(c.get(), o, [] {});
+  k8s::Reflector r(c.get(), o, [](const k8s::ReflectorChange&) {});
   r.Start();
   ASSERT_TRUE(Eventually([&] { return r.State().synced; }));
   api_.Stop();
