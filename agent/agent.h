@@ -118,6 +118,7 @@ class Agent {
   void K8sDropApiFrontends(k8s::Mapped& m) const;
   void SyncK8sFull();
   void SyncK8sServices(const std::set<std::string>& keys);
+  void SyncK8sOne(const std::string& key, K8sWatch::SyncResult& r);
   bool SyncK8sService(const std::string& key, const std::vector<Service>& want, std::string* error);
   void FinishK8sSync(K8sWatch::SyncResult r, absl::Time t0, bool full, const std::set<std::string>& keys);
 
@@ -206,6 +207,7 @@ class Agent {
   std::unique_ptr<K8sWatch> k8s_;
   bool k8s_synced_once_ = false;
   std::map<std::string, std::set<Frontend>> k8s_owned_;  // Service "ns/name" -> its frontends
+  std::set<std::string> k8s_refused_;  // Services whose last change the planner refused (retried)
   std::unique_ptr<HttpResponder> healthz_, metrics_;
   std::vector<std::string> node_http_errors_;
   absl::Time started_time_ = absl::Now();

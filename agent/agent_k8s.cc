@@ -105,70 +105,94 @@ void Agent::SyncK8sFull() {
   r.skipped = std::move(m.skipped);
   auto rs = services_->Replace(std::move(desired));
   RestoreStoredServicesIfNeeded();
-  r.ok = rs.ok();
+  r.ok = true;
   if (rs.ok()) {
     k8s_owned_ = std::move(owned);
-    k8s_synced_once_ = true;
+    k8s_refused_.clear();
     SyncHealth(services_->last_touched());
     if (rs->added || rs->changed || rs->removed)
       TND_LOG_INFO("kubernetes: ", cluster, " cluster services (", rs->added, " added, ", rs->changed, " changed, ",
                    rs->removed, " removed; ", rs->writes, " map writes) in ", absl::FormatDuration(absl::Now() - t0));
   } else {
-    r.error = std::string(rs.status().message());
+    // Something in the set was refused: Service by Service instead, so that
+    // only what is refused stays out (each reported as skipped).
+    TND_LOG_WARN("kubernetes: the cluster's services as one set were refused (", rs.status().message(),
+                 "); applying them Service by Service");
+    k8s_owned_.clear();
+    std::set<std::string> keys;
+    for (const Service& s : ServicesOf(true)) {
+      keys.insert(s.owner.substr(4));
+      k8s_owned_[s.owner.substr(4)].insert(s.frontend);
+    }
+    for (const auto& [key, svc] : k8s_->Services()) keys.insert(key);
+    for (const std::string& key : keys) SyncK8sOne(key, r);
   }
+  k8s_synced_once_ = true;
   FinishK8sSync(std::move(r), t0, true, {});
 }
 
 // One Service's frontends made what the cluster says; false with *error set
-// when a change was refused (the maps keep what they had for it).
+// when a change was refused (each frontend's change is whole or not at all;
+// the frontends it already changed stay changed).
 bool Agent::SyncK8sService(const std::string& key, const std::vector<Service>& want, std::string* error) {
   const std::string owner = "k8s/" + key;
-  std::set<Frontend> now;
-  for (const Service& s : want) now.insert(s.frontend);
-  auto fail = [&](const absl::Status& st) {
-    *error = absl::StrCat("Service ", key, ": ", st.message());
-    return false;
-  };
-  for (const Frontend& f : k8s_owned_[key])
-    if (!now.count(f))
-      if (auto id = services_->IdOf(f); id.ok())
-        if (auto st = services_->Delete(*id); !st.ok()) return fail(st.status());
+  std::set<Frontend> now, touched = k8s_owned_[key];
   for (const Service& s : want) {
-    auto id = services_->IdOf(s.frontend);
-    const Service* cur = id.ok() ? services_->Get(*id) : nullptr;
-    if (cur && cur->owner == owner && SameAsDeclared(*cur, s)) continue;
-    if (cur && cur->owner == owner && cur->type == s.type && cur->node_port == s.node_port &&
-        (!s.health_check_port || cur->health_check_port == s.health_check_port)) {
-      if (auto st = services_->Update(*id, UpdateTo(s)); !st.ok()) return fail(st.status());
-      continue;
-    }
-    if (cur && cur->owner == owner)
-      if (auto st = services_->Delete(*id); !st.ok()) return fail(st.status());
-    if (auto st = services_->Add(s); !st.ok()) return fail(st.status());
+    now.insert(s.frontend);
+    touched.insert(s.frontend);
   }
-  if (now.empty()) k8s_owned_.erase(key);
-  else k8s_owned_[key] = std::move(now);
-  return true;
+  absl::Status st = [&]() -> absl::Status {
+    for (const Frontend& f : k8s_owned_[key])
+      if (!now.count(f))
+        if (auto id = services_->IdOf(f); id.ok()) TND_RETURN_IF_ERROR(services_->Delete(*id).status());
+    for (const Service& s : want) {
+      auto id = services_->IdOf(s.frontend);
+      const Service* cur = id.ok() ? services_->Get(*id) : nullptr;
+      if (cur && cur->owner == owner && SameAsDeclared(*cur, s)) continue;
+      if (cur && cur->owner == owner && cur->type == s.type && cur->node_port == s.node_port &&
+          (!s.health_check_port || cur->health_check_port == s.health_check_port)) {
+        TND_RETURN_IF_ERROR(services_->Update(*id, UpdateTo(s)).status());
+        continue;
+      }
+      if (cur && cur->owner == owner) TND_RETURN_IF_ERROR(services_->Delete(*id).status());
+      TND_RETURN_IF_ERROR(services_->Add(s).status());
+    }
+    return absl::OkStatus();
+  }();
+  // What the Service holds now, refused or not.
+  std::set<Frontend> held;
+  for (const Frontend& f : touched)
+    if (auto id = services_->IdOf(f); id.ok())
+      if (const Service* cur = services_->Get(*id); cur && cur->owner == owner) held.insert(f);
+  if (held.empty()) k8s_owned_.erase(key);
+  else k8s_owned_[key] = std::move(held);
+  if (!st.ok()) *error = std::string(st.message());
+  return st.ok();
+}
+
+// Maps and applies one Service; a refusal is reported as skipped and the
+// Service retried on the timer.
+void Agent::SyncK8sOne(const std::string& key, K8sWatch::SyncResult& r) {
+  k8s::Mapped m = k8s::MapCluster(k8s_->ServiceOnly(key), k8s_->SlicesOf(key), K8sMapOptions());
+  K8sDropApiFrontends(m);
+  r.ignored += m.ignored;
+  for (k8s::Skipped& s : m.skipped) r.skipped.push_back(std::move(s));
+  std::string error;
+  if (SyncK8sService(key, m.services, &error)) {
+    k8s_refused_.erase(key);
+  } else {
+    r.skipped.push_back({"Service " + key, "refused: " + error, key});
+    k8s_refused_.insert(key);
+  }
+  RestoreStoredServicesIfNeeded();
+  SyncHealth(services_->last_touched());
 }
 
 void Agent::SyncK8sServices(const std::set<std::string>& keys) {
   const absl::Time t0 = absl::Now();
   K8sWatch::SyncResult r;
   r.ok = true;
-  for (const std::string& key : keys) {
-    k8s::Mapped m = k8s::MapCluster(k8s_->ServiceOnly(key), k8s_->SlicesOf(key), K8sMapOptions());
-    K8sDropApiFrontends(m);
-    r.ignored += m.ignored;
-    for (k8s::Skipped& s : m.skipped) r.skipped.push_back(std::move(s));
-    std::string error;
-    const bool ok = SyncK8sService(key, m.services, &error);
-    RestoreStoredServicesIfNeeded();
-    SyncHealth(services_->last_touched());
-    if (!ok) {
-      r.ok = false;
-      r.error = error;
-    }
-  }
+  for (const std::string& key : keys) SyncK8sOne(key, r);
   FinishK8sSync(std::move(r), t0, false, keys);
 }
 

@@ -52,7 +52,8 @@ int Agent::NextTimeoutMs() const {
   for (const auto& [id, h] : health_)
     if (int t = h->NextTimeoutMs(); t >= 0) ms = std::min(ms, t);
   if (int t = NodeHttpTimeoutMs(); t >= 0) ms = std::min(ms, t);
-  if (placement_retry_ || (services_ && services_->needs_restore()) || (k8s_ && k8s_->needs_retry()))
+  if (placement_retry_ || (services_ && services_->needs_restore()) || (k8s_ && k8s_->needs_retry()) ||
+      !k8s_refused_.empty())
     ms = std::min(ms, kPlacementRetryMs);
   if (pending_since_ms_ >= 0)
     ms = std::min<int64_t>(ms, std::max<int64_t>(0, pending_since_ms_ + kFlowCleanupDelayMs - MonotonicMs()));
@@ -69,6 +70,7 @@ void Agent::OnTimer() {
   }
   RestoreStoredServicesIfNeeded();
   if (k8s_ && k8s_->needs_retry()) OnK8sChange();
+  if (k8s_ && !k8s_refused_.empty()) SyncK8sServices(std::set<std::string>(k8s_refused_));
   if (placement_retry_) {
     placement_retry_ = false;
     RefreshPlacement({});  // sets it again if it fails again

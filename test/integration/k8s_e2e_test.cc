@@ -398,6 +398,39 @@ endpoints: [{addresses: [10.201.0.1], conditions: {ready: true}}]
   EXPECT_LT(pct(0.5), 5000);
 }
 
+// A Service the planner refuses (its node port is held by a service the
+// API declared) is skipped alone, named in status; the cluster's other
+// Services keep syncing, and it is applied once the port is free.
+TEST_F(K8sE2ETest, ARefusedServiceIsSkippedAloneAndRetried) {
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.7.7:80", "--type", "NodePort", "--node-port", "30080",
+                    "--backends", "10.200.1.11:8080"}).rc, 0);
+  Apply(kService);  // wants node port 30080 too
+  Apply(Slice(kReady, kReady));
+  Apply(R"(
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: shop}
+spec: {clusterIP: 10.96.100.11, ports: [{port: 81, targetPort: 8080}]}
+)");
+  ASSERT_TRUE(Declares({{"10.96.100.11:81/TCP", {}}}));
+  nlohmann::json k = Json(0, {"status"})["kubernetes"];
+  EXPECT_EQ(k.value("skipped_objects", 0), 1) << k.dump();
+  EXPECT_TRUE(absl::StrContains(k["skipped"].dump(), "refused")) << k.dump();
+  // A restarted agent's first sync (the whole set in one Replace, refused)
+  // falls back to Service by Service: the same outcome.
+  nodes_[0]->agent->Stop();
+  StartAgent(0);
+  ASSERT_TRUE(Declares({{"10.96.100.11:81/TCP", {}}}));
+  for (int i = 0; i < 50 && Json(0, {"status"})["kubernetes"].value("skipped_objects", 0) != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Json(0, {"status"})["kubernetes"].value("skipped_objects", 0), 1);
+  ASSERT_EQ(Cli(0, {"service", "delete", "--frontend", "10.96.7.7:80"}).rc, 0);
+  EXPECT_TRUE(Declares({{"10.96.100.11:81/TCP", {}},
+                        {"10.96.100.10:80/TCP", {"10.200.1.10:8080=active", "10.200.2.10:8080=active"}}}))
+      << "retried once the port is free";
+  EXPECT_EQ(Answers("10.0.0.1:30080", 4).count("refused"), 0u);
+}
+
 TEST_F(K8sE2ETest, BadKubeconfigsKeepTheAgentFromStarting) {
   nodes_[0]->agent->Stop();
   auto refused = [&](const std::vector<std::string>& flags, const std::string& want) {
