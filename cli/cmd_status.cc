@@ -140,8 +140,30 @@ void PrintAgentTables(const json& agent) {
   std::printf("Programs:\n%s", progs.Render(2).c_str());
 }
 
+// The cluster the agent follows, and kube-proxy's operator endpoints.
+void PrintCluster(const json& agent) {
+  const json& k = agent.value("kubernetes", json());
+  if (k.is_object()) {
+    std::printf("Kubernetes:  %s, %s; %d cluster services, %d skipped objects, %d syncs (%d full, %d failed)%s\n",
+                k.value("state", "").c_str(), k.value("server", "").c_str(), k.value("declared_services", 0),
+                k.value("skipped_objects", 0), k.value("syncs", 0), k.value("full_syncs", 0),
+                k.value("failed_syncs", 0),
+                k.contains("last_sync") ? (", last " + k.value("last_sync", "")).c_str() : "");
+    for (const auto& sk : k.value("skipped", json::array()))
+      std::printf("  skipped %s: %s\n", sk.value("object", "").c_str(), sk.value("reason", "").c_str());
+  } else {
+    std::printf("Kubernetes:  not followed (services from the API only)\n");
+  }
+  const json& e = agent.value("operator_endpoints", json::object());
+  std::printf("Operator:    healthz %s, metrics %s\n",
+              e.value("healthz", "").empty() ? "off" : e.value("healthz", "").c_str(),
+              e.value("metrics", "").empty() ? "off" : e.value("metrics", "").c_str());
+  for (const auto& err : e.value("errors", json::array())) std::printf("  error: %s\n", err.get<std::string>().c_str());
+}
+
 void PrintAgent(const json& agent) {
   PrintAgentSummary(agent);
+  PrintCluster(agent);
   PrintAgentTables(agent);
 }
 

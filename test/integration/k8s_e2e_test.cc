@@ -193,6 +193,9 @@ TEST_F(K8sE2ETest, TheApiAndTheClusterKeepTheirOwnServices) {
   EXPECT_EQ(Json(0, {"service", "list"}).size(), 1u) << "the API's service stays";
   nlohmann::json st = Json(0, {"status"});
   EXPECT_EQ(st["kubernetes"].value("state", ""), "connected") << st["kubernetes"].dump();
+  CliResult table = Cli(0, {"status"});
+  EXPECT_TRUE(absl::StrContains(table.out, "Kubernetes:  connected")) << table.out;
+  EXPECT_TRUE(absl::StrContains(table.out, "Operator:    healthz 0.0.0.0:10256, metrics 127.0.0.1:10249")) << table.out;
 }
 
 // Churn on an unchanged service while the cluster changes around it: the
