@@ -67,14 +67,17 @@ ApiStandin::~ApiStandin() { Stop(); }
 void ApiStandin::Start() {
   const std::string port_file = dir() + "/port";
   std::remove(port_file.c_str());
-  std::vector<std::string> argv = {"python3", absl::StrCat(TENDRIL_SOURCE_DIR, "/test/k8s/apiserver_standin.py"),
+  // Debian's interpreter (what setup-deps installs; a version manager's
+  // shim in PATH can take seconds to start under load).
+  std::vector<std::string> argv = {"/usr/bin/python3",
+                                   absl::StrCat(TENDRIL_SOURCE_DIR, "/test/k8s/apiserver_standin.py"),
                                    "--cert", dir() + "/server.crt", "--key", dir() + "/server.key",
                                    "--client-ca", ca(), "--token-file", token_file(), "--port-file", port_file,
                                    "--bookmark-interval", absl::StrCat(bookmark_s_),
                                    "--state-file", dir() + "/state.json"};
   if (port_ > 0) argv.insert(argv.end(), {"--port", std::to_string(port_)});
   proc_ = std::make_unique<Subprocess>(In(argv));
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 300; ++i) {  // up to 15 s
     auto p = ReadFile(port_file);
     if (p.ok() && !p->empty()) {
       port_ = std::stoi(*p);
