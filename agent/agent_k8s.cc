@@ -60,6 +60,7 @@ void Agent::OnK8sChange() {
   if (!k8s_->Drain() && !k8s_->needs_retry()) return;
   if (!k8s_->Synced()) return;  // a partial picture removes nothing
   K8sWatch::Dirty d = k8s_->TakeDirty();
+  TND_LOG_DEBUG("kubernetes: change: full ", d.full, ", ", d.services.size(), " services");
   if (d.full || k8s_->needs_retry() || !k8s_synced_once_) {
     SyncK8sFull();
   } else if (!d.services.empty()) {
@@ -82,8 +83,8 @@ void Agent::K8sDropApiFrontends(k8s::Mapped& m) const {
     auto id = services_->IdOf(s.frontend);
     const Service* cur = id.ok() ? services_->Get(*id) : nullptr;
     if (cur && cur->owner.empty()) {
-      m.skipped.push_back({"Service " + s.owner.substr(4),
-                           absl::StrCat(s.frontend.ToString(), " is declared through the API"), s.owner.substr(4)});
+      const std::string key = k8s::ServiceKeyOf(s.owner);
+      m.skipped.push_back({"Service " + key, absl::StrCat(s.frontend.ToString(), " is declared through the API"), key});
       continue;
     }
     kept.push_back(std::move(s));
@@ -97,7 +98,7 @@ void Agent::SyncK8sFull() {
   K8sDropApiFrontends(m);
   std::vector<Service> desired = ServicesOf(false);
   std::map<std::string, std::set<Frontend>> owned;
-  for (const Service& s : m.services) owned[s.owner].insert(s.frontend);
+  for (const Service& s : m.services) owned[k8s::ServiceKeyOf(s.owner)].insert(s.frontend);
   const size_t cluster = m.services.size();
   for (Service& s : m.services) desired.push_back(std::move(s));
   K8sWatch::SyncResult r;
@@ -121,8 +122,8 @@ void Agent::SyncK8sFull() {
     k8s_owned_.clear();
     std::set<std::string> keys;
     for (const Service& s : ServicesOf(true)) {
-      keys.insert(s.owner.substr(4));
-      k8s_owned_[s.owner.substr(4)].insert(s.frontend);
+      keys.insert(k8s::ServiceKeyOf(s.owner));
+      k8s_owned_[k8s::ServiceKeyOf(s.owner)].insert(s.frontend);
     }
     for (const auto& [key, svc] : k8s_->Services()) keys.insert(key);
     for (const std::string& key : keys) SyncK8sOne(key, r);
@@ -135,7 +136,7 @@ void Agent::SyncK8sFull() {
 // when a change was refused (each frontend's change is whole or not at all;
 // the frontends it already changed stay changed).
 bool Agent::SyncK8sService(const std::string& key, const std::vector<Service>& want, std::string* error) {
-  const std::string owner = "k8s/" + key;
+  const std::string owner = k8s::OwnerOf(key);
   std::set<Frontend> now, touched = k8s_owned_[key];
   for (const Service& s : want) {
     now.insert(s.frontend);
@@ -175,6 +176,8 @@ bool Agent::SyncK8sService(const std::string& key, const std::vector<Service>& w
 void Agent::SyncK8sOne(const std::string& key, K8sWatch::SyncResult& r) {
   k8s::Mapped m = k8s::MapCluster(k8s_->ServiceOnly(key), k8s_->SlicesOf(key), K8sMapOptions());
   K8sDropApiFrontends(m);
+  TND_LOG_DEBUG("kubernetes: Service ", key, ": ", m.services.size(), " frontends mapped, ",
+                k8s_owned_.count(key) ? k8s_owned_.at(key).size() : 0, " held");
   r.ignored += m.ignored;
   for (k8s::Skipped& s : m.skipped) r.skipped.push_back(std::move(s));
   std::string error;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "network/cidr.h"
 
@@ -170,7 +171,7 @@ void MapService(const std::string& key, const json& svc, const std::vector<const
     if (!ip.ok()) return out.skipped.push_back({what, absl::StrCat("clusterIP '", text, "' is not an IP address"), key});
     if (ip->family == Family::kV4 ? !opts.ipv4 : !opts.ipv6) continue;
     Service base;
-    base.owner = "k8s/" + key;
+    base.owner = OwnerOf(key);
     if (auto st = Common(svc, ip->family, base); !st.ok())
       return out.skipped.push_back({what, std::string(st.message()), key});
     for (const json& p : Field(spec, "ports").is_array() ? Field(spec, "ports") : json::array()) {
@@ -202,6 +203,14 @@ void MapService(const std::string& key, const json& svc, const std::vector<const
 }
 
 }  // namespace
+
+constexpr absl::string_view kOwnerPrefix = "k8s/";
+
+std::string OwnerOf(const std::string& service_key) { return std::string(kOwnerPrefix) + service_key; }
+
+std::string ServiceKeyOf(const std::string& owner) {
+  return absl::StartsWith(owner, kOwnerPrefix) ? owner.substr(kOwnerPrefix.size()) : "";
+}
 
 std::string SliceService(const json& slice) {
   const json& meta = Field(slice, "metadata");

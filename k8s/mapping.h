@@ -53,6 +53,11 @@ struct MapOptions {
 Mapped MapCluster(const std::map<std::string, nlohmann::json>& services,
                   const std::map<std::string, nlohmann::json>& slices, const MapOptions& opts);
 
+// The owner a cluster Service's frontends carry ("k8s/<ns>/<name>") and
+// back ("" for an owner that is not a cluster's).
+std::string OwnerOf(const std::string& service_key);
+std::string ServiceKeyOf(const std::string& owner);
+
 // "namespace/name" of the Service an EndpointSlice belongs to (its
 // kubernetes.io/service-name label); "" when it has none.
 std::string SliceService(const nlohmann::json& slice);
