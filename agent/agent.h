@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -210,6 +211,7 @@ class Agent {
   std::set<std::string> k8s_refused_;  // Services whose last change the planner refused (retried)
   std::unique_ptr<HttpResponder> healthz_, metrics_;
   std::vector<std::string> node_http_errors_;
+  mutable std::map<std::pair<std::string, int>, uint64_t> health_answers_;  // (path, code) -> answers
   absl::Time started_time_ = absl::Now();
   std::map<std::string, uint64_t> gc_removed_total_;  // by table
   uint64_t gc_runs_ = 0;

@@ -39,6 +39,7 @@ absl::Status Agent::StartServices(const std::string& object_path, const NodeFact
   node.addresses = NodePortAddresses(facts);
   node.place = [this](const IpAddr& ip) { return PlaceOf(ip); };
   node.place_all = [this](const std::vector<IpAddr>& ips) { return PlacesOf(ips); };
+  if (k8s_) node.name = k8s_->node_name();
   ServiceLimits limits{cfg_.max_backends_per_service, 4096, cfg_.node_port_min, cfg_.node_port_max,
                        cfg_.maglev_max_services, cfg_.lb_service_map_max, cfg_.lb_backend_map_max,
                        cfg_.lb_revnat_map_max};

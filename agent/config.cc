@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "k8s/node.h"
 #include "lb/maglev.h"
 #include "maps/abi.h"
 #include "absl/strings/numbers.h"
@@ -223,6 +224,8 @@ const std::vector<Setting>& Settings() {
        StringField(&AgentConfig::k8s_context)},
       {"k8s-in-cluster", "follow the cluster the agent runs in (service account token and CA)", true,
        BoolField(&AgentConfig::k8s_in_cluster)},
+      {"k8s-node-name", "this node's name in the cluster (default: the host name; in a DaemonSet: spec.nodeName)",
+       false, StringField(&AgentConfig::k8s_node_name)},
       {"healthz-bind-address", "ADDRESS:PORT of /healthz and /livez, as kube-proxy's (default 0.0.0.0:10256; empty: off)",
        false, StringField(&AgentConfig::healthz_bind_address)},
       {"metrics-bind-address", "ADDRESS:PORT of /metrics, Prometheus text (default 127.0.0.1:10249; empty: off)", false,
@@ -329,6 +332,9 @@ absl::Status ValidateConfig(const AgentConfig& c) {
     return absl::InvalidArgumentError("k8s-kubeconfig and k8s-in-cluster: give one (the cluster to follow)");
   if (!c.k8s_context.empty() && c.k8s_kubeconfig.empty())
     return absl::InvalidArgumentError("k8s-context needs k8s-kubeconfig");
+  if (!c.k8s_node_name.empty() && !c.K8sEnabled())
+    return absl::InvalidArgumentError("k8s-node-name needs k8s-kubeconfig or k8s-in-cluster");
+  if (!c.k8s_node_name.empty()) TND_RETURN_IF_ERROR(k8s::NodeName(c.k8s_node_name).status());
   for (auto [key, addr] : {std::pair{"healthz-bind-address", &c.healthz_bind_address},
                            std::pair{"metrics-bind-address", &c.metrics_bind_address}})
     if (!addr->empty())

@@ -77,6 +77,9 @@ struct AgentConfig {
   std::string k8s_kubeconfig;   // a kubeconfig file
   std::string k8s_context;      // its context; empty: current-context
   bool k8s_in_cluster = false;  // the pod's service account instead
+  // The cluster's name of this node (its Node object; endpoints' nodeName):
+  // empty means the host name, as kube-proxy's --hostname-override.
+  std::string k8s_node_name;
   bool K8sEnabled() const { return k8s_in_cluster || !k8s_kubeconfig.empty(); }
   // kube-proxy's operator endpoints (agent/node_http.cc); empty: off.
   std::string healthz_bind_address = "0.0.0.0:10256";

@@ -18,28 +18,38 @@ absl::StatusOr<std::unique_ptr<K8sWatch>> K8sWatch::Open(const AgentConfig& cfg)
                                                              : k8s::LoadKubeconfig(cfg.k8s_kubeconfig, cfg.k8s_context);
   if (!cc.ok()) return Annotate(cc.status(), "kubernetes");
   std::unique_ptr<K8sWatch> w(new K8sWatch());
+  TND_ASSIGN_OR_RETURN(w->node_name_, k8s::NodeName(cfg.k8s_node_name));
   TND_ASSIGN_OR_RETURN(w->client_, k8s::ApiClient::Create(*cc));
   w->event_fd_ = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!w->event_fd_.valid()) return ErrnoError(errno, "eventfd for kubernetes changes");
-  k8s::ReflectorOptions so, eo;
+  k8s::ReflectorOptions so, eo, no;
   so.path = "/api/v1/services";
   eo.path = "/apis/discovery.k8s.io/v1/endpointslices";
   // kube-proxy's own filter: Services another proxy serves are not watched.
   so.label_selector = "!service.kubernetes.io/service-proxy-name";
+  // This node's Node object alone: its deletion and the autoscaler's taint
+  // make /healthz answer 503.
+  no.path = "/api/v1/nodes";
+  no.field_selector = "metadata.name=" + w->node_name_;
   K8sWatch* self = w.get();
   w->services_ = std::make_unique<k8s::Reflector>(w->client_.get(), so,
                                                   [self](const k8s::ReflectorChange& c) { self->OnServiceChange(c); });
   w->slices_ = std::make_unique<k8s::Reflector>(w->client_.get(), eo,
                                                 [self](const k8s::ReflectorChange& c) { self->OnSliceChange(c); });
+  w->node_ = std::make_unique<k8s::Reflector>(w->client_.get(), no,
+                                              [self](const k8s::ReflectorChange&) { self->OnNodeChange(); });
   w->services_->Start();
   w->slices_->Start();
-  TND_LOG_INFO("kubernetes: following Services and EndpointSlices of ", cc->server, " (", cc->source, ")");
+  w->node_->Start();
+  TND_LOG_INFO("kubernetes: following Services and EndpointSlices of ", cc->server, " (", cc->source, "), node ",
+               w->node_name_);
   return w;
 }
 
 K8sWatch::~K8sWatch() {
   if (services_) services_->Stop();
   if (slices_) slices_->Stop();
+  if (node_) node_->Stop();
 }
 
 void K8sWatch::Notify() {
@@ -84,6 +94,25 @@ void K8sWatch::OnSliceChange(const k8s::ReflectorChange& c) {
     }
   }
   Notify();
+}
+
+void K8sWatch::OnNodeChange() {
+  auto nodes = node_->Snapshot();
+  const json* node = nullptr;
+  for (const auto& [key, obj] : nodes)
+    if (obj.value("metadata", json::object()).value("name", "") == node_name_) node = &obj;
+  std::lock_guard<std::mutex> l(node_mu_);
+  if (!node && !node_seen_) return;  // not known yet: eligible, as kube-proxy starts
+  node_seen_ = true;
+  k8s::NodeEligibility e = k8s::EligibilityOf(node ? *node : json(nullptr));
+  if (e.eligible != node_eligibility_.eligible)
+    TND_LOG_INFO("kubernetes: node ", node_name_, e.eligible ? " is eligible again" : " is not eligible: ", e.reason);
+  node_eligibility_ = std::move(e);
+}
+
+k8s::NodeEligibility K8sWatch::Eligibility() const {
+  std::lock_guard<std::mutex> l(node_mu_);
+  return node_eligibility_;
 }
 
 K8sWatch::Dirty K8sWatch::TakeDirty() {
@@ -209,6 +238,9 @@ json K8sWatch::Status() const {
     for (const auto& [obj, why] : objs)
       if (sk.size() < 20) sk.push_back({{"object", obj}, {"reason", why}});
   j["skipped"] = std::move(sk);
+  const k8s::NodeEligibility e = Eligibility();
+  j["node"] = {{"name", node_name_}, {"eligible", e.eligible}, {"watch", ReflectorJson(node_->State())}};
+  if (!e.reason.empty()) j["node"]["reason"] = e.reason;
   return j;
 }
 
@@ -227,8 +259,8 @@ void K8sWatch::WriteMetrics(PromText& t) const {
   t.Family("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge", "When the last sync succeeded");
   t.Sample("kubeproxy_sync_proxy_rules_last_timestamp_seconds",
            last_ok_ == absl::InfinitePast() ? 0 : absl::ToDoubleSeconds(last_ok_ - absl::UnixEpoch()));
-  const std::pair<const char*, k8s::ReflectorState> rs[] = {{"services", services_->State()},
-                                                            {"endpointslices", slices_->State()}};
+  const std::pair<const char*, k8s::ReflectorState> rs[] = {
+      {"services", services_->State()}, {"endpointslices", slices_->State()}, {"nodes", node_->State()}};
   auto each = [&](const char* name, const char* type, const char* help, auto value) {
     t.Family(name, type, help);
     for (const auto& [res, st] : rs) t.Sample(name, {{"resource", res}}, static_cast<double>(value(st)));
@@ -250,6 +282,8 @@ void K8sWatch::WriteMetrics(PromText& t) const {
   t.Sample("tendril_k8s_syncs_total", {{"result", "error"}}, static_cast<double>(failed_syncs_));
   t.Family("tendril_k8s_full_syncs_total", "counter", "Syncs that mapped the whole cluster (after a list or a failure)");
   t.Sample("tendril_k8s_full_syncs_total", static_cast<double>(full_syncs_));
+  t.Family("tendril_k8s_node_eligible", "gauge", "1 while this node's Node object lets load balancers pick it");
+  t.Sample("tendril_k8s_node_eligible", {{"node", node_name_}}, Eligibility().eligible ? 1 : 0);
   t.Family("tendril_k8s_skipped_objects", "gauge", "Services and EndpointSlices the last sync could not represent");
   t.Sample("tendril_k8s_skipped_objects", static_cast<double>(SkippedCount()));
 }

@@ -20,6 +20,7 @@
 #include "common/fd.h"
 #include "k8s/client.h"
 #include "k8s/mapping.h"
+#include "k8s/node.h"
 #include "k8s/reflector.h"
 
 namespace tendril {
@@ -76,15 +77,24 @@ class K8sWatch {
   // the first sync, when the watch started (kube-proxy's health rule).
   absl::Time OldestPending() const;
   absl::Time last_sync() const { return last_ok_; }
+  // This node: its name in the cluster and whether its Node object lets
+  // load balancers pick it (k8s/node.h).
+  const std::string& node_name() const { return node_name_; }
+  k8s::NodeEligibility Eligibility() const;
 
  private:
   K8sWatch() = default;
   void Notify();
   void OnServiceChange(const k8s::ReflectorChange& c);
   void OnSliceChange(const k8s::ReflectorChange& c);
+  void OnNodeChange();
 
   std::unique_ptr<k8s::ApiClient> client_;
-  std::unique_ptr<k8s::Reflector> services_, slices_;
+  std::unique_ptr<k8s::Reflector> services_, slices_, node_;
+  std::string node_name_;
+  mutable std::mutex node_mu_;
+  bool node_seen_ = false;
+  k8s::NodeEligibility node_eligibility_;
   UniqueFd event_fd_;
   absl::Time pending_since_ = absl::InfinitePast();
   std::atomic<int64_t> first_change_ns_{0};

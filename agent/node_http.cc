@@ -1,10 +1,12 @@
 // kube-proxy's operator endpoints, served from the agent's loop:
 //   healthz-bind-address (0.0.0.0:10256): /healthz and /livez answer 200
-//     with {"lastUpdated", "currentTime", "nodeEligible"} while no change
-//     of the cluster has waited longer than healthz-timeout for the maps
-//     (before the first sync: since the watch started), 503 otherwise, as
-//     kube-proxy's proxier health server does; without a cluster, 200 once
-//     the datapath runs. Load balancers probe it to pick nodes.
+//     with {"lastUpdated", "currentTime"} (and /healthz "nodeEligible")
+//     while no change of the cluster has waited longer than healthz-timeout
+//     for the maps (before the first sync: since the watch started), 503
+//     otherwise, as kube-proxy's proxier health server does; /healthz is
+//     also 503 while this node's Node object is being deleted or carries
+//     the autoscaler's to-be-deleted taint. Without a cluster, 200 once the
+//     datapath runs. Load balancers probe it to pick nodes.
 //   metrics-bind-address (127.0.0.1:10249): /metrics in the Prometheus text
 //     format: datapath drops by reason, flow table fill and GC, services,
 //     the watch, sync latencies under kube-proxy's metric names.
@@ -43,19 +45,29 @@ void Agent::StartNodeHttp() {
   }
 }
 
+// As kube-proxy's: healthy while no change waited too long; /healthz also
+// needs the node eligible (not being deleted) and says so, /livez does
+// not. A healthy answer's lastUpdated is now (kube-proxy keeps that for
+// old probes); an unhealthy one's, the last sync.
 HttpReply Agent::NodeHealth(const std::string& path) const {
-  if (path != "/healthz" && path != "/livez") return {404, "text/plain", "404 page not found\n"};
+  const bool healthz = path == "/healthz";
+  if (!healthz && path != "/livez") return {404, "text/plain", "404 page not found\n"};
   const absl::Time now = absl::Now();
   absl::Time updated = started_time_;
-  bool healthy = true;
+  bool healthy = true, eligible = true;
   if (k8s_) {
     const absl::Time pending = k8s_->OldestPending();
     healthy = pending == absl::InfinitePast() || now - pending <= absl::Seconds(cfg_.healthz_timeout);
     if (k8s_->last_sync() != absl::InfinitePast()) updated = k8s_->last_sync();
+    eligible = k8s_->Eligibility().eligible;
   }
-  // Nodes are not watched: a node being deleted is not known here.
-  nlohmann::json body = {{"lastUpdated", Rfc3339(updated)}, {"currentTime", Rfc3339(now)}, {"nodeEligible", true}};
-  return {healthy ? 200 : 503, "application/json", body.dump() + "\n"};
+  if (healthz) healthy = healthy && eligible;
+  if (healthy) updated = now;
+  const int code = healthy ? 200 : 503;
+  health_answers_[{healthz ? "healthz" : "livez", code}]++;
+  nlohmann::json body = {{"lastUpdated", Rfc3339(updated)}, {"currentTime", Rfc3339(now)}};
+  if (healthz) body["nodeEligible"] = eligible;
+  return {code, "application/json", body.dump() + "\n"};
 }
 
 void Agent::WriteDatapathMetrics(PromText& t) const {
@@ -108,6 +120,14 @@ std::string Agent::MetricsText() const {
     t.Family("tendril_lb_table_size", "gauge", "Current size of the growable LB tables (they grow before 3/4 full)");
     std::vector<uint32_t> sizes = services_->TableSizes();
     for (size_t i = 0; i < sizes.size() && i < 4; ++i) t.Sample("tendril_lb_table_size", {{"table", kTables[i]}}, sizes[i]);
+  }
+  for (const char* which : {"healthz", "livez"}) {
+    const std::string name = absl::StrCat("kubeproxy_proxy_", which, "_total");
+    t.Family(name, "counter", absl::StrCat("/", which, " answers by HTTP code (kube-proxy's name)"));
+    for (int code : {200, 503}) {
+      auto it = health_answers_.find({which, code});
+      t.Sample(name, {{"code", std::to_string(code)}}, it == health_answers_.end() ? 0 : it->second);
+    }
   }
   if (k8s_) k8s_->WriteMetrics(t);
   return t.str();

@@ -149,6 +149,10 @@ void PrintCluster(const json& agent) {
                 k.value("skipped_objects", 0), k.value("syncs", 0), k.value("full_syncs", 0),
                 k.value("failed_syncs", 0),
                 k.contains("last_sync") ? (", last " + k.value("last_sync", "")).c_str() : "");
+    const json& n = k.value("node", json::object());
+    if (n.is_object() && n.contains("name"))
+      std::printf("  node %s: %s\n", n.value("name", "").c_str(),
+                  n.value("eligible", true) ? "eligible" : ("not eligible (" + n.value("reason", "") + ")").c_str());
     for (const auto& sk : k.value("skipped", json::array()))
       std::printf("  skipped %s: %s\n", sk.value("object", "").c_str(), sk.value("reason", "").c_str());
   } else {

@@ -65,7 +65,11 @@ int Rank(BackendState s) { return s == BackendState::kActive ? 2 : s == BackendS
 std::vector<Backend> Backends(const std::vector<const json*>& slices, const std::string& port_name,
                               const std::string& proto, Family fam, const std::string& svc_key,
                               std::vector<Skipped>* skipped) {
-  std::map<std::pair<IpAddr, uint16_t>, BackendState> seen;
+  struct Seen {
+    BackendState state;
+    std::string node;
+  };
+  std::map<std::pair<IpAddr, uint16_t>, Seen> seen;
   for (const json* sp : slices) {
     const json& s = *sp;
     if (Str(s, "addressType") != (fam == Family::kV4 ? "IPv4" : "IPv6")) continue;
@@ -97,16 +101,18 @@ std::vector<Backend> Backends(const std::vector<const json*>& slices, const std:
       BackendState st = ready ? BackendState::kActive
                         : (serving && terminating) ? BackendState::kTerminating
                                                    : BackendState::kMaintenance;
-      auto [it, fresh] = seen.emplace(std::make_pair(*ip, static_cast<uint16_t>(*port)), st);
-      if (!fresh && Rank(st) > Rank(it->second)) it->second = st;
+      Seen now{st, Str(e, "nodeName")};
+      auto [it, fresh] = seen.emplace(std::make_pair(*ip, static_cast<uint16_t>(*port)), now);
+      if (!fresh && Rank(st) > Rank(it->second.state)) it->second = std::move(now);
     }
   }
   std::vector<Backend> out;
-  for (const auto& [addr, st] : seen) {
+  for (const auto& [addr, s] : seen) {
     Backend b;
     b.ip = addr.first;
     b.port = addr.second;
-    b.state = st;
+    b.state = s.state;
+    b.node = s.node;
     out.push_back(b);
   }
   return out;

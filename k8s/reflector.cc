@@ -69,6 +69,7 @@ ReflectorState Reflector::State() const {
 std::string Reflector::Query(const std::string& extra) const {
   std::string q = opts_.path + "?" + extra;
   if (!opts_.label_selector.empty()) q += "&labelSelector=" + Escape(opts_.label_selector);
+  if (!opts_.field_selector.empty()) q += "&fieldSelector=" + Escape(opts_.field_selector);
   return q;
 }
 

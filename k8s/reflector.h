@@ -27,6 +27,7 @@ namespace tendril::k8s {
 struct ReflectorOptions {
   std::string path;             // "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices"
   std::string label_selector;   // optional, as the API takes it
+  std::string field_selector;   // likewise ("metadata.name=node1")
   int page_size = 500;
   int watch_timeout_s = 300;    // the server ends each watch after this (a little jitter added)
   absl::Duration idle = absl::Seconds(90);  // no byte for this long: the stream is dead

@@ -32,6 +32,10 @@ struct NodeView {
   std::function<BackendPlace(const IpAddr&)> place = [](const IpAddr&) { return BackendPlace::kRemote; };
   // Many at once, in order (a whole set); when unset, `place` for each.
   std::function<std::vector<BackendPlace>(const std::vector<IpAddr>&)> place_all;
+  // This node's name where backends carry theirs (Backend::node): a backend
+  // on another node is remote whatever the route; one on this node is
+  // local (or host, by its address).
+  std::string name;
 };
 
 // One service's change. `old` is what the maps hold for it (none: it is

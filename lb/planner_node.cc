@@ -33,9 +33,13 @@ void ServicePlanner::Place(const std::vector<std::pair<Service*, const Service*>
       const Backend* had = nullptr;
       if (previous)
         for (const Backend& p : previous->backends)
-          if (p.ip == b.ip) had = &p;
+          if (p.ip == b.ip && p.node == b.node) had = &p;
       if (had) {
         b.place = had->place;
+        continue;
+      }
+      if (!node_.name.empty() && !b.node.empty() && b.node != node_.name) {
+        b.place = BackendPlace::kRemote;
         continue;
       }
       auto [it, fresh] = asked.emplace(b.ip, ask.size());
@@ -49,7 +53,13 @@ void ServicePlanner::Place(const std::vector<std::pair<Service*, const Service*>
     places.clear();
     for (const IpAddr& ip : ask) places.push_back(node_.place(ip));
   }
-  for (auto [b, i] : fill) b->place = places[i];
+  for (auto [b, i] : fill) {
+    b->place = places[i];
+    // Named this node's: a pod here whatever the route says (an overlay's
+    // device is not a native one either way).
+    if (b->place == BackendPlace::kRemote && !node_.name.empty() && b->node == node_.name)
+      b->place = BackendPlace::kLocal;
+  }
 }
 
 Plan ServicePlanner::Placement(const std::function<bool(const IpAddr&)>& affected) const {

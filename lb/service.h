@@ -49,7 +49,11 @@ struct Backend {
   uint16_t port = 0;
   uint32_t weight = 1;  // 0: drained, never chosen
   BackendState state = BackendState::kActive;
-  // Not declared: the service manager keeps it equal to the node's routes.
+  // The node it runs on, when its source knows it (an EndpointSlice's
+  // nodeName); it then decides whether the backend is on this node.
+  std::string node;
+  // Not declared: the service manager keeps it equal to the node's routes
+  // (and to `node` where that is known).
   BackendPlace place = BackendPlace::kRemote;
   bool IsLocal() const { return place != BackendPlace::kRemote; }
   std::string Address() const;  // "10.0.1.2:8080", "[fd00::2]:8080"

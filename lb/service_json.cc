@@ -19,6 +19,8 @@ nlohmann::json ServiceToJson(const Service& s) {
     o["address"] = b.Address();
     o["weight"] = b.weight;
     o["state"] = BackendStateName(b.state);
+    if (!b.node.empty()) o["node"] = b.node;
+    if (b.place != BackendPlace::kRemote) o["place"] = BackendPlaceName(b.place);
   }
   nlohmann::json j = nlohmann::json::object();
   j["id"] = s.id;

@@ -32,6 +32,7 @@ absl::StatusOr<Backend> BackendFromJson(const V& bj) {
   TND_ASSIGN_OR_RETURN(int64_t weight, jsonf::IntField(bj, "weight", 0, kMaxWeight, 1));
   TND_ASSIGN_OR_RETURN(std::string state, jsonf::StringField(bj, "state", "active"));
   TND_ASSIGN_OR_RETURN(b.state, ParseBackendState(state));
+  TND_ASSIGN_OR_RETURN(b.node, jsonf::StringField(bj, "node", ""));
   b.id = static_cast<uint32_t>(id);
   b.weight = static_cast<uint32_t>(weight);
   return b;

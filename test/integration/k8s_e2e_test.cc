@@ -56,7 +56,7 @@ class K8sE2ETest : public EndpointE2ETest {
     api_ = std::make_unique<ApiStandin>(0.5, nodes_[0]->ns->path());
     ASSERT_TRUE(api_->ok());
     nodes_[0]->agent->Stop();
-    nodes_[0]->extra_flags = {"--k8s-kubeconfig", api_->WriteKubeconfig("cert")};
+    nodes_[0]->extra_flags = {"--k8s-kubeconfig", api_->WriteKubeconfig("cert"), "--k8s-node-name", "node1"};
     StartAgent(0);
   }
   void TearDown() override {
@@ -153,6 +153,13 @@ TEST_F(K8sE2ETest, ServicesFollowTheClusterThroughScalingTerminationAndDeletion)
   Apply(Slice(kReady, kReady));
   const std::set<std::string> both = {"10.200.1.10:8080=active", "10.200.2.10:8080=active"};
   ASSERT_TRUE(Declares({{"10.96.100.10:80/TCP", both}}));
+  // Each backend names its node (nodeName); node 1's is local.
+  std::map<std::string, std::string> where;
+  for (const auto& s : Json(0, {"service", "list"}))
+    for (const auto& b : s["backends"])
+      where[b.value("address", "")] = b.value("node", "") + "/" + b.value("place", "remote");
+  EXPECT_EQ(where, (std::map<std::string, std::string>{{"10.200.1.10:8080", "node1/local"},
+                                                       {"10.200.2.10:8080", "node2/remote"}}));
   EXPECT_EQ(Answers("10.0.0.1:30080"), (std::set<std::string>{"pod1.1", "pod2.1"}));
   EXPECT_TRUE(absl::StartsWith(Curl(Pod(0, 2), "10.96.100.10:80"), "pod")) << "the ClusterIP from a pod";
   // Pod 1.1 goes terminating: only pod 2.1 gets new connections.
@@ -287,7 +294,7 @@ TEST_F(K8sE2ETest, HealthAndMetricsEndpointsAnswerAsKubeProxys) {
     EXPECT_EQ(code, 200) << body;
     nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
     EXPECT_TRUE(j.contains("lastUpdated") && j.contains("currentTime")) << body;
-    EXPECT_EQ(j.value("nodeEligible", false), true) << body;
+    EXPECT_EQ(j.contains("nodeEligible"), std::string(path) == "/healthz") << body;
   }
   EXPECT_EQ(Get("http://127.0.0.1:10256/other").first, 404);
   EXPECT_EQ(Get("http://10.0.0.1:10256/healthz", out_.get()).first, 200) << "load balancers probe it from outside";
@@ -311,6 +318,37 @@ TEST_F(K8sE2ETest, HealthAndMetricsEndpointsAnswerAsKubeProxys) {
             m0["tendril_k8s_watch_events_total{resource=endpointslices}"]);
   EXPECT_GT(m1["kubeproxy_network_programming_duration_seconds_count"],
             m0["kubeproxy_network_programming_duration_seconds_count"]);
+
+  // This node's Node object: the autoscaler's to-be-deleted taint, then
+  // deletion, make /healthz 503 with nodeEligible false (load balancers
+  // drain the node) while /livez stays 200; back when the taint goes.
+  auto node = [&](const std::string& taints) {
+    Apply("apiVersion: v1\nkind: Node\nmetadata: {name: node1}\nspec: {taints: " + taints + "}\n");
+  };
+  auto health = [&](const std::string& path, int want) {
+    std::pair<int, std::string> r;
+    for (int i = 0; i < 50 && (r = Get("http://127.0.0.1:10256" + path)).first != want; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return r;
+  };
+  node("[{key: example.com/other, effect: NoSchedule}]");
+  EXPECT_EQ(health("/healthz", 200).first, 200);
+  EXPECT_EQ(Json(0, {"status"})["kubernetes"]["node"].value("eligible", false), true);
+  node("[{key: ToBeDeletedByClusterAutoscaler, value: '1733400000', effect: NoSchedule}]");
+  auto [code503, body503] = health("/healthz", 503);
+  EXPECT_EQ(code503, 503) << body503;
+  EXPECT_EQ(nlohmann::json::parse(body503, nullptr, false).value("nodeEligible", true), false) << body503;
+  EXPECT_EQ(Get("http://127.0.0.1:10256/livez").first, 200);
+  nlohmann::json st = Json(0, {"status"})["kubernetes"]["node"];
+  EXPECT_TRUE(absl::StrContains(st.value("reason", ""), "ToBeDeletedByClusterAutoscaler")) << st.dump();
+  std::map<std::string, double> m2 = Metrics();
+  EXPECT_EQ(m2["tendril_k8s_node_eligible{node=node1}"], 0);
+  EXPECT_GE(m2["kubeproxy_proxy_healthz_total{code=503}"], 1);
+  EXPECT_GE(m2["kubeproxy_proxy_livez_total{code=200}"], 1);
+  node("[]");
+  EXPECT_EQ(health("/healthz", 200).first, 200);
+  ASSERT_FALSE(api_->Delete("Node", "", "node1").is_null());
+  EXPECT_EQ(health("/healthz", 503).first, 503) << "the Node deleted";
 
   // An API server out of reach from the start: no sync within
   // healthz-timeout, so /healthz says 503 until the cluster is synced.
@@ -458,6 +496,9 @@ TEST_F(K8sE2ETest, BadKubeconfigsKeepTheAgentFromStarting) {
   };
   refused({"--k8s-kubeconfig", "/nonexistent/kubeconfig"}, "/nonexistent/kubeconfig");
   refused({"--k8s-kubeconfig", api_->WriteKubeconfig(), "--k8s-context", "nosuch"}, "no context named 'nosuch'");
+  refused({"--k8s-kubeconfig", api_->WriteKubeconfig(), "--k8s-node-name", "Node_1"},
+          "k8s-node-name \"Node_1\" is not a Node name");
+  refused({"--k8s-node-name", "node1"}, "k8s-node-name needs k8s-kubeconfig or k8s-in-cluster");
   std::ofstream(api_->dir() + "/bad-ca.crt") << "not a certificate\n";
   std::string conf = api_->dir() + "/kubeconfig";
   ASSERT_EQ(std::system(("sed -i 's|certificate-authority: .*|certificate-authority: " + api_->dir() +

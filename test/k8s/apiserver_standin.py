@@ -9,8 +9,9 @@ the parts of its wire protocol that a node agent uses, over HTTPS:
     --client-ca; anything else gets 401 with a Status object;
   - discovery (/api, /apis, /api/v1, /apis/discovery.k8s.io/v1), enough for
     kubectl to map kinds to resources;
-  - list of v1 Services and discovery.k8s.io/v1 EndpointSlices across all
-    namespaces or in one, paged with limit/continue over a consistent
+  - list of v1 Services, v1 Nodes (cluster-scoped) and discovery.k8s.io/v1
+    EndpointSlices across all namespaces or in one, with a fieldSelector on
+    metadata.name/metadata.namespace, paged with limit/continue over a consistent
     snapshot, with the list's resourceVersion; an expired continue token
     gets 410 Gone;
   - watch (?watch=1) from a resourceVersion as a chunked stream of
@@ -23,7 +24,8 @@ The test drives it through /standin/* (same authentication): apply objects
 (as kubectl produces them), delete them, compact the history, cut every
 open watch mid-stream, restart with a new resourceVersion history, and read
 counters. It is a stand-in: no admission, no defaulting beyond metadata, no
-field selectors, no other kinds.
+label selectors (tendril's mapping applies kube-proxy's label rule itself),
+no other kinds.
 """
 import argparse
 import base64
@@ -43,7 +45,21 @@ KINDS = {
     # resource -> (group/version prefix, kind, list kind)
     "services": ("/api/v1", "v1", "Service", "ServiceList"),
     "endpointslices": ("/apis/discovery.k8s.io/v1", "discovery.k8s.io/v1", "EndpointSlice", "EndpointSliceList"),
+    "nodes": ("/api/v1", "v1", "Node", "NodeList"),
 }
+CLUSTER_SCOPED = {"nodes"}
+
+
+def field_selector(q):
+    """A predicate for the fieldSelector the stand-in understands:
+    metadata.name=X and metadata.namespace=X, comma-separated (ANDed)."""
+    terms = []
+    for term in filter(None, q.get("fieldSelector", "").split(",")):
+        field, sep, value = term.partition("=")
+        if not sep or field not in ("metadata.name", "metadata.namespace"):
+            raise ValueError("field selector %r is not supported by the stand-in" % term)
+        terms.append((field.split(".")[1], value.lstrip("=")))
+    return lambda o: all(o["metadata"].get(k, "") == v for k, v in terms)
 KIND_TO_RESOURCE = {v[2]: k for k, v in KINDS.items()}
 
 
@@ -74,7 +90,10 @@ class Store:
         if not resource:
             raise ValueError("kind %r is not served by the stand-in" % kind)
         meta = obj.setdefault("metadata", {})
-        meta.setdefault("namespace", "default")
+        if resource in CLUSTER_SCOPED:
+            meta["namespace"] = ""
+        else:
+            meta.setdefault("namespace", "default")
         key = (meta["namespace"], meta["name"])
         with self.cv:
             old = self.objects[resource].get(key)
@@ -213,9 +232,13 @@ class Handler(BaseHTTPRequestHandler):
         resource, ns = parse_resource_path(path)
         if not resource:
             return self.status(404, "NotFound", "the server could not find the requested resource")
+        try:
+            match = field_selector(q)
+        except ValueError as e:
+            return self.status(400, "BadRequest", str(e))
         if q.get("watch") in ("1", "true"):
-            return self.watch(resource, ns, q)
-        return self.list(resource, ns, q)
+            return self.watch(resource, ns, q, match)
+        return self.list(resource, ns, q, match)
 
     def do_POST(self):
         if not self.authenticated():
@@ -230,7 +253,8 @@ class Handler(BaseHTTPRequestHandler):
                 # The wall-clock time of the change, for latency measurements.
                 return self.send_json(200, {"resourceVersion": rv, "object": body, "appliedAt": time.time()})
             if path == "/standin/delete":
-                rv = store.delete(body["kind"], body.get("namespace", "default"), body["name"])
+                scoped = KIND_TO_RESOURCE.get(body["kind"]) not in CLUSTER_SCOPED
+                rv = store.delete(body["kind"], body.get("namespace", "default") if scoped else "", body["name"])
                 return self.send_json(200 if rv else 404, {"resourceVersion": rv})
             if path == "/standin/compact":
                 with store.cv:
@@ -252,7 +276,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.status(400, "BadRequest", str(e))
         return self.status(404, "NotFound", "no such stand-in operation")
 
-    def list(self, resource, ns, q):
+    def list(self, resource, ns, q, match):
         store = self.server.store
         limit = int(q.get("limit", "0") or 0)
         with store.cv:
@@ -263,7 +287,7 @@ class Handler(BaseHTTPRequestHandler):
                     rv, start = tok["rv"], tok["start"]
                 except (ValueError, KeyError):
                     return self.status(400, "BadRequest", "continue token is not valid")
-                items = store.snapshots.get(rv, {}).get((resource, ns))
+                items = store.snapshots.get(rv, {}).get((resource, ns, q.get("fieldSelector", "")))
                 if items is None or rv < store.compacted:
                     store.stats["gone"] += 1
                     return self.status(410, "Expired", "The provided continue parameter is too old to display a "
@@ -272,9 +296,9 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 rv, start = store.rv, 0
                 items = [json.loads(json.dumps(o)) for (n, _), o in sorted(store.objects[resource].items())
-                         if not ns or n == ns]
+                         if (not ns or n == ns) and match(o)]
                 store.snapshots = {k: v for k, v in store.snapshots.items() if k > store.rv - 50}
-                store.snapshots.setdefault(rv, {})[(resource, ns)] = items
+                store.snapshots.setdefault(rv, {})[(resource, ns, q.get("fieldSelector", ""))] = items
         end = start + limit if limit > 0 else len(items)
         meta = {"resourceVersion": str(rv)}
         if end < len(items):
@@ -283,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"kind": list_kind, "apiVersion": api_version, "metadata": meta,
                              "items": items[start:end]})
 
-    def watch(self, resource, ns, q):
+    def watch(self, resource, ns, q, match):
         store = self.server.store
         _, api_version, kind, _ = KINDS[resource]
         try:
@@ -319,7 +343,7 @@ class Handler(BaseHTTPRequestHandler):
                     for rv, r, t, o in reversed(store.history):  # newest first: only what is new is read
                         if rv <= sent:
                             break
-                        if r == resource and (not ns or o["metadata"].get("namespace") == ns):
+                        if r == resource and (not ns or o["metadata"].get("namespace") == ns) and match(o):
                             pending.append((rv, t, o))
                     pending.reverse()
                     if not pending and store.epoch == epoch and time.monotonic() < min(deadline, next_bookmark):
@@ -379,7 +403,9 @@ def discovery(path):
     if path == "/api/v1":
         return {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
             {"name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
-             "verbs": verbs, "shortNames": ["svc"]}]}
+             "verbs": verbs, "shortNames": ["svc"]},
+            {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node",
+             "verbs": verbs, "shortNames": ["no"]}]}
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "discovery.k8s.io/v1", "resources": [
         {"name": "endpointslices", "singularName": "endpointslice", "namespaced": True, "kind": "EndpointSlice",
          "verbs": verbs}]}

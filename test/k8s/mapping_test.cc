@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "k8s/mapping.h"
+#include "k8s/node.h"
 #include "k8s/reflector.h"
 #include "test/support/k8s_standin.h"
 
@@ -111,6 +112,36 @@ TEST_F(K8sMappingTest, EveryPortIsAServiceAndConditionsAreBackendStates) {
                                                                 {"10.200.1.13:8080", "active"}}));
   EXPECT_EQ(States(*dns).size(), 4u);
   EXPECT_EQ(States(*dns)["10.200.1.12:5353"], "maintenance") << "web-b, which says ready, has no dns port";
+}
+
+// nodeName is carried to the backend (the planner decides locality by it)
+// and the Node object decides whether the node is eligible, as kube-proxy's.
+TEST_F(K8sMappingTest, NodeNamesAndNodeEligibility) {
+  Add(kWeb);
+  k8s::Mapped m = Map();
+  const Service* http = Find(m, "10.96.1.10:80/TCP");
+  ASSERT_TRUE(http);
+  std::map<std::string, std::string> nodes;
+  for (const Backend& b : http->backends) nodes[b.Address()] = b.node;
+  EXPECT_EQ(nodes["10.200.1.10:8080"], "node1");
+  EXPECT_EQ(nodes["10.200.1.11:8080"], "");
+
+  json node = api_.FromManifest("apiVersion: v1\nkind: Node\nmetadata: {name: node1}\n");
+  ASSERT_FALSE(node.is_null());
+  EXPECT_TRUE(k8s::EligibilityOf(node).eligible);
+  json tainted = node;
+  tainted["spec"]["taints"] = json::array({{{"key", "other"}, {"effect", "NoSchedule"}}});
+  EXPECT_TRUE(k8s::EligibilityOf(tainted).eligible);
+  tainted["spec"]["taints"].push_back({{"key", k8s::kToBeDeletedTaint}, {"effect", "NoSchedule"}});
+  EXPECT_TRUE(absl::StrContains(k8s::EligibilityOf(tainted).reason, "ToBeDeletedByClusterAutoscaler"));
+  json deleting = node;
+  deleting["metadata"]["deletionTimestamp"] = "2026-12-05T10:00:00Z";
+  EXPECT_FALSE(k8s::EligibilityOf(deleting).eligible);
+  EXPECT_FALSE(k8s::EligibilityOf(json(nullptr)).eligible);
+
+  EXPECT_EQ(*k8s::NodeName("node-1.example"), "node-1.example");
+  for (const char* bad : {"Node1", "-node", "node_1", "a..b", "node1-"})
+    EXPECT_FALSE(k8s::NodeName(bad).ok()) << bad;
 }
 
 TEST_F(K8sMappingTest, ExternalTypesPoliciesAndAffinity) {

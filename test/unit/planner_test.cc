@@ -301,6 +301,44 @@ TEST_F(PlannerTest, LocalPolicyUsesPlacementAndFollowsIt) {
   EXPECT_EQ(moved.changes[0].new_entries[2].slots.size(), 2u);
 }
 
+// Backends that name their node (a cluster's nodeName): another node's is
+// remote whatever the route says (an overlay's device is not a native one);
+// this node's is local even when the route says remote, and keeps host
+// when the address is the node's own. Unnamed ones follow the route.
+TEST_F(PlannerTest, ABackendsNodeNameDecidesWhetherItIsLocal) {
+  NodeView view{{Ip("192.168.1.1")}, [](const IpAddr& ip) {
+                  return ip == Ip("192.168.1.1") ? BackendPlace::kHost
+                         : ip == Ip("10.0.1.9")  ? BackendPlace::kRemote
+                                                 : BackendPlace::kLocal;
+                }};
+  view.name = "node1";
+  ServicePlanner planner(limits_, kM, view);
+  Service s = Make("10.96.0.10:80/TCP", {"10.0.1.2:8080", "10.0.1.3:8080", "10.0.1.9:8080", "192.168.1.1:8080",
+                                         "10.0.1.4:8080"},
+                   ServiceType::kNodePort);
+  s.traffic_policy = TrafficPolicy::kLocal;
+  const std::vector<std::pair<int, std::string>> named = {{0, "node1"}, {1, "node2"}, {2, "node1"}, {3, "node1"}};
+  for (const auto& [i, node] : named) s.backends[i].node = node;
+  auto p = planner.Add(s);
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::map<std::string, BackendPlace> got;
+  for (const Backend& b : p->changes[0].neu->backends) got[b.Address()] = b.place;
+  EXPECT_EQ(got, (std::map<std::string, BackendPlace>{{"10.0.1.2:8080", BackendPlace::kLocal},
+                                                      {"10.0.1.3:8080", BackendPlace::kRemote},
+                                                      {"10.0.1.9:8080", BackendPlace::kLocal},
+                                                      {"192.168.1.1:8080", BackendPlace::kHost},
+                                                      {"10.0.1.4:8080", BackendPlace::kLocal}}));
+  planner.Begin(*p);
+  planner.Commit(p->changes[0], 0);
+  // The pod moves to node2 (same address): an update places it again.
+  ServiceUpdate u;
+  u.backends = planner.Get(p->changes[0].neu->id)->backends;
+  (*u.backends)[0].node = "node2";
+  auto moved = planner.Update(p->changes[0].neu->id, u);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(moved->changes[0].neu->backends[0].place, BackendPlace::kRemote);
+}
+
 TEST_F(PlannerTest, NodeAddressesMoveNodePortFrontendsAndRefuseATakenOne) {
   Service np = Add(Make("10.96.0.10:80/TCP", {"10.0.1.2:8080"}, ServiceType::kNodePort));
   Service ext = Make("10.96.0.11:80/TCP", {}, ServiceType::kExternalIP);
