@@ -210,7 +210,8 @@ class Agent {
   std::map<std::string, std::set<Frontend>> k8s_owned_;  // Service "ns/name" -> its frontends
   std::set<std::string> k8s_refused_;  // Services whose last change the planner refused (retried)
   std::unique_ptr<HttpResponder> healthz_, metrics_;
-  std::vector<std::string> node_http_errors_;
+  std::vector<std::string> node_http_errors_;  // the binds that failed, retried
+  absl::Time node_http_next_try_;
   mutable std::map<std::pair<std::string, int>, uint64_t> health_answers_;  // (path, code) -> answers
   absl::Time started_time_ = absl::Now();
   std::map<std::string, uint64_t> gc_removed_total_;  // by table

@@ -26,23 +26,32 @@
 namespace tendril {
 namespace {
 
+constexpr absl::Duration kNodeHttpRetry = absl::Seconds(5);
+
 std::string Rfc3339(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()); }
 
 }  // namespace
 
+// Binds what is configured and not yet bound; one that fails is tried
+// again every few seconds (NodeHttpTimer), logged when its error changes.
 void Agent::StartNodeHttp() {
+  std::vector<std::string> errors;
   for (auto [addr, slot, what] : {std::tuple{cfg_.healthz_bind_address, &healthz_, "healthz"},
                                   std::tuple{cfg_.metrics_bind_address, &metrics_, "metrics"}}) {
-    if (addr.empty()) continue;
+    if (addr.empty() || *slot) continue;
     auto r = HttpResponder::Listen(addr, absl::StrCat(what, " endpoint"));
     if (!r.ok()) {
-      node_http_errors_.push_back(std::string(r.status().message()));
-      TND_LOG_WARN(r.status().message(), " (the datapath runs without it)");
+      errors.push_back(std::string(r.status().message()));
+      if (std::find(node_http_errors_.begin(), node_http_errors_.end(), errors.back()) == node_http_errors_.end())
+        TND_LOG_WARN(r.status().message(), " (the datapath runs without it; tried again every ",
+                     absl::FormatDuration(kNodeHttpRetry), ")");
       continue;
     }
     *slot = std::move(*r);
     TND_LOG_INFO(what, " endpoint on ", addr);
   }
+  node_http_errors_ = std::move(errors);
+  node_http_next_try_ = absl::Now() + kNodeHttpRetry;
 }
 
 // As kube-proxy's: healthy while no change waited too long; /healthz also
@@ -150,12 +159,15 @@ HttpResponder::Handler Agent::NodeHttpHandler(bool metrics) const {
 }
 
 void Agent::NodeHttpTimer() {
+  if (!node_http_errors_.empty() && absl::Now() >= node_http_next_try_) StartNodeHttp();
   if (healthz_) healthz_->OnTimer(NodeHttpHandler(false));
   if (metrics_) metrics_->OnTimer(NodeHttpHandler(true));
 }
 
 int Agent::NodeHttpTimeoutMs() const {
   int ms = -1;
+  if (!node_http_errors_.empty())  // a bind to try again
+    ms = static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(node_http_next_try_ - absl::Now()) + 1));
   for (const auto* r : {&healthz_, &metrics_})
     if (*r)
       if (int t = (*r)->NextTimeoutMs(); t >= 0) ms = ms < 0 ? t : std::min(ms, t);

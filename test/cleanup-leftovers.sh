@@ -36,7 +36,16 @@ if [ -n "$cg" ]; then
     rmdir "$d" 2>/dev/null
   done
 fi
-rm -rf /tmp/tndt* 2>/dev/null
+# Temporary directories are "tndt<pid % 100000><6 random>": those of a
+# process still running (a unit test beside this one) stay.
+live=" $(for p in /proc/[0-9]*; do echo $((${p#/proc/} % 100000)); done | tr '\n' ' ') "
+for d in /tmp/tndt*; do
+  [ -e "$d" ] || continue
+  n=${d#/tmp/tndt}
+  pid=${n%??????}
+  case "$live" in *" $pid "*) continue ;; esac
+  rm -rf "$d" 2>/dev/null
+done
 
 if [ -n "$left" ]; then
   echo "cleaned up leftovers:$left"

@@ -366,6 +366,35 @@ TEST_F(K8sE2ETest, HealthAndMetricsEndpointsAnswerAsKubeProxys) {
     code = Get("http://127.0.0.1:10256/healthz").first;
   }
   EXPECT_EQ(code, 200);
+
+  // The metrics port held by another process at start: the agent runs
+  // without it, says so in status, and binds it once the port is free.
+  nodes_[0]->agent->Stop();
+  auto holder = std::make_unique<Subprocess>(std::vector<std::string>{
+      "nsenter", "--net=" + nodes_[0]->ns->path(), "/usr/bin/python3", "-c",
+      "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+      "s.bind(('127.0.0.1',10249))\ns.listen()\ntime.sleep(30)"});
+  for (int i = 0; i < 100; ++i) {  // until it listens
+    std::string out;
+    nodes_[0]->ns->Exec({"ss", "-Hltn", "sport = :10249"}, &out);
+    if (!out.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  StartAgent(0);
+  nlohmann::json ops = Json(0, {"status"})["operator_endpoints"];
+  EXPECT_EQ(ops.value("metrics", "?"), "") << ops.dump();
+  EXPECT_TRUE(absl::StrContains(ops["errors"].dump(), "127.0.0.1:10249")) << ops.dump();
+  EXPECT_EQ(Get("http://127.0.0.1:10256/healthz").first, 200) << "the other endpoint runs";
+  holder.reset();
+  code = 0;
+  for (int i = 0; i < 100 && code != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    code = Get("http://127.0.0.1:10249/metrics").first;
+  }
+  std::string ss;
+  nodes_[0]->ns->Exec({"ss", "-ltnp"}, &ss);
+  EXPECT_EQ(code, 200) << "bound when the port came free" << ss << nodes_[0]->agent->Log();
+  EXPECT_TRUE(Json(0, {"status"})["operator_endpoints"]["errors"].empty());
 }
 
 // Benchmark (test/bench/run with TND_K8S_SERVICES=10000; 1,000 in the test
