@@ -114,11 +114,11 @@ int tnd_lxc_egress(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 	if (fam == 4) {
 		if (tnd_parse(ctx, ETH_HLEN, 4, &s->p) == 0 && !s->p.icmp_err &&
-		    tnd_rev_dnat(ctx, &s->p, 4, TND_CT_F_ENDPOINT, bpf_map_lookup_elem(tnd_ct_map(4), &s->p.t)) < 0)
+		    tnd_rev_dnat(ctx, &s->p, 4, TND_CT_F_ENDPOINT, tnd_state_lookup(tnd_ct_map(4), &s->p.t, struct tnd_ct_val)) < 0)
 			return TC_ACT_SHOT;
 	} else {
 		if (tnd_parse(ctx, ETH_HLEN, 6, &s->p) == 0 && !s->p.icmp_err &&
-		    tnd_rev_dnat(ctx, &s->p, 6, TND_CT_F_ENDPOINT, bpf_map_lookup_elem(tnd_ct_map(6), &s->p.t)) < 0)
+		    tnd_rev_dnat(ctx, &s->p, 6, TND_CT_F_ENDPOINT, tnd_state_lookup(tnd_ct_map(6), &s->p.t, struct tnd_ct_val)) < 0)
 			return TC_ACT_SHOT;
 	}
 	return TC_ACT_OK;

@@ -109,7 +109,7 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 
 	__builtin_memcpy(&rk.addr, be->addr, 4);
 	__builtin_memcpy(rv.addr, &ctx->user_ip4, 4);
-	bpf_map_update_elem(&tnd_sk_rnat_v4, &rk, &rv, BPF_ANY);
+	tnd_map_update(&tnd_sk_rnat_v4, &rk, &rv, BPF_ANY);
 
 	ctx->user_ip4 = rk.addr;
 	ctx->user_port = be->port;
@@ -133,7 +133,7 @@ static __always_inline void revxlate4(struct bpf_sock_addr *ctx)
 	__builtin_memcpy(&sk.addr, rv->addr, 4);
 	sk.port = rv->port;
 	if (!tnd_table_lookup(&tnd_svc_v4, &sk)) {
-		bpf_map_delete_elem(&tnd_sk_rnat_v4, &rk);
+		tnd_map_delete(&tnd_sk_rnat_v4, &rk);
 		return;
 	}
 	ctx->user_ip4 = sk.addr;
@@ -247,7 +247,7 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 	load6(rv.addr, ctx);
 	rv.port = (__be16)ctx->user_port;
 	rv.svc_id = svc->svc_id;
-	bpf_map_update_elem(&tnd_sk_rnat_v6, &rk, &rv, BPF_ANY);
+	tnd_map_update(&tnd_sk_rnat_v6, &rk, &rv, BPF_ANY);
 
 	store6(ctx, rk.addr);
 	ctx->user_port = be->port;
@@ -301,7 +301,7 @@ static __always_inline void revxlate6(struct bpf_sock_addr *ctx)
 		present = tnd_table_lookup(&tnd_svc_v6, &k6) != NULL;
 	}
 	if (!present) {
-		bpf_map_delete_elem(&tnd_sk_rnat_v6, &rk);
+		tnd_map_delete(&tnd_sk_rnat_v6, &rk);
 		return;
 	}
 	store6(ctx, rv->addr);

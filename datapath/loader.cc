@@ -16,6 +16,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "datapath/dry_run.h"
 #include "datapath/pin_reconcile.h"
 #include "maps/growable.h"
 #include "maps/pinned_map.h"
@@ -116,8 +117,10 @@ absl::StatusOr<BpfObject> BpfObject::Load(const LoadOptions& opts) {
   BpfObject obj(raw);
 
   std::vector<std::pair<bpf_map*, UniqueFd>> carry;  // resized pinned maps: their old selves
+  if (opts.dry_run) TND_RETURN_IF_ERROR(PrepareDryRun(raw));
   bpf_map* map;
   bpf_object__for_each_map(map, raw) {
+    if (opts.dry_run) break;
     if (opts.offload_ifindex) {
       bpf_map__set_pin_path(map, nullptr);
       bpf_map__set_ifindex(map, static_cast<uint32_t>(opts.offload_ifindex));

@@ -26,6 +26,9 @@ struct LoadOptions {
   // Sizes that differ from the object's (settings such as ct-max-entries),
   // by map name. A pinned map of another size is replaced (see ReconcilePin).
   std::map<std::string, uint32_t> max_entries;
+  // A dry run of the node's object (datapath/dry_run.h, for explain): the
+  // pinned maps reused as they are, nothing pinned, replaced or resized.
+  bool dry_run = false;
 };
 
 struct ProgramInfo {

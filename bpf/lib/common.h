@@ -13,6 +13,7 @@
 
 #include "tendril_config.h"
 #include "tendril_maps.h"
+#include "explain.h"
 
 #ifndef likely
 #define likely(x) __builtin_expect(!!(x), 1)

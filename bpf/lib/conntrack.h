@@ -96,7 +96,7 @@ static __always_inline int tnd_ct_touch(struct tnd_ct_val *v, __u8 proto, __u8 t
  * BPF function: rare, and its key stays off the caller's stack. */
 static __noinline void tnd_ct_mark(const int fam, const struct tnd_ct_key *k, __u32 evf)
 {
-	struct tnd_ct_val *v = bpf_map_lookup_elem(fam == 4 ? (void *)&tnd_ct_v4 : (void *)&tnd_ct_v6, k);
+	struct tnd_ct_val *v = tnd_state_lookup(fam == 4 ? (void *)&tnd_ct_v4 : (void *)&tnd_ct_v6, k, struct tnd_ct_val);
 
 	if (v)
 		tnd_state_mark(&v->tcp_flags, &v->expires, k->proto, evf);

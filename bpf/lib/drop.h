@@ -28,7 +28,7 @@ static __always_inline int tnd_drop_pkt(struct tnd_fwd *fwd, const struct tnd_pk
 
 	fwd->reason = reason;
 	tnd_count(reason, dir, p->len);
-	e = bpf_ringbuf_reserve(&tnd_events, sizeof(*e), 0);
+	e = tnd_event_reserve(&tnd_events, sizeof(*e));
 	if (e) {
 		__builtin_memset(e, 0, sizeof(*e));
 		e->type = TND_EVENT_DROP;

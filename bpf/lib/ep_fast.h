@@ -136,7 +136,7 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 	l4_off = tnd_ep_fast_ip(ctx, fam, &k, &room);
 	if (l4_off < 0 || !tnd_ep_fast_l4(ctx, l4_off, room, &k, &tcp_flags))
 		return -1;
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &k);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &k, struct tnd_ct_val);
 	if (!ct || !(ct->flags & want) || (ct->flags & (TND_CT_F_SERVICE | TND_CT_F_REPLY)) ||
 	    !tnd_ct_cache_ok(ct, tcp_flags, tnd_node_gen()))
 		return -1;

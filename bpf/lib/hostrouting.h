@@ -122,7 +122,7 @@ static __always_inline int tnd_load_addrs(struct __sk_buff *ctx, __u32 l3_off, c
 static __noinline void tnd_trace(const struct tnd_pkt *p, const struct tnd_ct_key *orig, const int fam,
 				 const struct tnd_fwd *fwd, __u8 verdict)
 {
-	struct tnd_event *e = bpf_ringbuf_reserve(&tnd_events, sizeof(*e), 0);
+	struct tnd_event *e = tnd_event_reserve(&tnd_events, sizeof(*e));
 
 	if (!e)
 		return;
@@ -173,11 +173,11 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 		 * backend directly, from the same port): that entry would
 		 * rewrite this connection's answers to come from the frontend.
 		 * A SYN answers nothing, so no reverse entry is this flow's. */
-		rev = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+		rev = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 		if (rev && (rev->flags & TND_CT_F_REPLY))
-			bpf_map_delete_elem(tnd_ct_map(fam), &rk);
+			tnd_map_delete(tnd_ct_map(fam), &rk);
 	} else if (!ct) {
-		ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);  /* the flow this answers */
+		ct = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);  /* the flow this answers */
 	}
 	if (ct) {
 		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
@@ -186,7 +186,7 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 	v.created = tnd_now_sec();
 	v.flags = flags;
 	tnd_ct_touch(&v, p->t.proto, p->tcp_flags, p->len);
-	bpf_map_update_elem(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
+	tnd_map_update(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
 	return 1;
 }
 
@@ -340,7 +340,7 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 	*orig = p->t;
 	if (p->parsed && !p->icmp_err) {
 		/* One lookup of the packet's own entry serves each stage. */
-		ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+		ct = tnd_state_lookup(tnd_ct_map(fam), &p->t, struct tnd_ct_val);
 		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT, ct);
 		if (v < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
@@ -373,7 +373,7 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	*orig = p->t;
 	if (p->parsed) {
 		/* One lookup of the packet's own entry serves each stage. */
-		ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+		ct = tnd_state_lookup(tnd_ct_map(fam), &p->t, struct tnd_ct_val);
 		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT | TND_CT_F_LOCAL | TND_CT_F_DSR, ct);
 		if (v < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
@@ -433,7 +433,7 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 		return TND_PASS;
 	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
 	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 	if (ct && (ct->flags & TND_CT_F_INBOUND))
 		return TND_PASS;
 	dev = bpf_map_lookup_elem(&tnd_devices, &ifindex);

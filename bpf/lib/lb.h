@@ -62,7 +62,7 @@ static __always_inline void tnd_affinity_record(const struct tnd_svc_val *svc, _
 	struct tnd_affinity_val v = { .backend_id = backend_id, .last_used = tnd_now_sec() };
 
 	if (svc->flags & TND_SVC_F_AFFINITY)
-		bpf_map_update_elem(&tnd_affinity, &k, &v, BPF_ANY);
+		tnd_map_update(&tnd_affinity, &k, &v, BPF_ANY);
 }
 
 /* The backend at the flow's position in the service's Maglev table. */

@@ -10,8 +10,11 @@
 static __always_inline void tnd_count(__u8 reason, __u8 dir, __u64 bytes)
 {
 	__u32 idx = tnd_metrics_index(reason, dir);
-	struct tnd_metrics_val *val = bpf_map_lookup_elem(&tnd_metrics, &idx);
+	struct tnd_metrics_val *val;
 
+	if (tnd_dry_run)
+		return;
+	val = bpf_map_lookup_elem(&tnd_metrics, &idx);
 	if (likely(val)) {
 		val->packets += 1;
 		val->bytes += bytes;

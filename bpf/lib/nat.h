@@ -66,7 +66,7 @@ static __always_inline struct tnd_nat_val *tnd_nat_out_of(const int fam, const s
 	struct tnd_nat_val *ov;
 
 	tnd_nat_out_key(o, in, v);
-	ov = bpf_map_lookup_elem(tnd_nat_map(fam), o);
+	ov = tnd_state_lookup(tnd_nat_map(fam), o, struct tnd_nat_val);
 	if (ov && ov->to_port == in->dport && tnd_addr_eq(ov->to_addr, in->daddr, fam))
 		return ov;
 	return NULL;
@@ -82,7 +82,7 @@ static __noinline void tnd_nat_mark_in(const int fam, const struct tnd_nat_key *
 
 	__builtin_memcpy(k.saddr, out->daddr, 16);
 	__builtin_memcpy(k.daddr, ov->to_addr, 16);
-	v = bpf_map_lookup_elem(tnd_nat_map(fam), &k);
+	v = tnd_state_lookup(tnd_nat_map(fam), &k, struct tnd_nat_val);
 	if (v && v->to_port == out->sport && tnd_addr_eq(v->to_addr, out->saddr, fam)) {
 		tnd_state_mark(&v->tcp_flags, &v->expires, k.proto, evf);
 		tnd_nat_note_reset(v, evf);
@@ -185,9 +185,9 @@ static __always_inline int tnd_nat_claim(struct tnd_nat_search *s, struct tnd_na
 	cur->flags = s->v.flags;
 	cur->created = s->v.created;
 	cur->reset_ms = 0;
-	ov = bpf_map_lookup_elem(tnd_nat_map(s->fam), &s->o);
+	ov = tnd_state_lookup(tnd_nat_map(s->fam), &s->o, struct tnd_nat_val);
 	if (ov && ov->to_port == s->k.dport && tnd_addr_eq(ov->to_addr, s->k.daddr, s->fam))
-		bpf_map_delete_elem(tnd_nat_map(s->fam), &s->o);
+		tnd_map_delete(tnd_nat_map(s->fam), &s->o);
 	s->port = cand;
 	return 1;
 }
@@ -203,9 +203,9 @@ static __always_inline int tnd_nat_try(struct tnd_nat_search *s, __u16 cand)
 	bool reset;
 
 	s->k.dport = bpf_htons(cand);
-	cur = bpf_map_lookup_elem(map, &s->k);
+	cur = tnd_state_lookup(map, &s->k, struct tnd_nat_val);
 	if (!cur) {
-		if (bpf_map_update_elem(map, &s->k, &s->v, BPF_NOEXIST) != 0)
+		if (tnd_map_update(map, &s->k, &s->v, BPF_NOEXIST) != 0)
 			return 0;
 		s->port = cand;
 		return 1;
@@ -256,7 +256,7 @@ static __always_inline __be16 tnd_snat_existing(struct tnd_nat_search *s, const 
 						 __u8 tcp_flags)
 {
 	void *map = tnd_nat_map(s->fam);
-	struct tnd_nat_val *cur = bpf_map_lookup_elem(map, &s->k);
+	struct tnd_nat_val *cur = tnd_state_lookup(map, &s->k, struct tnd_nat_val);
 	struct tnd_nat_val *in;
 	int ev;
 
@@ -270,9 +270,9 @@ static __always_inline __be16 tnd_snat_existing(struct tnd_nat_search *s, const 
 		s->o.dport = cur->to_port;
 		s->o.proto = s->k.proto;
 		s->o.dir = TND_NAT_IN;
-		in = bpf_map_lookup_elem(map, &s->o);
+		in = tnd_state_lookup(map, &s->o, struct tnd_nat_val);
 		if (!in || in->to_port != s->k.sport || !tnd_addr_eq(in->to_addr, s->k.saddr, s->fam)) {
-			bpf_map_delete_elem(map, &s->k);
+			tnd_map_delete(map, &s->k);
 			return 0;
 		}
 	}
@@ -348,9 +348,9 @@ static __noinline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t
 	tnd_nat_key_of(s, t, w, TND_NAT_OUT, 0);
 	__builtin_memcpy(s->v.to_addr, w->node, 16);
 	s->v.to_port = port;
-	if (bpf_map_update_elem(tnd_nat_map(fam), &s->k, &s->v, BPF_ANY) != 0) {
+	if (tnd_map_update(tnd_nat_map(fam), &s->k, &s->v, BPF_ANY) != 0) {
 		tnd_nat_key_of(s, t, w, TND_NAT_IN, port);
-		bpf_map_delete_elem(tnd_nat_map(fam), &s->k);
+		tnd_map_delete(tnd_nat_map(fam), &s->k);
 		return 0;
 	}
 	return port;

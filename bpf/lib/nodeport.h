@@ -62,7 +62,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	__builtin_memcpy(in.daddr, p->t.daddr, 16);
 	in.sport = p->t.sport;
 	in.dport = p->t.dport;
-	nv = bpf_map_lookup_elem(tnd_nat_map(fam), &in);
+	nv = tnd_state_lookup(tnd_nat_map(fam), &in, struct tnd_nat_val);
 	if (!nv)
 		return -1;
 	__builtin_memcpy(client, nv->to_addr, 16);
@@ -73,7 +73,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	ck = p->t;
 	__builtin_memcpy(ck.daddr, client, 16);
 	ck.dport = client_port;
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &ck);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &ck, struct tnd_ct_val);
 	if (ct && !(ct->flags & TND_CT_F_REPLY))
 		ct = NULL;
 	if (ct) {
@@ -139,7 +139,7 @@ static __noinline int tnd_lb_icmp_ingress(TND_CTX *ctx, struct tnd_pkt *p, const
 	__builtin_memcpy(in.daddr, p->inner.saddr, 16);
 	in.sport = p->inner.dport;
 	in.dport = p->inner.sport;
-	nv = bpf_map_lookup_elem(tnd_nat_map(fam), &in);
+	nv = tnd_state_lookup(tnd_nat_map(fam), &in, struct tnd_nat_val);
 	if (!nv)
 		return TND_PASS;
 	__builtin_memcpy(client, nv->to_addr, 16);
@@ -148,7 +148,7 @@ static __noinline int tnd_lb_icmp_ingress(TND_CTX *ctx, struct tnd_pkt *p, const
 	__builtin_memcpy(ck.daddr, client, 16);
 	ck.sport = p->inner.dport;
 	ck.dport = client_port;
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &ck);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &ck, struct tnd_ct_val);
 	if (!ct || !(ct->flags & TND_CT_F_REPLY))
 		return TND_PASS;
 	__builtin_memcpy(fe, ct->nat_addr, 16);
@@ -186,7 +186,7 @@ static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p, const int fam)
 	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
 	rk.sport = p->t.dport;
 	rk.dport = p->t.sport;
-	cur = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+	cur = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 	if (cur && (cur->flags & TND_CT_F_DSR))
 		return;
 	__builtin_memcpy(v.nat_addr, p->dsr_addr, 16);
@@ -194,7 +194,7 @@ static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p, const int fam)
 	v.flags = TND_CT_F_REPLY | TND_CT_F_DSR | TND_CT_F_LOCAL;
 	v.created = now;
 	v.expires = now + tnd_ct_lifetime(p->t.proto, p->tcp_flags);
-	bpf_map_update_elem(tnd_ct_map(fam), &rk, &v, BPF_ANY);
+	tnd_map_update(tnd_ct_map(fam), &rk, &v, BPF_ANY);
 }
 
 /* The forward and reply conntrack entries of a new service flow; the
@@ -212,13 +212,13 @@ static __noinline void tnd_ct_create(const int fam, const struct tnd_pkt *p, con
 	__builtin_memcpy(rk.saddr, w->be_addr, 16);
 	/* (hairpin: the reply is addressed to the frontend; conntrack.h) */
 	__builtin_memcpy(rk.daddr, tnd_same_addr(w->be_addr, p->t.saddr) ? p->t.daddr : p->t.saddr, 16);
-	bpf_map_update_elem(tnd_ct_map(fam), &rk, &v, BPF_ANY);
+	tnd_map_update(tnd_ct_map(fam), &rk, &v, BPF_ANY);
 	/* The forward entry counts this packet; the reply entry starts at 0. */
 	__builtin_memset(v.nat_addr, 0, 16);
 	v.nat_port = 0;
 	v.flags = TND_CT_F_SERVICE | w->flags;
 	tnd_ct_cache_path(&v, w, fwd);
-	bpf_map_update_elem(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
+	tnd_map_update(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
 }
 
 /* A service lookup by p's destination (slot 0, external scope), from the
@@ -435,7 +435,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 		return TND_PASS;
 	/* Read before any decision: a change after it bumps it again. */
 	gen = tnd_node_gen();
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &p->t);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &p->t, struct tnd_ct_val);
 	r = tnd_lb_fast(ctx, p, fam, fwd, ct, gen, in_if);
 	if (r >= 0)
 		return r;
@@ -495,7 +495,7 @@ static __noinline int tnd_lb_icmp_egress(struct __sk_buff *ctx, struct tnd_pkt *
 
 	__builtin_memcpy(rk.saddr, p->inner.daddr, 16);
 	__builtin_memcpy(rk.daddr, p->inner.saddr, 16);
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &rk);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & (TND_CT_F_LOCAL | TND_CT_F_DSR)))
 		return TND_PASS;
 	__builtin_memcpy(fe, ct->nat_addr, 16);
@@ -525,7 +525,7 @@ static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, co
 		return TND_PASS;
 	if (pp->icmp_err)
 		return tnd_lb_icmp_egress(ctx, pp, fam, fwd);
-	ct = bpf_map_lookup_elem(tnd_ct_map(fam), &pp->t);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &pp->t, struct tnd_ct_val);
 	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & (TND_CT_F_LOCAL | TND_CT_F_DSR)))
 		return -1; /* parsed, not a reply of ours: masquerade may want it */
 	__builtin_memcpy(fe, ct->nat_addr, 16);

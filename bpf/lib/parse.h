@@ -195,7 +195,7 @@ static __always_inline int tnd_parse_v4(TND_CTX *ctx, __u32 l3_off, struct tnd_p
 		__builtin_memcpy(ports, h, sizeof(ports));
 		struct tnd_frag_val fv = { .sport = ports[0], .dport = ports[1] };
 
-		bpf_map_update_elem(&tnd_frag_v4, &fk, &fv, BPF_ANY);
+		tnd_map_update(&tnd_frag_v4, &fk, &fv, BPF_ANY);
 	}
 	return 1;
 }

@@ -54,7 +54,7 @@ struct {
 static __always_inline bool tnd_reject_allowed(void)
 {
 	__u32 k = 0;
-	struct tnd_reject_window *w = bpf_map_lookup_elem(&tnd_reject_rate, &k);
+	struct tnd_reject_window *w = tnd_state_lookup(&tnd_reject_rate, &k, struct tnd_reject_window);
 	__u64 now = tnd_now_sec();
 
 	if (!w)

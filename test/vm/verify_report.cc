@@ -24,6 +24,7 @@ struct Row {
   std::string object, program;
   bool loaded = false;
   uint32_t insns = 0;
+  uint32_t xlated = 0;  // instructions after the verifier (dead branches gone): what runs
   std::string error;
 };
 
@@ -49,6 +50,7 @@ std::vector<Row> LoadObject(const std::string& path, const std::string& object) 
       auto info = tendril::GetProgramInfo(bpf_program__fd(p));
       r.loaded = true;
       r.insns = info.ok() ? info->verified_insns : 0;
+      r.xlated = info.ok() ? info->xlated_len / 8 : 0;
     }
     rows.push_back(r);
   }
@@ -85,13 +87,13 @@ int main(int argc, char** argv) {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& r : rows)
       j.push_back({{"object", r.object}, {"program", r.program}, {"loaded", r.loaded},
-                   {"verified_insns", r.insns}, {"error", r.error}});
+                   {"verified_insns", r.insns}, {"xlated_insns", r.xlated}, {"error", r.error}});
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("%-14s %-24s %-8s %s\n", "OBJECT", "PROGRAM", "LOADED", "VERIFIED INSNS");
+    std::printf("%-14s %-24s %-8s %-15s %s\n", "OBJECT", "PROGRAM", "LOADED", "VERIFIED INSNS", "XLATED INSNS");
     for (const auto& r : rows)
-      std::printf("%-14s %-24s %-8s %u%s\n", r.object.c_str(), r.program.c_str(), r.loaded ? "yes" : "no",
-                  r.insns, r.object == "test_reject" ? "   (must be refused)" : "");
+      std::printf("%-14s %-24s %-8s %-15u %u%s\n", r.object.c_str(), r.program.c_str(), r.loaded ? "yes" : "no",
+                  r.insns, r.xlated, r.object == "test_reject" ? "   (must be refused)" : "");
     // Why a program was refused, where it should not have been (on a
     // kernel of the matrix this is all there is to go on).
     for (const auto& r : rows)
