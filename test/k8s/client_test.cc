@@ -45,6 +45,14 @@ class K8sClientTest : public ::testing::Test {
                          "--dry-run=client", "-o", "json"});
   }
 
+  // A reflector of Services that retries quickly (the tests cut it often).
+  static k8s::ReflectorOptions FastServices() {
+    k8s::ReflectorOptions o;
+    o.path = "/api/v1/services";
+    o.min_backoff = absl::Milliseconds(50);
+    return o;
+  }
+
   // Waits up to 10 s for `cond`.
   static bool Eventually(const std::function<bool()>& cond) {
     for (int i = 0; i < 200; ++i) {
@@ -178,9 +186,7 @@ TEST_F(K8sClientTest, ReflectorListsInPagesThenFollowsEventsAndBookmarks) {
 TEST_F(K8sClientTest, ReflectorResumesAfterCutsAndRelistsOnGone) {
   auto c = Client("cert");
   ASSERT_NE(c, nullptr);
-  k8s::ReflectorOptions o;
-  o.path = "/api/v1/services";
-  o.min_backoff = absl::Milliseconds(50);
+  k8s::ReflectorOptions o = FastServices();
   k8s::Reflector r(c.get(), o, [](const k8s::ReflectorChange&) {});
   r.Start();
   ASSERT_TRUE(Eventually([&] { return r.State().synced; }));
@@ -214,9 +220,7 @@ TEST_F(K8sClientTest, ReflectorStoreEqualsTheApiAfterChurnCutsAndRestarts) {
   ASSERT_NE(c, nullptr);
   std::vector<json> svc;
   for (int i = 0; i < 5; ++i) svc.push_back(Service(absl::StrCat("churn", i), 80));
-  k8s::ReflectorOptions o;
-  o.path = "/api/v1/services";
-  o.min_backoff = absl::Milliseconds(50);
+  k8s::ReflectorOptions o = FastServices();
   k8s::Reflector r(c.get(), o, [](const k8s::ReflectorChange&) {});
   r.Start();
   ASSERT_TRUE(Eventually([&] { return r.State().synced; }));
@@ -247,9 +251,7 @@ TEST_F(K8sClientTest, ReflectorKeepsItsStoreWhileTheApiServerIsDown) {
   ASSERT_FALSE(api_.Apply(Service("kept", 80)).is_null());
   auto c = Client();
   ASSERT_NE(c, nullptr);
-  k8s::ReflectorOptions o;
-  o.path = "/api/v1/services";
-  o.min_backoff = absl::Milliseconds(50);
+  k8s::ReflectorOptions o = FastServices();
   o.max_backoff = absl::Milliseconds(400);
   k8s::Reflector r(c.get(), o, [](const k8s::ReflectorChange&) {});
   r.Start();
