@@ -18,6 +18,7 @@
 #include "datapath/attach.h"
 #include "datapath/bpffs.h"
 #include "datapath/node_maps.h"
+#include "datapath/object_record.h"
 #include "datapath/programs.h"
 #include "maps/abi.h"
 
@@ -133,6 +134,9 @@ absl::Status Agent::Start() {
   TND_RETURN_IF_ERROR(StartEndpoints(compiled_.object_paths.at("bpf_lxc")));
   PruneTailCallPins();
   TND_RETURN_IF_ERROR(StartSocketLb(compiled_.object_paths.at("bpf_sock")));
+  // For `tendril explain`: the objects now attached, loadable with the agent down.
+  if (auto s = WriteObjectRecord(cfg_.state_dir, {cfg_.bpffs_root, compiled_.object_paths, compiled_.key}); !s.ok())
+    TND_LOG_WARN("record the BPF objects for explain: ", s.message());
   SyncHealthAll();
   BumpGeneration();  // flows cached by the agent before this one decide again
   next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;

@@ -46,6 +46,7 @@ int tnd_host_ingress(struct __sk_buff *ctx)
 {
 	/* A VLAN-tagged frame (the tag taken off into the skb) belongs to a
 	 * VLAN device, or to nobody: the stack's, untouched. */
+	tnd_explain_prog(TND_XP_HOST_INGRESS);
 	if (ctx->vlan_present)
 		return TC_ACT_OK;
 #if TENDRIL_ENABLE_IPV4
@@ -78,8 +79,10 @@ static __always_inline int tnd_host_in(struct __sk_buff *ctx, const int fam)
 
 	if (!lb) {
 		ep = tnd_host_dst_ep(ctx, fam);
-		if (!ep)
+		if (!ep) {
+			tnd_explain_step(TND_XS_NOT_MINE);
 			return TC_ACT_OK;
+		}
 		v = tnd_ep_fast(ctx, fam, TND_CT_F_INBOUND);
 		if (v >= 0)
 			return v;
@@ -102,12 +105,14 @@ static __always_inline int tnd_host_in(struct __sk_buff *ctx, const int fam)
 SEC("tc")
 int tnd_host_in_v4(struct __sk_buff *ctx)
 {
+	tnd_explain_prog(TND_XP_HOST_IN_V4);
 	return tnd_host_in(ctx, 4);
 }
 
 SEC("tc")
 int tnd_host_in_v6(struct __sk_buff *ctx)
 {
+	tnd_explain_prog(TND_XP_HOST_IN_V6);
 	return tnd_host_in(ctx, 6);
 }
 
@@ -116,6 +121,7 @@ int tnd_host_egress(struct __sk_buff *ctx)
 {
 	struct tnd_lb_scratch *s;
 
+	tnd_explain_prog(TND_XP_HOST_EGRESS);
 	if (ctx->vlan_present || (ctx->protocol != bpf_htons(ETH_P_IP) && ctx->protocol != bpf_htons(ETH_P_IPV6)))
 		return TC_ACT_OK;
 	s = tnd_scratch(1);

@@ -46,6 +46,7 @@ int tnd_lxc_ingress(struct __sk_buff *ctx)
 {
 	/* A VLAN-tagged frame (the tag taken off into the skb) belongs to a
 	 * VLAN device, or to nobody: the stack's, untouched. */
+	tnd_explain_prog(TND_XP_LXC_INGRESS);
 	if (ctx->vlan_present)
 		return TC_ACT_OK;
 #if TENDRIL_ENABLE_IPV4
@@ -86,12 +87,14 @@ static __always_inline int tnd_lxc_in(struct __sk_buff *ctx, const int fam)
 SEC("tc")
 int tnd_lxc_in_v4(struct __sk_buff *ctx)
 {
+	tnd_explain_prog(TND_XP_LXC_IN_V4);
 	return tnd_lxc_in(ctx, 4);
 }
 
 SEC("tc")
 int tnd_lxc_in_v6(struct __sk_buff *ctx)
 {
+	tnd_explain_prog(TND_XP_LXC_IN_V6);
 	return tnd_lxc_in(ctx, 6);
 }
 
@@ -101,6 +104,7 @@ int tnd_lxc_egress(struct __sk_buff *ctx)
 	struct tnd_lb_scratch *s;
 	int fam;
 
+	tnd_explain_prog(TND_XP_LXC_EGRESS);
 	if (ctx->vlan_present)
 		return TC_ACT_OK;
 	if (ctx->protocol == bpf_htons(ETH_P_IP) && TENDRIL_ENABLE_IPV4)

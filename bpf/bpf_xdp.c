@@ -58,6 +58,7 @@ static __always_inline __u64 frame_len(const struct xdp_md *ctx)
 
 static __always_inline int drop(struct xdp_md *ctx, __u8 reason)
 {
+	tnd_explain_field(drop_reason, reason);
 	tnd_count(reason, TND_DIR_INGRESS, frame_len(ctx));
 	return XDP_DROP;
 }
@@ -79,6 +80,7 @@ int tnd_xdp_entry(struct xdp_md *ctx)
 	__u16 off = ETH_HLEN;
 	__be16 proto;
 
+	tnd_explain_prog(TND_XP_XDP_ENTRY);
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
 	proto = eth->h_proto;
@@ -144,16 +146,21 @@ static __always_inline int xdp_lb(struct xdp_md *ctx, const int fam)
 	if (!s || s->l3_off != ETH_HLEN)
 		return XDP_PASS;
 	/* Not a service's nor a SNATed flow's reply: no scratch, no parse. */
-	if (!tnd_lb_maybe(ctx, ETH_HLEN, fam))
+	if (!tnd_lb_maybe(ctx, ETH_HLEN, fam)) {
+		tnd_explain_step(TND_XS_NOT_MINE);
 		return XDP_PASS;
+	}
 	lb = tnd_scratch(0);
 	if (!lb)
 		return XDP_PASS;
 	v = tnd_lb_ingress(ctx, ETH_HLEN, fam, lb);
 	if (v == TND_DROP)
 		return XDP_DROP;
-	if (v == TND_REDIRECT)
+	if (v == TND_REDIRECT) {
+		tnd_explain_redirect(lb->fwd.ifindex,
+				     lb->fwd.ifindex == ctx->ingress_ifindex ? TND_XR_TX : TND_XR_DEVICE);
 		return lb->fwd.ifindex == ctx->ingress_ifindex ? XDP_TX : bpf_redirect(lb->fwd.ifindex, 0);
+	}
 	return XDP_PASS;
 }
 #endif
@@ -163,11 +170,13 @@ int tnd_xdp_v4(struct xdp_md *ctx)
 {
 	struct iphdr *ip = l3_header(ctx, sizeof(*ip));
 
+	tnd_explain_prog(TND_XP_XDP_V4);
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return XDP_PASS;
 #if TENDRIL_ENABLE_PREFILTER
 	if (tnd_prefilter_denied_v4(ip->saddr))
 		return drop(ctx, TND_DROP_PREFILTER_DENIED);
+	tnd_explain_step(TND_XS_PREFILTER_PASS);
 #endif
 #if TENDRIL_ENABLE_NODEPORT
 	return xdp_lb(ctx, 4);
@@ -181,11 +190,13 @@ int tnd_xdp_v6(struct xdp_md *ctx)
 {
 	struct ipv6hdr *ip6 = l3_header(ctx, sizeof(*ip6));
 
+	tnd_explain_prog(TND_XP_XDP_V6);
 	if (!ip6 || ip6->version != 6)
 		return XDP_PASS;
 #if TENDRIL_ENABLE_PREFILTER
 	if (tnd_prefilter_denied_v6(&ip6->saddr))
 		return drop(ctx, TND_DROP_PREFILTER_DENIED);
+	tnd_explain_step(TND_XS_PREFILTER_PASS);
 #endif
 #if TENDRIL_ENABLE_NODEPORT
 	return xdp_lb(ctx, 6);

@@ -48,5 +48,6 @@ void AddEndpointCommands(CLI::App& app, CLI::App& bpf, Cli& c);
 void AddBpfLbCommands(CLI::App& bpf, Cli& c);
 void AddBpfConntrackCommands(CLI::App& bpf, Cli& c);
 void AddMonitorCommand(CLI::App& app, Cli& c);
+void AddExplainCommand(CLI::App& app, Cli& c);
 
 }  // namespace tendril::cli

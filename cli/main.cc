@@ -30,6 +30,7 @@ int Main(int argc, char** argv) {
   AddBpfConntrackCommands(*bpf, c);
   AddEndpointCommands(app, *bpf, c);
   AddMonitorCommand(app, c);
+  AddExplainCommand(app, c);
   app.add_subcommand("version", "print the version")->callback([] { std::printf("tendril %s\n", TENDRIL_VERSION); });
 
   try {

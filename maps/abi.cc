@@ -35,6 +35,29 @@ const char* TraceVerdictName(uint8_t verdict) {
 static_assert(0 TND_DROP_REASONS(TND_X_COUNT) == TND_DROP_REASON_MAX, "TND_DROP_REASON_MAX != number of reasons");
 #undef TND_X_COUNT
 
+#define TND_X_COUNT(name, bit, text, doc) +1
+static_assert(0 TND_EXPLAIN_STEPS(TND_X_COUNT) == TND_XS_MAX, "TND_XS_MAX != number of explain steps");
+#undef TND_X_COUNT
+static_assert(TND_XS_MAX <= 64, "explain steps are bits of a __u64");
+
+const std::vector<ExplainStepName>& ExplainSteps() {
+  static const std::vector<ExplainStepName> steps = {
+#define TND_X_STEP(name, bit, text, doc) {bit, text, doc},
+      TND_EXPLAIN_STEPS(TND_X_STEP)
+#undef TND_X_STEP
+  };
+  return steps;
+}
+
+const char* ExplainProgName(uint8_t prog) {
+  switch (prog) {
+#define TND_X_NAME(name, id, text) case TND_XP_##name: return text;
+    TND_EXPLAIN_PROGS(TND_X_NAME)
+#undef TND_X_NAME
+    default: return "unknown";
+  }
+}
+
 const char* DirectionName(uint8_t dir) {
   switch (dir) {
     case TND_DIR_INGRESS: return "ingress";

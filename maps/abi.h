@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 
 #include <cstdint>
+#include <vector>
 
 
 extern "C" {
@@ -43,6 +44,7 @@ static_assert(sizeof(tnd_node_info) == 32);
 static_assert(sizeof(tnd_svc_ports) == 8200);
 static_assert(sizeof(tnd_dsr_opt) == TND_DSR_OPT_LEN);
 static_assert(sizeof(tnd_dsr_opt6) == TND_DSR_OPT6_LEN);
+static_assert(sizeof(tnd_explain) == 48);
 
 // A metrics array slot, decoded.
 struct MetricsSlot {
@@ -58,6 +60,15 @@ const char* DropReasonName(uint8_t reason);
 const char* ObsPointName(uint8_t point);
 const char* TraceVerdictName(uint8_t verdict);
 const char* DirectionName(uint8_t dir);
+
+// The steps a dry run records (maps/tendril_maps_explain.h), in bit order.
+struct ExplainStepName {
+  int bit;
+  const char* name;
+  const char* doc;
+};
+const std::vector<ExplainStepName>& ExplainSteps();
+const char* ExplainProgName(uint8_t prog);
 
 struct PinnedMapSpec {
   const char* name;  // pin file name under the bpffs root

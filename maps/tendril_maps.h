@@ -455,4 +455,6 @@ struct tnd_xdp_scratch {
 	__u32 pad2;
 };
 
+#include "tendril_maps_explain.h"
+
 #endif /* TENDRIL_MAPS_H_ */

@@ -193,6 +193,7 @@ static __always_inline void tnd_ct_cache_hop(struct tnd_ct_val *v, const struct 
 /* The cached next hop, into fwd. */
 static __always_inline void tnd_ct_cached_hop(const struct tnd_ct_val *v, struct tnd_fwd *fwd)
 {
+	tnd_explain_step(TND_XS_HOP_CACHED);
 	fwd->ifindex = v->hop_ifindex;
 	__builtin_memcpy(fwd->smac, v->hop_smac, 6);
 	__builtin_memcpy(fwd->dmac, v->hop_dmac, 6);

@@ -27,6 +27,7 @@ static __always_inline int tnd_drop_pkt(struct tnd_fwd *fwd, const struct tnd_pk
 	struct tnd_event *e;
 
 	fwd->reason = reason;
+	tnd_explain_field(drop_reason, reason);
 	tnd_count(reason, dir, p->len);
 	e = tnd_event_reserve(&tnd_events, sizeof(*e));
 	if (e) {

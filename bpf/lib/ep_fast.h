@@ -143,6 +143,8 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 	if (!tnd_ep_fast_rewrite(ctx, fam, ct))
 		return -1;
 	tnd_ct_touch(ct, k.proto, tcp_flags, ctx->len);
+	tnd_explain_step(TND_XS_ENDPOINT_CACHED);
+	tnd_explain_redirect(ct->hop_ifindex, (ct->hop_flags & TND_HOP_PEER) ? TND_XR_PEER : TND_XR_DEVICE);
 	if (ct->hop_flags & TND_HOP_PEER)
 		return bpf_redirect_peer(ct->hop_ifindex, 0);
 	return bpf_redirect(ct->hop_ifindex, 0);

@@ -91,4 +91,69 @@ static __always_inline void *tnd_event_reserve(void *ringbuf, __u64 size)
 	return bpf_ringbuf_reserve(ringbuf, size, 0);
 }
 
+/* The record of a dry run (maps/tendril_maps_explain.h), in a data section
+ * of its own (one array map, ".data.explain", the object's own): no lookup
+ * and no stack, so the deepest call chains stay within 512 bytes. The
+ * loader zeroes it before a run and reads it after; a dry-run object is run
+ * by one process, one frame at a time, and never attached. */
+struct tnd_explain tnd_xrec SEC(".data.explain");
+
+static __always_inline struct tnd_explain *tnd_explain_rec(void)
+{
+	return tnd_dry_run ? &tnd_xrec : NULL;
+}
+
+/* A step taken (TND_XS_*). */
+static __always_inline void tnd_explain_step(__u32 step)
+{
+	struct tnd_explain *x = tnd_explain_rec();
+
+	if (x)
+		x->steps |= 1ULL << step;
+}
+
+/* A field of the record set to `val`. */
+#define tnd_explain_field(field, val)                        \
+	do {                                                 \
+		struct tnd_explain *x_ = tnd_explain_rec();  \
+		if (x_)                                      \
+			x_->field = (val);                   \
+	} while (0)
+
+/* A step with its value: `field` of the record set to `val`. */
+#define tnd_explain_set(step, field, val)                    \
+	do {                                                 \
+		struct tnd_explain *x_ = tnd_explain_rec();  \
+		if (x_) {                                    \
+			x_->steps |= 1ULL << (step);         \
+			x_->field = (val);                   \
+		}                                            \
+	} while (0)
+
+/* Where a redirect sends the packet (TND_XR_*). */
+static __always_inline void tnd_explain_redirect(__u32 ifindex, __u8 how)
+{
+	struct tnd_explain *x = tnd_explain_rec();
+
+	if (x) {
+		x->redirect_ifindex = ifindex;
+		x->redirect_how = how;
+	}
+}
+
+/* A program of the path starts (TND_XP_*): entry programs and tail calls. */
+static __always_inline void tnd_explain_prog(__u8 prog)
+{
+	struct tnd_explain *x = tnd_explain_rec();
+	__u32 n;
+
+	if (!x)
+		return;
+	n = x->nprogs;
+	if (n < TND_EXPLAIN_MAX_PROGS) {
+		x->progs[n] = prog;
+		x->nprogs = n + 1;
+	}
+}
+
 #endif

@@ -55,6 +55,7 @@ static __always_inline int tnd_fib(TND_CTX *ctx, const int fam, const __u8 *src,
 		__builtin_memcpy(f.ipv6_dst, dst, 16);
 	}
 	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	tnd_explain_set(TND_XS_FIB, fib_rc, rc);
 	fwd->ifindex = f.ifindex;
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 		__builtin_memcpy(fwd->smac, f.smac, 6);

@@ -44,6 +44,7 @@ static __always_inline int tnd_tc_verdict(int v, const struct tnd_fwd *fwd)
 	if (v == TND_DROP)
 		return TC_ACT_SHOT;
 	if (v == TND_REDIRECT) {
+		tnd_explain_redirect(fwd->ifindex, fwd->peer ? TND_XR_PEER : fwd->have_mac ? TND_XR_DEVICE : TND_XR_NEIGH);
 		if (fwd->peer)
 			return bpf_redirect_peer(fwd->ifindex, 0);
 		if (fwd->have_mac)
@@ -303,6 +304,8 @@ static __noinline int tnd_route(struct __sk_buff *ctx, struct tnd_pkt *p, const 
 	if (t < 0 || tnd_write_macs(ctx, fwd) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
 	*trace = fwd->peer ? TND_TRACE_TO_ENDPOINT : r == 1 ? TND_TRACE_REDIRECT_NEIGH : TND_TRACE_REDIRECT;
+	if (fwd->peer)
+		tnd_explain_step(TND_XS_TO_ENDPOINT);
 	return TND_REDIRECT;
 }
 
@@ -464,6 +467,7 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NAT_EXHAUSTED, TND_DIR_EGRESS, ifindex);
 	if (tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, port) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_EGRESS, ifindex);
+	tnd_explain_set(TND_XS_MASQUERADE, snat_port, port);
 	__builtin_memcpy(p->t.saddr, w->node, 16);
 	p->t.sport = port;
 	if (fresh)

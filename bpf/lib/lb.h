@@ -79,6 +79,8 @@ static __always_inline __u32 tnd_maglev_backend(const struct tnd_svc_val *svc, _
 	if (!table)
 		return 0;
 	id = bpf_map_lookup_elem(table, &pos);
+	if (id && *id)
+		tnd_explain_set(TND_XS_MAGLEV, maglev_pos, pos);
 	return id ? *id : 0;
 }
 
@@ -130,22 +132,28 @@ static __always_inline struct tnd_backend *tnd_select_backend(void *svc_map, voi
 	__u32 id;
 
 	id = tnd_affinity_backend(svc, client);
+	if (id)
+		tnd_explain_step(TND_XS_AFFINITY);
 	if (!id)
 		id = tnd_maglev_backend(svc, tnd_hash64(flow_hash));
 	if (!id) {
 		*slot = by_hash ? (__u16)(tnd_hash64(flow_hash) % svc->count) + 1 : tnd_random_slot(svc);
+		tnd_explain_set(by_hash ? TND_XS_SLOT_HASH : TND_XS_SLOT_RANDOM, slot, *slot);
 		sv = tnd_table_lookup(svc_map, key);
 		id = sv ? sv->backend_id : 0;
 	}
 	be = id ? tnd_table_lookup(&tnd_backends, &id) : NULL;
 	if (!be) {
 		*slot = 1;
+		tnd_explain_set(TND_XS_SLOT_FALLBACK, slot, 1);
 		sv = tnd_table_lookup(svc_map, key);
 		id = sv ? sv->backend_id : 0;
 		be = id ? tnd_table_lookup(&tnd_backends, &id) : NULL;
 	}
 	if (be)
 		tnd_affinity_record(svc, client, id);
+	if (be)
+		tnd_explain_set(TND_XS_SERVICE, backend_id, id);
 	*backend_id = id;
 	return be;
 }

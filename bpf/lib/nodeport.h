@@ -65,6 +65,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	nv = tnd_state_lookup(tnd_nat_map(fam), &in, struct tnd_nat_val);
 	if (!nv)
 		return -1;
+	tnd_explain_step(TND_XS_NAT_REPLY);
 	__builtin_memcpy(client, nv->to_addr, 16);
 	client_port = nv->to_port;
 
@@ -91,8 +92,10 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 			tnd_ct_cache_hop(ct, fwd, gen);
 	}
 #if TND_CTX_XDP
-	if (r == 1 || r == -2)
+	if (r == 1 || r == -2) {
+		tnd_explain_step(TND_XS_TO_TC);
 		return TND_PASS; /* tc resolves the neighbour / answers too big */
+	}
 #endif
 	if (r == -2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
@@ -186,6 +189,7 @@ static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p, const int fam)
 	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
 	rk.sport = p->t.dport;
 	rk.dport = p->t.sport;
+	tnd_explain_step(TND_XS_DSR_LEARN);
 	cur = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 	if (cur && (cur->flags & TND_CT_F_DSR))
 		return;
@@ -282,12 +286,15 @@ static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, c
 		be = tnd_table_lookup(&tnd_backends, &bid);
 		if (be && (be->svc_id != svc->svc_id || (be->flags & TND_BACKEND_F_RETIRED)))
 			be = NULL;
+		if (be)
+			tnd_explain_step(TND_XS_CT_BACKEND);
 	}
 	__builtin_memset(w, 0, sizeof(*w));
 	w->hash = tnd_flow_hash(&p->t);
 	if (!be) {
 		if (svc->count == 0 && (svc->xflags & TND_SVC_X_REJECT)) {
 #if TND_CTX_XDP
+			tnd_explain_step(TND_XS_TO_TC);
 			return TND_PASS; /* tc answers it */
 #else
 			return tnd_reject(ctx, p, fam, fwd, TND_DROP_NO_SERVICE_BACKEND, in_if);
@@ -308,6 +315,7 @@ static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, c
 	__builtin_memcpy(w->be_addr, be->addr, 16);
 	w->be_port = be->port;
 	w->bid = bid;
+	tnd_explain_set(TND_XS_SERVICE, backend_id, bid);
 	w->svc_id = svc->svc_id;
 	*be_flags = be->flags;
 	return -1;
@@ -324,6 +332,7 @@ static __always_inline int tnd_lb_route(TND_CTX *ctx, const struct tnd_pkt *p, c
 
 #if TND_CTX_XDP
 	if (r == -2) {
+		tnd_explain_step(TND_XS_TO_TC);
 		*verdict = TND_PASS;
 		return -1;
 	}
@@ -351,6 +360,7 @@ static __always_inline void tnd_lb_track(const struct tnd_pkt *p, const int fam,
 
 	if (!ct) {
 		w->flags = flags;
+		tnd_explain_step(TND_XS_CT_NEW);
 		tnd_ct_create(fam, p, w, fwd);
 		return;
 	}
@@ -368,11 +378,17 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 	if (!ct || !(ct->flags & TND_CT_F_SERVICE) || !tnd_ct_cache_ok(ct, p->tcp_flags, gen))
 		return -1;
 	/* A DSR flow's SYN (a retransmission too) carries the option: tc's. */
-	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN))
+	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN)) {
+		if (TND_CTX_XDP)
+			tnd_explain_step(TND_XS_TO_TC);
 		return TND_CTX_XDP ? TND_PASS : -1;
+	}
 	tnd_ct_cached_hop(ct, fwd);
-	if (TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p))
+	if (TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p)) {
+		tnd_explain_step(TND_XS_TO_TC);
 		return TND_PASS; /* into a pod XDP cannot reach: tc's */
+	}
+	tnd_explain_set(TND_XS_CACHED_PATH, backend_id, ct->backend_id);
 	ct->packets += 1;
 	ct->bytes += p->len;
 	if (tnd_rw(ctx, p, fam, false, p->t.daddr, ct->nat_addr, p->t.dport, ct->nat_port) < 0 ||
@@ -431,17 +447,28 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	int r, verdict = TND_PASS;
 
 	svcp = tnd_svc_lookup(p, fam, &k4, &k6);
-	if (!svcp || !(svcp->flags & TND_SVC_F_EXTERNAL))
+	if (!svcp) {
+		tnd_explain_step(TND_XS_NO_SERVICE);
 		return TND_PASS;
+	}
+	tnd_explain_set(TND_XS_SERVICE, svc_id, svcp->svc_id);
+	if (!(svcp->flags & TND_SVC_F_EXTERNAL)) {
+		tnd_explain_step(TND_XS_NOT_EXTERNAL);
+		return TND_PASS;
+	}
 	/* Read before any decision: a change after it bumps it again. */
 	gen = tnd_node_gen();
 	ct = tnd_state_lookup(tnd_ct_map(fam), &p->t, struct tnd_ct_val);
+	if (ct)
+		tnd_explain_step(TND_XS_CT_FOUND);
 	r = tnd_lb_fast(ctx, p, fam, fwd, ct, gen, in_if);
 	if (r >= 0)
 		return r;
 	svc = *svcp;
 	if ((svc.flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svc.svc_id, p->t.saddr))
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, in_if);
+	if (svc.flags & TND_SVC_F_SRCRANGE)
+		tnd_explain_step(TND_XS_SOURCE_RANGE_OK);
 
 	r = tnd_lb_pick(ctx, s, fam, &k4, &k6, &svc, ct, &new_flow, &be_flags, in_if);
 	if (r >= 0)
@@ -461,9 +488,13 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	 * to a local backend whose veth takes XDP frames. Other local delivery
 	 * and unresolved neighbours are tc's, on the unmodified packet. */
 	if (r > 0 || !(snat || dsr || fwd->peer == TND_PEER_XDP) ||
-	    (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN))))
+	    (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN)))) {
+		tnd_explain_step(TND_XS_TO_TC);
 		return TND_PASS;
+	}
 #endif
+	if (dsr)
+		tnd_explain_step(TND_XS_DSR);
 	if (snat) {
 		nport = tnd_lb_snat_port(p, fam, w, dev);
 		if (!nport)
@@ -471,6 +502,7 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 					    (*(__u64 *)w->node | *(__u64 *)&w->node[8]) ? TND_DROP_NAT_EXHAUSTED
 											: TND_DROP_NO_NODE_ADDR,
 					    TND_DIR_INGRESS, in_if);
+		tnd_explain_set(TND_XS_SNAT, snat_port, nport);
 	}
 
 	w->nport = nport;
@@ -547,8 +579,10 @@ static __always_inline int tnd_lb_ingress(TND_CTX *ctx, __u32 l3_off, const int 
 	struct tnd_fwd *fwd = &s->fwd;
 	int v;
 
-	if (tnd_parse(ctx, l3_off, fam, p) < 0)
+	if (tnd_parse(ctx, l3_off, fam, p) < 0) {
+		tnd_explain_step(TND_XS_NOT_LB);
 		return TND_PASS;
+	}
 	if (p->icmp_err)
 		return tnd_lb_icmp_ingress(ctx, p, fam, fwd);
 	/* Replies of SNATed flows come to a port of the NAT range. */

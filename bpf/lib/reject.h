@@ -274,6 +274,7 @@ static __always_inline int tnd_reject(struct __sk_buff *ctx, struct tnd_pkt *p, 
 		r = p->t.proto == IPPROTO_TCP ? tnd_reject_tcp6(ctx, p) : tnd_reject_udp6(ctx, p);
 	if (r < 0)
 		return TND_DROP;
+	tnd_explain_step(TND_XS_REJECT);
 	fwd->ifindex = ctx->ifindex;
 	fwd->have_mac = 1;
 	fwd->peer = 0;

@@ -1,11 +1,11 @@
-#include "test/support/packet.h"
+#include "explain/frame.h"
 
 #include <arpa/inet.h>
 
 #include <cstring>
 #include <stdexcept>
 
-namespace tendril::test {
+namespace tendril {
 namespace {
 
 void Put16(Bytes& b, uint16_t v) {
@@ -33,7 +33,7 @@ uint16_t InetChecksum(const uint8_t* data, size_t len, uint32_t sum) {
   return static_cast<uint16_t>(~sum);
 }
 
-Frame& Frame::Eth(Mac dst, Mac src) {
+Frame& Frame::Eth(EthMac dst, EthMac src) {
   bytes_.insert(bytes_.end(), dst.b, dst.b + 6);
   bytes_.insert(bytes_.end(), src.b, src.b + 6);
   ethertype_off_ = bytes_.size();
@@ -206,4 +206,4 @@ Bytes Frame::Build() const {
   return b;
 }
 
-}  // namespace tendril::test
+}  // namespace tendril

@@ -1,10 +1,10 @@
-#include "test/support/frame_check.h"
+#include "explain/frame_inspect.h"
 
 #include <netinet/in.h>
 
 #include <cstring>
 
-namespace tendril::test {
+namespace tendril {
 
 namespace {
 uint16_t Be16(const Bytes& f, size_t off) { return static_cast<uint16_t>(f[off] << 8 | f[off + 1]); }
@@ -130,4 +130,4 @@ FrameFacts Inspect(const Bytes& f) {
   return x;
 }
 
-}  // namespace tendril::test
+}  // namespace tendril
