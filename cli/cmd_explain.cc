@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/cli.h"
-#include "cli/explain_args.h"
+#include "explain/packet_spec.h"
 #include "common/fd.h"
 #include "common/status.h"
 #include "datapath/attach.h"

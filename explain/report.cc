@@ -258,10 +258,12 @@ std::string RenderExplanation(const json& report) {
       absl::StrAppend(&out, "\n");
     }
     if (h.contains("reply")) absl::StrAppend(&out, "  reply     ", h["reply"].get<std::string>(), "\n");
-    for (const json& r : h.value("rewrites", json::array()))
+    const json rewrites = h.value("rewrites", json::array());
+    const json checksums = h.value("checksums", json::object());
+    for (const json& r : rewrites)
       absl::StrAppend(&out, "  rewrite   ", r.value("field", ""), ": ", r.value("before", ""), " -> ",
                       r.value("after", ""), "\n");
-    for (const auto& [k, v] : h.value("checksums", json::object()).items())
+    for (const auto& [k, v] : checksums.items())
       absl::StrAppend(&out, "  checksum  ", k, " ", v.get<std::string>(), "\n");
   }
   if (report.contains("result")) absl::StrAppend(&out, "\nResult   ", report["result"].get<std::string>(), "\n");

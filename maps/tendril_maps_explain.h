@@ -15,36 +15,38 @@
 
 /*
  * What the path did, X(NAME, bit, "name", "what it means") for each: the one
- * list both sides read (the bits here, the names and texts in maps/abi.cc).
+ * list both sides read (the bits here, the names and texts in maps/abi.cc),
+ * in the order a path takes them (explain prints them in bit order). Not
+ * stored anywhere: renumbering needs only a rebuild.
  */
 #define TND_EXPLAIN_STEPS(X) \
-	X(NOT_MINE, 0, "not-mine", "no service frontend and no NAT range uses this destination port: left at once") \
-	X(NOT_LB, 1, "not-load-balanced", "not a whole TCP/UDP packet nor an ICMP error about one: not load-balanced") \
-	X(NAT_REPLY, 2, "nat-reply", "a reply to a flow this node source-NATed: its NAT entry was found") \
-	X(SERVICE, 3, "service", "the destination is a service frontend") \
-	X(NOT_EXTERNAL, 4, "not-external", "the frontend is not reachable from outside the node (ClusterIP): left to the stack") \
-	X(CT_FOUND, 5, "ct-found", "the flow's conntrack entry was found") \
-	X(CACHED_PATH, 6, "cached-path", "established flow: rewrite and next hop taken from its conntrack entry") \
-	X(SOURCE_RANGE_OK, 7, "source-range-ok", "the client is inside the service's source ranges") \
-	X(CT_BACKEND, 8, "ct-backend", "the backend the flow's conntrack entry names") \
-	X(AFFINITY, 9, "affinity", "session affinity: the backend this client is bound to") \
-	X(MAGLEV, 10, "maglev", "the backend at the flow's position in the service's Maglev table") \
-	X(SLOT_HASH, 11, "slot-hash", "the slot the flow hash picks") \
-	X(SLOT_RANDOM, 12, "slot-random", "a slot picked at random: a real packet may take another backend") \
-	X(SLOT_FALLBACK, 13, "slot-fallback", "the slot's backend was gone (the service shrank): slot 1") \
-	X(CT_NEW, 14, "ct-new", "new flow: its forward and reply conntrack entries would be created") \
-	X(FIB, 15, "fib", "next hop from a FIB lookup") \
-	X(HOP_CACHED, 16, "hop-cached", "next hop from the conntrack entry's cache") \
-	X(SNAT, 17, "snat", "source NAT to the node's address and a port of the NAT range") \
-	X(DSR, 18, "dsr", "direct server return: the frontend travels with the packet, replies skip this node") \
-	X(TO_TC, 19, "to-tc", "handed on unmodified: tc finishes it (local delivery, neighbour to resolve, DSR option)") \
-	X(REJECT, 20, "reject", "answered at once with a TCP RST or ICMP unreachable (service without endpoints)") \
-	X(ENDPOINT_CACHED, 21, "endpoint-cached", "a pod's established flow: next hop from its conntrack entry") \
-	X(TO_ENDPOINT, 22, "to-endpoint", "delivered to a local endpoint") \
-	X(DSR_LEARN, 23, "dsr-learn", "first packets of a DSR flow from another node: the frontend for the replies is learned") \
-	X(PREFILTER_PASS, 24, "prefilter-pass", "the source is in no prefilter deny range") \
-	X(MASQUERADE, 25, "masquerade", "a pod's packet leaving the node: source NAT to the node") \
-	X(NO_SERVICE, 26, "no-service", "no service frontend at this destination address and port: not load-balanced")
+	X(PREFILTER_PASS, 0, "prefilter-pass", "the source is in no prefilter deny range") \
+	X(NOT_MINE, 1, "not-mine", "no service frontend and no NAT range uses this destination port: left at once") \
+	X(NOT_LB, 2, "not-load-balanced", "not a whole TCP/UDP packet nor an ICMP error about one: not load-balanced") \
+	X(NAT_REPLY, 3, "nat-reply", "a reply to a flow this node source-NATed: its NAT entry was found") \
+	X(DSR_LEARN, 4, "dsr-learn", "first packets of a DSR flow from another node: the frontend for the replies is learned") \
+	X(NO_SERVICE, 5, "no-service", "no service frontend at this destination address and port: not load-balanced") \
+	X(SERVICE, 6, "service", "the destination is a service frontend") \
+	X(NOT_EXTERNAL, 7, "not-external", "the frontend is not reachable from outside the node (ClusterIP): left to the stack") \
+	X(CT_FOUND, 8, "ct-found", "the flow's conntrack entry was found") \
+	X(CACHED_PATH, 9, "cached-path", "established flow: rewrite and next hop taken from its conntrack entry") \
+	X(SOURCE_RANGE_OK, 10, "source-range-ok", "the client is inside the service's source ranges") \
+	X(CT_BACKEND, 11, "ct-backend", "the backend the flow's conntrack entry names") \
+	X(AFFINITY, 12, "affinity", "session affinity: the backend this client is bound to") \
+	X(MAGLEV, 13, "maglev", "the backend at the flow's position in the service's Maglev table") \
+	X(SLOT_HASH, 14, "slot-hash", "the slot the flow hash picks") \
+	X(SLOT_RANDOM, 15, "slot-random", "a slot picked at random: a real packet may take another backend") \
+	X(SLOT_FALLBACK, 16, "slot-fallback", "the slot's backend was gone (the service shrank): slot 1") \
+	X(REJECT, 17, "reject", "answered at once with a TCP RST or ICMP unreachable (service without endpoints)") \
+	X(FIB, 18, "fib", "next hop from a FIB lookup") \
+	X(HOP_CACHED, 19, "hop-cached", "next hop from the conntrack entry's cache") \
+	X(TO_TC, 20, "to-tc", "handed on unmodified: tc finishes it (local delivery, neighbour to resolve, DSR option)") \
+	X(DSR, 21, "dsr", "direct server return: the frontend travels with the packet, replies skip this node") \
+	X(SNAT, 22, "snat", "source NAT to the node's address and a port of the NAT range") \
+	X(CT_NEW, 23, "ct-new", "new flow: its forward and reply conntrack entries would be created") \
+	X(ENDPOINT_CACHED, 24, "endpoint-cached", "a pod's established flow: next hop from its conntrack entry") \
+	X(TO_ENDPOINT, 25, "to-endpoint", "delivered to a local endpoint") \
+	X(MASQUERADE, 26, "masquerade", "a pod's packet leaving the node: source NAT to the node")
 
 enum tnd_explain_step {
 #define TND_X_EXPLAIN_ENUM(name, bit, text, doc) TND_XS_##name = bit,

@@ -1,4 +1,4 @@
-#include "cli/explain_args.h"
+#include "explain/packet_spec.h"
 
 #include <netinet/in.h>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace tendril::cli {
+namespace tendril {
 namespace {
 
 constexpr uint16_t kDefaultSourcePort = 40000;
@@ -117,4 +117,4 @@ PacketSpec Reversed(const PacketSpec& p, uint8_t tcp_flags) {
   return r;
 }
 
-}  // namespace tendril::cli
+}  // namespace tendril

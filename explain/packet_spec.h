@@ -10,7 +10,7 @@
 #include "explain/frame.h"
 #include "network/addr.h"
 
-namespace tendril::cli {
+namespace tendril {
 
 struct PacketSpec {
   uint8_t proto = 0;  // IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP (ICMPv6 for IPv6)
@@ -32,4 +32,4 @@ Bytes BuildFrame(const PacketSpec& p, const Mac& dst_mac, const Mac& src_mac);
 // The packet the other way (for --reply): addresses and ports swapped.
 PacketSpec Reversed(const PacketSpec& p, uint8_t tcp_flags);
 
-}  // namespace tendril::cli
+}  // namespace tendril

@@ -1,0 +1,187 @@
+// `tendril explain` end to end, on the NodePort test bed (nodeport_cluster.h):
+// the CLI, run in a node's namespace as an operator would, predicts what the
+// node does with a packet; the same packet is then sent for real and the
+// backend that answers, its view of the client (SNAT or not) and the verdict
+// must be the ones explain printed. Per service type and path, IPv4 and
+// IPv6, XDP native and tc; explain changes no map; bad input exits 2 naming
+// what is wrong; it works with the agent down.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/subprocess.h"
+#include "test/integration/nodeport_cluster.h"
+#include "test/support/map_dump.h"
+
+namespace tendril::test {
+namespace {
+
+using nlohmann::json;
+
+class ExplainE2ETest : public NodePortCluster {
+ protected:
+  CliResult ExplainCli(int node, const std::vector<std::string>& args, bool json_out = true) {
+    const Node& n = *nodes_[node];
+    std::vector<std::string> argv = {"nsenter", "--net=" + n.ns->path(), BinaryPath("tendril"), "--bpffs-root",
+                                     n.pins.path()};
+    if (json_out) argv.insert(argv.end(), {"-o", "json"});
+    argv.insert(argv.end(), {"explain", "--state-dir", n.state.path()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    CliResult r;
+    auto rc = RunCommandSplit(argv, &r.out, &r.err);
+    r.rc = rc.ok() ? *rc : -1;
+    return r;
+  }
+  json Explain(int node, const std::vector<std::string>& args) {
+    CliResult r = ExplainCli(node, args);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.out;
+    return j.is_discarded() ? json::object() : j;
+  }
+  // The last hook explain ran (where the packet's fate was decided).
+  static const json& Last(const json& j) { return j["hooks"].back(); }
+  static std::string BackendName(const json& hook) {
+    const std::string a = hook.contains("backend") ? hook["backend"].value("address", "") : "";
+    if (absl::StartsWith(a, "10.1.1.2:") || absl::StartsWith(a, "[fd01::2]:")) return "be1";
+    if (absl::StartsWith(a, "10.1.2.2:") || absl::StartsWith(a, "[fd02::2]:")) return "be2";
+    return "none";
+  }
+  static std::string Rewritten(const json& hook, const std::string& field) {
+    for (const auto& r : hook.value("rewrites", json::array()))
+      if (r.value("field", "") == field) return r.value("after", "");
+    return "";
+  }
+  // curl from the client's `src`:`sport`; the backend's answer ("be2 10.0.0.1").
+  std::string CurlFrom(const std::string& hostport, const std::string& src, int sport) {
+    std::string out;
+    client_->Exec({"curl", "-s", "-g", "--max-time", "2", "--interface", src, "--local-port", std::to_string(sport),
+                   "http://" + hostport + "/"},
+                  &out);
+    return Canonical(out);
+  }
+  // For each source port: explain's prediction, then the real connection.
+  void ExpectAgreement(const std::string& src, const std::string& dst, const std::string& hostport, int first_port,
+                       const std::string& node_addr) {
+    std::set<std::string> used;
+    for (int sport = first_port; sport < first_port + 6; ++sport) {
+      SCOPED_TRACE(absl::StrCat(dst, " from port ", sport));
+      const std::string from = src.find(':') != std::string::npos ? absl::StrCat("[", src, "]:", sport)
+                                                                 : absl::StrCat(src, ":", sport);
+      json j = Explain(0, {"--device", "eth0", "tcp", from, dst});
+      const json& h = Last(j);
+      ASSERT_TRUE(h.contains("backend")) << j.dump(2);
+      const std::string v = h.value("verdict", "");
+      EXPECT_TRUE(v == "redirect" || v == "tx") << j.dump(2);  // tx: back out of eth0
+      const std::string be = BackendName(h);
+      const std::string answer = CurlFrom(hostport, src, sport);
+      // be2 is on the other node: SNAT to this node, as explain says.
+      const bool snat = !Rewritten(h, "source").empty();
+      EXPECT_EQ(snat, be == "be2") << j.dump(2);
+      EXPECT_EQ(answer, absl::StrCat(be, " ", snat ? node_addr : src)) << j.dump(2);
+      used.insert(be);
+    }
+    EXPECT_EQ(used, (std::set<std::string>{"be1", "be2"})) << "six flows should use both backends";
+  }
+};
+
+TEST_P(ExplainE2ETest, PredictionsAgreeWithRealConnectionsPerServiceTypeV4AndV6) {
+  AddEverywhere({"--frontend", "10.96.0.40:80/TCP", "--type", "NodePort", "--node-port", "30100", "--algorithm",
+                 "maglev", "--backends", "10.1.1.2:8080,10.1.2.2:8080"});
+  ExpectAgreement("10.0.0.100", "10.0.0.1:30100", "10.0.0.1:30100", 42000, "10.0.0.1");
+  AddEverywhere({"--frontend", "[fd96::40]:80/TCP", "--type", "NodePort", "--node-port", "30101", "--algorithm",
+                 "maglev", "--backends", "[fd01::2]:8080,[fd02::2]:8080"});
+  ExpectAgreement("fd00::100", "[fd00::1]:30101", "[fd00::1]:30101", 42100, "fd00::1");
+  AddEverywhere({"--frontend", "10.96.0.41:80/TCP", "--type", "ExternalIP", "--external-ips", "192.0.2.41",
+                 "--algorithm", "maglev", "--backends", "10.1.1.2:8080,10.1.2.2:8080"});
+  ExpectAgreement("10.0.0.100", "192.0.2.41:80", "192.0.2.41:80", 42200, "10.0.0.1");
+  // The text form says the same in words.
+  CliResult t = ExplainCli(0, {"--device", "eth0", "tcp", "10.0.0.100:42300", "10.0.0.1:30100"}, false);
+  EXPECT_EQ(t.rc, 0) << t.err;
+  EXPECT_TRUE(absl::StrContains(t.out, "Maglev table")) << t.out;
+  EXPECT_TRUE(absl::StrContains(t.out, "Result   forwarded by tc-ingress") ||
+              absl::StrContains(t.out, "Result   forwarded by xdp"))
+      << t.out;
+}
+
+TEST_P(ExplainE2ETest, ConnectionRefusedAndSourceRangeDeniedSayWhy) {
+  AddEverywhere({"--frontend", "10.96.0.42:80/TCP", "--type", "NodePort", "--node-port", "30102"});
+  json j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:42400", "10.0.0.1:30102"});
+  const json& h = Last(j);
+  EXPECT_EQ(h.value("hook", ""), "tc-ingress") << j.dump(2);
+  EXPECT_EQ(h.value("drop_reason", ""), "no-service-backend") << j.dump(2);
+  EXPECT_EQ(h.value("reply", ""), "TCP 10.0.0.1:30102 -> 10.0.0.100:42400") << j.dump(2);
+  EXPECT_TRUE(absl::StartsWith(j.value("result", ""), "answered at tc-ingress")) << j.dump(2);
+  std::string out;
+  EXPECT_EQ(client_->Exec({"curl", "-s", "--max-time", "2", "http://10.0.0.1:30102/"}, &out), 7)
+      << "curl: connection refused, as explained";
+
+  AddEverywhere({"--frontend", "10.96.0.43:80/TCP", "--type", "LoadBalancer", "--external-ips", "192.0.2.43",
+                 "--node-port", "30103", "--source-ranges", "10.0.0.100/32", "--backends", "10.1.2.2:8080"});
+  j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.101:42500", "192.0.2.43:80"});
+  EXPECT_EQ(Last(j).value("verdict", ""), "drop") << j.dump(2);
+  EXPECT_EQ(Last(j).value("drop_reason", ""), "source-range-denied") << j.dump(2);
+  EXPECT_EQ(CurlFrom("192.0.2.43:80", "10.0.0.101", 42500), "");
+  j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:42501", "192.0.2.43:80"});
+  EXPECT_EQ(BackendName(Last(j)), "be2") << j.dump(2);
+  EXPECT_EQ(CurlFrom("192.0.2.43:80", "10.0.0.100", 42501), "be2 10.0.0.1");
+}
+
+TEST_P(ExplainE2ETest, ChangesNoMapAndWorksWithTheAgentDown) {
+  AddEverywhere({"--frontend", "10.96.0.44:80/TCP", "--type", "NodePort", "--node-port", "30104", "--algorithm",
+                 "maglev", "--backends", "10.1.1.2:8080,10.1.2.2:8080"});
+  ASSERT_FALSE(CurlFrom("10.0.0.1:30104", "10.0.0.100", 42600).empty());  // an entry to find
+  auto before = DumpPinnedMaps(nodes_[0]->pins.path());
+  ASSERT_TRUE(before.ok()) << before.status();
+  json live = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:42601", "10.0.0.1:30104"});
+  Explain(0, {"--device", "eth0", "--flags", "A", "tcp", "10.0.0.100:42600", "10.0.0.1:30104"});
+  Explain(0, {"--device", "eth0", "udp", "10.0.0.100:42602", "10.0.0.1:30104"});
+  Explain(0, {"--device", "eth0", "tcp", "[fd00::100]:42603", "[fd00::1]:30104"});
+  auto after = DumpPinnedMaps(nodes_[0]->pins.path());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(DumpDiff(*before, *after), "") << "explain changed a map";
+
+  nodes_[0]->agent.reset();  // the programs stay attached, the maps pinned
+  json down = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:42601", "10.0.0.1:30104"});
+  EXPECT_EQ(BackendName(Last(down)), BackendName(Last(live))) << down.dump(2);
+  EXPECT_EQ(Last(down).value("verdict", ""), Last(live).value("verdict", ""));
+  StartAgent(0);
+}
+
+TEST_P(ExplainE2ETest, BadInputExitsTwoNamingIt) {
+  struct Case {
+    std::vector<std::string> args;
+    const char* names;
+  } cases[] = {
+      {{"--device", "eth0", "tcp", "10.0.0.300:1", "10.0.0.1:30100"}, "source \"10.0.0.300:1\""},
+      {{"--device", "eth0", "tcp", "10.0.0.100:1", "10.0.0.1"}, "needs a port"},
+      {{"--device", "eth0", "sctp", "10.0.0.100:1", "10.0.0.1:80"}, "protocol \"sctp\""},
+      {{"--device", "eth0", "tcp", "10.0.0.100:1", "[fd00::1]:80"}, "different families"},
+      {{"--device", "nosuch0", "tcp", "10.0.0.100:1", "10.0.0.1:80"}, "device \"nosuch0\" does not exist"},
+      {{"--device", "lo", "--hook", "tc-ingress", "tcp", "10.0.0.100:1", "10.0.0.1:80"},
+       "hook tc-ingress has no tendril program on lo"},
+      {{"--device", "eth0", "--hook", "lxc", "tcp", "10.0.0.100:1", "10.0.0.1:80"}, "--hook lxc needs --endpoint"},
+      {{"--device", "eth0", "--hook", "nope", "tcp", "10.0.0.100:1", "10.0.0.1:80"}, "--hook \"nope\""},
+      {{"--endpoint", "77", "tcp", "10.0.0.100:1", "10.0.0.1:80"}, "endpoint 77 is not on this node"},
+      {{"--device", "eth0", "--flags", "SX", "tcp", "10.0.0.100:1", "10.0.0.1:80"}, "'X' is not one of"},
+      {{"tcp", "10.0.0.100:1", "10.0.0.1:80"}, "--device DEV or --endpoint ID"},
+  };
+  if (GetParam() == "tc")
+    for (auto& c : cases)
+      if (absl::StrContains(c.names, "tc-ingress")) c = {{"--device", "eth0", "--hook", "xdp", "tcp", "10.0.0.100:1",
+                                                          "10.0.0.1:80"}, "hook xdp has no tendril program on eth0"};
+  for (const auto& c : cases) {
+    CliResult r = ExplainCli(0, c.args);
+    EXPECT_EQ(r.rc, 2) << absl::StrJoin(c.args, " ") << ": " << r.out << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, c.names)) << absl::StrJoin(c.args, " ") << ": " << r.err;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ExplainE2ETest, ::testing::Values("native", "tc"),
+                         [](const auto& info) { return info.param == "native" ? "XdpNative" : "TcOnly"; });
+
+}  // namespace
+}  // namespace tendril::test
