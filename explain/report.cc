@@ -268,6 +268,7 @@ std::string RenderExplanation(const json& report) {
   }
   if (report.contains("result")) absl::StrAppend(&out, "\nResult   ", report["result"].get<std::string>(), "\n");
   if (report.contains("note")) absl::StrAppend(&out, "Note     ", report["note"].get<std::string>(), "\n");
+  if (report.contains("reply")) absl::StrAppend(&out, "\n== the reply of this flow ==\n", RenderExplanation(report["reply"]));
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/file_util.h"
 #include "common/subprocess.h"
 #include "test/integration/nodeport_cluster.h"
 #include "test/support/map_dump.h"
@@ -149,6 +150,53 @@ TEST_P(ExplainE2ETest, ChangesNoMapAndWorksWithTheAgentDown) {
   EXPECT_EQ(BackendName(Last(down)), BackendName(Last(live))) << down.dump(2);
   EXPECT_EQ(Last(down).value("verdict", ""), Last(live).value("verdict", ""));
   StartAgent(0);
+}
+
+TEST_P(ExplainE2ETest, RepliesOfEstablishedFlowsAndMonitorDrops) {
+  AddEverywhere({"--frontend", "10.96.0.45:80/TCP", "--type", "NodePort", "--node-port", "30105", "--backends",
+                 "10.1.2.2:8080"});  // on the other node: SNAT, the reply comes back in by eth0
+  AddEverywhere({"--frontend", "10.96.0.46:80/TCP", "--type", "NodePort", "--node-port", "30106", "--backends",
+                 "10.1.1.2:8080"});  // on this node: the reply leaves by eth0 (tc egress)
+  ASSERT_EQ(CurlFrom("10.0.0.1:30105", "10.0.0.100", 42700), "be2 10.0.0.1");
+  ASSERT_EQ(CurlFrom("10.0.0.1:30106", "10.0.0.100", 42701), "be1 10.0.0.100");
+  json j = Explain(0, {"--device", "eth0", "--flags", "A", "--reply", "tcp", "10.0.0.100:42700", "10.0.0.1:30105"});
+  const json& fwd = Last(j);
+  EXPECT_EQ(BackendName(fwd), "be2") << j.dump(2);
+  const std::string snat = Rewritten(fwd, "source");
+  ASSERT_TRUE(absl::StartsWith(snat, "10.0.0.1:")) << j.dump(2);
+  ASSERT_TRUE(j.contains("reply")) << j.dump(2);
+  const json& rep = Last(j["reply"]);
+  EXPECT_EQ(j["reply"]["packet"].value("summary", ""), absl::StrCat("TCP 10.1.2.2:8080 -> ", snat, " [A]"));
+  EXPECT_EQ(Rewritten(rep, "destination"), "10.0.0.100:42700") << j.dump(2);
+  EXPECT_EQ(Rewritten(rep, "source"), "10.0.0.1:30105") << j.dump(2);
+  bool nat_reply = false;
+  for (const auto& st : rep["steps"]) nat_reply |= st.value("step", "") == "nat-reply";
+  EXPECT_TRUE(nat_reply) << j.dump(2);
+
+  j = Explain(0, {"--device", "eth0", "--flags", "A", "--reply", "tcp", "10.0.0.100:42701", "10.0.0.1:30106"});
+  EXPECT_EQ(BackendName(Last(j)), "be1") << j.dump(2);
+  EXPECT_EQ(Last(j["reply"]).value("hook", ""), "tc-egress") << j.dump(2);
+  EXPECT_EQ(Rewritten(Last(j["reply"]), "source"), "10.0.0.1:30106") << j.dump(2);
+  // A new flow's reply finds no entries (a dry run creates none): said so.
+  j = Explain(0, {"--device", "eth0", "--reply", "tcp", "10.0.0.100:42702", "10.0.0.1:30105"});
+  EXPECT_TRUE(absl::StrContains(j["reply"].value("note", ""), "creates no entries")) << j.dump(2);
+
+  // A drop seen by monitor, explained from its event.
+  AddEverywhere({"--frontend", "10.96.0.47:80/TCP", "--type", "LoadBalancer", "--external-ips", "192.0.2.47",
+                 "--node-port", "30107", "--source-ranges", "10.0.0.100/32", "--backends", "10.1.2.2:8080"});
+  Subprocess monitor({BinaryPath("tendril"), "--bpffs-root", nodes_[0]->pins.path(), "-o", "json", "monitor",
+                      "--type", "drop", "--max", "1", "--timeout", "10"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(CurlFrom("192.0.2.47:80", "10.0.0.101", 42703), "");
+  ASSERT_EQ(monitor.Stop(0, 12000), 0) << monitor.Log();
+  TempDir dir;
+  const std::string event = dir.path() + "/event.json";
+  ASSERT_TRUE(WriteFileAtomic(event, monitor.Log()).ok());
+  j = Explain(0, {"--from-monitor", event});
+  EXPECT_EQ(Last(j).value("drop_reason", ""), "source-range-denied") << monitor.Log() << j.dump(2);
+  EXPECT_EQ(j["packet"].value("summary", ""), "TCP 10.0.0.101:42703 -> 192.0.2.47:80 [S]") << j.dump(2);
+  CliResult bad = ExplainCli(0, {"--from-monitor", dir.path() + "/none.json"});
+  EXPECT_EQ(bad.rc, 2) << bad.err;
 }
 
 TEST_P(ExplainE2ETest, BadInputExitsTwoNamingIt) {
