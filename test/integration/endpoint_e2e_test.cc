@@ -344,5 +344,51 @@ TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
   EXPECT_GT(lk, 0);
 }
 
+// `tendril explain --endpoint`: what a pod's packet meets (bpf_lxc), as the
+// real packets then go: to a pod beside it, to a pod on the other node, to a
+// service whose backend is there, to a service with none.
+TEST_F(EndpointE2ETest, ExplainFollowsAPodsPackets) {
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.31:80", "--backends", "10.200.2.10:8080"}).rc, 0);
+  ASSERT_EQ(Cli(0, {"service", "add", "--frontend", "10.96.0.98:80"}).rc, 0);  // no backends
+  auto explain = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"nsenter", "--net=" + nodes_[0]->ns->path(), BinaryPath("tendril"),
+                                     "--bpffs-root", nodes_[0]->pins.path(), "-o", "json", "explain",
+                                     "--state-dir", nodes_[0]->state.path(), "--endpoint", "1"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CliResult r;
+    auto rc = RunCommandSplit(argv, &r.out, &r.err);
+    EXPECT_TRUE(rc.ok() && *rc == 0) << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json::object() : j["hooks"].back();
+  };
+  auto has = [](const json& h, const char* step) {
+    for (const auto& s : h.value("steps", json::array()))
+      if (s.value("step", "") == step) return true;
+    return false;
+  };
+  json h = explain({"tcp", "10.200.1.10:43000", "10.200.1.11:8080"});
+  EXPECT_EQ(h.value("hook", ""), "lxc") << h.dump(2);
+  EXPECT_EQ(h.value("verdict", ""), "redirect") << h.dump(2);
+  EXPECT_EQ(h["redirect"].value("device", ""), "lxc2") << h.dump(2);
+  EXPECT_TRUE(has(h, "to-endpoint")) << h.dump(2);
+  EXPECT_EQ(Curl(Pod(0, 1), "10.200.1.11:8080"), "pod1.2 10.200.1.10");
+
+  h = explain({"tcp", "[fd20:1::10]:43001", "[fd20:2::10]:8080"});
+  EXPECT_EQ(h["redirect"].value("device", ""), "eth0") << h.dump(2);
+  EXPECT_TRUE(has(h, "fib")) << h.dump(2);
+
+  h = explain({"tcp", "10.200.1.10:43002", "10.96.0.31:80"});
+  EXPECT_EQ(h["backend"].value("address", ""), "10.200.2.10:8080") << h.dump(2);
+  bool dnat = false;
+  for (const auto& r : h.value("rewrites", json::array()))
+    dnat |= r.value("field", "") == "destination" && r.value("after", "") == "10.200.2.10:8080";
+  EXPECT_TRUE(dnat) << h.dump(2);
+  EXPECT_EQ(Curl(Pod(0, 1), "10.96.0.31:80"), "pod2.1 10.200.1.10");
+
+  h = explain({"tcp", "10.200.1.10:43003", "10.96.0.98:80"});
+  EXPECT_EQ(h.value("drop_reason", ""), "no-service-backend") << h.dump(2);
+  EXPECT_EQ(h.value("reply", ""), "TCP 10.96.0.98:80 -> 10.200.1.10:43003") << h.dump(2);
+}
+
 }  // namespace
 }  // namespace tendril::test
