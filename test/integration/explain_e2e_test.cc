@@ -152,6 +152,54 @@ TEST_P(ExplainE2ETest, ChangesNoMapAndWorksWithTheAgentDown) {
   StartAgent(0);
 }
 
+TEST_P(ExplainE2ETest, PoliciesAffinityTerminatingFallbackAndDsr) {
+  auto has = [](const json& h, const char* step) {
+    for (const auto& s : h.value("steps", json::array()))
+      if (s.value("step", "") == step) return true;
+    return false;
+  };
+  // externalTrafficPolicy Local: this node's backend, the client kept.
+  AddEverywhere({"--frontend", "10.96.0.50:80/TCP", "--type", "NodePort", "--node-port", "30110", "--traffic-policy",
+                 "Local", "--backends", "10.1.1.2:8080,10.1.2.2:8080"});
+  json j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:43100", "10.0.0.1:30110"});
+  EXPECT_EQ(BackendName(Last(j)), "be1") << j.dump(2);
+  EXPECT_EQ(Rewritten(Last(j), "source"), "") << "no SNAT under Local: " << j.dump(2);
+  EXPECT_EQ(CurlFrom("10.0.0.1:30110", "10.0.0.100", 43100), "be1 10.0.0.100");
+  AddEverywhere({"--frontend", "10.96.0.51:80/TCP", "--type", "NodePort", "--node-port", "30111", "--traffic-policy",
+                 "Local", "--backends", "10.1.2.2:8080"});
+  j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:43101", "10.0.0.1:30111"});
+  EXPECT_EQ(Last(j).value("drop_reason", ""), "no-local-backend") << j.dump(2);
+  EXPECT_EQ(CurlFrom("10.0.0.1:30111", "10.0.0.100", 43101), "");
+
+  // Session affinity: a client's next flow goes where its first went.
+  AddEverywhere({"--frontend", "10.96.0.52:80/TCP", "--type", "NodePort", "--node-port", "30112",
+                 "--affinity-timeout", "300", "--backends", "10.1.1.2:8080,10.1.2.2:8080"});
+  const std::string first = CurlFrom("10.0.0.1:30112", "10.0.0.100", 43102);
+  ASSERT_FALSE(first.empty());
+  j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:43103", "10.0.0.1:30112"});
+  EXPECT_TRUE(has(Last(j), "affinity")) << j.dump(2);
+  EXPECT_EQ(BackendName(Last(j)), first.substr(0, 3)) << j.dump(2);
+  EXPECT_EQ(CurlFrom("10.0.0.1:30112", "10.0.0.100", 43103).substr(0, 3), first.substr(0, 3));
+
+  // Every endpoint terminating: served by them (kube-proxy's fallback), and said so.
+  AddEverywhere({"--frontend", "10.96.0.53:80/TCP", "--type", "NodePort", "--node-port", "30113", "--id", "53",
+                 "--backends", "10.1.2.2:8080"});
+  ASSERT_EQ(Cli(0, {"service", "update", "53", "--backend-state", "10.1.2.2:8080=terminating"}).rc, 0);
+  j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:43104", "10.0.0.1:30113"});
+  EXPECT_EQ(Last(j)["backend"].value("state", ""), "terminating") << j.dump(2);
+  EXPECT_TRUE(absl::StrContains(Last(j)["backend"].value("why", ""), "fallback")) << j.dump(2);
+  EXPECT_EQ(CurlFrom("10.0.0.1:30113", "10.0.0.100", 43104), "be2 10.0.0.1");
+
+  // DSR: the client's address travels to the backend's node; no SNAT.
+  AddEverywhere({"--frontend", "10.96.0.54:80/TCP", "--type", "NodePort", "--node-port", "30114", "--dsr",
+                 "--backends", "10.1.2.2:8080"});
+  j = Explain(0, {"--device", "eth0", "tcp", "10.0.0.100:43105", "10.0.0.1:30114"});
+  EXPECT_TRUE(has(Last(j), "dsr")) << j.dump(2);
+  EXPECT_EQ(Last(j).value("hook", ""), "tc-ingress") << "the option is tc's: " << j.dump(2);
+  EXPECT_EQ(Rewritten(Last(j), "source"), "") << j.dump(2);
+  EXPECT_EQ(CurlFrom("10.0.0.1:30114", "10.0.0.100", 43105), "be2 10.0.0.100");
+}
+
 TEST_P(ExplainE2ETest, RepliesOfEstablishedFlowsAndMonitorDrops) {
   AddEverywhere({"--frontend", "10.96.0.45:80/TCP", "--type", "NodePort", "--node-port", "30105", "--backends",
                  "10.1.2.2:8080"});  // on the other node: SNAT, the reply comes back in by eth0
