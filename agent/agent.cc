@@ -135,7 +135,7 @@ absl::Status Agent::Start() {
   PruneTailCallPins();
   TND_RETURN_IF_ERROR(StartSocketLb(compiled_.object_paths.at("bpf_sock")));
   // For `tendril explain`: the objects now attached, loadable with the agent down.
-  if (auto s = WriteObjectRecord(cfg_.state_dir, {cfg_.bpffs_root, compiled_.object_paths, compiled_.key}); !s.ok())
+  if (auto s = WriteObjectRecord(cfg_.state_dir, {cfg_.bpffs_root, compiled_.object_paths, compiled_.key, cgroup_root_}); !s.ok())
     TND_LOG_WARN("record the BPF objects for explain: ", s.message());
   SyncHealthAll();
   BumpGeneration();  // flows cached by the agent before this one decide again

@@ -65,6 +65,7 @@ static __always_inline __u8 sock_proto(const struct bpf_sock_addr *ctx)
 /* The refusal kube-proxy's REJECT rule gives: connect() fails at once. */
 static __always_inline int refuse(__u8 reason)
 {
+	tnd_explain_field(drop_reason, reason);
 	tnd_count(reason, TND_DIR_EGRESS, 0);
 	bpf_set_retval(-ECONNREFUSED);
 	return SYS_REJECT;
@@ -94,8 +95,11 @@ static __always_inline int xlate4(struct bpf_sock_addr *ctx)
 	if (loopback_not_ours(key.addr, ctx))
 		return SYS_PROCEED;
 	svc = tnd_table_lookup(&tnd_svc_v4, &key);
-	if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
+	if (!svc || (svc->flags & TND_SVC_F_SRCRANGE)) {
+		tnd_explain_step(TND_XS_NO_SERVICE);
 		return SYS_PROCEED;
+	}
+	tnd_explain_set(TND_XS_SERVICE, svc_id, svc->svc_id);
 	svc = tnd_svc_internal(&tnd_svc_v4, &key, &key.scope, svc);
 	if (svc->count == 0)
 		return refuse_empty(svc);
@@ -140,10 +144,33 @@ static __always_inline void revxlate4(struct bpf_sock_addr *ctx)
 	ctx->user_port = rv->port;
 }
 
+/*
+ * A dry run's connect (explain, a throwaway child cgroup): the decision is
+ * in the record; the connect is refused, and the address left for the
+ * node's own program (a parent cgroup's, which runs after this one) is
+ * 0.0.0.0:0 / [::]:0, no service: it writes nothing, counts nothing.
+ */
+static __always_inline int dry_connect_end(struct bpf_sock_addr *ctx, int v6)
+{
+	if (v6) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = 0;
+	} else {
+		ctx->user_ip4 = 0;
+	}
+	ctx->user_port = 0;
+	bpf_set_retval(-EPERM);
+	return SYS_REJECT;
+}
+
 SEC("cgroup/connect4")
 int tnd_sock_connect4(struct bpf_sock_addr *ctx)
 {
-	return xlate4(ctx);
+	int v = xlate4(ctx);
+
+	return tnd_dry_run ? dry_connect_end(ctx, 0) : v;
 }
 
 SEC("cgroup/sendmsg4")
@@ -221,8 +248,11 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 		if (loopback_not_ours(k4.addr, ctx))
 			return SYS_PROCEED;
 		svc = tnd_table_lookup(&tnd_svc_v4, &k4);
-		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
+		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE)) {
+			tnd_explain_step(TND_XS_NO_SERVICE);
 			return SYS_PROCEED;
+		}
+		tnd_explain_set(TND_XS_SERVICE, svc_id, svc->svc_id);
 		svc = tnd_svc_internal(&tnd_svc_v4, &k4, &k4.scope, svc);
 		if (svc->count == 0)
 			return refuse_empty(svc);
@@ -232,8 +262,11 @@ static __always_inline int xlate6(struct bpf_sock_addr *ctx)
 		__builtin_memcpy(&rk.addr[12], be->addr, 4);
 	} else {
 		svc = tnd_table_lookup(&tnd_svc_v6, &key);
-		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE))
+		if (!svc || (svc->flags & TND_SVC_F_SRCRANGE)) {
+			tnd_explain_step(TND_XS_NO_SERVICE);
 			return SYS_PROCEED;
+		}
+		tnd_explain_set(TND_XS_SERVICE, svc_id, svc->svc_id);
 		svc = tnd_svc_internal(&tnd_svc_v6, &key, &key.scope, svc);
 		if (svc->count == 0)
 			return refuse_empty(svc);
@@ -311,7 +344,9 @@ static __always_inline void revxlate6(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect6")
 int tnd_sock_connect6(struct bpf_sock_addr *ctx)
 {
-	return xlate6(ctx);
+	int v = xlate6(ctx);
+
+	return tnd_dry_run ? dry_connect_end(ctx, 1) : v;
 }
 
 SEC("cgroup/sendmsg6")

@@ -17,6 +17,7 @@
 #include "datapath/object_record.h"
 #include "explain/frame_inspect.h"
 #include "explain/report.h"
+#include "explain/sock_run.h"
 
 namespace tendril::cli {
 namespace {
@@ -151,6 +152,25 @@ absl::Status FromMonitor(const std::string& path, ExplainOpts* o) {
   return absl::OkStatus();
 }
 
+// A connect from this node through the socket programs (--hook sock).
+absl::StatusOr<json> ExplainConnect(Session& s, const ExplainOpts& o, const std::string& cgroup_root) {
+  if (!o.device.empty() || o.endpoint || o.reply || o.vlan)
+    return absl::InvalidArgumentError("--hook sock is a connect from this node: no --device, --endpoint, --reply or --vlan");
+  TND_ASSIGN_OR_RETURN(PacketSpec p, ParsePacket(o.proto, o.src, o.dst, o.flags, o.vlan));
+  TND_ASSIGN_OR_RETURN(DryConnect c, RunDryConnect(s.runner, cgroup_root, p));
+  json h = DescribeConnect(c, p, s.pins);
+  const std::string v = h.value("verdict", "");
+  std::string result = v == "translated"  ? absl::StrCat("connect() goes to ", h["backend"].value("address", "?"))
+                       : v == "refused" ? absl::StrCat("connect() refused (ECONNREFUSED): ", h.value("drop_reason", ""))
+                                        : "connect() proceeds unchanged: no service at this address and port";
+  json report = {{"packet", {{"summary", p.Summary()}, {"device", ""}, {"ifindex", 0}}},
+                 {"hooks", json::array({h})}, {"result", result}};
+  if (h.contains("service") && h["service"].value("active_slots", 0) > 1 && !h.contains("drop_reason"))
+    report["note"] = "socket LB picks by the socket: another connect may take another backend "
+                     "(session affinity and a single backend are predicted exactly)";
+  return report;
+}
+
 absl::StatusOr<json> Explain(const Globals& g, ExplainOpts o) {
   if (!o.from_monitor.empty()) TND_RETURN_IF_ERROR(FromMonitor(o.from_monitor, &o));
   TND_RETURN_IF_ERROR(ParsePacket(o.proto, o.src, o.dst, o.flags, o.vlan).status());
@@ -158,6 +178,7 @@ absl::StatusOr<json> Explain(const Globals& g, ExplainOpts o) {
   if (!rec.ok()) return absl::FailedPreconditionError(rec.status().message());
   const std::string root = rec->bpffs_root.empty() ? g.bpffs_root : rec->bpffs_root;
   Session s{g, DryRunner(rec->objects, root), BpffsPaths(root)};
+  if (o.hook == "sock") return ExplainConnect(s, o, rec->cgroup_root);
   ExplainedHook last;
   PacketSpec p;
   TND_ASSIGN_OR_RETURN(json report, ExplainOne(s, o, last, &p));
@@ -189,7 +210,7 @@ void AddExplainCommand(CLI::App& app, Cli& c) {
   cmd->add_option("--device", o->device, "the device the packet arrives on (or leaves by, --hook tc-egress)");
   cmd->add_option("--endpoint", o->endpoint, "the endpoint (pod) that sends the packet");
   cmd->add_option("--hook", o->hook, "ingress (XDP, then tc if XDP passes; the default), xdp, tc-ingress, "
-                                     "tc-egress; lxc with --endpoint");
+                                     "tc-egress; lxc with --endpoint; sock: a connect() from this node");
   cmd->add_option("--flags", o->flags, "TCP flags, e.g. S (default), A, FA, R");
   cmd->add_option("--vlan", o->vlan, "an 802.1Q tag");
   cmd->add_option("--src-mac", o->src_mac, "source MAC (default: a neighbour's, 02:00:00:00:00:01)");

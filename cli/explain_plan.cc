@@ -106,8 +106,6 @@ absl::StatusOr<std::vector<HookPlan>> WantedHooks(const ExplainOpts& o, const Wh
     return std::vector<HookPlan>{plan("xdp", "bpf_xdp", kXdpEntryProgram, RunCtx::kXdp),
                                  plan("tc-ingress", "bpf_host", kHostIngressProgram, RunCtx::kTc)};
   if (hook == "lxc") return absl::InvalidArgumentError("--hook lxc needs --endpoint ID");
-  if (hook == "sock")
-    return absl::InvalidArgumentError("--hook sock: explaining the socket programs is not built yet (see README)");
   return absl::InvalidArgumentError(absl::StrCat("--hook \"", hook, "\": not xdp, tc-ingress, tc-egress, ingress or lxc"));
 }
 

@@ -13,7 +13,8 @@ namespace tendril {
 std::string ObjectRecordPath(const std::string& state_dir) { return state_dir + "/datapath.json"; }
 
 absl::Status WriteObjectRecord(const std::string& state_dir, const ObjectRecord& r) {
-  nlohmann::json j = {{"bpffs_root", r.bpffs_root}, {"objects", r.objects}, {"build_key", r.build_key}};
+  nlohmann::json j = {{"bpffs_root", r.bpffs_root}, {"objects", r.objects}, {"build_key", r.build_key},
+                      {"cgroup_root", r.cgroup_root}};
   return WriteFileAtomic(ObjectRecordPath(state_dir), j.dump(2) + "\n", 0600);
 }
 
@@ -30,6 +31,7 @@ absl::StatusOr<ObjectRecord> ReadObjectRecord(const std::string& state_dir) {
   ObjectRecord r;
   r.bpffs_root = j.value("bpffs_root", "");
   r.build_key = j.value("build_key", "");
+  r.cgroup_root = j.value("cgroup_root", "");
   for (const auto& [name, p] : j["objects"].items()) {
     if (!p.is_string()) return absl::DataLossError(absl::StrCat(path, ": object ", name, " has no path"));
     const std::string obj = p.get<std::string>();

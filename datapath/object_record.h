@@ -14,6 +14,7 @@ struct ObjectRecord {
   std::string bpffs_root;
   std::map<std::string, std::string> objects;  // bpf_xdp, bpf_host, ... -> .o path
   std::string build_key;  // the compile cache key ("prebuilt" for --bpf-object-dir)
+  std::string cgroup_root;  // where the socket programs are attached
 };
 
 std::string ObjectRecordPath(const std::string& state_dir);

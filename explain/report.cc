@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
+#include <cerrno>
 #include <cstring>
 #include <optional>
 
@@ -223,6 +224,29 @@ json DescribeHook(const ExplainedHook& h, const BpffsPaths& pins) {
     j["rewrites"] = Rewrites(h.in, h.run.out);
   }
   j["checksums"] = Checksums(h.run.out);
+  return j;
+}
+
+json DescribeConnect(const DryConnect& c, const PacketSpec& p, const BpffsPaths& pins) {
+  const tnd_explain& x = c.rec;
+  const FrameFacts f = Inspect(BuildFrame(p, Mac{}, Mac{}));
+  json j = {{"hook", "sock"}, {"device", "connect() in a throwaway cgroup"}, {"programs", {c.program}}};
+  if (Has(x, TND_XS_SERVICE)) j["service"] = Service(pins, f, x);
+  j["steps"] = Steps(x);
+  j["rewrites"] = json::array();
+  if (x.drop_reason) {
+    j["verdict"] = "refused";
+    j["drop_reason"] = abi::DropReasonName(x.drop_reason);
+  } else if (x.backend_id) {
+    j["verdict"] = "translated";
+    j["backend"] = Backend(pins, x.backend_id);
+    j["rewrites"].push_back({{"field", "destination"}, {"before", Endpoint(f, false)},
+                             {"after", j["backend"].value("address", "?")}});
+  } else {
+    j["verdict"] = "unchanged";
+  }
+  if (c.connect_errno != EPERM)
+    j["warning"] = absl::StrCat("the dry-run connect ended with errno ", c.connect_errno, ", not the dry run's EPERM");
   return j;
 }
 

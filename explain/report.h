@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "datapath/paths.h"
+#include "explain/packet_spec.h"
 #include "explain/runner.h"
+#include "explain/sock_run.h"
 
 namespace tendril {
 
@@ -27,6 +29,11 @@ std::string VerdictName(RunCtx kind, uint32_t retval);
 
 // One hook's run, described; `pins` for the service and backend maps.
 nlohmann::json DescribeHook(const ExplainedHook& h, const BpffsPaths& pins);
+
+// The socket program's dry connect (explain/sock_run.h), described: verdict
+// "translated" (to the backend), "refused" (ECONNREFUSED, with the reason)
+// or "unchanged" (no service).
+nlohmann::json DescribeConnect(const DryConnect& c, const PacketSpec& p, const BpffsPaths& pins);
 
 // The text form of a whole explanation ({"packet": ..., "hooks": [...],
 // "result": ...}).

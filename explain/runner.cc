@@ -77,6 +77,23 @@ absl::StatusOr<BpfObject*> DryRunner::Object(const std::string& name) {
   return p;
 }
 
+absl::StatusOr<int> DryRunner::ProgramFd(const std::string& object, const std::string& program) {
+  TND_ASSIGN_OR_RETURN(BpfObject * obj, Object(object));
+  return obj->ProgramFd(program);
+}
+
+absl::Status DryRunner::ClearRecord(const std::string& object) {
+  TND_ASSIGN_OR_RETURN(BpfObject * obj, Object(object));
+  TND_ASSIGN_OR_RETURN(int fd, obj->MapFd(kRecordMap));
+  return ZeroRecord(fd);
+}
+
+absl::StatusOr<tnd_explain> DryRunner::Record(const std::string& object) {
+  TND_ASSIGN_OR_RETURN(BpfObject * obj, Object(object));
+  TND_ASSIGN_OR_RETURN(int fd, obj->MapFd(kRecordMap));
+  return ReadRecord(fd);
+}
+
 absl::StatusOr<DryRunOutcome> DryRunner::Run(const std::string& object, const std::string& program, RunCtx kind,
                                              const Bytes& frame, uint32_t ifindex) {
   TND_ASSIGN_OR_RETURN(BpfObject * obj, Object(object));

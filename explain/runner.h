@@ -42,6 +42,13 @@ class DryRunner {
   absl::StatusOr<DryRunOutcome> Run(const std::string& object, const std::string& program, RunCtx kind,
                                     const Bytes& frame, uint32_t ifindex);
 
+  // For programs the caller runs itself (the socket programs, attached to a
+  // throwaway cgroup: explain/sock_run.h): a program of the dry-run load,
+  // and its record cleared before and read after.
+  absl::StatusOr<int> ProgramFd(const std::string& object, const std::string& program);
+  absl::Status ClearRecord(const std::string& object);
+  absl::StatusOr<tnd_explain> Record(const std::string& object);
+
  private:
   absl::StatusOr<BpfObject*> Object(const std::string& name);
 

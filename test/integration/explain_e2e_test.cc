@@ -200,6 +200,47 @@ TEST_P(ExplainE2ETest, PoliciesAffinityTerminatingFallbackAndDsr) {
   EXPECT_EQ(CurlFrom("10.0.0.1:30114", "10.0.0.100", 43105), "be2 10.0.0.100");
 }
 
+// Socket LB: a connect from the node itself, through its cgroup's programs.
+TEST_P(ExplainE2ETest, ConnectsFromTheNodeThroughTheSocketPrograms) {
+  AddEverywhere({"--frontend", "10.96.0.60:80/TCP", "--backends", "10.1.2.2:8080"});
+  AddEverywhere({"--frontend", "[fd96::60]:80/TCP", "--backends", "[fd01::2]:8080"});
+  AddEverywhere({"--frontend", "10.96.0.61:80/TCP"});  // no backends
+  AddEverywhere({"--frontend", "10.96.0.62:80/TCP", "--affinity-timeout", "300", "--backends",
+                 "10.1.1.2:8080,10.1.2.2:8080"});
+  Node& n = *nodes_[0];
+  auto curl = [&](const std::string& url, std::string* out) {
+    return n.cgroup.Run({"curl", "-s", "-g", "--max-time", "2", url}, out, n.ns->path());
+  };
+  auto before = DumpPinnedMaps(n.pins.path());
+  ASSERT_TRUE(before.ok()) << before.status();
+  json j = Explain(0, {"--hook", "sock", "tcp", "10.0.0.1:43200", "10.96.0.60:80"});
+  EXPECT_EQ(Last(j).value("verdict", ""), "translated") << j.dump(2);
+  EXPECT_EQ(j.value("result", ""), "connect() goes to 10.1.2.2:8080") << j.dump(2);
+  json j6 = Explain(0, {"--hook", "sock", "tcp", "[fd00::1]:43201", "[fd96::60]:80"});
+  EXPECT_EQ(j6.value("result", ""), "connect() goes to [fd01::2]:8080") << j6.dump(2);
+  json r = Explain(0, {"--hook", "sock", "tcp", "10.0.0.1:43202", "10.96.0.61:80"});
+  EXPECT_EQ(r.value("result", ""), "connect() refused (ECONNREFUSED): no-service-backend") << r.dump(2);
+  json a = Explain(0, {"--hook", "sock", "tcp", "10.0.0.1:43203", "10.96.0.62:80"});
+  auto after = DumpPinnedMaps(n.pins.path());
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(DumpDiff(*before, *after), "") << "a dry connect changed a map";
+  std::string cgroups;
+  Sh({"sh", "-c", "ls -d " + n.cgroup.path() + "/tendril-explain-* 2>/dev/null || true"}, &cgroups);
+  EXPECT_EQ(cgroups, "") << "the throwaway cgroup was left";
+  // The real connects go where explain said.
+  std::string out;
+  EXPECT_EQ(curl("http://10.96.0.60/", &out), 0);
+  EXPECT_EQ(out, "be2 10.0.0.1");
+  EXPECT_EQ(curl("http://10.96.0.61/", &out), 7) << "refused, as explained";
+  // Affinity: once this node has a binding, explain names its backend.
+  ASSERT_EQ(curl("http://10.96.0.62/", &out), 0);
+  const std::string bound = out.substr(0, 3);
+  a = Explain(0, {"--hook", "sock", "tcp", "10.0.0.1:43204", "10.96.0.62:80"});
+  EXPECT_EQ(BackendName(Last(a)), bound) << a.dump(2);
+  EXPECT_EQ(curl("http://10.96.0.62/", &out), 0);
+  EXPECT_EQ(out.substr(0, 3), bound);
+}
+
 TEST_P(ExplainE2ETest, RepliesOfEstablishedFlowsAndMonitorDrops) {
   AddEverywhere({"--frontend", "10.96.0.45:80/TCP", "--type", "NodePort", "--node-port", "30105", "--backends",
                  "10.1.2.2:8080"});  // on the other node: SNAT, the reply comes back in by eth0
