@@ -39,6 +39,9 @@
 #include "nat.h"
 #include "dsr.h"
 
+/* XDP hands the packet on, unmodified, for tc to finish (explain's step). */
+#define TND_TO_TC() (tnd_explain_step(TND_XS_TO_TC), TND_PASS)
+
 /* ---- the ingress path ----------------------------------------------------
  *
  * The stages are separate BPF functions (__noinline): each has its own stack
@@ -92,10 +95,8 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 			tnd_ct_cache_hop(ct, fwd, gen);
 	}
 #if TND_CTX_XDP
-	if (r == 1 || r == -2) {
-		tnd_explain_step(TND_XS_TO_TC);
-		return TND_PASS; /* tc resolves the neighbour / answers too big */
-	}
+	if (r == 1 || r == -2)
+		return TND_TO_TC(); /* tc resolves the neighbour / answers too big */
 #endif
 	if (r == -2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
@@ -294,8 +295,7 @@ static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, c
 	if (!be) {
 		if (svc->count == 0 && (svc->xflags & TND_SVC_X_REJECT)) {
 #if TND_CTX_XDP
-			tnd_explain_step(TND_XS_TO_TC);
-			return TND_PASS; /* tc answers it */
+			return TND_TO_TC(); /* tc answers it */
 #else
 			return tnd_reject(ctx, p, fam, fwd, TND_DROP_NO_SERVICE_BACKEND, in_if);
 #endif
@@ -332,8 +332,7 @@ static __always_inline int tnd_lb_route(TND_CTX *ctx, const struct tnd_pkt *p, c
 
 #if TND_CTX_XDP
 	if (r == -2) {
-		tnd_explain_step(TND_XS_TO_TC);
-		*verdict = TND_PASS;
+		*verdict = TND_TO_TC();
 		return -1;
 	}
 #endif
@@ -378,16 +377,11 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 	if (!ct || !(ct->flags & TND_CT_F_SERVICE) || !tnd_ct_cache_ok(ct, p->tcp_flags, gen))
 		return -1;
 	/* A DSR flow's SYN (a retransmission too) carries the option: tc's. */
-	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN)) {
-		if (TND_CTX_XDP)
-			tnd_explain_step(TND_XS_TO_TC);
-		return TND_CTX_XDP ? TND_PASS : -1;
-	}
+	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN))
+		return TND_CTX_XDP ? TND_TO_TC() : -1;
 	tnd_ct_cached_hop(ct, fwd);
-	if (TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p)) {
-		tnd_explain_step(TND_XS_TO_TC);
-		return TND_PASS; /* into a pod XDP cannot reach: tc's */
-	}
+	if (TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p))
+		return TND_TO_TC(); /* into a pod XDP cannot reach: tc's */
 	tnd_explain_set(TND_XS_CACHED_PATH, backend_id, ct->backend_id);
 	ct->packets += 1;
 	ct->bytes += p->len;
@@ -488,10 +482,8 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	 * to a local backend whose veth takes XDP frames. Other local delivery
 	 * and unresolved neighbours are tc's, on the unmodified packet. */
 	if (r > 0 || !(snat || dsr || fwd->peer == TND_PEER_XDP) ||
-	    (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN)))) {
-		tnd_explain_step(TND_XS_TO_TC);
-		return TND_PASS;
-	}
+	    (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN))))
+		return TND_TO_TC();
 #endif
 	if (dsr)
 		tnd_explain_step(TND_XS_DSR);
