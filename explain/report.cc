@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "explain/frame_inspect.h"
+#include "lb/service_codec.h"
 #include "maps/abi.h"
 #include "maps/pinned_map.h"
 #include "network/addr.h"
@@ -101,28 +102,23 @@ json Checksums(const Bytes& out) {
   return c;
 }
 
-std::optional<tnd_svc_val> ServiceEntry(const BpffsPaths& pins, const FrameFacts& f) {
-  if (f.family == 4) {
-    tnd_svc4_key k{};
-    std::memcpy(&k.addr, f.dst.data(), 4);
-    k.port = static_cast<uint16_t>((f.dport >> 8) | (f.dport << 8));
-    k.proto = f.proto;
-    auto m = Map<tnd_svc4_key, tnd_svc_val>::OpenPin(pins.Map(TND_MAP_SVC_V4), TND_MAP_SVC_V4);
-    if (!m.ok()) return std::nullopt;
-    auto v = m->Lookup(k);
-    return v.ok() ? *v : std::nullopt;
-  }
-  tnd_svc6_key k{};
-  std::memcpy(k.addr, f.dst.data(), 16);
-  k.port = static_cast<uint16_t>((f.dport >> 8) | (f.dport << 8));
-  k.proto = f.proto;
-  auto m = Map<tnd_svc6_key, tnd_svc_val>::OpenPin(pins.Map(TND_MAP_SVC_V6), TND_MAP_SVC_V6);
+template <typename K>
+std::optional<tnd_svc_val> Lookup(const BpffsPaths& pins, const char* map, const K& key) {
+  auto m = Map<K, tnd_svc_val>::OpenPin(pins.Map(map), map);
   if (!m.ok()) return std::nullopt;
-  auto v = m->Lookup(k);
+  auto v = m->Lookup(key);
   return v.ok() ? *v : std::nullopt;
 }
 
-json Service(const BpffsPaths& pins, const FrameFacts& f, const tnd_explain& x) {
+// The frontend's master entry (external scope), keyed as the agent writes it.
+std::optional<tnd_svc_val> ServiceEntry(const BpffsPaths& pins, const FrameFacts& f) {
+  const Frontend fe{IpFromBytes(f.family == 4 ? Family::kV4 : Family::kV6, f.dst.data()), f.dport,
+                    static_cast<L4Proto>(f.proto)};
+  if (f.family == 4) return Lookup(pins, TND_MAP_SVC_V4, Key4(fe, TND_SCOPE_EXTERNAL, 0));
+  return Lookup(pins, TND_MAP_SVC_V6, Key6(fe, TND_SCOPE_EXTERNAL, 0));
+}
+
+json ServiceJson(const BpffsPaths& pins, const FrameFacts& f, const tnd_explain& x) {
   json s = {{"id", x.svc_id}, {"frontend", absl::StrCat(Endpoint(f, false), "/", Proto(f.proto))}};
   auto v = ServiceEntry(pins, f);
   if (!v) return s;
@@ -143,7 +139,7 @@ json Service(const BpffsPaths& pins, const FrameFacts& f, const tnd_explain& x) 
   return s;
 }
 
-json Backend(const BpffsPaths& pins, uint32_t id) {
+json BackendJson(const BpffsPaths& pins, uint32_t id) {
   json b = {{"id", id}};
   auto m = Map<uint32_t, tnd_backend>::OpenPin(pins.Map(TND_MAP_BACKENDS), TND_MAP_BACKENDS);
   if (!m.ok()) return b;
@@ -220,7 +216,7 @@ tnd_explain WithServiceSteps(const ExplainedHook& h, const BpffsPaths& pins, con
     x.snat_port = htons(out.sport);
   }
   if ((svc->flags & TND_SVC_F_DSR) && !(svc->flags & TND_SVC_F_LOCAL) && !Has(x, TND_XS_SNAT) &&
-      Backend(pins, x.backend_id).value("place", "") == "remote")
+      BackendJson(pins, x.backend_id).value("place", "") == "remote")
     set(TND_XS_DSR);
   return x;
 }
@@ -255,8 +251,8 @@ json DescribeHook(const ExplainedHook& h, const BpffsPaths& pins) {
   if (x.redirect_how)
     j["redirect"] = {{"ifindex", x.redirect_ifindex}, {"device", DeviceName(x.redirect_ifindex)},
                      {"how", RedirectHow(x.redirect_how)}};
-  if (Has(x, TND_XS_SERVICE)) j["service"] = Service(pins, f, x);
-  if (x.backend_id) j["backend"] = Backend(pins, x.backend_id);
+  if (Has(x, TND_XS_SERVICE)) j["service"] = ServiceJson(pins, f, x);
+  if (x.backend_id) j["backend"] = BackendJson(pins, x.backend_id);
   j["steps"] = Steps(x);
   if (Has(x, TND_XS_REJECT)) {
     const FrameFacts r = Inspect(h.run.out);
@@ -272,7 +268,7 @@ json DescribeConnect(const DryConnect& c, const PacketSpec& p, const BpffsPaths&
   const tnd_explain& x = c.rec;
   const FrameFacts f = Inspect(BuildFrame(p, Mac{}, Mac{}));
   json j = {{"hook", "sock"}, {"device", "connect() in a throwaway cgroup"}, {"programs", {c.program}}};
-  if (Has(x, TND_XS_SERVICE)) j["service"] = Service(pins, f, x);
+  if (Has(x, TND_XS_SERVICE)) j["service"] = ServiceJson(pins, f, x);
   j["steps"] = Steps(x);
   j["rewrites"] = json::array();
   if (x.drop_reason) {
@@ -280,7 +276,7 @@ json DescribeConnect(const DryConnect& c, const PacketSpec& p, const BpffsPaths&
     j["drop_reason"] = abi::DropReasonName(x.drop_reason);
   } else if (x.backend_id) {
     j["verdict"] = "translated";
-    j["backend"] = Backend(pins, x.backend_id);
+    j["backend"] = BackendJson(pins, x.backend_id);
     j["rewrites"].push_back({{"field", "destination"}, {"before", Endpoint(f, false)},
                              {"after", j["backend"].value("address", "?")}});
   } else {

@@ -40,7 +40,9 @@ absl::StatusOr<DryRunOutcome> TestRunFrame(int prog_fd, RunCtx kind, const Bytes
   o.sz = sizeof(o);
   xdp_md xctx{};
   __sk_buff sctx{};
-  if (kind == RunCtx::kXdp) {
+  if (ifindex == 0) {
+    // no context: the kernel runs it as seen on loopback
+  } else if (kind == RunCtx::kXdp) {
     xctx.data_end = static_cast<uint32_t>(frame.size());
     xctx.ingress_ifindex = ifindex;
     o.ctx_in = &xctx;

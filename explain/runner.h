@@ -26,7 +26,8 @@ struct DryRunOutcome {
 enum class RunCtx { kXdp, kTc };
 
 // One BPF_PROG_TEST_RUN of `frame` through `prog_fd` (any program of the
-// kind), as received on / seen by device `ifindex`; the record is not read.
+// kind), as received on / seen by device `ifindex` (0: no context, the
+// kernel's loopback); the record is not read.
 absl::StatusOr<DryRunOutcome> TestRunFrame(int prog_fd, RunCtx kind, const Bytes& frame, uint32_t ifindex);
 
 class DryRunner {

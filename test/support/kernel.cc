@@ -1,5 +1,7 @@
 #include "test/support/kernel.h"
 
+#include "explain/runner.h"
+
 #include <bpf/bpf.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -118,26 +120,9 @@ int TempCgroup::Run(const std::vector<std::string>& argv, std::string* out,
 }
 
 absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame, uint32_t ifindex) {
-  ProgRun r;
-  r.out.resize(frame.size() + 512);
-  bpf_test_run_opts o;
-  std::memset(&o, 0, sizeof(o));
-  o.sz = sizeof(o);
-  __sk_buff ctx{};
-  if (ifindex) {
-    ctx.ifindex = ifindex;
-    o.ctx_in = &ctx;
-    o.ctx_size_in = sizeof(ctx);
-  }
-  o.data_in = frame.data();
-  o.data_size_in = static_cast<uint32_t>(frame.size());
-  o.data_out = r.out.data();
-  o.data_size_out = static_cast<uint32_t>(r.out.size());
-  o.repeat = 1;
-  if (bpf_prog_test_run_opts(prog_fd, &o) != 0) return ErrnoError(errno, "BPF_PROG_TEST_RUN");
-  r.retval = o.retval;
-  r.out.resize(o.data_size_out);
-  return r;
+  // A tc program's context carries the device; XDP programs here run without one.
+  TND_ASSIGN_OR_RETURN(DryRunOutcome o, TestRunFrame(prog_fd, RunCtx::kTc, frame, ifindex));
+  return ProgRun{o.retval, std::move(o.out)};
 }
 
 double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds, uint32_t* verdict) {
