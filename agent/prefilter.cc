@@ -50,6 +50,32 @@ absl::Status CheckPrefilterCapacity(const std::set<Cidr>& want) {
   return absl::OkStatus();
 }
 
+std::unique_ptr<tnd_prefilter_state> PrefilterLevel(const std::set<Cidr>& set) {
+  auto level = std::make_unique<tnd_prefilter_state>();
+  std::memset(level->v4, TND_PF_PASS, sizeof(level->v4));
+  std::memset(level->v6, TND_PF_PASS, sizeof(level->v6));
+  auto bucket_of = [](const Cidr& c) { return static_cast<uint32_t>(c.addr[0]) << 8 | c.addr[1]; };
+  auto buckets = [&](const Cidr& c) { return c.family == Family::kV4 ? level->v4 : level->v6; };
+  for (const Cidr& c : set)  // longer entries first: a covering one overrides them
+    if (c.prefix_len > 16) buckets(c)[bucket_of(c)] = TND_PF_TRIE;
+  for (const Cidr& c : set) {
+    if (c.prefix_len > 16) continue;
+    uint32_t span = 1u << (16 - c.prefix_len);
+    std::memset(buckets(c) + (bucket_of(c) & ~(span - 1)), TND_PF_DENY, span);
+  }
+  return level;
+}
+
+std::unique_ptr<tnd_prefilter_state> PrefilterTransition(const tnd_prefilter_state& from,
+                                                         const tnd_prefilter_state& to) {
+  auto mid = std::make_unique<tnd_prefilter_state>(to);
+  for (uint32_t i = 0; i < TND_PF_BUCKETS; ++i) {
+    if (from.v4[i] != to.v4[i]) mid->v4[i] = TND_PF_TRIE;
+    if (from.v6[i] != to.v6[i]) mid->v6[i] = TND_PF_TRIE;
+  }
+  return mid;
+}
+
 absl::StatusOr<std::set<Cidr>> Prefilter::Current() const {
   std::set<Cidr> out;
   TND_RETURN_IF_ERROR(v4_.ForEach([&](const tnd_lpm_v4_key& k, const tnd_prefilter_val&) {
@@ -78,25 +104,23 @@ absl::Status Prefilter::Remove(const Cidr& c) {
   return c.family == Family::kV4 ? v4_.Delete(V4Key(c)) : v6_.Delete(V6Key(c));
 }
 
-absl::Status Prefilter::WriteState(const std::set<Cidr>& a, const std::set<Cidr>& b) {
-  tnd_prefilter_state st{};
-  for (const auto* set : {&a, &b})
-    for (const Cidr& c : *set) (c.family == Family::kV4 ? st.v4 : st.v6) = 1;
-  return Annotate(state_.Update(0, st), "prefilter state (which deny lists hold entries)");
+absl::Status Prefilter::WriteState(const tnd_prefilter_state& level) {
+  return Annotate(state_.Update(0, level), "prefilter first level (tnd_prefilter_state)");
 }
 
 absl::StatusOr<Prefilter::SyncStats> Prefilter::Sync(const std::set<Cidr>& want) {
   TND_RETURN_IF_ERROR(CheckPrefilterCapacity(want));
   TND_ASSIGN_OR_RETURN(std::set<Cidr> have, Current());
-  // Both lists' families on while entries come and go; the final ones after.
-  TND_RETURN_IF_ERROR(WriteState(have, want));
+  // Buckets whose answer changes ask the trie while entries come and go.
+  auto from = PrefilterLevel(have), to = PrefilterLevel(want);
+  TND_RETURN_IF_ERROR(WriteState(*PrefilterTransition(*from, *to)));
   SyncStats st;
   std::vector<Cidr> added;
   auto restore = [&]() {
     for (const Cidr& c : added) (void)Remove(c);
     for (const Cidr& c : have)
       if (auto s = Insert(c); !s.ok()) TND_LOG_ERROR("prefilter restore of ", c.ToString(), ": ", s.message());
-    if (auto s = WriteState(have, {}); !s.ok()) TND_LOG_ERROR(s.message());
+    if (auto s = WriteState(*from); !s.ok()) TND_LOG_ERROR(s.message());
   };
   for (const Cidr& c : want) {
     if (have.count(c)) continue;
@@ -115,7 +139,7 @@ absl::StatusOr<Prefilter::SyncStats> Prefilter::Sync(const std::set<Cidr>& want)
     }
     st.removed++;
   }
-  TND_RETURN_IF_ERROR(WriteState(want, {}));
+  TND_RETURN_IF_ERROR(WriteState(*to));
   return st;
 }
 

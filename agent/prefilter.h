@@ -2,6 +2,7 @@
 // the minimum of writes.
 #pragma once
 
+#include <memory>
 #include <set>
 #include <vector>
 
@@ -22,6 +23,16 @@ absl::StatusOr<std::vector<Cidr>> ParseCidrList(const std::vector<std::string>& 
 // Checks a desired set against the maps' capacity.
 absl::Status CheckPrefilterCapacity(const std::set<Cidr>& want);
 
+// The first level of the deny lists `set`: per family and first 16 bits of
+// an address, TND_PF_DENY where an entry of /16 or shorter covers them,
+// else TND_PF_TRIE where a longer entry starts there, else TND_PF_PASS.
+std::unique_ptr<tnd_prefilter_state> PrefilterLevel(const std::set<Cidr>& set);
+
+// While the tries change from `from` to `to`: a bucket whose answer is the
+// same in both keeps it, every other asks the trie.
+std::unique_ptr<tnd_prefilter_state> PrefilterTransition(const tnd_prefilter_state& from,
+                                                         const tnd_prefilter_state& to);
+
 class Prefilter {
  public:
   // `state`: which lists hold entries (the programs skip an empty one).
@@ -36,16 +47,15 @@ class Prefilter {
     int removed = 0;
   };
   // Makes the maps hold exactly `want`: adds first, then removes. If a write
-  // fails, restores what the maps held before and returns the error. A
-  // family's "may hold entries" flag is set before its first entry is added
-  // and cleared after its last is removed.
+  // fails, restores what the maps held before and returns the error. The
+  // first level (tnd_prefilter_state) asks the trie in every bucket whose
+  // answer changes while the entries change, and is written whole after.
   absl::StatusOr<SyncStats> Sync(const std::set<Cidr>& want);
 
  private:
   absl::Status Insert(const Cidr& c);
   absl::Status Remove(const Cidr& c);
-  // Sets the state to which families hold entries in `a` or in `b`.
-  absl::Status WriteState(const std::set<Cidr>& a, const std::set<Cidr>& b);
+  absl::Status WriteState(const tnd_prefilter_state& level);
 
   PrefilterV4Map v4_;
   PrefilterV6Map v6_;

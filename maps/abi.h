@@ -89,7 +89,7 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
     {TND_MAP_PREFILTER_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v6_key),
      sizeof(tnd_prefilter_val), TND_PREFILTER_MAX, "prefilter deny CIDRs, IPv6"},
     {TND_MAP_PREFILTER_STATE, BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(tnd_prefilter_state), 1,
-     "which prefilter deny lists hold entries"},
+     "prefilter first level: pass, deny or ask the trie, by the first 16 bits"},
     {TND_MAP_METRICS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint32_t),
      sizeof(tnd_metrics_val), TND_METRICS_MAX, "drop counters by reason and direction"},
     {TND_MAP_SVC_V4, BPF_MAP_TYPE_HASH, sizeof(tnd_svc4_key), sizeof(tnd_svc_val), TND_SVC_MAX_DEFAULT,

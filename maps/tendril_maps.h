@@ -112,13 +112,23 @@ struct tnd_prefilter_val {
 	__u32 flags; /* reserved, 0 */
 };
 
-/* Which deny lists may hold entries (one array entry, next to the tries of
- * the same object): 0 for a family means its list is empty and a packet of
- * it passes without a trie lookup. The writer sets a family's flag before
- * its first entry goes in and clears it after its last is gone. */
+/* The first level of the deny lists (one array entry, next to the tries of
+ * the same object), direct-indexed by the source address's first 16 bits:
+ * TND_PF_PASS where no entry lies in or covers those 16 bits (the packet
+ * passes without a trie lookup), TND_PF_DENY where an entry of 16 bits or
+ * fewer covers them (dropped without one), TND_PF_TRIE where longer entries
+ * start there (the trie decides). An empty list is all TND_PF_PASS. TRIE is
+ * 0, so a map never written (a new node, a replaced map) asks the trie; the
+ * writer marks a bucket TND_PF_TRIE while the entries under it change. */
+#define TND_PF_BUCKETS 65536
+enum {
+	TND_PF_TRIE = 0,
+	TND_PF_PASS = 1,
+	TND_PF_DENY = 2,
+};
 struct tnd_prefilter_state {
-	__u32 v4;
-	__u32 v6;
+	__u8 v4[TND_PF_BUCKETS];
+	__u8 v6[TND_PF_BUCKETS];
 };
 
 /* ---- metrics (per-CPU array) --------------------------------------------- */

@@ -122,33 +122,48 @@ TEST_F(PrefilterPacketTest, DeniedIpv6SourceIsDropped) {
   EXPECT_EQ(Drops()[TND_DROP_PREFILTER_DENIED].packets, 4u);
 }
 
-// A family whose deny list is empty costs no trie lookup: the state says
-// which lists hold entries, and the programs trust it (an entry written
-// behind the writer's back, with the state left at "empty", denies nothing).
-TEST_F(PrefilterPacketTest, TheStateFollowsWhichListsHoldEntries) {
+// The first level answers without the trie where it can, and the programs
+// trust it: an entry written into a trie behind the writer's back counts
+// only where the first level says to ask the trie; a level never written
+// (all "ask the trie", as on a new node) leaves every answer to the tries.
+TEST_F(PrefilterPacketTest, TheFirstLevelDecidesWhereTheTrieIsAsked) {
   auto state = PrefilterStateMap::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_STATE, "state");
   ASSERT_TRUE(state.ok()) << state.status();
-  auto flags = [&] {
+  auto level = std::make_unique<tnd_prefilter_state>();
+  auto read = [&] {
     auto v = state->Lookup(0);
-    EXPECT_TRUE(v.ok() && v->has_value());
-    return v.ok() && v->has_value() ? std::make_pair((*v)->v4, (*v)->v6) : std::make_pair(9u, 9u);
+    ASSERT_TRUE(v.ok() && v->has_value());
+    *level = **v;
   };
-  Deny({"198.51.100.0/24"});
-  EXPECT_EQ(flags(), std::make_pair(1u, 0u));
-  Deny({"198.51.100.0/24", "2001:db8:bad::/48"});
-  EXPECT_EQ(flags(), std::make_pair(1u, 1u));
+  Deny({"198.51.100.0/24", "10.0.0.0/8", "2001:db8:bad::/48"});
+  read();
+  EXPECT_EQ(level->v4[198 << 8 | 51], TND_PF_TRIE);
+  EXPECT_EQ(level->v4[10 << 8 | 77], TND_PF_DENY);
+  EXPECT_EQ(level->v4[203 << 8 | 0], TND_PF_PASS);
+  EXPECT_EQ(level->v6[0x2001], TND_PF_TRIE);
+  Expect(TcpV4("198.51.100.7"), XDP_DROP, "the trie asked");
+  Expect(TcpV4("198.51.101.7"), XDP_PASS, "the trie asked, no entry");
+  Expect(TcpV4("10.77.0.1"), XDP_DROP, "denied by the first level");
+  Expect(TcpV6("2001:db8:bad::1"), XDP_DROP, "v6, the trie asked");
   Deny({"2001:db8:bad::/48"});
-  EXPECT_EQ(flags(), std::make_pair(0u, 1u));
   Expect(TcpV4("198.51.100.7"), XDP_PASS, "v4 list emptied");
+  Expect(TcpV4("10.77.0.1"), XDP_PASS, "v4 list emptied");
   Expect(TcpV6("2001:db8:bad::1"), XDP_DROP, "v6 list kept");
 
   auto v4 = PrefilterV4Map::OpenPin(pins_->path() + "/" TND_MAP_PREFILTER_V4, "v4");
   ASSERT_TRUE(v4.ok());
-  tnd_lpm_v4_key k{24, {198, 51, 100, 0}};
-  ASSERT_TRUE(v4->Update(k, tnd_prefilter_val{}).ok());
-  Expect(TcpV4("198.51.100.7"), XDP_PASS, "the state says the v4 list is empty: no lookup");
-  ASSERT_TRUE(state->Update(0, tnd_prefilter_state{1, 1}).ok());
-  Expect(TcpV4("198.51.100.7"), XDP_DROP, "looked up once the state says so");
+  ASSERT_TRUE(v4->Update(tnd_lpm_v4_key{24, {203, 0, 113, 0}}, tnd_prefilter_val{}).ok());
+  Expect(TcpV4("203.0.113.7"), XDP_PASS, "the first level passes its bucket: no trie lookup");
+  read();
+  level->v4[203 << 8 | 0] = TND_PF_TRIE;
+  level->v4[192 << 8 | 0] = TND_PF_DENY;
+  ASSERT_TRUE(state->Update(0, *level).ok());
+  Expect(TcpV4("203.0.113.7"), XDP_DROP, "looked up once the first level says so");
+  Expect(TcpV4("192.0.2.1"), XDP_DROP, "denied by the first level, nothing in the trie");
+  ASSERT_TRUE(state->Update(0, tnd_prefilter_state{}).ok());
+  Expect(TcpV4("203.0.113.7"), XDP_DROP, "a level never written: the trie decides");
+  Expect(TcpV4("192.0.2.1"), XDP_PASS, "a level never written: the trie decides");
+  Expect(TcpV6("2001:db8:bad::1"), XDP_DROP, "a level never written: the trie decides (v6)");
 }
 
 TEST_F(PrefilterPacketTest, PrefixBoundariesAndLongestPrefix) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <random>
 #include <thread>
 
@@ -419,8 +420,12 @@ TEST_F(ServicesMapTest, ConcurrentReaderNeverSeesAnInconsistentService) {
       reads++;
     }
   });
+  // The reader must be running through the updates (on a busy machine it
+  // may start late): wait for its first reads, then update at least 300
+  // times and until it has read 1,000 times (bounded: 20,000 updates).
+  for (int i = 0; i < 2000 && reads.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::mt19937 rng(2);
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 20000 && (i < 300 || reads.load() < 1000); ++i) {
     ServiceUpdate u;
     std::vector<Backend> bs;
     int n = 1 + static_cast<int>(rng() % 8);
@@ -432,7 +437,7 @@ TEST_F(ServicesMapTest, ConcurrentReaderNeverSeesAnInconsistentService) {
   }
   stop = true;
   reader.join();
-  EXPECT_GT(reads.load(), 100);
+  EXPECT_GE(reads.load(), 1000);
   EXPECT_EQ(bad.load(), 0) << "of " << reads.load() << " reads";
 }
 
