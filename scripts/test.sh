@@ -13,6 +13,8 @@ if [ "$(id -u)" -ne 0 ]; then echo "test: run as root (BPF and network namespace
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2
 cd build
-ctest --output-on-failure --timeout 300 "$@"
+# Two tests at a time (each makes its own namespaces, pins and cgroups); the
+# kernel matrix runs alone (RUN_SERIAL).
+ctest --output-on-failure --timeout 300 -j2 "$@"
 cd ..
 if [ $# -eq 0 ]; then ./scripts/test-sanitizers.sh; fi

@@ -12,11 +12,15 @@
  * (TND_PF_TRIE without the map: the trie decides). */
 static __always_inline __u8 tnd_prefilter_bucket(const int fam, __u8 hi, __u8 lo)
 {
-	__u32 zero = 0, i = (__u32)hi << 8 | lo;
+	__u64 i = (__u32)hi << 8 | lo;
+	__u32 zero = 0;
 	struct tnd_prefilter_state *st = bpf_map_lookup_elem(&tnd_pf_state, &zero);
 
 	if (!st)
 		return TND_PF_TRIE;
+	/* Bound the very register that indexes: clang may build the index with
+	 * a byte swap, whose result 6.1's verifier does not bound. */
+	asm volatile("%0 &= %1" : "+r"(i) : "i"(TND_PF_BUCKETS - 1));
 	return fam == 4 ? st->v4[i] : st->v6[i];
 }
 

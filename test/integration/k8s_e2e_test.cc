@@ -246,6 +246,9 @@ endpoints: [{addresses: [10.200.1.10]}]
                                    "--dry-run=client", "-o", "json"}));
   using Clock = std::chrono::steady_clock;
   Clock::time_point disturbed;
+  // The churn runs through the whole disturbance and a second past it,
+  // however long a busy machine makes the disturbance take (bounded: 60 s).
+  std::atomic<bool> settled{false};
   std::thread disturb([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     for (int i = 0; i < 20; ++i) {
@@ -259,12 +262,15 @@ endpoints: [{addresses: [10.200.1.10]}]
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     disturbed = Clock::now();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    settled = true;
   });
   ChurnSpec spec;
   spec.sources = {"10.0.0.100"};
   spec.dst = "10.0.0.1";
   spec.dport = 30090;
-  spec.seconds = 10;
+  spec.seconds = 60;
+  spec.until = &settled;
   ChurnResult r = RunChurn(*out_, spec);
   const Clock::time_point churn_end = Clock::now();
   disturb.join();

@@ -166,7 +166,9 @@ ChurnResult RunChurn(const Netns& ns, const ChurnSpec& spec) {
     std::map<std::string, long> errors;
     for (;;) {
       long i = next++;
-      if ((spec.connections > 0 && i >= spec.connections) || std::chrono::steady_clock::now() >= deadline) break;
+      if ((spec.connections > 0 && i >= spec.connections) || std::chrono::steady_clock::now() >= deadline ||
+          (spec.until && spec.until->load()))
+        break;
       const std::string& src = spec.sources[i % nsrc];
       auto sport = static_cast<uint16_t>(spec.first_port + (i / nsrc) % spec.span);
       int fd = Dial(src, sport, spec.dst, spec.dport);

@@ -45,6 +45,9 @@ struct ChurnSpec {
   double seconds = 60;               // upper bound on the run either way
   int workers = 8;
   int span = 20000;                  // source ports per address: first_port .. first_port+span-1
+  // Set: the run also ends once it is true (a test's disturbance is over),
+  // `seconds` still bounding it.
+  const std::atomic<bool>* until = nullptr;
 };
 
 struct ChurnResult {
