@@ -29,12 +29,26 @@ namespace {
 // can carry the tail of the log.
 thread_local std::string* t_capture = nullptr;
 
+// A verifier log's end says why a program was refused: the whole message
+// is formatted and captured; the log line keeps its last kLogKeep bytes.
+constexpr size_t kLogKeep = 8192;
+
 int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  va_list again;
+  va_copy(again, args);
   char buf[8192];
   int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string big;
+  if (n >= static_cast<int>(sizeof(buf))) {
+    big.resize(static_cast<size_t>(n) + 1);
+    vsnprintf(big.data(), big.size(), fmt, again);
+    big.resize(static_cast<size_t>(n));
+  }
+  va_end(again);
   if (n <= 0) return n;
-  absl::string_view msg(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+  absl::string_view msg = big.empty() ? absl::string_view(buf, static_cast<size_t>(n)) : absl::string_view(big);
   if (t_capture) t_capture->append(msg.data(), msg.size());
+  if (msg.size() > kLogKeep) msg.remove_prefix(msg.size() - kLogKeep);
   while (!msg.empty() && msg.back() == '\n') msg.remove_suffix(1);
   if (absl::StartsWith(msg, "libbpf: ")) msg.remove_prefix(8);
   // The kernel's netlink extack text is expected on some probing paths

@@ -107,15 +107,13 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 		tnd_nat_note_reset(nv, TND_EVF(ev, p->tcp_flags));
 		tnd_nat_mark_out(fam, &in, nv, TND_EVF(ev, p->tcp_flags));
 	}
-	if (tnd_rw(ctx, p, fam, false, p->t.daddr, client, p->t.dport, client_port) < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (ct) {
 		ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 		if (ev != TND_EV_NONE)
 			tnd_ct_mark_fwd(fam, &ck, ct, TND_EVF(ev, p->tcp_flags));
-		if (tnd_rw(ctx, p, fam, true, p->t.saddr, fe, p->t.sport, fe_port) < 0)
-			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	}
+	if (tnd_rw_nat(ctx, p, fam, client, client_port, ct != NULL, fe, fe_port) < 0)
+		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (tnd_write_macs(ctx, fwd) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	return TND_REDIRECT;
@@ -385,9 +383,8 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 	tnd_explain_set(TND_XS_CACHED_PATH, backend_id, ct->backend_id);
 	ct->packets += 1;
 	ct->bytes += p->len;
-	if (tnd_rw(ctx, p, fam, false, p->t.daddr, ct->nat_addr, p->t.dport, ct->nat_port) < 0 ||
-	    ((ct->flags & TND_CT_F_SNAT) &&
-	     tnd_rw(ctx, p, fam, true, p->t.saddr, ct->snat_addr, p->t.sport, ct->snat_port) < 0) ||
+	if (tnd_rw_nat(ctx, p, fam, ct->nat_addr, ct->nat_port, ct->flags & TND_CT_F_SNAT, ct->snat_addr,
+		       ct->snat_port) < 0 ||
 	    tnd_write_macs(ctx, fwd) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 	return TND_REDIRECT;
@@ -401,9 +398,7 @@ static __always_inline int tnd_lb_rewrite(TND_CTX *ctx, struct tnd_pkt *p, const
 					  int r, __u32 in_if)
 {
 	/* p->t keeps the tuple as it arrived: the "from" of each rewrite. */
-	if (tnd_rw(ctx, p, fam, false, p->t.daddr, w->be_addr, p->t.dport, w->be_port) < 0)
-		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
-	if (w->nport && tnd_rw(ctx, p, fam, true, p->t.saddr, w->node, p->t.sport, w->nport) < 0)
+	if (tnd_rw_nat(ctx, p, fam, w->be_addr, w->be_port, w->nport != 0, w->node, w->nport) < 0)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, in_if);
 #if !TND_CTX_XDP
 	if (dsr && (new_flow || (p->tcp_flags & TND_TCP_SYN)) &&
