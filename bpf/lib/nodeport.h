@@ -368,11 +368,16 @@ static __always_inline void tnd_lb_track(const struct tnd_pkt *p, const int fam,
 }
 
 /* 0. An established flow whose forward entry caches its path (conntrack.h):
- * the rewrite and the redirect, no other lookup. < 0: the full path runs. */
+ * the rewrite and the redirect, no other lookup, the service's included: a
+ * valid cache was filled under this generation, which every service and
+ * backend change bumps, so its service and backend are as they were. An
+ * endpoint's (pod's) flow is not served here: its packets come from the
+ * pod's veth, not from the network. < 0: the full path runs. */
 static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const int fam, struct tnd_fwd *fwd,
 				       struct tnd_ct_val *ct, __u32 gen, __u32 in_if)
 {
-	if (!ct || !(ct->flags & TND_CT_F_SERVICE) || !tnd_ct_cache_ok(ct, p->tcp_flags, gen))
+	if (!ct || (ct->flags & (TND_CT_F_SERVICE | TND_CT_F_ENDPOINT)) != TND_CT_F_SERVICE ||
+	    !tnd_ct_cache_ok(ct, p->tcp_flags, gen))
 		return -1;
 	/* A DSR flow's SYN (a retransmission too) carries the option: tc's. */
 	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN))
@@ -435,18 +440,21 @@ static __noinline int tnd_lb_service(TND_CTX *ctx, struct tnd_lb_scratch *s, con
 	__u32 gen;
 	int r, verdict = TND_PASS;
 
+	if (!tnd_svc_port_used(p->t.dport))
+		return TND_PASS; /* no frontend has this port: no lookup */
+	/* Read before any decision: a change after it bumps it again. */
+	gen = tnd_node_gen();
+	/* An established flow first: one lookup (tnd_lb_fast). */
+	ct = tnd_state_lookup(tnd_ct_map(fam), &p->t, struct tnd_ct_val);
+	r = tnd_lb_fast(ctx, p, fam, fwd, ct, gen, in_if);
+	if (r >= 0)
+		return r;
 	svcp = tnd_svc_lookup(p, fam, &k4, &k6);
 	/* (No explain steps in this function: explain reads the service, its
 	 * source ranges, SNAT and DSR from the maps and the frame. Marks here
 	 * made 6.1's verifier explore 2.5x the instructions.) */
 	if (!svcp || !(svcp->flags & TND_SVC_F_EXTERNAL))
 		return TND_PASS;
-	/* Read before any decision: a change after it bumps it again. */
-	gen = tnd_node_gen();
-	ct = tnd_state_lookup(tnd_ct_map(fam), &p->t, struct tnd_ct_val);
-	r = tnd_lb_fast(ctx, p, fam, fwd, ct, gen, in_if);
-	if (r >= 0)
-		return r;
 	svc = *svcp;
 	if ((svc.flags & TND_SVC_F_SRCRANGE) && !tnd_srcrange_ok(fam, svc.svc_id, p->t.saddr))
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_SOURCE_RANGE, TND_DIR_INGRESS, in_if);
