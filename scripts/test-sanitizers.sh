@@ -21,6 +21,6 @@ cd build-asan
 # Any report fails the run; leaks too.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-ctest --output-on-failure --timeout 300 -L 'unit|bpf'
+ctest --output-on-failure --timeout 300 -j2 -L 'unit|bpf'
 ctest --output-on-failure -j2 -L fuzz
 grep -ah '^\[ fuzz \]' Testing/Temporary/LastTest.log || true
