@@ -219,6 +219,15 @@ std::vector<std::string> BpfObject::ProgramNames() const {
   return out;
 }
 
+std::vector<std::pair<std::string, int>> BpfObject::Maps() const {
+  std::vector<std::pair<std::string, int>> out;
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj_.get()) {
+    if (!bpf_map__is_internal(m)) out.emplace_back(bpf_map__name(m), bpf_map__fd(m));
+  }
+  return out;
+}
+
 absl::Status BpfObject::PinTailCallMaps(const std::string& dir, const std::string& tag) {
   TND_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   for (const std::string& name : tail_call_maps_) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -51,6 +52,9 @@ class BpfObject {
   absl::StatusOr<int> ProgramFd(const std::string& name) const;
   absl::StatusOr<int> MapFd(const std::string& name) const;
   std::vector<std::string> ProgramNames() const;
+  // The maps the object defines (SEC(".maps"), not its .rodata or .data),
+  // by name and fd.
+  std::vector<std::pair<std::string, int>> Maps() const;
 
   // Removes the pins of this object's pinned maps (for --cleanup-on-exit).
   void UnpinMaps();

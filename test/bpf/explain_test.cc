@@ -149,7 +149,7 @@ TEST_F(ExplainTest, NotAServicePortLeavesAtOnceAndTheNodesProgramsNeverWriteTheR
   AddService("10.0.0.1", 30093, kTcp, 24, kExt, {{"10.1.2.2", 80}}, 97);
   Run(xdp_in_, Syn("10.0.0.100", 30093));
   Run(tc_in_, Syn("10.0.0.100", 30093), tn0_);
-  for (BpfObject* o : {xdp_.get(), host_.get()}) {
+  for (BpfObject* o : {xdp_, host_}) {
     auto fd = o->MapFd(".data.explain");
     ASSERT_TRUE(fd.ok()) << fd.status();
     tnd_explain rec{}, zero{};

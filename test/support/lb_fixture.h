@@ -25,6 +25,7 @@
 #include "maps/pinned_map.h"
 #include "test/support/kernel.h"
 #include "test/support/lb_node.h"
+#include "test/support/map_dump.h"
 #include "test/support/packet.h"
 
 namespace tendril::test {
@@ -47,18 +48,34 @@ inline LoadOptions TestLoadOptions(const char* object, const std::string& pin_ro
 
 inline uint16_t PortAt(const Bytes& f, size_t off) { return static_cast<uint16_t>(f[off] << 8 | f[off + 1]); }
 
+// The objects are loaded once per test suite (on an emulated kernel a load
+// is most of a test's time) and shared by its tests: each test starts with
+// every pinned map reset to how the load left it (test/support/map_dump.h)
+// and a namespace of its own.
+struct LbObjects {
+  TempPinRoot pins;
+  std::unique_ptr<BpfObject> host, xdp, lxc;
+};
+
 class LbFixture : public ::testing::Test {
  protected:
-  void SetUp() override {
-    TND_REQUIRE_ROOT();
-    ns_ = std::make_unique<Netns>("np");
-    tn0_ = BuildLbNode(*ns_);
-    ASSERT_NE(tn0_, 0u);
+  static void TearDownTestSuite() { shared_.reset(); }
 
-    pins_ = std::make_unique<TempPinRoot>();
+  // The suite's objects: loaded by its first test, reset for the others.
+  void Objects() {
+    if (shared_) {  // every map of the three, pinned or not (a rate limit's window)
+      for (BpfObject* obj : {shared_->host.get(), shared_->xdp.get(), shared_->lxc.get()})
+        for (const auto& [name, fd] : obj->Maps()) {
+          auto st = ResetMap(fd, name);
+          ASSERT_TRUE(st.ok()) << st;
+        }
+      return;
+    }
+    auto o = std::make_unique<LbObjects>();
+    pins_ = &o->pins;
     auto host = BpfObject::Load(Options("bpf_host"));
     ASSERT_TRUE(host.ok()) << host.status();
-    host_ = std::make_unique<BpfObject>(std::move(*host));
+    o->host = std::make_unique<BpfObject>(std::move(*host));
     {  // The growable LB tables, as the agent creates them at start.
       auto lb = OpenLbMaps(pins_->path());
       ASSERT_TRUE(lb.ok()) << lb.status();
@@ -68,13 +85,27 @@ class LbFixture : public ::testing::Test {
     }
     auto xdp = BpfObject::Load(Options("bpf_xdp"));
     ASSERT_TRUE(xdp.ok()) << xdp.status();
-    xdp_ = std::make_unique<BpfObject>(std::move(*xdp));
+    o->xdp = std::make_unique<BpfObject>(std::move(*xdp));
+    auto lxc = BpfObject::Load(Options("bpf_lxc"));
+    ASSERT_TRUE(lxc.ok()) << lxc.status();
+    o->lxc = std::make_unique<BpfObject>(std::move(*lxc));
+    shared_ = std::move(o);
+  }
+
+  void SetUp() override {
+    TND_REQUIRE_ROOT();
+    ns_ = std::make_unique<Netns>("np");
+    tn0_ = BuildLbNode(*ns_);
+    ASSERT_NE(tn0_, 0u);
+    Objects();
+    if (HasFatalFailure()) return;
+    pins_ = &shared_->pins;
+    host_ = shared_->host.get();
+    xdp_ = shared_->xdp.get();
+    lxc_ = shared_->lxc.get();
     tc_in_ = *host_->ProgramFd(kHostIngressProgram);
     tc_out_ = *host_->ProgramFd(kHostEgressProgram);
     xdp_in_ = *xdp_->ProgramFd(kXdpEntryProgram);
-    auto lxc = BpfObject::Load(Options("bpf_lxc"));
-    ASSERT_TRUE(lxc.ok()) << lxc.status();
-    lxc_ = std::make_unique<BpfObject>(std::move(*lxc));
     lxc_in_ = *lxc_->ProgramFd(kLxcIngressProgram);
     lxc_out_ = *lxc_->ProgramFd(kLxcEgressProgram);
     endpoints_ = Open<tnd_ep_key, tnd_endpoint>(TND_MAP_ENDPOINTS);
@@ -219,10 +250,10 @@ class LbFixture : public ::testing::Test {
     return events;
   }
 
+  static inline std::unique_ptr<LbObjects> shared_;
   std::unique_ptr<Netns> ns_;
-  std::unique_ptr<TempPinRoot> pins_;
-  std::unique_ptr<BpfObject> host_, xdp_;
-  std::unique_ptr<BpfObject> lxc_;
+  TempPinRoot* pins_ = nullptr;
+  BpfObject *host_ = nullptr, *xdp_ = nullptr, *lxc_ = nullptr;
   int tc_in_ = -1, tc_out_ = -1, xdp_in_ = -1, lxc_in_ = -1, lxc_out_ = -1;
   std::unique_ptr<Map<tnd_ep_key, tnd_endpoint>> endpoints_;
   std::unique_ptr<Map<tnd_lpm_v4_key, tnd_nomasq_val>> nomasq4_;
