@@ -35,7 +35,8 @@ std::unique_ptr<tnd_prefilter_state> PrefilterTransition(const tnd_prefilter_sta
 
 class Prefilter {
  public:
-  // `state`: which lists hold entries (the programs skip an empty one).
+  // `state`: the tries' first level (PrefilterLevel), which the programs
+  // read before any trie.
   Prefilter(PrefilterV4Map v4, PrefilterV6Map v6, PrefilterStateMap state)
       : v4_(std::move(v4)), v6_(std::move(v6)), state_(std::move(state)) {}
 

@@ -85,13 +85,20 @@ static __always_inline int tnd_csum_apply(TND_CTX *ctx, const struct tnd_pkt *p,
 	return 0;
 }
 
+/* Stores the source (src=true) or destination address. */
+static __always_inline int tnd_store_addr(TND_CTX *ctx, const struct tnd_pkt *p, const int fam, bool src,
+					  const __u8 *addr)
+{
+	return fam == 4 ? ctx_store(ctx, p->l3_off + (src ? 12 : 16), addr, 4)
+			: ctx_store(ctx, p->l3_off + (src ? 8 : 24), addr, 16);
+}
+
 /* Stores the source (src=true) or destination address and port (the port
  * only where the packet carries its L4 header). */
 static __always_inline int tnd_store_end(TND_CTX *ctx, const struct tnd_pkt *p, const int fam, bool src,
 					 const __u8 *addr, __be16 port)
 {
-	int r = fam == 4 ? ctx_store(ctx, p->l3_off + (src ? 12 : 16), addr, 4)
-			 : ctx_store(ctx, p->l3_off + (src ? 8 : 24), addr, 16);
+	int r = tnd_store_addr(ctx, p, fam, src, addr);
 
 	if (r < 0 || !p->has_l4)
 		return r;
@@ -112,7 +119,7 @@ static __always_inline int tnd_rw(TND_CTX *ctx, const struct tnd_pkt *p, const i
 		return 0;
 	if (tnd_csum_apply(ctx, p, fam, &a) < 0)
 		return -1;
-	return tnd_store_end(ctx, p, fam, src, to_addr, a.port ? to_port : from_port);
+	return tnd_store_end(ctx, p, fam, src, to_addr, to_port);
 }
 
 /* A NAT of the packet as parsed (p->t): the destination to daddr:dport
@@ -200,8 +207,7 @@ static __always_inline int tnd_rw_addr(TND_CTX *ctx, const struct tnd_pkt *p, co
 		return 0;
 	if (tnd_csum_apply(ctx, p, fam, &a) < 0)
 		return -1;
-	return fam == 4 ? ctx_store(ctx, p->l3_off + (src ? 12 : 16), to_addr, 4)
-			: ctx_store(ctx, p->l3_off + (src ? 8 : 24), to_addr, 16);
+	return tnd_store_addr(ctx, p, fam, src, to_addr);
 }
 
 #endif

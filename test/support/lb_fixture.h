@@ -50,8 +50,8 @@ inline uint16_t PortAt(const Bytes& f, size_t off) { return static_cast<uint16_t
 
 // The objects are loaded once per test suite (on an emulated kernel a load
 // is most of a test's time) and shared by its tests: each test starts with
-// every pinned map reset to how the load left it (test/support/map_dump.h)
-// and a namespace of its own.
+// every map of the three objects, pinned or not, reset to how the load left
+// it (ResetMap, test/support/map_dump.h) and a namespace of its own.
 struct LbObjects {
   TempPinRoot pins;
   std::unique_ptr<BpfObject> host, xdp, lxc;
