@@ -45,6 +45,10 @@ int CmdBpfCtList(const Globals& g, bool v6) {
       }
     }
     if (v.flags & TND_CT_F_REPLY) e["reply_source"] = AddrPortText(v.nat_addr, v.nat_port, fam);
+    // A service flow's SNAT mapping: the node address and port it leaves
+    // from (its NAT in entry, `bpf nat list`, restores the client).
+    if ((v.flags & TND_CT_F_SERVICE) && (v.flags & TND_CT_F_SNAT) && v.snat_port != 0)
+      e["snat_source"] = AddrPortText(v.snat_addr, v.snat_port, fam);
     // The established path's cache (valid while the node's generation holds,
     // within the second it was filled): a service flow's forward entry, or
     // a pod's own flow (endpoint, inbound).
@@ -73,6 +77,7 @@ int CmdBpfCtList(const Globals& g, bool v6) {
     std::string xl = e.contains("backend") ? "-> " + e.value("backend", "")
                      : e.contains("reply_source") ? "as " + e.value("reply_source", "")
                                                   : "-";
+    if (e.contains("snat_source")) xl += " from " + e.value("snat_source", "");
     t.AddRow({e.value("proto", ""), e.value("source", ""), e.value("destination", ""), xl, e.value("flags", ""),
               e.value("tcp_flags_seen", ""), Age(now, now - e.value("age_seconds", 0)),
               Remaining(now, now + e.value("expires_in_seconds", 0)), std::to_string(e.value("packets", 0ull)),

@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -106,14 +107,67 @@ tnd_nat_key NatPartnerKey(const tnd_nat_key& k, const tnd_nat_val& v) {
   return o;
 }
 
+namespace {
+
+// The NAT entries of a deleted service flow: its mapping's "in" entry, which
+// its forward conntrack entry names (a service flow's mapping, nat.h), kept
+// only if it still restores this flow's client; or, for a mapping written
+// as an out/in pair (before service mappings were in entries alone), the
+// pair, found from the reply entry.
+struct NatDeletes {
+  std::vector<std::pair<tnd_nat_key, tnd_ct_key>> in;  // in key, the flow's forward key
+  std::vector<tnd_nat_key> out;
+
+  void AddIn(const tnd_ct_key& k, const tnd_ct_val& v, const BackendRef& b) {
+    tnd_nat_key in{};
+    memcpy(in.saddr, b.addr, 16);
+    memcpy(in.daddr, v.snat_addr, 16);
+    in.sport = b.port_be;
+    in.dport = v.snat_port;
+    in.proto = k.proto;
+    in.dir = TND_NAT_IN;
+    this->in.emplace_back(in, k);
+  }
+  void AddOut(const tnd_ct_key& reply) {
+    tnd_nat_key o{};
+    memcpy(o.saddr, reply.daddr, 16);
+    memcpy(o.daddr, reply.saddr, 16);
+    o.sport = reply.dport;
+    o.dport = reply.sport;
+    o.proto = reply.proto;
+    o.dir = TND_NAT_OUT;
+    out.push_back(o);
+  }
+  absl::StatusOr<uint32_t> Apply(NatMap& nat) const {
+    uint32_t n = 0;
+    for (const auto& [k, flow] : in) {
+      TND_ASSIGN_OR_RETURN(auto v, nat.Lookup(k));
+      if (!v || v->to_port != flow.sport || memcmp(v->to_addr, flow.saddr, 16) != 0) continue;
+      auto st = nat.Delete(k);
+      if (st.ok()) n++;
+      else if (!absl::IsNotFound(st)) return st;
+    }
+    for (const tnd_nat_key& o : out) {
+      TND_ASSIGN_OR_RETURN(auto ov, nat.Lookup(o));
+      if (!ov) continue;
+      TND_RETURN_IF_ERROR(nat.Delete(NatPartnerKey(o, *ov)));
+      TND_RETURN_IF_ERROR(nat.Delete(o));
+      n += 2;
+    }
+    return n;
+  }
+};
+
+}  // namespace
+
 absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, const std::vector<BackendRef>& backends) {
   FlowDeleteResult r;
   // (service, protocol, backend id) of forward entries; (service, protocol,
   // address, port) of reply entries.
-  absl::flat_hash_set<std::tuple<uint32_t, uint8_t, uint32_t>> by_id;
+  absl::flat_hash_map<std::tuple<uint32_t, uint8_t, uint32_t>, const BackendRef*> by_id;
   absl::flat_hash_set<std::tuple<uint32_t, uint8_t, std::string, uint16_t>> by_addr;
   for (const BackendRef& b : backends) {
-    by_id.emplace(b.svc_id, b.proto, b.id);
+    by_id.emplace(std::make_tuple(b.svc_id, b.proto, b.id), &b);
     by_addr.emplace(b.svc_id, b.proto, std::string(reinterpret_cast<const char*>(b.addr), 16), b.port_be);
   }
   auto is_backend = [&](const tnd_ct_key& k, const tnd_ct_val& v) {
@@ -121,36 +175,23 @@ absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, cons
         std::make_tuple(v.svc_id, k.proto, std::string(reinterpret_cast<const char*>(k.saddr), 16), k.sport));
   };
   std::vector<tnd_ct_key> dead;
-  std::vector<tnd_nat_key> nat_dead;
+  NatDeletes nat_dead;
   TND_RETURN_IF_ERROR(ct.ForEach([&](const tnd_ct_key& k, const tnd_ct_val& v) {
-    bool fwd = (v.flags & TND_CT_F_SERVICE) && by_id.contains(std::make_tuple(v.svc_id, k.proto, v.backend_id));
+    auto b = (v.flags & TND_CT_F_SERVICE) ? by_id.find(std::make_tuple(v.svc_id, k.proto, v.backend_id)) : by_id.end();
+    bool fwd = b != by_id.end();
     bool reply = (v.flags & TND_CT_F_REPLY) && is_backend(k, v);
     if (!fwd && !reply) return;
     dead.push_back(k);
     r.flows += fwd;
-    if (reply && (v.flags & TND_CT_F_SNAT)) {  // its NAT "out" key is the reply tuple reversed
-      tnd_nat_key o{};
-      memcpy(o.saddr, k.daddr, 16);
-      memcpy(o.daddr, k.saddr, 16);
-      o.sport = k.dport;
-      o.dport = k.sport;
-      o.proto = k.proto;
-      o.dir = TND_NAT_OUT;
-      nat_dead.push_back(o);
-    }
+    if (fwd && (v.flags & TND_CT_F_SNAT) && v.snat_port != 0) nat_dead.AddIn(k, v, *b->second);
+    if (reply && (v.flags & TND_CT_F_SNAT)) nat_dead.AddOut(k);  // its out key is the reply tuple reversed
   }));
   for (const tnd_ct_key& k : dead) {
     TND_RETURN_IF_ERROR(ct.Delete(k));
     r.ct_entries++;
   }
   if (!nat) return r;
-  for (const tnd_nat_key& o : nat_dead) {
-    TND_ASSIGN_OR_RETURN(auto ov, nat->Lookup(o));
-    if (!ov) continue;
-    TND_RETURN_IF_ERROR(nat->Delete(NatPartnerKey(o, *ov)));
-    TND_RETURN_IF_ERROR(nat->Delete(o));
-    r.nat_entries += 2;
-  }
+  TND_ASSIGN_OR_RETURN(r.nat_entries, nat_dead.Apply(*nat));
   return r;
 }
 

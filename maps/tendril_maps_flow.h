@@ -78,7 +78,8 @@ struct tnd_ct_val {
 	__u32 backend_id;   /* forward: the chosen backend */
 	__u32 created;      /* seconds since boot */
 	__u32 expires;      /* seconds since boot */
-	__be16 snat_port;   /* forward, TND_CT_F_SNAT (cached): the node port the flow leaves from */
+	__be16 snat_port;   /* forward, TND_CT_F_SNAT: the node port the flow leaves from (its mapping: the
+			     * NAT in entry peer -> snat_addr:snat_port; written on every full-path packet) */
 	__u8 hop_flags;     /* TND_HOP_*: whether the cache below (and nat_*) is filled */
 	__u8 pad;
 	__u64 packets;
@@ -90,7 +91,7 @@ struct tnd_ct_val {
 	 * services, backends, endpoints, devices, routes, neighbours) and within
 	 * the second hop_sec: the next second's first packet takes the full path
 	 * once (refreshing the NAT mapping's lifetime and the FIB's answer). */
-	__u8 snat_addr[16]; /* TND_CT_F_SNAT: the node address the flow leaves from */
+	__u8 snat_addr[16]; /* TND_CT_F_SNAT: the node address the flow leaves from (with snat_port) */
 	__u32 hop_ifindex;
 	__u8 hop_smac[6];
 	__u8 hop_dmac[6];
@@ -108,10 +109,15 @@ struct tnd_ct_val {
  *     address and port it leaves with;
  *   in (dir TND_NAT_IN): reply tuple (peer -> node:port) -> the client
  *     address and port to restore.
- * Each entry follows its flow like a conntrack entry (tcp_flags, expires
- * by tnd_ct_lifetime): refreshed by its own direction's packets, closing
- * and reopening together with the other entry of its pair. The agent's GC
- * removes a pair once both are expired. The node port comes from the NAT
+ * A masquerade mapping is a pair: each entry follows its flow like a
+ * conntrack entry (tcp_flags, expires by tnd_ct_lifetime), refreshed by its
+ * own direction's packets, closing and reopening together with the other
+ * entry of its pair. A service flow's mapping (TND_NAT_F_SERVICE) is its in
+ * entry alone: the flow's forward conntrack entry holds what the out entry
+ * would (snat_addr, snat_port), and the in entry is refreshed by both
+ * directions (the forward packets on the full path, at least once a
+ * second while the flow lasts). The agent's GC removes a pair once both
+ * are expired, a lone entry once it is. The node port comes from the NAT
  * port range (setting nat-port-range, outside the node's own ephemeral
  * ports): random probes, then a scan of the whole range; a port whose
  * mapping expired, or (for a new TCP connection, when no port is free)

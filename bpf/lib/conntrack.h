@@ -202,18 +202,20 @@ static __always_inline void tnd_ct_cached_hop(const struct tnd_ct_val *v, struct
 }
 
 /* Fills (w->cache) or clears a forward entry's cache from the decided path:
- * backend (nat_*), SNAT mapping and next hop. */
+ * backend (nat_*) and next hop. The SNAT mapping (snat_*) is written either
+ * way: the entry names its flow's mapping (nat.h: a service flow's mapping
+ * is its "in" entry alone, found from here). */
 static __always_inline void tnd_ct_cache_path(struct tnd_ct_val *v, const struct tnd_lb_work *w,
 					      const struct tnd_fwd *fwd)
 {
+	__builtin_memcpy(v->snat_addr, w->node, 16);
+	v->snat_port = w->nport;
 	if (!w->cache) {
 		v->hop_flags = 0;
 		return;
 	}
 	__builtin_memcpy(v->nat_addr, w->be_addr, 16);
 	v->nat_port = w->be_port;
-	__builtin_memcpy(v->snat_addr, w->node, 16);
-	v->snat_port = w->nport;
 	tnd_ct_cache_hop(v, fwd, w->gen);
 }
 

@@ -4,11 +4,20 @@
  * lifetime and the allocation of its node port. Included by nodeport.h
  * (tnd_nat_map, tnd_addr_eq, struct tnd_lb_work come from there).
  *
- * A mapping is a pair (tendril_maps.h): "out" (client -> peer, refreshed by
- * the client's packets) and "in" (peer -> node:port, refreshed by the
- * replies). Each follows the flow's TCP state like a conntrack entry, and
- * the first FIN or RST, or a SYN that reopens a closed tuple, seen by one
- * is passed to the other: the pair closes, expires and restarts together.
+ * A masquerade mapping is a pair (tendril_maps.h): "out" (client -> peer,
+ * refreshed by the client's packets) and "in" (peer -> node:port,
+ * refreshed by the replies). Each follows the flow's TCP state like a
+ * conntrack entry, and the first FIN or RST, or a SYN that reopens a closed
+ * tuple, seen by one is passed to the other: the pair closes, expires and
+ * restarts together.
+ *
+ * A service flow's mapping (NodePort SNAT) is its "in" entry alone: the
+ * flow's forward conntrack entry names its port (snat_*), which is what an
+ * "out" entry would hold, and the full path's forward packets (at least
+ * one a second: conntrack.h's cache) refresh the in entry as its replies
+ * do; it closes, expires and restarts with the flow's packets either way.
+ * A new service flow writes three entries (conntrack forward and reply,
+ * NAT in), not four.
  *
  * Allocation: TND_NAT_PROBES ports of the NAT port range (the first from
  * the flow's hash, the rest random), then, if none was free, a scan of the whole range (bpf_loop) from a random start.
@@ -96,8 +105,11 @@ static __noinline void tnd_nat_mark_out(const int fam, const struct tnd_nat_key 
 					__u32 evf)
 {
 	struct tnd_nat_key o;
-	struct tnd_nat_val *ov = tnd_nat_out_of(fam, in, v, &o);
+	struct tnd_nat_val *ov;
 
+	if (v->flags & TND_NAT_F_SERVICE)
+		return; /* no out entry: the conntrack entries learn of it themselves */
+	ov = tnd_nat_out_of(fam, in, v, &o);
 	if (!ov)
 		return;
 	tnd_state_mark(&ov->tcp_flags, &ov->expires, o.proto, evf);
@@ -120,7 +132,7 @@ struct tnd_nat_search {
 	__u8 fam;
 	__u8 opens;      /* the flow is a new TCP connection */
 	__u8 hard;       /* nothing free was found: a reset flow's port will do */
-	__u8 pad;
+	__u8 tcp_flags;  /* the packet's */
 };
 
 struct {
@@ -131,11 +143,14 @@ struct {
 } tnd_nat_scratch SEC(".maps");
 
 /* The mapping on the candidate port, its in entry expired: is it over (its
- * out entry gone, another flow's, or expired too)? */
+ * out entry gone, another flow's, or expired too)? A service mapping's in
+ * entry is refreshed by both directions: expired, it is over. */
 static __always_inline bool tnd_nat_over(struct tnd_nat_search *s, const struct tnd_nat_val *cur)
 {
 	struct tnd_nat_val *ov;
 
+	if (cur->flags & TND_NAT_F_SERVICE)
+		return true;
 	ov = tnd_nat_out_of(s->fam, &s->k, cur, &s->o);
 	return !ov || tnd_expired(ov->expires, s->now);
 }
@@ -192,9 +207,23 @@ static __always_inline int tnd_nat_claim(struct tnd_nat_search *s, struct tnd_na
 	return 1;
 }
 
-/* Takes the candidate port for s->v: free (exclusive insert), its mapping
- * over, or, in the hard phase for a new TCP connection, its flow reset.
- * 1: taken. Remembers a reset flow's port on the way. */
+/* A service mapping on the candidate port that is this flow's own: its
+ * conntrack entry went (evicted under pressure, the mapping idle but
+ * live) and the flow goes on from the same port, refreshed by this packet.
+ * (Its port was most likely the flow's first probe, from its hash.) */
+static __always_inline bool tnd_nat_own(struct tnd_nat_search *s, struct tnd_nat_val *cur)
+{
+	if (!(cur->flags & s->v.flags & TND_NAT_F_SERVICE) || cur->to_port != s->v.to_port ||
+	    !tnd_addr_eq(cur->to_addr, s->v.to_addr, s->fam))
+		return false;
+	tnd_state_update(&cur->tcp_flags, &cur->expires, s->k.proto, s->tcp_flags, s->now);
+	return true;
+}
+
+/* Takes the candidate port for s->v: free (exclusive insert), the flow's
+ * own (tnd_nat_own), its mapping over, or, in the hard phase for a new TCP
+ * connection, its flow reset. 1: taken. Remembers a reset flow's port on
+ * the way. */
 static __always_inline int tnd_nat_try(struct tnd_nat_search *s, __u16 cand)
 {
 	void *map = tnd_nat_map(s->fam);
@@ -207,6 +236,10 @@ static __always_inline int tnd_nat_try(struct tnd_nat_search *s, __u16 cand)
 	if (!cur) {
 		if (tnd_map_update(map, &s->k, &s->v, BPF_NOEXIST) != 0)
 			return 0;
+		s->port = cand;
+		return 1;
+	}
+	if (tnd_nat_own(s, cur)) {
 		s->port = cand;
 		return 1;
 	}
@@ -302,10 +335,33 @@ static __always_inline void tnd_nat_key_of(struct tnd_nat_search *s, const struc
 	}
 }
 
+/* A service flow's mapping: its in entry on the port its forward conntrack
+ * entry names (w->nport, 0 none), if that is still the flow's (not taken
+ * over by another flow), refreshed by this packet. The port, or 0. */
+static __always_inline __be16 tnd_snat_service_existing(struct tnd_nat_search *s, const struct tnd_ct_key *t,
+							 const struct tnd_lb_work *w, __u8 tcp_flags)
+{
+	struct tnd_nat_val *in;
+	int ev;
+
+	if (!w->nport)
+		return 0;
+	tnd_nat_key_of(s, t, w, TND_NAT_IN, w->nport);
+	in = tnd_state_lookup(tnd_nat_map(s->fam), &s->k, struct tnd_nat_val);
+	if (!in || in->to_port != t->sport || !tnd_addr_eq(in->to_addr, t->saddr, s->fam))
+		return 0;
+	ev = tnd_state_update(&in->tcp_flags, &in->expires, t->proto, tcp_flags, tnd_now_sec());
+	if (ev != TND_EV_NONE)
+		tnd_nat_note_reset(in, TND_EVF(ev, tcp_flags));
+	return w->nport;
+}
+
 /* The node port the flow t (client -> w->be_addr:be_port) leaves w->node
  * with: its mapping, or a new one. `info`: the packet's TCP flags, the
- * TND_NAT_F_* kind << 8 and TND_NAT_SLOT_EGRESS at egress. 0 if the range
- * has no port left. */
+ * TND_NAT_F_* kind << 8 and TND_NAT_SLOT_EGRESS at egress; a service
+ * flow's current port in w->nport (0 none). 0 if the range has no port
+ * left. (The kind is a constant at each call: the verifier follows one
+ * branch.) */
 static __noinline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t, const struct tnd_lb_work *w,
 				       __u32 info)
 {
@@ -319,14 +375,19 @@ static __noinline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t
 		return 0;
 	__builtin_memset(s, 0, sizeof(*s));
 	s->fam = fam;
-	tnd_nat_key_of(s, t, w, TND_NAT_OUT, 0);
-	port = tnd_snat_existing(s, w, tcp_flags);
+	if ((info >> 8) & TND_NAT_F_SERVICE) {
+		port = tnd_snat_service_existing(s, t, w, tcp_flags);
+	} else {
+		tnd_nat_key_of(s, t, w, TND_NAT_OUT, 0);
+		port = tnd_snat_existing(s, w, tcp_flags);
+	}
 	if (port)
 		return port;
 
 	/* in: peer -> node:port, restoring the client. */
 	s->now = tnd_now_sec();
 	s->opens = tnd_tcp_opens(t->proto, tcp_flags);
+	s->tcp_flags = tcp_flags;
 	tnd_nat_key_of(s, t, w, TND_NAT_IN, 0);
 	__builtin_memcpy(s->v.to_addr, t->saddr, 16);
 	s->v.to_port = t->sport;
@@ -343,6 +404,8 @@ static __noinline __be16 tnd_snat_port(const int fam, const struct tnd_ct_key *t
 	if (!s->port)
 		return 0;
 	port = bpf_htons(s->port);
+	if ((info >> 8) & TND_NAT_F_SERVICE)
+		return port; /* its forward conntrack entry names it */
 
 	/* out: client -> peer leaves as node:port. */
 	tnd_nat_key_of(s, t, w, TND_NAT_OUT, 0);

@@ -251,15 +251,21 @@ static __always_inline struct tnd_svc_val *tnd_svc_lookup(const struct tnd_pkt *
 }
 
 /* SNAT of a flow to a remote backend: the device's address of the family
- * in w->node (zero when it has none) and a free port, 0 when there is none
- * (or no address). */
+ * in w->node (zero when it has none) and the flow's port: the one its
+ * forward entry names (tnd_lb_pick put it in w->nport and its address in
+ * w->node), while the device has that address and the mapping stands, or
+ * a free one. 0 when there is none (or no address). */
 static __always_inline __be16 tnd_lb_snat_port(const struct tnd_pkt *p, const int fam, struct tnd_lb_work *w,
 					       const struct tnd_device *dev)
 {
+	const __u8 *addr = fam == 4 ? (const __u8 *)&dev->ipv4 : dev->ipv6;
+
+	if (w->nport && !tnd_addr_eq(w->node, addr, fam))
+		w->nport = 0;
 	if (fam == 4)
-		__builtin_memcpy(w->node, &dev->ipv4, 4);
+		__builtin_memcpy(w->node, addr, 4);
 	else
-		__builtin_memcpy(w->node, dev->ipv6, 16);
+		__builtin_memcpy(w->node, addr, 16);
 	if (!(*(__u64 *)w->node | *(__u64 *)&w->node[8]))
 		return 0;
 	return tnd_snat_port(fam, &p->t, w, p->tcp_flags | (TND_NAT_F_SERVICE << 8));
@@ -279,16 +285,23 @@ static __always_inline int tnd_lb_pick(TND_CTX *ctx, struct tnd_lb_scratch *s, c
 	struct tnd_backend *be = NULL;
 	__u32 bid = 0;
 
-	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc->svc_id &&
-	    !tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
-		bid = ct->backend_id;
-		be = tnd_table_lookup(&tnd_backends, &bid);
+	__builtin_memset(w, 0, sizeof(*w));
+	if (ct && (ct->flags & TND_CT_F_SERVICE) && ct->svc_id == svc->svc_id) {
+		if (ct->flags & TND_CT_F_SNAT) {
+			/* Its SNAT mapping so far, kept while it stands
+			 * (tnd_lb_snat_port), a reopened flow's too. */
+			__builtin_memcpy(w->node, ct->snat_addr, 16);
+			w->nport = ct->snat_port;
+		}
+		if (!tnd_ct_reopened(ct, p->t.proto, p->tcp_flags)) {
+			bid = ct->backend_id;
+			be = tnd_table_lookup(&tnd_backends, &bid);
+		}
 		if (be && (be->svc_id != svc->svc_id || (be->flags & TND_BACKEND_F_RETIRED)))
 			be = NULL;
 		if (be)
 			tnd_explain_step(TND_XS_CT_BACKEND);
 	}
-	__builtin_memset(w, 0, sizeof(*w));
 	w->hash = tnd_flow_hash(&p->t);
 	if (!be) {
 		if (svc->count == 0 && (svc->xflags & TND_SVC_X_REJECT)) {

@@ -48,7 +48,7 @@ struct tnd_lb_work {
 	__u32 svc_id;
 	__u32 bid;
 	__u32 gen;    /* the node's generation before the path was decided */
-	__be16 nport; /* SNAT: the node port */
+	__be16 nport; /* SNAT: the node port (into tnd_snat_port: the flow's current one, 0 none) */
 	__u8 pad[6];
 };
 

@@ -136,6 +136,92 @@ TEST_F(FastPathTest, AFinTakesTheFullPathAndTheReplyEntryLearnsOfIt) {
   }
 }
 
+// A service flow's mapping is its NAT in entry alone (10.1.2.2:80 ->
+// 10.0.0.1:nport), which its forward conntrack entry names.
+tnd_nat_key InKey(uint16_t nport) {
+  tnd_nat_key k{};
+  auto s = Addr("10.1.2.2"), d = Addr("10.0.0.1");
+  std::memcpy(k.saddr, s.data(), 4);
+  std::memcpy(k.daddr, d.data(), 4);
+  k.sport = htons(80);
+  k.dport = htons(nport);
+  k.proto = kTcp;
+  k.dir = TND_NAT_IN;
+  return k;
+}
+
+// The flow's packets keep its mapping alive, not only the replies: one
+// that sends only (its replies long gone) keeps its node port, which no
+// other flow can then take (an expired service mapping is free).
+TEST_F(FastPathTest, AServiceFlowsForwardPacketsKeepItsMappingAlive) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    const uint16_t sport = fd == tc_in_ ? 40051 : 40052;
+    const uint16_t nport = PortAt(Run(fd, In(sport)).out, kL4);
+    EXPECT_EQ(ntohs(Entry(sport).snat_port), nport);
+    auto in = nat4_->Lookup(InKey(nport));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    tnd_nat_val v = **in;
+    EXPECT_EQ(ntohs(v.to_port), sport);
+    v.expires = BpfClockSeconds() - 1;  // as if no reply came for its lifetime
+    ASSERT_TRUE(nat4_->Update(InKey(nport), v).ok());
+    Bump();  // the next packet takes the full path, as one a second does
+    EXPECT_EQ(Run(fd, In(sport)).out, Want(nport, kMacPeer)) << "the same port";
+    in = nat4_->Lookup(InKey(nport));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    EXPECT_GT(static_cast<int32_t>((*in)->expires - BpfClockSeconds()), TND_CT_SYN_TIMEOUT) << "refreshed";
+  }
+}
+
+// A flow whose port another flow took over (its mapping expired meanwhile)
+// leaves from a new one, and its conntrack entry names that one.
+TEST_F(FastPathTest, AServiceFlowWhosePortWasTakenOverLeavesFromANewOne) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    const uint16_t sport = fd == tc_in_ ? 40061 : 40062;
+    const uint16_t nport = PortAt(Run(fd, In(sport)).out, kL4);
+    auto in = nat4_->Lookup(InKey(nport));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    tnd_nat_val other = **in;
+    other.to_port = htons(50000);  // another client port's mapping now
+    ASSERT_TRUE(nat4_->Update(InKey(nport), other).ok());
+    Bump();
+    const uint16_t now_port = PortAt(Run(fd, In(sport)).out, kL4);
+    EXPECT_NE(now_port, nport);
+    EXPECT_EQ(ntohs(Entry(sport).snat_port), now_port);
+    in = nat4_->Lookup(InKey(now_port));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    EXPECT_EQ(ntohs((*in)->to_port), sport);
+    in = nat4_->Lookup(InKey(nport));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    EXPECT_EQ(ntohs((*in)->to_port), 50000) << "the other flow's mapping is left alone";
+  }
+}
+
+// A flow whose conntrack entries went (an LRU evicts an idle flow's under
+// pressure) while its mapping lives goes on from the same node port: a
+// connection survives a full conntrack table.
+TEST_F(FastPathTest, AServiceFlowThatLostItsConntrackEntriesKeepsItsPort) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    ClearFlows();
+    const uint16_t sport = fd == tc_in_ ? 40071 : 40072;
+    const uint16_t nport = PortAt(Run(fd, In(sport, 0x02)).out, kL4);
+    ASSERT_EQ(Run(fd, In(sport)).out, Want(nport, kMacPeer));
+    std::vector<tnd_ct_key> keys;
+    ASSERT_TRUE(ct4_->ForEach([&](const tnd_ct_key& k, const tnd_ct_val&) { keys.push_back(k); }).ok());
+    for (const auto& k : keys) ASSERT_TRUE(ct4_->Delete(k).ok());
+    EXPECT_EQ(Run(fd, In(sport)).out, Want(nport, kMacPeer)) << "the same port, not a new mapping";
+    EXPECT_EQ(ntohs(Entry(sport).snat_port), nport);
+    int nat = 0;
+    ASSERT_TRUE(nat4_->ForEach([&](const tnd_nat_key&, const tnd_nat_val&) { nat++; }).ok());
+    EXPECT_EQ(nat, 1);
+  }
+}
+
 TEST_F(FastPathTest, ARetiredBackendsFlowMovesAfterTheWritersBump) {
   AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}, {"10.1.2.3", 80}}, 1);
   Run(tc_in_, In(40041));

@@ -49,17 +49,25 @@ TEST_F(NodePortTest, RemoteBackendIsDnatedAndSnatedToTheNodeExactly) {
   Bytes want = Frame().Eth(kMacPeer, kMacNode).Ipv4("10.0.0.1", "10.1.2.2").Tcp(nport, 80).Payload("GET /").Build();
   EXPECT_EQ(r.out, want);
 
-  // Conntrack: forward and reply entries; NAT: out and in.
+  // Conntrack: forward and reply entries, the forward one naming the
+  // mapping; NAT: the mapping's in entry alone (a service flow's).
   EXPECT_EQ(CountEntries4(), 2);
-  int nat = 0;
+  int nat = 0, named = 0;
   ASSERT_TRUE(nat4_->ForEach([&](const tnd_nat_key& k, const tnd_nat_val& v) {
     nat++;
-    if (k.dir == TND_NAT_IN) {
-      EXPECT_EQ(ntohs(k.dport), nport);
-      EXPECT_EQ(ntohs(v.to_port), 40000);
-    }
+    EXPECT_EQ(k.dir, TND_NAT_IN);
+    EXPECT_EQ(ntohs(k.dport), nport);
+    EXPECT_EQ(ntohs(v.to_port), 40000);
+    EXPECT_EQ(v.flags, TND_NAT_F_SERVICE);
   }).ok());
-  EXPECT_EQ(nat, 2);
+  EXPECT_EQ(nat, 1);
+  ASSERT_TRUE(ct4_->ForEach([&](const tnd_ct_key&, const tnd_ct_val& v) {
+    if (!(v.flags & TND_CT_F_SERVICE)) return;
+    named++;
+    EXPECT_TRUE(v.flags & TND_CT_F_SNAT);
+    EXPECT_EQ(ntohs(v.snat_port), nport);
+  }).ok());
+  EXPECT_EQ(named, 1);
 
   // The second packet of the flow leaves with the same port.
   Bytes in2 = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30080, 0x10).Build();
@@ -75,9 +83,10 @@ TEST_F(NodePortTest, RemoteBackendIsDnatedAndSnatedToTheNodeExactly) {
   EXPECT_EQ(r3.out, Frame().Eth(kMacClient, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30080, 40000, 0x12).Payload("200").Build());
 }
 
-// A flow's NAT pair and conntrack pair close together (the client's RST
-// reaches only the out and forward entries; the in and reply entries learn
-// of it), and a SYN on the closed tuple reopens them together.
+// A flow's NAT mapping (its in entry) and conntrack pair close together
+// (the client's RST reaches the forward entry and, on the full path, the
+// mapping; the reply entry learns of it), and a SYN on the closed tuple
+// reopens them together, on the same node port.
 TEST_F(NodePortTest, NatAndConntrackPairsCloseAndReopenTogether) {
   AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
   auto pkt = [](uint8_t flags) {
@@ -89,7 +98,7 @@ TEST_F(NodePortTest, NatAndConntrackPairsCloseAndReopenTogether) {
   Bytes synack = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.2", "10.0.0.1").Tcp(80, nport, 0x12).Build();
   ASSERT_EQ(Run(tc_in_, synack).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
   ASSERT_EQ(Run(tc_in_, pkt(0x10)).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
-  // Established: both NAT entries and both conntrack entries live 6 h.
+  // Established: the NAT entry and both conntrack entries live 6 h.
   auto states = [&](uint8_t want_all, uint32_t max_left) {
     uint32_t now = BpfClockSeconds();
     int n = 0;
@@ -106,14 +115,14 @@ TEST_F(NodePortTest, NatAndConntrackPairsCloseAndReopenTogether) {
     }).ok());
     return n;
   };
-  EXPECT_EQ(states(TND_TCP_ACK, TND_CT_TCP_TIMEOUT), 4);
+  EXPECT_EQ(states(TND_TCP_ACK, TND_CT_TCP_TIMEOUT), 3);
   uint32_t now = BpfClockSeconds();
   ASSERT_TRUE(nat4_->ForEach([&](const tnd_nat_key&, const tnd_nat_val& v) {
     EXPECT_GT(v.expires - now, static_cast<uint32_t>(TND_CT_SYN_TIMEOUT));
   }).ok());
-  // The client resets: all four entries are closing.
+  // The client resets: all three entries are closing.
   ASSERT_EQ(Run(tc_in_, pkt(0x14)).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
-  EXPECT_EQ(states(TND_TCP_RST, TND_CT_CLOSE_TIMEOUT), 4);
+  EXPECT_EQ(states(TND_TCP_RST, TND_CT_CLOSE_TIMEOUT), 3);
   // The same tuple opens again: same mapping, and no entry is closing.
   r = Run(tc_in_, pkt(0x02));
   ASSERT_EQ(r.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
@@ -125,7 +134,7 @@ TEST_F(NodePortTest, NatAndConntrackPairsCloseAndReopenTogether) {
   ASSERT_EQ(Run(tc_in_, synack).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
   Bytes rst = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.2", "10.0.0.1").Tcp(80, nport, 0x14).Build();
   ASSERT_EQ(Run(tc_in_, rst).retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
-  EXPECT_EQ(states(TND_TCP_RST, TND_CT_CLOSE_TIMEOUT), 4);
+  EXPECT_EQ(states(TND_TCP_RST, TND_CT_CLOSE_TIMEOUT), 3);
 }
 
 TEST_F(NodePortTest, XdpAndTcGiveTheSameFrameForTheSameFlow) {
