@@ -10,7 +10,6 @@
 #include <string>
 #include <tuple>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -109,54 +108,41 @@ tnd_nat_key NatPartnerKey(const tnd_nat_key& k, const tnd_nat_val& v) {
 
 namespace {
 
-// The NAT entries of a deleted service flow: its mapping's "in" entry, which
-// its forward conntrack entry names (a service flow's mapping, nat.h), kept
-// only if it still restores this flow's client; or, for a mapping written
-// as an out/in pair (before service mappings were in entries alone), the
-// pair, found from the reply entry.
-struct NatDeletes {
-  std::vector<std::pair<tnd_nat_key, tnd_ct_key>> in;  // in key, the flow's forward key
-  std::vector<tnd_nat_key> out;
-
-  void AddIn(const tnd_ct_key& k, const tnd_ct_val& v, const BackendRef& b) {
-    tnd_nat_key in{};
-    memcpy(in.saddr, b.addr, 16);
-    memcpy(in.daddr, v.snat_addr, 16);
-    in.sport = b.port_be;
-    in.dport = v.snat_port;
-    in.proto = k.proto;
-    in.dir = TND_NAT_IN;
-    this->in.emplace_back(in, k);
+// The NAT mappings of deleted SNATed service flows, found from their reply
+// entries (backend -> client): the "in" entry peer -> node:port that
+// restores that client (a service flow's mapping, nat.h; whichever port it
+// holds, and even when the flow's forward entry already names another
+// backend), and, for a mapping written as an out/in pair, its out entry.
+// One walk of the NAT table.
+absl::StatusOr<uint32_t> DeleteNatOf(NatMap& nat, const std::vector<tnd_ct_key>& replies) {
+  auto bytes = [](const void* p, size_t n) { return std::string(static_cast<const char*>(p), n); };
+  auto flow = [&](uint8_t proto, const uint8_t* peer, uint16_t peer_port, const uint8_t* client, uint16_t client_port) {
+    return absl::StrCat(proto, bytes(peer, 16), peer_port, bytes(client, 16), client_port);
+  };
+  absl::flat_hash_set<std::string> wanted;
+  for (const tnd_ct_key& r : replies) wanted.insert(flow(r.proto, r.saddr, r.sport, r.daddr, r.dport));
+  std::vector<std::pair<tnd_nat_key, tnd_nat_val>> in;
+  TND_RETURN_IF_ERROR(nat.ForEach([&](const tnd_nat_key& k, const tnd_nat_val& v) {
+    if (k.dir == TND_NAT_IN && (v.flags & TND_NAT_F_SERVICE) &&
+        wanted.contains(flow(k.proto, k.saddr, k.sport, v.to_addr, v.to_port)))
+      in.emplace_back(k, v);
+  }));
+  std::vector<tnd_nat_key> dead;
+  for (const auto& [k, v] : in) {
+    dead.push_back(k);
+    // An older pair's out entry, if it maps back to this in entry.
+    tnd_nat_key o = NatPartnerKey(k, v);
+    TND_ASSIGN_OR_RETURN(auto ov, nat.Lookup(o));
+    if (ov && ov->to_port == k.dport && memcmp(ov->to_addr, k.daddr, 16) == 0) dead.push_back(o);
   }
-  void AddOut(const tnd_ct_key& reply) {
-    tnd_nat_key o{};
-    memcpy(o.saddr, reply.daddr, 16);
-    memcpy(o.daddr, reply.saddr, 16);
-    o.sport = reply.dport;
-    o.dport = reply.sport;
-    o.proto = reply.proto;
-    o.dir = TND_NAT_OUT;
-    out.push_back(o);
+  uint32_t n = 0;
+  for (const tnd_nat_key& k : dead) {
+    auto st = nat.Delete(k);
+    if (st.ok()) n++;
+    else if (!absl::IsNotFound(st)) return st;
   }
-  absl::StatusOr<uint32_t> Apply(NatMap& nat) const {
-    uint32_t n = 0;
-    for (const auto& [k, flow] : in) {
-      TND_ASSIGN_OR_RETURN(auto v, nat.Lookup(k));
-      if (!v || v->to_port != flow.sport || memcmp(v->to_addr, flow.saddr, 16) != 0) continue;
-      auto st = nat.Delete(k);
-      if (st.ok()) n++;
-      else if (!absl::IsNotFound(st)) return st;
-    }
-    for (const tnd_nat_key& o : out) {
-      TND_ASSIGN_OR_RETURN(auto ov, nat.Lookup(o));
-      if (!ov) continue;
-      TND_RETURN_IF_ERROR(nat.Delete(NatPartnerKey(o, *ov)));
-      TND_RETURN_IF_ERROR(nat.Delete(o));
-      n += 2;
-    }
-    return n;
-  }
-};
+  return n;
+}
 
 }  // namespace
 
@@ -164,34 +150,31 @@ absl::StatusOr<FlowDeleteResult> DeleteBackendFlows(CtMap& ct, NatMap* nat, cons
   FlowDeleteResult r;
   // (service, protocol, backend id) of forward entries; (service, protocol,
   // address, port) of reply entries.
-  absl::flat_hash_map<std::tuple<uint32_t, uint8_t, uint32_t>, const BackendRef*> by_id;
+  absl::flat_hash_set<std::tuple<uint32_t, uint8_t, uint32_t>> by_id;
   absl::flat_hash_set<std::tuple<uint32_t, uint8_t, std::string, uint16_t>> by_addr;
   for (const BackendRef& b : backends) {
-    by_id.emplace(std::make_tuple(b.svc_id, b.proto, b.id), &b);
+    by_id.emplace(b.svc_id, b.proto, b.id);
     by_addr.emplace(b.svc_id, b.proto, std::string(reinterpret_cast<const char*>(b.addr), 16), b.port_be);
   }
   auto is_backend = [&](const tnd_ct_key& k, const tnd_ct_val& v) {
     return by_addr.contains(
         std::make_tuple(v.svc_id, k.proto, std::string(reinterpret_cast<const char*>(k.saddr), 16), k.sport));
   };
-  std::vector<tnd_ct_key> dead;
-  NatDeletes nat_dead;
+  std::vector<tnd_ct_key> dead, snat_replies;
   TND_RETURN_IF_ERROR(ct.ForEach([&](const tnd_ct_key& k, const tnd_ct_val& v) {
-    auto b = (v.flags & TND_CT_F_SERVICE) ? by_id.find(std::make_tuple(v.svc_id, k.proto, v.backend_id)) : by_id.end();
-    bool fwd = b != by_id.end();
+    bool fwd = (v.flags & TND_CT_F_SERVICE) && by_id.contains(std::make_tuple(v.svc_id, k.proto, v.backend_id));
     bool reply = (v.flags & TND_CT_F_REPLY) && is_backend(k, v);
     if (!fwd && !reply) return;
     dead.push_back(k);
     r.flows += fwd;
-    if (fwd && (v.flags & TND_CT_F_SNAT) && v.snat_port != 0) nat_dead.AddIn(k, v, *b->second);
-    if (reply && (v.flags & TND_CT_F_SNAT)) nat_dead.AddOut(k);  // its out key is the reply tuple reversed
+    if (reply && (v.flags & TND_CT_F_SNAT)) snat_replies.push_back(k);
   }));
   for (const tnd_ct_key& k : dead) {
     TND_RETURN_IF_ERROR(ct.Delete(k));
     r.ct_entries++;
   }
-  if (!nat) return r;
-  TND_ASSIGN_OR_RETURN(r.nat_entries, nat_dead.Apply(*nat));
+  if (!nat || snat_replies.empty()) return r;
+  TND_ASSIGN_OR_RETURN(r.nat_entries, DeleteNatOf(*nat, snat_replies));
   return r;
 }
 

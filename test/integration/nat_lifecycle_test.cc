@@ -28,6 +28,7 @@
 #include "absl/strings/strip.h"
 #include "common/api_client.h"
 #include "maps/conntrack.h"
+#include "network/addr.h"
 #include "test/support/churn.h"
 #include "test/support/kernel.h"
 
@@ -322,6 +323,18 @@ TEST_P(NatLifecycleTest, RemovedBackendsUdpFlowMovesToALiveOne) {
   for (int i = 0; i < 300 && agent_->Log().find("removed backends") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_NE(agent_->Log().find("removed backends"), std::string::npos) << agent_->Log();
+  // ... its NAT mapping with them (the in entry its forward entry named):
+  // none is left from the removed backend, the live one's stays.
+  auto nat = NatMap::OpenPin(pins_.path() + "/" TND_MAP_NAT_V4, "nat");
+  ASSERT_TRUE(nat.ok()) << nat.status();
+  int from_removed = 0, from_other = 0;
+  ASSERT_TRUE(nat->ForEach([&](const tnd_nat_key& k, const tnd_nat_val&) {
+                   std::string src = IpFromBytes(Family::kV4, k.saddr).ToString();
+                   from_removed += src == first;
+                   from_other += src == other;
+                 }).ok());
+  EXPECT_EQ(from_removed, 0) << Cli({"bpf", "nat", "list"}).out;
+  EXPECT_EQ(from_other, 1) << Cli({"bpf", "nat", "list"}).out;
 }
 
 TEST_P(NatLifecycleTest, NatPortRangeOverlappingTheNodesOwnPortsIsRefused) {
