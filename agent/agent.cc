@@ -138,6 +138,7 @@ absl::Status Agent::Start() {
   if (auto s = WriteObjectRecord(cfg_.state_dir, {cfg_.bpffs_root, compiled_.object_paths, compiled_.key, cgroup_root_}); !s.ok())
     TND_LOG_WARN("record the BPF objects for explain: ", s.message());
   SyncHealthAll();
+  UpdateHopsShared();
   BumpGeneration();  // flows cached by the agent before this one decide again
   next_gc_ = BpfClockSeconds() + cfg_.ct_gc_interval;
   StartNodeHttp();

@@ -55,6 +55,9 @@ class Agent {
   void RegisterApi(ApiServer& api);
   // --cleanup-on-exit: detach from devices, remove pins.
   absl::Status Cleanup();
+  // Before exiting without Cleanup: what holds only while the agent watches
+  // (TND_NODE_F_HOPS_SHARED) is withdrawn.
+  void OnStop();
 
   nlohmann::json StatusJson() const;
   // The cluster the agent follows (null when none): connection, syncs, skips.
@@ -155,6 +158,8 @@ class Agent {
   // Stores the endpoints' change (all of them when `c` names none).
   absl::Status PersistEndpoints(StateChange c = {});
   void OnLinkEvents();
+  // Sets TND_NODE_F_HOPS_SHARED from the rules and routes (RouteTable).
+  void UpdateHopsShared();
   // A native device that was recreated: XDP, tc and the device table again.
   void ReattachDevice(const std::string& name);
   absl::Status SyncDevices(const NodeFacts& facts);
@@ -231,6 +236,7 @@ class Agent {
   int64_t pending_since_ms_ = -1;             // the first queued removal (-1: none)
   static constexpr int64_t kFlowCleanupDelayMs = 1000;
   bool placement_retry_ = false;  // a placement refresh failed half way
+  std::optional<bool> hops_shared_;  // TND_NODE_F_HOPS_SHARED as last written
   static constexpr int kPlacementRetryMs = 1000;
   nlohmann::json last_gc_;
   std::unique_ptr<ServiceManager> services_;

@@ -11,6 +11,7 @@
 #include "datapath/attach.h"
 #include "maps/node_gen.h"
 #include "network/netlink.h"
+#include "network/route_table.h"
 #include "agent/prefilter.h"
 #include "common/fd.h"
 #include "common/log.h"
@@ -117,11 +118,15 @@ std::vector<BackendPlace> Agent::PlacesOf(const std::vector<IpAddr>& ips) const 
 }
 
 void Agent::OnLinkEvents() {
-  bool addresses = false;
+  bool addresses = false, rules = false;
   std::vector<Cidr> routes;
   const std::vector<LinkEvent> events = links_->Read();
   for (const LinkEvent& ev : events) {
     if (ev.kind == LinkEvent::Kind::kNeighbour) continue;  // only the generation below
+    if (ev.kind == LinkEvent::Kind::kRule) {
+      rules = true;
+      continue;
+    }
     if (ev.kind == LinkEvent::Kind::kAddress) {
       addresses = addresses || std::count(device_ifindexes_.begin(), device_ifindexes_.end(), ev.ifindex) > 0;
       continue;
@@ -159,8 +164,41 @@ void Agent::OnLinkEvents() {
         if (c.Contains(ip.family, ip.bytes)) return true;
       return false;
     });
+  if (rules || !routes.empty()) UpdateHopsShared();
   // A next hop (route, neighbour's MAC, device) may be another now.
   if (!events.empty()) BumpGeneration();
+}
+
+void Agent::UpdateHopsShared() {
+  // Only while the rules and routes are watched (links_): a change that
+  // makes the FIB's answer depend on more than the destination must clear it.
+  bool shared = false;
+  std::string why = "the link watch is not open";
+  if (links_) {
+    auto table = RouteTable::Load();
+    if (!table.ok()) why = std::string(table.status().message());
+    else if (!table->has_value()) why = "a routing rule does more than look up a table";
+    else if (!(*table)->PerDestination()) why = "a route has several next hops, a nexthop object, a source prefix or a TOS";
+    else shared = true;
+  }
+  if (hops_shared_ && *hops_shared_ == shared) return;
+  if (auto st = SetNodeFlag(paths_.Map(TND_MAP_NODE), TND_NODE_F_HOPS_SHARED, shared); !st.ok()) {
+    TND_LOG_WARN("next hops shared by flows: ", st.message());
+    return;
+  }
+  hops_shared_ = shared;
+  if (shared) TND_LOG_INFO("next hops shared by new flows (the FIB answers by destination)");
+  else TND_LOG_INFO("next hops not shared by flows: ", why);
+}
+
+void Agent::OnStop() {
+  // Nobody watches the rules until the next agent starts: the programs ask
+  // the FIB for every new flow meanwhile.
+  if (hops_shared_.value_or(false)) {
+    if (auto st = SetNodeFlag(paths_.Map(TND_MAP_NODE), TND_NODE_F_HOPS_SHARED, false); !st.ok())
+      TND_LOG_WARN("next hops shared by flows: ", st.message());
+    hops_shared_ = false;
+  }
 }
 
 void Agent::ReattachDevice(const std::string& name) {

@@ -150,6 +150,7 @@ int Run(int argc, char** argv) {
       return 1;
     }
   } else {
+    agent.OnStop();
     TND_LOG_INFO("leaving the datapath in place (programs attached, maps pinned under ",
                  cfg.bpffs_root, ")");
   }

@@ -38,6 +38,8 @@ static_assert(sizeof(tnd_srange_v6_key) == 24);
 static_assert(sizeof(tnd_event) == 96);
 static_assert(sizeof(tnd_ep_key) == 20);
 static_assert(sizeof(tnd_endpoint) == 24);
+static_assert(sizeof(tnd_hop_key) == 24);
+static_assert(sizeof(tnd_hop_val) == 28);
 static_assert(sizeof(tnd_nomasq_val) == 4);
 static_assert(sizeof(tnd_frag_key) == 12);
 static_assert(sizeof(tnd_node_info) == 32);
@@ -134,7 +136,9 @@ inline constexpr PinnedMapSpec kPinnedMaps[] = {
     {TND_MAP_NOMASQ_V6, BPF_MAP_TYPE_LPM_TRIE, sizeof(tnd_lpm_v6_key), sizeof(tnd_nomasq_val),
      TND_NOMASQ_MAX, "destinations not masqueraded, IPv6"},
     {TND_MAP_NODE, BPF_MAP_TYPE_ARRAY, sizeof(uint32_t), sizeof(tnd_node_info), 1,
-     "this node: its network namespace (socket LB of 127.0.0.1 node ports)"},
+     "this node: its network namespace (socket LB of 127.0.0.1 node ports), generation, flags"},
+    {TND_MAP_HOPS, BPF_MAP_TYPE_LRU_HASH, sizeof(tnd_hop_key), sizeof(tnd_hop_val), TND_HOPS_MAX,
+     "next hops by ingress device and destination, shared by new flows (LRU)"},
 };
 
 }  // namespace tendril::abi

@@ -49,6 +49,7 @@
 #define TND_MAP_NOMASQ_V4 "tnd_nomasq_v4"
 #define TND_MAP_NOMASQ_V6 "tnd_nomasq_v6"
 #define TND_MAP_NODE "tnd_node"
+#define TND_MAP_HOPS "tnd_hops"
 
 /* ---- sizes ----------------------------------------------------------------
  * *_DEFAULT sizes are what the objects declare; the agent sets the real ones
@@ -73,6 +74,7 @@
 #define TND_EVENTS_BYTES (256 * 1024)
 #define TND_ENDPOINTS_MAX 4096    /* endpoint addresses (v4 and v6 together) */
 #define TND_NOMASQ_MAX 1024       /* per family: pod CIDRs + exempt destinations */
+#define TND_HOPS_MAX 16384        /* LRU: (ingress device, destination) next hops */
 #ifndef TENDRIL_MAGLEV_TABLE_SIZE
 #define TENDRIL_MAGLEV_TABLE_SIZE 16381 /* prime; set by the agent's config header */
 #endif
@@ -187,8 +189,39 @@ struct tnd_node_info {
 	__u32 gen;               /* bumped on every change a cached flow path depends on
 				  * (tnd_ct_val.hop_gen): services, backends, endpoints,
 				  * devices, routes, neighbours; and at each agent start */
-	__u32 pad0;
+	__u32 flags;             /* TND_NODE_F_* */
 	__u64 pad[2];
+};
+
+/* The FIB's answer depends on a packet's destination (and ingress device)
+ * alone: the routing rules only say "look up table T" and no route has
+ * several next hops. The agent sets it from the rules and routes it reads
+ * (network/route_table.h) and clears it while that is not so; new flows
+ * then share next hops (tnd_hops). */
+#define TND_NODE_F_HOPS_SHARED 0x1
+
+/* ---- next hops shared by flows (tnd_hops, LRU) -----------------------------
+ *
+ * A FIB lookup's answer for a destination reached from an ingress device,
+ * kept for the second it was found in under the node's generation, so a new
+ * flow to a backend other flows reach does one lookup here instead of
+ * bpf_fib_lookup. Only while TND_NODE_F_HOPS_SHARED is set. The programs
+ * alone write it. */
+struct tnd_hop_key {
+	__u32 ifindex; /* the device the packet came in on */
+	__u8 family;   /* 4 or 6 */
+	__u8 pad[3];
+	__u8 addr[16]; /* destination (IPv4: first 4 bytes, rest zero) */
+};
+
+struct tnd_hop_val {
+	__u32 gen;     /* the node's generation it was found under */
+	__u32 sec;     /* the second it was found in (0 while being written) */
+	__u32 ifindex; /* out of this device */
+	__u16 len_ok;  /* the longest IP packet the route's MTU was checked for */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u8 pad[2];
 };
 
 /* ---- services --------------------------------------------------------------

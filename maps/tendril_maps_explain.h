@@ -46,13 +46,14 @@
 	X(CT_NEW, 23, "ct-new", "new flow: its forward and reply conntrack entries would be created") \
 	X(ENDPOINT_CACHED, 24, "endpoint-cached", "a pod's established flow: next hop from its conntrack entry") \
 	X(TO_ENDPOINT, 25, "to-endpoint", "delivered to a local endpoint") \
-	X(MASQUERADE, 26, "masquerade", "a pod's packet leaving the node: source NAT to the node")
+	X(MASQUERADE, 26, "masquerade", "a pod's packet leaving the node: source NAT to the node") \
+	X(HOP_SHARED, 27, "hop-shared", "next hop another flow's FIB lookup to this destination found in this second")
 
 enum tnd_explain_step {
 #define TND_X_EXPLAIN_ENUM(name, bit, text, doc) TND_XS_##name = bit,
 	TND_EXPLAIN_STEPS(TND_X_EXPLAIN_ENUM)
 #undef TND_X_EXPLAIN_ENUM
-	TND_XS_MAX = 27,
+	TND_XS_MAX = 28,
 };
 
 /* The programs a dry run can pass through, in the order they ran (tail

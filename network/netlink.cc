@@ -436,6 +436,11 @@ std::optional<LinkEvent> DecodeEvent(const nlmsghdr* nlh) {
     e.deleted = t == RTM_DELNEIGH;
     return e;
   }
+  if (t == RTM_NEWRULE || t == RTM_DELRULE) {
+    e.kind = LinkEvent::Kind::kRule;
+    e.deleted = t == RTM_DELRULE;
+    return e;
+  }
   return std::nullopt;
 }
 }  // namespace
@@ -443,12 +448,14 @@ std::optional<LinkEvent> DecodeEvent(const nlmsghdr* nlh) {
 absl::StatusOr<std::unique_ptr<LinkWatcher>> LinkWatcher::Open() {
   mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (!nl) return ErrnoError(errno, "open rtnetlink socket for link events");
+  // Rules have no RTMGRP_* name; their groups' bits are (1 << (group - 1)).
   const unsigned groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE |
-                          RTMGRP_IPV6_ROUTE | RTMGRP_NEIGH;
+                          RTMGRP_IPV6_ROUTE | RTMGRP_NEIGH | (1u << (RTNLGRP_IPV4_RULE - 1)) |
+                          (1u << (RTNLGRP_IPV6_RULE - 1));
   if (mnl_socket_bind(nl, groups, MNL_SOCKET_AUTOPID) < 0) {
     int e = errno;
     mnl_socket_close(nl);
-    return ErrnoError(e, "subscribe to link, address, route and neighbour events (RTMGRP_*)");
+    return ErrnoError(e, "subscribe to link, address, route, neighbour and rule events (RTMGRP_*)");
   }
   return std::unique_ptr<LinkWatcher>(new LinkWatcher(nl));
 }

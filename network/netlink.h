@@ -85,9 +85,10 @@ class Rtnl {
   uint32_t seq_ = 100;
 };
 
-// Link, address and route changes for the agent's poll loop.
+// Link, address, route, neighbour and routing rule changes for the agent's
+// poll loop.
 struct LinkEvent {
-  enum class Kind { kLink, kAddress, kRoute, kNeighbour };
+  enum class Kind { kLink, kAddress, kRoute, kNeighbour, kRule };
   Kind kind = Kind::kLink;
   bool deleted = false;
   int ifindex = 0;   // kLink, kAddress

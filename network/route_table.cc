@@ -53,6 +53,7 @@ int RuleCb(const nlmsghdr* nlh, void* data) {
 struct RouteDump {
   int family = AF_INET;
   std::vector<RouteTable::Table>* tables = nullptr;
+  bool per_destination = true;  // no route looked at picks by more than its destination
 };
 
 int RouteDumpCb(const nlmsghdr* nlh, void* data) {
@@ -75,6 +76,9 @@ int RouteDumpCb(const nlmsghdr* nlh, void* data) {
   });
   auto t = std::find_if(q->tables->begin(), q->tables->end(), [&](const auto& x) { return x.id == table; });
   if (t == q->tables->end()) return MNL_CB_OK;  // no rule looks there
+  // Several next hops (hashed by flow), a nexthop object (maybe a group), a
+  // source-specific or TOS route: the answer depends on more than dst.
+  if (several || rtm->rtm_src_len || rtm->rtm_tos) q->per_destination = false;
   RouteTable::Entry e;
   e.metric = metric;
   e.route.local_address = rtm->rtm_type == RTN_LOCAL;
@@ -124,6 +128,7 @@ absl::StatusOr<std::optional<RouteTable>> RouteTable::Load() {
     }
     RouteDump routes{family, &rt.tables_[f]};
     TND_RETURN_IF_ERROR(Dump(nl.get(), RTM_GETROUTE, family, RouteDumpCb, &routes, "dump routes"));
+    rt.per_destination_ = rt.per_destination_ && routes.per_destination;
   }
   return std::optional<RouteTable>(std::move(rt));
 }

@@ -31,6 +31,13 @@ class RouteTable {
   // The route to `dst` as RTM_GETROUTE would give it (`out` set for kRoute).
   Answer Lookup(const IpAddr& dst, RouteInfo* out) const;
 
+  // Whether the kernel's FIB answers by destination (and ingress device)
+  // alone: no route looked at has several next hops (IPv6 reports its
+  // equal-cost routes so too), a nexthop object, a source prefix or a TOS
+  // (and the rules are plain, or there would be no table). The datapath then shares next hops between
+  // flows (TND_NODE_F_HOPS_SHARED).
+  bool PerDestination() const { return per_destination_; }
+
   struct Entry {
     RouteInfo route;
     uint32_t metric = 0;
@@ -46,6 +53,7 @@ class RouteTable {
  private:
   // Per family (0: IPv4, 1: IPv6): the tables in rule order.
   std::array<std::vector<Table>, 2> tables_;
+  bool per_destination_ = true;
 };
 
 }  // namespace tendril

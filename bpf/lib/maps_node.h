@@ -42,4 +42,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tnd_nomasq_v6 SEC(".maps");
 
+/* Next hops shared by new flows (tendril_maps.h: tnd_hop_key); bpf/lib/fib.h
+ * alone reads and writes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct tnd_hop_key);
+	__type(value, struct tnd_hop_val);
+	__uint(max_entries, TND_HOPS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tnd_hops SEC(".maps");
+
 #endif

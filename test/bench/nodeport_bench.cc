@@ -36,7 +36,9 @@
 #include "datapath/attach.h"
 #include "datapath/loader.h"
 #include "lb/services.h"
+#include "network/route_table.h"
 #include "maps/abi.h"
+#include "maps/node_gen.h"
 #include "maps/pinned_map.h"
 #include "test/bench/bench_util.h"
 #include "test/support/kernel.h"
@@ -256,6 +258,16 @@ int Main(bool json_out) {
     return Frame().Eth(kMacNode, kMacPeer).Ipv4(backend, "10.0.0.1").Tcp(8080, nport, 0x10).Payload(pay).Build();
   };
 
+  // Next hops shared by new flows (tnd_hops) as the agent decides it: only
+  // where the FIB answers by destination alone (it does in this namespace).
+  auto table = RouteTable::Load();
+  const bool per_destination = table.ok() && table->has_value() && (*table)->PerDestination();
+  auto share = [&](bool on) {
+    (void)SetNodeFlag(pins.path() + "/" TND_MAP_NODE, TND_NODE_F_HOPS_SHARED, on && per_destination);
+  };
+  share(true);
+  if (!json_out) std::printf("next hops shared by new flows: %s\n", per_destination ? "yes" : "no (the FIB says no)");
+
   Wrapper w(*bench);
   std::vector<Row> rows;
   auto flush = [&] { FlushFlows(pins.path()); };
@@ -264,6 +276,9 @@ int Main(bool json_out) {
     rows.push_back(w.Measure(hook, "NodePort, established flow (DNAT+SNAT)", fwd, Vary::kNone, np));
     rows.push_back(w.Measure(hook, "NodePort, 60,000 established flows in turn", fwd, Vary::kFlowsInTurn, np));
     rows.push_back(w.Measure(hook, "NodePort, new flow (its first packet)", fwd, Vary::kNewFlows, np, flush));
+    share(false);  // as with a policy rule: every new flow asks the FIB
+    rows.push_back(w.Measure(hook, "NodePort, new flow, next hops not shared", fwd, Vary::kNewFlows, np, flush));
+    share(true);
     rows.push_back(w.Measure(hook, "reply of a NodePort flow (revSNAT+revDNAT)", reply_frame(), Vary::kNone, np));
     rows.push_back(w.Measure(hook, "NodePort to a local pod, established (DNAT)", to_pod, Vary::kNone, np));
     rows.push_back(w.Measure(hook, "not a service (passes)", other, Vary::kNone, np));

@@ -3,10 +3,14 @@
 // default, several metrics) and the kinds it leaves to the kernel
 // (blackhole, unreachable, multipath), every address it answers gets the
 // answer RTM_GETROUTE gives, and LookupRoutes (which uses it) gives what one
-// lookup per address gives. A policy rule makes it step aside.
+// lookup per address gives. A policy rule makes it step aside. It says
+// whether the FIB answers by destination alone (TND_NODE_F_HOPS_SHARED), and
+// the agent's link watch reports the rule changes that decide it.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -93,6 +97,56 @@ TEST_F(RouteTableTest, APolicyRuleLeavesEveryAddressToTheKernel) {
   auto all = LookupRoutes(many);
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(Text((*all)[99]), Text(*LookupRoute(many[99])));
+}
+
+bool PerDestination() {
+  auto table = RouteTable::Load();
+  EXPECT_TRUE(table.ok()) << table.status();
+  return table.ok() && table->has_value() && (*table)->PerDestination();
+}
+
+TEST_F(RouteTableTest, TheFibAnswersByDestinationOnlyWithoutRoutesThatPickByFlow) {
+  NetnsGuard in(ns_);
+  EXPECT_FALSE(PerDestination()) << "10.5.0.0/16 has two next hops";
+  ASSERT_EQ(ns_.Exec({"ip", "route", "del", "10.5.0.0/16"}), 0);
+  EXPECT_TRUE(PerDestination()) << "blackhole, unreachable and metrics pick by destination";
+  ASSERT_EQ(ns_.Exec({"ip", "nexthop", "add", "id", "1", "via", "10.0.0.2", "dev", "a0"}), 0);
+  EXPECT_TRUE(PerDestination()) << "a nexthop object no route uses";
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> by_flow = {
+      {{"ip", "-6", "route", "add", "fd02::/64", "from", "fd00::/64", "via", "fd00::2", "dev", "a0"},
+       {"ip", "-6", "route", "del", "fd02::/64", "from", "fd00::/64"}},
+      {{"ip", "-6", "route", "add", "fd03::/64", "nexthop", "via", "fd00::2", "dev", "a0", "nexthop", "via", "fd00::3",
+        "dev", "a0"},
+       {"ip", "-6", "route", "del", "fd03::/64"}},
+      {{"ip", "route", "add", "10.8.0.0/16", "nhid", "1"}, {"ip", "route", "del", "10.8.0.0/16"}},
+      {{"ip", "route", "add", "10.7.0.0/16", "tos", "0x10", "via", "10.0.0.2", "dev", "a0"},
+       {"ip", "route", "del", "10.7.0.0/16", "tos", "0x10"}},
+      {{"ip", "rule", "add", "fwmark", "7", "table", "main", "priority", "100"},
+       {"ip", "rule", "del", "priority", "100"}}};
+  for (const auto& [add, del] : by_flow) {
+    ASSERT_EQ(ns_.Exec(add), 0) << absl::StrJoin(add, " ");
+    EXPECT_FALSE(PerDestination()) << absl::StrJoin(add, " ");
+    ASSERT_EQ(ns_.Exec(del), 0) << absl::StrJoin(del, " ");
+    EXPECT_TRUE(PerDestination()) << absl::StrJoin(del, " ");
+  }
+}
+
+TEST_F(RouteTableTest, TheLinkWatchReportsRuleChanges) {
+  std::unique_ptr<LinkWatcher> watch;
+  {
+    NetnsGuard in(ns_);
+    auto w = LinkWatcher::Open();
+    ASSERT_TRUE(w.ok()) << w.status();
+    watch = std::move(*w);
+  }
+  ASSERT_EQ(ns_.Exec({"ip", "rule", "add", "from", "10.9.0.0/16", "table", "100", "priority", "200"}), 0);
+  ASSERT_EQ(ns_.Exec({"ip", "-6", "rule", "add", "from", "fd09::/64", "table", "100", "priority", "200"}), 0);
+  ASSERT_EQ(ns_.Exec({"ip", "rule", "del", "priority", "200"}), 0);
+  int added = 0, deleted = 0;
+  for (const LinkEvent& e : watch->Read())
+    if (e.kind == LinkEvent::Kind::kRule) (e.deleted ? deleted : added) += 1;
+  EXPECT_EQ(added, 2) << "one IPv4 and one IPv6 rule";
+  EXPECT_EQ(deleted, 1);
 }
 
 }  // namespace

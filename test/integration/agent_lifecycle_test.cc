@@ -37,6 +37,24 @@ class AgentLifecycleTest : public ::testing::Test {
   }
   std::string Socket() { return state_.path() + "/api.sock"; }
 
+  // A node namespace with one device, eth0 (10.0.0.1/24), and its peer; the
+  // agent's arguments for it (tc only).
+  static void OneDevice(Netns& ns) {
+    ASSERT_EQ(ns.IpBatch({"link add eth0 type veth peer name peer0", "link set eth0 up", "link set peer0 up",
+                          "addr add 10.0.0.1/24 dev eth0"}),
+              0);
+  }
+  std::vector<std::string> OneDeviceArgs(const Netns& ns) {
+    return Args({"--netns", ns.path(), "--devices", "eth0", "--xdp-mode", "disabled"});
+  }
+  // The node map's entry now (zero when it cannot be read: the test fails).
+  tnd_node_info NodeInfo() {
+    auto node = Map<uint32_t, tnd_node_info>::OpenPin(pins_.path() + "/" TND_MAP_NODE, "node");
+    EXPECT_TRUE(node.ok()) << node.status();
+    auto v = node.ok() ? node->Lookup(0) : absl::StatusOr<std::optional<tnd_node_info>>(node.status());
+    return v.ok() && v->has_value() ? **v : tnd_node_info{};
+  }
+
   bool WaitReady(Subprocess& p) { return WaitForAgent(p, Socket()); }
 
   TempPinRoot pins_;
@@ -236,17 +254,10 @@ TEST_F(AgentLifecycleTest, MapSizeSettingsSizeThePinnedTables) {
 // reports a neighbour (or route, address, link) change on the node.
 TEST_F(AgentLifecycleTest, TheNodeGenerationMovesWithChangesAFlowsPathDependsOn) {
   Netns ns("gen");
-  ASSERT_EQ(ns.IpBatch({"link add eth0 type veth peer name peer0", "link set eth0 up", "link set peer0 up",
-                        "addr add 10.0.0.1/24 dev eth0"}),
-            0);
-  Subprocess agent(Args({"--netns", ns.path(), "--devices", "eth0", "--xdp-mode", "disabled"}));
+  OneDevice(ns);
+  Subprocess agent(OneDeviceArgs(ns));
   ASSERT_TRUE(WaitReady(agent)) << agent.Log();
-  auto node = Map<uint32_t, tnd_node_info>::OpenPin(pins_.path() + "/" TND_MAP_NODE, "node");
-  ASSERT_TRUE(node.ok()) << node.status();
-  auto gen = [&]() -> uint32_t {
-    auto v = node->Lookup(0);
-    return v.ok() && v->has_value() ? (*v)->gen : 0;
-  };
+  auto gen = [&]() { return NodeInfo().gen; };
   // Waits (bounded) for the generation to move past `from`.
   auto moved = [&](uint32_t from) {
     for (int i = 0; i < 100 && gen() == from; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -265,6 +276,37 @@ TEST_F(AgentLifecycleTest, TheNodeGenerationMovesWithChangesAFlowsPathDependsOn)
   const uint32_t before_route = gen();
   ASSERT_EQ(ns.Exec({"ip", "route", "add", "10.9.0.0/16", "via", "10.0.0.2"}), 0);
   EXPECT_TRUE(moved(before_route)) << "a route change bumps it";
+}
+
+// New flows share next hops (tnd_hops) only while the agent watches and the
+// FIB answers by destination alone: a policy rule or a multipath route
+// clears TND_NODE_F_HOPS_SHARED, its removal sets it again, and an agent
+// that stops leaves it cleared (nobody watches the rules then).
+TEST_F(AgentLifecycleTest, NextHopsAreSharedOnlyWhileTheFibAnswersByDestination) {
+  Netns ns("hops");
+  OneDevice(ns);
+  Subprocess agent(OneDeviceArgs(ns));
+  ASSERT_TRUE(WaitReady(agent)) << agent.Log();
+  auto shared = [&]() { return (NodeInfo().flags & TND_NODE_F_HOPS_SHARED) != 0; };
+  // Waits (bounded) for the flag to be `want`.
+  auto becomes = [&](bool want) {
+    for (int i = 0; i < 100 && shared() != want; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return shared() == want;
+  };
+  EXPECT_TRUE(shared()) << "the default rules and routes: set at start\n" << agent.Log();
+  ASSERT_EQ(ns.Exec({"ip", "rule", "add", "from", "10.9.0.0/16", "table", "100", "priority", "300"}), 0);
+  EXPECT_TRUE(becomes(false)) << "a policy rule clears it";
+  ASSERT_EQ(ns.Exec({"ip", "rule", "del", "priority", "300"}), 0);
+  EXPECT_TRUE(becomes(true)) << "set again when the rule goes";
+  ASSERT_EQ(ns.Exec({"ip", "route", "add", "10.5.0.0/16", "nexthop", "via", "10.0.0.2", "dev", "eth0", "nexthop",
+                     "via", "10.0.0.3", "dev", "eth0"}),
+            0);
+  EXPECT_TRUE(becomes(false)) << "a multipath route clears it";
+  ASSERT_EQ(ns.Exec({"ip", "route", "del", "10.5.0.0/16"}), 0);
+  EXPECT_TRUE(becomes(true));
+  EXPECT_EQ(agent.Stop(), 0) << agent.Log();
+  EXPECT_FALSE(shared()) << "an agent that stops withdraws it";
+  EXPECT_NE(agent.Log().find("next hops shared by new flows"), std::string::npos) << agent.Log();
 }
 
 }  // namespace
