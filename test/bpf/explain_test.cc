@@ -7,8 +7,12 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <algorithm>
+
 #include "explain/report.h"
 #include "explain/runner.h"
+#include "maps/conntrack.h"
+#include "maps/node_gen.h"
 #include "network/cidr.h"
 #include "test/support/lb_fixture.h"
 
@@ -157,6 +161,38 @@ TEST_F(ExplainTest, NotAServicePortLeavesAtOnceAndTheNodesProgramsNeverWriteTheR
     ASSERT_EQ(bpf_map_lookup_elem(*fd, &key, &rec), 0);
     EXPECT_EQ(std::memcmp(&rec, &zero, sizeof(rec)), 0) << "a node's program wrote the explain record";
   }
+}
+
+TEST_F(ExplainTest, AHopAnotherFlowFoundIsNamedAndADryRunSharesNone) {
+  AddService("10.0.0.1", 30094, kTcp, 25, kExt, {{"10.1.2.2", 80}}, 98);
+  ASSERT_TRUE(SetNodeFlag(pins_->path() + "/" TND_MAP_NODE, TND_NODE_F_HOPS_SHARED, true).ok());
+  auto hops = Open<tnd_hop_key, tnd_hop_val>(TND_MAP_HOPS);
+  auto count = [&] {
+    int n = 0;
+    EXPECT_TRUE(hops->ForEach([&](const tnd_hop_key&, const tnd_hop_val&) { ++n; }).ok());
+    return n;
+  };
+  DryRunOutcome first = Dry("bpf_xdp", kXdpEntryProgram, RunCtx::kXdp, Syn("10.0.0.100", 30094));
+  EXPECT_TRUE(Has(first.rec, TND_XS_FIB) && !Has(first.rec, TND_XS_HOP_SHARED)) << std::hex << first.rec.steps;
+  EXPECT_EQ(count(), 0) << "a dry run shares no next hop";
+  // The node's program shares what the FIB found; a dry run of another new
+  // flow in the same second takes it (three tries against the second turning).
+  bool named = false;
+  for (int attempt = 0; attempt < 3 && !named; ++attempt) {
+    const uint64_t sec = BpfClockSeconds();
+    Real(xdp_in_, RunCtx::kXdp, Syn("10.0.0.101", 30094));  // seen on the device the dry run names
+    ASSERT_EQ(count(), 1);
+    const Bytes in = Syn("10.0.0.102", 30094);
+    DryRunOutcome d = Dry("bpf_xdp", kXdpEntryProgram, RunCtx::kXdp, in);
+    if (BpfClockSeconds() != sec) continue;
+    EXPECT_TRUE(Has(d.rec, TND_XS_HOP_SHARED) && !Has(d.rec, TND_XS_FIB)) << std::hex << d.rec.steps;
+    EXPECT_TRUE(HasStep(Describe("xdp", RunCtx::kXdp, in, d), "hop-shared"));
+    const Bytes real = Real(xdp_in_, RunCtx::kXdp, in).out;
+    ASSERT_TRUE(d.out.size() >= 12 && real.size() >= 12);
+    EXPECT_TRUE(std::equal(d.out.begin(), d.out.begin() + 12, real.begin())) << "the MACs the node's program writes";
+    named = true;
+  }
+  EXPECT_TRUE(named) << "the second turned in each of three attempts";
 }
 
 }  // namespace
