@@ -396,8 +396,11 @@ static __always_inline int tnd_lb_fast(TND_CTX *ctx, struct tnd_pkt *p, const in
 	if ((ct->flags & TND_CT_F_DSR) && (p->tcp_flags & TND_TCP_SYN))
 		return TND_CTX_XDP ? TND_TO_TC() : -1;
 	tnd_ct_cached_hop(ct, fwd);
-	if (TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p))
-		return TND_TO_TC(); /* into a pod XDP cannot reach: tc's */
+	/* XDP sends on what the full path lets it (tnd_lb_service): SNAT, DSR
+	 * and delivery into a veth that takes XDP frames. A local backend
+	 * behind any other device (not an endpoint: no peer) is tc's too. */
+	if (TND_CTX_XDP && (fwd->peer ? !tnd_xdp_rx_fits(fwd, p) : !(ct->flags & (TND_CT_F_SNAT | TND_CT_F_DSR))))
+		return TND_TO_TC();
 	tnd_explain_set(TND_XS_CACHED_PATH, backend_id, ct->backend_id);
 	ct->packets += 1;
 	ct->bytes += p->len;

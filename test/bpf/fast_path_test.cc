@@ -307,5 +307,26 @@ TEST_F(FastPathTest, XdpLeavesToTcWhatTheEndpointsVethCannotTake) {
   }
 }
 
+// A local backend that is not an endpoint (a namespace behind lx0 the agent
+// did not make; only its neighbour is known): the full path at XDP hands
+// every packet to tc, which delivers it and fills the cache; XDP must not
+// use that cache either (a redirect into a veth without NAPI on its other
+// side fails, and the frame is lost).
+TEST_F(FastPathTest, XdpLeavesToTcALocalBackendThatIsNotAnEndpoint) {
+  AddService("10.0.0.1", 30081, kTcp, 9, kExt, {{"10.1.1.2", 8080}}, 20);
+  Bytes in = Frame().Eth(kMacNode, kMacClient).Ipv4("10.0.0.100", "10.0.0.1").Tcp(40000, 30081, 0x10).Payload("data").Build();
+  ProgRun x = Run(xdp_in_, in);
+  EXPECT_EQ(x.retval, static_cast<uint32_t>(XDP_PASS));
+  EXPECT_EQ(x.out, in);
+  for (int i = 0; i < 3; ++i) {
+    ProgRun t = Run(tc_in_, in);
+    EXPECT_EQ(t.retval, static_cast<uint32_t>(TC_ACT_REDIRECT));
+    EXPECT_EQ(t.out, Frame().Eth(kMacLocal, kMacLx).Ipv4("10.0.0.100", "10.1.1.2").Tcp(40000, 8080, 0x10).Payload("data").Build());
+    ProgRun again = Run(xdp_in_, in);
+    EXPECT_EQ(again.retval, static_cast<uint32_t>(XDP_PASS)) << "packet " << i << ": tc's cache is not XDP's";
+    EXPECT_EQ(again.out, in);
+  }
+}
+
 }  // namespace
 }  // namespace tendril::test
