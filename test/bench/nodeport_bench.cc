@@ -119,6 +119,7 @@ struct Row {
   uint32_t verdict;
   double single_bare, single;  // one run per call (SingleRunNs)
   bool wrapped = true;         // the repeat figures were measured
+  double paired = 0;           // A/B rows: median of this row's ratio over its partner's, pair by pair
 };
 
 // What changes between the runs of a case.
@@ -174,6 +175,50 @@ struct Wrapper {
   }
 };
 
+constexpr int kAbRounds = 6;  // alternated pairs of the hop-sharing A/B
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// A new flow's first packet with next hops shared (tnd_hops) and not (as
+// with a policy rule: every new flow asks the FIB), measured in alternation,
+// A B B A A B ..., so that neither side always runs first on a warm or cold
+// cache. Each row's figures are medians over the rounds; `paired` is the
+// median over the pairs of shared/not shared, each against its own bare.
+std::vector<Row> MeasureSharing(const Wrapper& w, const std::string& hook, const Bytes& frame, int prog,
+                                const std::function<void()>& flush, const std::function<void(bool)>& share) {
+  const std::string names[2] = {"NodePort, new flow (its first packet)", "NodePort, new flow, next hops not shared"};
+  std::vector<Row> runs[2];
+  for (int i = 0; i < kAbRounds; ++i) {
+    for (int k = 0; k < 2; ++k) {
+      int side = (i + k) % 2;  // 0 1, 1 0, 0 1, ...
+      share(side == 0);
+      runs[side].push_back(w.Measure(hook, names[side], frame, Vary::kNewFlows, prog, flush));
+    }
+  }
+  share(true);
+  std::vector<Row> out;
+  std::vector<double> pairs;
+  for (int i = 0; i < kAbRounds; ++i)
+    if (runs[0][i].single_bare > 0 && runs[1][i].single > 0)
+      pairs.push_back((runs[0][i].single / runs[0][i].single_bare) / (runs[1][i].single / runs[1][i].single_bare));
+  for (int side = 0; side < 2; ++side) {
+    Row r = runs[side].back();
+    std::vector<double> single, bare;
+    for (const Row& x : runs[side]) {
+      single.push_back(x.single);
+      bare.push_back(x.single_bare);
+    }
+    r.single = Median(single);
+    r.single_bare = Median(bare);
+    r.paired = side == 0 ? Median(pairs) : 0;
+    out.push_back(r);
+  }
+  return out;
+}
+
 void Print(const std::vector<Row>& rows, bool json_out) {
   if (json_out) {
     nlohmann::json j = nlohmann::json::array();
@@ -182,6 +227,7 @@ void Print(const std::vector<Row>& rows, bool json_out) {
       nlohmann::json e = {{"hook", r.hook}, {"case", r.name}, {"baseline_ns", r.bare}, {"verdict", r.verdict},
                           {"single_run_ns", r.single}, {"single_run_baseline_ns", r.single_bare},
                           {"single_run_ratio", r.single / r.single_bare}};
+      if (r.paired > 0) e["paired_ratio_to_next_row"] = r.paired;
       if (r.wrapped) {
         e["ns_per_packet"] = r.net;
         e["ratio"] = r.net / r.bare;
@@ -206,6 +252,10 @@ void Print(const std::vector<Row>& rows, bool json_out) {
       std::printf("%-5s %-46s %9s %9.1f %7s | ", r.hook.c_str(), r.name.c_str(), "-", r.bare, "-");
     std::printf("%9.1f %9.1f %6.2fx %8u\n", r.single, r.single_bare, r.single / r.single_bare, r.verdict);
   }
+  for (const auto& r : rows)
+    if (r.paired > 0)
+      std::printf("%s, new flow, next hops shared / not shared: %.2fx (median of %d alternated pairs)\n", r.hook.c_str(),
+                  r.paired, kAbRounds);
 }
 
 template <typename K, typename V>
@@ -275,10 +325,7 @@ int Main(bool json_out) {
     int np = std::string(hook) == "XDP" ? xdp_np : tc_np;
     rows.push_back(w.Measure(hook, "NodePort, established flow (DNAT+SNAT)", fwd, Vary::kNone, np));
     rows.push_back(w.Measure(hook, "NodePort, 60,000 established flows in turn", fwd, Vary::kFlowsInTurn, np));
-    rows.push_back(w.Measure(hook, "NodePort, new flow (its first packet)", fwd, Vary::kNewFlows, np, flush));
-    share(false);  // as with a policy rule: every new flow asks the FIB
-    rows.push_back(w.Measure(hook, "NodePort, new flow, next hops not shared", fwd, Vary::kNewFlows, np, flush));
-    share(true);
+    for (Row& r : MeasureSharing(w, hook, fwd, np, flush, share)) rows.push_back(r);
     rows.push_back(w.Measure(hook, "reply of a NodePort flow (revSNAT+revDNAT)", reply_frame(), Vary::kNone, np));
     rows.push_back(w.Measure(hook, "NodePort to a local pod, established (DNAT)", to_pod, Vary::kNone, np));
     rows.push_back(w.Measure(hook, "not a service (passes)", other, Vary::kNone, np));
