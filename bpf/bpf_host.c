@@ -116,12 +116,35 @@ int tnd_host_in_v6(struct __sk_buff *ctx)
 	return tnd_host_in(ctx, 6);
 }
 
+/* One family's egress: a reply of a local backend, else masquerade. A
+ * flow of an endpoint that both leave as it is learns so in its conntrack
+ * entry (TND_HOP_EGRESS_NONE, until bpf_lxc next fills the cache): its next
+ * packets come marked and pass without a lookup. */
+static __always_inline int tnd_host_out(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
+{
+	struct tnd_ct_val *own = NULL;
+	int v = tnd_lb_egress(ctx, ETH_HLEN, fam, s, &own);
+
+#if TENDRIL_ENABLE_MASQUERADE
+	if (v < 0)
+		v = tnd_masquerade(ctx, fam, s);
+#endif
+	if (v < 0 && own)
+		own->hop_flags |= TND_HOP_EGRESS_NONE;
+	return tnd_tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
+}
+
 SEC("tc")
 int tnd_host_egress(struct __sk_buff *ctx)
 {
 	struct tnd_lb_scratch *s;
 
 	tnd_explain_prog(TND_XP_HOST_EGRESS);
+	if (ctx->mark == TND_MARK_ROUTED) {
+		ctx->mark = 0;
+		tnd_explain_step(TND_XS_ROUTED);
+		return TC_ACT_OK;
+	}
 	if (ctx->vlan_present || (ctx->protocol != bpf_htons(ETH_P_IP) && ctx->protocol != bpf_htons(ETH_P_IPV6)))
 		return TC_ACT_OK;
 	s = tnd_scratch(1);
@@ -129,27 +152,11 @@ int tnd_host_egress(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 #if TENDRIL_ENABLE_IPV4
 	if (ctx->protocol == bpf_htons(ETH_P_IP))
-	{
-		int v = tnd_lb_egress(ctx, ETH_HLEN, 4, s);
-
-#if TENDRIL_ENABLE_MASQUERADE
-		if (v < 0)
-			v = tnd_masquerade(ctx, 4, s);
-#endif
-		return tnd_tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
-	}
+		return tnd_host_out(ctx, 4, s);
 #endif
 #if TENDRIL_ENABLE_IPV6
 	if (ctx->protocol == bpf_htons(ETH_P_IPV6))
-	{
-		int v = tnd_lb_egress(ctx, ETH_HLEN, 6, s);
-
-#if TENDRIL_ENABLE_MASQUERADE
-		if (v < 0)
-			v = tnd_masquerade(ctx, 6, s);
-#endif
-		return tnd_tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
-	}
+		return tnd_host_out(ctx, 6, s);
 #endif
 	return TC_ACT_OK;
 }

@@ -102,6 +102,16 @@ struct tnd_ct_val {
 #define TND_HOP_VALID (1 << 0) /* the cache is filled (while hop_gen and hop_sec hold) */
 #define TND_HOP_PEER (1 << 1)  /* into a local endpoint's namespace (tc: bpf_redirect_peer) */
 #define TND_HOP_XDP_RX (1 << 2) /* ... whose veth takes XDP frames (XDP: bpf_redirect) */
+#define TND_HOP_EGRESS_NONE (1 << 3) /* an endpoint's flow out of a node device that the device's
+				      * egress program leaves as it is (no reply of a local
+				      * backend, not masqueraded): bpf_lxc marks its cached
+				      * packets (TND_MARK_ROUTED) and egress passes them at once */
+
+/* skb->mark of a packet bpf_lxc redirected out of a node device from a
+ * flow with TND_HOP_EGRESS_NONE. A pod's packet comes out of its namespace
+ * with mark 0 (crossing namespaces clears it); tnd_host_egress compares the
+ * whole value and puts 0 back. */
+#define TND_MARK_ROUTED 0x746e6401
 
 /*
  * NAT (LRU hash per family), shared by service SNAT and pod masquerade:

@@ -147,6 +147,8 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 	tnd_explain_redirect(ct->hop_ifindex, (ct->hop_flags & TND_HOP_PEER) ? TND_XR_PEER : TND_XR_DEVICE);
 	if (ct->hop_flags & TND_HOP_PEER)
 		return bpf_redirect_peer(ct->hop_ifindex, 0);
+	if ((ct->hop_flags & TND_HOP_EGRESS_NONE) && !ctx->mark)
+		ctx->mark = TND_MARK_ROUTED;
 	return bpf_redirect(ct->hop_ifindex, 0);
 }
 

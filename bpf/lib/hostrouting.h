@@ -401,7 +401,8 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 
 /* To the network: the endpoint's own flows leave with the device's address
  * (s->p parsed by tnd_lb_egress). Replies of inbound flows, traffic to pod
- * CIDRs and exempt destinations keep theirs. */
+ * CIDRs and exempt destinations keep theirs. A verdict, or -1: left as it
+ * is (for every packet of its flow while the device and lists stay). */
 static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *ctx, const int fam,
 								struct tnd_lb_scratch *s)
 {
@@ -417,10 +418,10 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 	bool exempt, fresh;
 
 	if (!p->has_l4)
-		return TND_PASS;
+		return -1;
 	ep = tnd_ep_lookup(p->t.saddr, fam);
 	if (!ep)
-		return TND_PASS;
+		return -1;
 	if (fam == 4) {
 		struct tnd_lpm_v4_key k = { .prefixlen = 32 };
 
@@ -433,15 +434,15 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 		exempt = bpf_map_lookup_elem(&tnd_nomasq_v6, &k) != NULL;
 	}
 	if (exempt)
-		return TND_PASS;
+		return -1;
 	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
 	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
 	ct = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 	if (ct && (ct->flags & TND_CT_F_INBOUND))
-		return TND_PASS;
+		return -1;
 	dev = bpf_map_lookup_elem(&tnd_devices, &ifindex);
 	if (!dev)
-		return TND_PASS;
+		return -1;
 	fwd->point = TND_OBS_TO_NETWORK;
 	fwd->obs_ifindex = ifindex;
 	fwd->src_ep = ep->id;

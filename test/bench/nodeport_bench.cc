@@ -56,6 +56,7 @@ struct BenchFrame {
   uint8_t head[kHead];
   uint32_t vary_sport;
   uint32_t sport_off;
+  uint32_t mark;  // tc: the skb's mark
 };
 
 double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t* verdict) {
@@ -107,6 +108,10 @@ bool Declare(const TempPinRoot& pins, uint32_t tn0) {
     v.mtu = 1500;
     if (!eps->Update(k, v).ok()) return false;
   }
+  // Pod CIDRs keep their addresses (what the agent writes from --no-masquerade).
+  auto nomasq = Map<tnd_lpm_v4_key, tnd_nomasq_val>::OpenPin(pins.path() + "/" TND_MAP_NOMASQ_V4, "nomasq");
+  tnd_lpm_v4_key nk{16, {10, 1, 0, 0}};
+  if (!nomasq.ok() || !nomasq->Update(nk, tnd_nomasq_val{1}).ok()) return false;
   Service cip;
   cip.frontend = *ParseFrontend("10.96.0.20:80/TCP");
   cip.backends.push_back(*ParseBackend("10.1.1.3:8080"));
@@ -142,7 +147,7 @@ struct Wrapper {
   // wrapped(prog) - wrapped(pass) + bare.
   // `flush` empties the flow tables (for Vary::kNewFlows).
   Row Measure(const std::string& hook, const std::string& name, const Bytes& frame, Vary vary, int prog,
-              const std::function<void()>& flush = nullptr) const {
+              const std::function<void()>& flush = nullptr, uint32_t mark = 0) const {
     Row r{hook, name, 0, 0, 0, 0, 0, 0, 0};
     // NODEPORT_BENCH_ONLY=text: measure only the cases whose hook and name
     // contain it (to profile one path with perf).
@@ -152,6 +157,7 @@ struct Wrapper {
     std::memcpy(bf.head, frame.data(), kHead);
     bf.vary_sport = vary != Vary::kNone;
     bf.sport_off = 34;
+    bf.mark = mark;
     uint32_t zero = 0;
     bpf_map_update_elem(frame_map, &zero, &bf, BPF_ANY);
     bool is_xdp = hook == "XDP";
@@ -168,7 +174,7 @@ struct Wrapper {
     }
     r.single_bare = test::SingleRunNs(kSingles, pass, frame, false, 0);
     if (vary == Vary::kNewFlows && flush) flush();
-    r.single = test::SingleRunNs(kSingles, prog, frame, vary != Vary::kNone, 34);
+    r.single = test::SingleRunNs(kSingles, prog, frame, vary != Vary::kNone, 34, mark);
     if (!r.wrapped) r.verdict = static_cast<uint32_t>(RunProgram(prog, frame).value_or(ProgRun{}).retval);
     else r.verdict = v;
     return r;
@@ -288,7 +294,7 @@ int Main(bool json_out) {
     return 1;
   }
   const int lxc_in = *lxc->ProgramFd(kLxcIngressProgram), xdp_np = *xdp->ProgramFd(kXdpEntryProgram),
-            tc_np = *host->ProgramFd(kHostIngressProgram);
+            tc_np = *host->ProgramFd(kHostIngressProgram), tc_out = *host->ProgramFd(kHostEgressProgram);
   const std::string pay(64, 'x');
   auto pod_frame = [&](const char* dst, uint16_t dport) {
     return Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", dst).Tcp(40000, dport, 0x10).Payload(pay).Build();
@@ -333,6 +339,12 @@ int Main(bool json_out) {
   const Vary same = Vary::kNone;
   rows.push_back(w.Measure("lxc", "pod to pod on the node (redirect_peer)", pod_frame("10.1.1.3", 8080), same, lxc_in));
   rows.push_back(w.Measure("lxc", "pod to another node (FIB, redirect)", pod_frame("10.1.2.9", 80), same, lxc_in));
+  // The same packet leaving through the node device: its egress program's
+  // full path (no reply of a local backend, not masqueraded), and the same
+  // packet as bpf_lxc marks it once egress has said so (TND_MARK_ROUTED).
+  Bytes routed = Frame().Eth(kMacPeer, kMacNode).Ipv4("10.1.1.2", "10.1.2.9").Ttl(63).Tcp(40000, 80, 0x10).Payload(pay).Build();
+  rows.push_back(w.Measure("tc", "egress: a pod's packet to another node", routed, same, tc_out));
+  rows.push_back(w.Measure("tc", "egress: the same, marked by bpf_lxc", routed, same, tc_out, nullptr, TND_MARK_ROUTED));
   rows.push_back(w.Measure("lxc", "pod to a ClusterIP, established (DNAT)", pod_frame("10.96.0.20", 80), same, lxc_in));
   rows.push_back(w.Measure("lxc", "pod to pod, 60,000 flows in turn", pod_frame("10.1.1.3", 8080), Vary::kFlowsInTurn,
                            lxc_in));

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <linux/pkt_cls.h>
 
+#include <bpf/bpf.h>
+
 #include <cstring>
 #include <string>
 
@@ -70,6 +72,32 @@ class HostRoutingTest : public LbFixture {
     return CtMap(s).Update(Key(s, sport, d, dport), *v).ok() && v->hop_sec == BpfClockSeconds();
   }
 
+  // A tc run whose skb carries `*mark` in and out (BPF_PROG_TEST_RUN's
+  // context), on device `ifindex`.
+  ProgRun RunMarked(int fd, const Bytes& in, uint32_t ifindex, uint32_t* mark) {
+    NetnsGuard g(*ns_);
+    ProgRun r;
+    r.out.resize(in.size() + 512);
+    __sk_buff ctx{};
+    ctx.ifindex = ifindex;
+    ctx.mark = *mark;
+    bpf_test_run_opts o;
+    std::memset(&o, 0, sizeof(o));
+    o.sz = sizeof(o);
+    o.data_in = in.data();
+    o.data_size_in = static_cast<uint32_t>(in.size());
+    o.data_out = r.out.data();
+    o.data_size_out = static_cast<uint32_t>(r.out.size());
+    o.ctx_in = &ctx;
+    o.ctx_size_in = sizeof(ctx);
+    o.ctx_out = &ctx;
+    o.ctx_size_out = sizeof(ctx);
+    EXPECT_EQ(bpf_prog_test_run_opts(fd, &o), 0) << std::strerror(errno);
+    r.retval = o.retval;
+    r.out.resize(o.data_size_out);
+    *mark = ctx.mark;
+    return r;
+  }
 };
 
 TEST_F(HostRoutingTest, EndpointToLocalEndpointGoesStraightIntoItsNamespace) {
@@ -363,6 +391,57 @@ TEST_F(HostRoutingTest, AnEndpointFlowsCacheIsUsedUntilSomethingMustEndIt) {
   EXPECT_TRUE(Entry("10.1.1.2", 42000, "10.1.1.3", 8080)->tcp_flags & TND_TCP_FIN);
   ASSERT_TRUE(plant());
   EXPECT_EQ(Run(lxc_in_, pkt(64, 0x10)).out, routed(kMacEp2, 0x10)) << "a closed flow's cache serves nothing";
+}
+
+// A pod's flow to a pod on another node (not masqueraded, not a reply of a
+// local backend): the node device's egress program finds nothing to do for
+// it once, says so in the flow's entry, and bpf_lxc marks the next cached
+// packets, which egress passes untouched without a lookup (and unmarks).
+// A masqueraded flow is never marked.
+TEST_F(HostRoutingTest, APodsRoutedFlowPassesTheEgressProgramAtOnce) {
+  NoMasquerade("10.1.0.0", 16);
+  auto from_pod = [](const char* d) {
+    return Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", d).Tcp(43000, 80, 0x10).Payload("x").Build();
+  };
+  auto routed = [](const char* d) {
+    return Frame().Eth(kMacPeer, kMacNode).Ipv4("10.1.1.2", d).Ttl(63).Tcp(43000, 80, 0x10).Payload("x").Build();
+  };
+  bool seen = false;
+  for (int attempt = 0; attempt < 3 && !seen; ++attempt) {  // the cache lives within one second
+    ClearFlows();
+    uint32_t mark = 0;
+    for (int i = 0; i < 2; ++i) ASSERT_EQ(RunMarked(lxc_in_, from_pod("10.1.2.7"), 0, &mark).retval, kRedirect);
+    EXPECT_EQ(mark, 0u) << "egress has not seen the flow yet";
+    ProgRun e = RunMarked(tc_out_, routed("10.1.2.7"), tn0_, &mark);
+    EXPECT_EQ(e.retval, static_cast<uint32_t>(TC_ACT_OK));
+    EXPECT_EQ(e.out, routed("10.1.2.7"));
+    auto v = Entry("10.1.1.2", 43000, "10.1.2.7", 80);
+    ASSERT_TRUE(v.has_value());
+    if (!(v->hop_flags & TND_HOP_VALID)) continue;  // the second turned
+    EXPECT_TRUE(v->hop_flags & TND_HOP_EGRESS_NONE);
+    ProgRun l = RunMarked(lxc_in_, from_pod("10.1.2.7"), 0, &mark);
+    ASSERT_EQ(l.retval, kRedirect);
+    EXPECT_EQ(l.out, routed("10.1.2.7"));
+    if (mark == 0 && !(Entry("10.1.1.2", 43000, "10.1.2.7", 80)->hop_flags & TND_HOP_EGRESS_NONE)) continue;
+    EXPECT_EQ(mark, TND_MARK_ROUTED);
+    ProgRun m = RunMarked(tc_out_, l.out, tn0_, &mark);
+    EXPECT_EQ(m.retval, static_cast<uint32_t>(TC_ACT_OK));
+    EXPECT_EQ(m.out, routed("10.1.2.7"));
+    EXPECT_EQ(mark, 0u) << "egress puts the mark back";
+    seen = true;
+  }
+  EXPECT_TRUE(seen) << "the second turned in each of 3 attempts";
+  // To the outside: masqueraded at egress, so its packets stay unmarked.
+  uint32_t mark = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(RunMarked(lxc_in_, from_pod("10.0.0.100"), 0, &mark).retval, kRedirect);
+    EXPECT_EQ(mark, 0u) << "packet " << i;
+    ProgRun e = RunMarked(tc_out_, Frame().Eth(kMacClient, kMacNode).Ipv4("10.1.1.2", "10.0.0.100").Ttl(63).Tcp(43000, 80, 0x10).Payload("x").Build(), tn0_, &mark);
+    EXPECT_NE(PortAt(e.out, 14 + 20), 43000) << "masqueraded";
+  }
+  auto v = Entry("10.1.1.2", 43000, "10.0.0.100", 80);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_FALSE(v->hop_flags & TND_HOP_EGRESS_NONE);
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ struct bench_frame {
 	__u8 head[BENCH_HEAD];
 	__u32 vary_sport; /* non-zero: write a new source port every run */
 	__u32 sport_off;  /* its offset in the frame */
+	__u32 mark;       /* tc: the skb's mark for every run */
 };
 
 struct {
@@ -103,6 +104,7 @@ int bench_tc_wrap(struct __sk_buff *ctx)
 	port = __builtin_bswap16(next_port());
 	if (f->vary_sport)
 		bpf_skb_store_bytes(ctx, f->sport_off & 0x7f, &port, 2, 0);
+	ctx->mark = f->mark;
 	bpf_tail_call(ctx, &bench_tc_calls, 0);
 	return 2;
 }

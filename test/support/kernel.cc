@@ -147,7 +147,7 @@ double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds,
   return times[times.size() / 2];
 }
 
-double SingleRunNs(int calls, int prog_fd, Bytes frame, bool vary, size_t sport_off) {
+double SingleRunNs(int calls, int prog_fd, Bytes frame, bool vary, size_t sport_off, uint32_t mark) {
   std::vector<double> d;
   Bytes out(frame.size() + 512);
   for (int i = 0; i < calls; ++i) {
@@ -166,6 +166,12 @@ double SingleRunNs(int calls, int prog_fd, Bytes frame, bool vary, size_t sport_
     o.data_out = out.data();
     o.data_size_out = static_cast<uint32_t>(out.size());
     o.repeat = 1;
+    __sk_buff ctx{};
+    ctx.mark = mark;
+    if (mark) {
+      o.ctx_in = &ctx;
+      o.ctx_size_in = sizeof(ctx);
+    }
     if (bpf_prog_test_run_opts(prog_fd, &o) != 0) return -1;
     d.push_back(static_cast<double>(o.duration));
   }

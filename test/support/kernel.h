@@ -95,8 +95,9 @@ double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds,
 // median of `calls`. The figure carries the kernel's fixed cost of timing one
 // run (a bare program reads 20-60 ns this way) and a cold start of each run;
 // it needs no wrapper. `vary`: a new source port every call (a new flow each
-// time), at byte `sport_off`. -1 if the kernel refuses the run.
-double SingleRunNs(int calls, int prog_fd, Bytes frame, bool vary, size_t sport_off);
+// time), at byte `sport_off`; `mark` (tc programs only): the skb's mark.
+// -1 if the kernel refuses the run.
+double SingleRunNs(int calls, int prog_fd, Bytes frame, bool vary, size_t sport_off, uint32_t mark = 0);
 
 // The `tendril` CLI against an agent's socket and pins.
 struct CliResult {
