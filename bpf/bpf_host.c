@@ -122,15 +122,21 @@ int tnd_host_in_v6(struct __sk_buff *ctx)
  * packets come marked and pass without a lookup. */
 static __always_inline int tnd_host_out(struct __sk_buff *ctx, const int fam, struct tnd_lb_scratch *s)
 {
-	struct tnd_ct_val *own = NULL;
-	int v = tnd_lb_egress(ctx, ETH_HLEN, fam, s, &own);
+	struct tnd_ct_val *own;
+	int v;
 
+	s->egress_own = 0;
+	v = tnd_lb_egress(ctx, ETH_HLEN, fam, s);
 #if TENDRIL_ENABLE_MASQUERADE
 	if (v < 0)
 		v = tnd_masquerade(ctx, fam, s);
 #endif
-	if (v < 0 && own)
-		own->hop_flags |= TND_HOP_EGRESS_NONE;
+	/* Once per cache fill of the flow (a second at most): found again. */
+	if (v < 0 && s->egress_own) {
+		own = tnd_state_lookup(tnd_ct_map(fam), &s->p.t, struct tnd_ct_val);
+		if (own)
+			own->hop_flags |= TND_HOP_EGRESS_NONE;
+	}
 	return tnd_tc_verdict(v < 0 ? TND_PASS : v, &s->fwd);
 }
 

@@ -544,7 +544,7 @@ static __noinline int tnd_lb_icmp_egress(struct __sk_buff *ctx, struct tnd_pkt *
  * their source. < 0: a TCP/UDP packet that is not such a reply (s->p holds
  * it). */
 static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, const int fam,
-					 struct tnd_lb_scratch *s, struct tnd_ct_val **own)
+					 struct tnd_lb_scratch *s)
 {
 	struct tnd_pkt *pp = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
@@ -559,10 +559,10 @@ static __always_inline int tnd_lb_egress(struct __sk_buff *ctx, __u32 l3_off, co
 		return tnd_lb_icmp_egress(ctx, pp, fam, fwd);
 	ct = tnd_state_lookup(tnd_ct_map(fam), &pp->t, struct tnd_ct_val);
 	/* An endpoint's own flow whose path bpf_lxc cached: the caller can
-	 * say that this program leaves it as it is (TND_HOP_EGRESS_NONE). */
-	if (ct && (ct->flags & (TND_CT_F_ENDPOINT | TND_CT_F_SERVICE | TND_CT_F_REPLY)) == TND_CT_F_ENDPOINT &&
-	    (ct->hop_flags & (TND_HOP_VALID | TND_HOP_PEER)) == TND_HOP_VALID)
-		*own = ct;
+	 * say that this program leaves it as it is (TND_HOP_EGRESS_NONE). In
+	 * the scratch, not in a register: the verifier tracks no value there. */
+	s->egress_own = ct && (ct->flags & (TND_CT_F_ENDPOINT | TND_CT_F_SERVICE | TND_CT_F_REPLY)) == TND_CT_F_ENDPOINT &&
+			(ct->hop_flags & (TND_HOP_VALID | TND_HOP_PEER)) == TND_HOP_VALID;
 	if (!ct || !(ct->flags & TND_CT_F_REPLY) || !(ct->flags & (TND_CT_F_LOCAL | TND_CT_F_DSR)))
 		return -1; /* parsed, not a reply of ours: masquerade may want it */
 	__builtin_memcpy(fe, ct->nat_addr, 16);

@@ -81,6 +81,7 @@ struct tnd_lb_scratch {
 	struct tnd_fwd fwd;
 	struct tnd_lb_work w; /* the service stage's (ingress) or masquerade's (egress) work area */
 	struct tnd_ct_key orig; /* host routing: the tuple as it arrived, for traces */
+	__u8 egress_own;        /* tnd_lb_egress: the packet is of an endpoint's flow bpf_lxc cached */
 };
 
 struct {
