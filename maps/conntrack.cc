@@ -51,8 +51,11 @@ absl::StatusOr<uint32_t> Flush(Map<K, V>& m) {
 }  // namespace
 
 uint32_t BpfClockSeconds() {
+  // The programs read the coarse clock (bpf_ktime_get_coarse_ns: the value
+  // at the last tick); the fine one can be a second ahead of it for up to a
+  // tick, and a time written for "this second" would then not be theirs.
   timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<uint32_t>(ts.tv_sec);
 }
 

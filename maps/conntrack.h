@@ -17,7 +17,8 @@ namespace tendril {
 using CtMap = Map<tnd_ct_key, tnd_ct_val>;
 using NatMap = Map<tnd_nat_key, tnd_nat_val>;
 
-// Seconds on the clock bpf_ktime_get_ns() reads (CLOCK_MONOTONIC).
+// Seconds on the clock the programs read (bpf_ktime_get_coarse_ns():
+// CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC as of the last tick).
 uint32_t BpfClockSeconds();
 
 struct GcResult {
