@@ -301,23 +301,28 @@ TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
     gbps[k].push_back(Iperf(seconds));
     p50[k].push_back(SockperfP50());
   };
-  for (int r = 0; r < rounds; ++r) {
-    // tc only: generic XDP (the other tests' mode) copies every frame and is
-    // not what a node with a real NIC runs; native XDP on these veths would
-    // need transmit checksum offload off. Either would skew the comparison.
+  // tc only: generic XDP (the other tests' mode) copies every frame and is
+  // not what a node with a real NIC runs; native XDP on these veths would
+  // need transmit checksum offload off. Either would skew the comparison.
+  auto ebpf = [&] {
     for (int i = 0; i < 2; ++i) {
       nodes_[i]->agent->Stop();
       StartAgent(i, /*cleanup_on_exit=*/true, "disabled");
     }
     ASSERT_EQ(Json(0, {"endpoint", "list"})[0].value("state", ""), "ready");
     measure(0);
-    // Plain kernel routing: the agents detach everything on exit; the routes
-    // and neighbours they installed stay, so the kernel forwards instead.
+  };
+  // Plain kernel routing: the agents detach everything on exit; the routes
+  // and neighbours they installed stay, so the kernel forwards instead.
+  auto kernel = [&] {
     for (int i = 0; i < 2; ++i) nodes_[i]->agent->Stop();
     std::string tc;
     nodes_[0]->ns->Exec({"tc", "filter", "show", "dev", "lxc1", "ingress"}, &tc);
     EXPECT_EQ(tc.find("tnd_"), std::string::npos) << tc;
     measure(1);
+  };
+  auto kube_proxy = [&] {
+    for (int i = 0; i < 2; ++i) nodes_[i]->agent->Stop();
     for (int i = 0; i < 2; ++i)
       ASSERT_EQ(nodes_[i]->ns->Exec({"sh", "-c", "iptables-legacy-restore < " + rules_file}), 0);
     measure(2);
@@ -325,6 +330,20 @@ TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
       for (const char* t : {"nat", "filter"}) nodes_[i]->ns->Exec({"iptables-legacy", "-t", t, "-F"});
     for (int i = 0; i < 2; ++i)
       for (const char* t : {"nat", "filter"}) nodes_[i]->ns->Exec({"iptables-legacy", "-t", t, "-X"});
+  };
+  // The order turns every other round (eBPF, kernel, kube-proxy; then
+  // kube-proxy, kernel, eBPF): this VM's speed drifts within a run, and a
+  // fixed order would hand the drift to one mode.
+  for (int r = 0; r < rounds; ++r) {
+    if (r % 2 == 0) {
+      ebpf();
+      kernel();
+      kube_proxy();
+    } else {
+      kube_proxy();
+      kernel();
+      ebpf();
+    }
   }
   const double e = Median(gbps[0]), k = Median(gbps[1]), kp = Median(gbps[2]);
   const double le = Median(p50[0]), lk = Median(p50[1]), lkp = Median(p50[2]);
