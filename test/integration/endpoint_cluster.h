@@ -12,6 +12,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -162,6 +163,9 @@ class EndpointE2ETest : public ::testing::Test {
     std::vector<std::string> argv = {"iperf3", "-c", dst, "-p", std::to_string(port), "-t", std::to_string(seconds),
                                      "-J"};
     if (udp_len > 0) argv.insert(argv.end(), {"-u", "-b", "0", "-l", std::to_string(udp_len)});
+    // Sender on CPU 0, receiver on CPU 1 (iperf3 -A): where the scheduler
+    // puts them is otherwise one more thing that differs between runs.
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) argv.insert(argv.end(), {"-A", "0,1"});
     for (int i = 0; i < 5; ++i) {
       out.clear();
       from.Exec(argv, &out);
