@@ -6,16 +6,19 @@
 //
 //   client ns  eth0 10.0.0.100 ── eth0 10.0.0.1  node ns  eth1 10.1.2.1 ── eth0 10.1.2.2  backend ns
 //
-// The sender is the bench's own: a raw AF_PACKET socket (the qdisc
-// bypassed, 64 frames per sendmmsg) in a child process pinned to CPU 0,
-// sending 1,024 flows (source ports) to 10.0.0.1:30080 as fast as it can.
-// On a veth its packets reach the node as socket buffers, which native XDP
-// gets only after the veth has made each an XDP buffer (a copy when the
-// headroom is short): a NIC hands XDP the frame before any socket buffer
-// exists, so XDP's lead over the stack here is smaller than on hardware.
-// (An XDP live-frames sender, as xdp-trafficgen is, offers 18 M/s, but its
-// page pool's frames returned from the node's CPU contend on its lock and
-// the forwarded rate collapses to tens of thousands a second.)
+// Two senders, each in a child process pinned to CPU 0, sending 1,024
+// flows (source ports) to 10.0.0.1:30080 as fast as they can; the node's
+// receive runs in a threaded NAPI kthread pinned to CPU 1.
+//  - XDP frames (SendXdpLive): bench_xdp_gen run by BPF_PROG_TEST_RUN in
+//    live-frames mode, as xdp-trafficgen does, redirecting each frame into
+//    the client's veth, which hands it to the node's NAPI as an XDP frame:
+//    the node's native XDP gets the frame before any socket buffer exists,
+//    as from a NIC's driver. The frames' pages belong to the sender's page
+//    pool; the backend's drop returns them across CPUs, in every mode.
+//  - Socket buffers (Send): a raw AF_PACKET socket (the qdisc bypassed, 64
+//    frames per sendmmsg). The veth makes each socket buffer an XDP buffer
+//    (a copy: the head is the socket's) before native XDP runs, so XDP's
+//    lead over the stack is smaller: what a pod's packet looks like.
 // Why not a packaged generator: Debian's xdp-tools 1.3.1 xdp-trafficgen
 // does not load on this kernel (a tracepoint it names is gone), there is no
 // pktgen module, and netsniff-ng's trafgen ends with "Flushing TX_RING
@@ -31,6 +34,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <chrono>
 #include <cstdio>
@@ -41,6 +45,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "datapath/attach.h"
 #include "datapath/loader.h"
@@ -98,6 +103,28 @@ int Send(const std::string& netns, const std::vector<Bytes>& frames) {
   }
 }
 
+// The XDP sender (a forked child): joins the namespace at `netns`, runs on
+// CPU 0 only, and runs bench_xdp_gen (test/progs/bench_pass.c) by
+// BPF_PROG_TEST_RUN in live-frames mode on `frame`, a million frames a
+// call, until it is killed: each frame leaves through the client's veth as
+// an XDP frame.
+int SendXdpLive(const std::string& netns, int prog_fd, const Bytes& frame) {
+  int nsfd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) return 2;
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(0, &cpus);
+  if (sched_setaffinity(0, sizeof(cpus), &cpus) != 0) return 3;
+  LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
+              .repeat = 1 << 20, .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
+  for (;;) {
+    if (bpf_prog_test_run_opts(prog_fd, &o) != 0 && errno != EINTR) {
+      std::fprintf(stderr, "pps: the XDP sender: %s\n", std::strerror(errno));
+      return 5;
+    }
+  }
+}
+
 struct Result {
   std::string mode;
   double rx = -1, tx = -1;
@@ -109,7 +136,7 @@ struct Result {
 // One copy of the topology, its counter program and (in tendril modes) its agent.
 class Bed {
  public:
-  explicit Bed(const Mode& m) : mode_(m) {}
+  Bed(const Mode& m, bool xdp_sender) : mode_(m), xdp_sender_(xdp_sender) {}
   ~Bed() {
     if (agent_) agent_->Stop();
   }
@@ -125,8 +152,7 @@ class Bed {
     // the client's device.
     if (client_.Exec({"ethtool", "-K", "eth0", "tso", "off"}) != 0) return false;
     if (node_.Exec({"ethtool", "-K", "eth0", "gro", "on"}) != 0) return false;
-    if (node_.Exec({"sh", "-c", "echo 1 > /sys/class/net/eth0/threaded"}) != 0) return false;
-    if (!PinNapiThread()) return false;
+    if (!ThreadedNapiOn(node_, "1")) return false;
     return mode_.sink ? AttachCounter(node_) : AttachCounter(backend_);
   }
 
@@ -159,22 +185,28 @@ class Bed {
     std::vector<Bytes> frames;
     for (uint16_t sport = 1024; sport < 1024 + kFlows; ++sport)
       frames.push_back(
-          Frame().Eth(dst, src).Ipv4("10.0.0.100", "10.0.0.1").Udp(sport, 30080).Payload(std::string(18, 'A')).Build());
+          Frame().Eth(dst, src).Ipv4("10.0.0.100", "10.0.0.1").Udp(sport, 30080).Payload(std::string(22, 'A')).Build());
+    if (xdp_sender_ && !SetUpXdpSender(frames[0])) return -1;
+    const int gen_fd = xdp_sender_ ? *counter_->ProgramFd("bench_xdp_gen") : -1;
     pid_t pid = fork();
-    if (pid == 0) _exit(Send(client_.path(), frames));
+    if (pid == 0) _exit(xdp_sender_ ? SendXdpLive(client_.path(), gen_fd, frames[0]) : Send(client_.path(), frames));
     return pid;
   }
 
  private:
-  bool PinNapiThread() {
-    std::string out;
-    Sh({"sh", "-c", "pgrep '^napi/eth0-' | head -1"}, &out);
-    std::string pid(absl::StripAsciiWhitespace(out));
-    if (pid.empty()) {
-      std::fprintf(stderr, "pps: no threaded NAPI kthread for the node's eth0\n");
-      return false;
-    }
-    return Sh({"taskset", "-pc", "1", pid}, &out) == 0;
+  // Turns on threaded NAPI for `ns`'s eth0 and pins its kthread (named
+  // napi/eth0-<id>, the one that was not there before) to `cpu`.
+  bool ThreadedNapiOn(const Netns& ns, const std::string& cpu) {
+    const std::string list = "pgrep '^napi/eth0-' | sort";
+    std::string before, after, out;
+    Sh({"sh", "-c", list}, &before);
+    if (ns.Exec({"sh", "-c", "echo 1 > /sys/class/net/eth0/threaded"}) != 0) return false;
+    Sh({"sh", "-c", list}, &after);
+    std::vector<std::string> had = absl::StrSplit(before, '\n', absl::SkipWhitespace());
+    for (absl::string_view pid : absl::StrSplit(after, '\n', absl::SkipWhitespace()))
+      if (std::find(had.begin(), had.end(), pid) == had.end()) return Sh({"taskset", "-pc", cpu, std::string(pid)}, &out) == 0;
+    std::fprintf(stderr, "pps: no threaded NAPI kthread for eth0 in %s\n", ns.path().c_str());
+    return false;
   }
 
   // The counter on `ns`'s eth0.
@@ -199,7 +231,39 @@ class Bed {
     return n;
   }
 
+  // bench_xdp_gen's frame (the first 64 bytes of `frame`, the source port at
+  // 34) and where it sends (the client's eth0).
+  bool SetUpXdpSender(const Bytes& frame) {
+    struct {
+      uint8_t head[64];
+      uint32_t vary_sport, sport_off, mark;
+    } f{};
+    struct {
+      uint32_t ifindex, flows;
+    } g{};
+    if (frame.size() < sizeof(f.head)) return false;
+    std::memcpy(f.head, frame.data(), sizeof(f.head));
+    f.sport_off = 34;
+    {
+      NetnsGuard in(client_);
+      g.ifindex = if_nametoindex("eth0");
+    }
+    g.flows = kFlows;
+    uint32_t zero = 0;
+    return g.ifindex != 0 && bpf_map_update_elem(*counter_->MapFd("bench_frame"), &zero, &f, 0) == 0 &&
+           bpf_map_update_elem(*counter_->MapFd("bench_gen"), &zero, &g, 0) == 0;
+  }
+
   uint64_t ClientTx() const {
+    if (xdp_sender_) {  // bench_xdp_gen's runs (per CPU, 32 bits each)
+      const int ncpu = libbpf_num_possible_cpus();
+      std::vector<uint32_t> v(static_cast<size_t>(ncpu));
+      uint32_t zero = 0;
+      if (bpf_map_lookup_elem(*counter_->MapFd("bench_counter"), &zero, v.data()) != 0) return 0;
+      uint64_t n = 0;
+      for (uint32_t x : v) n += x;
+      return n;
+    }
     std::string out;
     client_.Exec({"cat", "/sys/class/net/eth0/statistics/tx_packets"}, &out);
     uint64_t n = 0;
@@ -245,6 +309,7 @@ class Bed {
   std::string Socket() const { return state_.path() + "/api.sock"; }
 
   Mode mode_;
+  bool xdp_sender_;  // SendXdpLive, else Send
   Netns client_{"ppc"}, node_{"ppn"}, backend_{"ppb"};
   TempPinRoot pins_;
   TempDir state_;
@@ -260,9 +325,9 @@ double Median(std::vector<double> v) {
   return v.empty() ? -1 : v[v.size() / 2];
 }
 
-Result RunMode(const Mode& m) {
+Result RunMode(const Mode& m, bool xdp_sender) {
   Result r{m.name};
-  Bed bed(m);
+  Bed bed(m, xdp_sender);
   if (!bed.Build() || !bed.Start()) return r;
   const pid_t sender = bed.StartSender();
   if (sender < 0) return r;
@@ -278,20 +343,29 @@ Result RunMode(const Mode& m) {
   return r;
 }
 
-int Main(bool json_out) {
-  const std::vector<Mode> modes = {
+const std::vector<Mode>& Modes() {
+  static const std::vector<Mode> modes = {
       {"the sender alone (node drops)", "", "", true},
       {"kube-proxy iptables (legacy)", "", "iptables-legacy-restore"},
       {"kube-proxy iptables (nft)", "", "iptables-nft-restore"},
       {"tendril tc", "disabled", ""},
       {"tendril XDP native", "native", ""},
   };
-  // Rounds of every mode in turn, so that the machine's slow spells fall on
-  // all of them; each mode's median round.
+  return modes;
+}
+constexpr size_t kBaseline = 1;  // iptables (legacy): what the ratios divide by
+
+// Rounds of every mode in turn with one sender, so that the machine's slow
+// spells fall on all of them; each mode's median round.
+// PPS_BENCH_ONLY=text: only the modes whose name holds it (for a profile).
+std::vector<Result> RunSender(bool xdp_sender) {
+  const std::vector<Mode>& modes = Modes();
   std::vector<std::vector<double>> rx(modes.size()), tx(modes.size()), busy(modes.size());
+  const char* only = std::getenv("PPS_BENCH_ONLY");
   for (int round = 0; round < kRounds; ++round)
     for (size_t i = 0; i < modes.size(); ++i) {
-      Result r = RunMode(modes[i]);
+      if (only && modes[i].name.find(only) == std::string::npos) continue;
+      Result r = RunMode(modes[i], xdp_sender);
       if (r.rx < 0) continue;
       rx[i].push_back(r.rx);
       tx[i].push_back(r.tx);
@@ -300,22 +374,21 @@ int Main(bool json_out) {
   std::vector<Result> results;
   for (size_t i = 0; i < modes.size(); ++i)
     results.push_back({modes[i].name, Median(rx[i]), Median(tx[i]), Median(busy[i])});
-  const double base = results[1].rx, base_cap = results[1].Capacity();
-  if (json_out) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const Result& r : results)
-      j.push_back({{"mode", r.mode}, {"received_pps", r.rx}, {"offered_pps", r.tx}, {"node_cpu_busy", r.busy},
-                   {"capacity_pps", r.Capacity()}, {"ratio_to_iptables_legacy", base > 0 ? r.rx / base : 0},
-                   {"capacity_ratio_to_iptables_legacy", base_cap > 0 ? r.Capacity() / base_cap : 0}});
-    PrintJson(j);
-    return 0;
-  }
-  std::printf("UDP through a NodePort to a remote backend, 1,024 flows; the sender (AF_PACKET) on CPU 0, the\n"
-              "node's receive (threaded NAPI) on CPU 1; counted at the backend over %.0f s after %.1f s,\n"
-              "median of %d rounds of the modes in turn.\n"
-              "First row: what the sender offers when the node's device drops everything in XDP (the ceiling).\n",
-              kWindowSecs, kWarmupSecs, kRounds);
-  std::printf("CAPACITY = forwarded / the node CPU's busy share: what one fully busy core would forward.\n");
+  return results;
+}
+
+nlohmann::json Json(const std::vector<Result>& results) {
+  const double base = results[kBaseline].rx, base_cap = results[kBaseline].Capacity();
+  nlohmann::json j = nlohmann::json::array();
+  for (const Result& r : results)
+    j.push_back({{"mode", r.mode}, {"received_pps", r.rx}, {"offered_pps", r.tx}, {"node_cpu_busy", r.busy},
+                 {"capacity_pps", r.Capacity()}, {"ratio_to_iptables_legacy", base > 0 ? r.rx / base : 0},
+                 {"capacity_ratio_to_iptables_legacy", base_cap > 0 ? r.Capacity() / base_cap : 0}});
+  return j;
+}
+
+void Print(const std::vector<Result>& results) {
+  const double base = results[kBaseline].rx, base_cap = results[kBaseline].Capacity();
   std::printf("%-30s %12s %12s %7s %12s %8s %8s\n", "MODE", "FORWARDED/S", "OFFERED/S", "CPU1", "CAPACITY/S", "RATIO",
               "CAP.RATIO");
   for (const Result& r : results) {
@@ -326,6 +399,26 @@ int Main(bool json_out) {
     std::printf("%-30s %12.0f %12.0f %6.0f%% %12.0f %7.2fx %7.2fx\n", r.mode.c_str(), r.rx, r.tx, r.busy * 100,
                 r.Capacity(), base > 0 ? r.rx / base : 0, base_cap > 0 ? r.Capacity() / base_cap : 0);
   }
+}
+
+int Main(bool json_out) {
+  const std::vector<Result> frames = RunSender(true), skbs = RunSender(false);
+  if (json_out) {
+    PrintJson({{"xdp_frames", Json(frames)}, {"socket_buffers", Json(skbs)}});
+    return 0;
+  }
+  std::printf("UDP through a NodePort to a remote backend, 1,024 flows; the sender on CPU 0, the node's receive\n"
+              "(threaded NAPI) on CPU 1; counted at the backend over %.0f s after %.1f s, median of %d rounds of\n"
+              "the modes in turn. First row: what the sender offers when the node's device drops everything in\n"
+              "XDP (the ceiling). CAPACITY = forwarded / the node CPU's busy share: what one fully busy core\n"
+              "would forward. RATIO: to kube-proxy's iptables (legacy) rules with the same sender.\n",
+              kWindowSecs, kWarmupSecs, kRounds);
+  std::printf("\nSender: XDP frames (BPF_PROG_TEST_RUN live frames, redirected into the client's veth; the node's\n"
+              "device gets them as a NIC's driver does, with no socket buffer)\n");
+  Print(frames);
+  std::printf("\nSender: socket buffers (AF_PACKET, qdisc bypassed; the veth makes each an XDP buffer, a copy,\n"
+              "before native XDP runs: a pod's packet to a service looks like this)\n");
+  Print(skbs);
   return 0;
 }
 

@@ -137,3 +137,58 @@ int bench_xdp_count_drop(struct xdp_md *ctx)
 		*n += 1;
 	return XDP_DROP;
 }
+
+/* The sender of the live packet-rate benchmark's XDP mode: run by
+ * BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (as xdp-trafficgen
+ * does), in the client's namespace. Each run writes the frame's headers
+ * back from bench_frame (the kernel recycles a frame's page without
+ * restoring its bytes, and the node's NAT rewrote them), gives it the next
+ * of bench_gen's source ports, and redirects it out of bench_gen's device:
+ * the client's veth, which hands it to the node's NAPI as an XDP frame, as
+ * a NIC would, with no socket buffer on the way. */
+struct bench_gen {
+	__u32 ifindex; /* where the frames leave */
+	__u32 flows;   /* source ports 1024 .. 1024 + flows - 1 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_gen);
+} bench_gen SEC(".maps");
+
+SEC("xdp")
+int bench_xdp_gen(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct bench_frame *f = bpf_map_lookup_elem(&bench_frame, &zero);
+	struct bench_gen *g = bpf_map_lookup_elem(&bench_gen, &zero);
+	__u32 *c = bpf_map_lookup_elem(&bench_counter, &zero);
+	__u16 *sport, *csum, port;
+	__u32 sum;
+
+	if (!f || !g || !c || !g->flows || data + BENCH_HEAD > data_end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, f->head, BENCH_HEAD);
+	*c += 1;
+	sport = data + (f->sport_off & 0x3f);
+	if ((void *)(sport + 1) > data_end)
+		return XDP_ABORTED;
+	port = __builtin_bswap16((__u16)(1024 + *c % g->flows));
+	/* The UDP checksum (bytes 40-41 of an IPv4 frame without options) made
+	 * right for the new port: + old port's complement + new port (RFC 1624). */
+	csum = data + 40;
+	if ((void *)(csum + 1) > data_end)
+		return XDP_ABORTED;
+	if (*csum) {
+		sum = (__u16)~*csum + (__u16)~*sport + port;
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		*csum = (__u16)~sum ? (__u16)~sum : 0xffff;
+	}
+	*sport = port;
+	return bpf_redirect(g->ifindex, 0);
+}
