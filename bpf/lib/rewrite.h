@@ -79,7 +79,10 @@ static __always_inline int tnd_csum_apply(TND_CTX *ctx, const struct tnd_pkt *p,
 		return -1;
 	if (p->has_l4 && a->port && bpf_l4_csum_replace(ctx, tnd_l4_csum_off(p), 0, tnd_csum_fold(a->l4), mm) < 0)
 		return -1;
-	if (fam == 4 && a->addr && bpf_l3_csum_replace(ctx, p->l3_off + 10, 0, tnd_csum_fold(a->l3), 0) < 0)
+	/* The IPv4 header's own checksum inline, as in XDP: the helper would
+	 * do the same arithmetic and nothing more (the header sums to the same
+	 * value whatever it holds, so a CHECKSUM_COMPLETE sum is unchanged). */
+	if (fam == 4 && a->addr && tnd_csum_update(ctx, p->l3_off + 10, a->l3, false) < 0)
 		return -1;
 #endif
 	return 0;
