@@ -172,9 +172,10 @@ struct Wrapper {
       r.wrapped_np = NsPerPacket(wrap, frame, &v);
       r.net = r.wrapped_np - r.wrapped_pass + r.bare;
     }
-    r.single_bare = test::SingleRunNs(kSingles, pass, frame, false, 0);
     if (vary == Vary::kNewFlows && flush) flush();
-    r.single = test::SingleRunNs(kSingles, prog, frame, vary != Vary::kNone, 34, mark);
+    const test::SingleRuns single = test::SingleRunNs(kSingles, pass, prog, frame, vary != Vary::kNone, 34, mark);
+    r.single_bare = single.base;
+    r.single = single.prog;
     if (!r.wrapped) r.verdict = static_cast<uint32_t>(RunProgram(prog, frame).value_or(ProgRun{}).retval);
     else r.verdict = v;
     return r;

@@ -120,8 +120,8 @@ int Main(bool json_out) {
     uint32_t v, bv;
     double base_ns = NsPerPacket(pass, frame, &bv);
     double ns = NsPerPacket(entry, frame, &v);
-    double single_base = SingleRunNs(kSingles, pass, frame, false, 0);
-    double single = SingleRunNs(kSingles, entry, frame, false, 0);
+    const SingleRuns runs = SingleRunNs(kSingles, pass, entry, frame, false, 0);
+    double single_base = runs.base, single = runs.prog;
     rows.push_back({name, entries, ns, base_ns, single, single_base, v});
   };
 

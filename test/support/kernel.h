@@ -96,8 +96,18 @@ double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t repeat, int rounds,
 // run (a bare program reads 20-60 ns this way) and a cold start of each run;
 // it needs no wrapper. `vary`: a new source port every call (a new flow each
 // time), at byte `sport_off`; `mark` (tc programs only): the skb's mark.
-// -1 if the kernel refuses the run.
-double SingleRunNs(int calls, int prog_fd, Bytes frame, bool vary, size_t sport_off, uint32_t mark = 0);
+// -1 if the kernel refuses a run.
+// `base_fd` (the bare baseline, on the original frame, no mark) and
+// `prog_fd` run in alternating blocks of 100 calls, so that both sample the
+// machine in the same states: this VM swings between a fast and a slow state
+// for seconds at a time, which one block of each could straddle. (Blocks,
+// not single calls: right after the program, the baseline's run would find
+// the caches the program used and read up to 30 ns more.) The medians.
+struct SingleRuns {
+  double base, prog;
+};
+SingleRuns SingleRunNs(int calls, int base_fd, int prog_fd, Bytes frame, bool vary, size_t sport_off,
+                       uint32_t mark = 0);
 
 // The `tendril` CLI against an agent's socket and pins.
 struct CliResult {
