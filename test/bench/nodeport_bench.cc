@@ -346,6 +346,10 @@ int Main(bool json_out) {
   Bytes routed = Frame().Eth(kMacPeer, kMacNode).Ipv4("10.1.1.2", "10.1.2.9").Ttl(63).Tcp(40000, 80, 0x10).Payload(pay).Build();
   rows.push_back(w.Measure("tc", "egress: a pod's packet to another node", routed, same, tc_out));
   rows.push_back(w.Measure("tc", "egress: the same, marked by bpf_lxc", routed, same, tc_out, nullptr, TND_MARK_ROUTED));
+  // Its counterpart on the far node: the node device's ingress delivering
+  // another node's pod's packet into a pod here.
+  const Bytes from_pod = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.9", "10.1.1.3").Tcp(40000, 8080, 0x10).Payload(pay).Build();
+  rows.push_back(w.Measure("tc", "ingress: another node's pod to a pod here", from_pod, same, tc_np));
   rows.push_back(w.Measure("lxc", "pod to a ClusterIP, established (DNAT)", pod_frame("10.96.0.20", 80), same, lxc_in));
   rows.push_back(w.Measure("lxc", "pod to pod, 60,000 flows in turn", pod_frame("10.1.1.3", 8080), Vary::kFlowsInTurn,
                            lxc_in));
