@@ -18,6 +18,17 @@ inline double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// The value of bench_pass.c's bench_frame map (test/progs/bench_pass.c):
+// the frame's first bytes that its wrappers and its XDP sender write back
+// every run, and what they vary.
+constexpr size_t kBenchHead = 64;  // BENCH_HEAD
+struct BenchFrame {
+  uint8_t head[kBenchHead];
+  uint32_t vary_sport;
+  uint32_t sport_off;
+  uint32_t mark;  // tc: the skb's mark
+};
+
 // main() of a benchmark whose only flag is --json: refuses to run without
 // root, then `run(json)`.
 int BenchMain(int argc, char** argv, int (*run)(bool json));

@@ -50,14 +50,7 @@ namespace {
 
 constexpr uint32_t kRepeat = 200000;
 constexpr int kRounds = 5;
-constexpr size_t kHead = 64;
-
-struct BenchFrame {
-  uint8_t head[kHead];
-  uint32_t vary_sport;
-  uint32_t sport_off;
-  uint32_t mark;  // tc: the skb's mark
-};
+constexpr size_t kHead = kBenchHead;
 
 double NsPerPacket(int prog_fd, const Bytes& frame, uint32_t* verdict) {
   return test::NsPerPacket(prog_fd, frame, kRepeat, kRounds, verdict);

@@ -69,17 +69,23 @@ struct Mode {
   bool sink = false;      // the node's eth0 counts and drops: what the sender can offer
 };
 
-// The sender (a forked child): joins the namespace at `netns`, runs on CPU 0
-// only, and sends `frames` in turn out of eth0 through a raw packet socket
-// (the qdisc bypassed), 64 per sendmmsg, until it is killed. A full device
-// queue (EAGAIN, ENOBUFS) is a frame not sent, not an error.
-int Send(const std::string& netns, const std::vector<Bytes>& frames) {
+// Where a sender (a forked child) runs: the namespace at `netns`, CPU 0
+// only. 0, or the child's exit code for what failed.
+int EnterSenderPlace(const std::string& netns) {
   int nsfd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
   if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) return 2;
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   CPU_SET(0, &cpus);
-  if (sched_setaffinity(0, sizeof(cpus), &cpus) != 0) return 3;
+  return sched_setaffinity(0, sizeof(cpus), &cpus) != 0 ? 3 : 0;
+}
+
+// The sender (a forked child): joins the namespace at `netns`, runs on CPU 0
+// only, and sends `frames` in turn out of eth0 through a raw packet socket
+// (the qdisc bypassed), 64 per sendmmsg, until it is killed. A full device
+// queue (EAGAIN, ENOBUFS) is a frame not sent, not an error.
+int Send(const std::string& netns, const std::vector<Bytes>& frames) {
+  if (int rc = EnterSenderPlace(netns); rc != 0) return rc;
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
   int one = 1;
   if (fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) != 0) return 4;
@@ -109,12 +115,7 @@ int Send(const std::string& netns, const std::vector<Bytes>& frames) {
 // call, until it is killed: each frame leaves through the client's veth as
 // an XDP frame.
 int SendXdpLive(const std::string& netns, int prog_fd, const Bytes& frame) {
-  int nsfd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-  if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) return 2;
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  CPU_SET(0, &cpus);
-  if (sched_setaffinity(0, sizeof(cpus), &cpus) != 0) return 3;
+  if (int rc = EnterSenderPlace(netns); rc != 0) return rc;
   LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()),
               .repeat = 1 << 20, .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
   for (;;) {
@@ -231,14 +232,11 @@ class Bed {
     return n;
   }
 
-  // bench_xdp_gen's frame (the first 64 bytes of `frame`, the source port at
-  // 34) and where it sends (the client's eth0).
+  // bench_xdp_gen's frame (the first kBenchHead bytes of `frame`, the source
+  // port at 34) and where it sends (the client's eth0).
   bool SetUpXdpSender(const Bytes& frame) {
-    struct {
-      uint8_t head[64];
-      uint32_t vary_sport, sport_off, mark;
-    } f{};
-    struct {
+    BenchFrame f{};
+    struct {  // bench_pass.c's struct bench_gen
       uint32_t ifindex, flows;
     } g{};
     if (frame.size() < sizeof(f.head)) return false;
@@ -355,16 +353,20 @@ const std::vector<Mode>& Modes() {
 }
 constexpr size_t kBaseline = 1;  // iptables (legacy): what the ratios divide by
 
+// PPS_BENCH_ONLY=text: only the modes whose name holds it (for a profile).
+bool Selected(const std::string& mode) {
+  const char* only = std::getenv("PPS_BENCH_ONLY");
+  return only == nullptr || mode.find(only) != std::string::npos;
+}
+
 // Rounds of every mode in turn with one sender, so that the machine's slow
 // spells fall on all of them; each mode's median round.
-// PPS_BENCH_ONLY=text: only the modes whose name holds it (for a profile).
 std::vector<Result> RunSender(bool xdp_sender) {
   const std::vector<Mode>& modes = Modes();
   std::vector<std::vector<double>> rx(modes.size()), tx(modes.size()), busy(modes.size());
-  const char* only = std::getenv("PPS_BENCH_ONLY");
   for (int round = 0; round < kRounds; ++round)
     for (size_t i = 0; i < modes.size(); ++i) {
-      if (only && modes[i].name.find(only) == std::string::npos) continue;
+      if (!Selected(modes[i].name)) continue;
       Result r = RunMode(modes[i], xdp_sender);
       if (r.rx < 0) continue;
       rx[i].push_back(r.rx);
@@ -393,7 +395,7 @@ void Print(const std::vector<Result>& results) {
               "CAP.RATIO");
   for (const Result& r : results) {
     if (r.rx < 0) {
-      std::printf("%-30s %12s\n", r.mode.c_str(), "failed");
+      std::printf("%-30s %12s\n", r.mode.c_str(), Selected(r.mode) ? "failed" : "not run (PPS_BENCH_ONLY)");
       continue;
     }
     std::printf("%-30s %12.0f %12.0f %6.0f%% %12.0f %7.2fx %7.2fx\n", r.mode.c_str(), r.rx, r.tx, r.busy * 100,
