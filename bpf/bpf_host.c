@@ -83,7 +83,7 @@ static __always_inline int tnd_host_in(struct __sk_buff *ctx, const int fam)
 			tnd_explain_step(TND_XS_NOT_MINE);
 			return TC_ACT_OK;
 		}
-		v = tnd_ep_fast(ctx, fam, TND_CT_F_INBOUND);
+		v = tnd_ep_fast(ctx, fam, TND_CT_F_INBOUND, TND_CT_F_ENDPOINT);
 		if (v >= 0)
 			return v;
 	}

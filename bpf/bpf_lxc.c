@@ -72,7 +72,7 @@ int tnd_lxc_ingress(struct __sk_buff *ctx)
 static __always_inline int tnd_lxc_in(struct __sk_buff *ctx, const int fam)
 {
 	struct tnd_lb_scratch *s;
-	int v = tnd_ep_fast(ctx, fam, TND_CT_F_ENDPOINT);
+	int v = tnd_ep_fast(ctx, fam, TND_CT_F_ENDPOINT, TND_CT_F_ENDPOINT | TND_CT_F_INBOUND);
 
 	if (v >= 0)
 		return v;

@@ -62,6 +62,14 @@ int CmdBpfCtList(const Globals& g, bool v6) {
       if (v.flags & TND_CT_F_SNAT) c["snat_source"] = AddrPortText(v.snat_addr, v.snat_port, fam);
       e["cached_path"] = c;
     }
+    // A pod's flow keeps its replies' next hop too (they have no entry).
+    const uint8_t pod = TND_CT_F_ENDPOINT | TND_CT_F_INBOUND;
+    if ((v.flags & pod) && !(v.flags & ~pod) && (v.reply_when.flags & TND_HOP_VALID))
+      e["reply_cached_path"] = {{"ifindex", v.reply_hop.ifindex},
+                                {"dest_mac", MacToString(v.reply_hop.dmac)},
+                                {"source_mac", MacToString(v.reply_hop.smac)},
+                                {"into_endpoint", (v.reply_when.flags & TND_HOP_PEER) != 0},
+                                {"generation", v.reply_when.gen}};
     out.push_back(e);
   });
   if (!st.ok()) return Fail(st);

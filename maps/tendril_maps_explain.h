@@ -48,13 +48,14 @@
 	X(TO_ENDPOINT, 25, "to-endpoint", "delivered to a local endpoint") \
 	X(MASQUERADE, 26, "masquerade", "a pod's packet leaving the node: source NAT to the node") \
 	X(HOP_SHARED, 27, "hop-shared", "next hop another flow's FIB lookup to this destination found in this second") \
-	X(ROUTED, 28, "routed", "a pod's packet routed by bpf_lxc on a flow this program leaves as it is: passed at once")
+	X(ROUTED, 28, "routed", "a pod's packet routed by bpf_lxc on a flow this program leaves as it is: passed at once") \
+	X(REPLY_CACHED, 29, "endpoint-reply-cached", "a reply on a pod's established flow: next hop from the flow's conntrack entry")
 
 enum tnd_explain_step {
 #define TND_X_EXPLAIN_ENUM(name, bit, text, doc) TND_XS_##name = bit,
 	TND_EXPLAIN_STEPS(TND_X_EXPLAIN_ENUM)
 #undef TND_X_EXPLAIN_ENUM
-	TND_XS_MAX = 29,
+	TND_XS_MAX = 30,
 };
 
 /* The programs a dry run can pass through, in the order they ran (tail

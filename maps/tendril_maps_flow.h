@@ -69,8 +69,32 @@ struct tnd_ct_key {
 #define TND_CT_CLOSE_TIMEOUT 10
 #define TND_CT_UDP_TIMEOUT 60
 
+/*
+ * A pod's flow (an entry whose flags are TND_CT_F_ENDPOINT or
+ * TND_CT_F_INBOUND and nothing else) has one entry, keyed by the direction
+ * that opened it; its replies find it by their reversed tuple. Their
+ * established path's cache lives in the bytes a service flow uses for its
+ * addresses (nat_addr, snat_addr), which such an entry never does: the next
+ * hop and when it was decided, as hop_* for the other direction.
+ */
+struct tnd_ct_reply_hop {
+	__u32 ifindex;
+	__u8 smac[6];
+	__u8 dmac[6];
+};
+
+struct tnd_ct_reply_when {
+	__u32 gen;
+	__u32 sec;
+	__u8 flags; /* TND_HOP_* */
+	__u8 pad[7];
+};
+
 struct tnd_ct_val {
-	__u8 nat_addr[16];  /* reply: the frontend address; forward (cached): the backend's */
+	union {
+		__u8 nat_addr[16];  /* reply: the frontend address; forward (cached): the backend's */
+		struct tnd_ct_reply_hop reply_hop; /* a pod's flow: its replies' next hop */
+	};
 	__be16 nat_port;    /* reply: the frontend port; forward (cached): the backend's */
 	__u8 flags;         /* TND_CT_F_* */
 	__u8 tcp_flags;     /* TND_TCP_* seen so far */
@@ -91,7 +115,10 @@ struct tnd_ct_val {
 	 * services, backends, endpoints, devices, routes, neighbours) and within
 	 * the second hop_sec: the next second's first packet takes the full path
 	 * once (refreshing the NAT mapping's lifetime and the FIB's answer). */
-	__u8 snat_addr[16]; /* TND_CT_F_SNAT: the node address the flow leaves from (with snat_port) */
+	union {
+		__u8 snat_addr[16]; /* TND_CT_F_SNAT: the node address the flow leaves from (with snat_port) */
+		struct tnd_ct_reply_when reply_when; /* a pod's flow: its replies' cache, valid when */
+	};
 	__u32 hop_ifindex;
 	__u8 hop_smac[6];
 	__u8 hop_dmac[6];

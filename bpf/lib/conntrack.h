@@ -176,6 +176,12 @@ static __always_inline __u32 tnd_node_gen(void)
 	return n ? n->gen : 0;
 }
 
+/* The TND_HOP_* flags of a cache of the next hop in fwd. */
+static __always_inline __u8 tnd_hop_flags(const struct tnd_fwd *fwd)
+{
+	return TND_HOP_VALID | (fwd->peer ? TND_HOP_PEER : 0) | (fwd->peer == TND_PEER_XDP ? TND_HOP_XDP_RX : 0);
+}
+
 /* Caches the next hop in fwd (a forward or a reply entry), decided under
  * generation `gen`. */
 static __always_inline void tnd_ct_cache_hop(struct tnd_ct_val *v, const struct tnd_fwd *fwd, __u32 gen)
@@ -187,7 +193,33 @@ static __always_inline void tnd_ct_cache_hop(struct tnd_ct_val *v, const struct 
 	/* A reader on another CPU that sees the generation sees the fields. */
 	asm volatile("" ::: "memory");
 	v->hop_gen = gen;
-	v->hop_flags = TND_HOP_VALID | (fwd->peer ? TND_HOP_PEER : 0) | (fwd->peer == TND_PEER_XDP ? TND_HOP_XDP_RX : 0);
+	v->hop_flags = tnd_hop_flags(fwd);
+}
+
+/* A pod's flow: an entry with `want` among its flags and nothing else
+ * (tendril_maps_flow.h: its replies' cache is in the bytes a service flow
+ * uses for its addresses). */
+static __always_inline bool tnd_ct_pod_flow(const struct tnd_ct_val *v, __u32 want)
+{
+	return (v->flags & want) && !(v->flags & ~(TND_CT_F_ENDPOINT | TND_CT_F_INBOUND));
+}
+
+/* Caches the next hop in fwd of a reply of the pod's flow v (a packet whose
+ * reversed tuple is v's key), decided under generation `gen`. A reply of an
+ * inbound flow that leaves through a node device is one the device's egress
+ * program leaves as it is (neither a local backend's reply: it has its own
+ * entry, nor masqueraded: masquerade spares inbound flows), so it is marked
+ * as routed (TND_HOP_EGRESS_NONE) from the start. */
+static __always_inline void tnd_ct_cache_reply_hop(struct tnd_ct_val *v, const struct tnd_fwd *fwd, __u32 gen)
+{
+	v->reply_hop.ifindex = fwd->ifindex;
+	__builtin_memcpy(v->reply_hop.smac, fwd->smac, 6);
+	__builtin_memcpy(v->reply_hop.dmac, fwd->dmac, 6);
+	v->reply_when.sec = tnd_now_sec();
+	asm volatile("" ::: "memory");
+	v->reply_when.gen = gen;
+	v->reply_when.flags =
+		tnd_hop_flags(fwd) | (!fwd->peer && (v->flags & TND_CT_F_INBOUND) ? TND_HOP_EGRESS_NONE : 0);
 }
 
 /* The cached next hop, into fwd. */
@@ -223,15 +255,27 @@ static __always_inline void tnd_ct_cache_path(struct tnd_ct_val *v, const struct
  * node's current generation `gen`, in this second, on an open flow that
  * the packet's flags add nothing to (a FIN, RST or reopening SYN takes the
  * full path, which tells the flow's other entries). */
-static __always_inline bool tnd_ct_cache_ok(const struct tnd_ct_val *v, __u8 tcp_flags, __u32 gen)
+static __always_inline bool tnd_hop_ok(const struct tnd_ct_val *v, __u8 hop_flags, __u32 hop_gen, __u32 hop_sec,
+				       __u8 tcp_flags, __u32 gen)
 {
 	const __u8 state = TND_TCP_SYN | TND_TCP_FIN | TND_TCP_RST | TND_TCP_ACK;
 
-	if (!(v->hop_flags & TND_HOP_VALID) || v->hop_gen != gen)
+	if (!(hop_flags & TND_HOP_VALID) || hop_gen != gen)
 		return false;
 	if ((v->tcp_flags & (TND_TCP_FIN | TND_TCP_RST)) || (tcp_flags & state & ~v->tcp_flags))
 		return false;
-	return v->hop_sec == tnd_now_sec();
+	return hop_sec == tnd_now_sec();
+}
+
+static __always_inline bool tnd_ct_cache_ok(const struct tnd_ct_val *v, __u8 tcp_flags, __u32 gen)
+{
+	return tnd_hop_ok(v, v->hop_flags, v->hop_gen, v->hop_sec, tcp_flags, gen);
+}
+
+/* The same for a reply of the pod's flow v (tnd_ct_cache_reply_hop). */
+static __always_inline bool tnd_ct_reply_cache_ok(const struct tnd_ct_val *v, __u8 tcp_flags, __u32 gen)
+{
+	return tnd_hop_ok(v, v->reply_when.flags, v->reply_when.gen, v->reply_when.sec, tcp_flags, gen);
 }
 
 #endif

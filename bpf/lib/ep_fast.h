@@ -7,8 +7,9 @@
  * lookup. The cache (tnd_ct_val.hop_*, conntrack.h) is filled by the full
  * path (tnd_ep_cache) and holds under the same rules as a service flow's:
  * the node's generation unchanged, the same second, nothing new in the TCP
- * state. Service flows (DNAT) and replies (no entry of their own) take the
- * full path.
+ * state. A reply of such a flow (no entry of its own) is routed the same
+ * way from the cache its flow's entry keeps for replies (reply_*). Service
+ * flows (DNAT) take the full path.
  */
 #ifndef TND_BPF_EP_FAST_H_
 #define TND_BPF_EP_FAST_H_
@@ -92,8 +93,8 @@ static __always_inline bool tnd_ep_fast_l4(struct __sk_buff *ctx, __u32 l4_off, 
 
 /* Decrements the TTL / hop limit in place (the caller saw it > 1), the IPv4
  * header checksum by RFC 1624; writes the cached MACs. */
-static __always_inline bool tnd_ep_fast_rewrite(struct __sk_buff *ctx, const int fam,
-						const struct tnd_ct_val *ct)
+static __always_inline bool tnd_ep_fast_rewrite(struct __sk_buff *ctx, const int fam, const __u8 *dmac,
+						const __u8 *smac)
 {
 	struct ethhdr *eth = ctx_ptr(ctx, 0, ETH_HLEN);
 
@@ -116,20 +117,39 @@ static __always_inline bool tnd_ep_fast_rewrite(struct __sk_buff *ctx, const int
 			return false;
 		ip6->hop_limit--;
 	}
-	__builtin_memcpy(eth->h_dest, ct->hop_dmac, 6);
-	__builtin_memcpy(eth->h_source, ct->hop_smac, 6);
+	__builtin_memcpy(eth->h_dest, dmac, 6);
+	__builtin_memcpy(eth->h_source, smac, 6);
 	return true;
+}
+
+/* The key in place of its reverse: the tuple of the other direction. */
+static __always_inline void tnd_ct_key_reverse(struct tnd_ct_key *k)
+{
+	__u8 a[16];
+	__be16 port = k->sport;
+
+	__builtin_memcpy(a, k->saddr, 16);
+	__builtin_memcpy(k->saddr, k->daddr, 16);
+	__builtin_memcpy(k->daddr, a, 16);
+	k->sport = k->dport;
+	k->dport = port;
 }
 
 /* The established path: a tc verdict, or < 0 for the full path. `want`:
  * the conntrack flag of the flows this hook starts (TND_CT_F_ENDPOINT at
- * bpf_lxc, TND_CT_F_INBOUND at bpf_host). Its own BPF function: the key
- * stays off the entry program's frame. */
-static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 want)
+ * bpf_lxc, TND_CT_F_INBOUND at bpf_host), whose packets find their own
+ * entry; `reply_want`: those of the flows whose replies come through this
+ * hook (a pod answers inbound flows and other pods' at bpf_lxc; the
+ * network answers pods' flows at bpf_host), which have no entry of their
+ * own and find their flow's by the reversed tuple (its reply_* cache). Its
+ * own BPF function: the key stays off the entry program's frame. */
+static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 want, __u32 reply_want)
 {
 	struct tnd_ct_key k = {};
 	struct tnd_ct_val *ct;
-	__u8 tcp_flags = 0;
+	const __u8 *dmac, *smac;
+	__u32 ifindex, gen = tnd_node_gen();
+	__u8 tcp_flags = 0, hop;
 	__u32 room = 0;
 	int l4_off;
 
@@ -137,19 +157,35 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 	if (l4_off < 0 || !tnd_ep_fast_l4(ctx, l4_off, room, &k, &tcp_flags))
 		return -1;
 	ct = tnd_state_lookup(tnd_ct_map(fam), &k, struct tnd_ct_val);
-	if (!ct || !(ct->flags & want) || (ct->flags & (TND_CT_F_SERVICE | TND_CT_F_REPLY)) ||
-	    !tnd_ct_cache_ok(ct, tcp_flags, tnd_node_gen()))
-		return -1;
-	if (!tnd_ep_fast_rewrite(ctx, fam, ct))
+	if (ct) {
+		if (!(ct->flags & want) || (ct->flags & (TND_CT_F_SERVICE | TND_CT_F_REPLY)) ||
+		    !tnd_ct_cache_ok(ct, tcp_flags, gen))
+			return -1;
+		hop = ct->hop_flags;
+		ifindex = ct->hop_ifindex;
+		dmac = ct->hop_dmac;
+		smac = ct->hop_smac;
+		tnd_explain_step(TND_XS_ENDPOINT_CACHED);
+	} else {
+		tnd_ct_key_reverse(&k);
+		ct = tnd_state_lookup(tnd_ct_map(fam), &k, struct tnd_ct_val);
+		if (!ct || !tnd_ct_pod_flow(ct, reply_want) || !tnd_ct_reply_cache_ok(ct, tcp_flags, gen))
+			return -1;
+		hop = ct->reply_when.flags;
+		ifindex = ct->reply_hop.ifindex;
+		dmac = ct->reply_hop.dmac;
+		smac = ct->reply_hop.smac;
+		tnd_explain_step(TND_XS_REPLY_CACHED);
+	}
+	if (!tnd_ep_fast_rewrite(ctx, fam, dmac, smac))
 		return -1;
 	tnd_ct_touch(ct, k.proto, tcp_flags, ctx->len);
-	tnd_explain_step(TND_XS_ENDPOINT_CACHED);
-	tnd_explain_redirect(ct->hop_ifindex, (ct->hop_flags & TND_HOP_PEER) ? TND_XR_PEER : TND_XR_DEVICE);
-	if (ct->hop_flags & TND_HOP_PEER)
-		return bpf_redirect_peer(ct->hop_ifindex, 0);
-	if ((ct->hop_flags & TND_HOP_EGRESS_NONE) && !ctx->mark)
+	tnd_explain_redirect(ifindex, (hop & TND_HOP_PEER) ? TND_XR_PEER : TND_XR_DEVICE);
+	if (hop & TND_HOP_PEER)
+		return bpf_redirect_peer(ifindex, 0);
+	if ((hop & TND_HOP_EGRESS_NONE) && !ctx->mark)
 		ctx->mark = TND_MARK_ROUTED;
-	return bpf_redirect(ct->hop_ifindex, 0);
+	return bpf_redirect(ifindex, 0);
 }
 
 /* The full path routed a packet of an endpoint flow (its own entry `ct`)
@@ -162,6 +198,24 @@ static __always_inline void tnd_ep_cache(struct tnd_ct_val *ct, const struct tnd
 	    (ct->flags & (TND_CT_F_SERVICE | TND_CT_F_REPLY)))
 		return;
 	tnd_ct_cache_hop(ct, fwd, gen);
+}
+
+/* The full path routed a reply (tuple t) of a pod's flow out of fwd with
+ * the MACs known, deciding under generation `gen`: its flow's entry (t
+ * reversed, with `want` among its flags) caches the hop for the next
+ * replies. Once per fill (a second at most): a lookup of its own. */
+static __noinline void tnd_ep_cache_reply(const int fam, const struct tnd_ct_key *t, const struct tnd_fwd *fwd,
+					  __u32 gen, __u32 want)
+{
+	struct tnd_ct_key k = *t;
+	struct tnd_ct_val *ct;
+
+	if (!fwd->have_mac)
+		return;
+	tnd_ct_key_reverse(&k);
+	ct = tnd_state_lookup(tnd_ct_map(fam), &k, struct tnd_ct_val);
+	if (ct && tnd_ct_pod_flow(ct, want))
+		tnd_ct_cache_reply_hop(ct, fwd, gen);
 }
 
 #endif

@@ -334,6 +334,7 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 	struct tnd_ct_val *ct = NULL;
 	__u32 gen = tnd_node_gen(); /* before any decision */
 	__u8 trace;
+	bool reply = false;
 	int created = 0, v;
 
 	if (!ep && !tnd_host_dst_ep(ctx, fam))
@@ -347,11 +348,15 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT, ct);
 		if (v < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
-		if (v == 0)
+		if (v == 0) {
 			created = tnd_ct_track(fam, p, TND_CT_F_INBOUND, ct);
+			reply = !ct && !created; /* it answered a flow */
+		}
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
 	tnd_ep_cache(ct, fwd, gen, TND_CT_F_INBOUND, v);
+	if (reply && v == TND_REDIRECT)
+		tnd_ep_cache_reply(fam, &p->t, fwd, gen, TND_CT_F_ENDPOINT);
 	if (created && v != TND_DROP)
 		tnd_trace(p, orig, fam, fwd, trace);
 	return v;
@@ -366,6 +371,7 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	struct tnd_ct_val *ct = NULL;
 	__u32 gen = tnd_node_gen(); /* before any decision */
 	__u8 trace;
+	bool reply = false;
 	int created = 0, v;
 
 	if (tnd_parse(ctx, ETH_HLEN, fam, p) < 0 || p->icmp_err) {
@@ -386,14 +392,18 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 				return TND_DROP;
 			if (v == TND_LXC_REJECTED)
 				return TND_REDIRECT;
-			if (v < 0)
+			if (v < 0) {
 				created = tnd_ct_track(fam, p, TND_CT_F_ENDPOINT, ct);
-			else
+				reply = !ct && !created; /* it answered a flow */
+			} else {
 				created = v;
+			}
 		}
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
 	tnd_ep_cache(ct, fwd, gen, TND_CT_F_ENDPOINT, v);
+	if (reply && v == TND_REDIRECT)
+		tnd_ep_cache_reply(fam, &p->t, fwd, gen, TND_CT_F_ENDPOINT | TND_CT_F_INBOUND);
 	if (created && v != TND_DROP)
 		tnd_trace(p, orig, fam, fwd, trace);
 	return v;

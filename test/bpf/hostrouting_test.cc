@@ -393,6 +393,114 @@ TEST_F(HostRoutingTest, AnEndpointFlowsCacheIsUsedUntilSomethingMustEndIt) {
   EXPECT_EQ(Run(lxc_in_, pkt(64, 0x10)).out, routed(kMacEp2, 0x10)) << "a closed flow's cache serves nothing";
 }
 
+// A reply of a pod's flow has no conntrack entry of its own: it finds its
+// flow's by the reversed tuple, and from its second packet on takes the hop
+// that entry caches for replies, byte for byte as the full path. A reply of
+// an inbound flow leaving through the node device is marked as routed (the
+// egress program leaves it as it is).
+TEST_F(HostRoutingTest, RepliesOfEndpointFlowsTakeTheirCachedPathByteForByte) {
+  struct Case {
+    const char* what;
+    int fwd_fd, reply_fd;
+    const char *c, *sv;  // client, server
+    uint16_t cport, sport;
+    Mac fwd_dst, fwd_src, in_dst, in_src, out_dst, out_src;
+    uint8_t flag, hop;
+  };
+  const Case cases[] = {
+      {"pod to pod", lxc_in_, lxc_in_, "10.1.1.2", "10.1.1.3", 41100, 8080, kMacLx, kMacLocal, kMacLx, kMacEp2,
+       kMacLocal, kMacLx, TND_CT_F_ENDPOINT, TND_HOP_VALID | TND_HOP_PEER},
+      {"pod to pod, IPv6", lxc_in_, lxc_in_, "fd01::2", "fd01::3", 41101, 8080, kMacLx, kMacLocal, kMacLx, kMacEp2,
+       kMacLocal, kMacLx, TND_CT_F_ENDPOINT, TND_HOP_VALID | TND_HOP_PEER},
+      {"pod to elsewhere", lxc_in_, tc_in_, "10.1.1.2", "10.1.2.7", 41102, 80, kMacLx, kMacLocal, kMacNode, kMacPeer,
+       kMacLocal, kMacLx, TND_CT_F_ENDPOINT, TND_HOP_VALID | TND_HOP_PEER},
+      {"network to pod", tc_in_, lxc_in_, "10.0.0.100", "10.1.1.2", 41103, 80, kMacNode, kMacClient, kMacLx,
+       kMacLocal, kMacClient, kMacNode, TND_CT_F_INBOUND, TND_HOP_VALID | TND_HOP_EGRESS_NONE},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    const bool v6 = std::string(c.c).find(':') != std::string::npos;
+    auto frame = [&](bool reply, Mac dst, Mac src, uint8_t ttl) {
+      Frame f;
+      f.Eth(dst, src);
+      if (v6)
+        f.Ipv6(reply ? c.sv : c.c, reply ? c.c : c.sv);
+      else
+        f.Ipv4(reply ? c.sv : c.c, reply ? c.c : c.sv);
+      return f.Ttl(ttl).Tcp(reply ? c.sport : c.cport, reply ? c.cport : c.sport, 0x10).Payload("data").Build();
+    };
+    ASSERT_EQ(Run(c.fwd_fd, frame(false, c.fwd_dst, c.fwd_src, 64)).retval, kRedirect);
+    const Bytes in = frame(true, c.in_dst, c.in_src, 64), want = frame(true, c.out_dst, c.out_src, 63);
+    int marked = 0;
+    for (int i = 0; i < 52; ++i) {
+      uint32_t mark = 0;
+      ProgRun r = RunMarked(c.reply_fd, in, 0, &mark);
+      ASSERT_EQ(r.retval, kRedirect) << "reply " << i;
+      ASSERT_EQ(r.out, want) << "reply " << i;
+      marked += mark == TND_MARK_ROUTED;
+      if (i == 0) {
+        auto e = Entry(c.c, c.cport, c.sv, c.sport);
+        ASSERT_TRUE(e.has_value());
+        EXPECT_EQ(e->flags, c.flag);
+        EXPECT_EQ(e->reply_when.flags, c.hop) << "the first reply fills its flow's reply cache";
+      }
+    }
+    EXPECT_FALSE(Entry(c.sv, c.sport, c.c, c.cport).has_value()) << "replies make no entry of their own";
+    EXPECT_EQ(Entry(c.c, c.cport, c.sv, c.sport)->packets, 53u) << "cached replies are counted on the flow";
+    if (c.hop & TND_HOP_EGRESS_NONE)
+      EXPECT_GE(marked, 40) << "cached replies out of the node device are marked routed";
+    else
+      EXPECT_EQ(marked, 0);
+  }
+}
+
+TEST_F(HostRoutingTest, AReplysCacheIsUsedUntilSomethingMustEndIt) {
+  constexpr Mac kPlanted{{0x02, 0xee, 0xee, 0xee, 0xee, 0xee}};
+  auto reply = [](uint8_t flags) {
+    return Frame().Eth(kMacLx, kMacEp2).Ipv4("10.1.1.3", "10.1.1.2").Tcp(8080, 42100, flags).Build();
+  };
+  auto routed = [](const Mac& dst, uint8_t flags) {
+    return Frame().Eth(dst, kMacLx).Ipv4("10.1.1.3", "10.1.1.2").Ttl(63).Tcp(8080, 42100, flags).Build();
+  };
+  // The planted MAC, valid now; false if the second turned meanwhile.
+  auto plant_once = [&] {
+    auto v = Entry("10.1.1.2", 42100, "10.1.1.3", 8080);
+    if (!v || !(v->reply_when.flags & TND_HOP_VALID)) return false;
+    std::memcpy(v->reply_hop.dmac, kPlanted.b, 6);
+    v->reply_when.sec = BpfClockSeconds();
+    return ct4_->Update(Key("10.1.1.2", 42100, "10.1.1.3", 8080), *v).ok() && v->reply_when.sec == BpfClockSeconds();
+  };
+  auto plant = [&] {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      Run(lxc_in_, reply(0x10));  // (re)fills the cache
+      if (plant_once()) return true;
+    }
+    return false;
+  };
+  Run(lxc_in_, Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(42100, 8080, 0x10).Build());
+  bool used = false;
+  for (int attempt = 0; attempt < 3 && !used; ++attempt) {
+    if (!plant()) continue;
+    Bytes out = Run(lxc_in_, reply(0x10)).out;
+    used = Entry("10.1.1.2", 42100, "10.1.1.3", 8080)->reply_when.sec == BpfClockSeconds();
+    if (used) {
+      EXPECT_EQ(out, routed(kPlanted, 0x10)) << "a cached reply takes the cached MAC";
+    }
+  }
+  ASSERT_TRUE(used) << "the second turned in each of three attempts";
+  // A new generation decides again.
+  ASSERT_TRUE(plant());
+  ASSERT_TRUE(BumpNodeGeneration(pins_->path() + "/" TND_MAP_NODE).ok());
+  EXPECT_EQ(Run(lxc_in_, reply(0x10)).out, routed(kMacLocal, 0x10));
+  // A FIN adds to the flow's state: the full path's; a closed flow's cache
+  // serves nothing.
+  ASSERT_TRUE(plant());
+  EXPECT_EQ(Run(lxc_in_, reply(0x11)).out, routed(kMacLocal, 0x11));
+  EXPECT_TRUE(Entry("10.1.1.2", 42100, "10.1.1.3", 8080)->tcp_flags & TND_TCP_FIN);
+  ASSERT_TRUE(plant());
+  EXPECT_EQ(Run(lxc_in_, reply(0x10)).out, routed(kMacLocal, 0x10));
+}
+
 // A pod's flow to a pod on another node (not masqueraded, not a reply of a
 // local backend): the node device's egress program finds nothing to do for
 // it once, says so in the flow's entry, and bpf_lxc marks the next cached

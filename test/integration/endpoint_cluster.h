@@ -197,15 +197,26 @@ class EndpointE2ETest : public ::testing::Test {
 
   // sockperf UDP ping-pong from pod 1 of node 1 to the sockperf server at
   // 10.200.2.10:11111 for 1 s: the p50 latency in us (0 when it failed).
-  double SockperfP50() {
+  // A sockperf UDP server at addr:11111 in `ns`, on CPU 1 (SockperfP50From's
+  // client runs on CPU 0), as iperf3's ends.
+  static std::vector<std::string> SockperfServer(const Netns& ns, const std::string& addr) {
+    std::vector<std::string> argv = {"nsenter", "--net=" + ns.path(), "sockperf", "server", "-i", addr, "-p", "11111"};
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) argv.insert(argv.begin(), {"taskset", "-c", "1"});
+    return argv;
+  }
+
+  // sockperf UDP ping-pong p50 (us) from pod 1 of node 1 (or `from`) to a
+  // server at dst:11111.
+  double SockperfP50() { return SockperfP50From(Pod(0, 1), "10.200.2.10"); }
+  double SockperfP50From(const Netns& from, const std::string& dst) {
     std::string out;
     for (int i = 0; i < 10; ++i) {
       out.clear();
-      std::vector<std::string> argv = {"sockperf", "ping-pong", "-i", "10.200.2.10", "-p", "11111", "-t", "1"};
+      std::vector<std::string> argv = {"sockperf", "ping-pong", "-i", dst, "-p", "11111", "-t", "1"};
       // On CPU 0, the server on CPU 1 (where the scheduler puts them, the
       // same CPU or not, would otherwise differ between runs).
       if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) argv.insert(argv.begin(), {"taskset", "-c", "0"});
-      Pod(0, 1).Exec(argv, &out);
+      from.Exec(argv, &out);
       std::smatch m;
       if (std::regex_search(out, m, std::regex(R"(percentile 50\.000 =\s*([0-9.]+))")))
         return std::stod(m[1].str());
