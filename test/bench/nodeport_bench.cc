@@ -343,6 +343,15 @@ int Main(bool json_out) {
   // another node's pod's packet into a pod here.
   const Bytes from_pod = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.9", "10.1.1.3").Tcp(40000, 8080, 0x10).Payload(pay).Build();
   rows.push_back(w.Measure("tc", "ingress: another node's pod to a pod here", from_pod, same, tc_np));
+  // The replies of both flows above, which have no conntrack entry of their
+  // own (the cache their flow's entry keeps for them). Each flow's first
+  // packet goes first, so that a row measured alone answers a flow too.
+  (void)RunProgram(tc_np, from_pod);
+  (void)RunProgram(lxc_in, pod_frame("10.1.2.9", 80));
+  const Bytes pod_reply = Frame().Eth(kMacLx, kMacPeer).Ipv4("10.1.1.3", "10.1.2.9").Tcp(8080, 40000, 0x10).Payload(pay).Build();
+  rows.push_back(w.Measure("lxc", "reply: a pod answers another node's pod", pod_reply, same, lxc_in));
+  const Bytes net_reply = Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.9", "10.1.1.2").Tcp(80, 40000, 0x10).Payload(pay).Build();
+  rows.push_back(w.Measure("tc", "ingress: reply from another node to a pod here", net_reply, same, tc_np));
   rows.push_back(w.Measure("lxc", "pod to a ClusterIP, established (DNAT)", pod_frame("10.96.0.20", 80), same, lxc_in));
   rows.push_back(w.Measure("lxc", "pod to pod, 60,000 flows in turn", pod_frame("10.1.1.3", 8080), Vary::kFlowsInTurn,
                            lxc_in));
