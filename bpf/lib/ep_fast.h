@@ -147,7 +147,9 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 {
 	struct tnd_ct_key k = {};
 	struct tnd_ct_val *ct;
-	const __u8 *dmac, *smac;
+	/* The cached MACs (source, destination), copied: both ways then meet
+	 * in the same state, and older verifiers check the rest once. */
+	__u8 macs[12];
 	__u32 ifindex, gen = tnd_node_gen();
 	__u8 tcp_flags = 0, hop;
 	__u32 room = 0;
@@ -163,8 +165,8 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 			return -1;
 		hop = ct->hop_flags;
 		ifindex = ct->hop_ifindex;
-		dmac = ct->hop_dmac;
-		smac = ct->hop_smac;
+		__builtin_memcpy(macs, ct->hop_smac, 6);
+		__builtin_memcpy(macs + 6, ct->hop_dmac, 6);
 		tnd_explain_step(TND_XS_ENDPOINT_CACHED);
 	} else {
 		tnd_ct_key_reverse(&k);
@@ -173,11 +175,11 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 			return -1;
 		hop = ct->reply_when.flags;
 		ifindex = ct->reply_hop.ifindex;
-		dmac = ct->reply_hop.dmac;
-		smac = ct->reply_hop.smac;
+		__builtin_memcpy(macs, ct->reply_hop.smac, 6);
+		__builtin_memcpy(macs + 6, ct->reply_hop.dmac, 6);
 		tnd_explain_step(TND_XS_REPLY_CACHED);
 	}
-	if (!tnd_ep_fast_rewrite(ctx, fam, dmac, smac))
+	if (!tnd_ep_fast_rewrite(ctx, fam, macs + 6, macs))
 		return -1;
 	tnd_ct_touch(ct, k.proto, tcp_flags, ctx->len);
 	tnd_explain_redirect(ifindex, (hop & TND_HOP_PEER) ? TND_XR_PEER : TND_XR_DEVICE);

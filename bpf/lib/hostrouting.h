@@ -158,7 +158,10 @@ static __noinline void tnd_trace(const struct tnd_pkt *p, const struct tnd_ct_ke
 /* Conntrack for an endpoint flow that is not a service flow: refreshes the
  * packet's own entry (`ct`, the caller's lookup of p->t) or the entry of the
  * flow it answers; else creates one with `flags` (TND_CT_F_ENDPOINT or
- * TND_CT_F_INBOUND). 1: created. */
+ * TND_CT_F_INBOUND). TND_CT_CREATED, TND_CT_ANSWERED (it touched the
+ * entry of the flow the packet answers), or 0. */
+#define TND_CT_CREATED 1
+#define TND_CT_ANSWERED 2
 static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32 flags, struct tnd_ct_val *ct)
 {
 	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = p->t.dport, .dport = p->t.sport };
@@ -178,7 +181,11 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 		if (rev && (rev->flags & TND_CT_F_REPLY))
 			tnd_map_delete(tnd_ct_map(fam), &rk);
 	} else if (!ct) {
-		ct = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);  /* the flow this answers */
+		rev = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);  /* the flow this answers */
+		if (rev) {
+			tnd_ct_touch(rev, p->t.proto, p->tcp_flags, p->len);
+			return TND_CT_ANSWERED;
+		}
 	}
 	if (ct) {
 		tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
@@ -188,7 +195,7 @@ static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32
 	v.flags = flags;
 	tnd_ct_touch(&v, p->t.proto, p->tcp_flags, p->len);
 	tnd_map_update(tnd_ct_map(fam), &p->t, &v, BPF_ANY);
-	return 1;
+	return TND_CT_CREATED;
 }
 
 /* A reply of a service flow whose client is an endpoint (or, `mask`, of a
@@ -334,7 +341,6 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 	struct tnd_ct_val *ct = NULL;
 	__u32 gen = tnd_node_gen(); /* before any decision */
 	__u8 trace;
-	bool reply = false;
 	int created = 0, v;
 
 	if (!ep && !tnd_host_dst_ep(ctx, fam))
@@ -348,16 +354,14 @@ static __noinline __attribute__((unused)) int tnd_host_to_endpoint(struct __sk_b
 		v = tnd_rev_dnat(ctx, p, fam, TND_CT_F_ENDPOINT, ct);
 		if (v < 0)
 			return tnd_drop_pkt(fwd, p, fam, TND_DROP_REWRITE, TND_DIR_INGRESS, ctx->ifindex);
-		if (v == 0) {
+		if (v == 0)
 			created = tnd_ct_track(fam, p, TND_CT_F_INBOUND, ct);
-			reply = !ct && !created; /* it answered a flow */
-		}
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
 	tnd_ep_cache(ct, fwd, gen, TND_CT_F_INBOUND, v);
-	if (reply && v == TND_REDIRECT)
+	if (created == TND_CT_ANSWERED && v == TND_REDIRECT)
 		tnd_ep_cache_reply(fam, &p->t, fwd, gen, TND_CT_F_ENDPOINT);
-	if (created && v != TND_DROP)
+	if (created == TND_CT_CREATED && v != TND_DROP)
 		tnd_trace(p, orig, fam, fwd, trace);
 	return v;
 }
@@ -371,7 +375,6 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 	struct tnd_ct_val *ct = NULL;
 	__u32 gen = tnd_node_gen(); /* before any decision */
 	__u8 trace;
-	bool reply = false;
 	int created = 0, v;
 
 	if (tnd_parse(ctx, ETH_HLEN, fam, p) < 0 || p->icmp_err) {
@@ -392,19 +395,17 @@ static __noinline __attribute__((unused)) int tnd_from_endpoint(struct __sk_buff
 				return TND_DROP;
 			if (v == TND_LXC_REJECTED)
 				return TND_REDIRECT;
-			if (v < 0) {
+			if (v < 0)
 				created = tnd_ct_track(fam, p, TND_CT_F_ENDPOINT, ct);
-				reply = !ct && !created; /* it answered a flow */
-			} else {
-				created = v;
-			}
+			else
+				created = v ? TND_CT_CREATED : 0;
 		}
 	}
 	v = tnd_route(ctx, p, fam, fwd, &trace);
 	tnd_ep_cache(ct, fwd, gen, TND_CT_F_ENDPOINT, v);
-	if (reply && v == TND_REDIRECT)
+	if (created == TND_CT_ANSWERED && v == TND_REDIRECT)
 		tnd_ep_cache_reply(fam, &p->t, fwd, gen, TND_CT_F_ENDPOINT | TND_CT_F_INBOUND);
-	if (created && v != TND_DROP)
+	if (created == TND_CT_CREATED && v != TND_DROP)
 		tnd_trace(p, orig, fam, fwd, trace);
 	return v;
 }

@@ -287,6 +287,33 @@ std::string KubeProxyRules(int n) {
   return bench::IptablesFull(services);
 }
 
+// Prints the host-routing comparison's medians with their ratios and checks
+// that each mode measured something. gbps: eBPF, kernel, kernel +
+// kube-proxy's rules; p50: the same, then the floors (one veth, the LAN).
+void ReportHostRouting(const double (&gbps)[3], const double (&p50)[5], int seconds, int rounds, int kp_services) {
+  const double e = gbps[0], k = gbps[1], kp = gbps[2];
+  const double le = p50[0], lk = p50[1], lkp = p50[2], floor = p50[3], lan_floor = p50[4];
+  std::printf("THROUGHPUT pod->pod across nodes (iperf3, %d s, median of %d): eBPF host routing %.2f Gbit/s, "
+              "kernel routing %.2f Gbit/s, ratio %.2f; with kube-proxy's rules for %d services %.2f Gbit/s, "
+              "ratio %.2f\n",
+              seconds, rounds, e, k, k > 0 ? e / k : 0.0, kp_services, kp, kp > 0 ? e / kp : 0.0);
+  std::printf("LATENCY pod->pod across nodes (sockperf UDP ping-pong p50, median of %d x 3): eBPF host routing "
+              "%.1f us, kernel routing %.1f us, ratio %.2f; with kube-proxy's rules %.1f us, ratio %.2f\n",
+              rounds, le, lk, lk > 0 ? le / lk : 0.0, lkp, lkp > 0 ? le / lkp : 0.0);
+  std::printf("LATENCY floors (median of %d x 3): one veth between two namespaces %.1f us, ratio to kernel routing "
+              "%.2f; two namespaces on the nodes' LAN (its bridge, nothing routed) %.1f us, ratio %.2f\n",
+              rounds, floor, lk > 0 ? floor / lk : 0.0, lan_floor, lk > 0 ? lan_floor / lk : 0.0);
+  ::testing::Test::RecordProperty("ebpf_gbps", std::to_string(e));
+  ::testing::Test::RecordProperty("kernel_gbps", std::to_string(k));
+  EXPECT_GT(e, 0.1);
+  EXPECT_GT(k, 0.1);
+  EXPECT_GT(kp, 0.1);
+  EXPECT_GT(le, 0);
+  EXPECT_GT(lk, 0);
+  EXPECT_GT(floor, 0);
+  EXPECT_GT(lan_floor, 0);
+}
+
 // Pod to pod across the nodes: iperf3 throughput and sockperf UDP
 // ping-pong latency (p50), with eBPF host routing and with plain kernel
 // routing, the latter also with kube-proxy's iptables rules for
@@ -297,20 +324,26 @@ TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
             kp_services = EnvInt("TND_KUBE_PROXY_SERVICES", 1000);
   const std::string rules = KubeProxyRules(kp_services), rules_file = scripts_.path() + "/kube-proxy.rules";
   std::ofstream(rules_file) << rules;
-  // The floor of any datapath: two namespaces joined by one veth, no node,
-  // no bridge, no router between them; measured in every round beside the
-  // others.
-  Netns floor_a("eflra"), floor_b("eflrb");
+  // Floors, measured in every round beside the others: two namespaces
+  // joined by one veth (no node, no bridge: the least any datapath could
+  // cost), and two namespaces on the nodes' LAN (the bridge every packet
+  // between the nodes crosses, nothing routed).
+  Netns floor_a("eflra"), floor_b("eflrb"), lan_a("elfla"), lan_b("elflb");
   ConnectVeth(floor_a, "eth0", "10.201.0.1/24", floor_b, "eth0", "10.201.0.2/24");
+  lan_->Join(lan_a, "pfla", "10.0.0.201/24", "fd00::201/64");
+  lan_->Join(lan_b, "pflb", "10.0.0.202/24", "fd00::202/64");
   Subprocess sockperf(SockperfServer(Pod(1, 1), "10.200.2.10")),
-      floor_server(SockperfServer(floor_b, "10.201.0.2"));
-  std::vector<double> gbps[3], p50[4];  // eBPF, kernel, kernel + kube-proxy's rules; floor
+      floor_server(SockperfServer(floor_b, "10.201.0.2")), lan_server(SockperfServer(lan_b, "10.0.0.202"));
+  // eBPF, kernel, kernel + kube-proxy's rules; the floors: one veth, the LAN
+  std::vector<double> gbps[3], p50[5];
   // Three 1-second ping-pongs a round: one swings by 30% on this VM.
   auto measure = [&](int k) {
     gbps[k].push_back(Iperf(seconds));
     for (int i = 0; i < 3; ++i) {
       p50[k].push_back(SockperfP50());
-      if (k == 1) p50[3].push_back(SockperfP50From(floor_a, "10.201.0.2"));
+      if (k != 1) continue;
+      p50[3].push_back(SockperfP50From(floor_a, "10.201.0.2"));
+      p50[4].push_back(SockperfP50From(lan_a, "10.0.0.202"));
     }
   };
   // tc only: generic XDP (the other tests' mode) copies every frame and is
@@ -357,27 +390,10 @@ TEST_F(EndpointE2ETest, ThroughputWithAndWithoutHostRouting) {
       ebpf();
     }
   }
-  const double e = Median(gbps[0]), k = Median(gbps[1]), kp = Median(gbps[2]);
-  const double le = Median(p50[0]), lk = Median(p50[1]), lkp = Median(p50[2]);
-  std::printf("THROUGHPUT pod->pod across nodes (iperf3, %d s, median of %d): eBPF host routing %.2f Gbit/s, "
-              "kernel routing %.2f Gbit/s, ratio %.2f; with kube-proxy's rules for %d services %.2f Gbit/s, "
-              "ratio %.2f\n",
-              seconds, rounds, e, k, k > 0 ? e / k : 0.0, kp_services, kp, kp > 0 ? e / kp : 0.0);
-  std::printf("LATENCY pod->pod across nodes (sockperf UDP ping-pong p50, median of %d x 3): eBPF host routing "
-              "%.1f us, kernel routing %.1f us, ratio %.2f; with kube-proxy's rules %.1f us, ratio %.2f\n",
-              rounds, le, lk, lk > 0 ? le / lk : 0.0, lkp, lkp > 0 ? le / lkp : 0.0);
-  const double floor = Median(p50[3]);
-  std::printf("LATENCY floor (one veth between two namespaces, nothing to route, median of %d x 3): %.1f us, "
-              "ratio to kernel routing %.2f\n",
-              rounds, floor, lk > 0 ? floor / lk : 0.0);
-  RecordProperty("ebpf_gbps", std::to_string(e));
-  RecordProperty("kernel_gbps", std::to_string(k));
-  EXPECT_GT(e, 0.1);
-  EXPECT_GT(k, 0.1);
-  EXPECT_GT(kp, 0.1);
-  EXPECT_GT(le, 0);
-  EXPECT_GT(lk, 0);
-  EXPECT_GT(floor, 0);
+  double g[3], l[5];
+  for (int i = 0; i < 3; ++i) g[i] = Median(gbps[i]);
+  for (int i = 0; i < 5; ++i) l[i] = Median(p50[i]);
+  ReportHostRouting(g, l, seconds, rounds, kp_services);
 }
 
 // `tendril explain --endpoint`: what a pod's packet meets (bpf_lxc), as the

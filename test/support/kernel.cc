@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -352,6 +353,9 @@ Subprocess::~Subprocess() {
 std::string Subprocess::Log() const { return ReadFile(log_path_).value_or(""); }
 
 ::testing::AssertionResult WaitForAgent(Subprocess& agent, const std::string& socket, int seconds) {
+  int scale = 1;
+  if (const char* s = std::getenv("TENDRIL_TEST_TIME_SCALE"); s && absl::SimpleAtoi(s, &scale) && scale > 1)
+    seconds *= scale;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < deadline) {
     if (CallAgent(socket, "status").ok()) return ::testing::AssertionSuccess();

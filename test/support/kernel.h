@@ -185,9 +185,10 @@ class Subprocess {
   std::string log_path_;
 };
 
-// Waits, at most `seconds`, until the agent started as `agent` answers on
-// its API socket: success, or why not (it exited, or never answered) with
-// its log.
+// Waits, at most `seconds` (times TENDRIL_TEST_TIME_SCALE when set, as in
+// the kernel matrix's emulated guest), until the agent started as `agent`
+// answers on its API socket: success, or why not (it exited, or never
+// answered) with its log.
 ::testing::AssertionResult WaitForAgent(Subprocess& agent, const std::string& socket, int seconds = 15);
 
 // What the state store in `state_dir` holds, as one JSON document (read

@@ -102,8 +102,11 @@ for m in $MODS; do insmod /lib/modules/$KVER/kernel/\$m || echo "TND-MODULE-FAIL
 ip link set lo up
 echo "TND-KERNEL \$(uname -r)"
 # The frame fuzzer's breadth is the host's job (20,000 frames); here it
-# checks the same invariants on this kernel with fewer.
+# checks the same invariants on this kernel with fewer. Software emulation
+# runs the verifier many times slower than the host: the tests' waits for an
+# agent to come up are three times as long (TENDRIL_TEST_TIME_SCALE).
 export TENDRIL_TEST_PREBUILT_BPF=1 TENDRIL_EXPECT_TCX=0 TND_VERIFY_LOG_LINES=15 TENDRIL_FRAME_FUZZ_FRAMES=4000
+export TENDRIL_TEST_TIME_SCALE=3
 BUILD=$BUILD
 . $ROOT/test/vm/suites.sh
 run_suites guest /tmp
