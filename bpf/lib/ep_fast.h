@@ -169,6 +169,10 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 		__builtin_memcpy(macs + 6, ct->hop_dmac, 6);
 		tnd_explain_step(TND_XS_ENDPOINT_CACHED);
 	} else {
+		/* A SYN answers nothing: the full path makes it a flow of its
+		 * own (tnd_ct_track). */
+		if (tnd_tcp_opens(k.proto, tcp_flags))
+			return -1;
 		tnd_ct_key_reverse(&k);
 		ct = tnd_state_lookup(tnd_ct_map(fam), &k, struct tnd_ct_val);
 		if (!ct || !tnd_ct_pod_flow(ct, reply_want) || !tnd_ct_reply_cache_ok(ct, tcp_flags, gen))

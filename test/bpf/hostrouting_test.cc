@@ -499,6 +499,14 @@ TEST_F(HostRoutingTest, AReplysCacheIsUsedUntilSomethingMustEndIt) {
   EXPECT_TRUE(Entry("10.1.1.2", 42100, "10.1.1.3", 8080)->tcp_flags & TND_TCP_FIN);
   ASSERT_TRUE(plant());
   EXPECT_EQ(Run(lxc_in_, reply(0x10)).out, routed(kMacLocal, 0x10));
+  // A SYN on a live flow's reversed tuple answers nothing: the full path's,
+  // which makes it a flow of its own.
+  ClearFlows();
+  for (uint8_t flags : {0x02, 0x10})  // the flow has seen a SYN: a SYN adds nothing to its state
+    Run(lxc_in_, Frame().Eth(kMacLx, kMacLocal).Ipv4("10.1.1.2", "10.1.1.3").Tcp(42100, 8080, flags).Build());
+  ASSERT_TRUE(plant());
+  EXPECT_EQ(Run(lxc_in_, reply(0x02)).out, routed(kMacLocal, 0x02));
+  EXPECT_TRUE(Entry("10.1.1.3", 8080, "10.1.1.2", 42100).has_value());
 }
 
 // A pod's flow to a pod on another node (not masqueraded, not a reply of a
