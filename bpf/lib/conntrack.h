@@ -102,6 +102,17 @@ static __noinline void tnd_ct_mark(const int fam, const struct tnd_ct_key *k, __
 		tnd_state_mark(&v->tcp_flags, &v->expires, k->proto, evf);
 }
 
+/* out: the tuple of the other direction of `in` (its replies'). */
+static __always_inline void tnd_ct_key_reversed(struct tnd_ct_key *out, const struct tnd_ct_key *in)
+{
+	__builtin_memset(out, 0, sizeof(*out));
+	__builtin_memcpy(out->saddr, in->daddr, 16);
+	__builtin_memcpy(out->daddr, in->saddr, 16);
+	out->sport = in->dport;
+	out->dport = in->sport;
+	out->proto = in->proto;
+}
+
 /* The pair of a service flow's conntrack entries: forward (client ->
  * frontend) and reply (backend -> client). From one, the other's key. */
 static __always_inline bool tnd_same_addr(const __u8 *a, const __u8 *b)

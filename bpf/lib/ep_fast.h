@@ -122,19 +122,6 @@ static __always_inline bool tnd_ep_fast_rewrite(struct __sk_buff *ctx, const int
 	return true;
 }
 
-/* The key in place of its reverse: the tuple of the other direction. */
-static __always_inline void tnd_ct_key_reverse(struct tnd_ct_key *k)
-{
-	__u8 a[16];
-	__be16 port = k->sport;
-
-	__builtin_memcpy(a, k->saddr, 16);
-	__builtin_memcpy(k->saddr, k->daddr, 16);
-	__builtin_memcpy(k->daddr, a, 16);
-	k->sport = k->dport;
-	k->dport = port;
-}
-
 /* The established path: a tc verdict, or < 0 for the full path. `want`:
  * the conntrack flag of the flows this hook starts (TND_CT_F_ENDPOINT at
  * bpf_lxc, TND_CT_F_INBOUND at bpf_host), whose packets find their own
@@ -145,7 +132,7 @@ static __always_inline void tnd_ct_key_reverse(struct tnd_ct_key *k)
  * own BPF function: the key stays off the entry program's frame. */
 static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 want, __u32 reply_want)
 {
-	struct tnd_ct_key k = {};
+	struct tnd_ct_key k = {}, rk;
 	struct tnd_ct_val *ct;
 	/* The cached MACs (source, destination), copied: both ways then meet
 	 * in the same state, and older verifiers check the rest once. */
@@ -173,8 +160,8 @@ static __noinline int tnd_ep_fast(struct __sk_buff *ctx, const int fam, __u32 wa
 		 * own (tnd_ct_track). */
 		if (tnd_tcp_opens(k.proto, tcp_flags))
 			return -1;
-		tnd_ct_key_reverse(&k);
-		ct = tnd_state_lookup(tnd_ct_map(fam), &k, struct tnd_ct_val);
+		tnd_ct_key_reversed(&rk, &k);
+		ct = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 		if (!ct || !tnd_ct_pod_flow(ct, reply_want) || !tnd_ct_reply_cache_ok(ct, tcp_flags, gen))
 			return -1;
 		hop = ct->reply_when.flags;
@@ -213,12 +200,12 @@ static __always_inline void tnd_ep_cache(struct tnd_ct_val *ct, const struct tnd
 static __noinline void tnd_ep_cache_reply(const int fam, const struct tnd_ct_key *t, const struct tnd_fwd *fwd,
 					  __u32 gen, __u32 want)
 {
-	struct tnd_ct_key k = *t;
+	struct tnd_ct_key k;
 	struct tnd_ct_val *ct;
 
 	if (!fwd->have_mac)
 		return;
-	tnd_ct_key_reverse(&k);
+	tnd_ct_key_reversed(&k, t);
 	ct = tnd_state_lookup(tnd_ct_map(fam), &k, struct tnd_ct_val);
 	if (ct && tnd_ct_pod_flow(ct, want))
 		tnd_ct_cache_reply_hop(ct, fwd, gen);

@@ -164,13 +164,12 @@ static __noinline void tnd_trace(const struct tnd_pkt *p, const struct tnd_ct_ke
 #define TND_CT_ANSWERED 2
 static __noinline int tnd_ct_track(const int fam, const struct tnd_pkt *p, __u32 flags, struct tnd_ct_val *ct)
 {
-	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = p->t.dport, .dport = p->t.sport };
+	struct tnd_ct_key rk;
 	const bool opens = tnd_tcp_opens(p->t.proto, p->tcp_flags);
 	struct tnd_ct_val v = {};
 	struct tnd_ct_val *rev;
 
-	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
-	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
+	tnd_ct_key_reversed(&rk, &p->t);
 	if (opens) {
 		/* A new connection on a tuple whose reverse a closed service
 		 * flow's reply entry still names (the client now talks to the
@@ -420,7 +419,7 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 	struct tnd_pkt *p = &s->p;
 	struct tnd_fwd *fwd = &s->fwd;
 	struct tnd_lb_work *w = &s->w;
-	struct tnd_ct_key rk = { .proto = p->t.proto, .sport = p->t.dport, .dport = p->t.sport };
+	struct tnd_ct_key rk;
 	struct tnd_endpoint *ep;
 	struct tnd_device *dev;
 	struct tnd_ct_val *ct;
@@ -446,8 +445,7 @@ static __noinline __attribute__((unused)) int tnd_masquerade(struct __sk_buff *c
 	}
 	if (exempt)
 		return -1;
-	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
-	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
+	tnd_ct_key_reversed(&rk, &p->t);
 	ct = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 	if (ct && (ct->flags & TND_CT_F_INBOUND))
 		return -1;

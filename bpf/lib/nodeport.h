@@ -179,15 +179,12 @@ static __noinline int tnd_lb_icmp_ingress(TND_CTX *ctx, struct tnd_pkt *p, const
 /* 2. DSR from another node: remember the frontend for the replies. */
 static __noinline void tnd_lb_dsr_learn(const struct tnd_pkt *p, const int fam)
 {
-	struct tnd_ct_key rk = { .proto = p->t.proto };
+	struct tnd_ct_key rk;
 	struct tnd_ct_val v = {};
 	struct tnd_ct_val *cur;
 	__u32 now = tnd_now_sec();
 
-	__builtin_memcpy(rk.saddr, p->t.daddr, 16);
-	__builtin_memcpy(rk.daddr, p->t.saddr, 16);
-	rk.sport = p->t.dport;
-	rk.dport = p->t.sport;
+	tnd_ct_key_reversed(&rk, &p->t);
 	tnd_explain_step(TND_XS_DSR_LEARN);
 	cur = tnd_state_lookup(tnd_ct_map(fam), &rk, struct tnd_ct_val);
 	if (cur && (cur->flags & TND_CT_F_DSR))
