@@ -272,11 +272,22 @@ TEST_P(NatLifecycleTest, SnatNeverTakesThePortOfANodeSocket) {
 TEST_P(NatLifecycleTest, RemovedBackendsUdpFlowMovesToALiveOne) {
   ASSERT_EQ(backend_->Exec({"ip", "addr", "add", "10.2.0.3/24", "dev", "eth0"}), 0);
   std::vector<std::unique_ptr<Subprocess>> udp;
+  // One process per backend answers each datagram with its address. Not
+  // socat's fork per datagram: under a loaded CI a fork and a shell took
+  // longer than the client's 1 s wait (the backend had the datagram queued).
   for (const char* a : {"10.2.0.2", "10.2.0.3"})
     udp.push_back(std::make_unique<Subprocess>(std::vector<std::string>{
-        "ip", "netns", "exec", backend_->name(), "socat", absl::StrCat("UDP4-RECVFROM:5353,bind=", a, ",fork"),
-        absl::StrCat("SYSTEM:echo ", a)}));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        "ip", "netns", "exec", backend_->name(), "python3", "-c",
+        absl::StrCat("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('", a,
+                     "',5353))\nwhile True:\n  _,p=s.recvfrom(64); s.sendto(b'", a, "\\n',p)\n")}));
+  std::string bound;
+  for (int i = 0; i < 300 && (bound.find("10.2.0.2:5353") == std::string::npos ||
+                              bound.find("10.2.0.3:5353") == std::string::npos); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    bound.clear();
+    backend_->Exec({"ss", "-Hlun"}, &bound);
+  }
+  ASSERT_NE(bound.find("10.2.0.3:5353"), std::string::npos) << bound;
   ASSERT_EQ(Cli({"service", "add", "--frontend", "10.96.0.53:53/UDP", "--type", "NodePort", "--node-port", "30053",
                  "--backends", "10.2.0.2:5353,10.2.0.3:5353"}).rc, 0);
   // One client socket, one source port: one UDP flow. Which backend answers
