@@ -59,6 +59,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	__u8 client[16], fe[16] = {};
 	__be16 client_port, fe_port = 0;
 	__u32 gen = tnd_node_gen(); /* before any decision */
+	bool cached;
 	int r, ev;
 
 	__builtin_memcpy(in.saddr, p->t.saddr, 16);
@@ -86,7 +87,8 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 	}
 	/* The way to the client: cached in the reply entry (conntrack.h), or
 	 * the FIB's answer, which the entry then caches. */
-	if (ct && tnd_ct_cache_ok(ct, p->tcp_flags, gen)) {
+	cached = ct && tnd_ct_cache_ok(ct, p->tcp_flags, gen);
+	if (cached) {
 		tnd_ct_cached_hop(ct, fwd);
 		r = TND_CTX_XDP && fwd->peer && !tnd_xdp_rx_fits(fwd, p) ? 1 : 0; /* into a pod XDP cannot reach: tc's */
 	} else {
@@ -102,12 +104,20 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (r < 0 || r >= 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
-	ev = tnd_state_update(&nv->tcp_flags, &nv->expires, p->t.proto, p->tcp_flags, tnd_now_sec());
-	if (ev != TND_EV_NONE) {
-		tnd_nat_note_reset(nv, TND_EVF(ev, p->tcp_flags));
-		tnd_nat_mark_out(fam, &in, nv, TND_EVF(ev, p->tcp_flags));
+	/* A valid cache was filled in this second by a packet that refreshed
+	 * both entries' lifetimes and states, and this packet's flags add
+	 * nothing to them: only the counters. */
+	if (cached) {
+		ct->packets += 1;
+		ct->bytes += p->len;
+	} else {
+		ev = tnd_state_update(&nv->tcp_flags, &nv->expires, p->t.proto, p->tcp_flags, tnd_now_sec());
+		if (ev != TND_EV_NONE) {
+			tnd_nat_note_reset(nv, TND_EVF(ev, p->tcp_flags));
+			tnd_nat_mark_out(fam, &in, nv, TND_EVF(ev, p->tcp_flags));
+		}
 	}
-	if (ct) {
+	if (ct && !cached) {
 		ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
 		if (ev != TND_EV_NONE)
 			tnd_ct_mark_fwd(fam, &ck, ct, TND_EVF(ev, p->tcp_flags));

@@ -174,6 +174,78 @@ TEST_F(FastPathTest, AServiceFlowsForwardPacketsKeepItsMappingAlive) {
   }
 }
 
+// The replies of a service flow (backend -> node:nport) take the reply
+// entry's cache: after the first, only the NAT mapping's and the reply
+// entry's lookups; byte for byte the full path's frame, counted, and the
+// cache is what they use (a planted MAC comes out). A packet that adds to
+// the flow's state (a FIN) is the full path's, which closes the mapping, and
+// a reply under a new generation refreshes the mapping's lifetime.
+TEST_F(FastPathTest, RepliesTakeTheReplyEntrysCacheAndKeepTheMappingsState) {
+  AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
+  auto reply_entry = [&]() {
+    std::pair<tnd_ct_key, tnd_ct_val> out{};
+    EXPECT_TRUE(ct4_->ForEach([&](const tnd_ct_key& k, const tnd_ct_val& v) {
+      if (v.flags & TND_CT_F_REPLY) out = {k, v};
+    }).ok());
+    return out;
+  };
+  for (int fd : {tc_in_, xdp_in_}) {
+    SCOPED_TRACE(fd == tc_in_ ? "tc" : "xdp");
+    ClearFlows();
+    const uint16_t sport = fd == tc_in_ ? 40081 : 40082;
+    const uint16_t nport = PortAt(Run(fd, In(sport)).out, kL4);
+    auto reply = [&](uint8_t flags) {
+      return Frame().Eth(kMacNode, kMacPeer).Ipv4("10.1.2.2", "10.0.0.1").Tcp(80, nport, flags).Payload("ok").Build();
+    };
+    auto want = [&](const Mac& dmac, uint8_t flags) {
+      return Frame().Eth(dmac, kMacNode).Ipv4("10.0.0.1", "10.0.0.100").Tcp(30080, sport, flags).Payload("ok").Build();
+    };
+    const uint32_t redirect = fd == tc_in_ ? static_cast<uint32_t>(TC_ACT_REDIRECT) : static_cast<uint32_t>(XDP_REDIRECT);
+    const uint64_t before = reply_entry().second.packets;
+    for (int i = 0; i < 20; ++i) {
+      ProgRun r = Run(fd, reply(0x10));
+      ASSERT_EQ(r.retval, redirect) << "reply " << i;
+      ASSERT_EQ(r.out, want(kMacClient, 0x10)) << "reply " << i;
+    }
+    auto [rk, rv] = reply_entry();
+    ASSERT_TRUE(rv.hop_flags & TND_HOP_VALID) << "the first reply fills the cache";
+    EXPECT_EQ(rv.packets - before, 20u) << "cached replies are counted";
+    bool planted = false;
+    for (int attempt = 0; attempt < 3 && !planted; ++attempt) {
+      tnd_ct_val v = reply_entry().second;
+      std::memcpy(v.hop_dmac, kMacPlanted.b, 6);
+      v.hop_sec = BpfClockSeconds();
+      ASSERT_TRUE(ct4_->Update(rk, v).ok());
+      Bytes out = Run(fd, reply(0x10)).out;
+      if (reply_entry().second.hop_sec != BpfClockSeconds()) continue;  // the second turned
+      planted = true;
+      EXPECT_EQ(out, want(kMacPlanted, 0x10)) << "a cached reply takes the cached MAC";
+    }
+    ASSERT_TRUE(planted) << "the second turned in each of three attempts";
+    // A new generation: decided again, and the mapping's lifetime renewed.
+    auto in = nat4_->Lookup(InKey(nport));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    tnd_nat_val nv = **in;
+    nv.expires = BpfClockSeconds() + 1;
+    ASSERT_TRUE(nat4_->Update(InKey(nport), nv).ok());
+    Bump();
+    EXPECT_EQ(Run(fd, reply(0x10)).out, want(kMacClient, 0x10));
+    in = nat4_->Lookup(InKey(nport));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    EXPECT_GT(static_cast<int32_t>((*in)->expires - BpfClockSeconds()), TND_CT_SYN_TIMEOUT) << "refreshed";
+    // The backend's FIN under a valid cache: the full path's, which closes
+    // the mapping and the flow's entries.
+    ASSERT_EQ(Run(fd, reply(0x10)).retval, redirect);
+    ASSERT_TRUE(reply_entry().second.hop_flags & TND_HOP_VALID);
+    EXPECT_EQ(Run(fd, reply(0x11)).out, want(kMacClient, 0x11));
+    in = nat4_->Lookup(InKey(nport));
+    ASSERT_TRUE(in.ok() && in->has_value());
+    EXPECT_TRUE((*in)->tcp_flags & TND_TCP_FIN) << "the mapping learns of the FIN";
+    EXPECT_TRUE(reply_entry().second.tcp_flags & TND_TCP_FIN);
+    EXPECT_TRUE(Entry(sport).tcp_flags & TND_TCP_FIN) << "and the forward entry";
+  }
+}
+
 // A flow whose port another flow took over (its mapping expired meanwhile)
 // leaves from a new one, and its conntrack entry names that one.
 TEST_F(FastPathTest, AServiceFlowWhosePortWasTakenOverLeavesFromANewOne) {
