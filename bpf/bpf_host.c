@@ -131,7 +131,7 @@ static __always_inline int tnd_host_out(struct __sk_buff *ctx, const int fam, st
 	if (v < 0)
 		v = tnd_masquerade(ctx, fam, s);
 #endif
-	/* Once per cache fill of the flow (a second at most): found again. */
+	/* Once per cache fill of the flow (a cache tick at most): found again. */
 	if (v < 0 && s->egress_own) {
 		own = tnd_state_lookup(tnd_ct_map(fam), &s->p.t, struct tnd_ct_val);
 		if (own)

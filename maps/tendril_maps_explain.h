@@ -47,7 +47,7 @@
 	X(ENDPOINT_CACHED, 24, "endpoint-cached", "a pod's established flow: next hop from its conntrack entry") \
 	X(TO_ENDPOINT, 25, "to-endpoint", "delivered to a local endpoint") \
 	X(MASQUERADE, 26, "masquerade", "a pod's packet leaving the node: source NAT to the node") \
-	X(HOP_SHARED, 27, "hop-shared", "next hop another flow's FIB lookup to this destination found in this second") \
+	X(HOP_SHARED, 27, "hop-shared", "next hop another flow's FIB lookup to this destination found in this cache tick") \
 	X(ROUTED, 28, "routed", "a pod's packet routed by bpf_lxc on a flow this program leaves as it is: passed at once") \
 	X(REPLY_CACHED, 29, "endpoint-reply-cached", "a reply on a pod's established flow: next hop from the flow's conntrack entry")
 

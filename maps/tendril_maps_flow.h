@@ -69,6 +69,15 @@ struct tnd_ct_key {
 #define TND_CT_CLOSE_TIMEOUT 10
 #define TND_CT_UDP_TIMEOUT 60
 
+/* The clock of the established path's caches (hop_tick, reply_when.tick,
+ * tnd_hop_val.tick): the kernel's jiffies over 2^TND_CACHE_TICK_SHIFT, a
+ * tick of 256 jiffies (1.024 s at HZ=250, 0.256 s at 1000, 2.56 s at 100).
+ * A cache serves within the tick it was filled in. The programs read
+ * jiffies inline (bpf_jiffies64: no helper call, no division), where the
+ * seconds of lifetimes (created, expires) cost a clock helper and a
+ * division; a cache only needs "not long ago". */
+#define TND_CACHE_TICK_SHIFT 8
+
 /*
  * A pod's flow (an entry whose flags are TND_CT_F_ENDPOINT or
  * TND_CT_F_INBOUND and nothing else) has one entry, keyed by the direction
@@ -85,7 +94,7 @@ struct tnd_ct_reply_hop {
 
 struct tnd_ct_reply_when {
 	__u32 gen;
-	__u32 sec;
+	__u32 tick;     /* TND_CACHE_TICK */
 	__u8 flags; /* TND_HOP_* */
 	__u8 pad[7];
 };
@@ -113,8 +122,9 @@ struct tnd_ct_val {
 	 * the flow takes one lookup. Valid while hop_gen equals the node's
 	 * generation (tnd_node_info.gen: bumped by the agent on every change of
 	 * services, backends, endpoints, devices, routes, neighbours) and within
-	 * the second hop_sec: the next second's first packet takes the full path
-	 * once (refreshing the NAT mapping's lifetime and the FIB's answer). */
+	 * the tick hop_tick (TND_CACHE_TICK): the next tick's first packet takes
+	 * the full path once (refreshing the NAT mapping's lifetime and the FIB's
+	 * answer). */
 	union {
 		__u8 snat_addr[16]; /* TND_CT_F_SNAT: the node address the flow leaves from (with snat_port) */
 		struct tnd_ct_reply_when reply_when; /* a pod's flow: its replies' cache, valid when */
@@ -123,10 +133,10 @@ struct tnd_ct_val {
 	__u8 hop_smac[6];
 	__u8 hop_dmac[6];
 	__u32 hop_gen;
-	__u32 hop_sec;
+	__u32 hop_tick;
 };
 
-#define TND_HOP_VALID (1 << 0) /* the cache is filled (while hop_gen and hop_sec hold) */
+#define TND_HOP_VALID (1 << 0) /* the cache is filled (while hop_gen and hop_tick hold) */
 #define TND_HOP_PEER (1 << 1)  /* into a local endpoint's namespace (tc: bpf_redirect_peer) */
 #define TND_HOP_XDP_RX (1 << 2) /* ... whose veth takes XDP frames (XDP: bpf_redirect) */
 #define TND_HOP_EGRESS_NONE (1 << 3) /* an endpoint's flow out of a node device that the device's

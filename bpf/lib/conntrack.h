@@ -176,7 +176,7 @@ static __noinline void tnd_ct_mark_reply(const int fam, const struct tnd_ct_key 
  *
  * The full path fills a forward entry's cache with what it decided (backend,
  * SNAT address and port, next hop); a later packet of the flow in the same
- * second, under the same node generation, and adding nothing to the TCP
+ * cache tick (TND_CACHE_TICK_SHIFT), under the same node generation, and adding nothing to the TCP
  * state, uses it without any other lookup (tnd_lb_fast). */
 
 /* The node's generation now (0 without the node map). */
@@ -200,7 +200,7 @@ static __always_inline void tnd_ct_cache_hop(struct tnd_ct_val *v, const struct 
 	v->hop_ifindex = fwd->ifindex;
 	__builtin_memcpy(v->hop_smac, fwd->smac, 6);
 	__builtin_memcpy(v->hop_dmac, fwd->dmac, 6);
-	v->hop_sec = tnd_now_sec();
+	v->hop_tick = tnd_cache_tick();
 	/* A reader on another CPU that sees the generation sees the fields. */
 	asm volatile("" ::: "memory");
 	v->hop_gen = gen;
@@ -226,7 +226,7 @@ static __always_inline void tnd_ct_cache_reply_hop(struct tnd_ct_val *v, const s
 	v->reply_hop.ifindex = fwd->ifindex;
 	__builtin_memcpy(v->reply_hop.smac, fwd->smac, 6);
 	__builtin_memcpy(v->reply_hop.dmac, fwd->dmac, 6);
-	v->reply_when.sec = tnd_now_sec();
+	v->reply_when.tick = tnd_cache_tick();
 	asm volatile("" ::: "memory");
 	v->reply_when.gen = gen;
 	v->reply_when.flags =
@@ -263,10 +263,10 @@ static __always_inline void tnd_ct_cache_path(struct tnd_ct_val *v, const struct
 }
 
 /* Whether v's cache serves a packet with `tcp_flags` now: filled under the
- * node's current generation `gen`, in this second, on an open flow that
+ * node's current generation `gen`, in this tick, on an open flow that
  * the packet's flags add nothing to (a FIN, RST or reopening SYN takes the
  * full path, which tells the flow's other entries). */
-static __always_inline bool tnd_hop_ok(const struct tnd_ct_val *v, __u8 hop_flags, __u32 hop_gen, __u32 hop_sec,
+static __always_inline bool tnd_hop_ok(const struct tnd_ct_val *v, __u8 hop_flags, __u32 hop_gen, __u32 hop_tick,
 				       __u8 tcp_flags, __u32 gen)
 {
 	const __u8 state = TND_TCP_SYN | TND_TCP_FIN | TND_TCP_RST | TND_TCP_ACK;
@@ -275,18 +275,18 @@ static __always_inline bool tnd_hop_ok(const struct tnd_ct_val *v, __u8 hop_flag
 		return false;
 	if ((v->tcp_flags & (TND_TCP_FIN | TND_TCP_RST)) || (tcp_flags & state & ~v->tcp_flags))
 		return false;
-	return hop_sec == tnd_now_sec();
+	return hop_tick == tnd_cache_tick();
 }
 
 static __always_inline bool tnd_ct_cache_ok(const struct tnd_ct_val *v, __u8 tcp_flags, __u32 gen)
 {
-	return tnd_hop_ok(v, v->hop_flags, v->hop_gen, v->hop_sec, tcp_flags, gen);
+	return tnd_hop_ok(v, v->hop_flags, v->hop_gen, v->hop_tick, tcp_flags, gen);
 }
 
 /* The same for a reply of the pod's flow v (tnd_ct_cache_reply_hop). */
 static __always_inline bool tnd_ct_reply_cache_ok(const struct tnd_ct_val *v, __u8 tcp_flags, __u32 gen)
 {
-	return tnd_hop_ok(v, v->reply_when.flags, v->reply_when.gen, v->reply_when.sec, tcp_flags, gen);
+	return tnd_hop_ok(v, v->reply_when.flags, v->reply_when.gen, v->reply_when.tick, tcp_flags, gen);
 }
 
 #endif

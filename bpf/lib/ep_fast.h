@@ -6,7 +6,7 @@
  * with that one lookup: no scratch, no parse into it, no FIB or endpoint
  * lookup. The cache (tnd_ct_val.hop_*, conntrack.h) is filled by the full
  * path (tnd_ep_cache) and holds under the same rules as a service flow's:
- * the node's generation unchanged, the same second, nothing new in the TCP
+ * the node's generation unchanged, the same cache tick, nothing new in the TCP
  * state. A reply of such a flow (no entry of its own) is routed the same
  * way from the cache its flow's entry keeps for replies (reply_*). Service
  * flows (DNAT) take the full path.
@@ -196,7 +196,7 @@ static __always_inline void tnd_ep_cache(struct tnd_ct_val *ct, const struct tnd
 /* The full path routed a reply (tuple t) of a pod's flow out of fwd with
  * the MACs known, deciding under generation `gen`: its flow's entry (t
  * reversed, with `want` among its flags) caches the hop for the next
- * replies. Once per fill (a second at most): a lookup of its own. */
+ * replies. Once per fill (a tick at most): a lookup of its own. */
 static __noinline void tnd_ep_cache_reply(const int fam, const struct tnd_ct_key *t, const struct tnd_fwd *fwd,
 					  __u32 gen, __u32 want)
 {

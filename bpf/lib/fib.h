@@ -12,9 +12,9 @@
  *
  * While the node's FIB answers by destination alone (TND_NODE_F_HOPS_SHARED),
  * a FIB lookup's success is kept per (ingress device, destination) for the
- * second it was found in, under the node's generation (which every route,
+ * cache tick it was found in (TND_CACHE_TICK_SHIFT), under the node's generation (which every route,
  * neighbour and device change bumps): the next new flow to that backend in
- * that second takes it with one hash lookup. A frame longer than the longest
+ * that tick takes it with one hash lookup. A frame longer than the longest
  * one the route's MTU was checked for asks the FIB again. */
 
 static const struct tnd_hop_val tnd_hop_none = {};
@@ -42,7 +42,7 @@ static __noinline int tnd_hop_get(__u32 ifindex, const int fam, const __u8 *dst,
 		return -1;
 	tnd_hop_key_make(&k, ifindex, fam, dst);
 	v = bpf_map_lookup_elem(&tnd_hops, &k);
-	if (!v || v->gen != n->gen || v->sec != tnd_now_sec() || len > v->len_ok)
+	if (!v || v->gen != n->gen || v->tick != tnd_cache_tick() || len > v->len_ok)
 		return 0;
 	tnd_explain_step(TND_XS_HOP_SHARED);
 	fwd->ifindex = v->ifindex;
@@ -54,8 +54,8 @@ static __noinline int tnd_hop_get(__u32 ifindex, const int fam, const __u8 *dst,
 
 /* Shares a FIB lookup's success (fwd), its MTU checked for packets up to
  * `len` bytes long (0: not checked, at tc). The entry is written in place,
- * its second 0 meanwhile so no reader takes it half written; under the same
- * generation and second the answer is the same, so the longer length
+ * its tick 0 meanwhile so no reader takes it half written; under the same
+ * generation and tick the answer is the same, so the longer length
  * checked stays. */
 static __noinline void tnd_hop_put(__u32 ifindex, const int fam, const __u8 *dst, __u32 len,
 				   const struct tnd_fwd *fwd)
@@ -63,7 +63,7 @@ static __noinline void tnd_hop_put(__u32 ifindex, const int fam, const __u8 *dst
 	struct tnd_node_info *n = tnd_node_get();
 	struct tnd_hop_key k = {};
 	struct tnd_hop_val *v;
-	__u32 now = tnd_now_sec();
+	__u32 now = tnd_cache_tick();
 
 	if (!n || tnd_dry_run) /* a dry run changes no map */
 		return;
@@ -75,9 +75,9 @@ static __noinline void tnd_hop_put(__u32 ifindex, const int fam, const __u8 *dst
 		if (!v)
 			return;
 	}
-	if (v->gen == n->gen && v->sec == now && v->len_ok > len)
+	if (v->gen == n->gen && v->tick == now && v->len_ok > len)
 		len = v->len_ok;
-	v->sec = 0;
+	v->tick = 0;
 	asm volatile("" ::: "memory");
 	v->gen = n->gen;
 	v->ifindex = fwd->ifindex;
@@ -85,7 +85,7 @@ static __noinline void tnd_hop_put(__u32 ifindex, const int fam, const __u8 *dst
 	__builtin_memcpy(v->dmac, fwd->dmac, 6);
 	v->len_ok = len;
 	asm volatile("" ::: "memory");
-	v->sec = now;
+	v->tick = now;
 }
 
 /* Route to `dst` as the kernel would forward it; a local endpoint first

@@ -22,6 +22,12 @@ static __always_inline __u32 tnd_now_sec(void)
 	return (__u32)(tnd_now_ns() / 1000000000ULL);
 }
 
+/* The caches' clock (TND_CACHE_TICK_SHIFT). */
+static __always_inline __u32 tnd_cache_tick(void)
+{
+	return (__u32)(bpf_jiffies64() >> TND_CACHE_TICK_SHIFT);
+}
+
 /* A 64 -> 32 bit mix (the finaliser of murmur3's 64-bit variant). */
 static __always_inline __u32 tnd_hash64(__u64 h)
 {

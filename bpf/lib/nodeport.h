@@ -104,7 +104,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_TOO_BIG, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
 	if (r < 0 || r >= 2)
 		return tnd_drop_pkt(fwd, p, fam, TND_DROP_NO_ROUTE, TND_DIR_INGRESS, ctx_in_ifindex(ctx));
-	/* A valid cache was filled in this second by a packet that refreshed
+	/* A valid cache was filled in this tick by a packet that refreshed
 	 * both entries' lifetimes and states, and this packet's flags add
 	 * nothing to them: only the counters. */
 	if (cached) {

@@ -3,7 +3,7 @@
 // hop; later packets of the flow take one lookup. These tests show that the
 // cached packets are byte for byte what the full path writes, that the
 // cache is what they use (a planted MAC comes out), and that everything
-// that must end it does: the node generation, the second turning, a FIN.
+// that must end it does: the node generation, the cache tick turning, a FIN.
 // Real objects in the running kernel, frames through BPF_PROG_TEST_RUN in
 // the test namespace of lb_node.h.
 #include <gtest/gtest.h>
@@ -50,13 +50,13 @@ class FastPathTest : public LbFixture {
     return Frame().Eth(dmac, kMacNode).Ipv4("10.0.0.1", "10.1.2.2").Tcp(nport, 80, flags).Payload("data").Build();
   }
   void Bump() { ASSERT_TRUE(BumpNodeGeneration(pins_->path() + "/" TND_MAP_NODE).ok()); }
-  // Plants a MAC in the entry's cache, valid now (within this second). The
-  // second may turn between the write and the run: false then.
+  // Plants a MAC in the entry's cache, valid now (within this cache tick).
+  // The tick may turn between the write and the run: false then.
   bool PlantMac(uint16_t sport) {
     tnd_ct_val v = Entry(sport);
     std::memcpy(v.hop_dmac, kMacPlanted.b, 6);
-    v.hop_sec = BpfClockSeconds();
-    return ct4_->Update(FwdKey(sport), v).ok() && v.hop_sec == BpfClockSeconds();
+    v.hop_tick = BpfCacheTick();
+    return ct4_->Update(FwdKey(sport), v).ok() && v.hop_tick == BpfCacheTick();
   }
 };
 
@@ -92,27 +92,27 @@ TEST_F(FastPathTest, TheCacheIsWhatCachedPacketsUseUntilTheGenerationChanges) {
     for (int attempt = 0; attempt < 3 && !planted; ++attempt) {
       if (!PlantMac(sport)) continue;
       Bytes out = Run(fd, In(sport)).out;
-      planted = Entry(sport).hop_sec == BpfClockSeconds();  // no second turned in between
+      planted = Entry(sport).hop_tick == BpfCacheTick();  // no tick turned in between
       if (planted) {
         EXPECT_EQ(out, Want(nport, kMacPlanted)) << "a cached packet takes the cached MAC";
       }
     }
-    ASSERT_TRUE(planted) << "the second turned in each of three attempts";
+    ASSERT_TRUE(planted) << "the tick turned in each of three attempts";
     Bump();  // as the agent does after a neighbour event
     EXPECT_EQ(Run(fd, In(sport)).out, Want(nport, kMacPeer)) << "a new generation decides again";
     EXPECT_EQ(std::memcmp(Entry(sport).hop_dmac, kMacPeer.b, 6), 0);
   }
 }
 
-TEST_F(FastPathTest, ACacheOfAnEarlierSecondIsDecidedAgain) {
+TEST_F(FastPathTest, ACacheOfAnEarlierTickIsDecidedAgain) {
   AddService("10.0.0.1", 30080, kTcp, 7, kExt, {{"10.1.2.2", 80}}, 1);
   const uint16_t nport = PortAt(Run(tc_in_, In(40021)).out, kL4);
   tnd_ct_val v = Entry(40021);
   std::memcpy(v.hop_dmac, kMacPlanted.b, 6);
-  v.hop_sec -= 1;
+  v.hop_tick -= 1;
   ASSERT_TRUE(ct4_->Update(FwdKey(40021), v).ok());
   EXPECT_EQ(Run(tc_in_, In(40021)).out, Want(nport, kMacPeer));
-  EXPECT_GT(Entry(40021).hop_sec, v.hop_sec) << "filled again now";
+  EXPECT_GT(Entry(40021).hop_tick, v.hop_tick) << "filled again now";
 }
 
 TEST_F(FastPathTest, AFinTakesTheFullPathAndTheReplyEntryLearnsOfIt) {
@@ -166,7 +166,7 @@ TEST_F(FastPathTest, AServiceFlowsForwardPacketsKeepItsMappingAlive) {
     EXPECT_EQ(ntohs(v.to_port), sport);
     v.expires = BpfClockSeconds() - 1;  // as if no reply came for its lifetime
     ASSERT_TRUE(nat4_->Update(InKey(nport), v).ok());
-    Bump();  // the next packet takes the full path, as one a second does
+    Bump();  // the next packet takes the full path, as one a tick does
     EXPECT_EQ(Run(fd, In(sport)).out, Want(nport, kMacPeer)) << "the same port";
     in = nat4_->Lookup(InKey(nport));
     ASSERT_TRUE(in.ok() && in->has_value());
@@ -214,14 +214,14 @@ TEST_F(FastPathTest, RepliesTakeTheReplyEntrysCacheAndKeepTheMappingsState) {
     for (int attempt = 0; attempt < 3 && !planted; ++attempt) {
       tnd_ct_val v = reply_entry().second;
       std::memcpy(v.hop_dmac, kMacPlanted.b, 6);
-      v.hop_sec = BpfClockSeconds();
+      v.hop_tick = BpfCacheTick();
       ASSERT_TRUE(ct4_->Update(rk, v).ok());
       Bytes out = Run(fd, reply(0x10)).out;
-      if (reply_entry().second.hop_sec != BpfClockSeconds()) continue;  // the second turned
+      if (reply_entry().second.hop_tick != BpfCacheTick()) continue;  // the tick turned
       planted = true;
       EXPECT_EQ(out, want(kMacPlanted, 0x10)) << "a cached reply takes the cached MAC";
     }
-    ASSERT_TRUE(planted) << "the second turned in each of three attempts";
+    ASSERT_TRUE(planted) << "the tick turned in each of three attempts";
     // A new generation: decided again, and the mapping's lifetime renewed.
     auto in = nat4_->Lookup(InKey(nport));
     ASSERT_TRUE(in.ok() && in->has_value());

@@ -1,10 +1,10 @@
 // Next hops shared by new flows (tnd_hops, bpf/lib/fib.h): while the node
 // flag TND_NODE_F_HOPS_SHARED says the FIB answers by destination alone, a
-// FIB lookup's answer for a backend is kept for its second under the node's
+// FIB lookup's answer for a backend is kept for its cache tick under the node's
 // generation, and the next new flow to that backend takes it instead of
 // asking the FIB. These tests show that it is taken (a planted MAC comes
 // out), and not taken when the flag is off, the generation has changed, the
-// second has turned, or an XDP frame is longer than the MTU was checked for.
+// cache tick has turned, or an XDP frame is longer than the MTU was checked for.
 // Real objects in the running kernel, frames through BPF_PROG_TEST_RUN in
 // the test namespace of lb_node.h.
 #include <gtest/gtest.h>
@@ -55,7 +55,7 @@ class HopShareTest : public LbFixture {
     return v.ok() && v->has_value() ? (*v)->gen : 0;
   }
   // Plants kMacPlanted in the entry, valid now for frames up to `len_ok`
-  // bytes; then runs a new flow. The second may turn in between: nullopt.
+  // bytes; then runs a new flow. The tick may turn in between: nullopt.
   std::optional<Bytes> PlantAndRun(int fd, uint16_t sport, uint16_t len_ok = 1500) {
     auto hop = Hop();
     EXPECT_TRUE(hop.has_value());
@@ -63,14 +63,14 @@ class HopShareTest : public LbFixture {
     tnd_hop_val v = hop->second;
     std::memcpy(v.dmac, kMacPlanted.b, 6);
     v.len_ok = len_ok;
-    v.sec = BpfClockSeconds();
+    v.tick = BpfCacheTick();
     EXPECT_TRUE(hops_->Update(hop->first, v).ok());
     Bytes out = Run(fd, In(sport)).out;
-    if (BpfClockSeconds() != v.sec) return std::nullopt;
+    if (BpfCacheTick() != v.tick) return std::nullopt;
     return out;
   }
   // The destination MAC of a new flow's first packet, with kMacPlanted in
-  // the entry (three tries against the second turning).
+  // the entry (three tries against the tick turning).
   Mac DmacWithPlanted(int fd, uint16_t sport, uint16_t len_ok = 1500) {
     for (int attempt = 0; attempt < 3; ++attempt)
       if (auto out = PlantAndRun(fd, static_cast<uint16_t>(sport + attempt), len_ok)) {
@@ -78,7 +78,7 @@ class HopShareTest : public LbFixture {
         std::memcpy(m.b, out->data(), 6);
         return m;
       }
-    ADD_FAILURE() << "the second turned in each of three attempts";
+    ADD_FAILURE() << "the tick turned in each of three attempts";
     return Mac{};
   }
   std::unique_ptr<Map<tnd_hop_key, tnd_hop_val>> hops_;
@@ -141,12 +141,12 @@ TEST_F(HopShareTest, AnEarlierSecondsHopIsNotTaken) {
   ASSERT_TRUE(hop.has_value());
   tnd_hop_val v = hop->second;
   std::memcpy(v.dmac, kMacPlanted.b, 6);
-  v.sec -= 1;
+  v.tick -= 1;
   ASSERT_TRUE(hops_->Update(hop->first, v).ok());
   Bytes out = Run(tc_in_, In(42082)).out;
   ASSERT_GE(out.size(), 6u);
   EXPECT_EQ(std::memcmp(out.data(), kMacPeer.b, 6), 0);
-  EXPECT_GT(Hop()->second.sec, v.sec) << "found again now";
+  EXPECT_GT(Hop()->second.tick, v.tick) << "found again now";
 }
 
 TEST_F(HopShareTest, AnXdpFrameLongerThanTheMtuWasCheckedForAsksTheFib) {

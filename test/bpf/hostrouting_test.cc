@@ -63,13 +63,13 @@ class HostRoutingTest : public LbFixture {
     return v.ok() ? *v : std::nullopt;
   }
   // Plants `mac` as the cached destination MAC of the entry, valid now;
-  // false if the second turned meanwhile (the cache would not be used).
+  // false if the cache tick turned meanwhile (the cache would not be used).
   bool PlantMac(const char* s, uint16_t sport, const char* d, uint16_t dport, const Mac& mac) {
     auto v = Entry(s, sport, d, dport);
     if (!v || !(v->hop_flags & TND_HOP_VALID)) return false;
     std::memcpy(v->hop_dmac, mac.b, 6);
-    v->hop_sec = BpfClockSeconds();
-    return CtMap(s).Update(Key(s, sport, d, dport), *v).ok() && v->hop_sec == BpfClockSeconds();
+    v->hop_tick = BpfCacheTick();
+    return CtMap(s).Update(Key(s, sport, d, dport), *v).ok() && v->hop_tick == BpfCacheTick();
   }
 
   // A tc run whose skb carries `*mark` in and out (BPF_PROG_TEST_RUN's
@@ -362,12 +362,12 @@ TEST_F(HostRoutingTest, AnEndpointFlowsCacheIsUsedUntilSomethingMustEndIt) {
   for (int attempt = 0; attempt < 3 && !used; ++attempt) {
     if (!plant()) continue;
     Bytes out = Run(lxc_in_, pkt(64, 0x10)).out;
-    used = Entry("10.1.1.2", 42000, "10.1.1.3", 8080)->hop_sec == BpfClockSeconds();  // no second turned
+    used = Entry("10.1.1.2", 42000, "10.1.1.3", 8080)->hop_tick == BpfCacheTick();  // no tick turned
     if (used) {
       EXPECT_EQ(out, routed(kPlanted, 0x10)) << "a cached packet takes the cached MAC";
     }
   }
-  ASSERT_TRUE(used) << "the second turned in each of three attempts";
+  ASSERT_TRUE(used) << "the tick turned in each of three attempts";
 
   // A packet about to expire goes to the stack (time exceeded), untouched.
   ASSERT_TRUE(plant());
@@ -462,13 +462,13 @@ TEST_F(HostRoutingTest, AReplysCacheIsUsedUntilSomethingMustEndIt) {
   auto routed = [](const Mac& dst, uint8_t flags) {
     return Frame().Eth(dst, kMacLx).Ipv4("10.1.1.3", "10.1.1.2").Ttl(63).Tcp(8080, 42100, flags).Build();
   };
-  // The planted MAC, valid now; false if the second turned meanwhile.
+  // The planted MAC, valid now; false if the tick turned meanwhile.
   auto plant_once = [&] {
     auto v = Entry("10.1.1.2", 42100, "10.1.1.3", 8080);
     if (!v || !(v->reply_when.flags & TND_HOP_VALID)) return false;
     std::memcpy(v->reply_hop.dmac, kPlanted.b, 6);
-    v->reply_when.sec = BpfClockSeconds();
-    return ct4_->Update(Key("10.1.1.2", 42100, "10.1.1.3", 8080), *v).ok() && v->reply_when.sec == BpfClockSeconds();
+    v->reply_when.tick = BpfCacheTick();
+    return ct4_->Update(Key("10.1.1.2", 42100, "10.1.1.3", 8080), *v).ok() && v->reply_when.tick == BpfCacheTick();
   };
   auto plant = [&] {
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -482,12 +482,12 @@ TEST_F(HostRoutingTest, AReplysCacheIsUsedUntilSomethingMustEndIt) {
   for (int attempt = 0; attempt < 3 && !used; ++attempt) {
     if (!plant()) continue;
     Bytes out = Run(lxc_in_, reply(0x10)).out;
-    used = Entry("10.1.1.2", 42100, "10.1.1.3", 8080)->reply_when.sec == BpfClockSeconds();
+    used = Entry("10.1.1.2", 42100, "10.1.1.3", 8080)->reply_when.tick == BpfCacheTick();
     if (used) {
       EXPECT_EQ(out, routed(kPlanted, 0x10)) << "a cached reply takes the cached MAC";
     }
   }
-  ASSERT_TRUE(used) << "the second turned in each of three attempts";
+  ASSERT_TRUE(used) << "the tick turned in each of three attempts";
   // A new generation decides again.
   ASSERT_TRUE(plant());
   ASSERT_TRUE(BumpNodeGeneration(pins_->path() + "/" TND_MAP_NODE).ok());
@@ -523,7 +523,7 @@ TEST_F(HostRoutingTest, APodsRoutedFlowPassesTheEgressProgramAtOnce) {
     return Frame().Eth(kMacPeer, kMacNode).Ipv4("10.1.1.2", d).Ttl(63).Tcp(43000, 80, 0x10).Payload("x").Build();
   };
   bool seen = false;
-  for (int attempt = 0; attempt < 3 && !seen; ++attempt) {  // the cache lives within one second
+  for (int attempt = 0; attempt < 3 && !seen; ++attempt) {  // the cache lives within one tick
     ClearFlows();
     uint32_t mark = 0;
     for (int i = 0; i < 2; ++i) ASSERT_EQ(RunMarked(lxc_in_, from_pod("10.1.2.7"), 0, &mark).retval, kRedirect);
@@ -533,7 +533,7 @@ TEST_F(HostRoutingTest, APodsRoutedFlowPassesTheEgressProgramAtOnce) {
     EXPECT_EQ(e.out, routed("10.1.2.7"));
     auto v = Entry("10.1.1.2", 43000, "10.1.2.7", 80);
     ASSERT_TRUE(v.has_value());
-    if (!(v->hop_flags & TND_HOP_VALID)) continue;  // the second turned
+    if (!(v->hop_flags & TND_HOP_VALID)) continue;  // the tick turned
     EXPECT_TRUE(v->hop_flags & TND_HOP_EGRESS_NONE);
     ProgRun l = RunMarked(lxc_in_, from_pod("10.1.2.7"), 0, &mark);
     ASSERT_EQ(l.retval, kRedirect);

@@ -24,8 +24,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/match.h"
 #include "agent/state.h"
 #include "agent/state_json.h"
+#include "maps/abi.h"
 #include "common/api_client.h"
 #include "datapath/bpffs.h"
 #include "common/file_util.h"
@@ -47,6 +49,17 @@ std::string BpfObjectPath(const std::string& name) {
 }
 
 std::string BinaryPath(const std::string& name) { return absl::StrCat(TENDRIL_BINARY_DIR, "/", name); }
+
+uint32_t BpfCacheTick() {
+  std::ifstream in("/proc/timer_list");
+  std::string line;
+  while (std::getline(in, line)) {
+    uint64_t jiffies = 0;
+    if (absl::StartsWith(line, "jiffies: ") && absl::SimpleAtoi(line.substr(9), &jiffies))
+      return static_cast<uint32_t>(jiffies >> TND_CACHE_TICK_SHIFT);
+  }
+  return 0;
+}
 
 bool PrebuiltBpfOnly() {
   const char* e = std::getenv("TENDRIL_TEST_PREBUILT_BPF");

@@ -83,6 +83,10 @@ struct ProgRun {
 // caller's namespace) as the device they run on, when given.
 absl::StatusOr<ProgRun> RunProgram(int prog_fd, const Bytes& frame, uint32_t ifindex = 0);
 
+// The programs' cache clock now (TND_CACHE_TICK_SHIFT: the kernel's jiffies,
+// read from /proc/timer_list, over 256); 0 if it cannot be read.
+uint32_t BpfCacheTick();
+
 // Benchmarks: ns per run of the program on `frame`, BPF_PROG_TEST_RUN with
 // `repeat`, the kernel-reported average duration (whole ns; wall time would
 // add the call's set-up: for XDP with repeat > 1 a fixed cost of about 15 ms
