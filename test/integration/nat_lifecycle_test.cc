@@ -31,6 +31,7 @@
 #include "network/addr.h"
 #include "test/support/churn.h"
 #include "test/support/kernel.h"
+#include "test/support/servers.h"
 
 namespace tendril::test {
 namespace {
@@ -272,14 +273,9 @@ TEST_P(NatLifecycleTest, SnatNeverTakesThePortOfANodeSocket) {
 TEST_P(NatLifecycleTest, RemovedBackendsUdpFlowMovesToALiveOne) {
   ASSERT_EQ(backend_->Exec({"ip", "addr", "add", "10.2.0.3/24", "dev", "eth0"}), 0);
   std::vector<std::unique_ptr<Subprocess>> udp;
-  // One process per backend answers each datagram with its address. Not
-  // socat's fork per datagram: under a loaded CI a fork and a shell took
-  // longer than the client's 1 s wait (the backend had the datagram queued).
+  // Each backend answers with its address (servers.h: one process each).
   for (const char* a : {"10.2.0.2", "10.2.0.3"})
-    udp.push_back(std::make_unique<Subprocess>(std::vector<std::string>{
-        "ip", "netns", "exec", backend_->name(), "python3", "-c",
-        absl::StrCat("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('", a,
-                     "',5353))\nwhile True:\n  _,p=s.recvfrom(64); s.sendto(b'", a, "\\n',p)\n")}));
+    udp.push_back(std::make_unique<Subprocess>(UdpNameServer(*backend_, a, a)));
   std::string bound;
   for (int i = 0; i < 300 && (bound.find("10.2.0.2:5353") == std::string::npos ||
                               bound.find("10.2.0.3:5353") == std::string::npos); ++i) {

@@ -6,11 +6,14 @@
 
 namespace tendril::test {
 
-std::vector<std::string> UdpNameServer(const Netns& ns, const std::string& name) {
+std::vector<std::string> UdpNameServer(const Netns& ns, const std::string& name, const std::string& bind_v4) {
+  const std::string sock = bind_v4.empty()
+                               ? "s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+                                 "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0)\ns.bind(('::',5353))\n"
+                               : absl::StrCat("s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('", bind_v4,
+                                              "',5353))\n");
   return {"ip", "netns", "exec", ns.name(), "python3", "-u", "-c",
-          absl::StrCat("import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
-                       "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0)\n"
-                       "s.bind(('::',5353))\nprint('ready')\nwhile True:\n d,a=s.recvfrom(2048)\n"
+          absl::StrCat("import socket\n", sock, "print('ready')\nwhile True:\n d,a=s.recvfrom(2048)\n",
                        " s.sendto(b'", name, "\\n',a)\n print('from',a[0],a[1])")};
 }
 

@@ -23,8 +23,10 @@ struct NamedServers {
 // Starts them in `ns`; the HTTP answer script is written to `scripts_dir`.
 void StartNamedServers(const Netns& ns, const std::string& name, const std::string& scripts_dir, NamedServers* out);
 
-// The UDP server alone (a python process: socat's fork per datagram let a
-// lingering child take the next peer's datagram and drop it).
-std::vector<std::string> UdpNameServer(const Netns& ns, const std::string& name);
+// The UDP server alone on port 5353, answering each datagram with `name`
+// (a python process: socat's fork per datagram let a lingering child take
+// the next peer's datagram and drop it, and under load answered later than
+// a client waits). On every address, or only on IPv4 address `bind_v4`.
+std::vector<std::string> UdpNameServer(const Netns& ns, const std::string& name, const std::string& bind_v4 = "");
 
 }  // namespace tendril::test
