@@ -216,7 +216,7 @@ struct tnd_hop_key {
 
 struct tnd_hop_val {
 	__u32 gen;     /* the node's generation it was found under */
-	__u32 tick;    /* the TND_CACHE_TICK it was found in (0 while being written) */
+	__u32 tick;    /* the cache tick (TND_CACHE_TICK_SHIFT) it was found in (0 while being written) */
 	__u32 ifindex; /* out of this device */
 	__u16 len_ok;  /* the longest IP packet the route's MTU was checked for */
 	__u8 smac[6];

@@ -94,7 +94,7 @@ struct tnd_ct_reply_hop {
 
 struct tnd_ct_reply_when {
 	__u32 gen;
-	__u32 tick;     /* TND_CACHE_TICK */
+	__u32 tick;  /* TND_CACHE_TICK_SHIFT */
 	__u8 flags; /* TND_HOP_* */
 	__u8 pad[7];
 };
@@ -122,7 +122,7 @@ struct tnd_ct_val {
 	 * the flow takes one lookup. Valid while hop_gen equals the node's
 	 * generation (tnd_node_info.gen: bumped by the agent on every change of
 	 * services, backends, endpoints, devices, routes, neighbours) and within
-	 * the tick hop_tick (TND_CACHE_TICK): the next tick's first packet takes
+	 * the tick hop_tick (TND_CACHE_TICK_SHIFT): the next tick's first packet takes
 	 * the full path once (refreshing the NAT mapping's lifetime and the FIB's
 	 * answer). */
 	union {

@@ -176,8 +176,9 @@ static __noinline void tnd_ct_mark_reply(const int fam, const struct tnd_ct_key 
  *
  * The full path fills a forward entry's cache with what it decided (backend,
  * SNAT address and port, next hop); a later packet of the flow in the same
- * cache tick (TND_CACHE_TICK_SHIFT), under the same node generation, and adding nothing to the TCP
- * state, uses it without any other lookup (tnd_lb_fast). */
+ * cache tick (TND_CACHE_TICK_SHIFT), under the same node generation, and
+ * adding nothing to the TCP state, uses it without any other lookup
+ * (tnd_lb_fast). */
 
 /* The node's generation now (0 without the node map). */
 static __always_inline __u32 tnd_node_gen(void)

@@ -12,10 +12,11 @@
  *
  * While the node's FIB answers by destination alone (TND_NODE_F_HOPS_SHARED),
  * a FIB lookup's success is kept per (ingress device, destination) for the
- * cache tick it was found in (TND_CACHE_TICK_SHIFT), under the node's generation (which every route,
- * neighbour and device change bumps): the next new flow to that backend in
- * that tick takes it with one hash lookup. A frame longer than the longest
- * one the route's MTU was checked for asks the FIB again. */
+ * cache tick it was found in (TND_CACHE_TICK_SHIFT), under the node's
+ * generation (which every route, neighbour and device change bumps): the
+ * next new flow to that backend in that tick takes it with one hash
+ * lookup. A frame longer than the longest one the route's MTU was checked
+ * for asks the FIB again. */
 
 static const struct tnd_hop_val tnd_hop_none = {};
 

@@ -116,9 +116,7 @@ static __noinline int tnd_lb_rev_snat(TND_CTX *ctx, struct tnd_pkt *p, const int
 			tnd_nat_note_reset(nv, TND_EVF(ev, p->tcp_flags));
 			tnd_nat_mark_out(fam, &in, nv, TND_EVF(ev, p->tcp_flags));
 		}
-	}
-	if (ct && !cached) {
-		ev = tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len);
+		ev = ct ? tnd_ct_touch(ct, p->t.proto, p->tcp_flags, p->len) : TND_EV_NONE;
 		if (ev != TND_EV_NONE)
 			tnd_ct_mark_fwd(fam, &ck, ct, TND_EVF(ev, p->tcp_flags));
 	}
